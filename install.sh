@@ -479,6 +479,18 @@ port_in_use() {
     ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
 }
 
+# Fails when another program than our lighttpd (pid $2, may be empty)
+# listens on port $1.
+check_port_free() {
+    local port=$1 ours=${2:-} who
+    port_in_use "$port" || return 0
+    who=$(ss -Hltnp "sport = :$port" 2>/dev/null | head -n 3)
+    if [ -n "$ours" ] && printf '%s' "$who" | grep -q "pid=$ours,"; then
+        return 0
+    fi
+    die "port $port is already in use by another program: $who"
+}
+
 lighttpd_pid() {
     local pid
     pid=$(cat "$LIGHTTPD_PID" 2>/dev/null) || return 1
@@ -512,14 +524,14 @@ start_lighttpd() {
         install_file "$SRC_DIR/systemd/bltcy-lighttpd.service" "$unit" 0644 || true
         systemctl daemon-reload
         systemctl enable bltcy-lighttpd.service >/dev/null 2>&1 || true
-        if ! systemctl is-active --quiet bltcy-lighttpd.service && port_in_use "$CONF_PORT"; then
-            die "port $CONF_PORT is already in use: $(ss -Hltnp "sport = :$CONF_PORT" | head -n 3)"
-        fi
+        check_port_free "$CONF_PORT" "$(systemctl show -p MainPID --value bltcy-lighttpd.service 2>/dev/null || true)"
         systemctl restart bltcy-lighttpd.service ||
             die "systemctl restart bltcy-lighttpd failed (see: journalctl -u bltcy-lighttpd)"
     else
-        local pid
-        if pid=$(lighttpd_pid); then
+        local pid=
+        pid=$(lighttpd_pid) || pid=
+        check_port_free "$CONF_PORT" "$pid"
+        if [ -n "$pid" ]; then
             # SIGINT: graceful shutdown (server.graceful-shutdown-timeout).
             kill -INT "$pid" 2>/dev/null || true
             if ! wait_until 15 "lighttpd (pid $pid) to stop" lighttpd_stopped; then
@@ -528,9 +540,7 @@ start_lighttpd() {
                     die "lighttpd (pid $pid) does not stop"
             fi
         fi
-        if port_in_use "$CONF_PORT"; then
-            die "port $CONF_PORT is already in use: $(ss -Hltnp "sport = :$CONF_PORT" | head -n 3)"
-        fi
+        check_port_free "$CONF_PORT"
         lighttpd -f "$LIGHTTPD_CONF" ||
             die "lighttpd -f $LIGHTTPD_CONF failed (see /var/log/lighttpd/bltcy-relay.error.log)"
     fi
