@@ -1,0 +1,101 @@
+# bltcy-relay — build, test, install.
+#
+#   make              build everything into build/
+#   make test         build, then run every test (tests/run)
+#   make asan         the same binaries with AddressSanitizer + UBSan in build-asan/
+#   make test-asan    the test suite against the sanitizer build
+#   make valgrind     unit tests under valgrind
+#   make fuzz         libFuzzer targets for the parsers of untrusted bytes
+#   make bench        benchmarks against nginx proxy_pass (not part of test)
+#   make install      PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+B       ?= build
+
+CC      ?= cc
+OPT     ?= -O2 -g
+WARN     = -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes \
+           -Wwrite-strings -Wshadow -Wno-unused-parameter
+CPPFLAGS += -D_GNU_SOURCE -Icommon -I$(B)
+CFLAGS  += -std=c11 $(OPT) $(WARN) $(EXTRA_CFLAGS) \
+           $(shell pkg-config --cflags libcurl json-c libmariadb 2>/dev/null)
+LDLIBS_COMMON = $(shell pkg-config --libs libmariadb json-c) -lcrypto -lcrypt
+LDLIBS_RELAY  = -lfcgi $(shell pkg-config --libs libcurl) $(LDLIBS_COMMON)
+LDFLAGS += $(EXTRA_LDFLAGS)
+
+COMMON_SRC = $(wildcard common/*.c)
+RELAY_SRC  = $(wildcard fcgi/*.c)
+CTL_SRC    = admin-cgi/ctl.c
+ADMIN_SRC  = $(filter-out $(CTL_SRC),$(wildcard admin-cgi/*.c))
+MIGRATIONS = $(sort $(wildcard schema/[0-9]*.sql))
+
+COMMON_OBJ = $(COMMON_SRC:%.c=$(B)/%.o)
+RELAY_OBJ  = $(RELAY_SRC:%.c=$(B)/%.o)
+ADMIN_OBJ  = $(ADMIN_SRC:%.c=$(B)/%.o)
+CTL_OBJ    = $(CTL_SRC:%.c=$(B)/%.o)
+
+PROGS = $(B)/bltcy-relay $(B)/bltcy-ctl $(B)/bltcy-admin.cgi $(B)/unit-tests
+
+all: $(PROGS)
+
+$(B)/%.o: %.c $(wildcard common/*.h fcgi/*.h admin-cgi/*.h) $(B)/migrations.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The schema is compiled in, so the programs never look for .sql files.
+$(B)/migrations.h: $(MIGRATIONS) schema/embed.sh
+	@mkdir -p $(B)
+	sh schema/embed.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(B)/libcommon.a: $(COMMON_OBJ)
+	$(AR) rcs $@ $^
+
+$(B)/bltcy-relay: $(RELAY_OBJ) $(B)/libcommon.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_RELAY)
+
+$(B)/bltcy-ctl: $(CTL_OBJ) $(B)/libcommon.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_RELAY)
+
+$(B)/bltcy-admin.cgi: $(ADMIN_OBJ) $(B)/libcommon.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_RELAY)
+
+# Unit tests include the sources they test, to reach static functions.
+$(B)/unit-tests: tests/unit/unit.c $(wildcard tests/unit/*.h tests/unit/*.c) $(B)/libcommon.a $(filter-out $(B)/fcgi/main.o,$(RELAY_OBJ))
+	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/unit/unit.c $(B)/libcommon.a $(LDLIBS_RELAY)
+
+test: all
+	tests/run
+
+asan:
+	$(MAKE) B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined"
+
+test-asan: asan
+	BLTCY_BUILD=build-asan ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1 tests/run
+
+valgrind: all
+	valgrind --error-exitcode=1 --leak-check=full -q $(B)/unit-tests
+
+fuzz:
+	@mkdir -p build-fuzz
+	for f in tests/fuzz/fuzz_*.c; do \
+	    clang -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) -Ibuild -Ifcgi \
+	        $$(pkg-config --cflags libcurl json-c libmariadb) -o build-fuzz/$$(basename $$f .c) $$f \
+	        $(LDLIBS_RELAY) || exit 1; \
+	done
+
+bench: all
+	tests/bench/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/bltcy-relay
+	install -m 0755 $(B)/bltcy-relay $(B)/bltcy-ctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(B)/bltcy-admin.cgi $(DESTDIR)$(PREFIX)/lib/bltcy-relay/
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all test asan test-asan valgrind fuzz bench install clean

@@ -1,0 +1,281 @@
+/*
+ * bltcy-ctl: what install.sh and operators do from a shell: schema
+ * migrations, the first admin, channels, tokens, quota, recovery.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "dsn.h"
+#include "route.h"
+#include "store.h"
+#include "util.h"
+
+static struct dsn	 dsn;
+static struct db	*db;
+
+static void
+usage(void)
+{
+	fputs("usage: bltcy-ctl [-c config] command [options]\n"
+	    "  migrate                         create or upgrade the schema\n"
+	    "  add-admin NAME [PASSWORD]       root user; prints a generated password\n"
+	    "  add-user NAME [--password P] [--role N] [--quota N] [--group G]\n"
+	    "  add-channel --name N --base-url URL --key KEY [--models a,b]\n"
+	    "              [--group G] [--priority N] [--weight N] [--setting JSON]\n"
+	    "              [--disabled] [--no-auto-ban]\n"
+	    "  add-token --user NAME [--name N] [--quota N | --unlimited]\n"
+	    "            [--expires UNIX_TS] [--models a,b] [--ips LIST]\n"
+	    "  token-quota sk-KEY              remaining and used quota of a token\n"
+	    "  recover [--older-than SECONDS]  settle charges a crash left (default 600)\n",
+	    stderr);
+	exit(2);
+}
+
+static void
+die(const char *what, const char *msg)
+{
+	fprintf(stderr, "bltcy-ctl: %s: %s\n", what, msg);
+	exit(1);
+}
+
+/* --name value style options, looked up by name. */
+static const char *
+opt(int argc, char *argv[], const char *name, const char *def)
+{
+	int	 i;
+
+	for (i = 0; i < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return i + 1 < argc ? argv[i + 1] : (usage(), def);
+	return def;
+}
+
+static int
+flag(int argc, char *argv[], const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static long long
+num(int argc, char *argv[], const char *name, long long def, long long min,
+    long long max)
+{
+	const char	*v = opt(argc, argv, name, NULL);
+	long long	 n;
+
+	if (v == NULL)
+		return def;
+	if (parse_ll(v, min, max, &n) == -1)
+		die(name, "expected an integer");
+	return n;
+}
+
+static int
+cmd_migrate(void)
+{
+	struct db	*m = db_new(&dsn, NULL, 0, DB_MULTI);
+
+	if (m == NULL || db_migrate(m, 1) != DB_OK)
+		die("migrate", m ? db_error(m) : "out of memory");
+	db_free(m);
+	printf("schema up to date\n");
+	return 0;
+}
+
+static int
+cmd_add_user(int argc, char *argv[], int admin)
+{
+	char		 pw[33], msg[MSG_SZ];
+	const char	*name, *given;
+	long long	 id;
+
+	if (argc < 1)
+		usage();
+	name = argv[0];
+	given = admin ? (argc > 1 ? argv[1] : NULL) :
+	    opt(argc, argv, "--password", NULL);
+	if ((id = user_id_by_name(db, name)) < 0)
+		die("database", db_error(db));
+	if (id > 0) {
+		printf("user %s exists (id %lld); nothing changed\n", name, id);
+		return 0;
+	}
+	if (given == NULL && random_alnum(pw, 20) == -1)
+		die("password", "no randomness");
+	id = user_create(db, name, given ? given : pw,
+	    admin ? 100 : num(argc, argv, "--role", 1, 1, 100),
+	    admin ? 0 : num(argc, argv, "--quota", 0, 0, INT64_MAX),
+	    admin ? "default" : opt(argc, argv, "--group", "default"),
+	    msg, sizeof(msg));
+	if (id < 0)
+		die("add user", msg);
+	if (given == NULL)
+		printf("created user %s (id %lld) with password: %s\n", name, id, pw);
+	else
+		printf("created user %s (id %lld)\n", name, id);
+	wipe(pw, sizeof(pw));
+	return 0;
+}
+
+static int
+cmd_add_channel(int argc, char *argv[])
+{
+	struct channel_form	 f;
+	char			 msg[MSG_SZ];
+	const char		*v;
+	long long		 id;
+	int			 notice;
+
+	memset(&f, 0, sizeof(f));
+	if ((v = opt(argc, argv, "--name", NULL)) == NULL)
+		die("add-channel", "--name is required");
+	strlcpy_(f.name, v, sizeof(f.name));
+	if ((v = opt(argc, argv, "--base-url", NULL)) == NULL)
+		die("add-channel", "--base-url is required");
+	if (check_base_url(v, f.base_url, sizeof(f.base_url), &notice, msg,
+	    sizeof(msg)) == -1)
+		die("--base-url", msg);
+	if (notice)
+		fprintf(stderr, "note: removed the trailing '/' of the Base URL\n");
+	if ((f.key = opt(argc, argv, "--key", NULL)) == NULL || *f.key == '\0')
+		die("add-channel", "--key is required");
+	if (check_models(opt(argc, argv, "--models", service_list()), f.models,
+	    sizeof(f.models), msg, sizeof(msg)) == -1)
+		die("--models", msg);
+	if (check_groups(opt(argc, argv, "--group", "default"), f.group,
+	    sizeof(f.group), msg, sizeof(msg)) == -1)
+		die("--group", msg);
+	strlcpy_(f.setting, opt(argc, argv, "--setting", ""), sizeof(f.setting));
+	if (check_setting(f.setting, msg, sizeof(msg)) == -1)
+		die("--setting", msg);
+	f.priority = num(argc, argv, "--priority", 0, INT32_MIN, INT32_MAX);
+	f.weight = num(argc, argv, "--weight", 0, 0, INT32_MAX);
+	f.status = flag(argc, argv, "--disabled") ? 2 : 1;
+	f.auto_ban = flag(argc, argv, "--no-auto-ban") ? 0 : 1;
+	if ((id = channel_save(db, &f, 0, msg, sizeof(msg))) < 0)
+		die("add-channel", msg);
+	printf("%lld\n", id);
+	return 0;
+}
+
+static int
+cmd_add_token(int argc, char *argv[])
+{
+	char		 key[49], msg[MSG_SZ], models[1024] = "";
+	const char	*user, *m;
+	long long	 uid, id, quota;
+
+	if ((user = opt(argc, argv, "--user", NULL)) == NULL)
+		die("add-token", "--user is required");
+	if ((uid = user_id_by_name(db, user)) <= 0)
+		die("add-token", uid < 0 ? db_error(db) : "no such user");
+	quota = flag(argc, argv, "--unlimited") ? -1 :
+	    num(argc, argv, "--quota", 500000, 0, INT64_MAX);
+	if ((m = opt(argc, argv, "--models", NULL)) != NULL &&
+	    check_models(m, models, sizeof(models), msg, sizeof(msg)) == -1)
+		die("--models", msg);
+	id = token_create(db, uid, opt(argc, argv, "--name", "default"), quota,
+	    num(argc, argv, "--expires", -1, -1, INT64_MAX), models,
+	    opt(argc, argv, "--ips", ""), key, msg, sizeof(msg));
+	if (id < 0)
+		die("add-token", msg);
+	printf("sk-%s\n", key);
+	wipe(key, sizeof(key));
+	return 0;
+}
+
+static int
+print_token(void *arg, const struct dbv *c, size_t n)
+{
+	printf("id=%lld name=%s status=%lld remain_quota=%lld used_quota=%lld "
+	    "unlimited=%s expired_time=%lld\n", c[0].i,
+	    c[1].t == DBV_STR ? c[1].s : "", c[2].i, c[3].i, c[4].i,
+	    c[5].i ? "yes" : "no", c[6].i);
+	*(int *)arg = 1;
+	return 1;
+}
+
+static int
+cmd_token_quota(int argc, char *argv[])
+{
+	const char	*k;
+	struct dbv	 a;
+	int		 found = 0;
+
+	if (argc < 1)
+		usage();
+	k = argv[0];
+	if (strncmp(k, "sk-", 3) == 0)
+		k += 3;
+	a = DBS(k);
+	if (db_run(db, SS_TOKEN_BY_KEY, &a, 1, print_token, &found, NULL) != DB_OK)
+		die("database", db_error(db));
+	if (!found)
+		die("token-quota", "no such token");
+	return 0;
+}
+
+static int
+cmd_recover(int argc, char *argv[])
+{
+	struct dbv	 a = DBI(now_s() - num(argc, argv, "--older-than", 600, 0,
+			    INT32_MAX));
+
+	if (db_run(db, SS_RECOVER, &a, 1, NULL, NULL, NULL) != DB_OK)
+		die("recover", db_error(db));
+	printf("recovered\n");
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char	*conf = NULL, *cmd;
+	char		 err[512];
+	int		 rc;
+
+	if (argc > 2 && strcmp(argv[1], "-c") == 0) {
+		conf = argv[2];
+		argc -= 2;
+		argv += 2;
+	}
+	if (argc < 2)
+		usage();
+	cmd = argv[1];
+	argc -= 2;
+	argv += 2;
+	if (config_load(conf, err, sizeof(err)) == -1 ||
+	    services_init(cfg_s(CFG_RELAY_SERVICES), err, sizeof(err)) == -1 ||
+	    dsn_parse(cfg_s(CFG_SQL_DSN), &dsn, err, sizeof(err)) == -1)
+		die("config", err);
+	if (strcmp(cmd, "migrate") == 0)
+		return cmd_migrate();
+	if ((db = db_new(&dsn, store_sql, STORE__MAX, 0)) == NULL)
+		die("database", "out of memory");
+	if (strcmp(cmd, "add-admin") == 0)
+		rc = cmd_add_user(argc, argv, 1);
+	else if (strcmp(cmd, "add-user") == 0)
+		rc = cmd_add_user(argc, argv, 0);
+	else if (strcmp(cmd, "add-channel") == 0)
+		rc = cmd_add_channel(argc, argv);
+	else if (strcmp(cmd, "add-token") == 0)
+		rc = cmd_add_token(argc, argv);
+	else if (strcmp(cmd, "token-quota") == 0)
+		rc = cmd_token_quota(argc, argv);
+	else if (strcmp(cmd, "recover") == 0)
+		rc = cmd_recover(argc, argv);
+	else
+		usage();
+	db_free(db);
+	return rc;
+}

@@ -1,0 +1,546 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mysql.h>
+#include <errmsg.h>
+
+#include "db.h"
+#include "dsn.h"
+#include "log.h"
+#include "util.h"
+#include "migrations.h"
+
+#define COL_INIT	256		/* first size of a string column buffer */
+#define COL_MAX		(16u << 20)	/* largest column we will read */
+
+struct col {
+	long long	 i;
+	char		*s;
+	size_t		 cap;
+	unsigned long	 len;
+	my_bool		 null, error;
+	int		 is_int;
+};
+
+struct stmt {
+	MYSQL_STMT	*st;
+	MYSQL_BIND	*binds;		/* one per column, contiguous */
+	struct col	*cols;
+	size_t		 ncols;
+};
+
+struct db {
+	struct dsn		 dsn;
+	MYSQL			*my;
+	const char *const	*sqls;
+	size_t			 nsqls;
+	struct stmt		*stmts;
+	int			 flags;
+	int			 in_tx;
+	unsigned long long	 insert_id;
+	unsigned int		 err_no;
+	char			 err[256];
+};
+
+static void
+set_err(struct db *db, unsigned int no, const char *msg)
+{
+	db->err_no = no;
+	strlcpy_(db->err, msg != NULL ? msg : "", sizeof(db->err));
+}
+
+static int
+is_conn_error(unsigned int e)
+{
+	return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST ||
+	    e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
+	    e == CR_SERVER_LOST_EXTENDED || e == 1927 /* ER_CONNECTION_KILLED */ ||
+	    e == 4031 /* ER_CLIENT_INTERACTION_TIMEOUT */ ||
+	    e == 1053 /* ER_SERVER_SHUTDOWN */ || e == CR_COMMANDS_OUT_OF_SYNC;
+}
+
+struct db *
+db_new(const struct dsn *dsn, const char *const *sqls, size_t nsqls, int flags)
+{
+	struct db	*db;
+
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return NULL;
+	if ((db->stmts = calloc(nsqls ? nsqls : 1, sizeof(*db->stmts))) == NULL) {
+		free(db);
+		return NULL;
+	}
+	db->dsn = *dsn;
+	db->sqls = sqls;
+	db->nsqls = nsqls;
+	db->flags = flags;
+	return db;
+}
+
+static void
+stmt_close(struct stmt *s)
+{
+	size_t	 i;
+
+	if (s->st != NULL)
+		mysql_stmt_close(s->st);
+	for (i = 0; i < s->ncols; i++)
+		free(s->cols[i].s);
+	free(s->cols);
+	free(s->binds);
+	memset(s, 0, sizeof(*s));
+}
+
+static void
+disconnect(struct db *db)
+{
+	size_t	 i;
+
+	for (i = 0; i < db->nsqls; i++)
+		stmt_close(&db->stmts[i]);
+	if (db->my != NULL)
+		mysql_close(db->my);
+	db->my = NULL;
+	db->in_tx = 0;
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	disconnect(db);
+	wipe(&db->dsn, sizeof(db->dsn));
+	free(db->stmts);
+	free(db);
+}
+
+static enum db_rc
+connect_db(struct db *db)
+{
+	unsigned int	 ct = 5, rt = 60, wt = 60;
+	unsigned long	 cflags = CLIENT_MULTI_RESULTS;
+
+	if (db->my != NULL)
+		return DB_OK;
+	if ((db->my = mysql_init(NULL)) == NULL) {
+		set_err(db, 0, "mysql_init: out of memory");
+		return DB_DOWN;
+	}
+	mysql_options(db->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_options(db->my, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+	mysql_options(db->my, MYSQL_OPT_READ_TIMEOUT, &rt);
+	mysql_options(db->my, MYSQL_OPT_WRITE_TIMEOUT, &wt);
+	if (db->flags & DB_MULTI)
+		cflags |= CLIENT_MULTI_STATEMENTS;
+	if (mysql_real_connect(db->my,
+	    db->dsn.socket[0] ? NULL : db->dsn.host,
+	    db->dsn.user, db->dsn.pass, db->dsn.db, db->dsn.port,
+	    db->dsn.socket[0] ? db->dsn.socket : NULL, cflags) == NULL) {
+		set_err(db, mysql_errno(db->my), mysql_error(db->my));
+		mysql_close(db->my);
+		db->my = NULL;
+		return DB_DOWN;
+	}
+	return DB_OK;
+}
+
+/* Bind result columns from the statement's metadata. */
+static int
+bind_results(struct stmt *s)
+{
+	MYSQL_RES	*meta;
+	MYSQL_FIELD	*f;
+	size_t		 i;
+
+	if ((meta = mysql_stmt_result_metadata(s->st)) == NULL)
+		return 0;	/* no result set */
+	s->ncols = mysql_num_fields(meta);
+	f = mysql_fetch_fields(meta);
+	s->cols = calloc(s->ncols, sizeof(*s->cols));
+	s->binds = calloc(s->ncols, sizeof(*s->binds));
+	if (s->cols == NULL || s->binds == NULL) {
+		mysql_free_result(meta);
+		s->ncols = 0;
+		return -1;
+	}
+	for (i = 0; i < s->ncols; i++) {
+		struct col	*c = &s->cols[i];
+		MYSQL_BIND	*b = &s->binds[i];
+
+		switch (f[i].type) {
+		case MYSQL_TYPE_TINY: case MYSQL_TYPE_SHORT:
+		case MYSQL_TYPE_LONG: case MYSQL_TYPE_LONGLONG:
+		case MYSQL_TYPE_INT24: case MYSQL_TYPE_YEAR:
+			c->is_int = 1;
+			b->buffer_type = MYSQL_TYPE_LONGLONG;
+			b->buffer = &c->i;
+			break;
+		default:
+			if ((c->s = malloc(COL_INIT)) == NULL) {
+				mysql_free_result(meta);
+				return -1;
+			}
+			c->cap = COL_INIT;
+			b->buffer_type = MYSQL_TYPE_STRING;
+			b->buffer = c->s;
+			b->buffer_length = COL_INIT - 1;
+			break;
+		}
+		b->length = &c->len;
+		b->is_null = &c->null;
+		b->error = &c->error;
+	}
+	mysql_free_result(meta);
+	return 0;
+}
+
+static enum db_rc
+prepare(struct db *db, size_t idx)
+{
+	struct stmt	*s = &db->stmts[idx];
+	const char	*sql = db->sqls[idx];
+
+	if (s->st != NULL)
+		return DB_OK;
+	if ((s->st = mysql_stmt_init(db->my)) == NULL) {
+		set_err(db, mysql_errno(db->my), mysql_error(db->my));
+		return is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+	}
+	if (mysql_stmt_prepare(s->st, sql, strlen(sql)) != 0) {
+		enum db_rc rc;
+		set_err(db, mysql_stmt_errno(s->st), mysql_stmt_error(s->st));
+		rc = is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+		stmt_close(s);
+		return rc;
+	}
+	if (bind_results(s) == -1) {
+		stmt_close(s);
+		set_err(db, 0, "out of memory");
+		return DB_ERR;
+	}
+	return DB_OK;
+}
+
+/* Fetch the rows of an executed statement into fn. */
+static enum db_rc
+fetch_rows(struct db *db, struct stmt *s, db_row_fn fn, void *arg)
+{
+	struct dbv	 vals[64];
+	size_t		 i;
+	int		 rc, stop = 0;
+
+	if (s->ncols == 0)
+		return DB_OK;
+	if (s->ncols > sizeof(vals) / sizeof(vals[0])) {
+		set_err(db, 0, "too many columns");
+		return DB_ERR;
+	}
+	for (i = 0; i < s->ncols; i++)
+		if (!s->cols[i].is_int) {
+			s->binds[i].buffer = s->cols[i].s;
+			s->binds[i].buffer_length = s->cols[i].cap - 1;
+		}
+	if (mysql_stmt_bind_result(s->st, s->binds) != 0)
+		goto err;
+	while ((rc = mysql_stmt_fetch(s->st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+		for (i = 0; i < s->ncols; i++) {
+			struct col *c = &s->cols[i];
+			MYSQL_BIND *b = &s->binds[i];
+
+			if (!c->is_int && c->error && !c->null) {
+				/* grow and fetch this column again */
+				size_t need = (size_t)c->len + 1;
+				char *np;
+				if (need > COL_MAX || (np = realloc(c->s, need)) == NULL) {
+					set_err(db, 0, "column too large");
+					goto drain;
+				}
+				c->s = np;
+				c->cap = need;
+				b->buffer = c->s;
+				b->buffer_length = need - 1;
+				if (mysql_stmt_fetch_column(s->st, b,
+				    (unsigned int)i, 0) != 0)
+					goto err;
+			}
+			if (c->null)
+				vals[i] = DBNULL;
+			else if (c->is_int)
+				vals[i] = DBI(c->i);
+			else {
+				size_t n = c->len < c->cap ? c->len : c->cap - 1;
+				c->s[n] = '\0';
+				vals[i] = DBSN(c->s, n);
+			}
+		}
+		if (!stop && fn != NULL && fn(arg, vals, s->ncols) != 0)
+			stop = 1;
+	}
+	if (rc != MYSQL_NO_DATA)
+		goto err;
+	return DB_OK;
+drain:
+	while (mysql_stmt_fetch(s->st) == 0)
+		;
+	return DB_ERR;
+err:
+	set_err(db, mysql_stmt_errno(s->st), mysql_stmt_error(s->st));
+	return is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+}
+
+static enum db_rc
+run_once(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
+    db_row_fn fn, void *arg, unsigned long long *affected)
+{
+	MYSQL_BIND	 pb[32];
+	long long	 ints[32];
+	struct stmt	*s;
+	enum db_rc	 rc;
+	size_t		 i;
+
+	if ((rc = connect_db(db)) != DB_OK || (rc = prepare(db, idx)) != DB_OK)
+		return rc;
+	s = &db->stmts[idx];
+	if (nargs != mysql_stmt_param_count(s->st) || nargs > 32) {
+		set_err(db, 0, "wrong number of parameters");
+		return DB_ERR;
+	}
+	memset(pb, 0, sizeof(pb));
+	for (i = 0; i < nargs; i++) {
+		switch (args[i].t) {
+		case DBV_NULL:
+			pb[i].buffer_type = MYSQL_TYPE_NULL;
+			break;
+		case DBV_INT:
+			ints[i] = args[i].i;
+			pb[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			pb[i].buffer = &ints[i];
+			break;
+		case DBV_STR:
+			pb[i].buffer_type = MYSQL_TYPE_STRING;
+			pb[i].buffer = (void *)(uintptr_t)args[i].s;
+			pb[i].buffer_length = args[i].len;
+			break;
+		}
+	}
+	if ((nargs > 0 && mysql_stmt_bind_param(s->st, pb) != 0) ||
+	    mysql_stmt_execute(s->st) != 0) {
+		set_err(db, mysql_stmt_errno(s->st), mysql_stmt_error(s->st));
+		if (strcmp(mysql_stmt_sqlstate(s->st), "45000") == 0)
+			rc = DB_SIGNAL;
+		else
+			rc = is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+		/* a routine's failure can leave results pending */
+		while (mysql_stmt_next_result(s->st) == 0)
+			;
+		return rc;
+	}
+	if (affected != NULL)
+		*affected = mysql_stmt_affected_rows(s->st);
+	db->insert_id = mysql_stmt_insert_id(s->st);
+	rc = fetch_rows(db, s, fn, arg);
+	/* CALL ends with an extra status result; drain whatever follows */
+	for (;;) {
+		int r = mysql_stmt_next_result(s->st);
+		if (r == 0)
+			continue;
+		if (r > 0 && rc == DB_OK) {
+			set_err(db, mysql_stmt_errno(s->st),
+			    mysql_stmt_error(s->st));
+			rc = strcmp(mysql_stmt_sqlstate(s->st), "45000") == 0 ?
+			    DB_SIGNAL : is_conn_error(db->err_no) ?
+			    DB_DOWN : DB_ERR;
+		}
+		break;
+	}
+	mysql_stmt_free_result(s->st);
+	return rc;
+}
+
+enum db_rc
+db_run(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
+    db_row_fn fn, void *arg, unsigned long long *affected)
+{
+	enum db_rc	 rc;
+
+	if (idx >= db->nsqls) {
+		set_err(db, 0, "no such statement");
+		return DB_ERR;
+	}
+	rc = run_once(db, idx, args, nargs, fn, arg, affected);
+	if (rc == DB_DOWN && !db->in_tx) {
+		disconnect(db);
+		rc = run_once(db, idx, args, nargs, fn, arg, affected);
+		if (rc == DB_DOWN)
+			disconnect(db);
+	} else if (rc == DB_DOWN)
+		disconnect(db);
+	return rc;
+}
+
+unsigned long long
+db_insert_id(struct db *db)
+{
+	return db->insert_id;
+}
+
+static enum db_rc
+text_once(struct db *db, const char *sql)
+{
+	enum db_rc	 rc;
+	int		 status;
+
+	if ((rc = connect_db(db)) != DB_OK)
+		return rc;
+	if (mysql_real_query(db->my, sql, strlen(sql)) != 0)
+		goto err;
+	do {
+		MYSQL_RES *res = mysql_store_result(db->my);
+		if (res != NULL)
+			mysql_free_result(res);
+		else if (mysql_field_count(db->my) != 0)
+			goto err;
+		if ((status = mysql_next_result(db->my)) > 0)
+			goto err;
+	} while (status == 0);
+	return DB_OK;
+err:
+	set_err(db, mysql_errno(db->my), mysql_error(db->my));
+	return is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+}
+
+enum db_rc
+db_exec_text(struct db *db, const char *sql)
+{
+	enum db_rc	 rc;
+
+	rc = text_once(db, sql);
+	if (rc == DB_DOWN)
+		disconnect(db);
+	return rc;
+}
+
+enum db_rc
+db_begin(struct db *db)
+{
+	enum db_rc	 rc;
+
+	if (db->my == NULL || mysql_ping(db->my) != 0) {
+		disconnect(db);
+		if ((rc = connect_db(db)) != DB_OK)
+			return rc;
+	}
+	if (mysql_autocommit(db->my, 0) != 0) {
+		set_err(db, mysql_errno(db->my), mysql_error(db->my));
+		disconnect(db);
+		return DB_DOWN;
+	}
+	db->in_tx = 1;
+	return DB_OK;
+}
+
+enum db_rc
+db_commit(struct db *db)
+{
+	enum db_rc	 rc = DB_OK;
+
+	if (db->my == NULL)
+		return DB_DOWN;
+	if (mysql_commit(db->my) != 0) {
+		set_err(db, mysql_errno(db->my), mysql_error(db->my));
+		rc = is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+	}
+	db->in_tx = 0;
+	if (rc == DB_DOWN || mysql_autocommit(db->my, 1) != 0)
+		disconnect(db);
+	return rc;
+}
+
+void
+db_rollback(struct db *db)
+{
+	db->in_tx = 0;
+	if (db->my == NULL)
+		return;
+	if (mysql_rollback(db->my) != 0 || mysql_autocommit(db->my, 1) != 0)
+		disconnect(db);
+}
+
+enum db_rc
+db_ping(struct db *db)
+{
+	if (db->my != NULL && mysql_ping(db->my) == 0)
+		return DB_OK;
+	disconnect(db);
+	return connect_db(db);
+}
+
+const char *
+db_error(const struct db *db)
+{
+	return db->err;
+}
+
+unsigned int
+db_errno(const struct db *db)
+{
+	return db->err_no;
+}
+
+/*
+ * Each migration runs once and is recorded. MariaDB commits DDL
+ * implicitly, so migrations are written to be safe to run again (IF NOT
+ * EXISTS, CREATE OR REPLACE): a crash between a migration and its record
+ * only means it runs again next time.
+ */
+static int
+count_row(void *arg, const struct dbv *cols, size_t ncols)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+enum db_rc
+db_migrate(struct db *db, int verbose)
+{
+	static const char *const sqls[] = {
+		"SELECT 1 FROM bltcy_schema_migrations WHERE version = ?",
+		"INSERT INTO bltcy_schema_migrations (version, applied_at) "
+		    "VALUES (?, UNIX_TIMESTAMP())",
+	};
+	struct db	*q;
+	enum db_rc	 rc;
+	size_t		 i;
+
+	rc = db_exec_text(db, "CREATE TABLE IF NOT EXISTS bltcy_schema_migrations ("
+	    "version varchar(191) NOT NULL PRIMARY KEY, applied_at bigint NOT NULL)"
+	    " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4");
+	if (rc != DB_OK)
+		return rc;
+	if ((q = db_new(&db->dsn, sqls, 2, 0)) == NULL)
+		return DB_ERR;
+	for (i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
+		int		 found = 0;
+		struct dbv	 v = DBS(migrations[i].version);
+
+		if ((rc = db_run(q, 0, &v, 1, count_row, &found, NULL)) != DB_OK)
+			break;
+		if (found > 0)
+			continue;
+		if ((rc = db_exec_text(db, migrations[i].sql)) != DB_OK) {
+			set_err(db, db->err_no, db->err);
+			break;
+		}
+		if ((rc = db_run(q, 1, &v, 1, NULL, NULL, NULL)) != DB_OK)
+			break;
+		if (verbose)
+			printf("applied %s\n", migrations[i].version);
+	}
+	if (rc != DB_OK && db->err[0] == '\0')
+		set_err(db, q->err_no, q->err);
+	db_free(q);
+	return rc;
+}

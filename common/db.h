@@ -1,0 +1,75 @@
+#ifndef BLTCY_DB_H
+#define BLTCY_DB_H
+
+#include <stddef.h>
+#include <string.h>
+
+struct dsn;
+
+/*
+ * One MariaDB connection and its prepared statements. Each program keeps a
+ * table of constant SQL strings with '?' placeholders (no SQL is built at
+ * run time) and refers to them by index. The connection is made on first
+ * use and remade, with every statement re-prepared, when the server went
+ * away; a statement outside a transaction is then retried once, so the
+ * statements in such tables must be safe to repeat (ours are: reads, and
+ * routines keyed by request id).
+ */
+struct db;
+
+enum dbv_type { DBV_NULL, DBV_INT, DBV_STR };
+
+struct dbv {
+	enum dbv_type	 t;
+	long long	 i;
+	const char	*s;
+	size_t		 len;
+};
+
+#define DBI(x)		((struct dbv){ DBV_INT, (long long)(x), NULL, 0 })
+#define DBS(x)		((struct dbv){ DBV_STR, 0, (x), strlen(x) })
+#define DBSN(x, n)	((struct dbv){ DBV_STR, 0, (x), (n) })
+#define DBNULL		((struct dbv){ DBV_NULL, 0, NULL, 0 })
+
+enum db_rc {
+	DB_OK = 0,
+	DB_DOWN = -1,	/* cannot reach the server (after one reconnect) */
+	DB_ERR = -2,	/* the statement failed */
+	DB_SIGNAL = -3,	/* a routine signalled SQLSTATE 45000; see db_error */
+};
+
+/*
+ * Called once per result row; cols (strings NUL-terminated) are valid only
+ * during the call. Return non-zero to stop reading rows.
+ */
+typedef int (*db_row_fn)(void *arg, const struct dbv *cols, size_t ncols);
+
+#define DB_MULTI	0x1	/* allow multi-statement text (migrations) */
+
+struct db	*db_new(const struct dsn *, const char *const *sqls,
+		    size_t nsqls, int flags);
+void		 db_free(struct db *);
+
+/* Run statement idx with args; rows to fn (may be NULL). */
+enum db_rc	 db_run(struct db *, size_t idx, const struct dbv *args,
+		    size_t nargs, db_row_fn fn, void *arg,
+		    unsigned long long *affected);
+
+/* Insert id of the last db_run INSERT. */
+unsigned long long db_insert_id(struct db *);
+
+/* Constant multi-statement text (migrations only; never built SQL). */
+enum db_rc	 db_exec_text(struct db *, const char *sql);
+
+enum db_rc	 db_begin(struct db *);
+enum db_rc	 db_commit(struct db *);
+void		 db_rollback(struct db *);
+
+enum db_rc	 db_ping(struct db *);
+const char	*db_error(const struct db *);	/* last error, for logs */
+unsigned int	 db_errno(const struct db *);
+
+/* Apply the compiled-in schema migrations that are not recorded yet. */
+enum db_rc	 db_migrate(struct db *, int verbose);
+
+#endif

@@ -1,0 +1,415 @@
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "route.h"
+#include "setting.h"
+#include "store.h"
+#include "util.h"
+
+const char *const store_sql[STORE__MAX] = {
+	[SS_CHANNEL_INSERT] =
+	    "INSERT INTO channels (type, `key`, status, name, weight,"
+	    " created_time, base_url, models, `group`, priority, auto_ban,"
+	    " setting, tag, remark, used_quota, model_mapping)"
+	    " VALUES (55, ?, ?, ?, ?, UNIX_TIMESTAMP(), ?, ?, ?, ?, ?, ?, ?, ?, 0, '')",
+	[SS_CHANNEL_UPDATE] =
+	    "UPDATE channels SET `key` = ?, status = ?, name = ?, weight = ?,"
+	    " base_url = ?, models = ?, `group` = ?, priority = ?, auto_ban = ?,"
+	    " setting = ?, tag = ?, remark = ? WHERE id = ? AND type = 55",
+	[SS_CHANNEL_KEEPKEY_UPDATE] =
+	    "UPDATE channels SET status = ?, name = ?, weight = ?,"
+	    " base_url = ?, models = ?, `group` = ?, priority = ?, auto_ban = ?,"
+	    " setting = ?, tag = ?, remark = ? WHERE id = ? AND type = 55",
+	[SS_CHANNEL_DELETE] = "DELETE FROM channels WHERE id = ? AND type = 55",
+	[SS_ABILITIES_DELETE] = "DELETE FROM abilities WHERE channel_id = ?",
+	[SS_ABILITY_INSERT] =
+	    "INSERT INTO abilities (`group`, model, channel_id, enabled,"
+	    " priority, weight, tag) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	[SS_USER_INSERT] =
+	    "INSERT INTO users (username, password, display_name, role, status,"
+	    " quota, used_quota, request_count, `group`)"
+	    " VALUES (?, ?, ?, ?, 1, ?, 0, 0, ?)",
+	[SS_USER_BY_NAME] =
+	    "SELECT id FROM users WHERE username = ? AND deleted_at IS NULL",
+	[SS_TOKEN_INSERT] =
+	    "INSERT INTO tokens (user_id, `key`, status, name, created_time,"
+	    " accessed_time, expired_time, remain_quota, unlimited_quota,"
+	    " model_limits_enabled, model_limits, allow_ips, used_quota, `group`)"
+	    " VALUES (?, ?, 1, ?, UNIX_TIMESTAMP(), UNIX_TIMESTAMP(), ?, ?, ?,"
+	    " ?, ?, ?, 0, '')",
+	[SS_TOKEN_BY_KEY] =
+	    "SELECT id, name, status, remain_quota, used_quota, unlimited_quota,"
+	    " expired_time FROM tokens WHERE `key` = ? AND deleted_at IS NULL",
+	[SS_RECOVER] = "CALL bltcy_recover_stale(?, UNIX_TIMESTAMP())",
+};
+
+static const char base_url_help[] =
+    "Base URL 只能包含协议、主机和可选端口，不要包含路径、查询参数或用户信息。"
+    "✅ 正确：https://api.bltcy.ai ✅ 正确：http://your-old-gateway.com "
+    "❌ 错误：https://api.bltcy.ai/kling ❌ 错误：https://api.bltcy.ai/runway/v1";
+
+int
+check_base_url(const char *in, char *out, size_t outsz, int *notice,
+    char *msg, size_t msgsz)
+{
+	const char	*p, *host;
+	size_t		 n, i;
+	int		 colon = 0, bracket = 0;
+
+	*notice = 0;
+	while (*in == ' ' || *in == '\t')
+		in++;
+	n = strlen(in);
+	while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\t' ||
+	    in[n - 1] == '\r' || in[n - 1] == '\n'))
+		n--;
+	if (n > 0 && in[n - 1] == '/') {
+		n--;
+		*notice = 1;
+	}
+	if (n >= 8 && ascii_casecmp_n(in, "https://", 8) == 0)
+		host = in + 8;
+	else if (n >= 7 && ascii_casecmp_n(in, "http://", 7) == 0)
+		host = in + 7;
+	else {
+		snprintf(msg, msgsz, "Base URL 必须以 http:// 或 https:// 开头。%s",
+		    base_url_help);
+		return -1;
+	}
+	if (host == in + n) {
+		snprintf(msg, msgsz, "Base URL 缺少主机名。%s", base_url_help);
+		return -1;
+	}
+	for (p = host; p < in + n; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '[')
+			bracket = 1;
+		else if (c == ']')
+			bracket = 0;
+		else if (c == ':' && !bracket)
+			colon = 1;
+		else if (colon && !isdigit(c)) {
+			snprintf(msg, msgsz, "Base URL 的端口必须是数字。%s",
+			    base_url_help);
+			return -1;
+		}
+		if (c == '/' || c == '?' || c == '#' || c == '@' || c == '\\' ||
+		    c <= 0x20 || c >= 0x7f) {
+			snprintf(msg, msgsz, "Base URL 不能包含%s。%s",
+			    c == '/' ? "路径" : c == '?' ? "查询参数" :
+			    c == '#' ? "片段" : c == '@' ? "用户信息" : "非法字符",
+			    base_url_help);
+			return -1;
+		}
+	}
+	if (host[0] == ':' || in[n - 1] == ':') {
+		snprintf(msg, msgsz, "Base URL 缺少主机名或端口。%s", base_url_help);
+		return -1;
+	}
+	if (n >= outsz) {
+		snprintf(msg, msgsz, "Base URL 太长");
+		return -1;
+	}
+	memcpy(out, in, n);
+	out[n] = '\0';
+	for (i = 0; i < (size_t)(host - in); i++)	/* scheme in lower case */
+		out[i] = (char)tolower((unsigned char)out[i]);
+	return 0;
+}
+
+int
+check_models(const char *in, char *out, size_t outsz, char *msg, size_t msgsz)
+{
+	const char	*p = in;
+	size_t		 o = 0;
+
+	out[0] = '\0';
+	while (*p != '\0') {
+		char	 m[64];
+		size_t	 n = strcspn(p, ",\n\r"), s = 0, i, base;
+
+		while (s < n && isspace((unsigned char)p[s]))
+			s++;
+		while (n > s && isspace((unsigned char)p[n - 1]))
+			n--;
+		if (n > s) {
+			if (n - s >= sizeof(m)) {
+				snprintf(msg, msgsz, "模型名太长");
+				return -1;
+			}
+			for (i = s; i < n; i++)
+				m[i - s] = (char)tolower((unsigned char)p[i]);
+			m[n - s] = '\0';
+			if (strcmp(m, "runwayml") == 0) {
+				snprintf(msg, msgsz, "请使用 runway：/runwayml/* 路径"
+				    "也由模型 runway 提供（use runway）");
+				return -1;
+			}
+			if (!service_known(m)) {
+				for (base = 0; isalpha((unsigned char)m[base]); base++)
+					;
+				m[base] = '\0';
+				if (base > 0 && service_known(m))
+					snprintf(msg, msgsz, "请使用基础名称 %s，不要"
+					    "添加版本号或后缀（如 kling-v1-6）", m);
+				else
+					snprintf(msg, msgsz, "未知的模型 %.60s，可用的"
+					    "模型：%s", p + s, service_list());
+				return -1;
+			}
+			if (!list_has(out, ',', m, strlen(m))) {
+				if (o + strlen(m) + 2 > outsz) {
+					snprintf(msg, msgsz, "模型太多");
+					return -1;
+				}
+				o += (size_t)snprintf(out + o, outsz - o, "%s%s",
+				    o ? "," : "", m);
+			}
+		}
+		p += strcspn(p, ",\n\r");
+		if (*p != '\0')
+			p++;
+	}
+	if (o == 0) {
+		snprintf(msg, msgsz, "请至少配置一个模型（如 kling）");
+		return -1;
+	}
+	return 0;
+}
+
+int
+check_setting(const char *in, char *msg, size_t msgsz)
+{
+	struct chan_setting	 s;
+	char			 err[128];
+
+	if (setting_parse(in, &s, err, sizeof(err)) == -1) {
+		snprintf(msg, msgsz, "设置必须是 JSON 对象，如 "
+		    "{\"PassthroughQuota\": 1000}：%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+check_groups(const char *in, char *out, size_t outsz, char *msg, size_t msgsz)
+{
+	size_t	 i, o = 0;
+
+	for (i = 0; in[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == ' ' || c == '\t')
+			continue;
+		if (!(isalnum(c) || c == '_' || c == '-' || c == ',')) {
+			snprintf(msg, msgsz, "分组只能包含字母、数字、_ 和 -，"
+			    "多个分组用逗号分隔");
+			return -1;
+		}
+		if (o + 1 >= outsz) {
+			snprintf(msg, msgsz, "分组太长");
+			return -1;
+		}
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	if (o == 0 || strspn(out, ",") == o)
+		strlcpy_(out, "default", outsz);
+	return 0;
+}
+
+static int
+abilities_write(struct db *db, const struct channel_form *f, long long id)
+{
+	const char	*g = f->group;
+	struct dbv	 a[7];
+
+	a[0] = DBI(id);
+	if (db_run(db, SS_ABILITIES_DELETE, a, 1, NULL, NULL, NULL) != DB_OK)
+		return -1;
+	while (*g != '\0') {
+		size_t		 gl = strcspn(g, ",");
+		const char	*m = f->models;
+
+		while (gl > 0 && *m != '\0') {
+			size_t ml = strcspn(m, ",");
+			if (ml > 0) {
+				a[0] = DBSN(g, gl);
+				a[1] = DBSN(m, ml);
+				a[2] = DBI(id);
+				a[3] = DBI(f->status == 1);
+				a[4] = DBI(f->priority);
+				a[5] = DBI(f->weight);
+				a[6] = f->tag[0] ? DBS(f->tag) : DBNULL;
+				if (db_run(db, SS_ABILITY_INSERT, a, 7, NULL, NULL,
+				    NULL) != DB_OK)
+					return -1;
+			}
+			m += ml;
+			if (*m == ',')
+				m++;
+		}
+		g += gl;
+		if (*g == ',')
+			g++;
+	}
+	return 0;
+}
+
+long long
+channel_save(struct db *db, const struct channel_form *f, long long id,
+    char *msg, size_t msgsz)
+{
+	struct dbv		 a[13];
+	char			*sealed = NULL;
+	unsigned long long	 aff = 0;
+	size_t			 n = 0;
+	enum db_rc		 rc;
+
+	if (f->key != NULL && (sealed = seal(f->key)) == NULL) {
+		snprintf(msg, msgsz, "密钥加密失败（SESSION_SECRET 未配置？）");
+		return -1;
+	}
+	if (db_begin(db) != DB_OK)
+		goto dberr;
+	if (sealed != NULL)
+		a[n++] = DBS(sealed);
+	a[n++] = DBI(f->status);
+	a[n++] = DBS(f->name);
+	a[n++] = DBI(f->weight);
+	a[n++] = DBS(f->base_url);
+	a[n++] = DBS(f->models);
+	a[n++] = DBS(f->group);
+	a[n++] = DBI(f->priority);
+	a[n++] = DBI(f->auto_ban);
+	a[n++] = DBS(f->setting);
+	a[n++] = f->tag[0] ? DBS(f->tag) : DBNULL;
+	a[n++] = DBS(f->remark);
+	if (id == 0) {
+		if (sealed == NULL) {
+			db_rollback(db);
+			snprintf(msg, msgsz, "密钥不能为空");
+			return -1;
+		}
+		rc = db_run(db, SS_CHANNEL_INSERT, a, n, NULL, NULL, NULL);
+		id = (long long)db_insert_id(db);
+	} else {
+		a[n++] = DBI(id);
+		rc = db_run(db, sealed ? SS_CHANNEL_UPDATE :
+		    SS_CHANNEL_KEEPKEY_UPDATE, a, n, NULL, NULL, &aff);
+	}
+	if (rc != DB_OK || abilities_write(db, f, id) == -1 ||
+	    db_commit(db) != DB_OK) {
+		db_rollback(db);
+		goto dberr;
+	}
+	if (sealed != NULL) {
+		wipe(sealed, strlen(sealed));
+		free(sealed);
+	}
+	return id;
+dberr:
+	if (sealed != NULL) {
+		wipe(sealed, strlen(sealed));
+		free(sealed);
+	}
+	snprintf(msg, msgsz, "数据库错误：%s", db_error(db));
+	return -1;
+}
+
+int
+channel_delete(struct db *db, long long id, char *msg, size_t msgsz)
+{
+	struct dbv	 a = DBI(id);
+
+	if (db_begin(db) != DB_OK ||
+	    db_run(db, SS_ABILITIES_DELETE, &a, 1, NULL, NULL, NULL) != DB_OK ||
+	    db_run(db, SS_CHANNEL_DELETE, &a, 1, NULL, NULL, NULL) != DB_OK ||
+	    db_commit(db) != DB_OK) {
+		db_rollback(db);
+		snprintf(msg, msgsz, "数据库错误：%s", db_error(db));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+first_int(void *arg, const struct dbv *c, size_t n)
+{
+	*(long long *)arg = c[0].i;
+	return 1;
+}
+
+long long
+user_id_by_name(struct db *db, const char *username)
+{
+	struct dbv	 a = DBS(username);
+	long long	 id = 0;
+
+	if (db_run(db, SS_USER_BY_NAME, &a, 1, first_int, &id, NULL) != DB_OK)
+		return -1;
+	return id;
+}
+
+long long
+user_create(struct db *db, const char *username, const char *password,
+    long long role, long long quota, const char *group, char *msg,
+    size_t msgsz)
+{
+	char		 hash[128];
+	struct dbv	 a[6];
+
+	if (*username == '\0' || strlen(username) > 64) {
+		snprintf(msg, msgsz, "用户名长度必须是 1 到 64 个字符");
+		return -1;
+	}
+	if (strlen(password) < 8) {
+		snprintf(msg, msgsz, "密码至少 8 个字符");
+		return -1;
+	}
+	if (password_hash(password, hash, sizeof(hash)) == -1) {
+		snprintf(msg, msgsz, "密码哈希失败");
+		return -1;
+	}
+	a[0] = DBS(username);
+	a[1] = DBS(hash);
+	a[2] = DBS(username);
+	a[3] = DBI(role);
+	a[4] = DBI(quota);
+	a[5] = DBS(*group ? group : "default");
+	if (db_run(db, SS_USER_INSERT, a, 6, NULL, NULL, NULL) != DB_OK) {
+		snprintf(msg, msgsz, db_errno(db) == 1062 ? "用户名已存在" :
+		    "数据库错误：%s", db_error(db));
+		return -1;
+	}
+	return (long long)db_insert_id(db);
+}
+
+long long
+token_create(struct db *db, long long user_id, const char *name,
+    long long quota, long long expires, const char *model_limits,
+    const char *allow_ips, char key_out[49], char *msg, size_t msgsz)
+{
+	struct dbv	 a[9];
+
+	if (random_alnum(key_out, 48) == -1) {
+		snprintf(msg, msgsz, "no randomness");
+		return -1;
+	}
+	a[0] = DBI(user_id);
+	a[1] = DBS(key_out);
+	a[2] = DBS(name);
+	a[3] = DBI(expires);
+	a[4] = DBI(quota < 0 ? 0 : quota);
+	a[5] = DBI(quota < 0);
+	a[6] = DBI(model_limits != NULL && *model_limits != '\0');
+	a[7] = DBS(model_limits ? model_limits : "");
+	a[8] = DBS(allow_ips ? allow_ips : "");
+	if (db_run(db, SS_TOKEN_INSERT, a, 9, NULL, NULL, NULL) != DB_OK) {
+		snprintf(msg, msgsz, "数据库错误：%s", db_error(db));
+		return -1;
+	}
+	return (long long)db_insert_id(db);
+}

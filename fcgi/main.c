@@ -1,0 +1,392 @@
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "dsn.h"
+#include "log.h"
+#include "relay.h"
+#include "route.h"
+
+/*
+ * The master: takes the FastCGI socket (fd 0 from spawn-fcgi, or
+ * --listen), forks a fixed pool of workers and sleeps in sigsuspend.
+ * It re-forks workers that die (settling their in-flight charges first),
+ * finishes gracefully on SIGTERM, swaps in a new generation on SIGHUP and
+ * passes SIGUSR1 (reopen logs) on.
+ */
+
+#define WORKERS_MAX	1024
+
+static volatile sig_atomic_t	 got_chld, got_term, got_hup, got_usr1;
+
+static pid_t	 pids[WORKERS_MAX];	/* the current generation */
+static size_t	 nworkers;
+static size_t	 nold;			/* older generations still finishing */
+static int	 listen_fd;
+static char	 host[160];
+static struct dsn dsn;
+
+static void
+on_signal(int sig)
+{
+	switch (sig) {
+	case SIGCHLD: got_chld = 1; break;
+	case SIGHUP: got_hup = 1; break;
+	case SIGUSR1: got_usr1 = 1; break;
+	default: got_term = 1; break;
+	}
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: bltcy-relay [-c config] [--listen unix:PATH|"
+	    "HOST:PORT] [--workers N] [--check]\n"
+	    "Without --listen, fd 0 is the FastCGI socket (spawn-fcgi -n).\n");
+	exit(2);
+}
+
+static int
+open_listen(const char *spec)
+{
+	int	 fd = -1, one = 1;
+
+	if (strncmp(spec, "unix:", 5) == 0) {
+		struct sockaddr_un	 sun;
+
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		if (strlcpy_(sun.sun_path, spec + 5, sizeof(sun.sun_path)) >=
+		    sizeof(sun.sun_path))
+			return -1;
+		unlink(sun.sun_path);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+		    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+		    chmod(sun.sun_path, 0660) == -1)
+			goto fail;
+	} else {
+		struct addrinfo	 hints, *ai = NULL;
+		char		 h[256];
+		const char	*colon = strrchr(spec, ':');
+
+		if (colon == NULL || (size_t)(colon - spec) >= sizeof(h))
+			return -1;
+		memcpy(h, spec, (size_t)(colon - spec));
+		h[colon - spec] = '\0';
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE;
+		if (getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &ai) != 0)
+			return -1;
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one)) == -1 || bind(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+			freeaddrinfo(ai);
+			goto fail;
+		}
+		freeaddrinfo(ai);
+	}
+	if (listen(fd, 1024) == -1)
+		goto fail;
+	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/* hostname + the socket's address: two pools on one host never mix charges */
+static void
+instance_name(int fd)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+	char			 hn[64] = "localhost", where[96] = "";
+
+	gethostname(hn, sizeof(hn) - 1);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_UNIX)
+			snprintf(where, sizeof(where), "%.95s",
+			    ((struct sockaddr_un *)&ss)->sun_path);
+		else {
+			char h[64], p[16];
+			if (getnameinfo((struct sockaddr *)&ss, len, h, sizeof(h),
+			    p, sizeof(p), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+				snprintf(where, sizeof(where), "%s:%s", h, p);
+		}
+	}
+	snprintf(host, sizeof(host), "%.63s:%.90s", hn, where);
+	if (strlen(host) > 63)		/* the column is varchar(64) */
+		memmove(host, host + strlen(host) - 63, 64);
+}
+
+/* Settle what a dead worker (or, pid 0, a dead pool) left in flight. */
+static void
+recover(pid_t pid)
+{
+	static const char *const sql[] = { "CALL bltcy_recover(?, ?, ?)" };
+	struct db	*db;
+	struct dbv	 a[3];
+
+	if ((db = db_new(&dsn, sql, 1, 0)) == NULL)
+		return;
+	a[0] = DBS(host);
+	a[1] = DBI(pid);
+	a[2] = DBI(now_s());
+	if (db_run(db, 0, a, 3, NULL, NULL, NULL) != DB_OK)
+		log_err("ERR recovering charges of %s: %s (bltcy-ctl recover "
+		    "settles them later)", pid ? "a dead worker" : "the last run",
+		    db_error(db));
+	db_free(db);
+}
+
+static pid_t
+spawn(void)
+{
+	uint64_t	 seed = 0;
+	pid_t		 pid;
+
+	random_bytes(&seed, sizeof(seed));
+	if ((pid = fork()) == -1) {
+		log_err("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		_exit(worker_main(listen_fd, &dsn, host, seed));
+	return pid;
+}
+
+static size_t
+pool_size(void)
+{
+	long long	 n = cfg_i(CFG_RELAY_WORKERS);
+	long		 cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n <= 0)
+		n = 2 * (cpus > 0 ? cpus : 1);
+	return n > WORKERS_MAX ? WORKERS_MAX : (size_t)n;
+}
+
+static int
+load_config(const char *path, int first)
+{
+	char		 err[512];
+	struct dsn	 d;
+
+	if (config_load(path, err, sizeof(err)) == -1 ||
+	    services_init(cfg_s(CFG_RELAY_SERVICES), err, sizeof(err)) == -1 ||
+	    dsn_parse(cfg_s(CFG_SQL_DSN), &d, err, sizeof(err)) == -1) {
+		if (first)
+			fprintf(stderr, "bltcy-relay: %s\n", err);
+		else
+			log_err("ERR reload refused, keeping the old config: %s", err);
+		return -1;
+	}
+	dsn = d;
+	wipe(&d, sizeof(d));
+	if (log_open(cfg_s(CFG_LOG_FILE), cfg_s(CFG_LOG_LEVEL)) == -1) {
+		fprintf(stderr, "bltcy-relay: LOG_FILE %s: %s\n",
+		    cfg_s(CFG_LOG_FILE), strerror(errno));
+		return -1;
+	}
+	if (*cfg_s(CFG_REDIS_CONN_STRING) != '\0' && first)
+		log_info("REDIS_CONN_STRING is set and ignored: the relay needs "
+		    "no Redis");
+	return 0;
+}
+
+static void
+reap(void)
+{
+	static int64_t	 window;
+	static int	 deaths;
+	pid_t		 pid;
+	int		 status;
+	size_t		 i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int abnormal = WIFSIGNALED(status) ||
+		    (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+
+		for (i = 0; i < nworkers && pids[i] != pid; i++)
+			;
+		if (i == nworkers) {		/* an old generation's */
+			if (nold > 0)
+				nold--;
+			if (abnormal)
+				recover(pid);
+			continue;
+		}
+		if (abnormal) {
+			log_err("ERR worker %ld died (%s %d); replacing it",
+			    (long)pid, WIFSIGNALED(status) ? "signal" : "exit",
+			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			recover(pid);
+			metrics_worker_restart();
+		}
+		if (got_term) {
+			pids[i] = pids[--nworkers];
+			continue;
+		}
+		/* a crash loop must not spin the CPU */
+		if (mono_ms() - window > 1000) {
+			window = mono_ms();
+			deaths = 0;
+		}
+		if (++deaths > (int)nworkers * 2 + 2) {
+			struct timespec ts = { 1, 0 };
+			log_err("ERR workers keep dying; waiting a second");
+			nanosleep(&ts, NULL);
+		}
+		pids[i] = spawn();
+		if (pids[i] == -1)
+			pids[i] = 0;
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct sigaction	 sa;
+	sigset_t		 block, waitmask;
+	const char		*conf = NULL, *listen_spec = NULL;
+	long long		 forced = 0;
+	int			 i, check = 0;
+	struct stat		 st;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			conf = argv[++i];
+		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+			listen_spec = argv[++i];
+		else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+			if (parse_ll(argv[++i], 1, WORKERS_MAX, &forced) == -1)
+				usage();
+		} else if (strcmp(argv[i], "--check") == 0)
+			check = 1;
+		else
+			usage();
+	}
+	if (load_config(conf, 1) == -1)
+		return 1;
+	if (forced > 0) {
+		char n[24], err[128];
+		snprintf(n, sizeof(n), "%lld", forced);
+		cfg_set(CFG_RELAY_WORKERS, n, err, sizeof(err));
+	}
+	if (check) {
+		printf("config ok\n");
+		return 0;
+	}
+	if (listen_spec != NULL) {
+		if ((listen_fd = open_listen(listen_spec)) == -1) {
+			fprintf(stderr, "bltcy-relay: cannot listen on %s: %s\n",
+			    listen_spec, strerror(errno));
+			return 1;
+		}
+	} else {
+		if (fstat(0, &st) == -1 || !S_ISSOCK(st.st_mode)) {
+			fprintf(stderr, "bltcy-relay: fd 0 is not a socket; run "
+			    "under spawn-fcgi -n or give --listen\n");
+			return 1;
+		}
+		listen_fd = 0;
+	}
+	instance_name(listen_fd);
+	if (metrics_init(service_list()) == -1 ||
+	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "bltcy-relay: cannot initialise\n");
+		return 1;
+	}
+	FCGX_Init();
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	recover(0);
+	nworkers = pool_size();
+	for (size_t k = 0; k < nworkers; k++)
+		if ((pids[k] = spawn()) == -1)
+			pids[k] = 0;
+	log_info("bltcy-relay started: %zu workers, metering %s, instance %s",
+	    nworkers, cfg_s(CFG_METERING), host);
+
+	for (;;) {
+		sigsuspend(&waitmask);
+		if (got_chld) {
+			got_chld = 0;
+			reap();
+		}
+		if (got_term) {
+			for (size_t k = 0; k < nworkers; k++)
+				if (pids[k] > 0)
+					kill(pids[k], SIGTERM);
+			log_info("stopping: letting %zu workers finish", nworkers);
+			while (nworkers > 0 || nold > 0) {
+				pid_t pid;
+				int status;
+				if ((pid = wait(&status)) == -1)
+					break;
+				for (size_t k = 0; k < nworkers; k++)
+					if (pids[k] == pid) {
+						pids[k] = pids[--nworkers];
+						pid = 0;
+						break;
+					}
+				if (pid != 0 && nold > 0)
+					nold--;
+			}
+			log_info("stopped");
+			return 0;
+		}
+		if (got_hup) {
+			size_t	 n;
+			got_hup = 0;
+			if (load_config(conf, 0) == 0) {
+				/* the old generation finishes what it has */
+				for (size_t k = 0; k < nworkers; k++)
+					if (pids[k] > 0 && kill(pids[k], SIGTERM) == 0)
+						nold++;
+				n = pool_size();
+				for (size_t k = 0; k < n; k++)
+					if ((pids[k] = spawn()) == -1)
+						pids[k] = 0;
+				nworkers = n;
+				log_info("config reloaded: %zu new workers", n);
+			}
+		}
+		if (got_usr1) {
+			got_usr1 = 0;
+			log_reopen();
+			for (size_t k = 0; k < nworkers; k++)
+				if (pids[k] > 0)
+					kill(pids[k], SIGUSR1);
+		}
+	}
+}

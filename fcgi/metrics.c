@@ -1,0 +1,245 @@
+#include <string.h>
+#include <sys/mman.h>
+
+#include "config.h"
+#include "relay.h"
+
+/*
+ * Counters and breaker state in one anonymous shared mapping made by the
+ * master before it forks, so every worker of the host sees the same
+ * numbers. Updated with atomic builtins; no locks.
+ */
+
+#define SVC_SLOTS	32
+#define SVC_NAME	32
+#define BRK_SLOTS	1024
+
+static const double lat_le[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1, 2.5, 5, 10, 30, 60, 300 };
+#define LAT_N	(sizeof(lat_le) / sizeof(lat_le[0]))
+
+static const char *const uperr_names[UPE__MAX] = {
+	"none", "refused", "dns", "tls", "connect", "connect_timeout",
+	"header_timeout", "timeout", "lost",
+};
+
+struct breaker {
+	long long	 id;
+	uint32_t	 fails;
+	int64_t		 open_until;	/* mono ms */
+	int64_t		 probe_at;	/* a half-open probe is in flight */
+};
+
+struct shm {
+	char		 svc[SVC_SLOTS][SVC_NAME];
+	size_t		 nsvc;
+	uint64_t	 req[SVC_SLOTS + 1][6];	/* last row: unrouted */
+	uint64_t	 uperr[UPE__MAX];
+	uint64_t	 lat[LAT_N + 1];
+	uint64_t	 lat_sum_ms;
+	uint64_t	 quota;
+	int64_t		 inflight;
+	uint64_t	 restarts;
+	uint64_t	 breaker_skips;
+	uint64_t	 rr[BRK_SLOTS];
+	struct breaker	 brk[BRK_SLOTS];
+};
+
+static struct shm	*m;
+
+#define ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define LOAD(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+int
+metrics_init(const char *services)
+{
+	const char	*p = services;
+
+	m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		m = NULL;
+		return -1;
+	}
+	while (*p != '\0' && m->nsvc < SVC_SLOTS) {
+		size_t n = strcspn(p, ",");
+		if (n > 0 && n < SVC_NAME)
+			memcpy(m->svc[m->nsvc++], p, n);
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+void
+metrics_request(const char *service, int status, int64_t ms)
+{
+	size_t	 s = SVC_SLOTS, i;
+	int	 cls = status >= 100 && status < 600 ? status / 100 : 0;
+
+	if (m == NULL)
+		return;
+	for (i = 0; service != NULL && i < m->nsvc; i++)
+		if (strcmp(m->svc[i], service) == 0) {
+			s = i;
+			break;
+		}
+	ADD(&m->req[s][cls], 1);
+	for (i = 0; i < LAT_N && (double)ms / 1000.0 > lat_le[i]; i++)
+		;
+	ADD(&m->lat[i], 1);
+	ADD(&m->lat_sum_ms, (uint64_t)(ms > 0 ? ms : 0));
+}
+
+void
+metrics_upstream_error(enum up_err e)
+{
+	if (m != NULL && e < UPE__MAX)
+		ADD(&m->uperr[e], 1);
+}
+
+void
+metrics_quota(long long q)
+{
+	if (m != NULL && q > 0)
+		ADD(&m->quota, (uint64_t)q);
+}
+
+void
+metrics_inflight(int d)
+{
+	if (m != NULL)
+		ADD(&m->inflight, d);
+}
+
+void
+metrics_worker_restart(void)
+{
+	if (m != NULL)
+		ADD(&m->restarts, 1);
+}
+
+uint64_t
+metrics_next_key(long long id)
+{
+	static uint64_t	 local;
+
+	if (m == NULL)
+		return local++;
+	return ADD(&m->rr[(unsigned long long)id % BRK_SLOTS], 1);
+}
+
+static struct breaker *
+slot(long long id)
+{
+	struct breaker	*b = &m->brk[(unsigned long long)id % BRK_SLOTS];
+
+	if (LOAD(&b->id) != id) {	/* a new channel takes the slot */
+		STORE(&b->fails, 0);
+		STORE(&b->open_until, 0);
+		STORE(&b->probe_at, 0);
+		STORE(&b->id, id);
+	}
+	return b;
+}
+
+int
+breaker_open(long long id, int64_t now)
+{
+	struct breaker	*b;
+	int64_t		 probe, until;
+
+	if (m == NULL)
+		return 0;
+	b = slot(id);
+	if (LOAD(&b->fails) < (uint32_t)cfg_i(CFG_BREAKER_THRESHOLD))
+		return 0;
+	until = LOAD(&b->open_until);
+	if (now < until)
+		goto skip;
+	/* cool-down over: let exactly one request probe the channel */
+	probe = LOAD(&b->probe_at);
+	if ((probe == 0 || now - probe > cfg_i(CFG_RELAY_CONNECT_TIMEOUT) * 1000) &&
+	    __atomic_compare_exchange_n(&b->probe_at, &probe, now, 0,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return 0;
+skip:
+	ADD(&m->breaker_skips, 1);
+	return 1;
+}
+
+void
+breaker_result(long long id, int connect_failed, int64_t now)
+{
+	struct breaker	*b;
+
+	if (m == NULL)
+		return;
+	b = slot(id);
+	if (connect_failed) {
+		if (ADD(&b->fails, 1) + 1 >= (uint32_t)cfg_i(CFG_BREAKER_THRESHOLD))
+			STORE(&b->open_until, now + cfg_i(CFG_BREAKER_COOLDOWN) * 1000);
+	} else {
+		STORE(&b->fails, 0);
+		STORE(&b->open_until, 0);
+	}
+	STORE(&b->probe_at, 0);
+}
+
+int
+metrics_render(struct buf *o)
+{
+	static const char *const cls[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	uint64_t	 cum = 0;
+	size_t		 s, c, i;
+	int		 rc = 0;
+
+	if (m == NULL)
+		return -1;
+	rc |= buf_adds(o, "# HELP bltcy_requests_total Requests answered, by service and status class.\n"
+	    "# TYPE bltcy_requests_total counter\n");
+	for (s = 0; s <= m->nsvc; s++) {
+		size_t row = s < m->nsvc ? s : SVC_SLOTS;
+		for (c = 0; c < 6; c++)
+			rc |= buf_printf(o, "bltcy_requests_total{service=\"%s\","
+			    "class=\"%s\"} %llu\n", s < m->nsvc ? m->svc[s] : "none",
+			    cls[c], (unsigned long long)LOAD(&m->req[row][c]));
+	}
+	rc |= buf_adds(o, "# HELP bltcy_upstream_errors_total Upstream transport errors, by kind.\n"
+	    "# TYPE bltcy_upstream_errors_total counter\n");
+	for (i = 1; i < UPE__MAX; i++)
+		rc |= buf_printf(o, "bltcy_upstream_errors_total{kind=\"%s\"} %llu\n",
+		    uperr_names[i], (unsigned long long)LOAD(&m->uperr[i]));
+	rc |= buf_adds(o, "# HELP bltcy_request_duration_seconds Time from accept to last byte.\n"
+	    "# TYPE bltcy_request_duration_seconds histogram\n");
+	for (i = 0; i <= LAT_N; i++) {
+		cum += LOAD(&m->lat[i]);
+		if (i < LAT_N)
+			rc |= buf_printf(o, "bltcy_request_duration_seconds_bucket"
+			    "{le=\"%g\"} %llu\n", lat_le[i], (unsigned long long)cum);
+		else
+			rc |= buf_printf(o, "bltcy_request_duration_seconds_bucket"
+			    "{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	}
+	rc |= buf_printf(o, "bltcy_request_duration_seconds_sum %.3f\n"
+	    "bltcy_request_duration_seconds_count %llu\n",
+	    (double)LOAD(&m->lat_sum_ms) / 1000.0, (unsigned long long)cum);
+	rc |= buf_printf(o, "# HELP bltcy_quota_charged_total Quota settled.\n"
+	    "# TYPE bltcy_quota_charged_total counter\n"
+	    "bltcy_quota_charged_total %llu\n"
+	    "# HELP bltcy_inflight_requests Requests being relayed now.\n"
+	    "# TYPE bltcy_inflight_requests gauge\n"
+	    "bltcy_inflight_requests %lld\n"
+	    "# HELP bltcy_worker_restarts_total Workers that died and were replaced.\n"
+	    "# TYPE bltcy_worker_restarts_total counter\n"
+	    "bltcy_worker_restarts_total %llu\n"
+	    "# HELP bltcy_breaker_skips_total Channel picks skipped by an open circuit breaker.\n"
+	    "# TYPE bltcy_breaker_skips_total counter\n"
+	    "bltcy_breaker_skips_total %llu\n",
+	    (unsigned long long)LOAD(&m->quota), (long long)LOAD(&m->inflight),
+	    (unsigned long long)LOAD(&m->restarts),
+	    (unsigned long long)LOAD(&m->breaker_skips));
+	return rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,131 @@
+#ifndef BLTCY_RELAY_H
+#define BLTCY_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <fcgiapp.h>
+
+#include "auth.h"
+#include "setting.h"
+#include "util.h"
+
+struct db;
+
+/* The relay's statements, by index into relay_sql[] (sql.c). */
+enum stmt {
+	ST_AUTH,
+	ST_CHANNELS,
+	ST_ABILITIES,
+	ST_RESERVE,
+	ST_SETTLE,
+	ST_REFUND,
+	ST_RECOVER,
+	ST_PING,
+	ST__MAX
+};
+extern const char *const relay_sql[ST__MAX];
+
+/* ---- channels.c: the per-worker channel cache and selection ---- */
+
+struct channel {
+	long long		 id;
+	char			*name;
+	char			*base_url;	/* no trailing '/' */
+	char			**keys;		/* one or more, unsealed */
+	size_t			 nkeys;
+	int			 auto_ban;
+	struct chan_setting	 set;
+};
+
+struct ability {
+	char		 group[64];
+	char		 model[64];
+	size_t		 ch;		/* index into channels */
+	long long	 priority;
+	long long	 weight;
+};
+
+struct chcache {
+	long long	 version;	/* bltcy_meta 'channels' it was loaded at */
+	struct channel	*ch;
+	size_t		 nch;
+	struct ability	*ab;
+	size_t		 nab;
+};
+
+int	 chcache_load(struct chcache *, struct db *, long long version);
+void	 chcache_free(struct chcache *);
+struct channel *chcache_by_id(struct chcache *, long long id);
+
+/*
+ * Pick a channel for (group, service) by new-api's rule: highest priority
+ * first, weighted random (weight + 10) within it, skipping the ids in
+ * skip[] and channels whose breaker is open. NULL when none is left.
+ */
+struct channel *channel_pick(struct chcache *, const char *group,
+		    const char *service, const long long *skip, size_t nskip,
+		    uint64_t *rng);
+
+/* ---- metrics.c: counters shared by all workers (shared memory) ---- */
+
+enum up_err {
+	UPE_NONE,
+	UPE_REFUSED,
+	UPE_DNS,
+	UPE_TLS,
+	UPE_CONNECT,
+	UPE_CONNECT_TIMEOUT,
+	UPE_HEADER_TIMEOUT,
+	UPE_TIMEOUT,
+	UPE_LOST,
+	UPE__MAX
+};
+
+int	 metrics_init(const char *services);	/* master, before fork */
+void	 metrics_request(const char *service, int status, int64_t ms);
+void	 metrics_upstream_error(enum up_err);
+void	 metrics_quota(long long);
+void	 metrics_inflight(int delta);
+void	 metrics_worker_restart(void);
+int	 metrics_render(struct buf *);
+uint64_t metrics_next_key(long long channel_id);	/* round robin */
+
+/* Circuit breaker per channel, in the same shared memory. */
+int	 breaker_open(long long channel_id, int64_t now_ms);
+void	 breaker_result(long long channel_id, int connect_failed, int64_t now_ms);
+
+/* ---- upstream.c: one transfer to the old gateway ---- */
+
+struct up_result {
+	int		 status;	/* upstream HTTP status, 0 if none */
+	int		 headers_sent;	/* response headers reached the client */
+	enum up_err	 err;
+	int		 client_gone;
+	int		 body_too_large;
+	int		 nothing_sent;	/* failed before any request byte */
+	int64_t		 bytes_out;
+	char		 errbuf[CURL_ERROR_SIZE];
+};
+
+struct upstream_req {
+	FCGX_Request		*fr;
+	const char		*request_id;
+	const char		*method;
+	const char		*url;		/* full upstream URL */
+	const char		*key;		/* channel key, never logged */
+	const char		*proxy;		/* "" = RELAY_PROXY or environment */
+	long long		 content_length;	/* -1 unknown */
+	const struct buf	*held;		/* body prefix already read */
+	int			 held_all;	/* held is the whole body */
+};
+
+void	 upstream_forward(CURL *, const struct upstream_req *, struct up_result *);
+
+/* ---- worker.c ---- */
+struct dsn;
+int	 worker_main(int listen_fd, const struct dsn *, const char *host,
+	    uint64_t seed);
+
+#endif

@@ -1,0 +1,30 @@
+#include "relay.h"
+
+/*
+ * Every statement the relay runs. Reads and routines keyed by request id,
+ * so the reconnect-and-retry in db.c is safe for each.
+ */
+const char *const relay_sql[ST__MAX] = {
+	[ST_AUTH] =
+	    "SELECT t.id, t.user_id, t.status, t.name, t.expired_time,"
+	    " t.remain_quota, t.unlimited_quota, t.model_limits_enabled,"
+	    " t.model_limits, t.allow_ips, t.`group`,"
+	    " u.id, u.username, u.role, u.status, u.quota, u.`group`,"
+	    " u.deleted_at IS NOT NULL,"
+	    " (SELECT v FROM bltcy_meta WHERE k = 'channels')"
+	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
+	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
+	[ST_CHANNELS] =
+	    "SELECT id, name, base_url, `key`, setting, auto_ban FROM channels"
+	    " WHERE type = 55 AND status = 1 ORDER BY id",
+	[ST_ABILITIES] =
+	    "SELECT a.`group`, a.model, a.channel_id, a.priority, a.weight"
+	    " FROM abilities a JOIN channels c ON c.id = a.channel_id"
+	    " WHERE a.enabled = 1 AND c.type = 55 AND c.status = 1",
+	[ST_RESERVE] =
+	    "CALL bltcy_reserve(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_SETTLE] = "CALL bltcy_settle(?, ?, ?, ?, 0)",
+	[ST_REFUND] = "CALL bltcy_refund(?)",
+	[ST_RECOVER] = "CALL bltcy_recover(?, ?, ?)",
+	[ST_PING] = "SELECT v FROM bltcy_meta WHERE k = 'channels'",
+};

@@ -1,0 +1,681 @@
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "dsn.h"
+#include "log.h"
+#include "relay.h"
+#include "route.h"
+
+/*
+ * A worker: one FastCGI request at a time, on one persistent curl handle
+ * and one MariaDB connection kept for the worker's life.
+ */
+
+#define HOLD_MAX	(64 * 1024)	/* bodies up to this are read whole */
+#define PENDING_MAX	64		/* settlements waiting for the DB */
+#define MSG_MAX		512
+
+struct pending {
+	char		 id[40];
+	int		 settle;	/* else refund */
+	long long	 channel;
+	long long	 use_time;
+};
+
+struct worker {
+	CURL		*curl;
+	struct db	*db;
+	struct chcache	 cache;
+	const char	*host;
+	uint64_t	 rng;
+	struct pending	 pend[PENDING_MAX];
+	size_t		 npend;
+};
+
+/* Everything one request owns; reset by req_free before the next one. */
+struct req {
+	FCGX_Request	*fr;
+	char		 id[40];
+	const char	*method;
+	const char	*uri;
+	const char	*path;
+	size_t		 pathlen;
+	const char	*query;		/* after '?', or NULL */
+	const char	*ip;
+	const char	*service;
+	long long	 content_length;
+	struct token_row tok;
+	int		 have_tok;
+	long long	 pin;
+	struct channel	*ch;
+	long long	 quota;
+	int		 reserved;
+	struct buf	 held;
+	int		 held_all;
+	int		 status;
+	enum up_err	 err;
+	int64_t		 start_ms;
+	int64_t		 up_ms;
+	int64_t		 bytes;
+};
+
+enum gw_err {
+	GW_ROUTE, GW_PATH, GW_TOO_LARGE, GW_NO_TOKEN, GW_BAD_TOKEN,
+	GW_EXHAUSTED, GW_EXPIRED, GW_DISABLED, GW_IP, GW_BANNED, GW_MODEL,
+	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
+	GW__MAX
+};
+
+/* new-api's statuses and messages; %s takes the detail noted. */
+static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
+	[GW_ROUTE] =	  { 404, "invalid_url", "Invalid URL (%s)" },
+	[GW_PATH] =	  { 400, "invalid_path", "非法的请求路径" },
+	[GW_TOO_LARGE] =  { 413, "request_too_large", "请求体过大" },
+	[GW_NO_TOKEN] =	  { 401, "missing_token", "未提供令牌" },
+	[GW_BAD_TOKEN] =  { 401, "invalid_token", "无效的令牌" },
+	[GW_EXHAUSTED] =  { 401, "token_quota_exhausted", "该令牌额度已用尽" },
+	[GW_EXPIRED] =	  { 401, "token_expired", "该令牌已过期" },
+	[GW_DISABLED] =	  { 401, "token_disabled", "该令牌状态不可用" },
+	[GW_IP] =	  { 403, "ip_not_allowed", "您的 IP 不在令牌允许访问的列表中" },
+	[GW_BANNED] =	  { 403, "user_banned", "用户已被封禁" },
+	[GW_MODEL] =	  { 403, "model_not_allowed", "该令牌无权访问模型 %s" },
+	[GW_PIN] =	  { 403, "channel_pin_forbidden", "普通用户不支持指定渠道" },
+	[GW_BAD_CHANNEL] = { 403, "invalid_channel", "无效的渠道 Id: %s" },
+	[GW_QUOTA] =	  { 403, "insufficient_quota", "额度不足" },
+	[GW_NO_CHANNEL] = { 503, "model_not_found", "分组 %s 下模型 %s 无可用渠道" },
+	[GW_DB] =	  { 503, "database_unavailable", "数据库暂时不可用，请稍后重试" },
+	[GW_INTERNAL] =	  { 500, "internal_error", "内部错误" },
+};
+
+static const char *const up_reasons[UPE__MAX] = {
+	[UPE_NONE] = "unknown error",
+	[UPE_REFUSED] = "connection refused",
+	[UPE_DNS] = "could not resolve host",
+	[UPE_TLS] = "TLS handshake failed",
+	[UPE_CONNECT] = "connection failed",
+	[UPE_CONNECT_TIMEOUT] = "connect timeout",
+	[UPE_HEADER_TIMEOUT] = "response header timeout",
+	[UPE_TIMEOUT] = "timeout",
+	[UPE_LOST] = "upstream connection lost",
+};
+
+static volatile sig_atomic_t	 stop, reopen;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		reopen = 1;
+	else
+		stop = 1;
+}
+
+/* JSON string body (no quotes) of s into o. */
+static int
+json_str(struct buf *o, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			if (buf_add(o, "\\", 1) == -1 || buf_add(o, s, 1) == -1)
+				return -1;
+		} else if (c < 0x20) {
+			if (buf_printf(o, "\\u%04x", c) == -1)
+				return -1;
+		} else if (buf_add(o, s, 1) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+send_body(struct req *r, int status, const char *ctype, const char *body,
+    size_t len)
+{
+	FCGX_FPrintF(r->fr->out, "Status: %d\r\nContent-Type: %s\r\n"
+	    "X-Request-Id: %s\r\n\r\n", status, ctype, r->id);
+	FCGX_PutStr(body, (int)len, r->fr->out);
+	r->status = status;
+	r->bytes = (int64_t)len;
+}
+
+/* Answer with a gateway error in new-api's shape. */
+static void
+gw_error(struct req *r, enum gw_err e, ...)
+{
+	char		 msg[MSG_MAX];
+	struct buf	 o;
+	va_list		 ap;
+
+	va_start(ap, e);
+	vsnprintf(msg, sizeof(msg), gw_errs[e].msg, ap);
+	va_end(ap);
+	buf_init(&o, 4096);
+	if (buf_adds(&o, "{\"error\":{\"message\":\"") == -1 ||
+	    json_str(&o, msg) == -1 ||
+	    buf_printf(&o, " (request id: %s)\",\"type\":\"new_api_error\","
+	    "\"code\":\"%s\"}}", r->id, gw_errs[e].code) == -1) {
+		buf_free(&o);
+		return;
+	}
+	send_body(r, gw_errs[e].status, "application/json", o.p, o.len);
+	buf_free(&o);
+}
+
+/* The seed's body for a request the old gateway never answered. */
+static void
+upstream_error(struct req *r, enum up_err e)
+{
+	char	 body[256];
+	int	 n, status = e == UPE_CONNECT_TIMEOUT || e == UPE_HEADER_TIMEOUT ||
+		    e == UPE_TIMEOUT ? 504 : 502;
+
+	n = snprintf(body, sizeof(body), "{\"code\":\"request_failed\","
+	    "\"message\":\"转发请求到旧网关失败: %s\",\"data\":null}",
+	    up_reasons[e]);
+	send_body(r, status, "application/json", body, (size_t)n);
+}
+
+static void
+make_id(struct worker *w, char id[40])
+{
+	struct tm	 tm;
+	time_t		 t = time(NULL);
+	uint64_t	 x;
+
+	gmtime_r(&t, &tm);
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	x = w->rng;
+	strftime(id, 15, "%Y%m%d%H%M%S", &tm);
+	snprintf(id + 14, 40 - 14, "%012llx",
+	    (unsigned long long)(x & 0xffffffffffffULL));
+}
+
+static void
+copy_col(char *dst, size_t sz, const struct dbv *v)
+{
+	if (v->t == DBV_STR)
+		strlcpy_(dst, v->s, sz);
+	else
+		dst[0] = '\0';
+}
+
+struct auth_out {
+	struct token_row	*t;
+	long long		 version;
+	int			 found;
+};
+
+static int
+auth_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct auth_out		*a = arg;
+	struct token_row	*t = a->t;
+
+	memset(t, 0, sizeof(*t));
+	t->id = c[0].i;
+	t->user_id = c[1].i;
+	t->status = c[2].i;
+	copy_col(t->name, sizeof(t->name), &c[3]);
+	t->expired_time = c[4].t == DBV_INT ? c[4].i : -1;
+	t->remain_quota = c[5].i;
+	t->unlimited = c[6].i != 0;
+	t->model_limits_enabled = c[7].i != 0;
+	copy_col(t->model_limits, sizeof(t->model_limits), &c[8]);
+	copy_col(t->allow_ips, sizeof(t->allow_ips), &c[9]);
+	copy_col(t->group, sizeof(t->group), &c[10]);
+	t->user_found = c[11].t == DBV_INT;
+	copy_col(t->username, sizeof(t->username), &c[12]);
+	t->user_role = c[13].i;
+	t->user_status = c[14].i;
+	t->user_quota = c[15].i;
+	copy_col(t->user_group, sizeof(t->user_group), &c[16]);
+	t->user_deleted = c[17].i != 0;
+	a->version = c[18].t == DBV_INT ? c[18].i : 0;
+	a->found = 1;
+	return 1;
+}
+
+/* Retry settlements the DB could not take earlier. */
+static void
+flush_pending(struct worker *w)
+{
+	size_t	 i = 0;
+
+	while (i < w->npend) {
+		struct pending	*p = &w->pend[i];
+		struct dbv	 a[4];
+		enum db_rc	 rc;
+
+		if (p->settle) {
+			a[0] = DBS(p->id);
+			a[1] = DBI(p->channel);
+			a[2] = DBI(p->use_time);
+			a[3] = DBI(now_s());
+			rc = db_run(w->db, ST_SETTLE, a, 4, NULL, NULL, NULL);
+		} else {
+			a[0] = DBS(p->id);
+			rc = db_run(w->db, ST_REFUND, a, 1, NULL, NULL, NULL);
+		}
+		if (rc == DB_DOWN)
+			return;
+		if (rc != DB_OK)
+			log_err("req=%s %s failed for good: %s", p->id,
+			    p->settle ? "settle" : "refund", db_error(w->db));
+		else
+			log_info("req=%s delayed %s done", p->id,
+			    p->settle ? "settle" : "refund");
+		w->pend[i] = w->pend[--w->npend];
+	}
+}
+
+/* Settle (upstream answered < 400) or refund the reserved charge. */
+static void
+finish_charge(struct worker *w, struct req *r, int settle)
+{
+	struct dbv	 a[4];
+	enum db_rc	 rc;
+	long long	 use_time = (mono_ms() - r->start_ms + 500) / 1000;
+
+	if (!r->reserved)
+		return;
+	a[0] = DBS(r->id);
+	if (settle) {
+		a[1] = DBI(r->ch->id);
+		a[2] = DBI(use_time);
+		a[3] = DBI(now_s());
+		rc = db_run(w->db, ST_SETTLE, a, 4, NULL, NULL, NULL);
+	} else
+		rc = db_run(w->db, ST_REFUND, a, 1, NULL, NULL, NULL);
+	r->reserved = 0;
+	if (rc == DB_OK) {
+		if (settle)
+			metrics_quota(r->quota);
+		return;
+	}
+	log_err("req=%s %s failed: %s; will retry", r->id,
+	    settle ? "settle" : "refund", db_error(w->db));
+	if (w->npend == PENDING_MAX) {
+		log_err("req=%s ERR pending settlements full; run bltcy-ctl "
+		    "recover", r->id);
+		return;
+	}
+	strlcpy_(w->pend[w->npend].id, r->id, sizeof(w->pend[0].id));
+	w->pend[w->npend].settle = settle;
+	w->pend[w->npend].channel = r->ch->id;
+	w->pend[w->npend].use_time = use_time;
+	w->npend++;
+}
+
+static int
+is_query_method(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+	    strcmp(m, "OPTIONS") == 0;
+}
+
+/*
+ * Read the body up to HOLD_MAX. Small bodies end up whole in r->held (and
+ * can be sent again); larger ones are streamed on from where this stops.
+ * Returns 0, or -1 when the client is gone or the body is too large.
+ */
+static int
+hold_body(struct req *r)
+{
+	char		 tmp[8192];
+	long long	 want = r->content_length;
+	int		 n;
+
+	buf_init(&r->held, HOLD_MAX + sizeof(tmp));
+	if (want > HOLD_MAX)
+		return 0;		/* known and large: stream it all */
+	while (r->held.len <= HOLD_MAX) {
+		n = FCGX_GetStr(tmp, sizeof(tmp), r->fr->in);
+		if (n <= 0)
+			break;
+		if (buf_add(&r->held, tmp, (size_t)n) == -1)
+			return -1;
+		if (want >= 0 && (long long)r->held.len >= want)
+			break;
+	}
+	if (want >= 0 && (long long)r->held.len != want) {
+		if ((long long)r->held.len < want)
+			return -1;	/* cut short */
+		r->held.len = (size_t)want;	/* the front server's length wins */
+	}
+	r->held_all = want >= 0 || r->held.len <= HOLD_MAX;
+	if ((long long)r->held.len > cfg_i(CFG_RELAY_MAX_BODY))
+		return -1;
+	return 0;
+}
+
+static void
+relay(struct worker *w, struct req *r)
+{
+	struct upstream_req	 up;
+	struct up_result	 res;
+	struct auth_out		 ao;
+	struct dbv		 a[16];
+	enum auth_result	 ar;
+	const char		*hdr, *group;
+	char			 key[TOKEN_KEY_MAX], url[8192];
+	enum db_rc		 rc;
+	size_t			 ki;
+	int			 n;
+
+	if ((hdr = FCGX_GetParam("HTTP_AUTHORIZATION", r->fr->envp)) == NULL &&
+	    (hdr = FCGX_GetParam("HTTP_X_PTOKEN", r->fr->envp)) == NULL &&
+	    (hdr = FCGX_GetParam("HTTP_X_VTOKEN", r->fr->envp)) == NULL)
+		hdr = FCGX_GetParam("HTTP_X_CTOKEN", r->fr->envp);
+	if (hdr == NULL || hdr[strspn(hdr, " \t")] == '\0') {
+		gw_error(r, GW_NO_TOKEN);
+		return;
+	}
+	if (token_parse(hdr, key, &r->pin) == -1) {
+		gw_error(r, GW_BAD_TOKEN);
+		return;
+	}
+	flush_pending(w);
+	memset(&ao, 0, sizeof(ao));
+	ao.t = &r->tok;
+	a[0] = DBS(key);
+	rc = db_run(w->db, ST_AUTH, a, 1, auth_row, &ao, NULL);
+	wipe(key, sizeof(key));
+	if (rc != DB_OK) {
+		log_err("req=%s token lookup: %s", r->id, db_error(w->db));
+		gw_error(r, GW_DB);
+		return;
+	}
+	if (!ao.found) {
+		gw_error(r, GW_BAD_TOKEN);
+		return;
+	}
+	r->have_tok = 1;
+	ar = token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s());
+	switch (ar) {
+	case AUTH_OK: break;
+	case AUTH_EXHAUSTED: gw_error(r, GW_EXHAUSTED); return;
+	case AUTH_EXPIRED: gw_error(r, GW_EXPIRED); return;
+	case AUTH_DISABLED: gw_error(r, GW_DISABLED); return;
+	case AUTH_IP: gw_error(r, GW_IP); return;
+	case AUTH_USER_BANNED: gw_error(r, GW_BANNED); return;
+	case AUTH_MODEL: gw_error(r, GW_MODEL, r->service); return;
+	case AUTH_PIN_FORBIDDEN: gw_error(r, GW_PIN); return;
+	}
+	if (ao.version != w->cache.version &&
+	    chcache_load(&w->cache, w->db, ao.version) == -1) {
+		log_err("req=%s channel load: %s", r->id, db_error(w->db));
+		gw_error(r, GW_DB);
+		return;
+	}
+	group = token_group(&r->tok);
+	if (r->pin > 0) {
+		char num[24];
+		if ((r->ch = chcache_by_id(&w->cache, r->pin)) == NULL) {
+			snprintf(num, sizeof(num), "%lld", r->pin);
+			gw_error(r, GW_BAD_CHANNEL, num);
+			return;
+		}
+	} else if ((r->ch = channel_pick(&w->cache, group, r->service, NULL, 0,
+	    &w->rng)) == NULL) {
+		gw_error(r, GW_NO_CHANNEL, group, r->service);
+		return;
+	}
+	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
+	    r->ch->set.quota;
+
+	if (hold_body(r) == -1) {
+		if (r->content_length > cfg_i(CFG_RELAY_MAX_BODY) ||
+		    (long long)r->held.len > cfg_i(CFG_RELAY_MAX_BODY))
+			gw_error(r, GW_TOO_LARGE);
+		else
+			r->status = 499;	/* client went away */
+		return;
+	}
+	if (r->quota > 0) {
+		char	 pid[16], model[SERVICE_NAME_MAX + 16];
+
+		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+		snprintf(model, sizeof(model), "%s_passthrough", r->service);
+		a[0] = DBS(r->id);
+		a[1] = DBS(w->host);
+		a[2] = DBI(getpid());
+		a[3] = DBI(r->tok.id);
+		a[4] = DBI(r->tok.user_id);
+		a[5] = DBI(r->ch->id);
+		a[6] = DBI(r->quota);
+		a[7] = DBI(r->tok.unlimited);
+		a[8] = DBI(now_s());
+		a[9] = DBS(r->tok.username);
+		a[10] = DBS(r->tok.name);
+		a[11] = DBS(group);
+		a[12] = DBS(model);
+		a[13] = DBS(r->method);
+		a[14] = DBSN(r->path, r->pathlen > 512 ? 512 : r->pathlen);
+		a[15] = DBS(r->ip);
+		rc = db_run(w->db, ST_RESERVE, a, 16, NULL, NULL, NULL);
+		if (rc == DB_SIGNAL) {
+			gw_error(r, GW_QUOTA);
+			return;
+		}
+		if (rc != DB_OK) {
+			log_err("req=%s reserve: %s", r->id, db_error(w->db));
+			gw_error(r, GW_DB);
+			return;
+		}
+		r->reserved = 1;
+	}
+
+	n = snprintf(url, sizeof(url), "%s%.*s%s%s", r->ch->base_url,
+	    (int)r->pathlen, r->path, r->query ? "?" : "", r->query ? r->query : "");
+	if (n < 0 || (size_t)n >= sizeof(url)) {
+		finish_charge(w, r, 0);
+		gw_error(r, GW_PATH);
+		return;
+	}
+	ki = r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
+	memset(&up, 0, sizeof(up));
+	up.fr = r->fr;
+	up.request_id = r->id;
+	up.method = r->method;
+	up.url = url;
+	up.key = r->ch->keys[ki];
+	up.proxy = r->ch->set.proxy;
+	up.content_length = r->content_length;
+	up.held = &r->held;
+	up.held_all = r->held_all;
+	log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s)", r->id,
+	    r->method, (int)r->pathlen, r->path, r->ch->id, r->ch->name);
+	if (strcmp(r->service, "kling") == 0)
+		log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
+		    r->method, (int)r->pathlen, r->path, r->held.len,
+		    r->held_all ? "" : "+ (streamed)");
+
+	r->up_ms = mono_ms();
+	upstream_forward(w->curl, &up, &res);
+	r->up_ms = mono_ms() - r->up_ms;
+	r->bytes = res.bytes_out;
+	breaker_result(r->ch->id, res.err != UPE_NONE && res.nothing_sent &&
+	    res.status == 0, mono_ms());
+
+	if (res.status > 0 && res.headers_sent) {
+		r->status = res.status;
+		finish_charge(w, r, res.status < 400 && !res.body_too_large);
+		if (res.client_gone)
+			log_info("req=%s client went away mid-response", r->id);
+		else if (res.err != UPE_NONE)
+			log_warn("req=%s upstream broke off mid-response: %s",
+			    r->id, res.errbuf);
+		return;
+	}
+	finish_charge(w, r, 0);
+	if (res.client_gone) {
+		r->status = 499;
+		return;
+	}
+	if (res.body_too_large) {
+		gw_error(r, GW_TOO_LARGE);
+		return;
+	}
+	r->err = res.err;
+	metrics_upstream_error(res.err);
+	log_err("req=%s ERR upstream channel %lld: %s (%s)", r->id, r->ch->id,
+	    up_reasons[res.err], res.errbuf);
+	upstream_error(r, res.err);
+}
+
+static void
+health(struct worker *w, struct req *r)
+{
+	static const char ok[] = "{\"status\":\"ok\"}";
+	static const char down[] = "{\"status\":\"database_unavailable\"}";
+
+	if (db_run(w->db, ST_PING, NULL, 0, NULL, NULL, NULL) == DB_OK)
+		send_body(r, 200, "application/json", ok, sizeof(ok) - 1);
+	else
+		send_body(r, 503, "application/json", down, sizeof(down) - 1);
+}
+
+static void
+metrics(struct req *r)
+{
+	struct buf	 o;
+
+	buf_init(&o, 1 << 20);
+	if (metrics_render(&o) == 0)
+		send_body(r, 200, "text/plain; version=0.0.4", o.p, o.len);
+	else
+		gw_error(r, GW_INTERNAL);
+	buf_free(&o);
+}
+
+static void
+handle(struct worker *w, FCGX_Request *fr)
+{
+	struct req	 r;
+	const char	*cl, *q;
+	long long	 v;
+
+	memset(&r, 0, sizeof(r));
+	buf_init(&r.held, 0);
+	r.fr = fr;
+	r.start_ms = mono_ms();
+	make_id(w, r.id);
+	metrics_inflight(1);
+	if ((r.method = FCGX_GetParam("REQUEST_METHOD", fr->envp)) == NULL)
+		r.method = "GET";
+	if ((r.uri = FCGX_GetParam("REQUEST_URI", fr->envp)) == NULL &&
+	    (r.uri = FCGX_GetParam("SCRIPT_NAME", fr->envp)) == NULL)
+		r.uri = "/";
+	if ((r.ip = FCGX_GetParam("REMOTE_ADDR", fr->envp)) == NULL)
+		r.ip = "";
+	r.path = r.uri;
+	q = strchr(r.uri, '?');
+	r.pathlen = q ? (size_t)(q - r.uri) : strlen(r.uri);
+	r.query = q ? q + 1 : NULL;
+	r.content_length = -1;
+	if ((cl = FCGX_GetParam("CONTENT_LENGTH", fr->envp)) != NULL &&
+	    *cl != '\0' && parse_ll(cl, 0, INT64_MAX, &v) == 0)
+		r.content_length = v;
+
+	if (r.pathlen == 13 && memcmp(r.path, "/bltcy/health", 13) == 0)
+		health(w, &r);
+	else if (r.pathlen == 14 && memcmp(r.path, "/bltcy/metrics", 14) == 0)
+		metrics(&r);
+	else if ((r.service = service_for_path(r.path, r.pathlen)) == NULL) {
+		char what[300];
+		snprintf(what, sizeof(what), "%s %.*s", r.method,
+		    (int)(r.pathlen > 256 ? 256 : r.pathlen), r.path);
+		gw_error(&r, GW_ROUTE, what);
+	} else if (!path_is_safe(r.path, r.pathlen))
+		gw_error(&r, GW_PATH);
+	else if (r.content_length > cfg_i(CFG_RELAY_MAX_BODY))
+		gw_error(&r, GW_TOO_LARGE);
+	else
+		relay(w, &r);
+
+	if (r.reserved)		/* every path out of relay() settles; belt */
+		finish_charge(w, &r, 0);
+	metrics_inflight(-1);
+	metrics_request(r.service, r.status, mono_ms() - r.start_ms);
+	logmsg(r.status >= 500 ? LV_WARN : LV_INFO, "req=%s %s %.*s service=%s "
+	    "token=%lld channel=%lld status=%d upstream_ms=%lld bytes=%lld "
+	    "quota=%lld ms=%lld", r.id, r.method,
+	    (int)(r.pathlen > 256 ? 256 : r.pathlen), r.path,
+	    r.service ? r.service : "-", r.have_tok ? r.tok.id : 0,
+	    r.ch ? r.ch->id : 0, r.status, (long long)r.up_ms,
+	    (long long)r.bytes, r.ch && r.status > 0 && r.status < 400 ? r.quota : 0,
+	    (long long)(mono_ms() - r.start_ms));
+	wipe(&r.tok, sizeof(r.tok));
+	buf_free(&r.held);
+}
+
+int
+worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed)
+{
+	struct worker		 w;
+	struct sigaction	 sa;
+	FCGX_Request		 fr;
+	sigset_t		 none;
+
+	memset(&w, 0, sizeof(w));
+	w.host = host;
+	w.rng = seed | 1;
+	w.cache.version = -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;	/* no SA_RESTART: accept() returns */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	if ((w.curl = curl_easy_init()) == NULL ||
+	    (w.db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL) {
+		log_err("worker: out of memory");
+		return 1;
+	}
+	if (FCGX_InitRequest(&fr, fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		log_err("worker: FCGX_InitRequest failed");
+		return 1;
+	}
+	while (!stop) {
+		if (FCGX_Accept_r(&fr) < 0) {
+			if (stop)
+				break;
+			if (errno == EINTR || reopen)
+				goto again;
+			log_err("worker: accept: %s", strerror(errno));
+			usleep(100000);
+			goto again;
+		}
+		handle(&w, &fr);
+		FCGX_Finish_r(&fr);
+again:
+		if (reopen) {
+			reopen = 0;
+			log_reopen();
+		}
+	}
+	flush_pending(&w);
+	FCGX_Free(&fr, 0);
+	chcache_free(&w.cache);
+	db_free(w.db);
+	curl_easy_cleanup(w.curl);
+	return 0;
+}
