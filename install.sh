@@ -262,7 +262,7 @@ start_mariadb() {
         install -d -o mysql -g adm -m 2750 /var/log/mysql
         local safe
         safe=$(command -v mariadbd-safe || command -v mysqld_safe) || die "mariadbd-safe/mysqld_safe not found"
-        # No systemd: run it detached in its own session; it keeps mariadbd
+        # No systemd: run it detached (setsid); it keeps mariadbd
         # running (and restarts it if it dies).
         setsid -f "$safe" --skip-syslog --log-error=/var/log/mysql/error.log \
             </dev/null >/dev/null 2>&1
