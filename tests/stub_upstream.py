@@ -1,0 +1,464 @@
+#!/usr/bin/python3
+"""Stand-in for the upstream "old gateway" in the integration tests.
+
+A threaded HTTP/1.1 server with keep-alive. It records every request it
+receives and answers from a script of canned replies that the tests set
+through a control API on the same port, under /__stub/:
+
+  GET  /__stub/requests[?since=N]   JSON list of recorded requests
+  GET  /__stub/wait?path=RE&count=N&timeout=S
+                                    block until N recorded requests match RE
+  POST /__stub/reset                forget requests, rules, tasks, counters;
+                                    release every waiting reply
+  GET  /__stub/connections          {"accepted","open","used"}: TCP connections
+                                    accepted / open now / that carried at least
+                                    one non-control request since the reset
+  POST /__stub/script               {"rules":[...], "replace":bool}
+  POST /__stub/release?event=NAME   wake replies waiting on NAME
+  GET  /__stub/tasks                task ids this stub created
+
+A rule is a JSON object:
+  "path":   regular expression searched in the raw request target
+  "method": optional method to match
+  "times":  optional number of uses before the rule is dropped
+  "mode":   plain (default) | echo | sse | chunked | download | hang |
+            close | task_create | task_get
+  "status", "headers" ([[name, value], ...]), "body" (text) or "body_b64"
+  "hang":   seconds to wait before the headers (mode hang, or any mode);
+            "event" names the event that ends the wait early
+  "events": list of SSE chunks (mode sse): the first is sent, then the
+            reply waits for "event" (or "timeout" seconds), then the rest
+  "chunks": list of text chunks (mode chunked)
+  "size", "seed", "chunked": deterministic download (mode download);
+            see download_blocks() for the byte pattern
+Requests that match no rule are echoed (mode echo).
+
+Request bodies are read as they arrive (Content-Length or chunked), hashed
+with SHA-256 and kept only when shorter than 64 KiB.
+
+Usage: stub_upstream.py [--port N] [--port-file PATH] [--name NAME]
+"""
+
+import argparse
+import base64
+import hashlib
+import http.server
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+CONTROL = "/__stub/"
+BLOCK = 65536
+KEEP_BODY_BELOW = 65536
+
+
+def download_blocks(seed, size):
+    """Yield the bytes of the deterministic download (seed, size)."""
+    i = 0
+    left = size
+    while left > 0:
+        blk = hashlib.sha256(("%s:%d" % (seed, i)).encode()).digest() * (BLOCK // 32)
+        if left < BLOCK:
+            blk = blk[:left]
+        yield blk
+        left -= len(blk)
+        i += 1
+
+
+def download_sha256(seed, size):
+    h = hashlib.sha256()
+    for blk in download_blocks(seed, size):
+        h.update(blk)
+    return h.hexdigest()
+
+
+class State:
+    def __init__(self, name):
+        self.name = name
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.requests = []
+        self.rules = []
+        self.events = {}
+        self.tasks = set()
+        self.conn_seq = 0          # connection ids, never reset
+        self.accepted = 0          # since reset
+        self.open = 0
+        self.used = set()          # conn ids with a relayed request since reset
+
+    def event(self, name):
+        with self.lock:
+            ev = self.events.get(name)
+            if ev is None:
+                ev = self.events[name] = threading.Event()
+            return ev
+
+    def reset(self):
+        with self.lock:
+            for ev in self.events.values():
+                ev.set()
+            self.events = {}
+            self.requests = []
+            self.rules = []
+            self.tasks = set()
+            self.accepted = 0
+            self.used = set()
+            self.cond.notify_all()
+
+    def pick_rule(self, method, path):
+        with self.lock:
+            for rule in self.rules:
+                if rule.get("method") and rule["method"].upper() != method:
+                    continue
+                if rule.get("path") and not re.search(rule["path"], path):
+                    continue
+                if "times" in rule:
+                    rule["times"] -= 1
+                    if rule["times"] <= 0:
+                        self.rules.remove(rule)
+                return dict(rule)
+        return None
+
+
+S = None  # the State, set in main()
+
+
+class BodyReader:
+    """Reads a request body as it arrives, hashing it."""
+
+    def __init__(self):
+        self.sha = hashlib.sha256()
+        self.length = 0
+        self.kept = bytearray()
+        self.keep = True
+
+    def feed(self, b):
+        self.sha.update(b)
+        self.length += len(b)
+        if self.keep:
+            if self.length < KEEP_BODY_BELOW:
+                self.kept += b
+            else:
+                self.keep = False
+                self.kept = None
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "stub-upstream/1"
+    sys_version = ""
+
+    def setup(self):
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        with S.lock:
+            S.conn_seq += 1
+            S.accepted += 1
+            S.open += 1
+            self.conn_id = S.conn_seq
+        self.peer = self.client_address
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with S.lock:
+                S.open -= 1
+
+    def log_message(self, fmt, *args):
+        pass
+
+    # -- body -------------------------------------------------------------
+    def read_body(self):
+        r = BodyReader()
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        chunked = "chunked" in te
+        if chunked:
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    raise ConnectionError("eof in chunk size")
+                size = int(line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    while True:
+                        t = self.rfile.readline(65537)
+                        if t in (b"\r\n", b"\n", b""):
+                            break
+                    break
+                left = size
+                while left:
+                    b = self.rfile.read(min(left, BLOCK))
+                    if not b:
+                        raise ConnectionError("eof in chunk")
+                    r.feed(b)
+                    left -= len(b)
+                self.rfile.readline(3)
+        else:
+            cl = self.headers.get("Content-Length")
+            left = int(cl) if cl else 0
+            while left:
+                b = self.rfile.read(min(left, BLOCK))
+                if not b:
+                    raise ConnectionError("eof in body")
+                r.feed(b)
+                left -= len(b)
+        return r, chunked
+
+    # -- replies ----------------------------------------------------------
+    def reply(self, status, headers, body, extra_close=False):
+        self.send_response(status)
+        have_len = False
+        for k, v in headers:
+            if k.lower() == "content-length":
+                have_len = True
+            self.send_header(k, v)
+        if not have_len:
+            self.send_header("Content-Length", str(len(body)))
+        if extra_close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def reply_json(self, status, obj):
+        body = json.dumps(obj, ensure_ascii=False).encode()
+        self.reply(status, [("Content-Type", "application/json")], body)
+
+    def start_chunked(self, status, headers, default_type):
+        self.send_response(status)
+        have_type = False
+        for k, v in headers:
+            if k.lower() == "content-type":
+                have_type = True
+            self.send_header(k, v)
+        if not have_type:
+            self.send_header("Content-Type", default_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def chunk(self, data):
+        if self.command == "HEAD":
+            return
+        if data:
+            self.wfile.write(b"%x\r\n" % len(data) + data + b"\r\n")
+
+    def end_chunked(self):
+        if self.command == "HEAD":
+            return
+        self.wfile.write(b"0\r\n\r\n")
+
+    # -- dispatch ---------------------------------------------------------
+    def handle_any(self):
+        path = self.path
+        if path.startswith(CONTROL):
+            return self.control()
+        try:
+            body, chunked = self.read_body()
+        except (ValueError, ConnectionError):
+            self.close_connection = True
+            return
+        rec = {
+            "method": self.command,
+            "path": path,
+            "version": self.request_version,
+            "headers": [[k, v] for k, v in self.headers.items()],
+            "body_len": body.length,
+            "body_sha256": body.sha.hexdigest(),
+            "body_b64": base64.b64encode(bytes(body.kept)).decode() if body.keep else None,
+            "chunked": chunked,
+            "conn_id": self.conn_id,
+            "peer_port": self.peer[1],
+            "time": time.time(),
+        }
+        with S.lock:
+            rec["id"] = len(S.requests)
+            S.requests.append(rec)
+            S.used.add(self.conn_id)
+            S.cond.notify_all()
+        rule = S.pick_rule(self.command, path) or {"mode": "echo"}
+        try:
+            self.run_rule(rule, rec, body)
+        except (BrokenPipeError, ConnectionError, socket.timeout):
+            self.close_connection = True
+
+    def run_rule(self, rule, rec, body):
+        mode = rule.get("mode", "plain")
+        status = int(rule.get("status", 200))
+        headers = [tuple(h) for h in rule.get("headers", [])]
+        if rule.get("hang"):
+            ev = S.event(rule.get("event", "never-%s" % uuid.uuid4()))
+            ev.wait(float(rule["hang"]))
+        if "body_b64" in rule:
+            payload = base64.b64decode(rule["body_b64"])
+        else:
+            payload = rule.get("body", "").encode()
+
+        if mode == "plain" or mode == "hang":
+            self.reply(status, headers, payload)
+        elif mode == "close":
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        elif mode == "echo":
+            obj = {
+                "method": rec["method"], "path": rec["path"], "headers": rec["headers"],
+                "body_len": rec["body_len"], "body_sha256": rec["body_sha256"],
+                "chunked": rec["chunked"], "conn_id": rec["conn_id"], "stub": S.name,
+            }
+            if body.keep:
+                obj["body"] = bytes(body.kept).decode("utf-8", "replace")
+            data = json.dumps(obj, ensure_ascii=False).encode()
+            self.reply(status, headers + [("Content-Type", "application/json")], data)
+        elif mode == "sse":
+            self.start_chunked(status, headers, "text/event-stream")
+            events = rule.get("events", ["data: 1\n\n", "data: 2\n\n"])
+            self.chunk(events[0].encode())
+            ev = S.event(rule.get("event", "sse"))
+            ev.wait(float(rule.get("timeout", 30)))
+            for e in events[1:]:
+                self.chunk(e.encode())
+            self.end_chunked()
+        elif mode == "chunked":
+            self.start_chunked(status, headers, "application/octet-stream")
+            for c in rule.get("chunks", ["a", "b", "c"]):
+                self.chunk(c.encode())
+                time.sleep(float(rule.get("gap", 0.01)))
+            self.end_chunked()
+        elif mode == "download":
+            size = int(rule["size"])
+            seed = str(rule.get("seed", "seed"))
+            if rule.get("chunked"):
+                self.start_chunked(status, headers, "application/octet-stream")
+                for blk in download_blocks(seed, size):
+                    self.chunk(blk)
+                self.end_chunked()
+            else:
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                if self.command != "HEAD":
+                    for blk in download_blocks(seed, size):
+                        self.wfile.write(blk)
+        elif mode == "task_create":
+            tid = "%s-%s" % (S.name, uuid.uuid4().hex[:16])
+            with S.lock:
+                S.tasks.add(tid)
+            data = json.dumps({"task_id": tid}).encode()
+            self.reply(status, headers + [("Content-Type", "application/json")], data)
+        elif mode == "task_get":
+            u = urllib.parse.urlsplit(rec["path"])
+            cands = [s for s in u.path.split("/") if s]
+            for _, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True):
+                cands.extend(v.split(","))
+            with S.lock:
+                known = [c for c in cands if c in S.tasks]
+            if known:
+                self.reply_json(200, {"task_id": known[0], "status": "succeed", "stub": S.name})
+            else:
+                self.reply_json(404, {"error": "task not found", "stub": S.name})
+        else:
+            self.reply_json(500, {"error": "unknown stub mode %s" % mode})
+
+    def control(self):
+        try:
+            body, _ = self.read_body()
+        except (ValueError, ConnectionError):
+            self.close_connection = True
+            return
+        data = bytes(body.kept) if body.keep else b""
+        u = urllib.parse.urlsplit(self.path)
+        q = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
+        what = u.path[len(CONTROL):]
+        if what == "requests":
+            since = int(q.get("since", 0))
+            with S.lock:
+                reqs = list(S.requests[since:])
+            return self.reply_json(200, reqs)
+        if what == "wait":
+            rx = q.get("path", "")
+            count = int(q.get("count", 1))
+            deadline = time.time() + float(q.get("timeout", 10))
+            with S.lock:
+                while True:
+                    found = [r for r in S.requests if re.search(rx, r["path"])]
+                    if len(found) >= count:
+                        break
+                    left = deadline - time.time()
+                    if left <= 0:
+                        break
+                    S.cond.wait(left)
+            return self.reply_json(200 if len(found) >= count else 408, found)
+        if what == "reset":
+            S.reset()
+            return self.reply_json(200, {"ok": True})
+        if what == "connections":
+            with S.lock:
+                obj = {"accepted": S.accepted, "open": S.open, "used": len(S.used)}
+            return self.reply_json(200, obj)
+        if what == "script":
+            obj = json.loads(data or b"{}")
+            with S.lock:
+                if obj.get("replace"):
+                    S.rules = []
+                S.rules.extend(obj.get("rules", []))
+            return self.reply_json(200, {"ok": True})
+        if what == "release":
+            S.event(q.get("event", "sse")).set()
+            return self.reply_json(200, {"ok": True})
+        if what == "tasks":
+            with S.lock:
+                tasks = sorted(S.tasks)
+            return self.reply_json(200, tasks)
+        return self.reply_json(404, {"error": "unknown control call"})
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_any
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+    allow_reuse_address = True
+
+
+def main():
+    global S
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--name", default="stub")
+    ap.add_argument("port_pos", nargs="?", type=int)
+    a = ap.parse_args()
+    port = a.port_pos if a.port_pos is not None else a.port
+    S = State(a.name)
+    srv = Server(("127.0.0.1", port), Handler)
+    port = srv.server_address[1]
+    if a.port_file:
+        tmp = a.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+
+        os.rename(tmp, a.port_file)
+    print("PORT %d" % port, flush=True)
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
