@@ -61,7 +61,7 @@ $(B)/bltcy-admin.cgi: $(ADMIN_OBJ) $(B)/libcommon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_RELAY)
 
 # Unit tests include the sources they test, to reach static functions.
-$(B)/unit-tests: tests/unit/unit.c $(wildcard tests/unit/*.h tests/unit/*.c) $(B)/libcommon.a $(filter-out $(B)/fcgi/main.o,$(RELAY_OBJ))
+$(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.a
 	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/unit/unit.c $(B)/libcommon.a $(LDLIBS_RELAY)
 
 test: all

@@ -23,6 +23,8 @@ enum stmt {
 	ST_REFUND,
 	ST_RECOVER,
 	ST_PING,
+	ST_TASKS_ADD,
+	ST_AUTO_BAN,
 	ST__MAX
 };
 extern const char *const relay_sql[ST__MAX];
@@ -101,11 +103,18 @@ void	 breaker_result(long long channel_id, int connect_failed, int64_t now_ms);
 struct up_result {
 	int		 status;	/* upstream HTTP status, 0 if none */
 	int		 headers_sent;	/* response headers reached the client */
+	int		 withheld;	/* a final answer kept back (hold_*) */
 	enum up_err	 err;
 	int		 client_gone;
 	int		 body_too_large;
 	int		 nothing_sent;	/* failed before any request byte */
+	int		 json;		/* Content-Type says JSON */
+	int		 capture_overflow;
+	long long	 content_length;	/* of the answer, -1 unknown */
 	int64_t		 bytes_out;
+	struct buf	 hdrs;		/* the answer's header block */
+	struct buf	 held_body;	/* body of a withheld answer */
+	struct buf	 capture;	/* JSON answer kept for task ids */
 	char		 errbuf[CURL_ERROR_SIZE];
 };
 
@@ -119,9 +128,36 @@ struct upstream_req {
 	long long		 content_length;	/* -1 unknown */
 	const struct buf	*held;		/* body prefix already read */
 	int			 held_all;	/* held is the whole body */
+	int			 hold_401;	/* keep a 401 back (retry elsewhere) */
+	int			 hold_5xx;	/* keep a 502/503/504 back */
+	int			 capture;	/* keep a JSON answer for task ids */
 };
 
+/*
+ * Forward one request; the answer streams to the client unless it is a
+ * withheld status, which upstream_release sends later (or the caller
+ * drops it to try another channel). up_result_free after each call.
+ */
 void	 upstream_forward(CURL *, const struct upstream_req *, struct up_result *);
+int	 upstream_release(const struct upstream_req *, struct up_result *);
+void	 up_result_free(struct up_result *);
+
+const char *http_reason(int);
+
+/* ---- affinity.c: task ids in answers and requests ---- */
+
+#define TASK_IDS_MAX	8
+#define TASK_ID_MAX	191
+
+struct task_ids {
+	char	 id[TASK_IDS_MAX][TASK_ID_MAX + 1];
+	size_t	 n;
+};
+
+void	 task_ids_from_answer(struct task_ids *, const char *json, size_t);
+void	 task_ids_from_request(struct task_ids *, const char *path,
+	    size_t pathlen, const char *query, const char *body, size_t bodylen);
+int	 task_ids_join(const struct task_ids *, char *out, size_t outsz);
 
 /* ---- worker.c ---- */
 struct dsn;

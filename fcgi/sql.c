@@ -11,7 +11,11 @@ const char *const relay_sql[ST__MAX] = {
 	    " t.model_limits, t.allow_ips, t.`group`,"
 	    " u.id, u.username, u.role, u.status, u.quota, u.`group`,"
 	    " u.deleted_at IS NOT NULL,"
-	    " (SELECT v FROM bltcy_meta WHERE k = 'channels')"
+	    " (SELECT v FROM bltcy_meta WHERE k = 'channels'),"
+	    /* the owner of a task the request names; another user's first */
+	    " (SELECT CONCAT(k.channel_id, ',', k.user_id) FROM bltcy_tasks k"
+	    "   WHERE k.service = ? AND k.task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
+	    "   ORDER BY k.user_id = t.user_id LIMIT 1)"
 	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
 	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
 	[ST_CHANNELS] =
@@ -23,8 +27,10 @@ const char *const relay_sql[ST__MAX] = {
 	    " WHERE a.enabled = 1 AND c.type = 55 AND c.status = 1",
 	[ST_RESERVE] =
 	    "CALL bltcy_reserve(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	[ST_SETTLE] = "CALL bltcy_settle(?, ?, ?, ?, 0)",
+	[ST_SETTLE] = "CALL bltcy_settle(?, ?, ?, ?, 0, ?)",
 	[ST_REFUND] = "CALL bltcy_refund(?)",
 	[ST_RECOVER] = "CALL bltcy_recover(?, ?, ?)",
 	[ST_PING] = "SELECT v FROM bltcy_meta WHERE k = 'channels'",
+	[ST_TASKS_ADD] = "CALL bltcy_tasks_add(?, ?, ?, ?, ?, ?)",
+	[ST_AUTO_BAN] = "CALL bltcy_auto_ban(?, ?, ?)",
 };

@@ -13,15 +13,16 @@
  */
 
 #define UP_HEADERS_MAX	(64 * 1024)	/* upstream response header block */
+#define UP_HOLD_MAX	(64 * 1024)	/* a withheld answer's body */
+#define UP_CAPTURE_MAX	(64 * 1024)	/* a JSON answer searched for task ids */
 
 struct xfer {
 	const struct upstream_req *rq;
 	struct up_result	*res;
-	struct buf		 hdrs;
 	size_t			 held_off;
 	long long		 body_read;
+	long long		 body_len;	/* -1: chunked, read to the end */
 	int64_t			 upload_done_ms;
-	int			 headers_done;
 	int			 header_timeout;
 };
 
@@ -37,6 +38,34 @@ static const char *const drop_response[] = {
 static const char *const drop_response_prefix[] = {
 	"access-control-", "x-accel-", "x-lighttpd-", "proxy-",
 };
+
+static const struct { int code; const char *text; } reasons[] = {
+	{ 100, "Continue" }, { 200, "OK" }, { 201, "Created" },
+	{ 202, "Accepted" }, { 204, "No Content" }, { 206, "Partial Content" },
+	{ 301, "Moved Permanently" }, { 302, "Found" }, { 303, "See Other" },
+	{ 304, "Not Modified" }, { 307, "Temporary Redirect" },
+	{ 308, "Permanent Redirect" }, { 400, "Bad Request" },
+	{ 401, "Unauthorized" }, { 402, "Payment Required" },
+	{ 403, "Forbidden" }, { 404, "Not Found" },
+	{ 405, "Method Not Allowed" }, { 408, "Request Timeout" },
+	{ 409, "Conflict" }, { 410, "Gone" }, { 413, "Payload Too Large" },
+	{ 415, "Unsupported Media Type" }, { 422, "Unprocessable Entity" },
+	{ 429, "Too Many Requests" }, { 499, "Client Closed Request" },
+	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
+	{ 502, "Bad Gateway" }, { 503, "Service Unavailable" },
+	{ 504, "Gateway Timeout" },
+};
+
+const char *
+http_reason(int code)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].code == code)
+			return reasons[i].text;
+	return "Status";
+}
 
 /* Is the token list (a Connection header value) naming name? */
 static int
@@ -85,10 +114,10 @@ response_header_ok(const char *name, size_t n, const char *conn, size_t connlen)
 
 /* Send the collected response header block to the client. */
 static int
-emit_headers(struct xfer *x)
+emit_headers(const struct upstream_req *rq, struct up_result *res)
 {
-	FCGX_Stream	*out = x->rq->fr->out;
-	const char	*p = x->hdrs.p ? x->hdrs.p : "", *end = p + x->hdrs.len;
+	FCGX_Stream	*out = rq->fr->out;
+	const char	*p = res->hdrs.p ? res->hdrs.p : "", *end = p + res->hdrs.len;
 	const char	*conn = NULL;
 	size_t		 connlen = 0;
 	const char	*l;
@@ -105,7 +134,8 @@ emit_headers(struct xfer *x)
 		}
 		l += len + 1;
 	}
-	if (FCGX_FPrintF(out, "Status: %d\r\n", x->res->status) < 0)
+	if (FCGX_FPrintF(out, "Status: %d %s\r\n", res->status,
+	    http_reason(res->status)) < 0)
 		return -1;
 	for (l = p; l < end;) {
 		const char *nl = memchr(l, '\n', (size_t)(end - l));
@@ -122,61 +152,138 @@ emit_headers(struct xfer *x)
 		}
 		l = nl ? nl + 1 : end;
 	}
-	if (FCGX_FPrintF(out, "X-Request-Id: %s\r\n\r\n", x->rq->request_id) < 0)
+	if (FCGX_FPrintF(out, "X-Request-Id: %s\r\n\r\n", rq->request_id) < 0)
 		return -1;
-	x->headers_done = 1;
-	x->res->headers_sent = 1;
+	res->headers_sent = 1;
 	return 0;
+}
+
+/* Remember what routing and affinity need from one response header. */
+static void
+note_header(struct up_result *res, const char *l, size_t len)
+{
+	char		 v[32];
+	long long	 n;
+	size_t		 vl;
+
+	if (len > 15 && ascii_casecmp_n(l, "content-length:", 15) == 0) {
+		l += 15;
+		len -= 15;
+		while (len > 0 && (*l == ' ' || *l == '\t'))
+			l++, len--;
+		for (vl = 0; vl < len && vl < sizeof(v) - 1 && l[vl] >= '0' &&
+		    l[vl] <= '9'; vl++)
+			v[vl] = l[vl];
+		v[vl] = '\0';
+		if (parse_ll(v, 0, INT64_MAX, &n) == 0)
+			res->content_length = n;
+	} else if (len > 13 && ascii_casecmp_n(l, "content-type:", 13) == 0)
+		res->json = memmem(l, len, "json", 4) != NULL;
+}
+
+/* Is this final status one the caller may want to retry elsewhere? */
+static int
+withheld(const struct upstream_req *rq, int status)
+{
+	return (status == 401 && rq->hold_401) ||
+	    (rq->hold_5xx && status >= 502 && status <= 504);
+}
+
+int
+upstream_release(const struct upstream_req *rq, struct up_result *res)
+{
+	if (!res->withheld)
+		return 0;
+	res->withheld = 0;
+	if (emit_headers(rq, res) == -1 ||
+	    (res->held_body.len > 0 && FCGX_PutStr(res->held_body.p,
+	    (int)res->held_body.len, rq->fr->out) < 0))
+		return -1;
+	res->bytes_out += (int64_t)res->held_body.len;
+	return 0;
+}
+
+void
+up_result_free(struct up_result *res)
+{
+	buf_free(&res->hdrs);
+	buf_free(&res->held_body);
+	buf_free(&res->capture);
 }
 
 static size_t
 on_header(char *line, size_t size, size_t n, void *arg)
 {
-	struct xfer	*x = arg;
-	size_t		 len = size * n;
+	struct xfer		*x = arg;
+	struct up_result	*res = x->res;
+	size_t			 len = size * n;
 
 	if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
 		const char *sp = memchr(line, ' ', len);
 		int st = 0;
 		if (sp != NULL && (size_t)(sp - line) + 4 <= len)
 			sscanf(sp + 1, "%3d", &st);
-		x->res->status = st;
-		buf_reset(&x->hdrs);	/* a new response (after 1xx) */
+		res->status = st;
+		res->content_length = -1;
+		res->json = 0;
+		buf_reset(&res->hdrs);	/* a new response (after 1xx) */
 		return len;
 	}
 	if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
-		if (x->res->status >= 200 && !x->headers_done &&
-		    emit_headers(x) == -1) {
-			x->res->client_gone = 1;
+		if (res->status < 200 || res->headers_sent || res->withheld)
+			return len;
+		if (withheld(x->rq, res->status)) {
+			res->withheld = 1;
+			return len;
+		}
+		if (emit_headers(x->rq, res) == -1) {
+			res->client_gone = 1;
 			return 0;
 		}
 		return len;
 	}
-	if (buf_add(&x->hdrs, line, len) == -1) {
+	if (buf_add(&res->hdrs, line, len) == -1) {
 		log_warn("upstream response headers over %d bytes", UP_HEADERS_MAX);
 		return 0;
 	}
+	note_header(res, line, len);
 	return len;
 }
 
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
 {
-	struct xfer	*x = arg;
-	FCGX_Stream	*out = x->rq->fr->out;
-	size_t		 len = size * n;
+	struct xfer		*x = arg;
+	struct up_result	*res = x->res;
+	FCGX_Stream		*out = x->rq->fr->out;
+	size_t			 len = size * n;
 
-	if (!x->headers_done && emit_headers(x) == -1)
+	if (res->withheld) {
+		if (buf_add(&res->held_body, data, len) == 0)
+			return len;
+		/* too big to hold for a retry: it goes to the client after all */
+		if (upstream_release(x->rq, res) == -1)
+			goto gone;
+	}
+	if (!res->headers_sent && emit_headers(x->rq, res) == -1)
 		goto gone;
+	if (x->rq->capture && res->json && buf_add(&res->capture, data, len) == -1)
+		res->capture_overflow = 1;
 	if (len > 0 && FCGX_PutStr(data, (int)len, out) < 0)
 		goto gone;
-	/* every piece reaches the client now: SSE and slow bodies stream */
-	if (FCGX_FFlush(out) < 0)
+	res->bytes_out += (int64_t)len;
+	/*
+	 * Every piece reaches the client at once (SSE, slow bodies), except
+	 * the one that completes a known length: it waits in the stream
+	 * buffer until the charge is settled, so a client that has the whole
+	 * answer also sees its charge.
+	 */
+	if ((res->content_length < 0 || res->bytes_out < res->content_length) &&
+	    FCGX_FFlush(out) < 0)
 		goto gone;
-	x->res->bytes_out += (int64_t)len;
 	return len;
 gone:
-	x->res->client_gone = 1;
+	res->client_gone = 1;
 	return CURL_WRITEFUNC_ERROR;
 }
 
@@ -202,15 +309,14 @@ on_read(char *dst, size_t size, size_t n, void *arg)
 		x->res->body_too_large = 1;
 		return CURL_READFUNC_ABORT;
 	}
-	if (got == 0) {
-		long long cl = x->rq->content_length;
-		if (cl >= 0 && x->body_read < cl) {
-			x->res->client_gone = 1;	/* the upload was cut */
-			return CURL_READFUNC_ABORT;
-		}
-		if (x->upload_done_ms == 0)
-			x->upload_done_ms = mono_ms();
+	if (got == 0 && x->body_len >= 0 && x->body_read < x->body_len) {
+		x->res->client_gone = 1;	/* the upload was cut */
+		return CURL_READFUNC_ABORT;
 	}
+	/* the wait for the answer's headers starts when the body is sent */
+	if ((got == 0 || (x->body_len >= 0 && x->body_read >= x->body_len)) &&
+	    x->upload_done_ms == 0)
+		x->upload_done_ms = mono_ms();
 	return got;
 }
 
@@ -235,7 +341,7 @@ on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 {
 	struct xfer	*x = arg;
 
-	if (x->headers_done || x->upload_done_ms == 0)
+	if (x->res->status >= 200 || x->upload_done_ms == 0)
 		return 0;
 	if (mono_ms() - x->upload_done_ms > cfg_i(CFG_RELAY_HEADER_TIMEOUT) * 1000) {
 		x->header_timeout = 1;
@@ -397,9 +503,13 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 	memset(&x, 0, sizeof(x));
 	x.rq = rq;
 	x.res = res;
-	buf_init(&x.hdrs, UP_HEADERS_MAX);
+	res->content_length = -1;
+	buf_init(&res->hdrs, UP_HEADERS_MAX);
+	buf_init(&res->held_body, UP_HOLD_MAX);
+	buf_init(&res->capture, UP_CAPTURE_MAX);
 	if (rq->held_all)
 		cl = (long long)rq->held->len;
+	x.body_len = cl;
 	has_body = cl > 0 || (cl < 0 && !rq->held_all) ||
 	    strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0 ||
 	    strcmp(rq->method, "PATCH") == 0;
@@ -410,7 +520,6 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 		res->err = UPE_CONNECT;
 		res->nothing_sent = 1;
 		strlcpy_(res->errbuf, "out of memory", sizeof(res->errbuf));
-		buf_free(&x.hdrs);
 		return;
 	}
 	curl_easy_reset(c);
@@ -457,13 +566,12 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK && !res->client_gone && !res->body_too_large)
 		classify(c, rc, &x);
-	else if (rc == CURLE_OK && !x.headers_done && res->status >= 200 &&
-	    emit_headers(&x) == -1)
+	else if (rc == CURLE_OK && !res->headers_sent && !res->withheld &&
+	    res->status >= 200 && emit_headers(rq, res) == -1)
 		res->client_gone = 1;
 	/* the Authorization line held the key */
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	for (struct curl_slist *i = hl; i != NULL; i = i->next)
 		wipe(i->data, strlen(i->data));
 	curl_slist_free_all(hl);
-	buf_free(&x.hdrs);
 }

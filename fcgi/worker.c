@@ -71,7 +71,7 @@ enum gw_err {
 	GW_ROUTE, GW_PATH, GW_TOO_LARGE, GW_NO_TOKEN, GW_BAD_TOKEN,
 	GW_EXHAUSTED, GW_EXPIRED, GW_DISABLED, GW_IP, GW_BANNED, GW_MODEL,
 	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
-	GW__MAX
+	GW_TASK, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -93,6 +93,7 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	[GW_NO_CHANNEL] = { 503, "model_not_found", "分组 %s 下模型 %s 无可用渠道" },
 	[GW_DB] =	  { 503, "database_unavailable", "数据库暂时不可用，请稍后重试" },
 	[GW_INTERNAL] =	  { 500, "internal_error", "内部错误" },
+	[GW_TASK] =	  { 404, "task_not_exist", "任务不存在" },
 };
 
 static const char *const up_reasons[UPE__MAX] = {
@@ -140,8 +141,8 @@ static void
 send_body(struct req *r, int status, const char *ctype, const char *body,
     size_t len)
 {
-	FCGX_FPrintF(r->fr->out, "Status: %d\r\nContent-Type: %s\r\n"
-	    "X-Request-Id: %s\r\n\r\n", status, ctype, r->id);
+	FCGX_FPrintF(r->fr->out, "Status: %d %s\r\nContent-Type: %s\r\n"
+	    "X-Request-Id: %s\r\n\r\n", status, http_reason(status), ctype, r->id);
 	FCGX_PutStr(body, (int)len, r->fr->out);
 	r->status = status;
 	r->bytes = (int64_t)len;
@@ -214,6 +215,8 @@ struct auth_out {
 	struct token_row	*t;
 	long long		 version;
 	int			 found;
+	long long		 task_channel;	/* owner of a named task, or 0 */
+	long long		 task_user;
 };
 
 static int
@@ -242,6 +245,9 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	copy_col(t->user_group, sizeof(t->user_group), &c[16]);
 	t->user_deleted = c[17].i != 0;
 	a->version = c[18].t == DBV_INT ? c[18].i : 0;
+	if (c[19].t == DBV_STR &&
+	    sscanf(c[19].s, "%lld,%lld", &a->task_channel, &a->task_user) != 2)
+		a->task_channel = a->task_user = 0;
 	a->found = 1;
 	return 1;
 }
@@ -254,7 +260,7 @@ flush_pending(struct worker *w)
 
 	while (i < w->npend) {
 		struct pending	*p = &w->pend[i];
-		struct dbv	 a[4];
+		struct dbv	 a[5];
 		enum db_rc	 rc;
 
 		if (p->settle) {
@@ -262,7 +268,8 @@ flush_pending(struct worker *w)
 			a[1] = DBI(p->channel);
 			a[2] = DBI(p->use_time);
 			a[3] = DBI(now_s());
-			rc = db_run(w->db, ST_SETTLE, a, 4, NULL, NULL, NULL);
+			a[4] = DBNULL;
+			rc = db_run(w->db, ST_SETTLE, a, 5, NULL, NULL, NULL);
 		} else {
 			a[0] = DBS(p->id);
 			rc = db_run(w->db, ST_REFUND, a, 1, NULL, NULL, NULL);
@@ -279,11 +286,14 @@ flush_pending(struct worker *w)
 	}
 }
 
-/* Settle (upstream answered < 400) or refund the reserved charge. */
+/*
+ * Settle (upstream answered < 400) or refund the reserved charge; tasks
+ * (comma-separated ids, may be NULL) are recorded with the settlement.
+ */
 static void
-finish_charge(struct worker *w, struct req *r, int settle)
+finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 {
-	struct dbv	 a[4];
+	struct dbv	 a[5];
 	enum db_rc	 rc;
 	long long	 use_time = (mono_ms() - r->start_ms + 500) / 1000;
 
@@ -294,7 +304,8 @@ finish_charge(struct worker *w, struct req *r, int settle)
 		a[1] = DBI(r->ch->id);
 		a[2] = DBI(use_time);
 		a[3] = DBI(now_s());
-		rc = db_run(w->db, ST_SETTLE, a, 4, NULL, NULL, NULL);
+		a[4] = tasks != NULL && *tasks ? DBS(tasks) : DBNULL;
+		rc = db_run(w->db, ST_SETTLE, a, 5, NULL, NULL, NULL);
 	} else
 		rc = db_run(w->db, ST_REFUND, a, 1, NULL, NULL, NULL);
 	r->reserved = 0;
@@ -359,19 +370,218 @@ hold_body(struct req *r)
 	return 0;
 }
 
+static int
+reserve(struct worker *w, struct req *r, const char *group)
+{
+	char		 model[SERVICE_NAME_MAX + 16];
+	struct dbv	 a[16];
+	enum db_rc	 rc;
+
+	if (r->quota <= 0)
+		return 0;
+	snprintf(model, sizeof(model), "%s_passthrough", r->service);
+	a[0] = DBS(r->id);
+	a[1] = DBS(w->host);
+	a[2] = DBI(getpid());
+	a[3] = DBI(r->tok.id);
+	a[4] = DBI(r->tok.user_id);
+	a[5] = DBI(r->ch->id);
+	a[6] = DBI(r->quota);
+	a[7] = DBI(r->tok.unlimited);
+	a[8] = DBI(now_s());
+	a[9] = DBS(r->tok.username);
+	a[10] = DBS(r->tok.name);
+	a[11] = DBS(group);
+	a[12] = DBS(model);
+	a[13] = DBS(r->method);
+	a[14] = DBSN(r->path, r->pathlen > 512 ? 512 : r->pathlen);
+	a[15] = DBS(r->ip);
+	rc = db_run(w->db, ST_RESERVE, a, 16, NULL, NULL, NULL);
+	if (rc == DB_SIGNAL) {
+		gw_error(r, GW_QUOTA);
+		return -1;
+	}
+	if (rc != DB_OK) {
+		log_err("req=%s reserve: %s", r->id, db_error(w->db));
+		gw_error(r, GW_DB);
+		return -1;
+	}
+	r->reserved = 1;
+	return 0;
+}
+
+static int
+connect_failure(const struct up_result *res)
+{
+	return res->status == 0 && res->nothing_sent &&
+	    (res->err == UPE_REFUSED || res->err == UPE_DNS ||
+	    res->err == UPE_TLS || res->err == UPE_CONNECT ||
+	    res->err == UPE_CONNECT_TIMEOUT);
+}
+
+/* The upstream refused the channel's key: new-api's automatic disabling. */
 static void
-relay(struct worker *w, struct req *r)
+auto_ban(struct worker *w, struct req *r)
+{
+	struct dbv	 a[3];
+
+	a[0] = DBI(r->ch->id);
+	a[1] = DBI(now_s());
+	a[2] = DBS("上游返回 401（密钥无效）");
+	if (db_run(w->db, ST_AUTO_BAN, a, 3, NULL, NULL, NULL) != DB_OK)
+		log_err("req=%s auto-ban of channel %lld: %s", r->id, r->ch->id,
+		    db_error(w->db));
+	else
+		log_warn("req=%s channel %lld answered 401: disabled (auto_ban)",
+		    r->id, r->ch->id);
+	w->cache.version = -1;		/* reload on the next request */
+}
+
+/*
+ * Send the request to r->ch, and on to further candidates while the
+ * failure allows it: a connect failure before any byte was sent, a 401
+ * (the key; the body is held so it can be sent again) or, for GET, a
+ * 502/503/504. Never the same channel twice, at most RELAY_FAILOVER_MAX.
+ */
+static void
+forward(struct worker *w, struct req *r, const char *group, int fixed)
 {
 	struct upstream_req	 up;
 	struct up_result	 res;
+	struct task_ids		 tasks;
+	long long		 tried[16];
+	size_t			 ntried = 0, ki;
+	char			 url[8192], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
+	int			 n, query = is_query_method(r->method);
+	int			 max = (int)cfg_i(CFG_RELAY_FAILOVER_MAX);
+
+	memset(&res, 0, sizeof(res));
+	for (;;) {
+		struct channel	*next = NULL;
+		long long	 q;
+
+		tried[ntried++] = r->ch->id;
+		q = query ? r->ch->set.query_quota : r->ch->set.quota;
+		if (q != r->quota) {	/* this channel has another price */
+			finish_charge(w, r, 0, NULL);
+			r->quota = q;
+			if (reserve(w, r, group) == -1) {
+				up_result_free(&res);
+				return;
+			}
+		}
+		n = snprintf(url, sizeof(url), "%s%.*s%s%s", r->ch->base_url,
+		    (int)r->pathlen, r->path, r->query ? "?" : "",
+		    r->query ? r->query : "");
+		if (n < 0 || (size_t)n >= sizeof(url)) {
+			up_result_free(&res);
+			gw_error(r, GW_PATH);
+			return;
+		}
+		ki = r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
+		memset(&up, 0, sizeof(up));
+		up.fr = r->fr;
+		up.request_id = r->id;
+		up.method = r->method;
+		up.url = url;
+		up.key = r->ch->keys[ki];
+		up.proxy = r->ch->set.proxy;
+		up.content_length = r->content_length;
+		up.held = &r->held;
+		up.held_all = r->held_all;
+		up.hold_401 = !fixed && r->held_all;
+		up.hold_5xx = !fixed && query;
+		up.capture = !query;
+		log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
+		    r->id, r->method, (int)r->pathlen, r->path, r->ch->id,
+		    r->ch->name, ki + 1);
+		if (strcmp(r->service, "kling") == 0)
+			log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
+			    r->method, (int)r->pathlen, r->path, r->held.len,
+			    r->held_all ? "" : "+ (streamed)");
+
+		r->up_ms = mono_ms();
+		up_result_free(&res);
+		upstream_forward(w->curl, &up, &res);
+		r->up_ms = mono_ms() - r->up_ms;
+		breaker_result(r->ch->id, connect_failure(&res), mono_ms());
+		if (res.status == 401 && r->ch->auto_ban)
+			auto_ban(w, r);
+		if (res.err != UPE_NONE && res.status == 0)
+			metrics_upstream_error(res.err);
+		if (!fixed && (int)ntried < max && ntried < 16 &&
+		    (connect_failure(&res) || res.withheld))
+			next = channel_pick(&w->cache, group, r->service, tried,
+			    ntried, &w->rng);
+		if (next == NULL)
+			break;
+		log_warn("req=%s channel %lld failed (%s); trying channel %lld",
+		    r->id, r->ch->id, res.status ? http_reason(res.status) :
+		    up_reasons[res.err], next->id);
+		r->ch = next;
+	}
+	if (res.withheld && upstream_release(&up, &res) == -1)
+		res.client_gone = 1;
+	r->bytes = res.bytes_out;
+
+	if (res.status > 0 && res.headers_sent) {
+		int ok = res.status < 400 && !res.body_too_large;
+
+		r->status = res.status;
+		joined[0] = '\0';
+		if (ok && !query && res.json && !res.capture_overflow) {
+			task_ids_from_answer(&tasks, res.capture.p ? res.capture.p : "",
+			    res.capture.len);
+			task_ids_join(&tasks, joined, sizeof(joined));
+		}
+		if (r->reserved)
+			finish_charge(w, r, ok, joined);
+		else if (joined[0] != '\0') {
+			struct dbv a[6];
+			a[0] = DBS(r->service);
+			a[1] = DBS(joined);
+			a[2] = DBI(r->ch->id);
+			a[3] = DBI(r->tok.user_id);
+			a[4] = DBI(r->tok.id);
+			a[5] = DBI(now_s());
+			if (db_run(w->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
+				log_err("req=%s recording tasks: %s", r->id,
+				    db_error(w->db));
+		}
+		if (res.client_gone)
+			log_info("req=%s client went away mid-response", r->id);
+		else if (res.err != UPE_NONE)
+			log_warn("req=%s upstream broke off mid-response: %s",
+			    r->id, res.errbuf);
+		up_result_free(&res);
+		return;
+	}
+	finish_charge(w, r, 0, NULL);
+	if (res.client_gone)
+		r->status = 499;
+	else if (res.body_too_large)
+		gw_error(r, GW_TOO_LARGE);
+	else {
+		r->err = res.err;
+		log_err("req=%s ERR upstream channel %lld: %s (%s)", r->id,
+		    r->ch->id, up_reasons[res.err], res.errbuf);
+		upstream_error(r, res.err);
+	}
+	up_result_free(&res);
+}
+
+static void
+relay(struct worker *w, struct req *r)
+{
 	struct auth_out		 ao;
-	struct dbv		 a[16];
+	struct task_ids		 cand;
+	struct dbv		 a[10];
 	enum auth_result	 ar;
 	const char		*hdr, *group;
-	char			 key[TOKEN_KEY_MAX], url[8192];
+	char			 key[TOKEN_KEY_MAX];
 	enum db_rc		 rc;
-	size_t			 ki;
-	int			 n;
+	size_t			 i;
+	int			 fixed = 0;
 
 	if ((hdr = FCGX_GetParam("HTTP_AUTHORIZATION", r->fr->envp)) == NULL &&
 	    (hdr = FCGX_GetParam("HTTP_X_PTOKEN", r->fr->envp)) == NULL &&
@@ -385,11 +595,25 @@ relay(struct worker *w, struct req *r)
 		gw_error(r, GW_BAD_TOKEN);
 		return;
 	}
+	if (hold_body(r) == -1) {
+		wipe(key, sizeof(key));
+		if (r->content_length > cfg_i(CFG_RELAY_MAX_BODY) ||
+		    (long long)r->held.len > cfg_i(CFG_RELAY_MAX_BODY))
+			gw_error(r, GW_TOO_LARGE);
+		else
+			r->status = 499;	/* client went away */
+		return;
+	}
+	task_ids_from_request(&cand, r->path, r->pathlen, r->query,
+	    r->held_all ? r->held.p : NULL, r->held_all ? r->held.len : 0);
 	flush_pending(w);
 	memset(&ao, 0, sizeof(ao));
 	ao.t = &r->tok;
-	a[0] = DBS(key);
-	rc = db_run(w->db, ST_AUTH, a, 1, auth_row, &ao, NULL);
+	a[0] = DBS(r->service);
+	for (i = 0; i < TASK_IDS_MAX; i++)
+		a[1 + i] = DBS(i < cand.n ? cand.id[i] : "");
+	a[9] = DBS(key);
+	rc = db_run(w->db, ST_AUTH, a, 10, auth_row, &ao, NULL);
 	wipe(key, sizeof(key));
 	if (rc != DB_OK) {
 		log_err("req=%s token lookup: %s", r->id, db_error(w->db));
@@ -412,6 +636,11 @@ relay(struct worker *w, struct req *r)
 	case AUTH_MODEL: gw_error(r, GW_MODEL, r->service); return;
 	case AUTH_PIN_FORBIDDEN: gw_error(r, GW_PIN); return;
 	}
+	/* a task of another user: as if it did not exist, and nothing sent */
+	if (ao.task_channel > 0 && ao.task_user != r->tok.user_id) {
+		gw_error(r, GW_TASK);
+		return;
+	}
 	if (ao.version != w->cache.version &&
 	    chcache_load(&w->cache, w->db, ao.version) == -1) {
 		log_err("req=%s channel load: %s", r->id, db_error(w->db));
@@ -426,6 +655,12 @@ relay(struct worker *w, struct req *r)
 			gw_error(r, GW_BAD_CHANNEL, num);
 			return;
 		}
+		fixed = 1;
+	} else if (ao.task_channel > 0 &&
+	    (r->ch = chcache_by_id(&w->cache, ao.task_channel)) != NULL) {
+		fixed = 1;	/* only the channel that made the task knows it */
+		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld",
+		    r->id, r->ch->id);
 	} else if ((r->ch = channel_pick(&w->cache, group, r->service, NULL, 0,
 	    &w->rng)) == NULL) {
 		gw_error(r, GW_NO_CHANNEL, group, r->service);
@@ -433,105 +668,9 @@ relay(struct worker *w, struct req *r)
 	}
 	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
 	    r->ch->set.quota;
-
-	if (hold_body(r) == -1) {
-		if (r->content_length > cfg_i(CFG_RELAY_MAX_BODY) ||
-		    (long long)r->held.len > cfg_i(CFG_RELAY_MAX_BODY))
-			gw_error(r, GW_TOO_LARGE);
-		else
-			r->status = 499;	/* client went away */
+	if (reserve(w, r, group) == -1)
 		return;
-	}
-	if (r->quota > 0) {
-		char	 pid[16], model[SERVICE_NAME_MAX + 16];
-
-		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-		snprintf(model, sizeof(model), "%s_passthrough", r->service);
-		a[0] = DBS(r->id);
-		a[1] = DBS(w->host);
-		a[2] = DBI(getpid());
-		a[3] = DBI(r->tok.id);
-		a[4] = DBI(r->tok.user_id);
-		a[5] = DBI(r->ch->id);
-		a[6] = DBI(r->quota);
-		a[7] = DBI(r->tok.unlimited);
-		a[8] = DBI(now_s());
-		a[9] = DBS(r->tok.username);
-		a[10] = DBS(r->tok.name);
-		a[11] = DBS(group);
-		a[12] = DBS(model);
-		a[13] = DBS(r->method);
-		a[14] = DBSN(r->path, r->pathlen > 512 ? 512 : r->pathlen);
-		a[15] = DBS(r->ip);
-		rc = db_run(w->db, ST_RESERVE, a, 16, NULL, NULL, NULL);
-		if (rc == DB_SIGNAL) {
-			gw_error(r, GW_QUOTA);
-			return;
-		}
-		if (rc != DB_OK) {
-			log_err("req=%s reserve: %s", r->id, db_error(w->db));
-			gw_error(r, GW_DB);
-			return;
-		}
-		r->reserved = 1;
-	}
-
-	n = snprintf(url, sizeof(url), "%s%.*s%s%s", r->ch->base_url,
-	    (int)r->pathlen, r->path, r->query ? "?" : "", r->query ? r->query : "");
-	if (n < 0 || (size_t)n >= sizeof(url)) {
-		finish_charge(w, r, 0);
-		gw_error(r, GW_PATH);
-		return;
-	}
-	ki = r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
-	memset(&up, 0, sizeof(up));
-	up.fr = r->fr;
-	up.request_id = r->id;
-	up.method = r->method;
-	up.url = url;
-	up.key = r->ch->keys[ki];
-	up.proxy = r->ch->set.proxy;
-	up.content_length = r->content_length;
-	up.held = &r->held;
-	up.held_all = r->held_all;
-	log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s)", r->id,
-	    r->method, (int)r->pathlen, r->path, r->ch->id, r->ch->name);
-	if (strcmp(r->service, "kling") == 0)
-		log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
-		    r->method, (int)r->pathlen, r->path, r->held.len,
-		    r->held_all ? "" : "+ (streamed)");
-
-	r->up_ms = mono_ms();
-	upstream_forward(w->curl, &up, &res);
-	r->up_ms = mono_ms() - r->up_ms;
-	r->bytes = res.bytes_out;
-	breaker_result(r->ch->id, res.err != UPE_NONE && res.nothing_sent &&
-	    res.status == 0, mono_ms());
-
-	if (res.status > 0 && res.headers_sent) {
-		r->status = res.status;
-		finish_charge(w, r, res.status < 400 && !res.body_too_large);
-		if (res.client_gone)
-			log_info("req=%s client went away mid-response", r->id);
-		else if (res.err != UPE_NONE)
-			log_warn("req=%s upstream broke off mid-response: %s",
-			    r->id, res.errbuf);
-		return;
-	}
-	finish_charge(w, r, 0);
-	if (res.client_gone) {
-		r->status = 499;
-		return;
-	}
-	if (res.body_too_large) {
-		gw_error(r, GW_TOO_LARGE);
-		return;
-	}
-	r->err = res.err;
-	metrics_upstream_error(res.err);
-	log_err("req=%s ERR upstream channel %lld: %s (%s)", r->id, r->ch->id,
-	    up_reasons[res.err], res.errbuf);
-	upstream_error(r, res.err);
+	forward(w, r, group, fixed);
 }
 
 static void
@@ -605,7 +744,7 @@ handle(struct worker *w, FCGX_Request *fr)
 		relay(w, &r);
 
 	if (r.reserved)		/* every path out of relay() settles; belt */
-		finish_charge(w, &r, 0);
+		finish_charge(w, &r, 0, NULL);
 	metrics_inflight(-1);
 	metrics_request(r.service, r.status, mono_ms() - r.start_ms);
 	logmsg(r.status >= 500 ? LV_WARN : LV_INFO, "req=%s %s %.*s service=%s "
