@@ -154,6 +154,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "stub-upstream/1"
     sys_version = ""
 
+    def version_string(self):
+        return self.server_version
+
     def setup(self):
         super().setup()
         try:

@@ -448,12 +448,18 @@ class Harness:
             return cur.lastrowid
 
     # stub
-    def start_stub(self):
-        pf = os.path.join(self.dir, "stub.port")
-        self.spawn("stub", [PY, os.path.join(TESTS, "stub_upstream.py"), "--port-file", pf, "--name", "stubA"])
-        self.stub_port = int(wait_for(lambda: open(pf).read().strip(), 20, "stub port file"))
-        self.stub = StubClient(self.stub_port)
-        wait_for(lambda: self.stub.connections() is not None, 10, "stub")
+    def start_stub(self, name="stub", stub_name="stubA"):
+        """Start a stub upstream; the first one is self.stub / self.stub_port.
+        Returns its StubClient (with .port)."""
+        pf = os.path.join(self.dir, name + ".port")
+        self.spawn(name, [PY, os.path.join(TESTS, "stub_upstream.py"), "--port-file", pf, "--name", stub_name])
+        port = int(wait_for(lambda: open(pf).read().strip(), 20, "%s port file" % name))
+        client = StubClient(port)
+        wait_for(lambda: client.connections() is not None, 10, name)
+        if name == "stub":
+            self.stub_port = port
+            self.stub = client
+        return client
 
     # relay
     def start_relay(self):
@@ -548,7 +554,7 @@ class Harness:
         return {"id": tid, "key": key, "name": name, "user": user}
 
     def make_channel(self, group, base_url=None, key=None, models="runway,pika,kling,jimeng,suno",
-                     setting=None, priority=0, weight=0, status=1, name=None):
+                     setting=None, priority=0, weight=0, status=1, name=None, auto_ban=1):
         if base_url is None:
             base_url = "http://127.0.0.1:%d" % self.stub_port
         key = key or "chan-" + rand_key(32)
@@ -556,10 +562,10 @@ class Harness:
         if isinstance(setting, dict):
             setting = json.dumps(setting)
         cid = self.sql("INSERT INTO channels (type, `key`, status, name, weight, created_time, base_url,"
-                       " models, `group`, used_quota, priority, setting) VALUES"
-                       " (55, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s)",
+                       " models, `group`, used_quota, priority, setting, auto_ban) VALUES"
+                       " (55, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s)",
                        (key, status, name, weight, int(time.time()), base_url, models, group,
-                        priority, setting))
+                        priority, setting, auto_ban))
         for g in group.split(","):
             for m in models.split(","):
                 self.sql("INSERT INTO abilities (`group`, model, channel_id, enabled, priority, weight)"
@@ -568,12 +574,13 @@ class Harness:
         return {"id": cid, "key": key, "name": name, "group": group}
 
     def setup_account(self, quota=10 ** 12, remain_quota=10 ** 12, setting=None, base_url=None,
-                      channel=True, **token_kw):
+                      channel=True, auto_ban=1, **token_kw):
         """A fresh user in a group of its own, a token, and (unless
         channel=False) a type-55 channel for that group pointing at the stub."""
         user = self.make_user(quota=quota)
         token = self.make_token(user, remain_quota=remain_quota, **token_kw)
-        chan = self.make_channel(user["group"], base_url=base_url, setting=setting) if channel else None
+        chan = self.make_channel(user["group"], base_url=base_url, setting=setting,
+                                 auto_ban=auto_ban) if channel else None
         return user, token, chan
 
     def snapshot(self, user, token, chan=None):

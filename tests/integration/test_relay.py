@@ -20,44 +20,20 @@ import signal
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Conn, Harness, SetupError, rec_body, rec_header, request  # noqa: E402
 
+from runner import Fail, Suite, check, eq  # noqa: E402
+
 H = None
-TESTS = []
-FRONTS = ("lighttpd", "nginx")
-TEST_TIMEOUT = 150
+SUITE = Suite("integration", timeout=150)
 MiB = 1024 * 1024
 
 
-class Fail(Exception):
-    pass
-
-
 def test(fronts=True):
-    """Register a test. With fronts=True it runs once per front server and
-    gets (front, port); otherwise it takes no argument."""
-    def deco(fn):
-        TESTS.append((fn.__name__[len("test_"):], fn, fronts))
-        return fn
-    return deco
-
-
-# ---------------------------------------------------------------------------
-# assertions
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise Fail("%s: want %r, got %r" % (what, want, got))
+    return SUITE.test(fronts)
 
 
 def short(r):
@@ -251,7 +227,8 @@ def test_metrics(front, port):
 def test_error_unknown_route(front, port):
     user, token, chan = shared_account()
     for method, path in (("GET", "/nope/x"), ("POST", "/klingx/v1/a"), ("GET", "/"), ("DELETE", "/admin2/y")):
-        r = request(port, method, path, auth(token))
+        # (a POST carries Content-Length: 0: lighttpd itself answers 411 to a POST without a length)
+        r = request(port, method, path, auth(token), b"" if method == "POST" else None)
         expect_gw_error(r, 404, "invalid_url", "Invalid URL (%s %s)" % (method, path), "%s %s" % (method, path))
 
 
@@ -574,7 +551,7 @@ def test_response_relay(front, port):
                                    ["Access-Control-Allow-Methods", "GET, POST"],
                                    ["Access-Control-Allow-Credentials", "true"],
                                    ["access-control-expose-headers", "X-Upstream-Thing"],
-                                   ["Set-Cookie", "up=1; Path=/"]]})
+                                   ["Set-Cookie", "up=1; Path=/"], ["Set-Cookie", "up2=2; Path=/x"]]})
         before = state(user, token, chan)
         t0 = time.time()
         r = request(port, "POST", "/kling/v1/" + m, auth(token), b"{}")
@@ -585,6 +562,7 @@ def test_response_relay(front, port):
         eq(r.header_all("Content-Type"), ["application/x-custom"], "Content-Type relayed")
         acao = [k for k, _ in r.headers if k.lower().startswith("access-control-")]
         eq(acao, [], "Access-Control-* headers in the response")
+        eq(r.header_all("Set-Cookie"), ["up=1; Path=/", "up2=2; Path=/x"], "both Set-Cookie headers relayed")
         expect_charged(before, user, token, chan, 1000, r.header("X-Request-Id"), "POST", "/kling/v1/" + m,
                        "status %d" % status, t0=t0)
     # a chunked upstream response arrives whole
@@ -653,6 +631,7 @@ def test_upload_24mib(front, port):
 def test_download_24mib(front, port):
     user, token, chan = shared_account()
     size = 24 * MiB + 7
+    hwm_before = worker_hwm_kib()
     for chunked in (False, True):
         m = uniq("m")
         seed = uniq("seed")
@@ -668,6 +647,40 @@ def test_download_24mib(front, port):
         eq(r.status, 200, what + " status")
         eq((n[0], h.hexdigest()), (size, harness.stub_upstream.download_sha256(seed, size)),
            what + ": length and sha256 at the client")
+    hwm_after = worker_hwm_kib()
+    grown = {pid: hwm_after[pid] - hwm_before.get(pid, 0) for pid in hwm_after if pid in hwm_before}
+    worst = max(grown.values()) if grown else 0
+    check(worst < 16 * 1024, "a worker's peak RSS grew by %d KiB during 24 MiB downloads (response buffered?): %r"
+          % (worst, grown))
+
+
+@test()
+def test_expect_100_continue(front, port):
+    user, token, chan = shared_account()
+    data = os.urandom(3 * MiB)
+    m = uniq("m")
+    r = request(port, "POST", "/kling/v1/upload/" + m, auth(token) + [("Expect", "100-continue")], data, timeout=60)
+    expect_ok(r, "upload with Expect: 100-continue")
+    rec = one_rec(m)
+    eq((rec["body_len"], rec["body_sha256"]), (len(data), hashlib.sha256(data).hexdigest()), "upstream body")
+    eq(rec_header(rec, "Expect"), [], "client Expect header forwarded")
+
+
+@test()
+def test_header_values_exact(front, port):
+    user, token, chan = shared_account()
+    m = uniq("m")
+    long_v = "".join(random.choice("abcdefghij0123456789-_=;,") for _ in range(3000))
+    hdrs = auth(token) + [("X-Long", long_v), ("X-Utf8", "中文 ä"), ("X-Empty-Ish", "a"),
+                          ("X-Dup", "one"), ("X-Dup", "two")]
+    r = request(port, "POST", "/kling/v1/" + m, hdrs, b"{}")
+    expect_ok(r, "POST with long and UTF-8 header values")
+    rec = one_rec(m)
+    eq(rec_header(rec, "X-Long"), [long_v], "3000-byte header value upstream")
+    eq([v.encode("latin-1").decode("utf-8", "replace") for v in rec_header(rec, "X-Utf8")], ["中文 ä"],
+       "UTF-8 header value upstream")
+    dup = rec_header(rec, "X-Dup")
+    check(dup in (["one, two"], ["one", "two"], ["one,two"]), "repeated X-Dup upstream: %r" % dup)
 
 
 @test()
@@ -714,8 +727,8 @@ def test_sse_streams(front, port):
 
 @test()
 def test_upstream_errors_not_charged(front, port):
-    user, token, chan = H.setup_account()
-    for status in (400, 401, 404, 429, 500, 502, 503):
+    user, token, chan = H.setup_account(auto_ban=0)
+    for status in (400, 401, 403, 404, 429, 500, 502, 503):
         m = uniq("m")
         body = ('{"error":"upstream says %d"}' % status).encode()
         H.stub.script({"path": m, "status": status, "body": body.decode(),
@@ -725,7 +738,28 @@ def test_upstream_errors_not_charged(front, port):
         eq((r.status, r.body), (status, body), "upstream %d relayed" % status)
         eq(r.header("X-Upstream-Thing"), "err%d" % status, "header of upstream %d" % status)
         check(r.header("X-Request-Id"), "no X-Request-Id on upstream %d" % status)
-        expect_unchanged(before, user, token, chan, "after upstream %d" % status, wait=0.5)
+        expect_unchanged(before, user, token, chan, "after upstream %d (auto_ban 0)" % status, wait=0.5)
+
+
+@test()
+def test_upstream_401_auto_ban(front, port):
+    # new-api's auto_ban: a channel whose upstream answers 401 may be
+    # disabled (status 3). Either way the request is not charged, and a
+    # disabled channel is no longer used.
+    user, token, chan = H.setup_account(auto_ban=1)
+    m = uniq("m")
+    H.stub.script({"path": m, "status": 401, "body": '{"error":"bad key"}'})
+    before = state(user, token, None)
+    r = request(port, "POST", "/kling/v1/" + m, auth(token), b"{}")
+    eq((r.status, r.body), (401, b'{"error":"bad key"}'), "upstream 401 relayed")
+    expect_unchanged(before, user, token, None, "after upstream 401", wait=0.5)
+    st = H.sql("SELECT status FROM channels WHERE id=%s", (chan["id"],))[0]["status"]
+    check(st in (1, 3), "channel status after a 401: %r" % st)
+    if st == 3:
+        r = request(port, "POST", "/kling/v1/" + uniq("m"), auth(token), b"{}")
+        expect_gw_error(r, 503, "model_not_found", "分组 %s 下模型 kling 无可用渠道" % user["group"],
+                        "request after the channel was auto-disabled")
+    sys.stdout.write("# [%s] channel status after an upstream 401 with auto_ban=1: %d\n" % (front, st))
 
 
 @test()
@@ -1398,93 +1432,18 @@ def test_database_restart():
 
 
 # ---------------------------------------------------------------------------
-# runner
 
 
-class Timeout(Exception):
-    pass
-
-
-def on_alarm(signum, frame):
-    raise Timeout("test took longer than %d s" % TEST_TIMEOUT)
-
-
-def main(argv):
+def start(keep):
     global H
-    filters = []
-    keep = False
-    i = 0
-    while i < len(argv):
-        if argv[i] == "-k":
-            filters.append(argv[i + 1])
-            i += 2
-            continue
-        if argv[i] == "--keep":
-            keep = True
-        i += 1
-    cases = []
-    for name, fn, fronts in TESTS:
-        if fronts:
-            for f in FRONTS:
-                cases.append(("%s[%s]" % (name, f), fn, f))
-        else:
-            cases.append((name, fn, None))
-    if filters:
-        cases = [c for c in cases if any(s in c[0] for s in filters)]
-    passed = failed = 0
-    t_start = time.time()
     H = Harness(workers=4, keep=keep)
     try:
         H.start()
-    except Exception as e:  # noqa: BLE001
-        reason = str(e).replace("\n", " | ")[:2000]
-        print("not ok - setup: %s" % reason)
-        for name, _, _ in cases:
-            print("not ok - %s: harness setup failed" % name)
+    except BaseException:
         H.stop()
-        print("integration: 0 passed, %d failed" % (len(cases) + 1))
-        return 1
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
-    try:
-        for name, fn, front in cases:
-            t0 = time.time()
-            signal.alarm(TEST_TIMEOUT)
-            try:
-                if front:
-                    fn(front, H.fronts[front])
-                else:
-                    fn()
-                signal.alarm(0)
-                passed += 1
-                print("ok - %s (%.1fs)" % (name, time.time() - t0), flush=True)
-            except Exception as e:  # noqa: BLE001
-                signal.alarm(0)
-                failed += 1
-                if isinstance(e, (Fail, Timeout)):
-                    reason = str(e)
-                else:
-                    tb = traceback.extract_tb(e.__traceback__)[-1]
-                    reason = "%s: %s (at %s:%d)" % (type(e).__name__, e, os.path.basename(tb.filename), tb.lineno)
-                print("not ok - %s: %s" % (name, reason.replace("\n", " | ")[:3000]), flush=True)
-            # a dead pool or front would fail everything after: say so once
-            for pname in ("relay", "lighttpd", "nginx", "stub"):
-                p = H.procs.get(pname)
-                if p is not None and p.poll() is not None:
-                    print("# %s exited with %s after %s" % (pname, p.returncode, name), flush=True)
-                    H.procs.pop(pname)
-    finally:
-        if failed:
-            print("# last relay log lines:")
-            for line in H.log_tail("relay.log", 15).splitlines():
-                print("#   " + line[:300])
-            for line in H.log_tail("relay.out", 10).splitlines():
-                print("#   out: " + line[:300])
-        H.stop()
-    print("# integration run took %.0fs" % (time.time() - t_start))
-    print("integration: %d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+        raise
+    return H
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(SUITE.main(sys.argv[1:], start))

@@ -1,0 +1,139 @@
+"""A tiny test runner shared by the integration suites (no pytest).
+
+A suite registers test functions; tests that concern HTTP behaviour run
+once per front server (lighttpd, nginx) and get (front, port). Output:
+one line per test, `ok - name` or `not ok - name: reason`, comment lines
+starting with `#`, and a closing `<suite>: N passed, M failed`.
+
+    S = runner.Suite("routing")
+    @S.test()
+    def test_x(front, port): ...
+    sys.exit(S.main(sys.argv[1:], start))   # start(keep) -> a started Harness
+"""
+
+import os
+import signal
+import sys
+import time
+import traceback
+
+FRONTS = ("lighttpd", "nginx")
+
+
+class Fail(Exception):
+    pass
+
+
+class Timeout(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise Fail("%s: want %r, got %r" % (what, want, got))
+
+
+class Suite:
+    def __init__(self, name, timeout=150):
+        self.name = name
+        self.timeout = timeout
+        self.tests = []
+
+    def test(self, fronts=True):
+        """Register a test function named test_<name>. With fronts=True it
+        runs once per front server and gets (front, port)."""
+        def deco(fn):
+            self.tests.append((fn.__name__[len("test_"):], fn, fronts))
+            return fn
+        return deco
+
+    def cases(self, filters):
+        out = []
+        for name, fn, fronts in self.tests:
+            if fronts:
+                for f in FRONTS:
+                    out.append(("%s[%s]" % (name, f), fn, f))
+            else:
+                out.append((name, fn, None))
+        if filters:
+            out = [c for c in out if any(s in c[0] for s in filters)]
+        return out
+
+    def main(self, argv, start):
+        """argv: [-k SUBSTRING]... [--keep]. start(keep) brings up and
+        returns the harness (it must stop everything on h.stop())."""
+        filters = []
+        keep = False
+        i = 0
+        while i < len(argv):
+            if argv[i] == "-k" and i + 1 < len(argv):
+                filters.append(argv[i + 1])
+                i += 2
+                continue
+            if argv[i] == "--keep":
+                keep = True
+            i += 1
+        cases = self.cases(filters)
+        t_start = time.time()
+        signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
+        h = None
+        try:
+            h = start(keep)
+        except Exception as e:  # noqa: BLE001
+            reason = str(e).replace("\n", " | ")[:2000]
+            print("not ok - setup: %s" % reason)
+            for name, _, _ in cases:
+                print("not ok - %s: harness setup failed" % name)
+            if h is not None:
+                h.stop()
+            print("%s: 0 passed, %d failed" % (self.name, len(cases) + 1))
+            return 1
+        passed = failed = 0
+
+        def on_alarm(signum, frame):
+            raise Timeout("test took longer than %d s" % self.timeout)
+        signal.signal(signal.SIGALRM, on_alarm)
+        try:
+            for name, fn, front in cases:
+                t0 = time.time()
+                signal.alarm(self.timeout)
+                try:
+                    if front:
+                        fn(front, h.fronts[front])
+                    else:
+                        fn()
+                    signal.alarm(0)
+                    passed += 1
+                    print("ok - %s (%.1fs)" % (name, time.time() - t0), flush=True)
+                except Exception as e:  # noqa: BLE001
+                    signal.alarm(0)
+                    failed += 1
+                    if isinstance(e, (Fail, Timeout)):
+                        reason = str(e)
+                    else:
+                        tb = traceback.extract_tb(e.__traceback__)[-1]
+                        reason = "%s: %s (at %s:%d)" % (type(e).__name__, e, os.path.basename(tb.filename),
+                                                       tb.lineno)
+                    print("not ok - %s: %s" % (name, reason.replace("\n", " | ")[:3000]), flush=True)
+                # a dead pool or front would fail everything after: say so once
+                for pname in ("relay", "lighttpd", "nginx", "stub", "mariadbd"):
+                    p = h.procs.get(pname)
+                    if p is not None and p.poll() is not None:
+                        print("# %s exited with %s after %s" % (pname, p.returncode, name), flush=True)
+                        h.procs.pop(pname)
+        finally:
+            if failed:
+                print("# last relay log lines:")
+                for line in h.log_tail("relay.log", 15).splitlines():
+                    print("#   " + line[:300])
+                for line in h.log_tail("relay.out", 10).splitlines():
+                    print("#   out: " + line[:300])
+            h.stop()
+        print("# %s run took %.0fs" % (self.name, time.time() - t_start))
+        print("%s: %d passed, %d failed" % (self.name, passed, failed))
+        return 0 if failed == 0 else 1
