@@ -44,6 +44,10 @@ const char *const store_sql[STORE__MAX] = {
 	    "SELECT id, name, status, remain_quota, used_quota, unlimited_quota,"
 	    " expired_time FROM tokens WHERE `key` = ? AND deleted_at IS NULL",
 	[SS_RECOVER] = "CALL bltcy_recover_stale(?, UNIX_TIMESTAMP())",
+	[SS_CHANNEL_STATUS] =
+	    "UPDATE channels SET status = ? WHERE id = ? AND type = 55",
+	[SS_ABILITIES_ENABLE] =
+	    "UPDATE abilities SET enabled = ? WHERE channel_id = ?",
 };
 
 static const char base_url_help[] =
@@ -333,6 +337,29 @@ channel_delete(struct db *db, long long id, char *msg, size_t msgsz)
 		return -1;
 	}
 	return 0;
+}
+
+int
+channel_set_status(struct db *db, long long id, long long status, char *msg,
+    size_t msgsz)
+{
+	struct dbv	 a[2];
+
+	a[1] = DBI(id);
+	if (db_begin(db) != DB_OK)
+		goto fail;
+	a[0] = DBI(status);
+	if (db_run(db, SS_CHANNEL_STATUS, a, 2, NULL, NULL, NULL) != DB_OK)
+		goto fail;
+	a[0] = DBI(status == 1);
+	if (db_run(db, SS_ABILITIES_ENABLE, a, 2, NULL, NULL, NULL) != DB_OK ||
+	    db_commit(db) != DB_OK)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(db);
+	snprintf(msg, msgsz, "数据库错误：%s", db_error(db));
+	return -1;
 }
 
 static int

@@ -23,6 +23,8 @@ enum store_stmt {
 	SS_TOKEN_INSERT,
 	SS_TOKEN_BY_KEY,
 	SS_RECOVER,
+	SS_CHANNEL_STATUS,
+	SS_ABILITIES_ENABLE,
 	STORE__MAX
 };
 extern const char *const store_sql[STORE__MAX];
@@ -75,6 +77,10 @@ int	 check_groups(const char *in, char *out, size_t outsz, char *msg,
 long long channel_save(struct db *, const struct channel_form *, long long id,
 	    char *msg, size_t msgsz);
 int	 channel_delete(struct db *, long long id, char *msg, size_t msgsz);
+
+/* Enable (1) or disable (2) a channel and its abilities, in one transaction. */
+int	 channel_set_status(struct db *, long long id, long long status,
+	    char *msg, size_t msgsz);
 
 /* New user with a bcrypt password; returns id or -1. */
 long long user_create(struct db *, const char *username, const char *password,

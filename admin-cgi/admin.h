@@ -1,0 +1,200 @@
+#ifndef BLTCY_ADMIN_H
+#define BLTCY_ADMIN_H
+
+/*
+ * bltcy-admin.cgi: one CGI request per process. main.c reads the request
+ * into a struct req, checks the session and the CSRF token, and calls the
+ * page's handler from the page table; the handler writes HTML through the
+ * one escaping writer (common/html.h) into req->out, and main.c sends it.
+ */
+#include <stddef.h>
+
+#include "db.h"
+#include "html.h"
+#include "util.h"
+
+#define BODY_MAX	(64 * 1024)	/* urlencoded form bodies */
+#define PAGE_MAX	(4 * 1024 * 1024)	/* one rendered page */
+#define HDRS_MAX	4096
+
+/* ---- form fields: the allow-list (form.c) ---- */
+enum field {
+	F_CSRF, F_USERNAME, F_PASSWORD, F_ID, F_NAME, F_TYPE, F_BASE_URL,
+	F_KEY, F_STATUS, F_PRIORITY, F_WEIGHT, F_GROUP, F_MODELS, F_SETTING,
+	F_REMARK, F_AUTO_BAN, F_QUOTA, F_UNLIMITED, F_EXPIRES, F_MODEL_LIMITS,
+	F_ALLOW_IPS, F_ROLE, F_DISPLAY, F_USER, F_TOKEN, F_SERVICE, F_CHANNEL,
+	F_FROM, F_TO, F_PAGE, F_FLASH,
+	F__MAX
+};
+
+enum validator {
+	V_LINE,		/* one line of UTF-8 text, no control bytes */
+	V_TEXT,		/* several lines: V_LINE plus \r \n \t */
+	V_INT,		/* optional '-' and up to 18 digits */
+	V_DATETIME,	/* YYYY-MM-DDTHH:MM[:SS] (datetime-local) */
+	V__MAX
+};
+
+struct field_def {
+	const char	*name;
+	enum validator	 v;
+	size_t		 max;	/* longest value in bytes */
+};
+extern const struct field_def fields[F__MAX];
+
+/*
+ * Decoded values of the allowed fields of one urlencoded string. Values
+ * live in arena; a field sent twice keeps its first value; fields not in
+ * the table are dropped. bad[f] is set when a value failed its validator
+ * (v[f] is then NULL).
+ */
+struct form {
+	char		*arena;
+	size_t		 arenasz;
+	const char	*v[F__MAX];
+	unsigned char	 bad[F__MAX];
+};
+
+/* 0 ok, -1 malformed (bad %-escape) or out of memory. */
+int	 form_parse(struct form *, const char *in, size_t len);
+void	 form_free(struct form *);
+int	 valid(enum validator, const char *s, size_t len);
+
+/* Value of cookie name in a Cookie header into out. 0 found, -1 not. */
+int	 cookie_get(const char *header, const char *name, char *out,
+	    size_t outsz);
+
+/* ---- labels (i18n.c) ---- */
+#include "labels.h"
+
+enum lang { LANG_ZH, LANG_EN, LANG__MAX };
+enum lang lang_pick(const char *accept_language);
+const char *lbl(enum lang, enum label);
+
+/* ---- the request ---- */
+enum method { M_GET, M_POST, M__MAX };
+
+struct me {
+	long long	 id;
+	long long	 role;
+	char		 username[192];
+};
+
+struct req {
+	enum method	 method;
+	const char	*path;		/* PATH_INFO, "/" at least */
+	const char	*base;		/* SCRIPT_NAME, e.g. "/admin" */
+	const char	*ip;
+	int		 https;
+	enum lang	 lang;
+	const char	*cookie;
+	struct form	 q;		/* query string */
+	struct form	 f;		/* POST body (urlencoded) */
+	int		 body_bad;	/* too large, wrong type, malformed */
+
+	struct me	 me;		/* id 0 when not logged in */
+	char		 csrf[64];	/* token of this session / login form */
+
+	struct db	*db;		/* admin_sql */
+	struct db	*store;		/* store_sql, for common/store.c */
+
+	int		 status;
+	const char	*ctype;
+	struct buf	 hdrs;		/* extra response header lines */
+	struct html	 out;
+};
+
+/* Value of field f: POST body, else query string; NULL when absent. */
+const char *fv(const struct req *, enum field);
+/* fv() trimmed of nothing but "" treated as absent. */
+int	 fbad(const struct req *, enum field);
+/* Integer field: def when absent; -1 when bad or out of range. */
+int	 fint(const struct req *, enum field, long long def, long long min,
+	    long long max, long long *out);
+
+#define T(r, l)	lbl((r)->lang, (l))
+
+/*
+ * Read a field for a form being saved; problems are appended to errs as
+ * lines naming the field's label ("格式无效：优先级").
+ */
+#define ERRS_MAX	4096
+const char *field_text(const struct req *, struct buf *errs, enum field,
+	    enum label, int required);
+long long field_int(const struct req *, struct buf *errs, enum field,
+	    enum label, long long def, long long min, long long max);
+
+/* What a redirect after a successful POST tells the next page (?ok=N). */
+enum flash { FL_NONE, FL_SAVED, FL_DELETED, FL_STATUS, FL_SLASH, FL__MAX };
+
+/* ---- response helpers (main.c) ---- */
+void	 add_header(struct req *, const char *name, const char *value);
+void	 redirect(struct req *, const char *path, int flash);
+void	 page_begin(struct req *, enum label title);
+void	 page_end(struct req *);
+void	 csrf_field(struct req *);
+void	 error_page(struct req *, int status, enum label title,
+	    const char *detail);
+void	 msg_box(struct req *, int ok, const char *text);
+void	 fmt_time(long long t, char *out, size_t outsz);
+int	 parse_datetime(const char *s, long long *out);
+
+/* ---- session and login (session.c) ---- */
+#define SESSION_COOKIE	"bltcy_session"
+#define PRE_COOKIE	"bltcy_pre"
+#define COOKIE_PATH(r)	((r)->base[0] ? (r)->base : "/")
+
+int	 session_make(long long uid, char *out, size_t outsz);
+/* 0 with uid and the payload (the CSRF binding), -1 bad or expired. */
+int	 session_parse(const char *cookie, long long now, long long *uid,
+	    char *payload, size_t payloadsz);
+void	 csrf_for(const char *binding, char out[64]);
+int	 session_load(struct req *);
+int	 pre_session(struct req *);
+int	 csrf_ok(struct req *);
+int	 session_revoke(struct req *);
+int	 throttle_locked(struct req *, const char *user);
+void	 throttle_fail(struct req *, const char *user);
+void	 throttle_clear(struct req *, const char *user);
+
+/* ---- SQL (sql.c) ---- */
+enum admin_stmt {
+	AS_USER_AUTH, AS_USER_SESSION, AS_REVOKE, AS_REVOKED_PURGE,
+	AS_THROTTLE_GET, AS_THROTTLE_FAIL, AS_THROTTLE_CLEAR,
+	AS_COUNTS, AS_RECENT_ERRORS, AS_AUTO_DISABLED, AS_CHART,
+	AS_CHANNEL_LIST, AS_CHANNEL_GET, AS_CHANNEL_TESTED,
+	AS_TOKEN_LIST, AS_TOKEN_GET, AS_TOKEN_UPDATE, AS_TOKEN_STATUS,
+	AS_TOKEN_DELETE,
+	AS_USER_LIST, AS_USER_GET, AS_USER_UPDATE, AS_USER_PASSWORD,
+	AS_LOGS_PAGE, AS_LOGS_TOTAL,
+	AS__MAX
+};
+extern const char *const admin_sql[AS__MAX];
+
+/* Column helpers for row callbacks. */
+const char *col_s(const struct dbv *);	/* "" for NULL */
+long long col_i(const struct dbv *);	/* 0 for NULL; parses strings */
+
+/* ---- pages ---- */
+int	 pg_login(struct req *);
+int	 pg_login_post(struct req *);
+int	 pg_logout(struct req *);
+int	 pg_css(struct req *);
+int	 pg_dashboard(struct req *);
+int	 pg_channels(struct req *);
+int	 pg_channel_form(struct req *);
+int	 pg_channel_save(struct req *);
+int	 pg_channel_toggle(struct req *);
+int	 pg_channel_delete(struct req *);
+int	 pg_channel_test(struct req *);
+int	 pg_tokens(struct req *);
+int	 pg_token_form(struct req *);
+int	 pg_token_save(struct req *);
+int	 pg_token_toggle(struct req *);
+int	 pg_token_delete(struct req *);
+int	 pg_users(struct req *);
+int	 pg_user_form(struct req *);
+int	 pg_user_save(struct req *);
+int	 pg_logs(struct req *);
+
+#endif

@@ -1,0 +1,533 @@
+/*
+ * Channels (type 55): list, add, edit, enable/disable, delete, test. The
+ * form is the seed's step 1-4; its checks and the save (channel and
+ * abilities in one transaction, key sealed) are common/store.c's, shared
+ * with bltcy-ctl.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "admin.h"
+#include "crypto.h"
+#include "log.h"
+#include "route.h"
+#include "store.h"
+
+#define TEST_CONNECT_TIMEOUT	10L
+#define TEST_TIMEOUT		20L
+
+/* What the form shows: a stored channel or what was just submitted. */
+struct chan_view {
+	long long	 id, status, priority, weight, auto_ban;
+	char		 name[192], base_url[192], group[256], remark[256];
+	char		 models[1024];	/* one per line */
+	char		 setting[4096];
+	int		 key_state;	/* 0 none, 1 sealed, 2 plain */
+	char		 key_hint[32];	/* masked plain key */
+};
+
+static const struct {
+	long long	 status;
+	enum label	 label;
+	const char	*badge;
+} statuses[] = {
+	{ 1, L_ENABLED, "on" },
+	{ 2, L_DISABLED, "off" },
+	{ 3, L_AUTO_DISABLED, "bad" },
+};
+
+static size_t
+status_idx(long long st)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		if (statuses[i].status == st)
+			return i;
+	return 1;
+}
+
+/* "a,b" -> "a\nb" (the textarea shows one model per line). */
+static void
+lines_of(const char *list, char *out, size_t outsz)
+{
+	size_t	 i;
+
+	strlcpy_(out, list, outsz);
+	for (i = 0; out[i] != '\0'; i++)
+		if (out[i] == ',')
+			out[i] = '\n';
+}
+
+static void
+mask_key(const char *k, char out[32])
+{
+	size_t	 n = strcspn(k, "\r\n");
+
+	if (n > 12)
+		snprintf(out, 32, "%.3s••••%.4s", k, k + n - 4);
+	else
+		strlcpy_(out, "••••", 32);
+}
+
+static int
+chan_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct chan_view	*v = arg;
+	const char		*key = col_s(&c[4]);
+
+	v->id = col_i(&c[0]);
+	strlcpy_(v->name, col_s(&c[1]), sizeof(v->name));
+	v->status = col_i(&c[2]);
+	strlcpy_(v->base_url, col_s(&c[3]), sizeof(v->base_url));
+	v->key_state = *key == '\0' ? 0 :
+	    strncmp(key, SEAL_PREFIX, strlen(SEAL_PREFIX)) == 0 ? 1 : 2;
+	if (v->key_state == 2)
+		mask_key(key, v->key_hint);
+	lines_of(col_s(&c[5]), v->models, sizeof(v->models));
+	strlcpy_(v->group, col_s(&c[6]), sizeof(v->group));
+	v->priority = col_i(&c[7]);
+	v->weight = col_i(&c[8]);
+	strlcpy_(v->setting, col_s(&c[9]), sizeof(v->setting));
+	v->auto_ban = col_i(&c[10]);
+	strlcpy_(v->remark, col_s(&c[11]), sizeof(v->remark));
+	return 1;
+}
+
+/* 1 found, 0 not, -1 db error. */
+static int
+chan_load(struct req *r, long long id, struct chan_view *v)
+{
+	struct dbv	 a = DBI(id);
+
+	memset(v, 0, sizeof(*v));
+	if (db_run(r->db, AS_CHANNEL_GET, &a, 1, chan_row, v, NULL) != DB_OK)
+		return -1;
+	return v->id > 0;
+}
+
+static void
+channel_form(struct req *r, const struct chan_view *v, const char *err)
+{
+	size_t	 i;
+
+	page_begin(r, v->id ? L_EDIT_CHANNEL : L_ADD_CHANNEL);
+	if (err != NULL && *err != '\0')
+		msg_box(r, 0, err);
+	h(&r->out, "<form method=\"post\" class=\"card\" action=\"%s/channels/%s\">",
+	    r->base, v->id ? "edit" : "new");
+	csrf_field(r);
+	if (v->id)
+		h(&r->out, "<input type=\"hidden\" name=\"id\" value=\"%L\">", v->id);
+	h(&r->out, "<label>%s<input name=\"name\" required maxlength=\"191\" "
+	    "value=\"%s\" placeholder=\"旧网关-统一\"></label>",
+	    T(r, L_CH_NAME), v->name);
+	h(&r->out, "<label>%s<select name=\"type\"><option value=\"55\" selected>"
+	    "%s</option></select></label>", T(r, L_CH_TYPE), T(r, L_CH_TYPE55));
+	h(&r->out, "<label>%s<input name=\"base_url\" required maxlength=\"191\" "
+	    "value=\"%s\" placeholder=\"https://api.bltcy.ai\"><small>%s</small>"
+	    "</label>", T(r, L_BASE_URL), v->base_url, T(r, L_BASE_URL_HELP));
+	h(&r->out, "<label>%s<textarea name=\"key\" rows=\"2\" autocomplete=\"off\" "
+	    "spellcheck=\"false\"%s placeholder=\"sk-xxx...\"></textarea><small>%s",
+	    T(r, L_KEY), v->id ? "" : " required",
+	    T(r, v->id ? L_KEY_HELP_EDIT : L_KEY_HELP_NEW));
+	if (v->key_state == 1)
+		h(&r->out, " · ••••••••（%s）", T(r, L_KEY_SEALED));
+	else if (v->key_state == 2)
+		h(&r->out, " · %s（%s）", v->key_hint, T(r, L_KEY_PLAIN));
+	h(&r->out, "</small></label><div class=\"row\"><label>%s<select name=\"status\">",
+	    T(r, L_STATUS));
+	for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+		if (statuses[i].status == 3 && v->status != 3)
+			continue;
+		h(&r->out, "<option value=\"%L\"%s>%s</option>", statuses[i].status,
+		    statuses[i].status == v->status ? " selected" : "",
+		    T(r, statuses[i].label));
+	}
+	h(&r->out, "</select></label><label>%s<input name=\"priority\" "
+	    "type=\"number\" value=\"%L\"></label><label>%s<input name=\"weight\" "
+	    "type=\"number\" min=\"0\" value=\"%L\"></label><label>%s<input "
+	    "name=\"group\" value=\"%s\" placeholder=\"default\"></label></div>",
+	    T(r, L_PRIORITY), v->priority, T(r, L_WEIGHT), v->weight,
+	    T(r, L_GROUP), v->group);
+	h(&r->out, "<label>%s<textarea name=\"models\" rows=\"5\" spellcheck=\"false\" "
+	    "placeholder=\"runway&#10;pika&#10;kling&#10;jimeng&#10;suno\">%s</textarea>"
+	    "<small>%s%s</small></label>", T(r, L_MODELS), v->models,
+	    T(r, L_MODELS_HELP), service_list());
+	h(&r->out, "<label>%s<textarea name=\"setting\" rows=\"3\" spellcheck=\"false\" "
+	    "placeholder='{\"PassthroughQuota\": 1000}'>%s</textarea><small>%s</small>"
+	    "</label>", T(r, L_SETTING), v->setting, T(r, L_SETTING_HELP));
+	h(&r->out, "<label>%s<input name=\"remark\" maxlength=\"255\" value=\"%s\">"
+	    "</label><label class=\"check\"><input type=\"checkbox\" name=\"auto_ban\" "
+	    "value=\"1\"%s>%s</label>", T(r, L_REMARK), v->remark,
+	    v->auto_ban ? " checked" : "", T(r, L_AUTO_BAN));
+	h(&r->out, "<div class=\"actions\"><button type=\"submit\">%s</button>"
+	    "<a class=\"btn ghost\" href=\"%s/channels\">%s</a></div></form>",
+	    T(r, L_SAVE), r->base, T(r, L_CANCEL));
+	page_end(r);
+}
+
+int
+pg_channel_form(struct req *r)
+{
+	struct chan_view	 v;
+	long long		 id;
+	int			 rc;
+
+	memset(&v, 0, sizeof(v));
+	v.status = 1;
+	v.auto_ban = 1;
+	strlcpy_(v.group, "default", sizeof(v.group));
+	lines_of(service_list(), v.models, sizeof(v.models));
+	strlcpy_(v.setting, "{\"PassthroughQuota\": 1000}", sizeof(v.setting));
+	if (strcmp(r->path, "/channels/edit") == 0) {
+		if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)
+			return error_page(r, 404, L_NO_SUCH, NULL), 404;
+		if ((rc = chan_load(r, id, &v)) <= 0)
+			return rc < 0 ? (error_page(r, 503, L_DB_ERROR, NULL), 503) :
+			    (error_page(r, 404, L_NO_SUCH, NULL), 404);
+	}
+	channel_form(r, &v, NULL);
+	return 200;
+}
+
+/* Keys one per line: CRs and blank lines dropped, lines trimmed. */
+static char *
+clean_keys(const char *in)
+{
+	char		*out = malloc(strlen(in) + 1);
+	size_t		 o = 0;
+	const char	*p = in;
+
+	if (out == NULL)
+		return NULL;
+	while (*p != '\0') {
+		size_t	 n = strcspn(p, "\r\n"), s = 0;
+
+		while (s < n && (p[s] == ' ' || p[s] == '\t'))
+			s++;
+		while (n > s && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n > s) {
+			if (o > 0)
+				out[o++] = '\n';
+			memcpy(out + o, p + s, n - s);
+			o += n - s;
+		}
+		p += strcspn(p, "\r\n");
+		p += strspn(p, "\r\n");
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int
+pg_channel_save(struct req *r)
+{
+	struct channel_form	 f;
+	struct chan_view	 v;
+	struct buf		 errs;
+	char			 msg[MSG_SZ], *key = NULL;
+	const char		*s;
+	long long		 id = 0, type;
+	int			 notice = 0, rc = 200;
+
+	buf_init(&errs, ERRS_MAX);
+	memset(&f, 0, sizeof(f));
+	memset(&v, 0, sizeof(v));
+	if (strcmp(r->path, "/channels/edit") == 0) {
+		if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0 ||
+		    (rc = chan_load(r, id, &v)) <= 0) {
+			buf_free(&errs);
+			return rc < 0 ? (error_page(r, 503, L_DB_ERROR, NULL), 503) :
+			    (error_page(r, 404, L_NO_SUCH, NULL), 404);
+		}
+	}
+	/* What the form shows again if anything is wrong: what was sent. */
+	strlcpy_(v.name, (s = field_text(r, &errs, F_NAME, L_CH_NAME, 1)) ? s : "",
+	    sizeof(v.name));
+	strlcpy_(f.name, v.name, sizeof(f.name));
+	type = field_int(r, &errs, F_TYPE, L_CH_TYPE, 55, 55, 55);
+	(void)type;
+	s = field_text(r, &errs, F_BASE_URL, L_BASE_URL, 1);
+	strlcpy_(v.base_url, s ? s : "", sizeof(v.base_url));
+	if (s != NULL && check_base_url(s, f.base_url, sizeof(f.base_url),
+	    &notice, msg, sizeof(msg)) == -1)
+		buf_printf(&errs, "%s\n", msg);
+	s = field_text(r, &errs, F_KEY, L_KEY, id == 0);
+	if (s != NULL && (key = clean_keys(s)) != NULL && *key == '\0' && id == 0)
+		buf_printf(&errs, "%s%s\n", T(r, L_REQUIRED), T(r, L_KEY));
+	f.key = key != NULL && *key != '\0' ? key : NULL;
+	v.status = f.status = field_int(r, &errs, F_STATUS, L_STATUS, 1, 1, 3);
+	v.priority = f.priority = field_int(r, &errs, F_PRIORITY, L_PRIORITY, 0,
+	    INT32_MIN, INT32_MAX);
+	v.weight = f.weight = field_int(r, &errs, F_WEIGHT, L_WEIGHT, 0, 0,
+	    INT32_MAX);
+	v.auto_ban = f.auto_ban = field_int(r, &errs, F_AUTO_BAN, L_AUTO_BAN, 0,
+	    0, 1);
+	s = field_text(r, &errs, F_GROUP, L_GROUP, 0);
+	strlcpy_(v.group, s ? s : "", sizeof(v.group));
+	if (check_groups(s ? s : "", f.group, sizeof(f.group), msg,
+	    sizeof(msg)) == -1)
+		buf_printf(&errs, "%s\n", msg);
+	s = field_text(r, &errs, F_MODELS, L_MODELS, 1);
+	strlcpy_(v.models, s ? s : "", sizeof(v.models));
+	if (s != NULL && check_models(s, f.models, sizeof(f.models), msg,
+	    sizeof(msg)) == -1)
+		buf_printf(&errs, "%s\n", msg);
+	s = field_text(r, &errs, F_SETTING, L_SETTING, 0);
+	strlcpy_(v.setting, s ? s : "", sizeof(v.setting));
+	strlcpy_(f.setting, s ? s : "", sizeof(f.setting));
+	if (check_setting(f.setting, msg, sizeof(msg)) == -1)
+		buf_printf(&errs, "%s\n", msg);
+	s = field_text(r, &errs, F_REMARK, L_REMARK, 0);
+	strlcpy_(v.remark, s ? s : "", sizeof(v.remark));
+	strlcpy_(f.remark, v.remark, sizeof(f.remark));
+
+	if (errs.len == 0 && channel_save(r->store, &f, id, msg,
+	    sizeof(msg)) < 0)
+		buf_printf(&errs, "%s\n", msg);
+	if (key != NULL) {
+		wipe(key, strlen(key));
+		free(key);
+	}
+	if (errs.len > 0) {
+		channel_form(r, &v, errs.p);
+		buf_free(&errs);
+		return 422;
+	}
+	buf_free(&errs);
+	log_info("admin: user %lld saved channel %s", r->me.id,
+	    id ? "(edit)" : "(new)");
+	redirect(r, "/channels", notice ? FL_SLASH : FL_SAVED);
+	return 303;
+}
+
+/* ---- the list ---- */
+
+static int
+list_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct req	*r = arg;
+	long long	 id = col_i(&c[0]), st = col_i(&c[2]);
+	size_t		 si = status_idx(st);
+	const char	*m = col_s(&c[4]);
+	char		 t[32];
+
+	h(&r->out, "<tr><td class=\"num\">%L</td><td>%s</td>"
+	    "<td><span class=\"badge %s\">%s</span></td><td class=\"mono\">%s</td><td>",
+	    id, col_s(&c[1]), statuses[si].badge, T(r, statuses[si].label),
+	    col_s(&c[3]));
+	while (*m != '\0') {
+		size_t	 l = strcspn(m, ",");
+		char	 one[64];
+
+		if (l > 0 && l < sizeof(one)) {
+			memcpy(one, m, l);
+			one[l] = '\0';
+			h(&r->out, "<span class=\"tag\">%s</span>", one);
+		}
+		m += l;
+		m += *m == ',';
+	}
+	fmt_time(col_i(&c[9]), t, sizeof(t));
+	h(&r->out, "</td><td>%s</td><td class=\"num\">%L</td><td class=\"num\">%L</td>"
+	    "<td class=\"num\">%L</td><td class=\"num\">",
+	    col_s(&c[5]), col_i(&c[6]), col_i(&c[7]), col_i(&c[8]));
+	if (c[10].t != DBV_NULL && col_i(&c[9]) > 0)
+		h(&r->out, "%L ms", col_i(&c[10]));
+	else
+		h(&r->out, "-");
+	h(&r->out, "</td><td class=\"ops\"><a class=\"btn ghost small\" "
+	    "href=\"%s/channels/edit?id=%L\">%s</a> ", r->base, id, T(r, L_EDIT));
+	h(&r->out, "<form method=\"post\" action=\"%s/channels/toggle\">"
+	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
+	    "<input type=\"hidden\" name=\"status\" value=\"%d\">"
+	    "<button class=\"ghost small\">%s</button></form> ",
+	    r->base, r->csrf, id, st == 1 ? 2 : 1,
+	    T(r, st == 1 ? L_DISABLE : L_ENABLE));
+	h(&r->out, "<form method=\"post\" action=\"%s/channels/test\">"
+	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
+	    "<button class=\"ghost small\">%s</button></form> ",
+	    r->base, r->csrf, id, T(r, L_TEST));
+	h(&r->out, "<form method=\"post\" action=\"%s/channels/delete\">"
+	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
+	    "<button class=\"danger small\">%s</button></form></td></tr>",
+	    r->base, r->csrf, id, T(r, L_DELETE));
+	return 0;
+}
+
+static int
+channel_list(struct req *r, const char *note, int ok)
+{
+	size_t	 mark;
+
+	page_begin(r, L_CHANNELS);
+	if (note != NULL)
+		msg_box(r, ok, note);
+	h(&r->out, "<div class=\"toolbar\"><span class=\"muted\">%s</span>"
+	    "<a class=\"btn\" href=\"%s/channels/new\">%s</a></div>",
+	    T(r, L_TEST_NOTE), r->base, T(r, L_ADD_CHANNEL));
+	h(&r->out, "<table><thead><tr><th class=\"num\">ID</th><th>%s</th><th>%s</th>"
+	    "<th>Base URL</th><th>%s</th><th>%s</th><th class=\"num\">%s</th>"
+	    "<th class=\"num\">%s</th><th class=\"num\">%s</th><th class=\"num\">%s</th>"
+	    "<th>%s</th></tr></thead><tbody>", T(r, L_CH_NAME), T(r, L_STATUS),
+	    T(r, L_MODELS), T(r, L_GROUP), T(r, L_PRIORITY), T(r, L_WEIGHT),
+	    T(r, L_USED_QUOTA), T(r, L_RESPONSE_TIME), T(r, L_ACTIONS));
+	mark = r->out.b.len;
+	if (db_run(r->db, AS_CHANNEL_LIST, NULL, 0, list_row, r, NULL) != DB_OK)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	if (r->out.b.len == mark)
+		h(&r->out, "<tr><td colspan=\"11\" class=\"muted\">%s</td></tr>",
+		    T(r, L_NONE));
+	h(&r->out, "</tbody></table>");
+	page_end(r);
+	return 200;
+}
+
+int
+pg_channels(struct req *r)
+{
+	return channel_list(r, NULL, 1);
+}
+
+static long long
+posted_id(struct req *r)
+{
+	long long	 id;
+
+	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1)
+		return 0;
+	return id;
+}
+
+int
+pg_channel_toggle(struct req *r)
+{
+	long long	 id = posted_id(r), st;
+	char		 msg[MSG_SZ];
+
+	if (id == 0 || fint(r, F_STATUS, 0, 1, 2, &st) == -1 || st == 0)
+		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+	if (channel_set_status(r->store, id, st, msg, sizeof(msg)) == -1)
+		return error_page(r, 503, L_DB_ERROR, msg), 503;
+	redirect(r, "/channels", FL_STATUS);
+	return 303;
+}
+
+int
+pg_channel_delete(struct req *r)
+{
+	long long	 id = posted_id(r);
+	char		 msg[MSG_SZ];
+
+	if (id == 0)
+		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+	if (channel_delete(r->store, id, msg, sizeof(msg)) == -1)
+		return error_page(r, 503, L_DB_ERROR, msg), 503;
+	log_info("admin: user %lld deleted channel %lld", r->me.id, id);
+	redirect(r, "/channels", FL_DELETED);
+	return 303;
+}
+
+/* ---- test: one GET to the Base URL ---- */
+
+static size_t
+discard(char *p, size_t sz, size_t n, void *arg)
+{
+	size_t	*total = arg;
+
+	*total += sz * n;
+	return *total > (1u << 20) ? 0 : sz * n;	/* enough seen */
+}
+
+struct key_row {
+	char	*key;
+	char	 base_url[192];
+};
+
+static int
+key_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct key_row	*k = arg;
+
+	k->key = unseal(col_s(&c[4]));
+	strlcpy_(k->base_url, col_s(&c[3]), sizeof(k->base_url));
+	return 1;
+}
+
+int
+pg_channel_test(struct req *r)
+{
+	long long		 id = posted_id(r), code = 0, ms;
+	struct key_row		 k;
+	struct dbv		 a;
+	CURL			*c;
+	struct curl_slist	*hl = NULL;
+	char			 errbuf[CURL_ERROR_SIZE], auth[8300], note[512];
+	size_t			 total = 0;
+	CURLcode		 cc;
+	int64_t			 t0;
+
+	memset(&k, 0, sizeof(k));
+	a = DBI(id);
+	if (id == 0)
+		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+	if (db_run(r->db, AS_CHANNEL_GET, &a, 1, key_row, &k, NULL) != DB_OK)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	if (k.base_url[0] == '\0' && k.key == NULL)
+		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+	if (k.key == NULL || (c = curl_easy_init()) == NULL) {
+		free(k.key);
+		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
+	}
+	k.key[strcspn(k.key, "\r\n")] = '\0';
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k.key);
+	hl = curl_slist_append(hl, auth);
+	wipe(auth, sizeof(auth));
+	wipe(k.key, strlen(k.key));
+	free(k.key);
+	errbuf[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, k.base_url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, TEST_CONNECT_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, TEST_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &total);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "bltcy-admin-test");
+	t0 = mono_ms();
+	cc = curl_easy_perform(c);
+	ms = mono_ms() - t0;
+	if (cc == CURLE_OK || cc == CURLE_WRITE_ERROR)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+
+	a = DBI(id);
+	{
+		struct dbv u[3] = { DBI(now_s()), DBI(ms), DBI(id) };
+		db_run(r->db, AS_CHANNEL_TESTED, u, 3, NULL, NULL, NULL);
+	}
+	if (code > 0) {
+		snprintf(note, sizeof(note), "%s #%lld：%s %lld · %s %lld ms",
+		    T(r, L_TEST_RESULT), id, T(r, L_HTTP_STATUS), code,
+		    T(r, L_ELAPSED), ms);
+		return channel_list(r, note, code < 400);
+	}
+	snprintf(note, sizeof(note), "%s #%lld：%s · %s · %s %lld ms",
+	    T(r, L_TEST_RESULT), id, T(r, L_TEST_FAILED),
+	    errbuf[0] ? errbuf : curl_easy_strerror(cc), T(r, L_ELAPSED), ms);
+	return channel_list(r, note, 0);
+}

@@ -1,0 +1,129 @@
+/*
+ * Login and logout. A login form carries the CSRF token of a pre-login
+ * cookie; five failures in 15 minutes for an address or a username lock
+ * both for 15 minutes (429), checked before the password is.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+
+/* bcrypt of nothing anyone knows: unknown users cost as much as known. */
+static const char dummy_hash[] =
+    "$2b$10$A9RetLrpxckkMx5UGw8Y1euHGCCYePzkS2R/m9C2eH72WNj1fmEKq";
+
+static void
+login_form(struct req *r, const char *error, const char *username)
+{
+	page_begin(r, L_LOGIN);
+	if (error != NULL)
+		msg_box(r, 0, error);
+	h(&r->out, "<form method=\"post\" action=\"%s/login\" class=\"card narrow\">",
+	    r->base);
+	csrf_field(r);
+	h(&r->out, "<label>%s<input name=\"username\" autocomplete=\"username\" "
+	    "required maxlength=\"64\" value=\"%s\" autofocus></label>"
+	    "<label>%s<input type=\"password\" name=\"password\" "
+	    "autocomplete=\"current-password\" required maxlength=\"128\"></label>"
+	    "<div class=\"actions\"><button type=\"submit\">%s</button></div></form>",
+	    T(r, L_USERNAME), username, T(r, L_PASSWORD), T(r, L_LOGIN));
+	page_end(r);
+}
+
+int
+pg_login(struct req *r)
+{
+	if (r->me.id > 0) {
+		redirect(r, "/", 0);
+		return 303;
+	}
+	if (pre_session(r) == -1)
+		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
+	login_form(r, NULL, "");
+	return 200;
+}
+
+struct auth_row {
+	int		 found;
+	long long	 id, role, status;
+	char		 hash[256];
+};
+
+static int
+auth_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct auth_row	*a = arg;
+
+	a->found = 1;
+	a->id = col_i(&c[0]);
+	strlcpy_(a->hash, col_s(&c[1]), sizeof(a->hash));
+	a->role = col_i(&c[2]);
+	a->status = col_i(&c[3]);
+	return 1;
+}
+
+int
+pg_login_post(struct req *r)
+{
+	const char	*user = fv(r, F_USERNAME), *pw = fv(r, F_PASSWORD);
+	struct auth_row	 a;
+	struct dbv	 arg;
+	char		 cookie[512], sess[256];
+	int		 ok, locked;
+
+	if (user == NULL || pw == NULL) {
+		login_form(r, T(r, L_LOGIN_FAILED), user ? user : "");
+		return 401;
+	}
+	if ((locked = throttle_locked(r, user)) != 0) {
+		if (locked < 0)
+			return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		log_warn("admin: login locked for %s", r->ip);
+		login_form(r, T(r, L_LOGIN_LOCKED), user);
+		add_header(r, "Retry-After", "900");
+		return 429;
+	}
+	memset(&a, 0, sizeof(a));
+	arg = DBS(user);
+	if (db_run(r->db, AS_USER_AUTH, &arg, 1, auth_row, &a, NULL) != DB_OK)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	ok = password_verify(pw, a.found ? a.hash : dummy_hash);
+	wipe(a.hash, sizeof(a.hash));
+	if (!ok || !a.found || a.role < 10 || a.status != 1) {
+		throttle_fail(r, user);
+		log_warn("admin: failed login from %s", r->ip);
+		login_form(r, T(r, L_LOGIN_FAILED), user);
+		return 401;
+	}
+	throttle_clear(r, user);
+	if (session_make(a.id, sess, sizeof(sess)) == -1)
+		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
+	snprintf(cookie, sizeof(cookie), "%s=%s; Path=%s; Max-Age=%lld; "
+	    "HttpOnly; SameSite=Strict%s", SESSION_COOKIE, sess, COOKIE_PATH(r),
+	    cfg_i(CFG_ADMIN_SESSION_TTL), r->https ? "; Secure" : "");
+	add_header(r, "Set-Cookie", cookie);
+	snprintf(cookie, sizeof(cookie), "%s=; Path=%s; Max-Age=0; HttpOnly; "
+	    "SameSite=Strict%s", PRE_COOKIE, COOKIE_PATH(r), r->https ? "; Secure" : "");
+	add_header(r, "Set-Cookie", cookie);
+	log_info("admin: user %lld logged in from %s", a.id, r->ip);
+	redirect(r, "/", 0);
+	return 303;
+}
+
+int
+pg_logout(struct req *r)
+{
+	char	 cookie[256];
+
+	if (session_revoke(r) == -1)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	snprintf(cookie, sizeof(cookie), "%s=; Path=%s; Max-Age=0; HttpOnly; "
+	    "SameSite=Strict%s", SESSION_COOKIE, COOKIE_PATH(r),
+	    r->https ? "; Secure" : "");
+	add_header(r, "Set-Cookie", cookie);
+	redirect(r, "/login", 0);
+	return 303;
+}

@@ -1,0 +1,310 @@
+/*
+ * Sessions, CSRF tokens and login throttling.
+ *
+ * Cookie: base64url("uid|expiry|nonce") "." base64url(HMAC-SHA256(K, first
+ * part)), K = derive_key("admin-session"). Nothing is stored for a live
+ * session; on every request the user is read again (still there, role >=
+ * 10, status 1) and the nonce is looked up among logged-out sessions.
+ *
+ * CSRF token: base64url(HMAC-SHA256(derive_key("admin-csrf"), binding)),
+ * binding = the session's payload, or for the login form "pre|<nonce>" of
+ * a short cookie set with the form. Compared in constant time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+
+#define PAYLOAD_MAX	96
+#define NONCE_LEN	24
+
+static int
+sign(const char *purpose, const char *msg, char out[48])
+{
+	unsigned char	 key[32], mac[32];
+
+	if (derive_key(purpose, key) == -1)
+		return -1;
+	hmac_sha256(key, sizeof(key), msg, strlen(msg), mac);
+	wipe(key, sizeof(key));
+	return b64url_encode(mac, sizeof(mac), out, 48) < 0 ? -1 : 0;
+}
+
+int
+session_make(long long uid, char *out, size_t outsz)
+{
+	char	 nonce[NONCE_LEN + 1], raw[PAYLOAD_MAX], enc[PAYLOAD_MAX * 2];
+	char	 mac[48];
+	int	 n;
+
+	if (random_alnum(nonce, NONCE_LEN) == -1)
+		return -1;
+	n = snprintf(raw, sizeof(raw), "%lld|%lld|%s", uid,
+	    (long long)now_s() + cfg_i(CFG_ADMIN_SESSION_TTL), nonce);
+	if (n < 0 || (size_t)n >= sizeof(raw) ||
+	    b64url_encode((unsigned char *)raw, (size_t)n, enc, sizeof(enc)) < 0 ||
+	    sign("admin-session", enc, mac) == -1)
+		return -1;
+	n = snprintf(out, outsz, "%s.%s", enc, mac);
+	return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+int
+session_parse(const char *cookie, long long now, long long *uid,
+    char *payload, size_t payloadsz)
+{
+	char		 enc[PAYLOAD_MAX * 2], mac[48], raw[PAYLOAD_MAX];
+	const char	*dot = strchr(cookie, '.'), *p;
+	long long	 id, exp;
+	size_t		 el;
+	int		 n;
+
+	if (dot == NULL || (el = (size_t)(dot - cookie)) == 0 ||
+	    el >= sizeof(enc) || strlen(dot + 1) != 43)
+		return -1;
+	memcpy(enc, cookie, el);
+	enc[el] = '\0';
+	if (sign("admin-session", enc, mac) == -1 || !ct_memeq(mac, dot + 1, 43))
+		return -1;
+	if ((n = b64url_decode(enc, el, (unsigned char *)raw,
+	    sizeof(raw) - 1)) < 0)
+		return -1;
+	raw[n] = '\0';
+	/* uid|expiry|nonce */
+	if ((p = strchr(raw, '|')) == NULL)
+		return -1;
+	raw[p - raw] = '\0';
+	if (parse_ll(raw, 1, INT64_MAX, &id) == -1)
+		return -1;
+	dot = strchr(p + 1, '|');
+	if (dot == NULL)
+		return -1;
+	raw[dot - raw] = '\0';
+	if (parse_ll(p + 1, 0, INT64_MAX, &exp) == -1 || exp <= now ||
+	    strlen(dot + 1) != NONCE_LEN)
+		return -1;
+	if (strlen(enc) >= payloadsz)
+		return -1;
+	strlcpy_(payload, enc, payloadsz);
+	*uid = id;
+	return 0;
+}
+
+/* The nonce of a payload that session_parse accepted. */
+static int
+payload_nonce(const char *enc, char nonce[NONCE_LEN + 1], long long *exp)
+{
+	char		 raw[PAYLOAD_MAX];
+	const char	*a, *b;
+	int		 n;
+
+	if ((n = b64url_decode(enc, strlen(enc), (unsigned char *)raw,
+	    sizeof(raw) - 1)) < 0)
+		return -1;
+	raw[n] = '\0';
+	if ((a = strchr(raw, '|')) == NULL || (b = strchr(a + 1, '|')) == NULL ||
+	    strlen(b + 1) != NONCE_LEN)
+		return -1;
+	strlcpy_(nonce, b + 1, NONCE_LEN + 1);
+	raw[b - raw] = '\0';
+	return parse_ll(a + 1, 0, INT64_MAX, exp);
+}
+
+void
+csrf_for(const char *binding, char out[64])
+{
+	char	 mac[48];
+
+	out[0] = '\0';
+	if (sign("admin-csrf", binding, mac) == 0)
+		strlcpy_(out, mac, 64);
+}
+
+struct sess_row {
+	int		 found;
+	long long	 id, role, status, revoked;
+	char		 username[192];
+};
+
+static int
+sess_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct sess_row	*r = arg;
+
+	r->found = 1;
+	r->id = col_i(&c[0]);
+	strlcpy_(r->username, col_s(&c[1]), sizeof(r->username));
+	r->role = col_i(&c[2]);
+	r->status = col_i(&c[3]);
+	r->revoked = col_i(&c[4]);
+	return 1;
+}
+
+/*
+ * Who is logged in, and the CSRF token this request's forms carry. A
+ * request without a valid session gets the login form's token when it
+ * has the pre-login cookie. -1 when the database cannot be asked.
+ */
+int
+session_load(struct req *r)
+{
+	char		 c[256], payload[PAYLOAD_MAX * 2], nonce[NONCE_LEN + 1];
+	char		 bind[64];
+	long long	 uid, exp;
+	struct sess_row	 row;
+	struct dbv	 a[2];
+
+	memset(&r->me, 0, sizeof(r->me));
+	r->csrf[0] = '\0';
+	if (r->cookie != NULL &&
+	    cookie_get(r->cookie, SESSION_COOKIE, c, sizeof(c)) == 0 &&
+	    session_parse(c, now_s(), &uid, payload, sizeof(payload)) == 0 &&
+	    payload_nonce(payload, nonce, &exp) == 0) {
+		memset(&row, 0, sizeof(row));
+		a[0] = DBS(nonce);
+		a[1] = DBI(uid);
+		if (db_run(r->db, AS_USER_SESSION, a, 2, sess_row, &row,
+		    NULL) != DB_OK)
+			return -1;
+		if (row.found && row.role >= 10 && row.status == 1 &&
+		    row.revoked == 0) {
+			r->me.id = row.id;
+			r->me.role = row.role;
+			strlcpy_(r->me.username, row.username,
+			    sizeof(r->me.username));
+			csrf_for(payload, r->csrf);
+			return 0;
+		}
+	}
+	if (r->cookie != NULL &&
+	    cookie_get(r->cookie, PRE_COOKIE, c, sizeof(c)) == 0 &&
+	    strlen(c) == NONCE_LEN && strspn(c, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == NONCE_LEN) {
+		snprintf(bind, sizeof(bind), "pre|%s", c);
+		csrf_for(bind, r->csrf);
+	}
+	return 0;
+}
+
+/* Give a login form its own pre-login cookie and token. */
+int
+pre_session(struct req *r)
+{
+	char	 nonce[NONCE_LEN + 1], bind[64], cookie[160];
+
+	if (r->csrf[0] != '\0')
+		return 0;
+	if (random_alnum(nonce, NONCE_LEN) == -1)
+		return -1;
+	snprintf(bind, sizeof(bind), "pre|%s", nonce);
+	csrf_for(bind, r->csrf);
+	snprintf(cookie, sizeof(cookie), "%s=%s; Path=%s; HttpOnly; "
+	    "SameSite=Strict%s", PRE_COOKIE, nonce, COOKIE_PATH(r),
+	    r->https ? "; Secure" : "");
+	add_header(r, "Set-Cookie", cookie);
+	return 0;
+}
+
+int
+csrf_ok(struct req *r)
+{
+	const char	*t = fv(r, F_CSRF);
+	size_t		 n = strlen(r->csrf);
+
+	return n > 0 && t != NULL && strlen(t) == n && ct_memeq(t, r->csrf, n);
+}
+
+/* Revoke the session of this request's cookie (log out). */
+int
+session_revoke(struct req *r)
+{
+	char		 c[256], payload[PAYLOAD_MAX * 2], nonce[NONCE_LEN + 1];
+	long long	 uid, exp;
+	struct dbv	 a[2];
+
+	if (r->cookie == NULL ||
+	    cookie_get(r->cookie, SESSION_COOKIE, c, sizeof(c)) == -1 ||
+	    session_parse(c, now_s(), &uid, payload, sizeof(payload)) == -1 ||
+	    payload_nonce(payload, nonce, &exp) == -1)
+		return 0;
+	a[0] = DBS(nonce);
+	a[1] = DBI(exp);
+	if (db_run(r->db, AS_REVOKE, a, 2, NULL, NULL, NULL) != DB_OK)
+		return -1;
+	a[0] = DBI(now_s());
+	db_run(r->db, AS_REVOKED_PURGE, a, 1, NULL, NULL, NULL);
+	return 0;
+}
+
+/* ---- login throttling ---- */
+
+#define THROTTLE_MAX	5	/* failures inside the window lock the key */
+#define THROTTLE_WINDOW	900
+#define THROTTLE_LOCK	900
+
+static void
+throttle_keys(const struct req *r, const char *user, char ik[80], char uk[96])
+{
+	snprintf(ik, 80, "ip:%s", r->ip);
+	snprintf(uk, 96, "user:%s", user);
+}
+
+static int
+first_i(void *arg, const struct dbv *c, size_t n)
+{
+	*(long long *)arg = col_i(&c[0]);
+	return 1;
+}
+
+/* Is the address or the username locked? 1 yes, 0 no, -1 db error. */
+int
+throttle_locked(struct req *r, const char *user)
+{
+	char		 ik[80], uk[96];
+	struct dbv	 a[2];
+	long long	 until = 0;
+
+	throttle_keys(r, user, ik, uk);
+	a[0] = DBS(ik);
+	a[1] = DBS(uk);
+	if (db_run(r->db, AS_THROTTLE_GET, a, 2, first_i, &until, NULL) != DB_OK)
+		return -1;
+	return until > now_s();
+}
+
+void
+throttle_fail(struct req *r, const char *user)
+{
+	char		 ik[80], uk[96];
+	const char	*k[2] = { ik, uk };
+	long long	 now = now_s();
+	struct dbv	 a[6];
+	int		 i;
+
+	throttle_keys(r, user, ik, uk);
+	for (i = 0; i < 2; i++) {
+		a[0] = DBS(k[i]);
+		a[1] = DBI(now);
+		a[2] = DBI(now - THROTTLE_WINDOW);
+		a[3] = DBI(now);
+		a[4] = DBI(THROTTLE_MAX);
+		a[5] = DBI(now + THROTTLE_LOCK);
+		if (db_run(r->db, AS_THROTTLE_FAIL, a, 6, NULL, NULL, NULL) != DB_OK)
+			log_warn("admin: login throttle: %s", db_error(r->db));
+	}
+}
+
+void
+throttle_clear(struct req *r, const char *user)
+{
+	char		 ik[80], uk[96];
+	struct dbv	 a[2];
+
+	throttle_keys(r, user, ik, uk);
+	a[0] = DBS(ik);
+	a[1] = DBS(uk);
+	db_run(r->db, AS_THROTTLE_CLEAR, a, 2, NULL, NULL, NULL);
+}

@@ -1,0 +1,130 @@
+/*
+ * Every statement of the admin pages: constant strings with '?'
+ * placeholders, indexed by enum admin_stmt. Writes of channels, users and
+ * tokens that bltcy-ctl shares go through common/store.c instead.
+ */
+#include <stdlib.h>
+
+#include "admin.h"
+
+const char *const admin_sql[AS__MAX] = {
+	[AS_USER_AUTH] =
+	    "SELECT id, password, role, status FROM users"
+	    " WHERE username = ? AND deleted_at IS NULL",
+	[AS_USER_SESSION] =
+	    "SELECT id, username, role, status,"
+	    " (SELECT COUNT(*) FROM bltcy_admin_revoked WHERE nonce = ?)"
+	    " FROM users WHERE id = ? AND deleted_at IS NULL",
+	[AS_REVOKE] =
+	    "INSERT IGNORE INTO bltcy_admin_revoked (nonce, expires_at)"
+	    " VALUES (?, ?)",
+	[AS_REVOKED_PURGE] =
+	    "DELETE FROM bltcy_admin_revoked WHERE expires_at < ?",
+	[AS_THROTTLE_GET] =
+	    "SELECT CAST(COALESCE(MAX(locked_until), 0) AS SIGNED)"
+	    " FROM bltcy_login_throttle WHERE k IN (?, ?)",
+	[AS_THROTTLE_FAIL] =
+	    "INSERT INTO bltcy_login_throttle (k, failures, first_at, locked_until)"
+	    " VALUES (?, 1, ?, 0) ON DUPLICATE KEY UPDATE"
+	    " failures = IF(first_at < ?, 1, failures + 1),"
+	    " first_at = IF(failures = 1, ?, first_at),"
+	    " locked_until = IF(failures >= ?, ?, locked_until)",
+	[AS_THROTTLE_CLEAR] =
+	    "DELETE FROM bltcy_login_throttle WHERE k IN (?, ?)",
+	[AS_COUNTS] =
+	    "SELECT"
+	    " (SELECT COUNT(*) FROM channels WHERE type = 55),"
+	    " (SELECT COUNT(*) FROM channels WHERE type = 55 AND status = 1),"
+	    " (SELECT COUNT(*) FROM tokens WHERE deleted_at IS NULL),"
+	    " (SELECT COUNT(*) FROM users WHERE deleted_at IS NULL),"
+	    " (SELECT COUNT(*) FROM logs WHERE type = 2 AND created_at >= ?),"
+	    " (SELECT CAST(COALESCE(SUM(quota), 0) AS SIGNED) FROM logs"
+	    "   WHERE type = 2 AND created_at >= ?)",
+	[AS_RECENT_ERRORS] =
+	    "SELECT created_at, username, token_name, model_name, channel_id,"
+	    " content FROM logs WHERE type = 5 ORDER BY id DESC LIMIT 10",
+	[AS_AUTO_DISABLED] =
+	    "SELECT id, name FROM channels WHERE type = 55 AND status = 3"
+	    " ORDER BY id LIMIT 20",
+	[AS_CHART] =
+	    "SELECT CAST(FLOOR((created_at - ?) / 3600) AS SIGNED), model_name,"
+	    " COUNT(*), CAST(COALESCE(SUM(quota), 0) AS SIGNED) FROM logs"
+	    " WHERE type = 2 AND created_at >= ? GROUP BY 1, 2",
+	[AS_CHANNEL_LIST] =
+	    "SELECT id, name, status, base_url, models, `group`, priority, weight,"
+	    " used_quota, test_time, response_time FROM channels WHERE type = 55"
+	    " ORDER BY priority DESC, id",
+	[AS_CHANNEL_GET] =
+	    "SELECT id, name, status, base_url, `key`, models, `group`, priority,"
+	    " weight, setting, auto_ban, remark, tag FROM channels"
+	    " WHERE id = ? AND type = 55",
+	[AS_CHANNEL_TESTED] =
+	    "UPDATE channels SET test_time = ?, response_time = ? WHERE id = ?",
+	[AS_TOKEN_LIST] =
+	    "SELECT t.id, t.name, t.`key`, t.status, t.remain_quota, t.used_quota,"
+	    " t.unlimited_quota, t.expired_time, t.model_limits_enabled,"
+	    " t.model_limits, t.allow_ips, u.username FROM tokens t"
+	    " LEFT JOIN users u ON u.id = t.user_id WHERE t.deleted_at IS NULL"
+	    " ORDER BY t.id DESC LIMIT 500",
+	[AS_TOKEN_GET] =
+	    "SELECT t.id, t.name, t.`key`, t.status, t.remain_quota, t.used_quota,"
+	    " t.unlimited_quota, t.expired_time, t.model_limits_enabled,"
+	    " t.model_limits, t.allow_ips, u.username FROM tokens t"
+	    " LEFT JOIN users u ON u.id = t.user_id"
+	    " WHERE t.id = ? AND t.deleted_at IS NULL",
+	[AS_TOKEN_UPDATE] =
+	    "UPDATE tokens SET name = ?, remain_quota = ?, unlimited_quota = ?,"
+	    " expired_time = ?, model_limits_enabled = ?, model_limits = ?,"
+	    " allow_ips = ? WHERE id = ? AND deleted_at IS NULL",
+	[AS_TOKEN_STATUS] =
+	    "UPDATE tokens SET status = ? WHERE id = ? AND deleted_at IS NULL",
+	[AS_TOKEN_DELETE] =
+	    "UPDATE tokens SET deleted_at = NOW(3) WHERE id = ?"
+	    " AND deleted_at IS NULL",
+	[AS_USER_LIST] =
+	    "SELECT id, username, display_name, role, status, quota, used_quota,"
+	    " request_count, `group` FROM users WHERE deleted_at IS NULL"
+	    " ORDER BY id LIMIT 500",
+	[AS_USER_GET] =
+	    "SELECT id, username, display_name, role, status, quota, used_quota,"
+	    " request_count, `group` FROM users WHERE id = ? AND deleted_at IS NULL",
+	[AS_USER_UPDATE] =
+	    "UPDATE users SET display_name = ?, role = ?, quota = ?, `group` = ?,"
+	    " status = ? WHERE id = ? AND deleted_at IS NULL",
+	[AS_USER_PASSWORD] =
+	    "UPDATE users SET password = ? WHERE id = ? AND deleted_at IS NULL",
+	/*
+	 * Filters: an empty string or 0 means "any". The same WHERE in both
+	 * statements; the arguments are bound in the same order.
+	 */
+	[AS_LOGS_PAGE] =
+	    "SELECT id, created_at, type, username, token_name, model_name,"
+	    " quota, use_time, channel_id, ip, content FROM logs"
+	    " WHERE (? = '' OR username = ?) AND (? = '' OR token_name = ?)"
+	    " AND (? = '' OR model_name = ?) AND (? = 0 OR channel_id = ?)"
+	    " AND (? = 0 OR type = ?) AND created_at >= ? AND created_at < ?"
+	    " ORDER BY id DESC LIMIT ? OFFSET ?",
+	[AS_LOGS_TOTAL] =
+	    "SELECT COUNT(*), CAST(COALESCE(SUM(quota), 0) AS SIGNED) FROM logs"
+	    " WHERE (? = '' OR username = ?) AND (? = '' OR token_name = ?)"
+	    " AND (? = '' OR model_name = ?) AND (? = 0 OR channel_id = ?)"
+	    " AND (? = 0 OR type = ?) AND created_at >= ? AND created_at < ?",
+};
+
+const char *
+col_s(const struct dbv *c)
+{
+	return c->t == DBV_STR && c->s != NULL ? c->s : "";
+}
+
+long long
+col_i(const struct dbv *c)
+{
+	long long	 v;
+
+	if (c->t == DBV_INT)
+		return c->i;
+	if (c->t == DBV_STR && parse_ll(c->s, INT64_MIN, INT64_MAX, &v) == 0)
+		return v;
+	return 0;
+}
