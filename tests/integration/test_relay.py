@@ -505,6 +505,29 @@ def test_body_and_query_exact(front, port):
 
 
 @test()
+def test_legit_dotted_paths_forwarded(front, port):
+    user, token, chan = shared_account()
+    for tail in ("v1/file.json", "v1/..foo/x", "v1/foo../x", "v1/.well-known/x", "v1/file%2ejson",
+                 "v1/a%2Fb/c", "v1/x?path=../../etc&dot=.", "v1/%E4%B8%AD/%41%7e", "v1/" + "a" * 3000):
+        m = uniq("m")
+        path = "/kling/%s/%s" % (m, tail)
+        r = request(port, "POST", path, auth(token), b"{}")
+        expect_ok(r, "POST %s" % path[:100])
+        eq(one_rec(m)["path"], path, "path upstream")
+
+
+@test()
+def test_no_headers_added(front, port):
+    user, token, chan = shared_account()
+    m = uniq("m")
+    r = request(port, "POST", "/kling/v1/" + m, auth(token), b"a=1")
+    expect_ok(r, "POST without Content-Type, Accept or User-Agent")
+    rec = one_rec(m)
+    names = sorted(k.lower() for k, _ in rec["headers"])
+    eq(names, ["authorization", "content-length", "host"], "header names upstream (client sent Authorization only)")
+
+
+@test()
 def test_request_headers(front, port):
     user, token, chan = shared_account()
     m = uniq("m")
@@ -542,9 +565,9 @@ def test_request_headers(front, port):
 @test()
 def test_response_relay(front, port):
     user, token, chan = H.setup_account()
-    for status in (201, 202, 200):
+    for status in (201, 202, 200, 204):
         m = uniq("m")
-        body = b'{"id":"task-1", "odd" :  [1,2]}\n\x00\xff'
+        body = b'{"id":"task-1", "odd" :  [1,2]}\n\x00\xff' if status != 204 else b""
         H.stub.script({"path": m, "status": status, "body_b64": __import__("base64").b64encode(body).decode(),
                        "headers": [["X-Upstream-Thing", "abc def"], ["Content-Type", "application/x-custom"],
                                    ["Access-Control-Allow-Origin", "*"],
@@ -1147,6 +1170,76 @@ def test_ctl_accounts():
         p = H.ctl("add-channel", "--name", "bad", "--key", "k", "--group", group,
                   *[x for kv in args.items() for x in kv], check=False)
         check(p.returncode != 0, "add-channel accepted %s %r" % tuple(bad))
+
+
+# ---------------------------------------------------------------------------
+# tests: task affinity and ownership
+
+
+_stub2 = {}
+
+
+def stub2():
+    if "s" not in _stub2:
+        try:
+            _stub2["s"] = H.start_stub("stub2", "stubB")
+        except SetupError as e:
+            raise Fail("second stub did not start: %s" % e)
+    return _stub2["s"]
+
+
+def _task_rules(stub, m):
+    stub.script({"method": "POST", "path": "^/kling/v1/videos/%s" % m, "mode": "task_create"},
+                {"method": "GET", "path": "^/kling/v1/videos/%s" % m, "mode": "task_get"})
+
+
+@test()
+def test_error_task_not_exist(front, port):
+    owner = H.make_user()
+    other = H.make_user(group=owner["group"])
+    chan = H.make_channel(owner["group"])
+    t_owner = H.make_token(owner)
+    t_other = H.make_token(other)
+    m = uniq("m")
+    _task_rules(H.stub, m)
+    r = request(port, "POST", "/kling/v1/videos/%s/text2video" % m, auth(t_owner), b'{"prompt":"cat"}')
+    expect_ok(r, "task creation")
+    tid = r.json()["task_id"]
+    n_before = len(stub_saw(tid))
+    before = state(other, t_other, chan)
+    for path in ("/kling/v1/videos/%s/text2video/%s" % (m, tid), "/kling/v1/videos/%s/query?task_id=%s" % (m, tid)):
+        r = request(port, "GET", path, auth(t_other))
+        expect_gw_error(r, 404, "task_not_exist", "任务不存在", "another user's task id: GET %s" % path)
+    eq(len(stub_saw(tid)), n_before, "requests for another user's task that reached the stub")
+    expect_unchanged(before, other, t_other, chan, "another user's task id")
+    r = request(port, "GET", "/kling/v1/videos/%s/text2video/%s" % (m, tid), auth(t_owner))
+    expect_ok(r, "owner polls the task")
+    eq(r.json().get("task_id"), tid, "task polled by its owner")
+
+
+@test()
+def test_task_affinity(front, port):
+    s2 = stub2()
+    user = H.make_user()
+    token = H.make_token(user)
+    H.make_channel(user["group"])
+    H.make_channel(user["group"], base_url="http://127.0.0.1:%d" % s2.port)
+    m = uniq("m")
+    _task_rules(H.stub, m)
+    _task_rules(s2, m)
+    creators = set()
+    for i in range(6):
+        r = request(port, "POST", "/kling/v1/videos/%s/text2video" % m, auth(token), b'{"prompt":"cat"}')
+        expect_ok(r, "task creation")
+        tid = r.json()["task_id"]
+        creators.add(tid.split("-")[0])
+        for j in range(5):
+            r = request(port, "GET", "/kling/v1/videos/%s/text2video/%s" % (m, tid), auth(token))
+            if r.status != 200:
+                raise Fail("poll %d of task %s (created by %s) went to the other channel: %s"
+                           % (j, tid, tid.split("-")[0], short(r)))
+            eq(r.json().get("stub"), tid.split("-")[0], "stub that answered the poll")
+    sys.stdout.write("# [%s] tasks were created on %s\n" % (front, sorted(creators)))
 
 
 # ---------------------------------------------------------------------------
