@@ -119,7 +119,7 @@ task_ids_from_answer(struct task_ids *t, const char *body, size_t len)
 
 void
 task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
-    const char *query, const char *body, size_t bodylen)
+    const char *query, const char *body, size_t bodylen, int with_path)
 {
 	const char	*seg[TASK_IDS_MAX];
 	size_t		 segl[TASK_IDS_MAX], nseg = 0, i, start;
@@ -128,7 +128,7 @@ task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
 	memset(t, 0, sizeof(*t));
 	/* the last path segments after the service prefix */
 	start = 1 + strcspn(path + 1, "/");
-	for (i = start; i < pathlen;) {
+	for (i = with_path ? start : pathlen; i < pathlen;) {
 		size_t n;
 		if (path[i] == '/') {
 			i++;

@@ -1,4 +1,5 @@
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -29,7 +30,10 @@
 
 #define WORKERS_MAX	1024
 
-static volatile sig_atomic_t	 got_chld, got_term, got_hup, got_usr1;
+static volatile sig_atomic_t	 got_chld, got_term, got_hup, got_usr1, got_alrm;
+
+/* Which lease slot each live worker (of any generation) holds. */
+static struct { pid_t pid; int wslot; } owners[2 * WORKERS_MAX];
 
 static pid_t	 pids[WORKERS_MAX];	/* the current generation */
 static size_t	 nworkers;
@@ -45,6 +49,7 @@ on_signal(int sig)
 	case SIGCHLD: got_chld = 1; break;
 	case SIGHUP: got_hup = 1; break;
 	case SIGUSR1: got_usr1 = 1; break;
+	case SIGALRM: got_alrm = 1; break;
 	default: got_term = 1; break;
 	}
 }
@@ -157,15 +162,44 @@ spawn(void)
 {
 	uint64_t	 seed = 0;
 	pid_t		 pid;
+	int		 wslot = -1;
+	size_t		 i;
 
 	random_bytes(&seed, sizeof(seed));
+	if (lease_enabled() && (wslot = lease_worker_slot()) == -1) {
+		log_err("ERR no free lease slot for a worker");
+		return -1;
+	}
 	if ((pid = fork()) == -1) {
 		log_err("fork: %s", strerror(errno));
+		if (wslot != -1)
+			lease_worker_died(wslot);
 		return -1;
 	}
 	if (pid == 0)
-		_exit(worker_main(listen_fd, &dsn, host, seed));
+		_exit(worker_main(listen_fd, &dsn, host, seed, wslot));
+	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
+		if (owners[i].pid == 0) {
+			owners[i].pid = pid;
+			owners[i].wslot = wslot;
+			break;
+		}
 	return pid;
+}
+
+/* A worker is gone: its lease slot (and any charge in it) is settled. */
+static void
+release(pid_t pid)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
+		if (owners[i].pid == pid) {
+			if (owners[i].wslot != -1)
+				lease_worker_died(owners[i].wslot);
+			owners[i].pid = 0;
+			return;
+		}
 }
 
 static size_t
@@ -219,6 +253,8 @@ reap(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		int abnormal = WIFSIGNALED(status) ||
 		    (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+
+		release(pid);
 
 		for (i = 0; i < nworkers && pids[i] != pid; i++)
 			;
@@ -318,6 +354,7 @@ main(int argc, char *argv[])
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGALRM);
 	sigprocmask(SIG_BLOCK, &block, &waitmask);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -326,10 +363,21 @@ main(int argc, char *argv[])
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
 	recover(0);
+	if (strcmp(cfg_s(CFG_METERING), "lease") == 0) {
+		struct itimerval it = { { 0, 100000 }, { 0, 100000 } };
+
+		if (lease_init(host) == -1) {
+			log_err("ERR cannot map the lease table");
+			return 1;
+		}
+		lease_reconcile(&dsn);
+		setitimer(ITIMER_REAL, &it, NULL);	/* the usage writer */
+	}
 	nworkers = pool_size();
 	for (size_t k = 0; k < nworkers; k++)
 		if ((pids[k] = spawn()) == -1)
@@ -361,7 +409,10 @@ main(int argc, char *argv[])
 					}
 				if (pid != 0 && nold > 0)
 					nold--;
+				release(pid);
 			}
+			if (lease_enabled())
+				lease_shutdown(&dsn);
 			log_info("stopped");
 			return 0;
 		}
@@ -380,6 +431,10 @@ main(int argc, char *argv[])
 				nworkers = n;
 				log_info("config reloaded: %zu new workers", n);
 			}
+		}
+		if (got_alrm) {
+			got_alrm = 0;
+			lease_tick(&dsn);
 		}
 		if (got_usr1) {
 			got_usr1 = 0;

@@ -237,9 +237,13 @@ metrics_render(struct buf *o)
 	    "bltcy_worker_restarts_total %llu\n"
 	    "# HELP bltcy_breaker_skips_total Channel picks skipped by an open circuit breaker.\n"
 	    "# TYPE bltcy_breaker_skips_total counter\n"
-	    "bltcy_breaker_skips_total %llu\n",
+	    "bltcy_breaker_skips_total %llu\n"
+	    "# HELP bltcy_lease_backlog Settled requests not yet written (METERING=lease).\n"
+	    "# TYPE bltcy_lease_backlog gauge\n"
+	    "bltcy_lease_backlog %llu\n",
 	    (unsigned long long)LOAD(&m->quota), (long long)LOAD(&m->inflight),
 	    (unsigned long long)LOAD(&m->restarts),
-	    (unsigned long long)LOAD(&m->breaker_skips));
+	    (unsigned long long)LOAD(&m->breaker_skips),
+	    (unsigned long long)lease_backlog());
 	return rc == 0 ? 0 : -1;
 }

@@ -25,6 +25,9 @@ enum stmt {
 	ST_PING,
 	ST_TASKS_ADD,
 	ST_AUTO_BAN,
+	ST_TASK_OWNER,
+	ST_LEASE,
+	ST_LEASE_GRANT,
 	ST__MAX
 };
 extern const char *const relay_sql[ST__MAX];
@@ -155,13 +158,49 @@ struct task_ids {
 };
 
 void	 task_ids_from_answer(struct task_ids *, const char *json, size_t);
+/* Path segments count only when with_path (GET, HEAD, DELETE). */
 void	 task_ids_from_request(struct task_ids *, const char *path,
-	    size_t pathlen, const char *query, const char *body, size_t bodylen);
+	    size_t pathlen, const char *query, const char *body, size_t bodylen,
+	    int with_path);
 int	 task_ids_join(const struct task_ids *, char *out, size_t outsz);
+
+/* ---- lease.c: METERING=lease ---- */
+
+/* A settled request on its way to the database (the lease ring). */
+struct usage {
+	uint64_t	 ready;		/* ring position + 1 once written */
+	char		 rid[40];
+	long long	 u, t, c, q, ts, ut;
+	int		 rc;		/* settled by recovery */
+	char		 m[16];
+	char		 p[160];
+	char		 ip[48];
+	char		 un[64];
+	char		 tn[64];
+	char		 g[64];
+	char		 s[32];
+	char		 k[256];	/* task ids, comma-separated */
+};
+
+struct dsn;
+int	 lease_init(const char *host);		/* master, before fork */
+int	 lease_enabled(void);
+int	 lease_worker_slot(void);		/* master: a free slot */
+void	 lease_attach(int wslot);		/* worker */
+int64_t	 lease_available(long long token_id);
+int	 lease_spend(struct db *, const struct token_row *, long long q,
+	    const struct usage *);
+void	 lease_finish(const struct token_row *, long long q, int ok,
+	    long long channel, long long use_time, const char *tasks);
+void	 lease_tick(const struct dsn *);
+void	 lease_worker_died(int wslot);
+void	 lease_reconcile(const struct dsn *);
+void	 lease_shutdown(const struct dsn *);
+uint64_t lease_backlog(void);
 
 /* ---- worker.c ---- */
 struct dsn;
 int	 worker_main(int listen_fd, const struct dsn *, const char *host,
-	    uint64_t seed);
+	    uint64_t seed, int wslot);
 
 #endif

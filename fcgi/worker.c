@@ -110,6 +110,21 @@ static const char *const up_reasons[UPE__MAX] = {
 
 static volatile sig_atomic_t	 stop, reopen;
 
+/*
+ * METERING=lease keeps token rows for AUTH_CACHE_MS per worker, so most
+ * requests make no database round trip at all; an edit to a token or a
+ * channel reaches such a worker within that time.
+ */
+#define AUTH_CACHE	1024
+#define AUTH_CACHE_MS	2000
+
+struct auth_entry {
+	char			 key[TOKEN_KEY_MAX];
+	struct token_row	 row;
+	int64_t			 at;
+};
+static struct auth_entry	*acache;
+
 static void
 on_signal(int sig)
 {
@@ -252,6 +267,69 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	return 1;
 }
 
+static struct auth_entry *
+acache_slot(const char *key)
+{
+	uint64_t	 h = 1469598103934665603ULL;
+
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+	return &acache[h % AUTH_CACHE];
+}
+
+static int
+owner_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct auth_out	*a = arg;
+
+	if (c[0].t == DBV_STR &&
+	    sscanf(c[0].s, "%lld,%lld", &a->task_channel, &a->task_user) != 2)
+		a->task_channel = a->task_user = 0;
+	return 1;
+}
+
+/*
+ * The token, its user, the channel change counter and the owner of a task
+ * the request names: one round trip, or none from the lease-mode cache
+ * (plus one when the request names a task).
+ */
+static enum db_rc
+authenticate(struct worker *w, struct req *r, const char *key,
+    const struct task_ids *cand, struct auth_out *ao)
+{
+	struct auth_entry	*e = NULL;
+	struct dbv		 a[10];
+	enum db_rc		 rc;
+	size_t			 i, klen = strlen(key);
+
+	memset(ao, 0, sizeof(*ao));
+	ao->t = &r->tok;
+	a[0] = DBS(r->service);
+	for (i = 0; i < TASK_IDS_MAX; i++)
+		a[1 + i] = DBS(i < cand->n ? cand->id[i] : "");
+	if (acache != NULL) {
+		e = acache_slot(key);
+		if (e->at != 0 && mono_ms() - e->at < AUTH_CACHE_MS &&
+		    strlen(e->key) == klen && ct_memeq(e->key, key, klen)) {
+			r->tok = e->row;
+			ao->found = 1;
+			ao->version = w->cache.version;
+			if (cand->n == 0)
+				return DB_OK;
+			a[9] = DBI(r->tok.user_id);
+			return db_run(w->db, ST_TASK_OWNER, a, 10, owner_row, ao, NULL);
+		}
+	}
+	a[9] = DBS(key);
+	rc = db_run(w->db, ST_AUTH, a, 10, auth_row, ao, NULL);
+	if (e != NULL && rc == DB_OK && ao->found && klen < sizeof(e->key)) {
+		memcpy(e->key, key, klen + 1);
+		e->row = r->tok;
+		e->at = mono_ms();
+	}
+	return rc;
+}
+
 /* Retry settlements the DB could not take earlier. */
 static void
 flush_pending(struct worker *w)
@@ -299,6 +377,13 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 
 	if (!r->reserved)
 		return;
+	if (lease_enabled()) {
+		lease_finish(&r->tok, r->quota, settle, r->ch->id, use_time, tasks);
+		r->reserved = 0;
+		if (settle)
+			metrics_quota(r->quota);
+		return;
+	}
 	a[0] = DBS(r->id);
 	if (settle) {
 		a[1] = DBI(r->ch->id);
@@ -379,6 +464,41 @@ reserve(struct worker *w, struct req *r, const char *group)
 
 	if (r->quota <= 0)
 		return 0;
+	if (lease_enabled()) {
+		struct usage	 u;
+		size_t		 i;
+		int		 lr;
+
+		memset(&u, 0, sizeof(u));
+		strlcpy_(u.rid, r->id, sizeof(u.rid));
+		u.u = r->tok.user_id;
+		u.t = r->tok.id;
+		u.c = r->ch->id;
+		u.q = r->quota;
+		u.ts = now_s();
+		strlcpy_(u.m, r->method, sizeof(u.m));
+		snprintf(u.p, sizeof(u.p), "%.*s", (int)(r->pathlen < sizeof(u.p) ?
+		    r->pathlen : sizeof(u.p) - 1), r->path);
+		for (i = 0; u.p[i]; i++)	/* the batch is JSON: ASCII only */
+			if ((unsigned char)u.p[i] >= 0x80)
+				u.p[i] = '?';
+		strlcpy_(u.ip, r->ip, sizeof(u.ip));
+		strlcpy_(u.un, r->tok.username, sizeof(u.un));
+		strlcpy_(u.tn, r->tok.name, sizeof(u.tn));
+		strlcpy_(u.g, group, sizeof(u.g));
+		strlcpy_(u.s, r->service, sizeof(u.s));
+		lr = lease_spend(w->db, &r->tok, r->quota, &u);
+		if (lr == -1) {
+			gw_error(r, GW_QUOTA);
+			return -1;
+		}
+		if (lr != 0) {
+			gw_error(r, GW_DB);
+			return -1;
+		}
+		r->reserved = 1;
+		return 0;
+	}
 	snprintf(model, sizeof(model), "%s_passthrough", r->service);
 	a[0] = DBS(r->id);
 	a[1] = DBS(w->host);
@@ -575,12 +695,10 @@ relay(struct worker *w, struct req *r)
 {
 	struct auth_out		 ao;
 	struct task_ids		 cand;
-	struct dbv		 a[10];
 	enum auth_result	 ar;
 	const char		*hdr, *group;
 	char			 key[TOKEN_KEY_MAX];
 	enum db_rc		 rc;
-	size_t			 i;
 	int			 fixed = 0;
 
 	if ((hdr = FCGX_GetParam("HTTP_AUTHORIZATION", r->fr->envp)) == NULL &&
@@ -605,15 +723,11 @@ relay(struct worker *w, struct req *r)
 		return;
 	}
 	task_ids_from_request(&cand, r->path, r->pathlen, r->query,
-	    r->held_all ? r->held.p : NULL, r->held_all ? r->held.len : 0);
+	    r->held_all ? r->held.p : NULL, r->held_all ? r->held.len : 0,
+	    strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
+	    strcmp(r->method, "DELETE") == 0);
 	flush_pending(w);
-	memset(&ao, 0, sizeof(ao));
-	ao.t = &r->tok;
-	a[0] = DBS(r->service);
-	for (i = 0; i < TASK_IDS_MAX; i++)
-		a[1 + i] = DBS(i < cand.n ? cand.id[i] : "");
-	a[9] = DBS(key);
-	rc = db_run(w->db, ST_AUTH, a, 10, auth_row, &ao, NULL);
+	rc = authenticate(w, r, key, &cand, &ao);
 	wipe(key, sizeof(key));
 	if (rc != DB_OK) {
 		log_err("req=%s token lookup: %s", r->id, db_error(w->db));
@@ -625,6 +739,8 @@ relay(struct worker *w, struct req *r)
 		return;
 	}
 	r->have_tok = 1;
+	if (lease_enabled())	/* what this host holds counts as the token's */
+		r->tok.remain_quota += lease_available(r->tok.id);
 	ar = token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s());
 	switch (ar) {
 	case AUTH_OK: break;
@@ -760,7 +876,8 @@ handle(struct worker *w, FCGX_Request *fr)
 }
 
 int
-worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed)
+worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
+    int wslot)
 {
 	struct worker		 w;
 	struct sigaction	 sa;
@@ -784,6 +901,11 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
+	if (lease_enabled()) {
+		lease_attach(wslot);
+		if ((acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL)
+			return 1;
+	}
 	if ((w.curl = curl_easy_init()) == NULL ||
 	    (w.db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL) {
 		log_err("worker: out of memory");

@@ -1,0 +1,486 @@
+#include <sys/mman.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "relay.h"
+
+/*
+ * METERING=lease. Quota is leased from the database in blocks (one CALL,
+ * recorded in bltcy_leases) and spent from shared memory with atomic
+ * compare-and-swap, so a charge costs no database round trip. Settled
+ * requests go into a ring in the same mapping; the master writes them in
+ * batches (logs rows, used counters, the spent part of the lease) and
+ * gives idle leases back. A worker's in-flight charge sits in a slot of
+ * its own, so the master settles it if the worker dies, as in strict mode.
+ *
+ * What a power loss of the host can lose: the ring not yet written (at
+ * most LEASE_FLUSH_MS of settled requests); those charges are refunded
+ * by the reconciliation at the next start, never charged twice, and the
+ * leases keep every host within what the database granted.
+ */
+
+#define SLOTS		16384		/* tokens with a lease on this host */
+#define RING		4096		/* settled requests waiting for the DB */
+#define WSLOTS		2048		/* workers, all generations */
+#define BATCH_MAX	1000
+#define LEASE_BLOCKS	100		/* a lease is worth this many requests */
+#define IDLE_MS		10000		/* an unused lease goes back after this */
+
+struct lslot {
+	long long	 token_id;	/* 0: free */
+	long long	 user_id;
+	int		 unlimited;
+	int		 lock;		/* pid leasing more, or 0 */
+	int64_t		 avail;
+	int64_t		 inflight;
+	int64_t		 last_use;	/* mono ms */
+};
+
+struct wslot {
+	int		 active;	/* a charge is in flight */
+	int		 slot;		/* its lslot */
+	uint64_t	 pushed;	/* ring position + 1 once pushed */
+	struct usage	 rec;
+};
+
+struct lshm {
+	struct lslot	 slots[SLOTS];
+	uint64_t	 head, tail;
+	struct usage	 ring[RING];
+	struct wslot	 w[WSLOTS];
+};
+
+static struct lshm	*L;
+static struct wslot	*me;		/* this worker's slot */
+static struct db	*mdb;		/* the master's connection */
+static const char	*lhost;
+
+#define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
+#define CAS(p, o, n)	__atomic_compare_exchange_n((p), (o), (n), 0, \
+			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+
+static const char *const master_sql[] = {
+	"CALL bltcy_lease_flush(?, ?)",
+	"CALL bltcy_lease_return(?, ?, ?, 1, ?)",
+	"CALL bltcy_lease_reconcile(?, ?)",
+};
+enum { MS_FLUSH, MS_RETURN, MS_RECONCILE };
+
+int
+lease_enabled(void)
+{
+	return L != NULL;
+}
+
+int
+lease_init(const char *host)
+{
+	lhost = host;
+	L = mmap(NULL, sizeof(*L), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (L == MAP_FAILED) {
+		L = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+lease_worker_slot(void)
+{
+	int	 i;
+
+	for (i = 0; i < WSLOTS; i++) {
+		int zero = 0;
+		if (CAS(&L->w[i].active, &zero, -1))	/* -1: taken, idle */
+			return i;
+	}
+	return -1;
+}
+
+void
+lease_attach(int wslot)
+{
+	me = wslot >= 0 ? &L->w[wslot] : NULL;
+}
+
+static struct lslot *
+find_slot(long long token_id, long long user_id, int unlimited)
+{
+	size_t	 i, h = (size_t)((unsigned long long)token_id * 2654435761ULL) % SLOTS;
+
+	for (i = 0; i < SLOTS; i++) {
+		struct lslot	*s = &L->slots[(h + i) % SLOTS];
+		long long	 id = LOAD(&s->token_id);
+
+		if (id == token_id)
+			return s;
+		if (id == 0) {
+			long long zero = 0;
+			if (CAS(&s->token_id, &zero, token_id) || zero == token_id) {
+				STORE(&s->user_id, user_id);
+				STORE(&s->unlimited, unlimited);
+				return s;
+			}
+		}
+	}
+	return NULL;
+}
+
+int64_t
+lease_available(long long token_id)
+{
+	size_t	 i, h = (size_t)((unsigned long long)token_id * 2654435761ULL) % SLOTS;
+
+	if (L == NULL)
+		return 0;
+	for (i = 0; i < SLOTS; i++) {
+		struct lslot *s = &L->slots[(h + i) % SLOTS];
+		long long id = LOAD(&s->token_id);
+		if (id == token_id)
+			return LOAD(&s->avail);
+		if (id == 0)
+			return 0;
+	}
+	return 0;
+}
+
+static int
+take(struct lslot *s, long long q)
+{
+	int64_t	 a = LOAD(&s->avail);
+
+	while (a >= q)
+		if (CAS(&s->avail, &a, a - q))
+			return 1;
+	return 0;
+}
+
+static int
+lease_row(void *arg, const struct dbv *c, size_t n)
+{
+	*(long long *)arg = c[0].t == DBV_INT ? c[0].i : 0;
+	return 1;
+}
+
+/*
+ * Spend q from the token's lease, leasing a new block when it is short.
+ * Returns 0, -1 when token or user cannot pay, -2 when the DB is down.
+ */
+int
+lease_spend(struct db *db, const struct token_row *t, long long q,
+    const struct usage *rec)
+{
+	struct lslot	*s;
+	struct dbv	 a[7];
+	long long	 grant = 0;
+	int		 pid = (int)getpid(), zero, tries;
+
+	if ((s = find_slot(t->id, t->user_id, t->unlimited)) == NULL)
+		return -2;
+	for (tries = 0; !take(s, q); tries++) {
+		if (tries > 0 && grant < q)
+			return -1;
+		zero = 0;
+		if (!CAS(&s->lock, &zero, pid)) {
+			/* another worker is leasing: wait for it, or take over
+			 * from one that died holding the lock */
+			if (zero != 0 && kill(zero, 0) == -1 && errno == ESRCH)
+				CAS(&s->lock, &zero, 0);
+			usleep(1000);
+			grant = q;
+			if (tries > 5000)
+				return -2;
+			continue;
+		}
+		if (take(s, q)) {
+			STORE(&s->lock, 0);
+			break;
+		}
+		a[0] = DBS(lhost);
+		a[1] = DBI(t->id);
+		a[2] = DBI(t->user_id);
+		a[3] = DBI(t->unlimited);
+		a[4] = DBI(q);
+		a[5] = DBI(q * LEASE_BLOCKS);
+		a[6] = DBI(now_s());
+		grant = 0;
+		if (db_run(db, ST_LEASE, a, 7, NULL, NULL, NULL) != DB_OK ||
+		    db_run(db, ST_LEASE_GRANT, a, 2, lease_row, &grant, NULL) != DB_OK) {
+			STORE(&s->lock, 0);
+			log_err("lease for token %lld: %s", t->id, db_error(db));
+			return -2;
+		}
+		if (grant > 0)
+			ADD(&s->avail, grant);
+		STORE(&s->lock, 0);
+		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, t->id);
+	}
+	ADD(&s->inflight, 1);
+	STORE(&s->last_use, mono_ms());
+	if (me != NULL) {
+		me->rec = *rec;
+		me->slot = (int)(s - L->slots);
+		STORE(&me->pushed, 0);
+		STORE(&me->active, 1);
+	}
+	return 0;
+}
+
+static int
+ring_push(const struct usage *rec, int wslot_pushed)
+{
+	uint64_t	 h = LOAD(&L->head);
+
+	do {
+		if (h - LOAD(&L->tail) >= RING)
+			return -1;
+	} while (!CAS(&L->head, &h, h + 1));
+	if (wslot_pushed && me != NULL)
+		STORE(&me->pushed, h + 1);
+	L->ring[h % RING] = *rec;
+	STORE(&L->ring[h % RING].ready, h + 1);
+	return 0;
+}
+
+/* The request is over: usage into the ring (ok) or the quota back. */
+void
+lease_finish(const struct token_row *t, long long q, int ok, long long channel,
+    long long use_time, const char *tasks)
+{
+	struct lslot	*s;
+
+	if (me == NULL || LOAD(&me->active) != 1)
+		return;
+	s = &L->slots[me->slot];
+	if (ok) {
+		me->rec.c = channel;
+		me->rec.ut = use_time;
+		strlcpy_(me->rec.k, tasks ? tasks : "", sizeof(me->rec.k));
+		while (ring_push(&me->rec, 1) == -1) {
+			/* the master is behind (DB down): wait for room */
+			log_warn("usage ring full; waiting for the database");
+			usleep(100000);
+		}
+	} else
+		ADD(&s->avail, q);
+	ADD(&s->inflight, -1);
+	STORE(&me->active, -1);
+}
+
+/* ---- master side ---- */
+
+static struct db *
+master_db(const struct dsn *dsn)
+{
+	if (mdb == NULL)
+		mdb = db_new(dsn, master_sql, 3, 0);
+	return mdb;
+}
+
+static void
+json_s(struct buf *o, const char *s)
+{
+	buf_add(o, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			buf_add(o, "\\", 1);
+			buf_add(o, s, 1);
+		} else if (c < 0x20)
+			buf_printf(o, "\\u%04x", c);
+		else
+			buf_add(o, s, 1);
+	}
+	buf_add(o, "\"", 1);
+}
+
+static void
+json_rec(struct buf *o, const struct usage *r)
+{
+	const char	*k = r->k;
+
+	buf_printf(o, "{\"rid\":\"%s\",\"u\":%lld,\"t\":%lld,\"c\":%lld,"
+	    "\"q\":%lld,\"ts\":%lld,\"ut\":%lld,\"rc\":%d,\"m\":", r->rid, r->u,
+	    r->t, r->c, r->q, r->ts, r->ut, r->rc);
+	json_s(o, r->m);
+	buf_adds(o, ",\"p\":");
+	json_s(o, r->p);
+	buf_adds(o, ",\"ip\":");
+	json_s(o, r->ip);
+	buf_adds(o, ",\"un\":");
+	json_s(o, r->un);
+	buf_adds(o, ",\"tn\":");
+	json_s(o, r->tn);
+	buf_adds(o, ",\"g\":");
+	json_s(o, r->g);
+	buf_adds(o, ",\"s\":");
+	json_s(o, r->s);
+	buf_adds(o, ",\"k\":[");
+	while (*k != '\0') {		/* ids are [A-Za-z0-9_.:-] */
+		size_t n = strcspn(k, ",");
+		buf_printf(o, "%s\"%.*s\"", k == r->k ? "" : ",", (int)n, k);
+		k += n;
+		if (*k == ',')
+			k++;
+	}
+	buf_adds(o, "]}");
+}
+
+/* Write what the ring holds. Returns the number of records written. */
+static size_t
+flush_ring(const struct dsn *dsn)
+{
+	struct buf	 o;
+	struct dbv	 a[2];
+	uint64_t	 t = LOAD(&L->tail), h = LOAD(&L->head), i;
+	size_t		 n = 0;
+
+	if (t == h || master_db(dsn) == NULL)
+		return 0;
+	buf_init(&o, 8u << 20);
+	buf_add(&o, "[", 1);
+	for (i = t; i < h && n < BATCH_MAX; i++, n++) {
+		const struct usage *r = &L->ring[i % RING];
+		if (LOAD(&r->ready) != i + 1)
+			break;		/* still being written */
+		if (n > 0)
+			buf_add(&o, ",", 1);
+		json_rec(&o, r);
+	}
+	buf_add(&o, "]", 1);
+	if (n > 0) {
+		a[0] = DBS(lhost);
+		a[1] = DBSN(o.p, o.len);
+		if (db_run(mdb, MS_FLUSH, a, 2, NULL, NULL, NULL) == DB_OK)
+			STORE(&L->tail, t + n);
+		else {
+			log_err("ERR writing %zu usage records: %s (kept, retrying)",
+			    n, db_error(mdb));
+			n = 0;
+		}
+	}
+	buf_free(&o);
+	return n;
+}
+
+static void
+return_idle(const struct dsn *dsn, int all)
+{
+	int64_t	 now = mono_ms();
+	size_t	 i;
+
+	for (i = 0; i < SLOTS; i++) {
+		struct lslot	*s = &L->slots[i];
+		struct dbv	 a[4];
+		int64_t		 give;
+		int		 zero = 0;
+
+		if (LOAD(&s->token_id) == 0 || LOAD(&s->avail) <= 0)
+			continue;
+		if (!all && (LOAD(&s->inflight) > 0 ||
+		    now - LOAD(&s->last_use) < IDLE_MS))
+			continue;
+		if (!CAS(&s->lock, &zero, (int)getpid()))
+			continue;
+		give = __atomic_exchange_n(&s->avail, 0, __ATOMIC_ACQ_REL);
+		STORE(&s->lock, 0);
+		if (give <= 0 || master_db(dsn) == NULL)
+			continue;
+		a[0] = DBS(lhost);
+		a[1] = DBI(s->token_id);
+		a[2] = DBI(give);
+		a[3] = DBI(now_s());
+		if (db_run(mdb, MS_RETURN, a, 4, NULL, NULL, NULL) != DB_OK) {
+			log_err("ERR returning lease of token %lld: %s",
+			    s->token_id, db_error(mdb));
+			ADD(&s->avail, give);	/* keep it; try again later */
+		}
+	}
+}
+
+void
+lease_tick(const struct dsn *dsn)
+{
+	static int64_t	 last_idle;
+
+	while (flush_ring(dsn) == BATCH_MAX)
+		;
+	if (mono_ms() - last_idle > 1000) {
+		last_idle = mono_ms();
+		return_idle(dsn, 0);
+	}
+}
+
+/* A worker died: settle its in-flight charge as strict mode does. */
+void
+lease_worker_died(int wslot)
+{
+	struct wslot	*w = &L->w[wslot];
+
+	if (LOAD(&w->active) == 1) {
+		uint64_t	 p = LOAD(&w->pushed);
+		struct lslot	*s = &L->slots[w->slot];
+
+		if (p != 0) {
+			/* it died writing to the ring: finish the write */
+			if (LOAD(&L->ring[(p - 1) % RING].ready) != p) {
+				L->ring[(p - 1) % RING] = w->rec;
+				STORE(&L->ring[(p - 1) % RING].ready, p);
+			}
+		} else {
+			w->rec.rc = 1;
+			w->rec.ut = now_s() - w->rec.ts;
+			me = NULL;
+			if (ring_push(&w->rec, 0) == -1)
+				log_err("ERR usage ring full: a dead worker's "
+				    "charge of %lld is refunded at the next "
+				    "start", w->rec.q);
+		}
+		ADD(&s->inflight, -1);
+	}
+	STORE(&w->active, 0);		/* free for the next worker */
+}
+
+/* At start: give back what an earlier run of this host left leased. */
+void
+lease_reconcile(const struct dsn *dsn)
+{
+	struct dbv	 a[2];
+
+	if (master_db(dsn) == NULL)
+		return;
+	a[0] = DBS(lhost);
+	a[1] = DBI(now_s());
+	if (db_run(mdb, MS_RECONCILE, a, 2, NULL, NULL, NULL) != DB_OK)
+		log_err("ERR reconciling leases: %s", db_error(mdb));
+}
+
+/* At stop: write everything and give every lease back. */
+void
+lease_shutdown(const struct dsn *dsn)
+{
+	int	 tries;
+
+	for (tries = 0; tries < 50 && LOAD(&L->tail) != LOAD(&L->head); tries++)
+		if (flush_ring(dsn) == 0)
+			usleep(100000);
+	return_idle(dsn, 1);
+	db_free(mdb);
+	mdb = NULL;
+}
+
+uint64_t
+lease_backlog(void)
+{
+	return L ? LOAD(&L->head) - LOAD(&L->tail) : 0;
+}
