@@ -1383,6 +1383,50 @@ def test_pool_sigterm_finishes_in_flight():
     p.stop()
 
 
+@test(fronts=False)
+def test_pool_lease_metering():
+    try:
+        p = H.start_pool("pool3", workers=2, METERING="lease")
+    except SetupError as e:
+        raise Fail("METERING=lease pool did not start: %s" % e)
+    try:
+        # a token with quota for exactly 10 requests: 30 concurrent, never overdrawn
+        u1, t1, c1 = H.setup_account(quota=10 ** 9, remain_quota=10000)
+        results = _concurrent(p.port, u1, t1, n=30)
+        errs = [r for r in results if not isinstance(r, harness.Response)]
+        check(not errs, "client errors: %r" % errs[:3])
+        ok = [r for r in results if r.status == 200]
+        for r in results:
+            if r.status != 200:
+                rid = r.header("X-Request-Id") or ""
+                check(r.body in (gw_error_body(rid, "insufficient_quota", "额度不足"),
+                                 gw_error_body(rid, "token_quota_exhausted", "该令牌额度已用尽")),
+                      "unexpected answer among the denied: %s" % short(r))
+        eq(len(ok), 10, "requests answered 200 in lease mode (remain_quota 10000, 1000 each)")
+        # a rich token: what is not spent goes back
+        u2, t2, c2 = H.setup_account(quota=10 ** 9, remain_quota=100000)
+        for i in range(5):
+            expect_ok(request(p.port, "POST", "/kling/v1/lease/%d" % i, auth(t2), b"{}"), "lease POST")
+        os.kill(p.pid, signal.SIGTERM)
+        try:
+            p.proc.wait(20)
+        except Exception:  # noqa: BLE001
+            raise Fail("lease pool still running 20 s after SIGTERM")
+    finally:
+        p.stop()
+    for (u, t, c, n, start) in ((u1, t1, c1, 10, 10000), (u2, t2, c2, 5, 100000)):
+        s = state(u, t, c)
+        eq((s["token"]["remain_quota"], s["token"]["used_quota"]), (start - 1000 * n, 1000 * n),
+           "token remain_quota, used_quota after the lease pool stopped (%d requests)" % n)
+        eq((s["user"]["quota"], s["user"]["used_quota"], s["user"]["request_count"]),
+           (10 ** 9 - 1000 * n, 1000 * n, n), "user quota, used_quota, request_count (%d requests)" % n)
+        eq(s["chan"]["used_quota"], 1000 * n, "channel used_quota (%d requests)" % n)
+        eq(s["logs"], n, "logs rows (%d requests)" % n)
+    left = H.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE token_id IN (%s, %s)",
+                 (t1["id"], t2["id"]))[0]["a"]
+    eq(int(left), 0, "quota still leased after the pool stopped")
+
+
 # ---------------------------------------------------------------------------
 # tests: crashes and outages (last: they disturb the pool and the DB)
 
