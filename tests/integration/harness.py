@@ -41,6 +41,16 @@ class SetupError(Exception):
     pass
 
 
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL if the test process dies without
+    cleaning up (e.g. killed by a CI timeout)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -296,7 +306,8 @@ class Harness:
     def spawn(self, name, argv, env=None, stdout=None):
         log = open(os.path.join(self.dir, name + ".out"), "ab")
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout or log, stderr=log,
-                             env=env or self.env(), start_new_session=True, cwd=self.dir)
+                             env=env or self.env(), start_new_session=True, cwd=self.dir,
+                             preexec_fn=_die_with_parent)
         self.procs[name] = p
         return p
 
