@@ -291,6 +291,10 @@ def test_error_token_expired(front, port):
     _token_case(port, {"status": 3}, 401, "token_expired", "该令牌已过期", "token status 3")
     _token_case(port, {"expired_time": int(time.time()) - 60}, 401, "token_expired", "该令牌已过期",
                 "expired_time in the past")
+    user = H.make_user()
+    H.make_channel(user["group"])
+    token = H.make_token(user, expired_time=int(time.time()) + 3600)
+    expect_ok(request(port, "POST", "/kling/v1/" + uniq("m"), auth(token), b"{}"), "expired_time in the future")
 
 
 @test()
@@ -596,6 +600,55 @@ def test_response_relay(front, port):
     expect_ok(r, "chunked upstream")
     eq(r.body, b"one,two,three", "chunked upstream body")
     eq(r.header("X-Upstream-Thing"), "chunky", "header of a chunked upstream response")
+
+
+@test()
+def test_channel_changes_seen(front, port):
+    user, token, chan = H.setup_account(setting={"passthrough_quota": 1500})
+    path = "/kling/v1/" + uniq("m")
+    before = state(user, token, chan)
+    r = request(port, "POST", path, auth(token), b"{}")
+    expect_ok(r, "POST")
+    expect_charged(before, user, token, chan, 1500, r.header("X-Request-Id"), "POST", path, "setting 1500")
+    H.sql("UPDATE channels SET setting=%s WHERE id=%s", ('{"passthrough_quota": 2200}', chan["id"]))
+    before = state(user, token, chan)
+    r = request(port, "POST", path, auth(token), b"{}")
+    expect_ok(r, "POST after the setting changed by SQL")
+    expect_charged(before, user, token, chan, 2200, r.header("X-Request-Id"), "POST", path,
+                   "setting changed to 2200 by SQL")
+    H.sql("UPDATE channels SET status=2 WHERE id=%s", (chan["id"],))
+    r = request(port, "POST", path, auth(token), b"{}")
+    expect_gw_error(r, 503, "model_not_found", "分组 %s 下模型 kling 无可用渠道" % user["group"],
+                    "after the channel was disabled by SQL")
+    H.sql("UPDATE channels SET status=1 WHERE id=%s", (chan["id"],))
+    expect_ok(request(port, "POST", path, auth(token), b"{}"), "after the channel was enabled again by SQL")
+    newkey = "rotated-" + harness.rand_key(20)
+    H.sql("UPDATE channels SET `key`=%s WHERE id=%s", (newkey, chan["id"]))
+    m = uniq("m")
+    expect_ok(request(port, "POST", "/kling/v1/" + m, auth(token), b"{}"), "after the key changed by SQL")
+    eq(rec_header(one_rec(m), "Authorization"), ["Bearer " + newkey], "Authorization after the key changed")
+    H.sql("DELETE FROM abilities WHERE channel_id=%s AND model='kling'", (chan["id"],))
+    r = request(port, "POST", path, auth(token), b"{}")
+    expect_gw_error(r, 503, "model_not_found", "分组 %s 下模型 kling 无可用渠道" % user["group"],
+                    "after the kling ability row was deleted by SQL")
+
+
+@test()
+def test_response_hop_headers_dropped(front, port):
+    user, token, chan = shared_account()
+    m = uniq("m")
+    H.stub.script({"path": m, "status": 200, "body": "ok",
+                   "headers": [["Connection", "X-Up-Hop"], ["X-Up-Hop", "1"], ["Keep-Alive", "timeout=99"],
+                               ["Upgrade", "foo/2"], ["Trailer", "X-Trail"], ["Proxy-Authenticate", "Basic"],
+                               ["X-Kept", "yes"]]})
+    r = request(port, "GET", "/kling/v1/" + m, auth(token))
+    expect_ok(r, "GET")
+    eq(r.body, b"ok", "body")
+    eq(r.header_all("X-Kept"), ["yes"], "end-to-end header relayed")
+    for h in ("X-Up-Hop", "Upgrade", "Trailer", "Proxy-Authenticate"):
+        eq(r.header_all(h), [], "upstream hop-by-hop %s in the response" % h)
+    for v in r.header_all("Keep-Alive"):
+        check("99" not in v, "upstream Keep-Alive relayed: %r" % v)
 
 
 # ---------------------------------------------------------------------------
