@@ -137,6 +137,8 @@ void	 error_page(struct req *, int status, enum label title,
 	    const char *detail);
 void	 msg_box(struct req *, int ok, const char *text);
 void	 fmt_time(long long t, char *out, size_t outsz);
+/* "a,b" -> "a\nb": a stored list shown one item per line. */
+void	 list_lines(const char *list, char *out, size_t outsz);
 int	 parse_datetime(const char *s, long long *out);
 
 /* ---- session and login (session.c) ---- */

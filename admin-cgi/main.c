@@ -154,6 +154,17 @@ redirect(struct req *r, const char *path, int flash)
 }
 
 void
+list_lines(const char *list, char *out, size_t outsz)
+{
+	size_t	 i;
+
+	strlcpy_(out, list, outsz);
+	for (i = 0; out[i] != '\0'; i++)
+		if (out[i] == ',')
+			out[i] = '\n';
+}
+
+void
 fmt_time(long long t, char *out, size_t outsz)
 {
 	struct tm	 tm;

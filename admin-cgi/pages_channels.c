@@ -50,18 +50,6 @@ status_idx(long long st)
 	return 1;
 }
 
-/* "a,b" -> "a\nb" (the textarea shows one model per line). */
-static void
-lines_of(const char *list, char *out, size_t outsz)
-{
-	size_t	 i;
-
-	strlcpy_(out, list, outsz);
-	for (i = 0; out[i] != '\0'; i++)
-		if (out[i] == ',')
-			out[i] = '\n';
-}
-
 static void
 mask_key(const char *k, char out[32])
 {
@@ -87,7 +75,7 @@ chan_row(void *arg, const struct dbv *c, size_t n)
 	    strncmp(key, SEAL_PREFIX, strlen(SEAL_PREFIX)) == 0 ? 1 : 2;
 	if (v->key_state == 2)
 		mask_key(key, v->key_hint);
-	lines_of(col_s(&c[5]), v->models, sizeof(v->models));
+	list_lines(col_s(&c[5]), v->models, sizeof(v->models));
 	strlcpy_(v->group, col_s(&c[6]), sizeof(v->group));
 	v->priority = col_i(&c[7]);
 	v->weight = col_i(&c[8]);
@@ -181,7 +169,7 @@ pg_channel_form(struct req *r)
 	v.status = 1;
 	v.auto_ban = 1;
 	strlcpy_(v.group, "default", sizeof(v.group));
-	lines_of(service_list(), v.models, sizeof(v.models));
+	list_lines(service_list(), v.models, sizeof(v.models));
 	strlcpy_(v.setting, "{\"PassthroughQuota\": 1000}", sizeof(v.setting));
 	if (strcmp(r->path, "/channels/edit") == 0) {
 		if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)

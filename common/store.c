@@ -87,6 +87,13 @@ check_base_url(const char *in, char *out, size_t outsz, int *notice,
 		snprintf(msg, msgsz, "Base URL 缺少主机名。%s", base_url_help);
 		return -1;
 	}
+	/* user info first: "user:pw@host" must not read as a bad port */
+	for (p = host; p < in + n && *p != '/' && *p != '?' && *p != '#'; p++)
+		if (*p == '@') {
+			snprintf(msg, msgsz, "Base URL 不能包含用户信息。%s",
+			    base_url_help);
+			return -1;
+		}
 	for (p = host; p < in + n; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c == '[')

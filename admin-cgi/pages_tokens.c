@@ -1,0 +1,382 @@
+/*
+ * Tokens: list, add (the key shown once, in full, as sk-...), edit,
+ * enable/disable, delete (soft: deleted_at, as new-api).
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "log.h"
+#include "store.h"
+
+struct tok_view {
+	long long	 id, status, remain, used, unlimited, expires;
+	char		 name[192], owner[192], key_mask[32];
+	char		 models[1024];		/* one per line */
+	char		 ips[4096];
+	char		 expires_s[24];		/* datetime-local value */
+};
+
+static void
+datetime_local(long long t, char out[24])
+{
+	char	 s[32];
+
+	out[0] = '\0';
+	if (t <= 0)
+		return;
+	fmt_time(t, s, sizeof(s));	/* "YYYY-MM-DD HH:MM:SS" */
+	if (strlen(s) == 19) {
+		s[10] = 'T';
+		s[16] = '\0';
+		strlcpy_(out, s, 24);
+	}
+}
+
+static int
+tok_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct tok_view	*v = arg;
+	const char	*k = col_s(&c[2]);
+	size_t		 kl = strlen(k);
+
+	v->id = col_i(&c[0]);
+	strlcpy_(v->name, col_s(&c[1]), sizeof(v->name));
+	if (kl >= 8)
+		snprintf(v->key_mask, sizeof(v->key_mask), "sk-%.4s…%.4s", k,
+		    k + kl - 4);
+	else
+		strlcpy_(v->key_mask, "sk-…", sizeof(v->key_mask));
+	v->status = col_i(&c[3]);
+	v->remain = col_i(&c[4]);
+	v->used = col_i(&c[5]);
+	v->unlimited = col_i(&c[6]);
+	v->expires = col_i(&c[7]);
+	list_lines(col_i(&c[8]) ? col_s(&c[9]) : "", v->models, sizeof(v->models));
+	strlcpy_(v->ips, col_s(&c[10]), sizeof(v->ips));
+	strlcpy_(v->owner, col_s(&c[11]), sizeof(v->owner));
+	datetime_local(v->expires, v->expires_s);
+	return 1;
+}
+
+static void
+token_form(struct req *r, const struct tok_view *v, const char *err)
+{
+	page_begin(r, v->id ? L_EDIT_TOKEN : L_ADD_TOKEN);
+	if (err != NULL && *err != '\0')
+		msg_box(r, 0, err);
+	h(&r->out, "<form method=\"post\" class=\"card\" action=\"%s/tokens/%s\">",
+	    r->base, v->id ? "edit" : "new");
+	csrf_field(r);
+	if (v->id)
+		h(&r->out, "<input type=\"hidden\" name=\"id\" value=\"%L\">"
+		    "<label>%s<input value=\"%s\" disabled></label>", v->id,
+		    T(r, L_OWNER), v->owner);
+	else
+		h(&r->out, "<label>%s<input name=\"user\" required maxlength=\"64\" "
+		    "value=\"%s\"></label>", T(r, L_OWNER), v->owner);
+	h(&r->out, "<label>%s<input name=\"name\" required maxlength=\"191\" "
+	    "value=\"%s\"></label>", T(r, L_NAME), v->name);
+	h(&r->out, "<div class=\"row\"><label>%s<input name=\"quota\" type=\"number\" "
+	    "min=\"0\" value=\"%L\"></label><label class=\"check\"><input "
+	    "type=\"checkbox\" name=\"unlimited\" value=\"1\"%s>%s</label>"
+	    "<label>%s<input name=\"expires\" type=\"datetime-local\" value=\"%s\">"
+	    "<small>%s</small></label></div>", T(r, L_REMAIN), v->remain,
+	    v->unlimited ? " checked" : "", T(r, L_UNLIMITED), T(r, L_EXPIRES),
+	    v->expires_s, T(r, L_EXPIRES_HELP));
+	h(&r->out, "<label>%s<textarea name=\"model_limits\" rows=\"3\" "
+	    "spellcheck=\"false\">%s</textarea><small>%s</small></label>",
+	    T(r, L_MODEL_LIMITS), v->models, T(r, L_MODEL_LIMITS_HELP));
+	h(&r->out, "<label>%s<textarea name=\"allow_ips\" rows=\"3\" "
+	    "spellcheck=\"false\">%s</textarea><small>%s</small></label>",
+	    T(r, L_ALLOW_IPS), v->ips, T(r, L_ALLOW_IPS_HELP));
+	h(&r->out, "<div class=\"actions\"><button type=\"submit\">%s</button>"
+	    "<a class=\"btn ghost\" href=\"%s/tokens\">%s</a></div></form>",
+	    T(r, L_SAVE), r->base, T(r, L_CANCEL));
+	page_end(r);
+}
+
+/* 1 found, 0 not, -1 db error. */
+static int
+tok_load(struct req *r, long long id, struct tok_view *v)
+{
+	struct dbv	 a = DBI(id);
+
+	memset(v, 0, sizeof(*v));
+	if (db_run(r->db, AS_TOKEN_GET, &a, 1, tok_row, v, NULL) != DB_OK)
+		return -1;
+	return v->id > 0;
+}
+
+static int
+load_or_fail(struct req *r, struct tok_view *v)
+{
+	long long	 id;
+	int		 rc;
+
+	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)
+		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+	if ((rc = tok_load(r, id, v)) < 0)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	if (rc == 0)
+		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+	return 0;
+}
+
+int
+pg_token_form(struct req *r)
+{
+	struct tok_view	 v;
+	int		 rc;
+
+	memset(&v, 0, sizeof(v));
+	v.remain = 500000;
+	strlcpy_(v.owner, r->me.username, sizeof(v.owner));
+	if (strcmp(r->path, "/tokens/edit") == 0 && (rc = load_or_fail(r, &v)))
+		return rc;
+	token_form(r, &v, NULL);
+	return 200;
+}
+
+/*
+ * Allowed IPs: addresses or CIDRs, one per line (commas too). out gets
+ * them newline-separated. 0 ok, -1 with the bad entry in bad.
+ */
+static int
+check_ips(const char *in, char *out, size_t outsz, char *bad, size_t badsz)
+{
+	const char	*p = in;
+	size_t		 o = 0;
+
+	out[0] = '\0';
+	while (*p != '\0') {
+		size_t		 n = strcspn(p, ",\r\n"), s = 0;
+		char		 one[64], *slash;
+		unsigned char	 addr[16];
+		long long	 bits;
+		int		 v6;
+
+		while (s < n && (p[s] == ' ' || p[s] == '\t'))
+			s++;
+		while (n > s && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n > s) {
+			snprintf(bad, badsz, "%.*s", (int)(n - s > 64 ? 64 : n - s), p + s);
+			if (n - s >= sizeof(one))
+				return -1;
+			memcpy(one, p + s, n - s);
+			one[n - s] = '\0';
+			if ((slash = strchr(one, '/')) != NULL)
+				*slash = '\0';
+			v6 = strchr(one, ':') != NULL;
+			if (inet_pton(v6 ? AF_INET6 : AF_INET, one, addr) != 1 ||
+			    (slash != NULL && parse_ll(slash + 1, 0, v6 ? 128 : 32,
+			    &bits) == -1))
+				return -1;
+			if (slash != NULL)
+				*slash = '/';
+			if (n - s + 2 > outsz - o)
+				return -1;
+			o += (size_t)snprintf(out + o, outsz - o, "%s%s",
+			    o ? "\n" : "", one);
+		}
+		p += strcspn(p, ",\r\n");
+		p += strspn(p, ",\r\n");
+	}
+	return 0;
+}
+
+int
+pg_token_save(struct req *r)
+{
+	struct tok_view	 v;
+	struct buf	 errs;
+	char		 msg[MSG_SZ], models[1024] = "", ips[4096] = "", bad[80];
+	char		 key[49];
+	const char	*s;
+	long long	 id = 0, uid = 0, quota, unlimited, expires = -1;
+	int		 rc;
+
+	memset(&v, 0, sizeof(v));
+	if (strcmp(r->path, "/tokens/edit") == 0) {
+		if ((rc = load_or_fail(r, &v)))
+			return rc;
+		id = v.id;
+	}
+	buf_init(&errs, ERRS_MAX);
+	s = field_text(r, &errs, F_NAME, L_NAME, 1);
+	strlcpy_(v.name, s ? s : "", sizeof(v.name));
+	if (id == 0) {
+		s = field_text(r, &errs, F_USER, L_OWNER, 1);
+		strlcpy_(v.owner, s ? s : "", sizeof(v.owner));
+		if (s != NULL && (uid = user_id_by_name(r->store, s)) == 0)
+			buf_printf(&errs, "%s：%s\n", T(r, L_NO_SUCH_USER), s);
+		else if (uid < 0) {
+			buf_free(&errs);
+			return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		}
+	}
+	v.remain = quota = field_int(r, &errs, F_QUOTA, L_REMAIN, 0, 0, INT64_MAX / 2);
+	v.unlimited = unlimited = field_int(r, &errs, F_UNLIMITED, L_UNLIMITED, 0, 0, 1);
+	s = field_text(r, &errs, F_EXPIRES, L_EXPIRES, 0);
+	strlcpy_(v.expires_s, s ? s : "", sizeof(v.expires_s));
+	if (s != NULL && parse_datetime(s, &expires) == -1)
+		buf_printf(&errs, "%s%s\n", T(r, L_FIELD_BAD), T(r, L_EXPIRES));
+	s = field_text(r, &errs, F_MODEL_LIMITS, L_MODEL_LIMITS, 0);
+	strlcpy_(v.models, s ? s : "", sizeof(v.models));
+	if (s != NULL && strspn(s, " \t\r\n,") != strlen(s) &&
+	    check_models(s, models, sizeof(models), msg, sizeof(msg)) == -1)
+		buf_printf(&errs, "%s%s\n", T(r, L_MODEL_LIMITS), msg);
+	s = field_text(r, &errs, F_ALLOW_IPS, L_ALLOW_IPS, 0);
+	strlcpy_(v.ips, s ? s : "", sizeof(v.ips));
+	if (s != NULL && check_ips(s, ips, sizeof(ips), bad, sizeof(bad)) == -1)
+		buf_printf(&errs, "%s%s\n", T(r, L_BAD_IP), bad);
+
+	if (errs.len == 0 && id == 0 &&
+	    token_create(r->store, uid, v.name, unlimited ? -1 : quota, expires,
+	    models, ips, key, msg, sizeof(msg)) < 0)
+		buf_printf(&errs, "%s\n", msg);
+	if (errs.len == 0 && id > 0) {
+		struct dbv a[8] = { DBS(v.name), DBI(quota), DBI(unlimited),
+		    DBI(expires), DBI(models[0] != '\0'), DBS(models), DBS(ips),
+		    DBI(id) };
+		if (db_run(r->db, AS_TOKEN_UPDATE, a, 8, NULL, NULL, NULL) != DB_OK)
+			buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
+	}
+	if (errs.len > 0) {
+		token_form(r, &v, errs.p);
+		buf_free(&errs);
+		return 422;
+	}
+	buf_free(&errs);
+	if (id > 0) {
+		redirect(r, "/tokens", FL_SAVED);
+		return 303;
+	}
+	log_info("admin: user %lld created a token", r->me.id);
+	/* The only time the whole key is shown. */
+	page_begin(r, L_ADD_TOKEN);
+	msg_box(r, 1, T(r, L_TOKEN_CREATED));
+	h(&r->out, "<div class=\"card\"><p><b>%s</b></p><div class=\"key\" "
+	    "id=\"new-key\">sk-%s</div><p class=\"actions\"><a class=\"btn\" "
+	    "href=\"%s/tokens\">%s</a></p></div>", v.name, key, r->base,
+	    T(r, L_TOKENS));
+	page_end(r);
+	wipe(key, sizeof(key));
+	return 200;
+}
+
+/* ---- the list ---- */
+
+static int
+list_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct req	*r = arg;
+	struct tok_view	 v;
+	enum label	 st;
+	const char	*badge;
+	char		 t[32];
+
+	memset(&v, 0, sizeof(v));
+	tok_row(&v, c, n);
+	if (v.status == 1 && v.expires != -1 && v.expires < now_s())
+		st = L_EXPIRED, badge = "bad";
+	else if (v.status == 1 && !v.unlimited && v.remain <= 0)
+		st = L_EXHAUSTED, badge = "bad";
+	else if (v.status == 1)
+		st = L_ENABLED, badge = "on";
+	else if (v.status == 3)
+		st = L_EXPIRED, badge = "bad";
+	else if (v.status == 4)
+		st = L_EXHAUSTED, badge = "bad";
+	else
+		st = L_DISABLED, badge = "off";
+	h(&r->out, "<tr><td class=\"num\">%L</td><td>%s</td><td>%s</td>"
+	    "<td class=\"mono\">%s</td><td><span class=\"badge %s\">%s</span></td>",
+	    v.id, v.name, v.owner, v.key_mask, badge, T(r, st));
+	if (v.unlimited)
+		h(&r->out, "<td class=\"num\">%s</td>", T(r, L_UNLIMITED));
+	else
+		h(&r->out, "<td class=\"num\">%L</td>", v.remain);
+	if (v.expires == -1)
+		strlcpy_(t, T(r, L_NEVER), sizeof(t));
+	else
+		fmt_time(v.expires, t, sizeof(t));
+	h(&r->out, "<td class=\"num\">%L</td><td>%s</td><td>%s</td><td class=\"wrap\">%s</td>",
+	    v.used, t, v.models, v.ips);
+	h(&r->out, "<td class=\"ops\"><a class=\"btn ghost small\" "
+	    "href=\"%s/tokens/edit?id=%L\">%s</a> ", r->base, v.id, T(r, L_EDIT));
+	h(&r->out, "<form method=\"post\" action=\"%s/tokens/toggle\">"
+	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
+	    "<input type=\"hidden\" name=\"status\" value=\"%d\">"
+	    "<button class=\"ghost small\">%s</button></form> ",
+	    r->base, r->csrf, v.id, v.status == 1 ? 2 : 1,
+	    T(r, v.status == 1 ? L_DISABLE : L_ENABLE));
+	h(&r->out, "<form method=\"post\" action=\"%s/tokens/delete\">"
+	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
+	    "<button class=\"danger small\">%s</button></form></td></tr>",
+	    r->base, r->csrf, v.id, T(r, L_DELETE));
+	return 0;
+}
+
+int
+pg_tokens(struct req *r)
+{
+	size_t	 mark;
+
+	page_begin(r, L_TOKENS);
+	h(&r->out, "<div class=\"toolbar\"><span></span><a class=\"btn\" "
+	    "href=\"%s/tokens/new\">%s</a></div>", r->base, T(r, L_ADD_TOKEN));
+	h(&r->out, "<table><thead><tr><th class=\"num\">ID</th><th>%s</th><th>%s</th>"
+	    "<th>%s</th><th>%s</th><th class=\"num\">%s</th><th class=\"num\">%s</th>"
+	    "<th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr></thead><tbody>",
+	    T(r, L_NAME), T(r, L_OWNER), T(r, L_TOKEN_KEY), T(r, L_STATUS),
+	    T(r, L_REMAIN), T(r, L_USED_QUOTA), T(r, L_EXPIRES),
+	    T(r, L_MODEL_LIMITS), T(r, L_ALLOW_IPS), T(r, L_ACTIONS));
+	mark = r->out.b.len;
+	if (db_run(r->db, AS_TOKEN_LIST, NULL, 0, list_row, r, NULL) != DB_OK)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	if (r->out.b.len == mark)
+		h(&r->out, "<tr><td colspan=\"11\" class=\"muted\">%s</td></tr>",
+		    T(r, L_NONE));
+	h(&r->out, "</tbody></table>");
+	page_end(r);
+	return 200;
+}
+
+int
+pg_token_toggle(struct req *r)
+{
+	long long	 id, st;
+	struct dbv	 a[2];
+
+	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0 ||
+	    fint(r, F_STATUS, 0, 1, 2, &st) == -1 || st == 0)
+		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+	a[0] = DBI(st);
+	a[1] = DBI(id);
+	if (db_run(r->db, AS_TOKEN_STATUS, a, 2, NULL, NULL, NULL) != DB_OK)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	redirect(r, "/tokens", FL_STATUS);
+	return 303;
+}
+
+int
+pg_token_delete(struct req *r)
+{
+	long long	 id;
+	struct dbv	 a;
+
+	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)
+		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+	a = DBI(id);
+	if (db_run(r->db, AS_TOKEN_DELETE, &a, 1, NULL, NULL, NULL) != DB_OK)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	log_info("admin: user %lld deleted token %lld", r->me.id, id);
+	redirect(r, "/tokens", FL_DELETED);
+	return 303;
+}

@@ -1,0 +1,779 @@
+#!/usr/bin/python3
+"""The admin pages over HTTP, through lighttpd (mod_cgi), against a private
+MariaDB: login, sessions, CSRF, throttling, every form's success and
+validation errors, and the rows they write. Ends with
+`admin: N passed, M failed`.
+
+    tests/admin/test_admin.py [-k NAME]... [--keep]
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+
+import runner  # noqa: E402
+from runner import check, eq  # noqa: E402
+from adminenv import AdminEnv, Browser, BUILD  # noqa: E402
+
+S = runner.Suite("admin", timeout=120)
+E = None            # the AdminEnv
+ROOT_PW = "root-Pa55word"
+XSS = "<script>alert(1)</script>"
+QUOTED = "tok \"double\" 'single' <b>"
+
+
+def start(keep):
+    global E
+    E = AdminEnv(keep=keep)
+    E.start(relay=False, stub=True)
+    E.ctl("add-admin", "root", ROOT_PW)
+    return E
+
+
+def root():
+    b = Browser(E.port)
+    r = b.login("root", ROOT_PW)
+    eq(r.status, 303, "login status")
+    return b
+
+
+def one(q, args=()):
+    rows = E.sql(q, args)
+    return rows[0] if rows else None
+
+
+def count(q, args=()):
+    return list(E.sql(q, args)[0].values())[0]
+
+
+def main_of(text):
+    i = text.find("<main>")
+    return text[i:] if i >= 0 else text
+
+
+def no_raw(text, s, where):
+    check(s not in text, "%s: raw %r in the page" % (where, s))
+
+
+CHANNEL = {"name": "旧网关-统一", "type": "55", "base_url": "https://api.bltcy.ai",
+           "key": "sk-old-gateway-key-0001", "status": "1", "priority": "0", "weight": "0",
+           "group": "default", "models": "runway\npika\nkling\njimeng\nsuno",
+           "setting": '{"PassthroughQuota": 1000}', "remark": "", "auto_ban": "1"}
+
+
+def post_channel(b, path="/admin/channels/new", **kw):
+    f = dict(CHANNEL)
+    f.update(kw)
+    f["csrf"] = b.csrf(path if "edit" not in path else "/admin/channels")
+    return b.post(path, f)
+
+
+def b64u(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def forge_cookie(uid, expiry, nonce="A" * 24, secret=None):
+    """A session cookie signed with the test config's secret, as the CGI
+    signs it: key = HMAC(secret, "admin-session")."""
+    secret = secret or E.config["SESSION_SECRET"]
+    key = hmac.new(secret.encode(), b"admin-session", hashlib.sha256).digest()
+    payload = b64u(("%d|%d|%s" % (uid, expiry, nonce)).encode())
+    sig = b64u(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+    return payload + "." + sig
+
+
+def root_id():
+    return one("SELECT id FROM users WHERE username='root'")["id"]
+
+
+# ---------------------------------------------------------------------------
+# headers, login, sessions
+
+@S.test(fronts=False)
+def test_security_headers():
+    b = Browser(E.port)
+    for path in ("/admin/login", "/admin/", "/admin/nope"):
+        r = b.get(path)
+        eq(r.header("X-Frame-Options"), "DENY", path + " X-Frame-Options")
+        eq(r.header("X-Content-Type-Options"), "nosniff", path + " nosniff")
+        csp = r.header("Content-Security-Policy") or ""
+        check("default-src 'none'" in csp and "unsafe-inline" not in csp and "script-src" not in csp,
+              "%s CSP: %r" % (path, csp))
+    r = b.get("/admin/login")
+    check("<script" not in r.text.lower() and " style=" not in r.text and "<style" not in r.text,
+          "login page has inline script or style")
+    r = b.get("/admin/static/admin.css")
+    eq(r.status, 200, "css status")
+    check(r.header("Content-Type", "").startswith("text/css"), "css type %r" % r.header("Content-Type"))
+    eq(b.get("/admin/nope").status, 404, "unknown page")
+    eq(b.get("/admin/logout").status, 405, "GET logout")
+
+
+@S.test(fronts=False)
+def test_login_required():
+    b = Browser(E.port)
+    for path in ("/admin/", "/admin/channels", "/admin/tokens", "/admin/users", "/admin/logs",
+                 "/admin/channels/new", "/admin/channels/edit?id=1"):
+        r = b.get(path)
+        eq(r.status, 303, path + " without a session")
+        eq(r.header("Location"), "/admin/login", path + " Location")
+
+
+@S.test(fronts=False)
+def test_login_ok_cookie_flags():
+    b = Browser(E.port)
+    r = b.login("root", ROOT_PW)
+    eq(r.status, 303, "login")
+    eq(r.header("Location"), "/admin/", "redirect")
+    sc = [c for c in r.header_all("Set-Cookie") if c.startswith("bltcy_session=")]
+    eq(len(sc), 1, "one session cookie")
+    for attr in ("HttpOnly", "SameSite=Strict", "Path=/admin", "Max-Age="):
+        check(attr in sc[0], "cookie lacks %s: %s" % (attr, sc[0]))
+    check("Secure" not in sc[0], "Secure over plain HTTP")
+    r = b.get("/admin/")
+    eq(r.status, 200, "dashboard")
+    check(">root<" in r.text, "username shown")
+    eq(one("SELECT COUNT(*) n FROM bltcy_login_throttle")["n"], 0, "throttle rows after success")
+
+
+@S.test(fronts=False)
+def test_secure_cookie_over_https():
+    """HTTPS=on (as a TLS front sets it): the cookies get Secure. The CGI is
+    run directly with CGI variables, as any front server would."""
+    env = dict(os.environ, BLTCY_CONFIG=E.config_path, REQUEST_METHOD="GET", PATH_INFO="/login",
+               SCRIPT_NAME="/admin", HTTPS="on", REMOTE_ADDR="127.0.0.9", QUERY_STRING="")
+    p = subprocess.run([os.path.join(BUILD, "bltcy-admin.cgi")], env=env, capture_output=True, timeout=30)
+    head = p.stdout.split(b"\r\n\r\n", 1)[0].decode()
+    m = re.search(r"Set-Cookie: (bltcy_pre=[^\r\n]*)", head)
+    check(m and "Secure" in m.group(1), "pre-login cookie without Secure: %r" % head)
+    nonce = m.group(1).split(";")[0].split("=", 1)[1]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', p.stdout.decode()).group(1)
+    body = urllib.parse.urlencode({"csrf": csrf, "username": "root", "password": ROOT_PW}).encode()
+    env.update(REQUEST_METHOD="POST", CONTENT_TYPE="application/x-www-form-urlencoded",
+               CONTENT_LENGTH=str(len(body)), HTTP_COOKIE="bltcy_pre=" + nonce)
+    p = subprocess.run([os.path.join(BUILD, "bltcy-admin.cgi")], env=env, input=body,
+                       capture_output=True, timeout=30)
+    head = p.stdout.split(b"\r\n\r\n", 1)[0].decode()
+    check(head.startswith("Status: 303"), "login over https: %r" % head[:200])
+    m = re.search(r"Set-Cookie: (bltcy_session=[^\r\n]*)", head)
+    check(m and "; Secure" in m.group(1) and "HttpOnly" in m.group(1), "session cookie: %r" % head)
+
+
+@S.test(fronts=False)
+def test_login_wrong_password():
+    E.sql("DELETE FROM bltcy_login_throttle")
+    b = Browser(E.port)
+    r = b.login("root", "wrong-password")
+    eq(r.status, 401, "status")
+    check("用户名或密码错误" in r.text, "message")
+    check("bltcy_session" not in b.cookies, "session cookie after a failure")
+    eq(b.get("/admin/").status, 303, "still logged out")
+    E.sql("DELETE FROM bltcy_login_throttle")
+
+
+@S.test(fronts=False)
+def test_login_sql_injection():
+    for user, pw in (("root' OR '1'='1", "x' OR '1'='1"), ("root'-- ", "anything"),
+                     ("' OR 1=1 #", "' OR 1=1 #"), ("root\\", "' OR ''='"),
+                     ("root", "' OR '1'='1")):
+        E.sql("DELETE FROM bltcy_login_throttle")
+        b = Browser(E.port)
+        r = b.login(user, pw)
+        eq(r.status, 401, "login %r/%r" % (user, pw))
+        check("bltcy_session" not in b.cookies, "session cookie for %r" % user)
+        eq(b.get("/admin/").status, 303, "dashboard after %r" % user)
+    eq(count("SELECT COUNT(*) FROM users"), count("SELECT COUNT(*) FROM users"), "users intact")
+    check(one("SELECT id FROM users WHERE username='root'") is not None, "root still there")
+    E.sql("DELETE FROM bltcy_login_throttle")
+
+
+@S.test(fronts=False)
+def test_login_common_user_refused():
+    E.sql("DELETE FROM bltcy_login_throttle")
+    E.ctl("add-user", "plainuser", "--password", "plain-pass-1", "--role", "1")
+    r = Browser(E.port).login("plainuser", "plain-pass-1")
+    eq(r.status, 401, "role 1 user")
+    E.sql("DELETE FROM bltcy_login_throttle")
+
+
+@S.test(fronts=False)
+def test_login_needs_csrf():
+    b = Browser(E.port)
+    r = b.post("/admin/login", {"username": "root", "password": ROOT_PW})
+    eq(r.status, 403, "login without pre-login cookie and token")
+    b.get("/admin/login")
+    r = b.post("/admin/login", {"csrf": "x" * 43, "username": "root", "password": ROOT_PW})
+    eq(r.status, 403, "login with a wrong token")
+    check("bltcy_session" not in b.cookies, "session cookie")
+
+
+@S.test(fronts=False)
+def test_csrf_refused():
+    b = root()
+    n = count("SELECT COUNT(*) FROM channels")
+    f = dict(CHANNEL, name="csrf-test")
+    r = b.post("/admin/channels/new", f)
+    eq(r.status, 403, "no token")
+    check("CSRF" in r.text, "message")
+    r = b.post("/admin/channels/new", dict(f, csrf="A" * 43))
+    eq(r.status, 403, "forged token")
+    other = root()     # another session's token is not this one's
+    r = b.post("/admin/channels/new", dict(f, csrf=other.csrf()))
+    eq(r.status, 403, "token of another session")
+    r = b.post("/admin/logout", {})
+    eq(r.status, 403, "logout without token")
+    eq(count("SELECT COUNT(*) FROM channels"), n, "no channel written")
+
+
+@S.test(fronts=False)
+def test_session_tampered_or_expired():
+    uid = root_id()
+    now = int(time.time())
+    good = forge_cookie(uid, now + 600)
+    b = Browser(E.port)
+    b.cookies["bltcy_session"] = good
+    eq(b.get("/admin/").status, 200, "a correctly signed cookie (the test signs like the CGI)")
+    payload, sig = good.split(".")
+    cases = {
+        "expired": forge_cookie(uid, now - 5),
+        "other secret": forge_cookie(uid, now + 600, secret="not-the-secret"),
+        "signature changed": payload + "." + ("B" if sig[0] != "B" else "C") + sig[1:],
+        "payload changed": b64u(("%d|%d|%s" % (uid + 1, now + 600, "A" * 24)).encode()) + "." + sig,
+        "no signature": payload,
+        "garbage": "x.y",
+    }
+    for what, c in cases.items():
+        b = Browser(E.port)
+        b.cookies["bltcy_session"] = c
+        r = b.get("/admin/channels")
+        eq(r.status, 303, what)
+        eq(r.header("Location"), "/admin/login", what + " Location")
+    # a user disabled or demoted after login loses the session at once
+    E.ctl("add-user", "tempadmin", "--password", "temp-pass-1", "--role", "10")
+    tid = one("SELECT id FROM users WHERE username='tempadmin'")["id"]
+    b = Browser(E.port)
+    eq(b.login("tempadmin", "temp-pass-1").status, 303, "tempadmin login")
+    eq(b.get("/admin/").status, 200, "tempadmin dashboard")
+    E.sql("UPDATE users SET status=2 WHERE id=%s", (tid,))
+    eq(b.get("/admin/").status, 303, "disabled user")
+    E.sql("UPDATE users SET status=1, role=1 WHERE id=%s", (tid,))
+    eq(b.get("/admin/").status, 303, "demoted user")
+
+
+@S.test(fronts=False)
+def test_login_throttling():
+    E.sql("DELETE FROM bltcy_login_throttle")
+    b = Browser(E.port)
+    for i in range(5):
+        r = b.login("root", "bad-%d" % i)
+        eq(r.status, 401, "failure %d" % (i + 1))
+    r = b.login("root", ROOT_PW)
+    eq(r.status, 429, "right password while locked")
+    check(r.header("Retry-After") is not None, "Retry-After")
+    check("15 分钟" in r.text, "message")
+    check("bltcy_session" not in b.cookies, "no session while locked")
+    rows = {x["k"]: x for x in E.sql("SELECT * FROM bltcy_login_throttle")}
+    check("ip:127.0.0.1" in rows and "user:root" in rows, "throttle keys %r" % list(rows))
+    check(rows["user:root"]["locked_until"] > time.time() + 800, "lock length")
+    # the username stays locked from another address too: simulate by
+    # dropping only the address key
+    E.sql("DELETE FROM bltcy_login_throttle WHERE k='ip:127.0.0.1'")
+    eq(b.login("root", ROOT_PW).status, 429, "username still locked")
+    E.sql("DELETE FROM bltcy_login_throttle")
+    eq(b.login("root", ROOT_PW).status, 303, "after the lock is gone")
+
+
+@S.test(fronts=False)
+def test_logout():
+    b = root()
+    cookie = b.cookies["bltcy_session"]
+    r = b.post("/admin/logout", {"csrf": b.csrf()})
+    eq(r.status, 303, "logout")
+    eq(r.header("Location"), "/admin/login", "to login")
+    check(any(c.startswith("bltcy_session=;") and "Max-Age=0" in c for c in r.header_all("Set-Cookie")),
+          "cookie cleared: %r" % r.header_all("Set-Cookie"))
+    eq(b.get("/admin/").status, 303, "logged out")
+    replay = Browser(E.port)
+    replay.cookies["bltcy_session"] = cookie
+    eq(replay.get("/admin/").status, 303, "the old cookie replayed")
+    check(count("SELECT COUNT(*) FROM bltcy_admin_revoked") >= 1, "revoked row")
+
+
+@S.test(fronts=False)
+def test_bad_bodies():
+    b = root()
+    t = b.csrf()
+    r = b.post("/admin/channels/new", None, raw=b"csrf=" + t.encode() + b"&name=" + b"x" * (70 * 1024))
+    eq(r.status, 413, "body over 64 KiB")
+    r = b.post("/admin/channels/new", None, raw=b"csrf=%zz", headers=[])
+    eq(r.status, 400, "bad escape")
+    r = b.post("/admin/channels/new", None, raw=b'{"csrf":"x"}',
+               headers=[("Content-Type", "application/json")])
+    check(r.status in (403, 415), "json body: %d" % r.status)
+
+
+# ---------------------------------------------------------------------------
+# channels
+
+@S.test(fronts=False)
+def test_channel_add():
+    b = root()
+    r = post_channel(b, name="seed-channel", base_url="https://api.bltcy.ai/",
+                     models="Kling\n\nRUNWAY\n", group="default,vip", key="sk-plain-secret-XYZ-1234\n")
+    eq(r.status, 303, "save")
+    eq(r.header("Location"), "/admin/channels?ok=4", "notice of the removed slash")
+    page = b.get(r.header("Location")).text
+    check("已自动去掉 Base URL 末尾的 /" in page, "slash notice shown")
+    check("seed-channel" in page, "in the list")
+    c = one("SELECT * FROM channels WHERE name='seed-channel'")
+    eq(c["type"], 55, "type")
+    eq(c["base_url"], "https://api.bltcy.ai", "base_url")
+    eq(c["models"], "kling,runway", "models")
+    eq(c["group"], "default,vip", "group")
+    eq(c["status"], 1, "status")
+    check(c["key"].startswith("enc:v1:") and "plain-secret" not in c["key"], "key sealed: %r" % c["key"])
+    ab = E.sql("SELECT `group`, model, enabled FROM abilities WHERE channel_id=%s ORDER BY 1, 2", (c["id"],))
+    eq([(a["group"], a["model"], a["enabled"]) for a in ab],
+       [("default", "kling", 1), ("default", "runway", 1), ("vip", "kling", 1), ("vip", "runway", 1)],
+       "abilities")
+    edit = b.get("/admin/channels/edit?id=%d" % c["id"]).text
+    check("plain-secret" not in edit and c["key"] not in edit, "key shown on the edit page")
+    check("已加密保存" in edit, "sealed note")
+
+
+BAD_CHANNELS = [
+    ({"base_url": "https://api.bltcy.ai/kling"}, "不能包含路径"),
+    ({"base_url": "https://api.bltcy.ai/runway/v1"}, "不能包含路径"),
+    ({"base_url": "https://api.bltcy.ai?x=1"}, "不能包含查询参数"),
+    ({"base_url": "https://api.bltcy.ai#frag"}, "不能包含片段"),
+    ({"base_url": "https://user:pw@api.bltcy.ai"}, "不能包含用户信息"),
+    ({"base_url": "api.bltcy.ai"}, "必须以 http:// 或 https:// 开头"),
+    ({"base_url": "ftp://api.bltcy.ai"}, "必须以 http:// 或 https:// 开头"),
+    ({"base_url": "https://api.bltcy.ai//"}, "不能包含路径"),
+    ({"models": "runwayml"}, "请使用 runway"),
+    ({"models": "kling-v1-6"}, "请使用基础名称 kling"),
+    ({"models": "kling\nrunway-gen3"}, "请使用基础名称 runway"),
+    ({"models": "midjourney"}, "未知的模型"),
+    ({"models": ""}, "不能为空：模型映射"),
+    ({"setting": "{PassthroughQuota: 1000}"}, "设置必须是 JSON 对象"),
+    ({"setting": '{"PassthroughQuota": "1000"}'}, "PassthroughQuota"),
+    ({"setting": '{"PassthroughQuota": 1.5}'}, "PassthroughQuota"),
+    ({"setting": "[1000]"}, "设置必须是 JSON 对象"),
+    ({"name": ""}, "不能为空：渠道名称"),
+    ({"key": ""}, "不能为空：密钥"),
+    ({"key": " \n \n"}, "不能为空：密钥"),
+    ({"priority": "high"}, "格式无效：优先级"),
+    ({"weight": "-1"}, "格式无效：权重"),
+    ({"status": "7"}, "格式无效：状态"),
+    ({"group": "a b!"}, "分组只能包含"),
+    ({"type": "1"}, "格式无效：渠道类型"),
+    ({"name": "bad\x01name"}, "格式无效：渠道名称"),
+]
+
+
+@S.test(fronts=False)
+def test_channel_validation_errors():
+    b = root()
+    n = count("SELECT COUNT(*) FROM channels")
+    for fields, msg in BAD_CHANNELS:
+        r = post_channel(b, **dict({"name": "must-not-exist"}, **fields))
+        eq(r.status, 422, "status for %r" % fields)
+        body = main_of(r.text)
+        check(msg in body, "message %r for %r in %r" % (msg, fields, body[:600]))
+        if "base_url" in fields and "http" in fields["base_url"]:
+            check("✅ 正确：https://api.bltcy.ai" in body and "❌ 错误：https://api.bltcy.ai/kling" in body,
+                  "the seed's examples for %r" % fields)
+    eq(count("SELECT COUNT(*) FROM channels"), n, "nothing written")
+    eq(count("SELECT COUNT(*) FROM channels WHERE name='must-not-exist'"), 0, "no row")
+
+
+@S.test(fronts=False)
+def test_channel_edit_keeps_key():
+    b = root()
+    r = post_channel(b, name="edit-me", key="sk-edit-key-1111", models="kling")
+    eq(r.status, 303, "create")
+    c = one("SELECT id, `key` FROM channels WHERE name='edit-me'")
+    f = dict(CHANNEL, id=str(c["id"]), name="edited", key="", models="pika\nsuno", priority="5", weight="3")
+    f["csrf"] = b.csrf("/admin/channels/edit?id=%d" % c["id"])
+    r = b.post("/admin/channels/edit", f)
+    eq(r.status, 303, "edit")
+    c2 = one("SELECT * FROM channels WHERE id=%s", (c["id"],))
+    eq(c2["key"], c["key"], "key kept")
+    eq((c2["name"], c2["models"], c2["priority"], c2["weight"]), ("edited", "pika,suno", 5, 3), "edited")
+    ab = E.sql("SELECT model, priority, weight FROM abilities WHERE channel_id=%s ORDER BY model", (c["id"],))
+    eq([(a["model"], a["priority"], a["weight"]) for a in ab], [("pika", 5, 3), ("suno", 5, 3)], "abilities")
+    f.update(key="sk-new-key-2222")
+    r = b.post("/admin/channels/edit", f)
+    eq(r.status, 303, "new key")
+    k = one("SELECT `key` FROM channels WHERE id=%s", (c["id"],))["key"]
+    check(k.startswith("enc:v1:") and k != c["key"], "new sealed key")
+    eq(b.get("/admin/channels/edit?id=999999").status, 404, "missing channel")
+
+
+@S.test(fronts=False)
+def test_channel_toggle_delete():
+    b = root()
+    eq(post_channel(b, name="toggle-me", models="jimeng").status, 303, "create")
+    cid = one("SELECT id FROM channels WHERE name='toggle-me'")["id"]
+    r = b.post("/admin/channels/toggle", {"csrf": b.csrf(), "id": cid, "status": 2})
+    eq(r.status, 303, "disable")
+    eq(one("SELECT status FROM channels WHERE id=%s", (cid,))["status"], 2, "status 2")
+    eq(one("SELECT enabled FROM abilities WHERE channel_id=%s", (cid,))["enabled"], 0, "ability disabled")
+    check("状态已更新" in b.get(r.header("Location")).text, "flash")
+    b.post("/admin/channels/toggle", {"csrf": b.csrf(), "id": cid, "status": 1})
+    eq(one("SELECT status FROM channels WHERE id=%s", (cid,))["status"], 1, "status 1")
+    eq(one("SELECT enabled FROM abilities WHERE channel_id=%s", (cid,))["enabled"], 1, "ability enabled")
+    r = b.post("/admin/channels/delete", {"csrf": b.csrf(), "id": cid})
+    eq(r.status, 303, "delete")
+    eq(count("SELECT COUNT(*) FROM channels WHERE id=%s", (cid,)), 0, "row gone")
+    eq(count("SELECT COUNT(*) FROM abilities WHERE channel_id=%s", (cid,)), 0, "abilities gone")
+
+
+@S.test(fronts=False)
+def test_channel_test_button():
+    b = root()
+    E.stub.reset()
+    eq(post_channel(b, name="stub-channel", base_url="http://127.0.0.1:%d" % E.stub_port,
+                    key="sk-stub-key-3333\nsk-second-key").status, 303, "create")
+    cid = one("SELECT id FROM channels WHERE name='stub-channel'")["id"]
+    r = b.post("/admin/channels/test", {"csrf": b.csrf(), "id": cid})
+    eq(r.status, 200, "test")
+    m = re.search(r'class="msg (ok|err)"[^>]*>([^<]*)<', r.text)
+    check(m and "HTTP 状态" in m.group(2) and " ms" in m.group(2), "result %r" % (m and m.group(2)))
+    reqs = E.stub.requests()
+    check(reqs, "stub saw no request")
+    auth = [v for k, v in reqs[-1]["headers"] if k.lower() == "authorization"]
+    eq(auth, ["Bearer sk-stub-key-3333"], "first key sent")
+    check(one("SELECT test_time FROM channels WHERE id=%s", (cid,))["test_time"] > 0, "test_time")
+    # an address nobody listens on
+    port = runner_free_port()
+    eq(post_channel(b, name="dead-channel", base_url="http://127.0.0.1:%d" % port).status, 303, "create")
+    cid = one("SELECT id FROM channels WHERE name='dead-channel'")["id"]
+    r = b.post("/admin/channels/test", {"csrf": b.csrf(), "id": cid})
+    check("连接失败" in r.text, "connection failure shown")
+
+
+def runner_free_port():
+    from harness import free_port
+    return free_port()
+
+
+@S.test(fronts=False)
+def test_plain_key_from_newapi():
+    """A channel written by new-api (plain key) is listed, masked, and tested
+    with its key."""
+    E.stub.reset()
+    cid = E.sql("INSERT INTO channels (type, `key`, status, name, base_url, models, `group`, priority)"
+                " VALUES (55, 'sk-newapi-plain-key-9876', 1, 'from-newapi', %s, 'kling', 'default', 0)",
+                ("http://127.0.0.1:%d" % E.stub_port,))
+    b = root()
+    page = b.get("/admin/channels/edit?id=%d" % cid).text
+    no_raw(page, "sk-newapi-plain-key-9876", "edit page")
+    check("sk-••••9876" in page, "masked key")
+    b.post("/admin/channels/test", {"csrf": b.csrf(), "id": cid})
+    auth = [v for k, v in E.stub.requests()[-1]["headers"] if k.lower() == "authorization"]
+    eq(auth, ["Bearer sk-newapi-plain-key-9876"], "plain key used")
+
+
+@S.test(fronts=False)
+def test_no_plain_keys_in_table():
+    b = root()
+    eq(post_channel(b, name="secret-check", key="sk-VERY-SECRET-0042").status, 303, "create")
+    for c in E.sql("SELECT name, `key` FROM channels WHERE name <> 'from-newapi'"):
+        check(c["key"].startswith("enc:v1:"), "channel %r stored %r" % (c["name"], c["key"][:12]))
+    dump = subprocess.run(["mariadb-dump", "--no-defaults", "-S", E.db_sock, "-uroot", "bltcy", "channels"],
+                          capture_output=True, timeout=60).stdout
+    check(b"VERY-SECRET" not in dump, "plain key in a dump of the table")
+
+
+# ---------------------------------------------------------------------------
+# escaping
+
+@S.test(fronts=False)
+def test_xss_escaped_everywhere():
+    b = root()
+    eq(post_channel(b, name=XSS, remark=XSS, group="default").status, 303, "channel")
+    cid = one("SELECT id FROM channels WHERE name=%s", (XSS,))["id"]
+    r = b.post("/admin/tokens/new", {"csrf": b.csrf(), "user": "root", "name": QUOTED, "quota": "100"})
+    eq(r.status, 200, "token")
+    tid = one("SELECT id FROM tokens WHERE name=%s", (QUOTED,))["id"]
+    E.sql("INSERT INTO logs (user_id, created_at, type, content, username, token_name, model_name, quota,"
+          " channel_id, token_id, ip) VALUES (1, UNIX_TIMESTAMP(), 5, %s, 'root', %s, 'kling_passthrough',"
+          " 0, %s, %s, '127.0.0.1')", (XSS, QUOTED, cid, tid))
+    pages = {"token created": r.text}
+    for path in ("/admin/", "/admin/channels", "/admin/channels/edit?id=%d" % cid, "/admin/tokens",
+                 "/admin/tokens/edit?id=%d" % tid, "/admin/logs",
+                 "/admin/logs?token=" + urllib.parse.quote(QUOTED)):
+        pages[path] = b.get(path).text
+    for where, text in pages.items():
+        no_raw(text, XSS, where)
+        no_raw(text, QUOTED, where)
+        no_raw(text, 'tok "double"', where)
+    check("&lt;script&gt;alert(1)&lt;/script&gt;" in pages["/admin/channels"], "escaped name in the list")
+    check("tok &quot;double&quot; &#39;single&#39; &lt;b&gt;" in pages["/admin/tokens"], "escaped token name")
+    check("&lt;script&gt;" in pages["/admin/"], "escaped in recent errors")
+    check("tok &quot;double&quot;" in pages["/admin/logs?token=" + urllib.parse.quote(QUOTED)],
+          "filter value escaped")
+    # the filter really matched the quoted name
+    check(re.search(r'id="total-rows">1<', pages["/admin/logs?token=" + urllib.parse.quote(QUOTED)]),
+          "filtered by the quoted name")
+    # clean up so the dashboard counts stay simple
+    E.sql("DELETE FROM logs WHERE token_id=%s", (tid,))
+
+
+# ---------------------------------------------------------------------------
+# tokens
+
+@S.test(fronts=False)
+def test_token_add_shows_key_once():
+    b = root()
+    r = b.post("/admin/tokens/new", {"csrf": b.csrf(), "user": "root", "name": "video-app", "quota": "250000",
+                                     "expires": "2031-05-06T07:08", "model_limits": "Kling\nrunway",
+                                     "allow_ips": "127.0.0.1\n10.0.0.0/8, ::1"})
+    eq(r.status, 200, "create")
+    m = re.search(r'id="new-key">sk-([0-9A-Za-z]{48})<', r.text)
+    check(m, "full key shown")
+    key = m.group(1)
+    t = one("SELECT * FROM tokens WHERE `key`=%s", (key,))
+    check(t is not None, "row with the shown key")
+    eq((t["name"], t["remain_quota"], t["unlimited_quota"], t["status"]), ("video-app", 250000, 0, 1), "row")
+    eq(t["expired_time"], int(time.mktime(time.strptime("2031-05-06 07:08", "%Y-%m-%d %H:%M"))), "expiry")
+    eq((t["model_limits_enabled"], t["model_limits"]), (1, "kling,runway"), "model limits")
+    eq(t["allow_ips"], "127.0.0.1\n10.0.0.0/8\n::1", "allowed IPs")
+    eq(t["user_id"], root_id(), "owner")
+    lst = b.get("/admin/tokens").text
+    no_raw(lst, key, "token list")
+    check("sk-%s…%s" % (key[:4], key[-4:]) in lst, "masked key in the list")
+    no_raw(b.get("/admin/tokens/edit?id=%d" % t["id"]).text, key, "edit page")
+    r = b.post("/admin/tokens/new", {"csrf": b.csrf(), "user": "root", "name": "unl", "unlimited": "1"})
+    eq(r.status, 200, "unlimited")
+    t = one("SELECT * FROM tokens WHERE name='unl'")
+    eq((t["unlimited_quota"], t["expired_time"], t["model_limits_enabled"], t["allow_ips"]), (1, -1, 0, ""),
+       "unlimited token")
+
+
+BAD_TOKENS = [
+    ({"user": "nobody-here"}, "用户不存在"),
+    ({"name": ""}, "不能为空：名称"),
+    ({"quota": "-5"}, "格式无效：剩余额度"),
+    ({"quota": "lots"}, "格式无效：剩余额度"),
+    ({"expires": "tomorrow"}, "格式无效：过期时间"),
+    ({"expires": "2031-13-01T00:00"}, "格式无效：过期时间"),
+    ({"model_limits": "kling-v1"}, "请使用基础名称 kling"),
+    ({"model_limits": "runwayml"}, "请使用 runway"),
+    ({"allow_ips": "300.1.1.1"}, "IP 白名单格式无效：300.1.1.1"),
+    ({"allow_ips": "10.0.0.0/33"}, "IP 白名单格式无效"),
+    ({"allow_ips": "example.com"}, "IP 白名单格式无效"),
+]
+
+
+@S.test(fronts=False)
+def test_token_validation_errors():
+    b = root()
+    n = count("SELECT COUNT(*) FROM tokens")
+    for fields, msg in BAD_TOKENS:
+        f = {"csrf": b.csrf(), "user": "root", "name": "bad-token", "quota": "10"}
+        f.update(fields)
+        r = b.post("/admin/tokens/new", f)
+        eq(r.status, 422, "status for %r" % fields)
+        check(msg in main_of(r.text), "message %r for %r" % (msg, fields))
+        check('id="new-key"' not in r.text, "no key shown")
+    eq(count("SELECT COUNT(*) FROM tokens"), n, "nothing written")
+
+
+@S.test(fronts=False)
+def test_token_edit_toggle_delete():
+    b = root()
+    r = b.post("/admin/tokens/new", {"csrf": b.csrf(), "user": "root", "name": "to-edit", "quota": "5"})
+    eq(r.status, 200, "create")
+    tid = one("SELECT id FROM tokens WHERE name='to-edit'")["id"]
+    r = b.post("/admin/tokens/edit", {"csrf": b.csrf(), "id": tid, "name": "edited-token", "quota": "777",
+                                      "expires": "", "model_limits": "suno", "allow_ips": "192.168.1.0/24"})
+    eq(r.status, 303, "edit")
+    t = one("SELECT * FROM tokens WHERE id=%s", (tid,))
+    eq((t["name"], t["remain_quota"], t["model_limits"], t["model_limits_enabled"], t["allow_ips"],
+        t["expired_time"]), ("edited-token", 777, "suno", 1, "192.168.1.0/24", -1), "edited")
+    r = b.post("/admin/tokens/edit", {"csrf": b.csrf(), "id": tid, "name": "edited-token", "quota": "x"})
+    eq(r.status, 422, "bad edit")
+    b.post("/admin/tokens/toggle", {"csrf": b.csrf(), "id": tid, "status": 2})
+    eq(one("SELECT status FROM tokens WHERE id=%s", (tid,))["status"], 2, "disabled")
+    b.post("/admin/tokens/toggle", {"csrf": b.csrf(), "id": tid, "status": 1})
+    eq(one("SELECT status FROM tokens WHERE id=%s", (tid,))["status"], 1, "enabled")
+    r = b.post("/admin/tokens/delete", {"csrf": b.csrf(), "id": tid})
+    eq(r.status, 303, "delete")
+    check(one("SELECT deleted_at FROM tokens WHERE id=%s", (tid,))["deleted_at"] is not None, "soft delete")
+    check("edited-token" not in b.get("/admin/tokens").text, "gone from the list")
+    eq(b.get("/admin/tokens/edit?id=%d" % tid).status, 404, "deleted token not editable")
+
+
+# ---------------------------------------------------------------------------
+# users
+
+@S.test(fronts=False)
+def test_users_add_edit():
+    b = root()
+    r = b.post("/admin/users/new", {"csrf": b.csrf(), "username": "ops1", "password": "ops1-password",
+                                    "display_name": "Ops One", "role": "10", "quota": "12345",
+                                    "group": "vip", "status": "1"})
+    eq(r.status, 303, "create")
+    u = one("SELECT * FROM users WHERE username='ops1'")
+    eq((u["role"], u["quota"], u["group"], u["status"], u["display_name"]), (10, 12345, "vip", 1, "Ops One"), "row")
+    check(u["password"].startswith("$2"), "bcrypt hash")
+    E.sql("DELETE FROM bltcy_login_throttle")
+    ops = Browser(E.port)
+    eq(ops.login("ops1", "ops1-password").status, 303, "new admin logs in")
+    r = b.post("/admin/users/edit", {"csrf": b.csrf(), "id": u["id"], "display_name": "Ops", "role": "1",
+                                     "quota": "99", "group": "default", "status": "2"})
+    eq(r.status, 303, "edit")
+    u = one("SELECT * FROM users WHERE username='ops1'")
+    eq((u["role"], u["quota"], u["group"], u["status"]), (1, 99, "default", 2), "edited")
+    eq(ops.get("/admin/").status, 303, "demoted and disabled: session refused")
+    r = b.post("/admin/users/edit", {"csrf": b.csrf(), "id": u["id"], "role": "10", "quota": "99",
+                                     "group": "default", "status": "1", "password": "ops1-new-password"})
+    eq(r.status, 303, "password change")
+    E.sql("DELETE FROM bltcy_login_throttle")
+    eq(Browser(E.port).login("ops1", "ops1-new-password").status, 303, "new password works")
+    check("ops1" in b.get("/admin/users").text, "listed")
+
+
+BAD_USERS = [
+    ({"username": "root"}, "用户名已存在"),
+    ({"password": "short"}, "密码至少 8 个字符"),
+    ({"username": ""}, "不能为空：用户名"),
+    ({"role": "1000"}, "格式无效：角色"),
+    ({"quota": "-1"}, "格式无效：额度"),
+    ({"group": "a b!"}, "格式无效：分组"),
+    ({"group": "a,b"}, "格式无效：分组"),
+    ({"status": "3"}, "格式无效：状态"),
+]
+
+
+@S.test(fronts=False)
+def test_users_validation_errors():
+    b = root()
+    n = count("SELECT COUNT(*) FROM users")
+    for fields, msg in BAD_USERS:
+        f = {"csrf": b.csrf(), "username": "newuser", "password": "long-enough-1", "role": "1",
+             "quota": "0", "group": "default", "status": "1"}
+        f.update(fields)
+        r = b.post("/admin/users/new", f)
+        eq(r.status, 422, "status for %r" % fields)
+        check(msg in main_of(r.text), "message %r for %r" % (msg, fields))
+    eq(count("SELECT COUNT(*) FROM users"), n, "nothing written")
+
+
+@S.test(fronts=False)
+def test_admin_cannot_grant_root():
+    b = root()
+    b.post("/admin/users/new", {"csrf": b.csrf(), "username": "admin10", "password": "admin10-pass",
+                                "role": "10", "quota": "0", "group": "default", "status": "1"})
+    E.sql("DELETE FROM bltcy_login_throttle")
+    a = Browser(E.port)
+    eq(a.login("admin10", "admin10-pass").status, 303, "login")
+    r = a.post("/admin/users/new", {"csrf": a.csrf(), "username": "sneaky", "password": "sneaky-pass",
+                                    "role": "100", "quota": "0", "group": "default", "status": "1"})
+    eq(r.status, 422, "grant root")
+    eq(count("SELECT COUNT(*) FROM users WHERE username='sneaky'"), 0, "no row")
+    r = a.post("/admin/users/edit", {"csrf": a.csrf(), "id": root_id(), "role": "1", "quota": "0",
+                                     "group": "default", "status": "2"})
+    eq(r.status, 422, "edit root")
+    eq(one("SELECT role, status FROM users WHERE username='root'")["role"], 100, "root untouched")
+
+
+# ---------------------------------------------------------------------------
+# logs and dashboard
+
+def seed_logs():
+    now = int(time.time())
+    rows = []
+    for i in range(120):
+        rows.append((now - 60 * i, 2, "alice" if i % 2 else "bob", "tokA" if i % 3 else "tokB",
+                     ("kling" if i % 4 else "runway") + "_passthrough", 10 + i % 7, 900 + i % 3))
+    rows.append((now - 3600 * 30, 2, "alice", "tokA", "suno_passthrough", 5000, 900))
+    rows.append((now - 30, 5, "alice", "tokA", "kling_passthrough", 0, 901))
+    for r in rows:
+        E.sql("INSERT INTO logs (user_id, created_at, type, content, username, token_name, model_name, quota,"
+              " use_time, channel_id, token_id, ip, other) VALUES (1, %s, %s, 'Bltcy透传模式（POST /kling/v1），消费配额',"
+              " %s, %s, %s, %s, 1, %s, 1, '127.0.0.1', '')", r)
+    return rows
+
+
+@S.test(fronts=False)
+def test_logs_filters_pagination_totals():
+    E.sql("DELETE FROM logs")
+    rows = seed_logs()
+    b = root()
+
+    def totals(q):
+        t = b.get("/admin/logs" + q).text
+        n = int(re.search(r'id="total-rows">(\d+)<', t).group(1))
+        qsum = int(re.search(r'id="total-quota">(-?\d+)<', t).group(1))
+        return n, qsum, t.count("<tr><td class=\"mono\">")
+
+    def want(pred):
+        sel = [r for r in rows if pred(r)]
+        return len(sel), sum(r[5] for r in sel)
+
+    eq(totals("")[:2], want(lambda r: True), "all")
+    eq(totals("?user=alice")[:2], want(lambda r: r[2] == "alice"), "user")
+    eq(totals("?token=tokB")[:2], want(lambda r: r[3] == "tokB"), "token")
+    eq(totals("?service=runway")[:2], want(lambda r: r[4] == "runway_passthrough"), "service")
+    eq(totals("?channel=901")[:2], want(lambda r: r[6] == 901), "channel")
+    eq(totals("?type=5")[:2], want(lambda r: r[1] == 5), "type error")
+    eq(totals("?type=2&user=bob&service=kling")[:2],
+       want(lambda r: r[1] == 2 and r[2] == "bob" and r[4] == "kling_passthrough"), "combined")
+    frm = time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() - 3600 * 31))
+    to = time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() - 3600 * 29))
+    eq(totals("?from=%s&to=%s" % (frm, to))[:2], (1, 5000), "time range")
+    n, _, shown = totals("")
+    eq(shown, 50, "rows on page 1")
+    eq(totals("?page=3")[2], n - 100, "rows on page 3")
+    t = b.get("/admin/logs?user=alice").text
+    check("page=2" in t and "下一页" in t, "next link keeps filters")
+    check(re.search(r'href="/admin/logs\?user=alice&amp;token=&amp;service=&amp;channel=0&amp;type=0'
+                    r'&amp;from=&amp;to=&amp;page=2"', t), "pager link")
+    r = b.get("/admin/logs?from=yesterday")
+    check("格式无效：开始时间" in r.text, "bad time filter")
+
+
+@S.test(fronts=False)
+def test_dashboard():
+    b = root()
+    t = b.get("/admin/").text
+    check('<svg id="chart-requests"' in t and '<svg id="chart-quota"' in t, "two charts")
+    bars = re.findall(r'<rect x="\d+" y="\d+" width="\d+" height="\d+" fill="#[0-9a-f]+"><title>([a-z]+): (\d+)</title>',
+                      t)
+    check(bars, "bars drawn")
+    req_svg = t[t.index('id="chart-requests"'):t.index('id="chart-quota"')]
+    drawn = sum(int(n) for _, n in re.findall(r"<title>([a-z]+): (\d+)</title>", req_svg))
+    eq(drawn, count("SELECT COUNT(*) FROM logs WHERE type=2 AND created_at >= %s",
+                    ((int(time.time()) // 3600 - 23) * 3600,)), "requests drawn")
+    check("最近错误" in t and "Bltcy透传模式" in t, "recent errors listed")
+    check("24 小时请求数" in t, "counts")
+
+
+@S.test(fronts=False)
+def test_english_labels():
+    b = Browser(E.port, lang="en-US,en;q=0.9,zh;q=0.5")
+    r = b.get("/admin/login")
+    check('<html lang="en">' in r.text and "Log in" in r.text, "English login")
+    b.login("root", ROOT_PW)
+    t = b.get("/admin/channels/new").text
+    for s in ("Channel name", "Channel type", "55 - Old gateway (Bltcy)", "Models", "Priority"):
+        check(s in t, "English label %r" % s)
+    zh = Browser(E.port, lang="zh-CN,en;q=0.5")
+    check("登录" in zh.get("/admin/login").text, "Chinese preferred")
+
+
+if __name__ == "__main__":
+    sys.exit(S.main(sys.argv[1:], start))
