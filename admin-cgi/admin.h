@@ -182,6 +182,7 @@ int	 pg_login(struct req *);
 int	 pg_login_post(struct req *);
 int	 pg_logout(struct req *);
 int	 pg_css(struct req *);
+int	 pg_favicon(struct req *);
 int	 pg_dashboard(struct req *);
 int	 pg_channels(struct req *);
 int	 pg_channel_form(struct req *);

@@ -29,6 +29,7 @@ static const struct page {
 	{ "/login", M_POST, pg_login_post, 0 },
 	{ "/logout", M_POST, pg_logout, 0 },
 	{ "/static/admin.css", M_GET, pg_css, 0 },
+	{ "/static/favicon.svg", M_GET, pg_favicon, 0 },
 	{ "/channels", M_GET, pg_channels, 1 },
 	{ "/channels/new", M_GET, pg_channel_form, 1 },
 	{ "/channels/new", M_POST, pg_channel_save, 1 },
@@ -229,8 +230,9 @@ page_begin(struct req *r, enum label title)
 	h(&r->out, "<!doctype html><html lang=\"%s\"><head><meta charset=\"utf-8\">"
 	    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
 	    "<title>%s · %s</title><link rel=\"stylesheet\" href=\"%s/static/admin.css\">"
+	    "<link rel=\"icon\" href=\"%s/static/favicon.svg\" type=\"image/svg+xml\">"
 	    "</head><body>", r->lang == LANG_EN ? "en" : "zh-CN", T(r, title),
-	    T(r, L_APP), r->base);
+	    T(r, L_APP), r->base, r->base);
 	h(&r->out, "<header class=\"top\"><a class=\"brand\" href=\"%s/\">%s</a>",
 	    r->base, T(r, L_APP));
 	if (r->me.id > 0) {
@@ -359,8 +361,8 @@ dispatch(struct req *r)
 			add_header(r, "Allow", r->method == M_GET ? "POST" : "GET");
 		return r->status;
 	}
-	if (pg->fn == pg_css)
-		return pg_css(r);
+	if (pg->fn == pg_css || pg->fn == pg_favicon)
+		return pg->fn(r);	/* static: no session, no database */
 	if (session_load(r) == -1) {
 		error_page(r, 503, L_DB_ERROR, NULL);
 		return 503;

@@ -34,6 +34,7 @@ static const char css[] =
 "input,select,textarea{font:inherit;color:inherit;padding:7px 10px;border:1px solid #d0d5dd;"
 "border-radius:6px;background:#fff;width:100%}\n"
 "input[type=checkbox]{width:auto}\n"
+"input:not([type=checkbox]),select{height:36px;min-width:0}\n"
 "textarea{min-height:92px;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}\n"
 "input:focus,select:focus,textarea:focus{outline:2px solid #bfd3fe;border-color:var(--acc)}\n"
 ".row{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:14px}\n"
@@ -51,14 +52,16 @@ static const char css[] =
 ".toolbar{display:flex;justify-content:space-between;align-items:center;margin-bottom:12px}\n"
 "table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line);"
 "border-radius:10px;overflow:hidden}\n"
-"th,td{padding:9px 12px;text-align:left;border-bottom:1px solid var(--line);vertical-align:top}\n"
+"th,td{padding:9px 12px;text-align:left;border-bottom:1px solid var(--line);vertical-align:middle;"
+"white-space:nowrap}\n"
 "th{background:#f9fafb;color:var(--muted);font-weight:500;font-size:12px;white-space:nowrap}\n"
 "tr:last-child td{border-bottom:0}\n"
 "td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}\n"
 "td.ops{white-space:nowrap}td.ops form{display:inline}\n"
-"td.wrap{max-width:420px;word-break:break-all;color:var(--muted)}\n"
+"td.wrap{white-space:normal;min-width:220px;max-width:420px;word-break:break-all;color:var(--muted)}\n"
 "code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}\n"
-".badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:500}\n"
+".badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:500;"
+"white-space:nowrap}\n"
 ".badge.on{background:var(--ok-bg);color:var(--ok)}\n"
 ".badge.off{background:#f2f4f7;color:#475467}\n"
 ".badge.bad{background:var(--err-bg);color:var(--err)}\n"
@@ -77,12 +80,27 @@ static const char css[] =
 ".chart{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px}\n"
 ".chart h2{margin:0 0 8px;font-size:14px}\n"
 ".chart svg{width:100%;height:auto;display:block}\n"
-".filters{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px;align-items:end;"
+".filters{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:10px;align-items:end;"
 "background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px;margin-bottom:12px}\n"
 ".totals{display:flex;gap:24px;margin:0 0 10px;color:var(--muted)}\n"
 ".totals b{color:var(--fg)}\n"
 ".pager{display:flex;gap:10px;align-items:center;margin-top:12px}\n"
 ".muted{color:var(--muted)}\n";
+
+static const char favicon[] =
+"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\">"
+"<rect width=\"32\" height=\"32\" rx=\"7\" fill=\"#2563eb\"/>"
+"<path d=\"M10 7h8a5 5 0 0 1 2.6 9.3A5.5 5.5 0 0 1 18.5 25H10z\" fill=\"#fff\"/></svg>\n";
+
+int
+pg_favicon(struct req *r)
+{
+	r->ctype = "image/svg+xml";
+	add_header(r, "Cache-Control", "max-age=86400");
+	if (buf_add(&r->out.b, favicon, sizeof(favicon) - 1) == -1)
+		r->out.err = 1;
+	return 200;
+}
 
 int
 pg_css(struct req *r)
