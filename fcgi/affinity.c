@@ -134,9 +134,8 @@ task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
 			i++;
 			continue;
 		}
-		n = strcspn(path + i, "/");
-		if (i + n > pathlen)
-			n = pathlen - i;
+		for (n = 0; i + n < pathlen && path[i + n] != '/'; n++)
+			;
 		if (nseg == 4) {
 			memmove(seg, seg + 1, 3 * sizeof(seg[0]));
 			memmove(segl, segl + 1, 3 * sizeof(segl[0]));

@@ -128,6 +128,16 @@ ability_row(void *arg, const struct dbv *c, size_t n)
 	return 0;
 }
 
+static int
+by_priority(const void *a, const void *b)
+{
+	const struct ability	*x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	return x->ch < y->ch ? -1 : x->ch > y->ch;
+}
+
 int
 chcache_load(struct chcache *cache, struct db *db, long long version)
 {
@@ -146,6 +156,7 @@ chcache_load(struct chcache *cache, struct db *db, long long version)
 		goto fail;
 	if (db_run(db, ST_ABILITIES, NULL, 0, ability_row, &l, NULL) != DB_OK)
 		goto fail;
+	qsort(fresh.ab, fresh.nab, sizeof(*fresh.ab), by_priority);
 	chcache_free(cache);
 	*cache = fresh;
 	log_debug("DEBUG Bltcy channel cache loaded: %zu channels, %zu abilities "
@@ -208,46 +219,48 @@ skipped(long long id, const long long *skip, size_t n)
 	return 0;
 }
 
+#define PICK_MAX	256	/* candidates weighed at one priority */
+
 struct channel *
 channel_pick(struct chcache *c, const char *group, const char *service,
     const long long *skip, size_t nskip, uint64_t *rng)
 {
+	struct ability	*cand[PICK_MAX];
+	int		 half[PICK_MAX];
 	int64_t		 now = mono_ms();
-	long long	 best = 0, total = 0, r;
-	int		 found = 0;
-	size_t		 i;
+	size_t		 i = 0, j, n;
 
-	/* the highest priority that still has a usable candidate */
-	for (i = 0; i < c->nab; i++) {
-		struct ability	*a = &c->ab[i];
-		struct channel	*ch = &c->ch[a->ch];
+	/* abilities are sorted by priority, highest first: one level at a time */
+	while (i < c->nab) {
+		long long	 level = c->ab[i].priority, total = 0, r;
 
-		if (strcmp(a->model, service) != 0 || strcmp(a->group, group) != 0 ||
-		    ch->base_url[0] == '\0' || skipped(ch->id, skip, nskip) ||
-		    breaker_open(ch->id, now))
-			continue;
-		if (!found || a->priority > best) {
-			best = a->priority;
-			total = 0;
-			found = 1;
-		}
-		if (a->priority == best)
+		for (n = 0, j = i; j < c->nab && c->ab[j].priority == level; j++) {
+			struct ability	*a = &c->ab[j];
+			struct channel	*ch = &c->ch[a->ch];
+			int		 st;
+
+			if (n == PICK_MAX || strcmp(a->model, service) != 0 ||
+			    strcmp(a->group, group) != 0 ||
+			    ch->base_url[0] == '\0' || skipped(ch->id, skip, nskip) ||
+			    (st = breaker_state(ch->id, now)) == BREAKER_OPEN)
+				continue;
+			half[n] = st == BREAKER_HALF_OPEN;
+			cand[n++] = a;
 			total += a->weight + 10;
+		}
+		i = j;
+		while (n > 0) {
+			r = (long long)(next_rand(rng) % (uint64_t)total);
+			for (j = 0; j < n - 1 && r >= cand[j]->weight + 10; j++)
+				r -= cand[j]->weight + 10;
+			/* a cooled-down channel takes one probe request at a time */
+			if (!half[j] || breaker_claim(c->ch[cand[j]->ch].id, now))
+				return &c->ch[cand[j]->ch];
+			total -= cand[j]->weight + 10;
+			cand[j] = cand[n - 1];
+			half[j] = half[n - 1];
+			n--;
+		}
 	}
-	if (!found)
-		return NULL;
-	r = (long long)(next_rand(rng) % (uint64_t)total);
-	for (i = 0; i < c->nab; i++) {
-		struct ability	*a = &c->ab[i];
-		struct channel	*ch = &c->ch[a->ch];
-
-		if (strcmp(a->model, service) != 0 || strcmp(a->group, group) != 0 ||
-		    ch->base_url[0] == '\0' || skipped(ch->id, skip, nskip) ||
-		    a->priority != best || breaker_open(ch->id, now))
-			continue;
-		if (r < a->weight + 10)
-			return ch;
-		r -= a->weight + 10;
-	}
-	return NULL;	/* a breaker opened between the passes */
+	return NULL;
 }

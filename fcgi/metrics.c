@@ -146,28 +146,42 @@ slot(long long id)
 }
 
 int
-breaker_open(long long id, int64_t now)
+breaker_state(long long id, int64_t now)
 {
 	struct breaker	*b;
-	int64_t		 probe, until;
+	int64_t		 probe;
 
 	if (m == NULL)
-		return 0;
+		return BREAKER_CLOSED;
 	b = slot(id);
 	if (LOAD(&b->fails) < (uint32_t)cfg_i(CFG_BREAKER_THRESHOLD))
-		return 0;
-	until = LOAD(&b->open_until);
-	if (now < until)
-		goto skip;
-	/* cool-down over: let exactly one request probe the channel */
+		return BREAKER_CLOSED;
+	if (now >= LOAD(&b->open_until)) {
+		probe = LOAD(&b->probe_at);
+		/* a probe that never reported back (its worker died) expires */
+		if (probe == 0 || now - probe > cfg_i(CFG_RELAY_TIMEOUT) * 1000)
+			return BREAKER_HALF_OPEN;
+	}
+	ADD(&m->breaker_skips, 1);
+	return BREAKER_OPEN;
+}
+
+int
+breaker_claim(long long id, int64_t now)
+{
+	struct breaker	*b;
+	int64_t		 probe;
+
+	if (m == NULL)
+		return 1;
+	b = slot(id);
 	probe = LOAD(&b->probe_at);
-	if ((probe == 0 || now - probe > cfg_i(CFG_RELAY_CONNECT_TIMEOUT) * 1000) &&
+	if ((probe == 0 || now - probe > cfg_i(CFG_RELAY_TIMEOUT) * 1000) &&
 	    __atomic_compare_exchange_n(&b->probe_at, &probe, now, 0,
 	    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		return 0;
-skip:
+		return 1;
 	ADD(&m->breaker_skips, 1);
-	return 1;
+	return 0;
 }
 
 void

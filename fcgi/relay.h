@@ -97,8 +97,15 @@ void	 metrics_worker_restart(void);
 int	 metrics_render(struct buf *);
 uint64_t metrics_next_key(long long channel_id);	/* round robin */
 
-/* Circuit breaker per channel, in the same shared memory. */
-int	 breaker_open(long long channel_id, int64_t now_ms);
+/*
+ * Circuit breaker per channel, in the same shared memory: open after
+ * BREAKER_THRESHOLD connect failures in a row, for BREAKER_COOLDOWN
+ * seconds; then half-open, where one request at a time (the one that
+ * claims it) probes the channel.
+ */
+enum { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
+int	 breaker_state(long long channel_id, int64_t now_ms);
+int	 breaker_claim(long long channel_id, int64_t now_ms);
 void	 breaker_result(long long channel_id, int connect_failed, int64_t now_ms);
 
 /* ---- upstream.c: one transfer to the old gateway ---- */
