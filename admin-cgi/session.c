@@ -183,7 +183,7 @@ session_load(struct req *r)
 	if (r->cookie != NULL &&
 	    cookie_get(r->cookie, PRE_COOKIE, c, sizeof(c)) == 0 &&
 	    strlen(c) == NONCE_LEN && strspn(c, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == NONCE_LEN) {
-		snprintf(bind, sizeof(bind), "pre|%s", c);
+		snprintf(bind, sizeof(bind), "pre|%.*s", NONCE_LEN, c);
 		csrf_for(bind, r->csrf);
 	}
 	return 0;

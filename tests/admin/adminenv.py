@@ -40,17 +40,33 @@ class AdminEnv(Harness):
         if relay:
             self.start_relay()
         self.port = free_port()
-        conf = self.render_admin(PORT=self.port, DIR=self.dir, SOCK=self.relay_sock,
+        conf = self.render_admin("lighttpd.conf.in", "lighttpd-admin.conf", PORT=self.port, DIR=self.dir, SOCK=self.relay_sock,
                                  CGI=os.path.abspath(cgi), CONFIG=self.config_path)
         self.spawn("lighttpd", ["lighttpd", "-D", "-f", conf])
         self.wait_port("lighttpd", self.port)
 
-    def render_admin(self, **kw):
-        with open(os.path.join(HERE, "lighttpd.conf.in")) as f:
+    def start_nginx_admin(self):
+        """nginx + fcgiwrap in front of the same CGI (nginx.conf.sample's
+        /admin/ block)."""
+        for d in ("nginx-tmp",):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        sock = os.path.join(self.dir, "fcgiwrap.sock")
+        self.spawn("fcgiwrap", ["fcgiwrap", "-c", "2", "-s", "unix:" + sock])
+        harness.wait_for(lambda: os.path.exists(sock), 10, "fcgiwrap socket")
+        self.nginx_port = free_port()
+        conf = self.render_admin("nginx.conf.in", "nginx-admin.conf", PORT=self.nginx_port, DIR=self.dir,
+                                 FCGIWRAP=sock, CGI=os.path.abspath(os.path.join(BUILD, "bltcy-admin.cgi")),
+                                 CONFIG=self.config_path)
+        self.spawn("nginx", ["nginx", "-p", self.dir, "-c", conf, "-g", "daemon off;"])
+        self.wait_port("nginx", self.nginx_port)
+        return self.nginx_port
+
+    def render_admin(self, template, out, **kw):
+        with open(os.path.join(HERE, template)) as f:
             text = f.read()
         for k, v in kw.items():
             text = text.replace("@%s@" % k, str(v))
-        path = os.path.join(self.dir, "lighttpd-admin.conf")
+        path = os.path.join(self.dir, out)
         with open(path, "w") as f:
             f.write(text)
         return path

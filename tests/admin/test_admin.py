@@ -775,5 +775,43 @@ def test_english_labels():
     check("登录" in zh.get("/admin/login").text, "Chinese preferred")
 
 
+@S.test(fronts=False)
+def test_nginx_fcgiwrap():
+    """The same CGI under nginx + fcgiwrap (nginx.conf.sample's block)."""
+    port = E.start_nginx_admin()
+    E.sql("DELETE FROM bltcy_login_throttle")
+    b = Browser(port)
+    r = b.get("/admin/")
+    eq(r.status, 303, "redirect to login")
+    eq(r.header("Location"), "/admin/login", "Location")
+    eq(r.header("X-Frame-Options"), "DENY", "headers through nginx")
+    eq(b.login("root", ROOT_PW).status, 303, "login through nginx")
+    r = post_channel(b, name="via-nginx", models="suno")
+    eq(r.status, 303, "channel through nginx")
+    eq(count("SELECT COUNT(*) FROM abilities a JOIN channels c ON c.id = a.channel_id"
+             " WHERE c.name='via-nginx'"), 1, "abilities")
+    eq(b.get("/admin/static/admin.css").status, 200, "stylesheet")
+    eq(b.post("/admin/logout", {"csrf": b.csrf()}).status, 303, "logout")
+
+
+@S.test(fronts=False)
+def test_zz_server_log_clean():
+    """No key or password in what the CGI logged; no sanitizer report
+    (make test-asan runs this suite against build-asan)."""
+    log = b""
+    for name in ("lighttpd.out", "fcgiwrap.out"):
+        try:
+            with open(os.path.join(E.dir, name), "rb") as f:
+                log += f.read()
+        except OSError:
+            pass
+    for secret in (b"sk-plain-secret", b"sk-VERY-SECRET", b"sk-stub-key", b"sk-edit-key", b"sk-new-key",
+                   ROOT_PW.encode(), b"ops1-password", b"sk-old-gateway-key"):
+        check(secret not in log, "%r in the server log" % secret)
+    for bad in (b"AddressSanitizer", b"runtime error:", b"LeakSanitizer"):
+        check(bad not in log, "%r in the server log: %r" % (bad, log[log.find(bad) - 200:][:800]))
+    check(b"logged in from" in log, "the log is the CGI's (sanity)")
+
+
 if __name__ == "__main__":
     sys.exit(S.main(sys.argv[1:], start))
