@@ -132,6 +132,15 @@ void	 add_header(struct req *, const char *name, const char *value);
 void	 redirect(struct req *, const char *path, int flash);
 void	 page_begin(struct req *, enum label title);
 void	 page_end(struct req *);
+/* A one-button POST form for a row: action path, row id, status (0: none). */
+void	 post_button(struct req *, const char *action, long long id,
+	    int status, enum label, int danger);
+/*
+ * Rows of statement stmt through fn (which gets r as its arg), a row
+ * saying `empty` when there are none, then the table's end. -1 db error.
+ */
+int	 table_rows(struct req *, int stmt, const struct dbv *, size_t,
+	    db_row_fn, int cols, enum label empty);
 void	 csrf_field(struct req *);
 void	 error_page(struct req *, int status, enum label title,
 	    const char *detail);

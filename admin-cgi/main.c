@@ -222,6 +222,36 @@ msg_box(struct req *r, int ok, const char *text)
 }
 
 void
+post_button(struct req *r, const char *action, long long id, int status,
+    enum label label, int danger)
+{
+	h(&r->out, "<form method=\"post\" action=\"%s%s\">"
+	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+	    "<input type=\"hidden\" name=\"id\" value=\"%L\">", r->base, action,
+	    r->csrf, id);
+	if (status > 0)
+		h(&r->out, "<input type=\"hidden\" name=\"status\" value=\"%d\">",
+		    status);
+	h(&r->out, danger ? "<button class=\"danger small\">%s</button></form> " :
+	    "<button class=\"ghost small\">%s</button></form> ", T(r, label));
+}
+
+int
+table_rows(struct req *r, int stmt, const struct dbv *args, size_t nargs,
+    db_row_fn fn, int cols, enum label empty)
+{
+	size_t	 mark = r->out.b.len;
+
+	if (db_run(r->db, (size_t)stmt, args, nargs, fn, r, NULL) != DB_OK)
+		return -1;
+	if (r->out.b.len == mark)
+		h(&r->out, "<tr><td colspan=\"%d\" class=\"muted\">%s</td></tr>",
+		    cols, T(r, empty));
+	h(&r->out, "</tbody></table>");
+	return 0;
+}
+
+void
 page_begin(struct req *r, enum label title)
 {
 	size_t		 i;

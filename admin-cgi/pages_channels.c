@@ -331,31 +331,17 @@ list_row(void *arg, const struct dbv *c, size_t n)
 		h(&r->out, "-");
 	h(&r->out, "</td><td class=\"ops\"><a class=\"btn ghost small\" "
 	    "href=\"%s/channels/edit?id=%L\">%s</a> ", r->base, id, T(r, L_EDIT));
-	h(&r->out, "<form method=\"post\" action=\"%s/channels/toggle\">"
-	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
-	    "<input type=\"hidden\" name=\"status\" value=\"%d\">"
-	    "<button class=\"ghost small\">%s</button></form> ",
-	    r->base, r->csrf, id, st == 1 ? 2 : 1,
-	    T(r, st == 1 ? L_DISABLE : L_ENABLE));
-	h(&r->out, "<form method=\"post\" action=\"%s/channels/test\">"
-	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
-	    "<button class=\"ghost small\">%s</button></form> ",
-	    r->base, r->csrf, id, T(r, L_TEST));
-	h(&r->out, "<form method=\"post\" action=\"%s/channels/delete\">"
-	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
-	    "<button class=\"danger small\">%s</button></form></td></tr>",
-	    r->base, r->csrf, id, T(r, L_DELETE));
+	post_button(r, "/channels/toggle", id, st == 1 ? 2 : 1,
+	    st == 1 ? L_DISABLE : L_ENABLE, 0);
+	post_button(r, "/channels/test", id, 0, L_TEST, 0);
+	post_button(r, "/channels/delete", id, 0, L_DELETE, 1);
+	h(&r->out, "</td></tr>");
 	return 0;
 }
 
 static int
 channel_list(struct req *r, const char *note, int ok)
 {
-	size_t	 mark;
-
 	page_begin(r, L_CHANNELS);
 	if (note != NULL)
 		msg_box(r, ok, note);
@@ -368,13 +354,8 @@ channel_list(struct req *r, const char *note, int ok)
 	    "<th>%s</th></tr></thead><tbody>", T(r, L_CH_NAME), T(r, L_STATUS),
 	    T(r, L_MODELS), T(r, L_GROUP), T(r, L_PRIORITY), T(r, L_WEIGHT),
 	    T(r, L_USED_QUOTA), T(r, L_RESPONSE_TIME), T(r, L_ACTIONS));
-	mark = r->out.b.len;
-	if (db_run(r->db, AS_CHANNEL_LIST, NULL, 0, list_row, r, NULL) != DB_OK)
+	if (table_rows(r, AS_CHANNEL_LIST, NULL, 0, list_row, 11, L_NONE) == -1)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	if (r->out.b.len == mark)
-		h(&r->out, "<tr><td colspan=\"11\" class=\"muted\">%s</td></tr>",
-		    T(r, L_NONE));
-	h(&r->out, "</tbody></table>");
 	page_end(r);
 	return 200;
 }

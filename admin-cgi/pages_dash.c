@@ -186,11 +186,20 @@ error_row(void *arg, const struct dbv *c, size_t n)
 	return 0;
 }
 
+/* Auto-disabled channels: the line appears with its first row. */
+struct banned {
+	struct req	*r;
+	int		 n;
+};
+
 static int
 banned_row(void *arg, const struct dbv *c, size_t n)
 {
-	struct req	*r = arg;
+	struct banned	*b = arg;
+	struct req	*r = b->r;
 
+	if (b->n++ == 0)
+		h(&r->out, "<p>%s：", T(r, L_AUTO_DISABLED_CH));
 	h(&r->out, "<a class=\"tag\" href=\"%s/channels/edit?id=%L\">#%L %s</a>",
 	    r->base, col_i(&c[0]), col_i(&c[0]), col_s(&c[1]));
 	return 0;
@@ -202,7 +211,7 @@ pg_dashboard(struct req *r)
 	static struct chart	 c;
 	long long		 v[6] = { 0 }, now = now_s();
 	struct dbv		 a[2];
-	size_t			 mark;
+	struct banned		 banned;
 
 	a[0] = DBI(now - 86400);
 	a[1] = a[0];
@@ -232,29 +241,20 @@ pg_dashboard(struct req *r)
 	h(&r->out, "</div>");
 
 	h(&r->out, "<h2>%s</h2>", T(r, L_RECENT_ERRORS));
-	mark = r->out.b.len;
-	h(&r->out, "<p>%s：", T(r, L_AUTO_DISABLED_CH));
-	{
-		size_t before = r->out.b.len;
-		if (db_run(r->db, AS_AUTO_DISABLED, NULL, 0, banned_row, r,
-		    NULL) != DB_OK)
-			return error_page(r, 503, L_DB_ERROR, NULL), 503;
-		if (r->out.b.len == before)
-			r->out.b.len = mark, r->out.b.p[mark] = '\0';
-		else
-			h(&r->out, "</p>");
-	}
+	banned.r = r;
+	banned.n = 0;
+	if (db_run(r->db, AS_AUTO_DISABLED, NULL, 0, banned_row, &banned,
+	    NULL) != DB_OK)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+	if (banned.n > 0)
+		h(&r->out, "</p>");
 	h(&r->out, "<table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
 	    "<th class=\"num\">%s</th><th>%s</th></tr></thead><tbody>",
 	    T(r, L_TIME), T(r, L_USERNAME), T(r, L_TOKEN_NAME), T(r, L_SERVICE),
 	    T(r, L_CHANNEL_ID), T(r, L_CONTENT));
-	mark = r->out.b.len;
-	if (db_run(r->db, AS_RECENT_ERRORS, NULL, 0, error_row, r, NULL) != DB_OK)
+	if (table_rows(r, AS_RECENT_ERRORS, NULL, 0, error_row, 6,
+	    L_NO_ERRORS) == -1)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	if (r->out.b.len == mark)
-		h(&r->out, "<tr><td colspan=\"6\" class=\"muted\">%s</td></tr>",
-		    T(r, L_NO_ERRORS));
-	h(&r->out, "</tbody></table>");
 	page_end(r);
 	return 200;
 }

@@ -129,7 +129,6 @@ pg_logs(struct req *r)
 	struct buf	 errs;
 	struct dbv	 a[14];
 	long long	 tot[2] = { 0, 0 }, pages;
-	size_t		 mark;
 
 	memset(&f, 0, sizeof(f));
 	buf_init(&errs, ERRS_MAX);
@@ -171,13 +170,9 @@ pg_logs(struct req *r)
 	    T(r, L_CONTENT));
 	a[12] = DBI(LOGS_PER_PAGE);
 	a[13] = DBI((f.page - 1) * LOGS_PER_PAGE);
-	mark = r->out.b.len;
-	if (db_run(r->db, AS_LOGS_PAGE, a, 14, log_row, r, NULL) != DB_OK)
+	if (table_rows(r, AS_LOGS_PAGE, a, 14, log_row, 10, L_NONE) == -1)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	if (r->out.b.len == mark)
-		h(&r->out, "<tr><td colspan=\"10\" class=\"muted\">%s</td></tr>",
-		    T(r, L_NONE));
-	h(&r->out, "</tbody></table><div class=\"pager\">");
+	h(&r->out, "<div class=\"pager\">");
 	if (f.page > 1)
 		pager_link(r, &f, f.page - 1, L_PREV);
 	if (f.page < pages)

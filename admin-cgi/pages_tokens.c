@@ -308,26 +308,16 @@ list_row(void *arg, const struct dbv *c, size_t n)
 	    v.used, t, v.models, v.ips);
 	h(&r->out, "<td class=\"ops\"><a class=\"btn ghost small\" "
 	    "href=\"%s/tokens/edit?id=%L\">%s</a> ", r->base, v.id, T(r, L_EDIT));
-	h(&r->out, "<form method=\"post\" action=\"%s/tokens/toggle\">"
-	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
-	    "<input type=\"hidden\" name=\"status\" value=\"%d\">"
-	    "<button class=\"ghost small\">%s</button></form> ",
-	    r->base, r->csrf, v.id, v.status == 1 ? 2 : 1,
-	    T(r, v.status == 1 ? L_DISABLE : L_ENABLE));
-	h(&r->out, "<form method=\"post\" action=\"%s/tokens/delete\">"
-	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-	    "<input type=\"hidden\" name=\"id\" value=\"%L\">"
-	    "<button class=\"danger small\">%s</button></form></td></tr>",
-	    r->base, r->csrf, v.id, T(r, L_DELETE));
+	post_button(r, "/tokens/toggle", v.id, v.status == 1 ? 2 : 1,
+	    v.status == 1 ? L_DISABLE : L_ENABLE, 0);
+	post_button(r, "/tokens/delete", v.id, 0, L_DELETE, 1);
+	h(&r->out, "</td></tr>");
 	return 0;
 }
 
 int
 pg_tokens(struct req *r)
 {
-	size_t	 mark;
-
 	page_begin(r, L_TOKENS);
 	h(&r->out, "<div class=\"toolbar\"><span></span><a class=\"btn\" "
 	    "href=\"%s/tokens/new\">%s</a></div>", r->base, T(r, L_ADD_TOKEN));
@@ -337,13 +327,8 @@ pg_tokens(struct req *r)
 	    T(r, L_NAME), T(r, L_OWNER), T(r, L_TOKEN_KEY), T(r, L_STATUS),
 	    T(r, L_REMAIN), T(r, L_USED_QUOTA), T(r, L_EXPIRES),
 	    T(r, L_MODEL_LIMITS), T(r, L_ALLOW_IPS), T(r, L_ACTIONS));
-	mark = r->out.b.len;
-	if (db_run(r->db, AS_TOKEN_LIST, NULL, 0, list_row, r, NULL) != DB_OK)
+	if (table_rows(r, AS_TOKEN_LIST, NULL, 0, list_row, 11, L_NONE) == -1)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	if (r->out.b.len == mark)
-		h(&r->out, "<tr><td colspan=\"11\" class=\"muted\">%s</td></tr>",
-		    T(r, L_NONE));
-	h(&r->out, "</tbody></table>");
 	page_end(r);
 	return 200;
 }

@@ -237,9 +237,8 @@ pg_users(struct req *r)
 	    "</thead><tbody>", T(r, L_USERNAME), T(r, L_DISPLAY_NAME), T(r, L_ROLE),
 	    T(r, L_STATUS), T(r, L_GROUP), T(r, L_QUOTA), T(r, L_USED_QUOTA),
 	    T(r, L_REQUESTS), T(r, L_ACTIONS));
-	if (db_run(r->db, AS_USER_LIST, NULL, 0, list_row, r, NULL) != DB_OK)
+	if (table_rows(r, AS_USER_LIST, NULL, 0, list_row, 10, L_NONE) == -1)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	h(&r->out, "</tbody></table>");
 	page_end(r);
 	return 200;
 }

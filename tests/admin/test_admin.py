@@ -749,7 +749,12 @@ def test_logs_filters_pagination_totals():
 @S.test(fronts=False)
 def test_dashboard():
     b = root()
+    check("已被自动禁用的渠道" not in b.get("/admin/").text, "no auto-disabled line when none")
+    cid = E.sql("INSERT INTO channels (type, `key`, status, name, base_url, models, `group`)"
+                " VALUES (55, 'k', 3, 'auto-banned-one', 'http://127.0.0.1:9', 'kling', 'x')")
     t = b.get("/admin/").text
+    check("已被自动禁用的渠道" in t and "auto-banned-one" in t, "auto-disabled channel listed")
+    E.sql("DELETE FROM channels WHERE id=%s", (cid,))
     check('<svg id="chart-requests"' in t and '<svg id="chart-quota"' in t, "two charts")
     bars = re.findall(r'<rect x="\d+" y="\d+" width="\d+" height="\d+" fill="#[0-9a-f]+"><title>([a-z]+): (\d+)</title>',
                       t)
