@@ -748,6 +748,8 @@ def test_logs_filters_pagination_totals():
 
 @S.test(fronts=False)
 def test_dashboard():
+    if count("SELECT COUNT(*) FROM logs WHERE type=2") == 0:
+        seed_logs()
     b = root()
     check("已被自动禁用的渠道" not in b.get("/admin/").text, "no auto-disabled line when none")
     cid = E.sql("INSERT INTO channels (type, `key`, status, name, base_url, models, `group`)"
