@@ -72,9 +72,16 @@ asan:
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined"
 
+# Sanitizer findings of any process (workers included) land in
+# build-asan/reports; the target fails if there are any.
 test-asan: asan
-	BLTCY_BUILD=build-asan ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1 tests/run
+	rm -rf build-asan/reports && mkdir -p build-asan/reports
+	BLTCY_BUILD=build-asan \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$(CURDIR)/build-asan/reports/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/build-asan/reports/ubsan \
+	    tests/run
+	@if ls build-asan/reports/* >/dev/null 2>&1; then \
+	    echo "sanitizer reports:"; cat build-asan/reports/*; exit 1; fi
 
 valgrind: all
 	valgrind --error-exitcode=1 --leak-check=full -q $(B)/unit-tests
