@@ -1,0 +1,1203 @@
+#!/usr/bin/python3
+"""Benchmark of the relay against nginx proxy_pass (`make bench`).
+
+Starts, on loopback and in a temporary directory: an upstream stand-in
+(nginx `return 200` with a task-submission body), nginx proxy_pass to it
+with upstream keep-alive (the baseline), a private MariaDB, the relay pool
+under spawn-fcgi with lighttpd and nginx in front, one channel and one
+token. Then drives baseline and gateway alternately with wrk and prints
+throughput, latency, worker memory, upstream connections and database
+round trips, with PASS/FAIL against the targets in BENCHMARKS.md.
+
+Environment (all optional):
+  BENCH_ROUNDS=3          rounds; each runs baseline and every front
+  BENCH_SECONDS=10        length of each 32-connection wrk run
+  BENCH_LAT_SECONDS=5     length of each single-connection wrk run
+  BENCH_CONNS=32          connections of the throughput runs
+  BENCH_THREADS=2         wrk threads of the throughput runs
+  BENCH_WORKERS=4         RELAY_WORKERS
+  BENCH_MODES=strict      METERING values to run, e.g. "strict lease"
+  BENCH_FRONTS="lighttpd nginx"
+  BENCH_SOAK=100000       gateway requests before the final RSS reading
+  BENCH_MEM=1             the 64 MiB upload + download memory check
+  BENCH_MEM_MIB=64
+  BENCH_PROFILE=0         1: perf profile of the workers under load
+  BENCH_PROFILE_SECONDS=8
+  BENCH_NGINX_WORKERS=auto  worker_processes of the three nginx instances
+  BENCH_DB_POOL=256M      innodb buffer pool of the private MariaDB
+  BENCH_JSON=FILE         also write every figure as JSON to FILE
+  BENCH_KEEP=1            keep the temporary directory (logs, perf data)
+"""
+
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pymysql
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.join(ROOT, os.environ.get("BLTCY_BUILD", "build"))
+MIB = 1024 * 1024
+
+
+def env_int(name, default):
+    v = os.environ.get(name, "")
+    try:
+        return int(v) if v.strip() else default
+    except ValueError:
+        sys.exit("bench: %s must be a number, not %r" % (name, v))
+
+
+ROUNDS = env_int("BENCH_ROUNDS", 3)
+SECONDS = env_int("BENCH_SECONDS", 10)
+LAT_SECONDS = env_int("BENCH_LAT_SECONDS", 5)
+CONNS = env_int("BENCH_CONNS", 32)
+THREADS = env_int("BENCH_THREADS", 2)
+WORKERS = env_int("BENCH_WORKERS", 4)
+SOAK = env_int("BENCH_SOAK", 100000)
+MEM_CHECK = env_int("BENCH_MEM", 1)
+MEM_MIB = env_int("BENCH_MEM_MIB", 64)
+PROFILE = env_int("BENCH_PROFILE", 0)
+PROFILE_SECONDS = env_int("BENCH_PROFILE_SECONDS", 8)
+MODES = os.environ.get("BENCH_MODES", "").split() or ["strict"]
+FRONTS = os.environ.get("BENCH_FRONTS", "").split() or ["lighttpd", "nginx"]
+NGINX_WORKERS = os.environ.get("BENCH_NGINX_WORKERS", "auto")
+DB_POOL = os.environ.get("BENCH_DB_POOL", "256M")
+KEEP = env_int("BENCH_KEEP", 0)
+JSON_OUT = os.environ.get("BENCH_JSON", "")
+
+PATH = "/kling/v1/videos/text2video"
+
+# Targets (BENCHMARKS.md).
+RATIO_TARGET = {"strict": 0.12, "lease": 0.35}
+ADDED_P50_MS = 0.5
+ADDED_P99_MS = 2.0
+RSS_MAX_MIB = 8.0
+RSS_GROWTH_MIB = 1.0
+MEM_GROWTH_MIB = 2.0
+UPSTREAM_CONN_SLACK = 4
+DB_RT_TARGET = {"strict": 3.0, "lease": 0.5}
+
+DB_VARS = ("Questions", "Com_stmt_execute", "Com_call_procedure", "Com_select",
+           "Com_commit", "Com_stmt_prepare", "Innodb_data_fsyncs",
+           "Innodb_row_lock_waits", "Innodb_row_lock_time")
+
+for bad in ("ROUNDS", "SECONDS", "LAT_SECONDS", "CONNS", "THREADS", "WORKERS"):
+    if globals()[bad] < 1:
+        sys.exit("bench: BENCH_%s must be at least 1" % bad)
+for f in FRONTS:
+    if f not in ("lighttpd", "nginx"):
+        sys.exit("bench: unknown front %r in BENCH_FRONTS" % f)
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("# " + msg, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - remember why it is not ready
+            last = e
+        time.sleep(interval)
+    raise BenchError("timed out after %ds waiting for %s%s" %
+                     (timeout, what, (": %r" % last) if last else ""))
+
+
+def http(port, path, method="GET", headers=None, body=None, timeout=10):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                 data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def port_open(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def proc_mem(pid):
+    """(VmRSS, RssAnon) in KiB, or None if the process is gone."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                    out[k] = int(v.split()[0])
+    except OSError:
+        return None
+    return (out.get("VmRSS", 0), out.get("RssAnon", 0), out.get("RssFile", 0),
+            out.get("RssShmem", 0))
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+
+class Bench:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="bltcy-bench.")
+        self.procs = {}
+        self.logs = {}
+        self.mon = None
+        self.mon_queries = 0
+        self.token = None
+        self.results = {"modes": {}}
+        atexit.register(self.stop)
+
+    # -- generic ----------------------------------------------------------
+    def spawn(self, name, argv, env=None):
+        out = open(os.path.join(self.dir, name + ".out"), "ab")
+        self.logs[name] = out
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                             env=env, start_new_session=True, cwd=self.dir)
+        self.procs[name] = p
+        return p
+
+    def kill(self, name, wait=15):
+        p = self.procs.pop(name, None)
+        if p is None:
+            return
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(wait)
+            except subprocess.TimeoutExpired:
+                pass
+        # whatever is left of the group (workers, nginx workers)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if p.poll() is None:
+            p.wait(5)
+        f = self.logs.pop(name, None)
+        if f:
+            f.close()
+
+    def stop(self):
+        for name in ["wrk", "perf", "lighttpd", "front-nginx", "relay", "baseline",
+                     "upstream", "mariadbd"]:
+            if name in self.procs:
+                self.kill(name, wait=30 if name == "mariadbd" else 10)
+        for name in list(self.procs):
+            self.kill(name)
+        if self.mon is not None:
+            try:
+                self.mon.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.mon = None
+        if os.path.isdir(self.dir):
+            if KEEP:
+                log("kept %s" % self.dir)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def tail(self, name, n=20):
+        path = os.path.join(self.dir, name)
+        try:
+            with open(path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+            return "\n".join(lines[-n:])
+        except OSError:
+            return "(no %s)" % name
+
+    def render(self, template, out, **kw):
+        with open(os.path.join(HERE, template)) as f:
+            text = f.read()
+        for k, v in kw.items():
+            text = text.replace("@%s@" % k, str(v))
+        left = re.findall(r"@[A-Z_]+@", text)
+        if left:
+            raise BenchError("%s: unfilled %s" % (template, left))
+        path = os.path.join(self.dir, out)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # -- MariaDB ----------------------------------------------------------
+    def start_db(self):
+        self.db_sock = os.path.join(self.dir, "mysql.sock")
+        p = subprocess.run(["mariadb-install-db", "--no-defaults",
+                            "--datadir=%s/data" % self.dir, "--user=root",
+                            "--auth-root-authentication-method=normal"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=180)
+        if p.returncode != 0:
+            raise BenchError("mariadb-install-db: %s" % p.stderr.decode()[-2000:])
+        self.spawn("mariadbd", ["mariadbd", "--no-defaults", "--datadir=%s/data" % self.dir,
+                                "--socket=%s" % self.db_sock, "--port=0",
+                                "--skip-networking", "--user=root",
+                                "--innodb-buffer-pool-size=%s" % DB_POOL,
+                                "--max-connections=500",
+                                "--log-error=%s/mariadb.err" % self.dir])
+
+        def ready():
+            if self.procs["mariadbd"].poll() is not None:
+                raise BenchError("mariadbd exited: %s" % self.tail("mariadb.err"))
+            c = pymysql.connect(unix_socket=self.db_sock, user="root", password="")
+            c.close()
+            return True
+        wait_for(ready, 90, "mariadbd")
+        self.mon = pymysql.connect(unix_socket=self.db_sock, user="root", password="",
+                                   autocommit=True)
+        self.mq("CREATE DATABASE IF NOT EXISTS bltcy CHARACTER SET utf8mb4")
+        rows = self.mq("SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+                       "('innodb_flush_log_at_trx_commit','innodb_buffer_pool_size',"
+                       "'version','sync_binlog','log_bin')")
+        self.db_vars = {k: v for k, v in rows}
+
+    def mq(self, q, args=None):
+        """A monitoring query; counted so it can be taken out of Questions."""
+        with self.mon.cursor() as c:
+            self.mon_queries += 1
+            c.execute(q, args)
+            return c.fetchall()
+
+    def db_status(self):
+        rows = self.mq("SHOW GLOBAL STATUS WHERE Variable_name IN (%s)" %
+                       ",".join("'%s'" % v for v in DB_VARS))
+        st = {k: int(v) for k, v in rows}
+        for k in DB_VARS:
+            st.setdefault(k, 0)
+        st["_mon"] = self.mon_queries
+        return st
+
+    @staticmethod
+    def db_delta(a, b):
+        d = {k: b[k] - a[k] for k in DB_VARS if k in a and k in b}
+        # our own SHOW STATUS queries between the two readings (the one
+        # that took reading a is counted in b's Questions)
+        d["Questions"] -= b["_mon"] - a["_mon"]
+        return d
+
+    def token_used(self):
+        rows = self.mq("SELECT used_quota FROM bltcy.tokens WHERE id = %s", (self.token_id,))
+        return int(rows[0][0])
+
+    # -- nginx upstream stand-in and baseline -----------------------------
+    def nginx(self, name, template, **kw):
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(self.dir, name.split("-")[0] + "-tmp", sub), exist_ok=True)
+        conf = self.render(template, name + ".conf", DIR=self.dir,
+                           NGINX_WORKERS=NGINX_WORKERS, **kw)
+        self.spawn(name, ["nginx", "-p", self.dir, "-e", os.path.join(self.dir, name + "-boot.log"),
+                          "-c", conf, "-g", "daemon off;"])
+
+    def wait_port(self, name, port):
+        def ready():
+            if self.procs[name].poll() is not None:
+                raise BenchError("%s exited: %s" % (name, self.tail(name + ".out")))
+            return port_open(port)
+        wait_for(ready, 30, "%s on port %d" % (name, port))
+
+    def start_upstream(self):
+        self.up_port = free_port()
+        self.status_port = free_port()
+        os.makedirs(os.path.join(self.dir, "www"), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "www-empty"), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
+        self.nginx("upstream", "upstream.nginx.conf.in", PORT=self.up_port,
+                   STATUS_PORT=self.status_port)
+        self.wait_port("upstream", self.up_port)
+        self.wait_port("upstream", self.status_port)
+
+    def upstream_accepts(self):
+        """stub_status 'accepts', minus the connection this reading opens."""
+        st, body = http(self.status_port, "/")
+        m = re.search(rb"server accepts handled requests\s+(\d+)", body)
+        if st != 200 or not m:
+            raise BenchError("stub_status: %d %r" % (st, body[:200]))
+        return int(m.group(1))
+
+    def start_baseline(self):
+        self.base_port = free_port()
+        self.nginx("baseline", "baseline.nginx.conf.in", PORT=self.base_port,
+                   UPSTREAM_PORT=self.up_port)
+        self.wait_port("baseline", self.base_port)
+        st, body = http(self.base_port, PATH, "POST", {"Content-Type": "application/json"}, b"{}")
+        if st != 200 or b"task_id" not in body:
+            raise BenchError("baseline answered %d %r" % (st, body[:200]))
+
+    # -- relay ------------------------------------------------------------
+    def relay_env(self):
+        e = dict(os.environ)
+        e["BLTCY_CONFIG"] = self.config_path
+        for k in list(e):
+            if k in ("METERING", "RELAY_WORKERS", "SQL_DSN", "LOG_FILE", "LOG_LEVEL"):
+                del e[k]
+        return e
+
+    def write_config(self, mode):
+        self.config_path = os.path.join(self.dir, "bltcy.env")
+        cfg = {
+            "SQL_DSN": "root:@unix(%s)/bltcy" % self.db_sock,
+            "SESSION_SECRET": "bench-session-secret-0123456789abcdefghij",
+            "RELAY_WORKERS": str(WORKERS),
+            "METERING": mode,
+            "LOG_FILE": os.path.join(self.dir, "relay.log"),
+            "LOG_LEVEL": "info",
+        }
+        with open(self.config_path, "w") as f:
+            for k, v in cfg.items():
+                f.write("%s=%s\n" % (k, v))
+
+    def ctl(self, *args):
+        p = subprocess.run([os.path.join(BUILD, "bltcy-ctl"), *args], env=self.relay_env(),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        if p.returncode != 0:
+            raise BenchError("bltcy-ctl %s: exit %d: %s" % (args[0], p.returncode,
+                                                           (p.stdout + p.stderr).decode()))
+        return p.stdout.decode()
+
+    def setup_data(self):
+        self.write_config("strict")
+        self.ctl("migrate")
+        self.ctl("add-user", "bench", "--quota", str(10 ** 15))
+        self.ctl("add-channel", "--name", "bench-upstream", "--base-url",
+                 "http://127.0.0.1:%d" % self.up_port, "--key", "sk-upstream-bench-key",
+                 "--models", "kling", "--setting", '{"passthrough_quota":1}')
+        out = self.ctl("add-token", "--user", "bench", "--name", "bench", "--quota", str(10 ** 15))
+        m = re.search(r"sk-[0-9A-Za-z]{48}", out)
+        if not m:
+            raise BenchError("add-token printed %r" % out)
+        self.token = m.group(0)
+        rows = self.mq("SELECT id FROM bltcy.tokens WHERE `key` = %s", (self.token[3:],))
+        self.token_id = rows[0][0]
+
+    def start_relay(self, mode):
+        """Start the pool with METERING=mode. Returns None, or why it did not start."""
+        self.write_config(mode)
+        self.relay_sock = os.path.join(self.dir, "relay.sock")
+        if os.path.exists(self.relay_sock):
+            os.unlink(self.relay_sock)
+        p = self.spawn("relay", ["spawn-fcgi", "-n", "-s", self.relay_sock, "-M", "0660", "--",
+                                 os.path.join(BUILD, "bltcy-relay")], env=self.relay_env())
+
+        def ready():
+            if p.poll() is not None:
+                return "exited"
+            return os.path.exists(self.relay_sock) and len(children(p.pid)) >= WORKERS
+        try:
+            r = wait_for(ready, 30, "the relay pool")
+        except BenchError as e:
+            return str(e)
+        if r == "exited":
+            why = self.tail("relay.out", 5).strip() or "exit %s" % p.returncode
+            self.kill("relay")
+            return why
+        self.master = p.pid
+        return None
+
+    def stop_relay(self):
+        self.kill("relay", wait=20)
+
+    def workers(self):
+        return children(self.master)
+
+    def worker_mem(self):
+        """{pid: (VmRSS KiB, RssAnon KiB)} of the current workers."""
+        out = {}
+        for pid in self.workers():
+            m = proc_mem(pid)
+            if m:
+                out[pid] = m
+        return out
+
+    # -- fronts -----------------------------------------------------------
+    def start_fronts(self):
+        self.fronts = {}
+        if "lighttpd" in FRONTS:
+            port = free_port()
+            conf = self.render("front.lighttpd.conf.in", "front-lighttpd.conf", PORT=port,
+                               DIR=self.dir, SOCK=self.relay_sock)
+            self.spawn("lighttpd", ["lighttpd", "-D", "-f", conf])
+            self.wait_port("lighttpd", port)
+            self.fronts["lighttpd"] = port
+        if "nginx" in FRONTS:
+            port = free_port()
+            self.nginx("front-nginx", "front.nginx.conf.in", PORT=port, SOCK=self.relay_sock,
+                       FASTCGI_PARAMS="/etc/nginx/fastcgi_params")
+            self.wait_port("front-nginx", port)
+            self.fronts["nginx"] = port
+
+    def wait_health(self):
+        for name, port in self.fronts.items():
+            def ok(port=port):
+                st, _ = http(port, "/bltcy/health")
+                return st == 200
+            wait_for(ok, 30, "%s -> relay health" % name, interval=0.1)
+
+    def smoke(self):
+        """One charged request through every front; fails loudly if it is not a 200."""
+        for name, port in self.fronts.items():
+            before = self.token_used()
+            st, body = http(port, PATH, "POST", {"Content-Type": "application/json",
+                                                 "Authorization": "Bearer " + self.token}, b"{}")
+            if st != 200 or b"task_id" not in body:
+                raise BenchError("gateway via %s answered %d %r\nrelay log:\n%s" %
+                                 (name, st, body[:300], self.tail("relay.log")))
+            used = wait_for(lambda: self.token_used() > before or None, 15,
+                            "the smoke request's charge", interval=0.1)
+            if not used:
+                raise BenchError("no charge seen")
+
+    def relayed_ok(self, port):
+        """The relay's own count of 2xx answers for the bench's service
+        (bltcy_requests_total), or None if /bltcy/metrics does not say."""
+        st, body = http(port, "/bltcy/metrics")
+        m = re.search(rb'^bltcy_requests_total\{service="kling",class="2xx"\} (\d+)',
+                      body, re.M)
+        return int(m.group(1)) if st == 200 and m else None
+
+    def quiesce(self, port, timeout=10):
+        """After a wrk run: wait until the relay has finished what the front
+        server still had queued (its 2xx count stops moving), so requests
+        and database counters are read at the same point. Returns the count."""
+        last = self.relayed_ok(port)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            time.sleep(0.2)
+            cur = self.relayed_ok(port)
+            if cur == last:
+                return cur
+            last = cur
+        return last
+
+    # -- wrk --------------------------------------------------------------
+    def wrk(self, port, conns, seconds, threads=None, gateway=True):
+        threads = min(threads or THREADS, conns)
+        env = dict(os.environ)
+        env["BENCH_TOKEN"] = self.token or ""
+        argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "--latency",
+                "--timeout", "10s", "-s", os.path.join(HERE, "post.lua"),
+                "http://127.0.0.1:%d%s" % (port, PATH)]
+        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=seconds + 60)
+        out = p.stdout.decode("utf-8", "replace")
+        m = re.search(r"^BENCHJSON (\{.*\})$", out, re.M)
+        if p.returncode != 0 or not m:
+            raise BenchError("wrk failed (exit %d): %s %s" % (p.returncode, out[-1500:],
+                                                              p.stderr.decode()[-500:]))
+        r = json.loads(m.group(1))
+        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+        r["errors"] = r["non2xx"] + r["err_connect"] + r["err_read"] + r["err_write"] + \
+            r["err_timeout"]
+        return r
+
+
+# ---------------------------------------------------------------------------
+# One metering mode
+
+
+def fmt_ms(us):
+    return "-" if us is None else "%.2f" % (us / 1000.0)
+
+
+def fmt(v, f="%.0f"):
+    return "-" if v is None else f % v
+
+
+def run_mode(b, mode):
+    res = {"mode": mode, "rounds": [], "fronts": list(b.fronts)}
+    log("mode %s: starting the relay pool (%d workers)" % (mode, WORKERS))
+    why = b.start_relay(mode)
+    if why:
+        log("mode %s: the relay did not start, skipped: %s" % (mode, why))
+        res["skipped"] = why
+        return res
+    try:
+        b.wait_health()
+        # every upstream connection of this pool counts, the smoke test's too
+        acc0 = b.upstream_accepts()
+        b.smoke()
+        gw_accepts = b.upstream_accepts() - acc0 - 1
+    except BenchError as e:
+        b.stop_relay()
+        log("mode %s: the gateway does not work, skipped: %s" % (mode, e))
+        res["skipped"] = str(e)
+        return res
+    gw_total = len(b.fronts)  # smoke requests
+    pids0 = sorted(b.workers())
+
+    # Warm-up to 10k gateway requests: caches, connections, allocator.
+    log("mode %s: warm-up to 10k gateway requests" % mode)
+    deadline = time.time() + 90
+    warm = 0
+    while warm < 10000 and time.time() < deadline:
+        for port in b.fronts.values():
+            a = b.upstream_accepts()
+            r = b.wrk(port, CONNS, 2)
+            gw_accepts += b.upstream_accepts() - a - 1
+            warm += r["requests"]
+    b.wrk(b.base_port, CONNS, 2, gateway=False)
+    gw_total += warm
+    mem_10k = b.worker_mem()
+    res["warmup_requests"] = warm
+
+    for rnd in range(1, ROUNDS + 1):
+        row = {"round": rnd, "mem_before": b.worker_mem()}
+        # baseline first, then each front, alternately
+        row["base"] = b.wrk(b.base_port, CONNS, SECONDS, gateway=False)
+        row["base1"] = b.wrk(b.base_port, 1, LAT_SECONDS, threads=1, gateway=False)
+        for name, port in b.fronts.items():
+            a = b.upstream_accepts()
+            s0, m0 = b.db_status(), b.relayed_ok(port)
+            g = b.wrk(port, CONNS, SECONDS)
+            m1 = b.quiesce(port)
+            s1 = b.db_status()
+            g1 = b.wrk(port, 1, LAT_SECONDS, threads=1)
+            m2 = b.quiesce(port)
+            s2 = b.db_status()
+            gw_accepts += b.upstream_accepts() - a - 1
+            for x, sa, sb, ma, mb in ((g, s0, s1, m0, m1), (g1, s1, s2, m1, m2)):
+                x["db"] = Bench.db_delta(sa, sb)
+                # charged requests: the relay's count of relayed 2xx POSTs
+                # (wrk does not count those in flight when it stops)
+                x["charged"] = mb - ma if ma is not None and mb is not None else x["requests"]
+                x["rt_per_req"] = x["db"]["Questions"] / x["charged"] if x["charged"] else None
+            g["ratio"] = g["rps"] / row["base"]["rps"] if row["base"]["rps"] else None
+            row[name] = g
+            row[name + "1"] = g1
+            gw_total += g["requests"] + g1["requests"]
+        row["mem_after"] = b.worker_mem()
+        res["rounds"].append(row)
+        print_round(mode, row, b.fronts)
+
+    # Top up to BENCH_SOAK gateway requests for the memory-growth reading.
+    deadline = time.time() + 300
+    front_ports = list(b.fronts.values())
+    i = 0
+    if gw_total < SOAK:
+        log("mode %s: %d gateway requests so far, topping up to %d" % (mode, gw_total, SOAK))
+    while gw_total < SOAK and time.time() < deadline:
+        a = b.upstream_accepts()
+        r = b.wrk(front_ports[i % len(front_ports)], CONNS, 5)
+        gw_accepts += b.upstream_accepts() - a - 1
+        gw_total += r["requests"]
+        i += 1
+    mem_end = b.worker_mem()
+    res["gw_requests_total"] = gw_total
+    res["mem_10k"] = mem_10k
+    res["mem_end"] = mem_end
+    res["upstream_conns"] = gw_accepts
+    res["worker_pids_start"] = pids0
+    res["worker_pids_end"] = sorted(b.workers())
+    res["worker_restarts"] = len(set(pids0) - set(res["worker_pids_end"]))
+
+    res["relay_errors"] = relay_log_errors(b)
+    if MEM_CHECK:
+        res["memcheck"] = mem_check(b)
+    if PROFILE:
+        res["profile"] = profile(b, mode)
+    b.stop_relay()
+    return res
+
+
+def mem_check(b):
+    """RSS of the workers around a MEM_MIB upload and download through each front."""
+    path = os.path.join(b.dir, "www", "blob.bin")
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            chunk = os.urandom(MIB)
+            for _ in range(MEM_MIB):
+                f.write(chunk)
+    before = b.worker_mem()
+    transfers = []
+    for name, port in b.fronts.items():
+        t0 = time.time()
+        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}",
+                            "-H", "Authorization: Bearer " + b.token,
+                            "-H", "Content-Type: application/octet-stream",
+                            "--data-binary", "@" + path, "--max-time", "120",
+                            "http://127.0.0.1:%d/kling/v1/upload" % port],
+                           capture_output=True, timeout=150)
+        up = p.stdout.decode().split()
+        t1 = time.time()
+        p2 = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                             "-H", "Authorization: Bearer " + b.token, "--max-time", "120",
+                             "http://127.0.0.1:%d/kling/bench-download/blob.bin" % port],
+                            capture_output=True, timeout=150)
+        down = p2.stdout.decode().split()
+        t2 = time.time()
+        transfers.append({"front": name,
+                          "upload": {"status": up[0] if up else "?",
+                                     "bytes": int(float(up[1])) if len(up) > 1 else 0,
+                                     "seconds": t1 - t0},
+                          "download": {"status": down[0] if down else "?",
+                                       "bytes": int(float(down[1])) if len(down) > 1 else 0,
+                                       "seconds": t2 - t1}})
+    after = b.worker_mem()
+    growth = {pid: (after[pid][0] - before[pid][0]) for pid in after if pid in before}
+    ok = all(t["upload"]["status"] == "200" and t["download"]["status"] == "200" and
+             t["download"]["bytes"] == MEM_MIB * MIB for t in transfers)
+    return {"before": before, "after": after, "growth_kib": growth, "transfers": transfers,
+            "ok": ok}
+
+
+# ---------------------------------------------------------------------------
+# Profile
+
+CATS = [
+    ("libfcgi", "FastCGI (libfcgi)"),
+    ("libcurl", "libcurl"),
+    ("libnghttp2", "libcurl"),
+    ("libssl", "libcurl"),
+    ("libmariadb", "MariaDB Connector/C"),
+    ("libjson-c", "json-c"),
+    ("bltcy-relay", "our code"),
+]
+
+
+def classify(frames):
+    """frames: list of (sym, dso), leaf first. The first frame in a library
+    we call (or in our binary) names the category; libc and the kernel are
+    charged to whoever called them."""
+    for sym, dso in frames:
+        base = os.path.basename(dso)
+        for key, cat in CATS:
+            if key in base:
+                return cat
+    return "libc/kernel only (unattributed)"
+
+
+def parse_perf_script(text):
+    samples = []
+    cur = None
+    for line in text.splitlines():
+        if not line.strip():
+            if cur is not None:
+                samples.append(cur)
+                cur = None
+            continue
+        if not line.startswith((" ", "\t")):
+            if cur is not None:
+                samples.append(cur)
+            cur = {"head": line, "frames": []}
+            continue
+        m = re.match(r"\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$", line)
+        if m and cur is not None:
+            cur["frames"].append((m.group(1), m.group(2)))
+    if cur is not None:
+        samples.append(cur)
+    return samples
+
+
+def profile(b, mode):
+    """perf under gateway load (the nginx front if present): CPU by process
+    system-wide, then the workers' own CPU by library with DWARF call chains."""
+    out = {}
+    port = b.fronts.get("nginx") or next(iter(b.fronts.values()))
+    if shutil.which("perf") is None:
+        log("profile: perf is not installed (apt-get install linux-perf)")
+        return {"error": "perf not installed"}
+    secs = PROFILE_SECONDS
+
+    def under_load(argv):
+        env = dict(os.environ)
+        env["BENCH_TOKEN"] = b.token
+        w = subprocess.Popen(["wrk", "-t%d" % THREADS, "-c%d" % CONNS, "-d%ds" % (secs + 3),
+                              "-s", os.path.join(HERE, "post.lua"),
+                              "http://127.0.0.1:%d%s" % (port, PATH)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        try:
+            time.sleep(1)  # let wrk connect before sampling starts
+            p = subprocess.run(argv, capture_output=True, timeout=secs + 60)
+        finally:
+            try:
+                w.wait(secs + 30)
+            except subprocess.TimeoutExpired:
+                os.killpg(w.pid, signal.SIGKILL)
+                w.wait()
+        return p
+
+    # 1. CPU share by process, whole machine.
+    sysdata = os.path.join(b.dir, "perf-sys-%s.data" % mode)
+    p = under_load(["perf", "record", "-a", "-e", "cpu-clock", "-F", "999", "-o", sysdata,
+                    "--", "sleep", str(secs)])
+    if p.returncode != 0:
+        return {"error": "perf record -a: " + p.stderr.decode()[-500:]}
+    rep = subprocess.run(["perf", "report", "-i", sysdata, "--stdio", "-q", "--sort", "pid",
+                          "--percent-limit", "0.5"], capture_output=True, timeout=300)
+    roles = process_roles(b)
+    by_role = {}
+    for line in rep.stdout.decode("utf-8", "replace").splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\d+):(\S+)", line)
+        if m:
+            pct, pid, comm = float(m.group(1)), int(m.group(2)), m.group(3)
+            role = roles.get(pid, "idle" if pid == 0 else "other (%s)" % comm)
+            by_role[role] = by_role.get(role, 0.0) + pct
+    out["system_by_process"] = by_role
+    for key, comm in (("mariadbd_top", "mariadbd"), ("worker_flat_top", "bltcy-relay")):
+        rep = subprocess.run(["perf", "report", "-i", sysdata, "--stdio", "-q", "--comms", comm, "--percentage", "relative",
+                              "--sort", "dso,sym", "--percent-limit", "1"],
+                             capture_output=True, timeout=300)
+        top = []
+        for line in rep.stdout.decode("utf-8", "replace").splitlines():
+            m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*\S)", line)
+            if m:
+                top.append((float(m.group(1)), m.group(3).strip(), m.group(2)))
+        out[key] = top[:15]
+
+    # 2. The workers' own CPU, by library, from call chains.
+    wdata = os.path.join(b.dir, "perf-workers-%s.data" % mode)
+    pids = ",".join(str(x) for x in b.workers())
+    p = under_load(["perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph",
+                    "dwarf,16384", "-p", pids, "-o", wdata, "--", "sleep", str(secs)])
+    if p.returncode != 0:
+        out["error"] = "perf record -p: " + p.stderr.decode()[-500:]
+        return out
+    sc = subprocess.run(["perf", "script", "-i", wdata, "--no-inline", "-F", "comm,tid,ip,sym,dso"],
+                        capture_output=True, timeout=600)
+    samples = parse_perf_script(sc.stdout.decode("utf-8", "replace"))
+    n = len(samples) or 1
+    cats, kernel, leaf_syms, our_syms, leaf_dso = {}, 0, {}, {}, {}
+    for s in samples:
+        fr = s["frames"]
+        if not fr:
+            continue
+        c = classify(fr)
+        cats[c] = cats.get(c, 0) + 1
+        if "kernel" in fr[0][1]:
+            kernel += 1
+        user = [f for f in fr if "kernel" not in f[1]]
+        leaf = user[0] if user else fr[0]
+        d = os.path.basename(leaf[1])
+        leaf_dso[d] = leaf_dso.get(d, 0) + 1
+        key = "%s (%s)" % (re.sub(r"\+0x[0-9a-f]+$", "", leaf[0]), d)
+        leaf_syms[key] = leaf_syms.get(key, 0) + 1
+        for sym, dso in fr:
+            if "bltcy-relay" in dso:
+                k = re.sub(r"\+0x[0-9a-f]+$", "", sym)
+                our_syms[k] = our_syms.get(k, 0) + 1
+                break
+
+    def pct(d):
+        return {k: 100.0 * v / n for k, v in sorted(d.items(), key=lambda kv: -kv[1])}
+    out["worker_samples"] = len(samples)
+    out["worker_by_category"] = pct(cats)
+    out["worker_kernel_pct"] = 100.0 * kernel / n
+    out["worker_user_leaf_dso"] = dict(list(pct(leaf_dso).items())[:10])
+    out["worker_top_leaf"] = dict(list(pct(leaf_syms).items())[:15])
+    out["worker_our_frames"] = dict(list(pct(our_syms).items())[:12])
+    out["wall"] = relay_log_split(b)
+    return out
+
+
+def process_roles(b):
+    roles = {}
+
+    def tree(pid, role):
+        roles[pid] = role
+        for c in children(pid):
+            tree(c, role)
+    names = {"upstream": "upstream stand-in (nginx)", "baseline": "baseline nginx (idle)",
+             "front-nginx": "front nginx", "lighttpd": "front lighttpd",
+             "mariadbd": "mariadbd", "relay": "relay workers"}
+    for k, v in names.items():
+        if k in b.procs:
+            tree(b.procs[k].pid, v)
+    # threads of mariadbd are listed by tid in perf
+    try:
+        for t in os.listdir("/proc/%d/task" % b.procs["mariadbd"].pid):
+            roles[int(t)] = "mariadbd"
+    except (OSError, KeyError):
+        pass
+    return roles
+
+
+def relay_log_errors(b):
+    """Non-200 answers and ERR lines in the relay log: {status: count}, examples."""
+    counts, examples = {}, []
+    try:
+        with open(os.path.join(b.dir, "relay.log"), "rb") as f:
+            for raw in f:
+                line = raw.decode("utf-8", "replace").rstrip()
+                m = re.search(r" status=(\d+) ", line)
+                bad = (m and m.group(1) != "200") or " ERR" in line
+                if bad and "/bltcy/" not in line:
+                    key = m.group(1) if m else "ERR"
+                    counts[key] = counts.get(key, 0) + 1
+                    if len(examples) < 3:
+                        examples.append(line[:300])
+    except OSError:
+        pass
+    return {"counts": counts, "examples": examples}
+
+
+def relay_log_split(b, last=20000):
+    """Mean total and upstream time per request from the relay's log lines
+    (ms resolution: means over many lines only)."""
+    try:
+        with open(os.path.join(b.dir, "relay.log"), "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4 * MIB))
+            lines = f.read().decode("utf-8", "replace").splitlines()[-last:]
+    except OSError:
+        return None
+    ups, tot = [], []
+    for line in lines:
+        m = re.search(r"status=200 upstream_ms=(\d+) .* ms=(\d+)", line)
+        if m:
+            ups.append(int(m.group(1)))
+            tot.append(int(m.group(2)))
+    if not tot:
+        return None
+    return {"lines": len(tot), "mean_ms": statistics.mean(tot),
+            "mean_upstream_ms": statistics.mean(ups)}
+
+
+# ---------------------------------------------------------------------------
+# Output
+
+
+def print_round(mode, row, fronts):
+    base, base1 = row["base"], row["base1"]
+    parts = ["round %d [%s] baseline %.0f req/s p50 %s p99 %s ms | c1 p50 %s p99 %s" %
+             (row["round"], mode, base["rps"], fmt_ms(base["p50_us"]), fmt_ms(base["p99_us"]),
+              fmt_ms(base1["p50_us"]), fmt_ms(base1["p99_us"]))]
+    for name in fronts:
+        g, g1 = row[name], row[name + "1"]
+        parts.append("  %-8s %.0f req/s (%.3f) p50 %s p99 %s ms | c1 p50 %s p99 %s | "
+                     "DB rt/req %.2f | errors %d+%d" %
+                     (name, g["rps"], g["ratio"] or 0, fmt_ms(g["p50_us"]), fmt_ms(g["p99_us"]),
+                      fmt_ms(g1["p50_us"]), fmt_ms(g1["p99_us"]), g["rt_per_req"] or 0,
+                      g["errors"], g1["errors"]))
+    print("\n".join(parts), flush=True)
+
+
+def kib_mib(k):
+    return None if k is None else k / 1024.0
+
+
+def summarise(b, res):
+    """Medians and target checks for one mode; returns (table lines, checks)."""
+    mode = res["mode"]
+    rounds = res["rounds"]
+    fronts = res["fronts"]
+    lines, checks = [], []
+    W = "%-30s" + " %10s" * ROUNDS + " %10s"
+    head = W % tuple(["[%s] %d workers" % (mode, WORKERS)] +
+                     ["round %d" % (i + 1) for i in range(ROUNDS)] + ["median"])
+    lines.append(head)
+    lines.append("-" * len(head))
+
+    def row(label, vals, f="%.0f"):
+        lines.append(W % tuple([label] + [fmt(v, f) for v in vals] + [fmt(median(vals), f)]))
+        return median(vals)
+
+    def ms(us):
+        return None if us is None else us / 1000.0
+
+    base_rps = row("baseline req/s (c%d)" % CONNS, [r["base"]["rps"] for r in rounds])
+    med = {}
+    for f in fronts:
+        med[f] = {}
+        med[f]["rps"] = row("%s req/s" % f, [r[f]["rps"] for r in rounds])
+        med[f]["ratio"] = row("%s / baseline" % f, [r[f]["ratio"] for r in rounds], "%.3f")
+    row("baseline p50 ms (c%d)" % CONNS, [ms(r["base"]["p50_us"]) for r in rounds], "%.2f")
+    row("baseline p99 ms (c%d)" % CONNS, [ms(r["base"]["p99_us"]) for r in rounds], "%.2f")
+    for f in fronts:
+        row("%s p50 ms (c%d)" % (f, CONNS), [ms(r[f]["p50_us"]) for r in rounds], "%.2f")
+        row("%s p99 ms (c%d)" % (f, CONNS), [ms(r[f]["p99_us"]) for r in rounds], "%.2f")
+    row("baseline p50 ms (c1)", [ms(r["base1"]["p50_us"]) for r in rounds], "%.3f")
+    row("baseline p99 ms (c1)", [ms(r["base1"]["p99_us"]) for r in rounds], "%.3f")
+    for f in fronts:
+        row("%s p50 ms (c1)" % f, [ms(r[f + "1"]["p50_us"]) for r in rounds], "%.3f")
+        row("%s p99 ms (c1)" % f, [ms(r[f + "1"]["p99_us"]) for r in rounds], "%.3f")
+        med[f]["d50"] = row("%s added p50 ms (c1)" % f,
+                            [ms(r[f + "1"]["p50_us"] - r["base1"]["p50_us"]) for r in rounds],
+                            "%+.3f")
+        med[f]["d99"] = row("%s added p99 ms (c1)" % f,
+                            [ms(r[f + "1"]["p99_us"] - r["base1"]["p99_us"]) for r in rounds],
+                            "%+.3f")
+    for f in fronts:
+        med[f]["rt"] = row("%s DB round trips/charged" % f, [r[f]["rt_per_req"] for r in rounds],
+                           "%.2f")
+        row("%s  stmt_execute/req" % f,
+            [r[f]["db"]["Com_stmt_execute"] / r[f]["charged"] for r in rounds], "%.2f")
+        row("%s  call_procedure/req" % f,
+            [r[f]["db"]["Com_call_procedure"] / r[f]["charged"] for r in rounds], "%.2f")
+        row("%s  select/req" % f,
+            [r[f]["db"]["Com_select"] / r[f]["charged"] for r in rounds], "%.2f")
+        row("%s  InnoDB fsyncs/req" % f,
+            [r[f]["db"]["Innodb_data_fsyncs"] / r[f]["charged"] for r in rounds], "%.3f")
+        row("%s  row lock waits/req" % f,
+            [r[f]["db"]["Innodb_row_lock_waits"] / r[f]["charged"] for r in rounds], "%.3f")
+    errors = sum(r[f]["errors"] + r[f + "1"]["errors"] for r in rounds for f in fronts)
+    base_errors = sum(r["base"]["errors"] + r["base1"]["errors"] for r in rounds)
+    row("worker max RSS MiB before", [kib_mib(max(v[0] for v in r["mem_before"].values()))
+                                      for r in rounds], "%.2f")
+    row("worker max RSS MiB after", [kib_mib(max(v[0] for v in r["mem_after"].values()))
+                                     for r in rounds], "%.2f")
+    lines.append("")
+
+    m10, mend = res["mem_10k"], res["mem_end"]
+    growth = [mend[p][0] - m10[p][0] for p in mend if p in m10]
+    rss_end = max(v[0] for v in mend.values()) if mend else None
+    anon_end = max(v[1] for v in mend.values()) if mend else None
+    lines.append("worker RSS after ~10k requests: %s KiB; after %d: %s KiB (max RssAnon %s, "
+                 "RssFile %s, RssShmem %s KiB)"
+                 % (" ".join(str(m10[p][0]) for p in sorted(m10)), res["gw_requests_total"],
+                    " ".join(str(mend[p][0]) for p in sorted(mend)), anon_end,
+                    max(v[2] for v in mend.values()), max(v[3] for v in mend.values())))
+    lines.append("upstream TCP connections opened by the relay over %d requests: %d "
+                 "(%d workers); worker restarts: %d" %
+                 (res["gw_requests_total"], res["upstream_conns"], WORKERS,
+                  res["worker_restarts"]))
+    lines.append("errors (non-2xx or socket) gateway: %d, baseline: %d" % (errors, base_errors))
+    re_ = res.get("relay_errors") or {}
+    if re_.get("counts"):
+        lines.append("relay log, answers other than 200 by status: %s" %
+                     ", ".join("%s: %d" % kv for kv in sorted(re_["counts"].items())))
+        for ex in re_["examples"]:
+            lines.append("  e.g. %s" % ex)
+    mc = res.get("memcheck")
+    if mc:
+        g = max(mc["growth_kib"].values()) if mc["growth_kib"] else None
+        lines.append("memory check: %d MiB upload + download via %s: %s; worker RSS before %s "
+                     "after %s KiB; largest growth %s KiB" %
+                     (MEM_MIB, "+".join(fronts), "ok" if mc["ok"] else "FAILED %r" %
+                      mc["transfers"],
+                      " ".join(str(mc["before"][p][0]) for p in sorted(mc["before"])),
+                      " ".join(str(mc["after"][p][0]) for p in sorted(mc["after"])), g))
+
+    # checks
+    tgt = RATIO_TARGET.get(mode)
+    for f in fronts:
+        if tgt is not None:
+            checks.append(("%s %s throughput / proxy_pass >= %.2f" % (mode, f, tgt),
+                           med[f]["ratio"], "%.3f", med[f]["ratio"] >= tgt))
+        checks.append(("%s %s added p50 (c1) <= %.1f ms" % (mode, f, ADDED_P50_MS),
+                       med[f]["d50"], "%+.3f ms", med[f]["d50"] <= ADDED_P50_MS))
+        checks.append(("%s %s added p99 (c1) <= %.1f ms" % (mode, f, ADDED_P99_MS),
+                       med[f]["d99"], "%+.3f ms", med[f]["d99"] <= ADDED_P99_MS))
+        rt = DB_RT_TARGET.get(mode)
+        if rt is not None:
+            checks.append(("%s %s DB round trips/charged request %s %g" %
+                           (mode, f, "<=" if mode == "strict" else "<", rt),
+                           med[f]["rt"], "%.2f",
+                           med[f]["rt"] <= rt if mode == "strict" else med[f]["rt"] < rt))
+    checks.append(("%s worker RSS <= %g MiB (max of %d)" % (mode, RSS_MAX_MIB, WORKERS),
+                   kib_mib(rss_end), "%.2f MiB", kib_mib(rss_end) <= RSS_MAX_MIB))
+    gmax = max(growth) if growth else None
+    checks.append(("%s worker RSS growth 10k->%dk requests <= %g MiB" %
+                   (mode, res["gw_requests_total"] // 1000, RSS_GROWTH_MIB),
+                   kib_mib(gmax), "%+.2f MiB",
+                   gmax is not None and kib_mib(gmax) <= RSS_GROWTH_MIB and
+                   res["gw_requests_total"] >= SOAK))
+    checks.append(("%s upstream TCP connections <= workers + %d" % (mode, UPSTREAM_CONN_SLACK),
+                   res["upstream_conns"], "%d",
+                   res["upstream_conns"] <= WORKERS + UPSTREAM_CONN_SLACK))
+    if mc:
+        g = max(mc["growth_kib"].values()) if mc["growth_kib"] else None
+        checks.append(("%s worker RSS growth over %d MiB up+down <= %g MiB" %
+                       (mode, MEM_MIB, MEM_GROWTH_MIB), kib_mib(g), "%+.2f MiB",
+                       mc["ok"] and g is not None and kib_mib(g) <= MEM_GROWTH_MIB))
+    checks.append(("%s no errors from the gateway" % mode, errors, "%d", errors == 0))
+    res["medians"] = med
+    res["baseline_rps_median"] = base_rps
+    return lines, checks
+
+
+def print_profile(mode, p):
+    if not p or "error" in p and "worker_by_category" not in p:
+        print("profile [%s]: %s" % (mode, (p or {}).get("error")))
+        return
+    print("\nprofile [%s], gateway under %d-connection load via %s, %d s each:" %
+          (mode, CONNS, "nginx" if "nginx" in FRONTS else FRONTS[0], PROFILE_SECONDS))
+    print("  CPU by process (whole machine, % of 2 cores x time):")
+    for k, v in sorted(p.get("system_by_process", {}).items(), key=lambda kv: -kv[1]):
+        print("    %6.1f%%  %s" % (v, k))
+    for key, what in (("mariadbd_top", "mariadbd"), ("worker_flat_top", "relay workers")):
+        if p.get(key):
+            print("  %s, hottest functions (%% of that process's samples):" % what)
+            for pc, sym, dso in p[key]:
+                print("    %6.1f%%  %s (%s)" % (pc, sym, dso))
+    print("  worker CPU by library (call-chain attribution, %d samples):" % p["worker_samples"])
+    for k, v in p["worker_by_category"].items():
+        print("    %6.1f%%  %s" % (v, k))
+    print("    (%.1f%% of worker samples are in the kernel, i.e. syscalls)" %
+          p["worker_kernel_pct"])
+    print("  worker samples by user-space leaf library:")
+    for k, v in p["worker_user_leaf_dso"].items():
+        print("    %6.1f%%  %s" % (v, k))
+    print("  hottest leaf functions:")
+    for k, v in p["worker_top_leaf"].items():
+        print("    %6.1f%%  %s" % (v, k))
+    print("  inclusive share of our functions (innermost of ours on the stack):")
+    for k, v in p["worker_our_frames"].items():
+        print("    %6.1f%%  %s" % (v, k))
+    w = p.get("wall")
+    if w:
+        print("  wall time per request from the relay log (%d lines): %.2f ms total, %.2f ms "
+              "in the upstream transfer, %.2f ms elsewhere (DB, FastCGI, our code)" %
+              (w["lines"], w["mean_ms"], w["mean_upstream_ms"],
+               w["mean_ms"] - w["mean_upstream_ms"]))
+
+
+def main():
+    global BUILD
+    for tool in ("wrk", "nginx", "lighttpd", "spawn-fcgi", "mariadbd", "mariadb-install-db",
+                 "curl"):
+        if shutil.which(tool) is None:
+            sys.exit("bench: %s is not installed (apt-get install wrk nginx lighttpd "
+                     "spawn-fcgi mariadb-server curl)" % tool)
+    for exe in ("bltcy-relay", "bltcy-ctl"):
+        if not os.access(os.path.join(BUILD, exe), os.X_OK):
+            sys.exit("bench: %s/%s is not built (make all)" % (BUILD, exe))
+
+    b = Bench()
+    # One build for the whole run, even if `make` replaces build/ meanwhile.
+    bindir = os.path.join(b.dir, "bin")
+    os.makedirs(bindir)
+    for exe in ("bltcy-relay", "bltcy-ctl"):
+        shutil.copy2(os.path.join(BUILD, exe), bindir)
+    BUILD = bindir
+
+    def on_signal(sig, frame):
+        raise SystemExit(128 + sig)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    t_start = time.time()
+    load = os.getloadavg()
+    print("bench: %s, %d cpus, %s, load %.2f %.2f %.2f" %
+          (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), os.cpu_count(),
+           mem_total(), *load))
+    print("bench: rounds %d x %d s at %d connections (wrk -t%d) + %d s at 1 connection; "
+          "workers %d; modes %s; fronts %s" %
+          (ROUNDS, SECONDS, CONNS, THREADS, LAT_SECONDS, WORKERS, " ".join(MODES),
+           " ".join(FRONTS)), flush=True)
+    log("setting up in %s" % b.dir)
+    b.start_db()
+    print("bench: MariaDB %s, innodb_flush_log_at_trx_commit=%s, buffer pool %s MiB, log_bin %s"
+          % (b.db_vars.get("version"), b.db_vars.get("innodb_flush_log_at_trx_commit"),
+             int(b.db_vars.get("innodb_buffer_pool_size", 0)) // MIB, b.db_vars.get("log_bin")))
+    b.start_upstream()
+    b.start_baseline()
+    b.setup_data()
+    # Fronts first need a socket path; the relay creates it per mode.
+    b.relay_sock = os.path.join(b.dir, "relay.sock")
+    b.start_fronts()
+
+    all_checks = []
+    tables = []
+    for mode in MODES:
+        res = run_mode(b, mode)
+        b.results["modes"][mode] = res
+        if res.get("skipped"):
+            tables.append(["[%s] not measured: %s" % (mode, res["skipped"])])
+            all_checks.append(("%s metering implemented" % mode, None, "%s", None))
+            continue
+        lines, checks = summarise(b, res)
+        tables.append(lines)
+        all_checks.extend(checks)
+        if mode == "lease" and "strict" in b.results["modes"] and res.get("medians"):
+            rts = [res["medians"][f]["rt"] for f in res["fronts"]]
+            if rts and min(rts) >= 1:
+                tables[-1].append("note: lease made %.2f DB round trips per request: the "
+                                  "relay does not lease yet (METERING=lease behaves as strict)"
+                                  % min(rts))
+
+    print()
+    for t in tables:
+        print("\n".join(t))
+        print()
+    for mode in MODES:
+        res = b.results["modes"][mode]
+        if res.get("profile"):
+            print_profile(mode, res["profile"])
+    print("\n==== summary (medians of %d rounds; targets from BENCHMARKS.md) ====" % ROUNDS)
+    for mode in MODES:
+        res = b.results["modes"][mode]
+        if res.get("medians"):
+            print("%-7s baseline %.0f req/s; %s" % (
+                mode, res["baseline_rps_median"], "; ".join(
+                    "%s %.0f req/s = %.3f of proxy_pass, +%.3f/+%.3f ms p50/p99 (c1), "
+                    "%.2f DB rt/req" % (f, m["rps"], m["ratio"], m["d50"], m["d99"], m["rt"])
+                    for f, m in res["medians"].items())))
+    failed = 0
+    for name, val, f, ok in all_checks:
+        status = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
+        failed += ok is False
+        print("%-4s  %-58s %s" % (status, name, "" if val is None else f % val))
+    load_end = os.getloadavg()
+    print("bench: %d checks, %d failed; %.0f s; load average at start %.2f, at end %.2f" %
+          (len(all_checks), failed, time.time() - t_start, load[0], load_end[0]))
+    if load[0] > 1.0:
+        print("bench: warning: the machine was busy before the bench started (load %.2f): "
+              "other work competes for the %d cores, figures are low" % (load[0], os.cpu_count()))
+    if JSON_OUT:
+        b.results["checks"] = [{"name": n, "value": v, "ok": ok} for n, v, _, ok in all_checks]
+        b.results["db_vars"] = b.db_vars
+        with open(JSON_OUT, "w") as f:
+            json.dump(b.results, f, indent=1, default=str)
+    return 0
+
+
+def mem_total():
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        return "%.1f GiB RAM" % (kb / 1024 / 1024)
+    except OSError:
+        return "? RAM"
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print("bench: setup failed: %s" % e, file=sys.stderr)
+        sys.exit(2)
