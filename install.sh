@@ -42,7 +42,7 @@ PACKAGES=(
     mariadb-server mariadb-client
     lighttpd nginx-light spawn-fcgi fcgiwrap supervisor
     curl ca-certificates openssl iproute2 python3 python3-pymysql
-    chromium wrk valgrind
+    chromium fonts-wqy-zenhei wrk valgrind clang libclang-rt-14-dev
 )
 
 usage() {

@@ -43,18 +43,6 @@ const struct field_def fields[F__MAX] = {
 	[F_FLASH] =		{ "ok", V_INT, 20 },
 };
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
 static size_t
 utf8_len(const unsigned char *s, size_t n)
@@ -172,8 +160,8 @@ decode(const char *in, size_t n, char *out, size_t *outlen)
 			out[o++] = ' ';
 		else if (in[i] == '%') {
 			int hi, lo;
-			if (n - i < 3 || (hi = hexval((unsigned char)in[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)in[i + 2])) < 0)
+			if (n - i < 3 || (hi = hex_digit((unsigned char)in[i + 1])) < 0 ||
+			    (lo = hex_digit((unsigned char)in[i + 2])) < 0)
 				return -1;
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;

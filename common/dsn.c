@@ -4,18 +4,6 @@
 #include "dsn.h"
 #include "util.h"
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Copy [s, s+n) to dst, percent-decoding when decode is set. */
 static int
 put(char *dst, size_t dstsz, const char *s, size_t n, int decode)
@@ -28,8 +16,8 @@ put(char *dst, size_t dstsz, const char *s, size_t n, int decode)
 			int h, l;
 			if (i + 2 >= n)
 				return -1;
-			if ((h = hexval(s[i + 1])) < 0 ||
-			    (l = hexval(s[i + 2])) < 0)
+			if ((h = hex_digit(s[i + 1])) < 0 ||
+			    (l = hex_digit(s[i + 2])) < 0)
 				return -1;
 			c = h * 16 + l;
 			i += 2;

@@ -129,18 +129,6 @@ service_list(void)
 	return out;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A decoded piece between separators is "." or "..". */
 static int
 dotseg(const char *s, size_t n)
@@ -170,8 +158,8 @@ path_is_safe(const char *path, size_t len)
 			int h, l;
 			if (i + 2 >= len)
 				return 0;
-			if ((h = hexval(path[i + 1])) < 0 ||
-			    (l = hexval(path[i + 2])) < 0)
+			if ((h = hex_digit(path[i + 1])) < 0 ||
+			    (l = hex_digit(path[i + 2])) < 0)
 				return 0;
 			c = h * 16 + l;
 			i += 2;

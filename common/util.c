@@ -201,6 +201,18 @@ list_has(const char *list, char sep, const char *s, size_t slen)
 }
 
 int
+hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
 random_bytes(void *p, size_t n)
 {
 	unsigned char	*c = p;

@@ -45,6 +45,9 @@ int	 ascii_casecmp_n(const char *, const char *, size_t);
 /* Is s one of the comma-separated items of list (items trimmed)? */
 int	 list_has(const char *list, char sep, const char *s, size_t slen);
 
+/* Value of a hexadecimal digit, or -1. */
+int	 hex_digit(int);
+
 /* Fill out with n cryptographically random bytes. 0 ok, -1 error. */
 int	 random_bytes(void *, size_t);
 
