@@ -133,6 +133,9 @@ connect_db(struct db *db)
 	mysql_options(db->my, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
 	mysql_options(db->my, MYSQL_OPT_READ_TIMEOUT, &rt);
 	mysql_options(db->my, MYSQL_OPT_WRITE_TIMEOUT, &wt);
+	/* no gap locks: the relay's inserts and deletes never wait on them */
+	mysql_options(db->my, MYSQL_INIT_COMMAND,
+	    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
 	if (db->flags & DB_MULTI)
 		cflags |= CLIENT_MULTI_STATEMENTS;
 	if (mysql_real_connect(db->my,
@@ -371,6 +374,10 @@ db_run(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 		return DB_ERR;
 	}
 	rc = run_once(db, idx, args, nargs, fn, arg, affected);
+	/* a deadlock victim was rolled back whole: run it again, once */
+	if (rc == DB_ERR && !db->in_tx &&
+	    (db->err_no == 1213 || db->err_no == 1205))
+		rc = run_once(db, idx, args, nargs, fn, arg, affected);
 	if (rc == DB_DOWN && !db->in_tx) {
 		disconnect(db);
 		rc = run_once(db, idx, args, nargs, fn, arg, affected);

@@ -26,9 +26,10 @@ const char *const relay_sql[ST__MAX] = {
 	    " FROM abilities a JOIN channels c ON c.id = a.channel_id"
 	    " WHERE a.enabled = 1 AND c.type = 55 AND c.status = 1",
 	[ST_RESERVE] =
-	    "CALL bltcy_reserve(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	[ST_SETTLE] = "CALL bltcy_settle(?, ?, ?, ?, 0, ?)",
-	[ST_REFUND] = "CALL bltcy_refund(?)",
+	    "CALL bltcy_charge(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_SETTLE] = "CALL bltcy_charge_done(?, ?, ?, ?, ?)",
+	[ST_REFUND] = "CALL bltcy_charge_refund(?)",
+	[ST_CLOSE] = "CALL bltcy_charge_close(?)",
 	[ST_RECOVER] = "CALL bltcy_recover(?, ?, ?)",
 	[ST_PING] = "SELECT v FROM bltcy_meta WHERE k = 'channels'",
 	[ST_TASKS_ADD] = "CALL bltcy_tasks_add(?, ?, ?, ?, ?, ?)",

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,12 +22,23 @@
 
 #define HOLD_MAX	(64 * 1024)	/* bodies up to this are read whole */
 #define PENDING_MAX	64		/* settlements waiting for the DB */
+#define CLOSE_BATCH	64		/* charges closed in one statement */
+#define CLOSE_MAX	1024		/* ... held while the DB is away */
+#define CLOSE_MS	100		/* the longest a batch waits */
 #define MSG_MAX		512
 
+/* A settlement the database could not take yet. */
 struct pending {
 	char		 id[40];
-	int		 settle;	/* else refund */
+	int		 done;		/* else refund */
 	long long	 channel;
+	long long	 use_time;
+	char		 tasks[256];
+};
+
+/* A settled charge to close (strict mode), batched. */
+struct closing {
+	char		 id[40];
 	long long	 use_time;
 };
 
@@ -38,6 +50,9 @@ struct worker {
 	uint64_t	 rng;
 	struct pending	 pend[PENDING_MAX];
 	size_t		 npend;
+	struct closing	*close;
+	size_t		 nclose;
+	int64_t		 close_since;
 };
 
 /* Everything one request owns; reset by req_free before the next one. */
@@ -56,6 +71,7 @@ struct req {
 	int		 have_tok;
 	long long	 pin;
 	struct channel	*ch;
+	long long	 charged_channel;	/* the channel the charge names */
 	long long	 quota;
 	int		 reserved;
 	struct buf	 held;
@@ -330,6 +346,65 @@ authenticate(struct worker *w, struct req *r, const char *key,
 	return rc;
 }
 
+/*
+ * Close the batch of settled charges: one statement moves their quota
+ * onto the channels' counters and removes them. Kept when the DB is away.
+ */
+static void
+flush_close(struct worker *w)
+{
+	struct buf	 o;
+	struct dbv	 a;
+	size_t		 i;
+
+	if (w->nclose == 0)
+		return;
+	buf_init(&o, CLOSE_MAX * 80);
+	buf_add(&o, "[", 1);
+	for (i = 0; i < w->nclose; i++)
+		buf_printf(&o, "%s{\"r\":\"%s\",\"u\":%lld}", i ? "," : "",
+		    w->close[i].id, w->close[i].use_time);
+	buf_add(&o, "]", 1);
+	a = DBSN(o.p, o.len);
+	if (db_run(w->db, ST_CLOSE, &a, 1, NULL, NULL, NULL) == DB_OK)
+		w->nclose = 0;
+	else
+		log_err("ERR closing %zu settled charges: %s (kept)", w->nclose,
+		    db_error(w->db));
+	buf_free(&o);
+}
+
+static void
+close_later(struct worker *w, const char *id, long long use_time)
+{
+	if (w->nclose == CLOSE_MAX) {
+		/* the charge stands; the next start's recovery closes it */
+		log_err("req=%s ERR close batch full", id);
+		return;
+	}
+	if (w->nclose == 0)
+		w->close_since = mono_ms();
+	strlcpy_(w->close[w->nclose].id, id, sizeof(w->close[0].id));
+	w->close[w->nclose].use_time = use_time;
+	if (++w->nclose >= CLOSE_BATCH)
+		flush_close(w);
+}
+
+/* A settlement that must be on record before the answer is complete. */
+static enum db_rc
+charge_done(struct worker *w, const char *id, long long channel,
+    long long use_time, const char *tasks)
+{
+	struct dbv	 a[5];
+
+	a[0] = DBS(id);
+	a[1] = DBI(channel);
+	a[2] = DBI(use_time);
+	a[3] = DBI(now_s());
+	a[4] = tasks != NULL && *tasks ? DBS(tasks) : DBNULL;
+	return db_run(w->db, ST_SETTLE, a, 5, NULL, NULL, NULL);
+}
+
 /* Retry settlements the DB could not take earlier. */
 static void
 flush_pending(struct worker *w)
@@ -338,66 +413,69 @@ flush_pending(struct worker *w)
 
 	while (i < w->npend) {
 		struct pending	*p = &w->pend[i];
-		struct dbv	 a[5];
+		struct dbv	 a;
 		enum db_rc	 rc;
 
-		if (p->settle) {
-			a[0] = DBS(p->id);
-			a[1] = DBI(p->channel);
-			a[2] = DBI(p->use_time);
-			a[3] = DBI(now_s());
-			a[4] = DBNULL;
-			rc = db_run(w->db, ST_SETTLE, a, 5, NULL, NULL, NULL);
-		} else {
-			a[0] = DBS(p->id);
-			rc = db_run(w->db, ST_REFUND, a, 1, NULL, NULL, NULL);
+		if (p->done)
+			rc = charge_done(w, p->id, p->channel, p->use_time, p->tasks);
+		else {
+			a = DBS(p->id);
+			rc = db_run(w->db, ST_REFUND, &a, 1, NULL, NULL, NULL);
 		}
 		if (rc == DB_DOWN)
 			return;
 		if (rc != DB_OK)
-			log_err("req=%s %s failed for good: %s", p->id,
-			    p->settle ? "settle" : "refund", db_error(w->db));
-		else
+			log_err("req=%s ERR %s failed for good: %s", p->id,
+			    p->done ? "settle" : "refund", db_error(w->db));
+		else {
 			log_info("req=%s delayed %s done", p->id,
-			    p->settle ? "settle" : "refund");
+			    p->done ? "settle" : "refund");
+			if (p->done)
+				close_later(w, p->id, p->use_time);
+		}
 		w->pend[i] = w->pend[--w->npend];
 	}
 }
 
 /*
- * Settle (upstream answered < 400) or refund the reserved charge; tasks
- * (comma-separated ids, may be NULL) are recorded with the settlement.
+ * Settle (upstream answered < 400) or refund the charge. In strict mode
+ * the charge was complete when it was made; a settlement records the task
+ * ids of the answer (comma-separated, may be NULL) and the channel that
+ * answered at once when there is something to record, and closes the
+ * charge in a later batch.
  */
 static void
 finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 {
-	struct dbv	 a[5];
-	enum db_rc	 rc;
+	struct pending	*p;
+	struct dbv	 a;
+	enum db_rc	 rc = DB_OK;
 	long long	 use_time = (mono_ms() - r->start_ms + 500) / 1000;
 
 	if (!r->reserved)
 		return;
+	r->reserved = 0;
 	if (lease_enabled()) {
 		lease_finish(&r->tok, r->quota, settle, r->ch->id, use_time, tasks);
-		r->reserved = 0;
 		if (settle)
 			metrics_quota(r->quota);
 		return;
 	}
-	a[0] = DBS(r->id);
 	if (settle) {
-		a[1] = DBI(r->ch->id);
-		a[2] = DBI(use_time);
-		a[3] = DBI(now_s());
-		a[4] = tasks != NULL && *tasks ? DBS(tasks) : DBNULL;
-		rc = db_run(w->db, ST_SETTLE, a, 5, NULL, NULL, NULL);
-	} else
-		rc = db_run(w->db, ST_REFUND, a, 1, NULL, NULL, NULL);
-	r->reserved = 0;
-	if (rc == DB_OK) {
-		if (settle)
-			metrics_quota(r->quota);
-		return;
+		metrics_quota(r->quota);
+		if ((tasks == NULL || *tasks == '\0') &&
+		    r->ch->id == r->charged_channel) {
+			close_later(w, r->id, use_time);
+			return;
+		}
+		if ((rc = charge_done(w, r->id, r->ch->id, use_time, tasks)) == DB_OK) {
+			close_later(w, r->id, use_time);
+			return;
+		}
+	} else {
+		a = DBS(r->id);
+		if ((rc = db_run(w->db, ST_REFUND, &a, 1, NULL, NULL, NULL)) == DB_OK)
+			return;
 	}
 	log_err("req=%s %s failed: %s; will retry", r->id,
 	    settle ? "settle" : "refund", db_error(w->db));
@@ -406,11 +484,12 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 		    "recover", r->id);
 		return;
 	}
-	strlcpy_(w->pend[w->npend].id, r->id, sizeof(w->pend[0].id));
-	w->pend[w->npend].settle = settle;
-	w->pend[w->npend].channel = r->ch->id;
-	w->pend[w->npend].use_time = use_time;
-	w->npend++;
+	p = &w->pend[w->npend++];
+	strlcpy_(p->id, r->id, sizeof(p->id));
+	p->done = settle;
+	p->channel = r->ch->id;
+	p->use_time = use_time;
+	strlcpy_(p->tasks, tasks ? tasks : "", sizeof(p->tasks));
 }
 
 static int
@@ -487,6 +566,7 @@ reserve(struct worker *w, struct req *r, const char *group)
 		strlcpy_(u.tn, r->tok.name, sizeof(u.tn));
 		strlcpy_(u.g, group, sizeof(u.g));
 		strlcpy_(u.s, r->service, sizeof(u.s));
+		r->charged_channel = r->ch->id;
 		lr = lease_spend(w->db, &r->tok, r->quota, &u);
 		if (lr == -1) {
 			gw_error(r, GW_QUOTA);
@@ -527,6 +607,7 @@ reserve(struct worker *w, struct req *r, const char *group)
 		return -1;
 	}
 	r->reserved = 1;
+	r->charged_channel = r->ch->id;
 	return 0;
 }
 
@@ -727,6 +808,8 @@ relay(struct worker *w, struct req *r)
 	    strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
 	    strcmp(r->method, "DELETE") == 0);
 	flush_pending(w);
+	if (w->nclose > 0 && mono_ms() - w->close_since >= CLOSE_MS)
+		flush_close(w);
 	rc = authenticate(w, r, key, &cand, &ao);
 	wipe(key, sizeof(key));
 	if (rc != DB_OK) {
@@ -906,6 +989,8 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		if ((acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL)
 			return 1;
 	}
+	if ((w.close = calloc(CLOSE_MAX, sizeof(*w.close))) == NULL)
+		return 1;
 	if ((w.curl = curl_easy_init()) == NULL ||
 	    (w.db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL) {
 		log_err("worker: out of memory");
@@ -927,6 +1012,12 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		}
 		handle(&w, &fr);
 		FCGX_Finish_r(&fr);
+		if (w.nclose > 0) {
+			/* close the batch now unless another request is waiting */
+			struct pollfd pfd = { fd, POLLIN, 0 };
+			if (poll(&pfd, 1, 0) == 0)
+				flush_close(&w);
+		}
 again:
 		if (reopen) {
 			reopen = 0;
@@ -934,8 +1025,10 @@ again:
 		}
 	}
 	flush_pending(&w);
+	flush_close(&w);
 	FCGX_Free(&fr, 0);
 	chcache_free(&w.cache);
+	free(w.close);
 	db_free(w.db);
 	curl_easy_cleanup(w.curl);
 	return 0;

@@ -594,7 +594,20 @@ class Harness:
                                  auto_ban=auto_ban) if channel else None
         return user, token, chan
 
+    def wait_settled(self, token, timeout=5):
+        """Strict metering closes settled charges in batches (moving their
+        quota onto the channel's used_quota): wait until the token has no
+        open charge. A request still in flight keeps one open; after
+        `timeout` the caller reads whatever is there."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if not self.sql("SELECT 1 FROM bltcy_charges WHERE token_id=%s LIMIT 1", (token["id"],)):
+                return True
+            time.sleep(0.02)
+        return False
+
     def snapshot(self, user, token, chan=None):
+        self.wait_settled(token)
         u = self.sql("SELECT quota, used_quota, request_count FROM users WHERE id=%s", (user["id"],))[0]
         t = self.sql("SELECT remain_quota, used_quota FROM tokens WHERE id=%s", (token["id"],))[0]
         s = {"user_quota": u["quota"], "user_used": u["used_quota"], "user_count": u["request_count"],

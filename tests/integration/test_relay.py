@@ -98,6 +98,7 @@ def auth(token, how="bearer"):
 def state(user, token, chan=None):
     """Full rows that a request may touch, to compare before/after, read
     in one consistent snapshot (a settlement commits several tables at once)."""
+    H.wait_settled(token)
     H.sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
     try:
         s = _state(user, token, chan)
