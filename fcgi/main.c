@@ -163,8 +163,15 @@ spawn(void)
 	uint64_t	 seed = 0;
 	pid_t		 pid;
 	int		 wslot = -1;
-	size_t		 i;
+	size_t		 o;
 
+	for (o = 0; o < sizeof(owners) / sizeof(owners[0]); o++)
+		if (owners[o].pid == 0)
+			break;
+	if (o == sizeof(owners) / sizeof(owners[0])) {
+		log_err("ERR too many workers");
+		return -1;
+	}
 	random_bytes(&seed, sizeof(seed));
 	if (lease_enabled() && (wslot = lease_worker_slot()) == -1) {
 		log_err("ERR no free lease slot for a worker");
@@ -177,13 +184,9 @@ spawn(void)
 		return -1;
 	}
 	if (pid == 0)
-		_exit(worker_main(listen_fd, &dsn, host, seed, wslot));
-	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
-		if (owners[i].pid == 0) {
-			owners[i].pid = pid;
-			owners[i].wslot = wslot;
-			break;
-		}
+		_exit(worker_main(listen_fd, &dsn, host, seed, wslot, (int)o));
+	owners[o].pid = pid;
+	owners[o].wslot = wslot;
 	return pid;
 }
 
@@ -193,10 +196,13 @@ release(pid_t pid)
 {
 	size_t	 i;
 
+	if (pid <= 0)
+		return;
 	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
 		if (owners[i].pid == pid) {
 			if (owners[i].wslot != -1)
 				lease_worker_died(owners[i].wslot);
+			metrics_worker_gone(i);
 			owners[i].pid = 0;
 			return;
 		}
@@ -398,17 +404,20 @@ main(int argc, char *argv[])
 			log_info("stopping: letting %zu workers finish", nworkers);
 			while (nworkers > 0 || nold > 0) {
 				pid_t pid;
-				int status;
+				int status, current = 0;
 				if ((pid = wait(&status)) == -1)
 					break;
 				for (size_t k = 0; k < nworkers; k++)
 					if (pids[k] == pid) {
 						pids[k] = pids[--nworkers];
-						pid = 0;
+						current = 1;
 						break;
 					}
-				if (pid != 0 && nold > 0)
+				if (!current && nold > 0)
 					nold--;
+				if (WIFSIGNALED(status) ||
+				    (WIFEXITED(status) && WEXITSTATUS(status) != 0))
+					recover(pid);
 				release(pid);
 			}
 			if (lease_enabled())

@@ -38,7 +38,7 @@ struct shm {
 	uint64_t	 lat[LAT_N + 1];
 	uint64_t	 lat_sum_ms;
 	uint64_t	 quota;
-	int64_t		 inflight;
+	uint8_t		 busy[2048];	/* per worker slot of the master */
 	uint64_t	 restarts;
 	uint64_t	 breaker_skips;
 	uint64_t	 rr[BRK_SLOTS];
@@ -108,10 +108,28 @@ metrics_quota(long long q)
 }
 
 void
-metrics_inflight(int d)
+metrics_busy(int mslot, int busy)
 {
-	if (m != NULL)
-		ADD(&m->inflight, d);
+	if (m != NULL && mslot >= 0 && (size_t)mslot < sizeof(m->busy))
+		STORE(&m->busy[mslot], (uint8_t)busy);
+}
+
+void
+metrics_worker_gone(size_t mslot)
+{
+	if (m != NULL && mslot < sizeof(m->busy))
+		STORE(&m->busy[mslot], 0);
+}
+
+static long long
+inflight(void)
+{
+	long long	 n = 0;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(m->busy); i++)
+		n += LOAD(&m->busy[i]);
+	return n;
 }
 
 void
@@ -255,7 +273,7 @@ metrics_render(struct buf *o)
 	    "# HELP bltcy_lease_backlog Settled requests not yet written (METERING=lease).\n"
 	    "# TYPE bltcy_lease_backlog gauge\n"
 	    "bltcy_lease_backlog %llu\n",
-	    (unsigned long long)LOAD(&m->quota), (long long)LOAD(&m->inflight),
+	    (unsigned long long)LOAD(&m->quota), inflight(),
 	    (unsigned long long)LOAD(&m->restarts),
 	    (unsigned long long)LOAD(&m->breaker_skips),
 	    (unsigned long long)lease_backlog());

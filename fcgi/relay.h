@@ -93,7 +93,9 @@ int	 metrics_init(const char *services);	/* master, before fork */
 void	 metrics_request(const char *service, int status, int64_t ms);
 void	 metrics_upstream_error(enum up_err);
 void	 metrics_quota(long long);
-void	 metrics_inflight(int delta);
+/* Worker mslot is (1) or is not (0) handling a request. */
+void	 metrics_busy(int mslot, int busy);
+void	 metrics_worker_gone(size_t mslot);	/* master */
 void	 metrics_worker_restart(void);
 int	 metrics_render(struct buf *);
 uint64_t metrics_next_key(long long channel_id);	/* round robin */
@@ -209,6 +211,6 @@ uint64_t lease_backlog(void);
 /* ---- worker.c ---- */
 struct dsn;
 int	 worker_main(int listen_fd, const struct dsn *, const char *host,
-	    uint64_t seed, int wslot);
+	    uint64_t seed, int wslot, int mslot);
 
 #endif

@@ -48,6 +48,7 @@ struct worker {
 	struct chcache	 cache;
 	const char	*host;
 	uint64_t	 rng;
+	int		 mslot;		/* the master's number for us */
 	struct pending	 pend[PENDING_MAX];
 	size_t		 npend;
 	struct closing	*close;
@@ -137,6 +138,7 @@ static volatile sig_atomic_t	 stop, reopen;
 struct auth_entry {
 	char			 key[TOKEN_KEY_MAX];
 	struct token_row	 row;
+	long long		 version;	/* channel counter seen with it */
 	int64_t			 at;
 };
 static struct auth_entry	*acache;
@@ -329,7 +331,9 @@ authenticate(struct worker *w, struct req *r, const char *key,
 		    strlen(e->key) == klen && ct_memeq(e->key, key, klen)) {
 			r->tok = e->row;
 			ao->found = 1;
-			ao->version = w->cache.version;
+			/* the channels this worker has, unless it has none yet */
+			ao->version = w->cache.version >= 0 ? w->cache.version :
+			    e->version;
 			if (cand->n == 0)
 				return DB_OK;
 			a[9] = DBI(r->tok.user_id);
@@ -341,6 +345,7 @@ authenticate(struct worker *w, struct req *r, const char *key,
 	if (e != NULL && rc == DB_OK && ao->found && klen < sizeof(e->key)) {
 		memcpy(e->key, key, klen + 1);
 		e->row = r->tok;
+		e->version = ao->version;
 		e->at = mono_ms();
 	}
 	return rc;
@@ -909,7 +914,7 @@ handle(struct worker *w, FCGX_Request *fr)
 	r.fr = fr;
 	r.start_ms = mono_ms();
 	make_id(w, r.id);
-	metrics_inflight(1);
+	metrics_busy(w->mslot, 1);
 	if ((r.method = FCGX_GetParam("REQUEST_METHOD", fr->envp)) == NULL)
 		r.method = "GET";
 	if ((r.uri = FCGX_GetParam("REQUEST_URI", fr->envp)) == NULL &&
@@ -944,7 +949,7 @@ handle(struct worker *w, FCGX_Request *fr)
 
 	if (r.reserved)		/* every path out of relay() settles; belt */
 		finish_charge(w, &r, 0, NULL);
-	metrics_inflight(-1);
+	metrics_busy(w->mslot, 0);
 	metrics_request(r.service, r.status, mono_ms() - r.start_ms);
 	logmsg(r.status >= 500 ? LV_WARN : LV_INFO, "req=%s %s %.*s service=%s "
 	    "token=%lld channel=%lld status=%d upstream_ms=%lld bytes=%lld "
@@ -960,7 +965,7 @@ handle(struct worker *w, FCGX_Request *fr)
 
 int
 worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
-    int wslot)
+    int wslot, int mslot)
 {
 	struct worker		 w;
 	struct sigaction	 sa;
@@ -969,6 +974,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 
 	memset(&w, 0, sizeof(w));
 	w.host = host;
+	w.mslot = mslot;
 	w.rng = seed | 1;
 	w.cache.version = -1;
 	memset(&sa, 0, sizeof(sa));

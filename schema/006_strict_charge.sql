@@ -221,11 +221,16 @@ BEGIN
     END IF;
     UPDATE users SET quota = quota - v_grant WHERE id = p_user;
   END IF;
-  INSERT INTO bltcy_leases (host, token_id, user_id, unlimited, amount,
-      last_grant, updated_at)
-    VALUES (p_host, p_token, p_user, p_unlimited, v_grant, v_grant, p_now)
-    ON DUPLICATE KEY UPDATE amount = amount + v_grant, last_grant = v_grant,
-      updated_at = p_now;
+  IF v_grant > 0 THEN
+    INSERT INTO bltcy_leases (host, token_id, user_id, unlimited, amount,
+        last_grant, updated_at)
+      VALUES (p_host, p_token, p_user, p_unlimited, v_grant, v_grant, p_now)
+      ON DUPLICATE KEY UPDATE amount = amount + v_grant, last_grant = v_grant,
+        updated_at = p_now;
+  ELSE
+    UPDATE bltcy_leases SET last_grant = 0, updated_at = p_now
+      WHERE host = p_host AND token_id = p_token;
+  END IF;
   COMMIT;
 END;
 
@@ -258,4 +263,52 @@ BEGIN
     END IF;
     COMMIT;
   END IF;
+END;
+
+-- bltcy_lease_flush, now also dropping leases spent to nothing (a lease's
+-- amount is never below what the host still holds in memory).
+CREATE OR REPLACE PROCEDURE bltcy_lease_flush(
+  IN p_host varchar(64) CHARSET utf8mb4, IN p_batch longtext CHARSET utf8mb4)
+BEGIN
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+  START TRANSACTION;
+  CREATE OR REPLACE TEMPORARY TABLE bltcy_batch AS
+    SELECT * FROM JSON_TABLE(p_batch, '$[*]' COLUMNS (
+      rid varchar(40) PATH '$.rid',
+      u bigint PATH '$.u', t bigint PATH '$.t', c bigint PATH '$.c',
+      q bigint PATH '$.q', ts bigint PATH '$.ts', ut bigint PATH '$.ut',
+      m varchar(16) PATH '$.m', p varchar(512) PATH '$.p',
+      ip varchar(64) PATH '$.ip', un varchar(191) PATH '$.un',
+      tn varchar(191) PATH '$.tn', g varchar(64) PATH '$.g',
+      s varchar(64) PATH '$.s', rc tinyint PATH '$.rc')) AS j;
+  INSERT INTO logs (user_id, created_at, type, content, username, token_name,
+      model_name, quota, prompt_tokens, completion_tokens, use_time,
+      is_stream, channel_id, token_id, `group`, ip, other)
+    SELECT u, ts, 2, CONCAT('Bltcy透传模式（', m, ' ', p, '），消费配额: ', q),
+      un, tn, CONCAT(s, '_passthrough'), q, 0, 0, ut, 0, c, t, g, ip,
+      CONCAT('{"request_id":"', rid, '"', IF(rc, ',"recovered":true', ''), '}')
+    FROM bltcy_batch;
+  INSERT IGNORE INTO bltcy_tasks (service, task_id, channel_id, user_id,
+      token_id, created_at)
+    SELECT j.s, j.k, j.c, j.u, j.t, j.ts
+      FROM JSON_TABLE(p_batch, '$[*]' COLUMNS (
+        s varchar(32) PATH '$.s', c bigint PATH '$.c', u bigint PATH '$.u',
+        t bigint PATH '$.t', ts bigint PATH '$.ts',
+        NESTED PATH '$.k[*]' COLUMNS (k varchar(191) PATH '$'))) AS j
+     WHERE j.k IS NOT NULL AND j.k <> '';
+  UPDATE tokens k JOIN (SELECT t, SUM(q) sq, MAX(ts) mts FROM bltcy_batch GROUP BY t) b
+      ON k.id = b.t
+    SET k.used_quota = k.used_quota + b.sq, k.accessed_time = b.mts;
+  UPDATE users k JOIN (SELECT u, SUM(q) sq, COUNT(*) n FROM bltcy_batch GROUP BY u) b
+      ON k.id = b.u
+    SET k.used_quota = k.used_quota + b.sq, k.request_count = k.request_count + b.n;
+  UPDATE channels k JOIN (SELECT c, SUM(q) sq FROM bltcy_batch GROUP BY c) b
+      ON k.id = b.c
+    SET k.used_quota = k.used_quota + b.sq;
+  UPDATE bltcy_leases k JOIN (SELECT t, SUM(q) sq FROM bltcy_batch GROUP BY t) b
+      ON k.host = p_host AND k.token_id = b.t
+    SET k.amount = k.amount - b.sq;
+  DELETE FROM bltcy_leases WHERE host = p_host AND amount <= 0;
+  DROP TEMPORARY TABLE bltcy_batch;
+  COMMIT;
 END;
