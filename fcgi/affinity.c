@@ -1,3 +1,5 @@
+#include <sys/mman.h>
+
 #include <string.h>
 
 #include <json-c/json.h>
@@ -198,4 +200,103 @@ task_ids_join(const struct task_ids *t, char *out, size_t outsz)
 		out[o] = '\0';
 	}
 	return 0;
+}
+
+/*
+ * Recently created tasks, shared by the workers of a host, so a poll that
+ * follows a creation at once finds its channel before the database has the
+ * batch that records it. Direct-mapped; a slot is written under a
+ * sequence number (odd while written) and read only when it is even and
+ * unchanged around the copy. Losing an entry costs nothing but a database
+ * lookup.
+ */
+#define RECENT		4096
+
+struct recent {
+	uint32_t	 seq;
+	char		 service[SERVICE_SLOT];
+	char		 id[TASK_ID_MAX + 1];
+	long long	 channel, user;
+};
+
+static struct recent	*recent;
+
+int
+tasks_recent_init(void)
+{
+	recent = mmap(NULL, RECENT * sizeof(*recent), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (recent == MAP_FAILED) {
+		recent = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static struct recent *
+recent_slot(const char *service, const char *id)
+{
+	uint64_t	 h = 1469598103934665603ULL;
+	const char	*p;
+
+	for (p = service; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ '/') * 1099511628211ULL;
+	for (p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return &recent[h % RECENT];
+}
+
+void
+tasks_recent_put(const char *service, const struct task_ids *t,
+    long long channel, long long user)
+{
+	size_t	 i;
+
+	if (recent == NULL || strlen(service) >= SERVICE_SLOT)
+		return;
+	for (i = 0; i < t->n; i++) {
+		struct recent	*e = recent_slot(service, t->id[i]);
+		uint32_t	 s = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+
+		if ((s & 1) || !__atomic_compare_exchange_n(&e->seq, &s, s + 1, 0,
+		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			continue;	/* another writer has it: skip */
+		strlcpy_(e->service, service, sizeof(e->service));
+		strlcpy_(e->id, t->id[i], sizeof(e->id));
+		e->channel = channel;
+		e->user = user;
+		__atomic_store_n(&e->seq, s + 2, __ATOMIC_RELEASE);
+	}
+}
+
+int
+tasks_recent_get(const char *service, const struct task_ids *t, long long user,
+    long long *channel, long long *owner)
+{
+	size_t	 i;
+	int	 found = 0;
+
+	if (recent == NULL)
+		return 0;
+	for (i = 0; i < t->n; i++) {
+		struct recent	*e = recent_slot(service, t->id[i]), copy;
+		uint32_t	 s1, s2;
+
+		s1 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+		if (s1 == 0 || (s1 & 1))
+			continue;
+		memcpy(&copy, e, sizeof(copy));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+		if (s1 != s2 || strcmp(copy.service, service) != 0 ||
+		    strcmp(copy.id, t->id[i]) != 0)
+			continue;
+		*channel = copy.channel;
+		*owner = copy.user;
+		found = 1;
+		if (copy.user != user)	/* another user's task decides */
+			break;
+	}
+	return found;
 }

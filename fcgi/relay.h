@@ -174,6 +174,14 @@ void	 task_ids_from_request(struct task_ids *, const char *path,
 	    int with_path);
 int	 task_ids_join(const struct task_ids *, char *out, size_t outsz);
 
+/* Tasks created moments ago on this host (shared memory, master maps it). */
+#define SERVICE_SLOT	32
+int	 tasks_recent_init(void);
+void	 tasks_recent_put(const char *service, const struct task_ids *,
+	    long long channel, long long user);
+int	 tasks_recent_get(const char *service, const struct task_ids *,
+	    long long user, long long *channel, long long *owner);
+
 /* ---- lease.c: METERING=lease ---- */
 
 /* A settled request on its way to the database (the lease ring). */

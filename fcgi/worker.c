@@ -40,6 +40,7 @@ struct pending {
 struct closing {
 	char		 id[40];
 	long long	 use_time;
+	char		 tasks[256];	/* ids the answer carried, comma-separated */
 };
 
 struct worker {
@@ -364,11 +365,23 @@ flush_close(struct worker *w)
 
 	if (w->nclose == 0)
 		return;
-	buf_init(&o, CLOSE_MAX * 80);
+	buf_init(&o, CLOSE_MAX * 400);
 	buf_add(&o, "[", 1);
-	for (i = 0; i < w->nclose; i++)
-		buf_printf(&o, "%s{\"r\":\"%s\",\"u\":%lld}", i ? "," : "",
+	for (i = 0; i < w->nclose; i++) {
+		const char *k = w->close[i].tasks;
+
+		buf_printf(&o, "%s{\"r\":\"%s\",\"u\":%lld,\"k\":[", i ? "," : "",
 		    w->close[i].id, w->close[i].use_time);
+		while (*k != '\0') {	/* ids are [A-Za-z0-9_.:-] */
+			size_t n = strcspn(k, ",");
+			buf_printf(&o, "%s\"%.*s\"", k == w->close[i].tasks ? "" : ",",
+			    (int)n, k);
+			k += n;
+			if (*k == ',')
+				k++;
+		}
+		buf_adds(&o, "]}");
+	}
 	buf_add(&o, "]", 1);
 	a = DBSN(o.p, o.len);
 	if (db_run(w->db, ST_CLOSE, &a, 1, NULL, NULL, NULL) == DB_OK)
@@ -380,7 +393,8 @@ flush_close(struct worker *w)
 }
 
 static void
-close_later(struct worker *w, const char *id, long long use_time)
+close_later(struct worker *w, const char *id, long long use_time,
+    const char *tasks)
 {
 	if (w->nclose == CLOSE_MAX) {
 		/* the charge stands; the next start's recovery closes it */
@@ -391,6 +405,8 @@ close_later(struct worker *w, const char *id, long long use_time)
 		w->close_since = mono_ms();
 	strlcpy_(w->close[w->nclose].id, id, sizeof(w->close[0].id));
 	w->close[w->nclose].use_time = use_time;
+	strlcpy_(w->close[w->nclose].tasks, tasks ? tasks : "",
+	    sizeof(w->close[0].tasks));
 	if (++w->nclose >= CLOSE_BATCH)
 		flush_close(w);
 }
@@ -436,7 +452,7 @@ flush_pending(struct worker *w)
 			log_info("req=%s delayed %s done", p->id,
 			    p->done ? "settle" : "refund");
 			if (p->done)
-				close_later(w, p->id, p->use_time);
+				close_later(w, p->id, p->use_time, NULL);
 		}
 		w->pend[i] = w->pend[--w->npend];
 	}
@@ -468,13 +484,18 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 	}
 	if (settle) {
 		metrics_quota(r->quota);
-		if ((tasks == NULL || *tasks == '\0') &&
-		    r->ch->id == r->charged_channel) {
-			close_later(w, r->id, use_time);
+		/*
+		 * Task ids go with the batch (this host already knows them from
+		 * tasks_recent); only a channel changed by failover, or more
+		 * ids than a batch entry holds, is recorded at once.
+		 */
+		if (r->ch->id == r->charged_channel && (tasks == NULL ||
+		    strlen(tasks) < sizeof(w->close[0].tasks))) {
+			close_later(w, r->id, use_time, tasks);
 			return;
 		}
 		if ((rc = charge_done(w, r->id, r->ch->id, use_time, tasks)) == DB_OK) {
-			close_later(w, r->id, use_time);
+			close_later(w, r->id, use_time, NULL);
 			return;
 		}
 	} else {
@@ -739,6 +760,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			task_ids_from_answer(&tasks, res.capture.p ? res.capture.p : "",
 			    res.capture.len);
 			task_ids_join(&tasks, joined, sizeof(joined));
+			tasks_recent_put(r->service, &tasks, r->ch->id, r->tok.user_id);
 		}
 		if (r->reserved)
 			finish_charge(w, r, ok, joined);
@@ -840,6 +862,9 @@ relay(struct worker *w, struct req *r)
 	case AUTH_MODEL: gw_error(r, GW_MODEL, r->service); return;
 	case AUTH_PIN_FORBIDDEN: gw_error(r, GW_PIN); return;
 	}
+	if (cand.n > 0)		/* this host's newest tasks first */
+		tasks_recent_get(r->service, &cand, r->tok.user_id,
+		    &ao.task_channel, &ao.task_user);
 	/* a task of another user: as if it did not exist, and nothing sent */
 	if (ao.task_channel > 0 && ao.task_user != r->tok.user_id) {
 		gw_error(r, GW_TASK);

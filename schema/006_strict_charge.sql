@@ -46,9 +46,9 @@ BEGIN
         p_channel, p_token, p_group, p_ip,
         CONCAT('{"request_id":"', p_req, '"}'));
     INSERT INTO bltcy_charges (request_id, host, pid, token_id, user_id,
-        channel_id, quota, unlimited, created_at, logs_id, done)
+        channel_id, quota, unlimited, created_at, model_name, logs_id, done)
       VALUES (p_req, p_host, p_pid, p_token, p_user, p_channel, p_quota,
-        p_unlimited, p_now, LAST_INSERT_ID(), 0);
+        p_unlimited, p_now, p_model, LAST_INSERT_ID(), 0);
   END IF;
   COMMIT;
 END;
@@ -84,7 +84,7 @@ BEGIN
 END;
 
 -- Close settled charges in a batch: a JSON array of {"r": request id,
--- "u": use_time}. The quota moves onto each channel's used_quota and the
+-- "u": use_time, "k": [task ids the answer carried]}. The quota moves onto each channel's used_quota and the
 -- token's accessed_time moves on here, so those rows are written once a
 -- batch, not once a request (and never for a refunded request).
 CREATE OR REPLACE PROCEDURE bltcy_charge_close(IN p_batch text CHARSET utf8mb4)
@@ -97,6 +97,15 @@ BEGIN
       FROM JSON_TABLE(p_batch, '$[*]' COLUMNS (
              r varchar(40) PATH '$.r', u bigint PATH '$.u')) AS j
       JOIN bltcy_charges c ON c.request_id = j.r;
+  INSERT IGNORE INTO bltcy_tasks (service, task_id, channel_id, user_id,
+      token_id, created_at)
+    SELECT SUBSTRING_INDEX(c.model_name, '_passthrough', 1), j.k, c.channel_id,
+           c.user_id, c.token_id, c.created_at
+      FROM JSON_TABLE(p_batch, '$[*]' COLUMNS (
+             r varchar(40) PATH '$.r',
+             NESTED PATH '$.k[*]' COLUMNS (k varchar(191) PATH '$'))) AS j
+      JOIN bltcy_charges c ON c.request_id = j.r
+     WHERE j.k IS NOT NULL AND j.k <> '';
   UPDATE logs l JOIN bltcy_closing k ON l.id = k.logs_id
      SET l.use_time = k.u WHERE k.u > 0;
   UPDATE tokens t JOIN (SELECT token_id, MAX(created_at) ts FROM bltcy_closing

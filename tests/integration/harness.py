@@ -597,11 +597,15 @@ class Harness:
     def wait_settled(self, token, timeout=5):
         """Strict metering closes settled charges in batches (moving their
         quota onto the channel's used_quota): wait until the token has no
-        open charge. A request still in flight keeps one open; after
-        `timeout` the caller reads whatever is there."""
+        open charge (token None: no open charge at all). A request still
+        in flight keeps one open; after `timeout` the caller reads whatever
+        is there."""
         end = time.time() + timeout
         while time.time() < end:
-            if not self.sql("SELECT 1 FROM bltcy_charges WHERE token_id=%s LIMIT 1", (token["id"],)):
+            if token is None:
+                if not self.sql("SELECT 1 FROM bltcy_charges LIMIT 1"):
+                    return True
+            elif not self.sql("SELECT 1 FROM bltcy_charges WHERE token_id=%s LIMIT 1", (token["id"],)):
                 return True
             time.sleep(0.02)
         return False

@@ -997,6 +997,7 @@ def test_concurrent_token_limit(front, port):
             raise Fail("unexpected answer among the denied: %s" % short(r))
     sys.stdout.write("# 60 concurrent [%s]: %d ok, %r\n" % (front, len(ok), kinds))
     eq(len(ok), 10, "requests answered 200 (remain_quota 10000, 1000 each)")
+    H.wait_settled(token)
     t = H.sql("SELECT remain_quota, used_quota FROM tokens WHERE id=%s", (token["id"],))[0]
     eq((t["remain_quota"], t["used_quota"]), (0, 10000), "token remain_quota, used_quota")
     eq(len(H.logs(token)), 10, "logs rows")
@@ -1532,6 +1533,7 @@ def test_worker_killed_mid_request(front, port):
     row = expect_charged(before, user, token, chan, 1000, None, "POST", path, "killed request", recovered=True)
     other = json.loads(row["other"])
     check(other.get("request_id"), "logs.other of the recovered charge has no request_id: %r" % row["other"])
+    H.wait_settled(None)
     eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_charges")[0]["n"], 0, "bltcy_charges rows (all)")
 
 
