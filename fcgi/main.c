@@ -375,14 +375,18 @@ main(int argc, char *argv[])
 
 	recover(0);
 	if (strcmp(cfg_s(CFG_METERING), "lease") == 0) {
-		struct itimerval it = { { 0, 100000 }, { 0, 100000 } };
-
 		if (lease_init(host) == -1) {
 			log_err("ERR cannot map the lease table");
 			return 1;
 		}
 		lease_reconcile(&dsn);
-		setitimer(ITIMER_REAL, &it, NULL);	/* the usage writer */
+	} else if (batch_init() == -1) {
+		log_err("ERR cannot map the settlement ring");
+		return 1;
+	}
+	{	/* the batch writer's clock */
+		struct itimerval it = { { 0, 100000 }, { 0, 100000 } };
+		setitimer(ITIMER_REAL, &it, NULL);
 	}
 	nworkers = pool_size();
 	for (size_t k = 0; k < nworkers; k++)
@@ -422,6 +426,7 @@ main(int argc, char *argv[])
 			}
 			if (lease_enabled())
 				lease_shutdown(&dsn);
+			batch_shutdown(&dsn);
 			log_info("stopped");
 			return 0;
 		}
@@ -443,7 +448,10 @@ main(int argc, char *argv[])
 		}
 		if (got_alrm) {
 			got_alrm = 0;
-			lease_tick(&dsn);
+			if (lease_enabled())
+				lease_tick(&dsn);
+			else
+				batch_tick(&dsn);
 		}
 		if (got_usr1) {
 			got_usr1 = 0;

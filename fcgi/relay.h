@@ -216,6 +216,16 @@ void	 lease_reconcile(const struct dsn *);
 void	 lease_shutdown(const struct dsn *);
 uint64_t lease_backlog(void);
 
+/* ---- batch.c: strict mode's settled charges, closed by the master ---- */
+
+int	 batch_init(void);			/* master, before fork */
+int	 batch_push(const char *rid, long long use_time, const char *tasks);
+void	 batch_json(struct buf *, const char *rid, long long use_time,
+	    const char *tasks);
+void	 batch_tick(const struct dsn *);	/* master, every 100 ms */
+void	 batch_shutdown(const struct dsn *);
+uint64_t batch_backlog(void);
+
 /* ---- worker.c ---- */
 struct dsn;
 int	 worker_main(int listen_fd, const struct dsn *, const char *host,

@@ -435,7 +435,7 @@ build_headers(const struct upstream_req *rq, int *has_ct, int *has_accept)
 	}
 	snprintf(line, sizeof(line), "Authorization: Bearer %s", rq->key);
 	t = curl_slist_append(l, line);
-	wipe(line, sizeof(line));
+	wipe(line, strlen(line));
 	if (t == NULL)
 		goto fail;
 	l = t;
@@ -572,6 +572,7 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 	/* the Authorization line held the key */
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	for (struct curl_slist *i = hl; i != NULL; i = i->next)
-		wipe(i->data, strlen(i->data));
+		if (strncmp(i->data, "Authorization:", 14) == 0)
+			wipe(i->data, strlen(i->data));
 	curl_slist_free_all(hl);
 }

@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,9 +21,6 @@
 
 #define HOLD_MAX	(64 * 1024)	/* bodies up to this are read whole */
 #define PENDING_MAX	64		/* settlements waiting for the DB */
-#define CLOSE_BATCH	64		/* charges closed in one statement */
-#define CLOSE_MAX	1024		/* ... held while the DB is away */
-#define CLOSE_MS	100		/* the longest a batch waits */
 #define MSG_MAX		512
 
 /* A settlement the database could not take yet. */
@@ -36,12 +32,6 @@ struct pending {
 	char		 tasks[256];
 };
 
-/* A settled charge to close (strict mode), batched. */
-struct closing {
-	char		 id[40];
-	long long	 use_time;
-	char		 tasks[256];	/* ids the answer carried, comma-separated */
-};
 
 struct worker {
 	CURL		*curl;
@@ -52,9 +42,6 @@ struct worker {
 	int		 mslot;		/* the master's number for us */
 	struct pending	 pend[PENDING_MAX];
 	size_t		 npend;
-	struct closing	*close;
-	size_t		 nclose;
-	int64_t		 close_since;
 };
 
 /* Everything one request owns; reset by req_free before the next one. */
@@ -353,62 +340,27 @@ authenticate(struct worker *w, struct req *r, const char *key,
 }
 
 /*
- * Close the batch of settled charges: one statement moves their quota
- * onto the channels' counters and removes them. Kept when the DB is away.
+ * Hand a settled charge to the master, which closes it with others in one
+ * statement; when the ring is full (the database is away), close it here.
  */
-static void
-flush_close(struct worker *w)
-{
-	struct buf	 o;
-	struct dbv	 a;
-	size_t		 i;
-
-	if (w->nclose == 0)
-		return;
-	buf_init(&o, CLOSE_MAX * 400);
-	buf_add(&o, "[", 1);
-	for (i = 0; i < w->nclose; i++) {
-		const char *k = w->close[i].tasks;
-
-		buf_printf(&o, "%s{\"r\":\"%s\",\"u\":%lld,\"k\":[", i ? "," : "",
-		    w->close[i].id, w->close[i].use_time);
-		while (*k != '\0') {	/* ids are [A-Za-z0-9_.:-] */
-			size_t n = strcspn(k, ",");
-			buf_printf(&o, "%s\"%.*s\"", k == w->close[i].tasks ? "" : ",",
-			    (int)n, k);
-			k += n;
-			if (*k == ',')
-				k++;
-		}
-		buf_adds(&o, "]}");
-	}
-	buf_add(&o, "]", 1);
-	a = DBSN(o.p, o.len);
-	if (db_run(w->db, ST_CLOSE, &a, 1, NULL, NULL, NULL) == DB_OK)
-		w->nclose = 0;
-	else
-		log_err("ERR closing %zu settled charges: %s (kept)", w->nclose,
-		    db_error(w->db));
-	buf_free(&o);
-}
-
 static void
 close_later(struct worker *w, const char *id, long long use_time,
     const char *tasks)
 {
-	if (w->nclose == CLOSE_MAX) {
-		/* the charge stands; the next start's recovery closes it */
-		log_err("req=%s ERR close batch full", id);
+	struct buf	 o;
+	struct dbv	 a;
+
+	if (batch_push(id, use_time, tasks) == 0)
 		return;
-	}
-	if (w->nclose == 0)
-		w->close_since = mono_ms();
-	strlcpy_(w->close[w->nclose].id, id, sizeof(w->close[0].id));
-	w->close[w->nclose].use_time = use_time;
-	strlcpy_(w->close[w->nclose].tasks, tasks ? tasks : "",
-	    sizeof(w->close[0].tasks));
-	if (++w->nclose >= CLOSE_BATCH)
-		flush_close(w);
+	buf_init(&o, 4096);
+	buf_add(&o, "[", 1);
+	batch_json(&o, id, use_time, tasks);
+	buf_add(&o, "]", 1);
+	a = DBSN(o.p, o.len);
+	if (db_run(w->db, ST_CLOSE, &a, 1, NULL, NULL, NULL) != DB_OK)
+		/* the charge stands; the next start's recovery closes it */
+		log_err("req=%s ERR closing the charge: %s", id, db_error(w->db));
+	buf_free(&o);
 }
 
 /* A settlement that must be on record before the answer is complete. */
@@ -490,7 +442,7 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 		 * ids than a batch entry holds, is recorded at once.
 		 */
 		if (r->ch->id == r->charged_channel && (tasks == NULL ||
-		    strlen(tasks) < sizeof(w->close[0].tasks))) {
+		    strlen(tasks) < 256)) {
 			close_later(w, r->id, use_time, tasks);
 			return;
 		}
@@ -835,8 +787,6 @@ relay(struct worker *w, struct req *r)
 	    strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
 	    strcmp(r->method, "DELETE") == 0);
 	flush_pending(w);
-	if (w->nclose > 0 && mono_ms() - w->close_since >= CLOSE_MS)
-		flush_close(w);
 	rc = authenticate(w, r, key, &cand, &ao);
 	wipe(key, sizeof(key));
 	if (rc != DB_OK) {
@@ -984,7 +934,6 @@ handle(struct worker *w, FCGX_Request *fr)
 	    r.ch ? r.ch->id : 0, r.status, (long long)r.up_ms,
 	    (long long)r.bytes, r.ch && r.status > 0 && r.status < 400 ? r.quota : 0,
 	    (long long)(mono_ms() - r.start_ms));
-	wipe(&r.tok, sizeof(r.tok));
 	buf_free(&r.held);
 }
 
@@ -1020,8 +969,6 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		if ((acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL)
 			return 1;
 	}
-	if ((w.close = calloc(CLOSE_MAX, sizeof(*w.close))) == NULL)
-		return 1;
 	if ((w.curl = curl_easy_init()) == NULL ||
 	    (w.db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL) {
 		log_err("worker: out of memory");
@@ -1043,12 +990,6 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		}
 		handle(&w, &fr);
 		FCGX_Finish_r(&fr);
-		if (w.nclose > 0) {
-			/* close the batch now unless another request is waiting */
-			struct pollfd pfd = { fd, POLLIN, 0 };
-			if (poll(&pfd, 1, 0) == 0)
-				flush_close(&w);
-		}
 again:
 		if (reopen) {
 			reopen = 0;
@@ -1056,10 +997,8 @@ again:
 		}
 	}
 	flush_pending(&w);
-	flush_close(&w);
 	FCGX_Free(&fr, 0);
 	chcache_free(&w.cache);
-	free(w.close);
 	db_free(w.db);
 	curl_easy_cleanup(w.curl);
 	return 0;

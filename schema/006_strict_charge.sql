@@ -27,16 +27,6 @@ BEGIN
   -- a retry after a lost reply charges nothing twice
   SELECT COUNT(*) INTO v_n FROM bltcy_charges WHERE request_id = p_req;
   IF v_n = 0 THEN
-    UPDATE tokens t JOIN users u ON u.id = p_user
-       SET t.remain_quota = t.remain_quota - IF(p_unlimited, 0, p_quota),
-           t.used_quota = t.used_quota + p_quota,
-           u.quota = u.quota - p_quota, u.used_quota = u.used_quota + p_quota,
-           u.request_count = u.request_count + 1
-     WHERE t.id = p_token AND (p_unlimited OR t.remain_quota >= p_quota)
-       AND u.quota >= p_quota;
-    IF ROW_COUNT() <> 2 THEN
-      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'insufficient_quota';
-    END IF;
     INSERT INTO logs (user_id, created_at, type, content, username,
         token_name, model_name, quota, prompt_tokens, completion_tokens,
         use_time, is_stream, channel_id, token_id, `group`, ip, other)
@@ -49,13 +39,23 @@ BEGIN
         channel_id, quota, unlimited, created_at, model_name, logs_id, done)
       VALUES (p_req, p_host, p_pid, p_token, p_user, p_channel, p_quota,
         p_unlimited, p_now, p_model, LAST_INSERT_ID(), 0);
+    -- the hot rows last: their locks are held for the shortest time
+    UPDATE tokens SET remain_quota = remain_quota - IF(p_unlimited, 0, p_quota),
+           used_quota = used_quota + p_quota
+     WHERE id = p_token AND (p_unlimited OR remain_quota >= p_quota);
+    IF ROW_COUNT() <> 1 THEN
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'insufficient_quota';
+    END IF;
+    UPDATE users SET quota = quota - p_quota, used_quota = used_quota + p_quota,
+           request_count = request_count + 1
+     WHERE id = p_user AND quota >= p_quota;
+    IF ROW_COUNT() <> 1 THEN
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'insufficient_quota';
+    END IF;
   END IF;
   COMMIT;
 END;
 
--- Success that must be on record before the client has the whole answer:
--- task ids (a poll may follow at once) or the channel that answered after
--- a failover. No hot row is touched.
 CREATE OR REPLACE PROCEDURE bltcy_charge_done(
   IN p_req varchar(40) CHARSET utf8mb4, IN p_channel bigint,
   IN p_use_time bigint, IN p_now bigint, IN p_tasks text CHARSET utf8mb4)
@@ -132,12 +132,12 @@ BEGIN
     INTO v_token, v_user, v_quota, v_unlimited, v_logs
     FROM bltcy_charges WHERE request_id = p_req AND done = 0 FOR UPDATE;
   IF v_found = 1 THEN
-    UPDATE tokens t JOIN users u ON u.id = v_user
-       SET t.remain_quota = t.remain_quota + IF(v_unlimited, 0, v_quota),
-           t.used_quota = t.used_quota - v_quota,
-           u.quota = u.quota + v_quota, u.used_quota = u.used_quota - v_quota,
-           u.request_count = u.request_count - 1
-     WHERE t.id = v_token;
+    UPDATE tokens SET remain_quota = remain_quota + IF(v_unlimited, 0, v_quota),
+           used_quota = used_quota - v_quota
+     WHERE id = v_token;
+    UPDATE users SET quota = quota + v_quota, used_quota = used_quota - v_quota,
+           request_count = request_count - 1
+     WHERE id = v_user;
     DELETE FROM logs WHERE id = v_logs;
     DELETE FROM bltcy_charges WHERE request_id = p_req;
   END IF;

@@ -594,19 +594,31 @@ class Harness:
                                  auto_ban=auto_ban) if channel else None
         return user, token, chan
 
+    def close_backlog(self):
+        """Settled charges the main pool has not closed yet (strict mode)."""
+        try:
+            r = request(self.lighttpd_port, "GET", "/bltcy/metrics", timeout=5)
+        except OSError:
+            return 0
+        for line in r.body.decode("utf-8", "replace").splitlines():
+            if line.startswith("bltcy_close_backlog "):
+                return int(line.split()[1])
+        return 0
+
     def wait_settled(self, token, timeout=5):
         """Strict metering closes settled charges in batches (moving their
-        quota onto the channel's used_quota): wait until the token has no
-        open charge (token None: no open charge at all). A request still
-        in flight keeps one open; after `timeout` the caller reads whatever
-        is there."""
+        quota onto the channel's used_quota): wait until the main pool has
+        closed all it settled and the token has no open charge (token None:
+        no open charge at all). A request still in flight keeps one open;
+        after `timeout` the caller reads whatever is there."""
         end = time.time() + timeout
         while time.time() < end:
-            if token is None:
-                if not self.sql("SELECT 1 FROM bltcy_charges LIMIT 1"):
+            if self.close_backlog() == 0:
+                if token is None:
+                    if not self.sql("SELECT 1 FROM bltcy_charges LIMIT 1"):
+                        return True
+                elif not self.sql("SELECT 1 FROM bltcy_charges WHERE token_id=%s LIMIT 1", (token["id"],)):
                     return True
-            elif not self.sql("SELECT 1 FROM bltcy_charges WHERE token_id=%s LIMIT 1", (token["id"],)):
-                return True
             time.sleep(0.02)
         return False
 

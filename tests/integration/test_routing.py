@@ -147,7 +147,9 @@ def channel(group, stub=None, base_url=None, auto_ban=None, **kw):
 
 
 def state(user, token, chans=()):
-    """Rows a request may touch, read in one consistent snapshot."""
+    """Rows a request may touch, read in one consistent snapshot (once the
+    pool has closed the charges it settled)."""
+    H.wait_settled(token)
     H.sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
     try:
         s = {
