@@ -210,7 +210,7 @@ task_ids_join(const struct task_ids *t, char *out, size_t outsz)
  * unchanged around the copy. Losing an entry costs nothing but a database
  * lookup.
  */
-#define RECENT		4096
+#define RECENT		1024
 
 struct recent {
 	uint32_t	 seq;

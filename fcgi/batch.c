@@ -19,7 +19,7 @@
  * charge stands, its logs row says "recovered").
  */
 
-#define RING		2048
+#define RING		1024
 #define BATCH_MAX	512
 
 struct closing {

@@ -27,7 +27,7 @@
  */
 
 #define SLOTS		16384		/* tokens with a lease on this host */
-#define RING		4096		/* settled requests waiting for the DB */
+#define RING		2048		/* settled requests waiting for the DB */
 #define WSLOTS		2048		/* workers, all generations */
 #define BATCH_MAX	1000
 #define LEASE_BLOCKS	100		/* a lease is worth this many requests */
