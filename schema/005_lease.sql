@@ -13,8 +13,9 @@ CREATE TABLE IF NOT EXISTS bltcy_leases (
   PRIMARY KEY (host, token_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
--- Lease up to p_want (at least p_min, else nothing) from the token (unless
--- unlimited) and the user, atomically; last_grant says what was granted.
+-- Lease routines take row locks in one order everywhere: tokens, users,
+-- then bltcy_leases (the batch flush does the same), so they cannot
+-- deadlock one another.
 CREATE OR REPLACE PROCEDURE bltcy_lease(
   IN p_host varchar(64) CHARSET utf8mb4, IN p_token bigint, IN p_user bigint,
   IN p_unlimited tinyint, IN p_min bigint, IN p_want bigint, IN p_now bigint)
@@ -22,13 +23,9 @@ BEGIN
   DECLARE v_tr, v_uq, v_grant bigint DEFAULT 0;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
   START TRANSACTION;
+  SELECT IFNULL(remain_quota, 0) INTO v_tr FROM tokens WHERE id = p_token FOR UPDATE;
   SELECT IFNULL(quota, 0) INTO v_uq FROM users WHERE id = p_user FOR UPDATE;
-  IF p_unlimited = 0 THEN
-    SELECT IFNULL(remain_quota, 0) INTO v_tr FROM tokens WHERE id = p_token FOR UPDATE;
-    SET v_grant = LEAST(p_want, v_tr, v_uq);
-  ELSE
-    SET v_grant = LEAST(p_want, v_uq);
-  END IF;
+  SET v_grant = IF(p_unlimited, LEAST(p_want, v_uq), LEAST(p_want, v_tr, v_uq));
   IF v_grant < p_min OR v_grant <= 0 THEN
     SET v_grant = 0;
   ELSE
@@ -37,16 +34,54 @@ BEGIN
     END IF;
     UPDATE users SET quota = quota - v_grant WHERE id = p_user;
   END IF;
-  INSERT INTO bltcy_leases (host, token_id, user_id, unlimited, amount,
-      last_grant, updated_at)
-    VALUES (p_host, p_token, p_user, p_unlimited, v_grant, v_grant, p_now)
-    ON DUPLICATE KEY UPDATE amount = amount + v_grant, last_grant = v_grant,
-      updated_at = p_now;
+  IF v_grant > 0 THEN
+    INSERT INTO bltcy_leases (host, token_id, user_id, unlimited, amount,
+        last_grant, updated_at)
+      VALUES (p_host, p_token, p_user, p_unlimited, v_grant, v_grant, p_now)
+      ON DUPLICATE KEY UPDATE amount = amount + v_grant, last_grant = v_grant,
+        updated_at = p_now;
+  ELSE
+    UPDATE bltcy_leases SET last_grant = 0, updated_at = p_now
+      WHERE host = p_host AND token_id = p_token;
+  END IF;
   COMMIT;
 END;
 
+-- Only this host's master lowers its lease's amount, so reading it without
+-- a lock before locking tokens and users is safe.
+CREATE OR REPLACE PROCEDURE bltcy_lease_return(
+  IN p_host varchar(64) CHARSET utf8mb4, IN p_token bigint,
+  IN p_amount bigint, IN p_close tinyint, IN p_now bigint)
+BEGIN
+  DECLARE v_user, v_amount bigint;
+  DECLARE v_unl tinyint;
+  DECLARE v_give bigint;
+  DECLARE v_found int DEFAULT 1;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_found = 0;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+  SELECT user_id, unlimited, amount INTO v_user, v_unl, v_amount
+    FROM bltcy_leases WHERE host = p_host AND token_id = p_token;
+  IF v_found = 1 THEN
+    SET v_give = GREATEST(LEAST(p_amount, v_amount), 0);
+    START TRANSACTION;
+    IF v_unl = 0 THEN
+      UPDATE tokens SET remain_quota = remain_quota + v_give WHERE id = p_token;
+    END IF;
+    UPDATE users SET quota = quota + v_give WHERE id = v_user;
+    UPDATE bltcy_leases SET amount = amount - v_give, updated_at = p_now
+      WHERE host = p_host AND token_id = p_token;
+    IF p_close THEN
+      DELETE FROM bltcy_leases WHERE host = p_host AND token_id = p_token
+        AND amount <= 0;
+    END IF;
+    COMMIT;
+  END IF;
+END;
+
 -- Write a batch of usage (a JSON array of settled requests): logs rows,
--- used counters, and the spent part of the host's leases.
+-- task ids, used counters, and the spent part of the host's leases; drop
+-- leases spent to nothing (a lease's amount is never below what the host
+-- still holds in memory).
 CREATE OR REPLACE PROCEDURE bltcy_lease_flush(
   IN p_host varchar(64) CHARSET utf8mb4, IN p_batch longtext CHARSET utf8mb4)
 BEGIN
@@ -68,6 +103,14 @@ BEGIN
       un, tn, CONCAT(s, '_passthrough'), q, 0, 0, ut, 0, c, t, g, ip,
       CONCAT('{"request_id":"', rid, '"', IF(rc, ',"recovered":true', ''), '}')
     FROM bltcy_batch;
+  INSERT IGNORE INTO bltcy_tasks (service, task_id, channel_id, user_id,
+      token_id, created_at)
+    SELECT j.s, j.k, j.c, j.u, j.t, j.ts
+      FROM JSON_TABLE(p_batch, '$[*]' COLUMNS (
+        s varchar(32) PATH '$.s', c bigint PATH '$.c', u bigint PATH '$.u',
+        t bigint PATH '$.t', ts bigint PATH '$.ts',
+        NESTED PATH '$.k[*]' COLUMNS (k varchar(191) PATH '$'))) AS j
+     WHERE j.k IS NOT NULL AND j.k <> '';
   UPDATE tokens k JOIN (SELECT t, SUM(q) sq, MAX(ts) mts FROM bltcy_batch GROUP BY t) b
       ON k.id = b.t
     SET k.used_quota = k.used_quota + b.sq, k.accessed_time = b.mts;
@@ -80,38 +123,8 @@ BEGIN
   UPDATE bltcy_leases k JOIN (SELECT t, SUM(q) sq FROM bltcy_batch GROUP BY t) b
       ON k.host = p_host AND k.token_id = b.t
     SET k.amount = k.amount - b.sq;
+  DELETE FROM bltcy_leases WHERE host = p_host AND amount <= 0;
   DROP TEMPORARY TABLE bltcy_batch;
-  COMMIT;
-END;
-
--- Give p_amount of an unused lease back; p_close drops the lease row
--- once nothing is left on it.
-CREATE OR REPLACE PROCEDURE bltcy_lease_return(
-  IN p_host varchar(64) CHARSET utf8mb4, IN p_token bigint,
-  IN p_amount bigint, IN p_close tinyint, IN p_now bigint)
-BEGIN
-  DECLARE v_user, v_amount bigint;
-  DECLARE v_unl tinyint;
-  DECLARE v_give bigint;
-  DECLARE v_found int DEFAULT 1;
-  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_found = 0;
-  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
-  START TRANSACTION;
-  SELECT user_id, unlimited, amount INTO v_user, v_unl, v_amount
-    FROM bltcy_leases WHERE host = p_host AND token_id = p_token FOR UPDATE;
-  IF v_found = 1 THEN
-    SET v_give = GREATEST(LEAST(p_amount, v_amount), 0);
-    IF v_unl = 0 THEN
-      UPDATE tokens SET remain_quota = remain_quota + v_give WHERE id = p_token;
-    END IF;
-    UPDATE users SET quota = quota + v_give WHERE id = v_user;
-    UPDATE bltcy_leases SET amount = amount - v_give, updated_at = p_now
-      WHERE host = p_host AND token_id = p_token;
-    IF p_close THEN
-      DELETE FROM bltcy_leases WHERE host = p_host AND token_id = p_token
-        AND amount <= 0;
-    END IF;
-  END IF;
   COMMIT;
 END;
 

@@ -1,15 +1,84 @@
+-- bltcy-relay's own tables and routines. Everything here is prefixed bltcy_.
+
+-- Change counters. 'channels' moves whenever a channel or ability that the
+-- relay routes on changes, so the relay can cache them and still see an edit
+-- (by our admin, by new-api's admin or by plain SQL) on the next request.
+CREATE TABLE IF NOT EXISTS bltcy_meta (
+  k varchar(64) NOT NULL,
+  v bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (k)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+INSERT IGNORE INTO bltcy_meta (k, v) VALUES ('channels', 1);
+
+CREATE OR REPLACE TRIGGER bltcy_channels_ai AFTER INSERT ON channels
+FOR EACH ROW UPDATE bltcy_meta SET v = v + 1 WHERE k = 'channels';
+
+CREATE OR REPLACE TRIGGER bltcy_channels_ad AFTER DELETE ON channels
+FOR EACH ROW UPDATE bltcy_meta SET v = v + 1 WHERE k = 'channels';
+
+-- Usage counters (used_quota, test_time, ...) change on every request and
+-- must not flush the cache; only the columns routing reads do.
+CREATE OR REPLACE TRIGGER bltcy_channels_au AFTER UPDATE ON channels
+FOR EACH ROW
+  IF NOT (OLD.type <=> NEW.type AND OLD.status <=> NEW.status
+      AND OLD.`key` <=> NEW.`key` AND OLD.base_url <=> NEW.base_url
+      AND OLD.models <=> NEW.models AND OLD.`group` <=> NEW.`group`
+      AND OLD.priority <=> NEW.priority AND OLD.weight <=> NEW.weight
+      AND OLD.setting <=> NEW.setting AND OLD.auto_ban <=> NEW.auto_ban
+      AND OLD.name <=> NEW.name) THEN
+    UPDATE bltcy_meta SET v = v + 1 WHERE k = 'channels';
+  END IF;
+
+CREATE OR REPLACE TRIGGER bltcy_abilities_ai AFTER INSERT ON abilities
+FOR EACH ROW UPDATE bltcy_meta SET v = v + 1 WHERE k = 'channels';
+
+CREATE OR REPLACE TRIGGER bltcy_abilities_ad AFTER DELETE ON abilities
+FOR EACH ROW UPDATE bltcy_meta SET v = v + 1 WHERE k = 'channels';
+
+CREATE OR REPLACE TRIGGER bltcy_abilities_au AFTER UPDATE ON abilities
+FOR EACH ROW UPDATE bltcy_meta SET v = v + 1 WHERE k = 'channels';
+
+-- A charge made before forwarding and not yet closed or refunded: the
+-- record that lets the master, or the next start, close the charge of a
+-- worker that died (bltcy_charge_recover).
+CREATE TABLE IF NOT EXISTS bltcy_charges (
+  request_id varchar(40) NOT NULL,
+  host varchar(64) NOT NULL,
+  pid int NOT NULL,
+  token_id bigint NOT NULL,
+  user_id bigint NOT NULL,
+  channel_id bigint NOT NULL,
+  quota bigint NOT NULL,
+  unlimited tinyint(1) NOT NULL,
+  created_at bigint NOT NULL,
+  username varchar(191) NOT NULL DEFAULT '',
+  token_name varchar(191) NOT NULL DEFAULT '',
+  `group` varchar(64) NOT NULL DEFAULT '',
+  model_name varchar(191) NOT NULL DEFAULT '',
+  method varchar(16) NOT NULL DEFAULT '',
+  path varchar(512) NOT NULL DEFAULT '',
+  ip varchar(64) NOT NULL DEFAULT '',
+  logs_id bigint NOT NULL DEFAULT 0,
+  done tinyint(1) NOT NULL DEFAULT 0,
+  PRIMARY KEY (request_id),
+  KEY idx_bltcy_charges_host_pid (host, pid)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- (older versions of this table lack these)
+ALTER TABLE bltcy_charges ADD COLUMN IF NOT EXISTS logs_id bigint NOT NULL DEFAULT 0;
+ALTER TABLE bltcy_charges ADD COLUMN IF NOT EXISTS done tinyint(1) NOT NULL DEFAULT 0;
+
 -- Strict metering with one hot-row transaction per request.
 --
 -- bltcy_charge does at once what new-api's pre-consume does: the token's
 -- and user's quota and usage counters and the logs row, durable before
 -- the request is forwarded. A success needs no further hot-row write: the
--- worker marks the charge done (in batches, or at once when the answer
--- named tasks or came from another channel), and the batch moves the
--- quota onto the channel's counter. A failure is refunded: counters
--- reversed, logs row removed. A charge whose worker died is kept, once.
-
-ALTER TABLE bltcy_charges ADD COLUMN IF NOT EXISTS logs_id bigint NOT NULL DEFAULT 0;
-ALTER TABLE bltcy_charges ADD COLUMN IF NOT EXISTS done tinyint(1) NOT NULL DEFAULT 0;
+-- master closes settled charges in batches (bltcy_charge_close), which
+-- records their task ids and moves their quota onto the channel's counter;
+-- only an answer from another channel (failover) is recorded at once
+-- (bltcy_charge_done). A failure is refunded: counters reversed, logs row
+-- removed. A charge whose worker died is kept, once.
 
 CREATE OR REPLACE PROCEDURE bltcy_charge(
   IN p_req varchar(40) CHARSET utf8mb4, IN p_host varchar(64) CHARSET utf8mb4,
@@ -168,156 +237,15 @@ BEGIN
   COMMIT;
 END;
 
--- Charges reserved by an older version of the relay (no logs_id yet) are
--- still settled the old way.
+-- The master's entry points: a dead worker (p_pid) or an earlier run of
+-- this pool (p_pid 0); any host's charges older than p_before (bltcy-ctl).
 CREATE OR REPLACE PROCEDURE bltcy_recover(IN p_host varchar(64) CHARSET utf8mb4,
                                           IN p_pid int, IN p_now bigint)
 BEGIN
-  DECLARE v_req varchar(40) CHARSET utf8mb4;
-  DECLARE v_channel, v_created bigint;
-  DECLARE v_done int DEFAULT 0;
-  DECLARE cur CURSOR FOR
-    SELECT request_id, channel_id, created_at FROM bltcy_charges
-     WHERE host = p_host AND (p_pid = 0 OR pid = p_pid) AND logs_id = 0;
-  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = 1;
   CALL bltcy_charge_recover(p_host, p_pid, 0);
-  OPEN cur;
-  settle_loop: LOOP
-    FETCH cur INTO v_req, v_channel, v_created;
-    IF v_done = 1 THEN LEAVE settle_loop; END IF;
-    CALL bltcy_settle(v_req, v_channel, GREATEST(p_now - v_created, 0), p_now, 1, NULL);
-  END LOOP;
-  CLOSE cur;
 END;
 
 CREATE OR REPLACE PROCEDURE bltcy_recover_stale(IN p_before bigint, IN p_now bigint)
 BEGIN
-  DECLARE v_req varchar(40) CHARSET utf8mb4;
-  DECLARE v_channel, v_created bigint;
-  DECLARE v_done int DEFAULT 0;
-  DECLARE cur CURSOR FOR
-    SELECT request_id, channel_id, created_at FROM bltcy_charges
-     WHERE created_at < p_before AND logs_id = 0;
-  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = 1;
   CALL bltcy_charge_recover(NULL, 0, p_before);
-  OPEN cur;
-  settle_loop: LOOP
-    FETCH cur INTO v_req, v_channel, v_created;
-    IF v_done = 1 THEN LEAVE settle_loop; END IF;
-    CALL bltcy_settle(v_req, v_channel, GREATEST(p_now - v_created, 0), p_now, 1, NULL);
-  END LOOP;
-  CLOSE cur;
-END;
-
--- Lease routines take row locks in one order everywhere: tokens, users,
--- then bltcy_leases (the batch flush does the same), so they cannot
--- deadlock one another.
-CREATE OR REPLACE PROCEDURE bltcy_lease(
-  IN p_host varchar(64) CHARSET utf8mb4, IN p_token bigint, IN p_user bigint,
-  IN p_unlimited tinyint, IN p_min bigint, IN p_want bigint, IN p_now bigint)
-BEGIN
-  DECLARE v_tr, v_uq, v_grant bigint DEFAULT 0;
-  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
-  START TRANSACTION;
-  SELECT IFNULL(remain_quota, 0) INTO v_tr FROM tokens WHERE id = p_token FOR UPDATE;
-  SELECT IFNULL(quota, 0) INTO v_uq FROM users WHERE id = p_user FOR UPDATE;
-  SET v_grant = IF(p_unlimited, LEAST(p_want, v_uq), LEAST(p_want, v_tr, v_uq));
-  IF v_grant < p_min OR v_grant <= 0 THEN
-    SET v_grant = 0;
-  ELSE
-    IF p_unlimited = 0 THEN
-      UPDATE tokens SET remain_quota = remain_quota - v_grant WHERE id = p_token;
-    END IF;
-    UPDATE users SET quota = quota - v_grant WHERE id = p_user;
-  END IF;
-  IF v_grant > 0 THEN
-    INSERT INTO bltcy_leases (host, token_id, user_id, unlimited, amount,
-        last_grant, updated_at)
-      VALUES (p_host, p_token, p_user, p_unlimited, v_grant, v_grant, p_now)
-      ON DUPLICATE KEY UPDATE amount = amount + v_grant, last_grant = v_grant,
-        updated_at = p_now;
-  ELSE
-    UPDATE bltcy_leases SET last_grant = 0, updated_at = p_now
-      WHERE host = p_host AND token_id = p_token;
-  END IF;
-  COMMIT;
-END;
-
--- Only this host's master lowers its lease's amount, so reading it without
--- a lock before locking tokens and users is safe.
-CREATE OR REPLACE PROCEDURE bltcy_lease_return(
-  IN p_host varchar(64) CHARSET utf8mb4, IN p_token bigint,
-  IN p_amount bigint, IN p_close tinyint, IN p_now bigint)
-BEGIN
-  DECLARE v_user, v_amount bigint;
-  DECLARE v_unl tinyint;
-  DECLARE v_give bigint;
-  DECLARE v_found int DEFAULT 1;
-  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_found = 0;
-  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
-  SELECT user_id, unlimited, amount INTO v_user, v_unl, v_amount
-    FROM bltcy_leases WHERE host = p_host AND token_id = p_token;
-  IF v_found = 1 THEN
-    SET v_give = GREATEST(LEAST(p_amount, v_amount), 0);
-    START TRANSACTION;
-    IF v_unl = 0 THEN
-      UPDATE tokens SET remain_quota = remain_quota + v_give WHERE id = p_token;
-    END IF;
-    UPDATE users SET quota = quota + v_give WHERE id = v_user;
-    UPDATE bltcy_leases SET amount = amount - v_give, updated_at = p_now
-      WHERE host = p_host AND token_id = p_token;
-    IF p_close THEN
-      DELETE FROM bltcy_leases WHERE host = p_host AND token_id = p_token
-        AND amount <= 0;
-    END IF;
-    COMMIT;
-  END IF;
-END;
-
--- bltcy_lease_flush, now also dropping leases spent to nothing (a lease's
--- amount is never below what the host still holds in memory).
-CREATE OR REPLACE PROCEDURE bltcy_lease_flush(
-  IN p_host varchar(64) CHARSET utf8mb4, IN p_batch longtext CHARSET utf8mb4)
-BEGIN
-  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
-  START TRANSACTION;
-  CREATE OR REPLACE TEMPORARY TABLE bltcy_batch AS
-    SELECT * FROM JSON_TABLE(p_batch, '$[*]' COLUMNS (
-      rid varchar(40) PATH '$.rid',
-      u bigint PATH '$.u', t bigint PATH '$.t', c bigint PATH '$.c',
-      q bigint PATH '$.q', ts bigint PATH '$.ts', ut bigint PATH '$.ut',
-      m varchar(16) PATH '$.m', p varchar(512) PATH '$.p',
-      ip varchar(64) PATH '$.ip', un varchar(191) PATH '$.un',
-      tn varchar(191) PATH '$.tn', g varchar(64) PATH '$.g',
-      s varchar(64) PATH '$.s', rc tinyint PATH '$.rc')) AS j;
-  INSERT INTO logs (user_id, created_at, type, content, username, token_name,
-      model_name, quota, prompt_tokens, completion_tokens, use_time,
-      is_stream, channel_id, token_id, `group`, ip, other)
-    SELECT u, ts, 2, CONCAT('Bltcy透传模式（', m, ' ', p, '），消费配额: ', q),
-      un, tn, CONCAT(s, '_passthrough'), q, 0, 0, ut, 0, c, t, g, ip,
-      CONCAT('{"request_id":"', rid, '"', IF(rc, ',"recovered":true', ''), '}')
-    FROM bltcy_batch;
-  INSERT IGNORE INTO bltcy_tasks (service, task_id, channel_id, user_id,
-      token_id, created_at)
-    SELECT j.s, j.k, j.c, j.u, j.t, j.ts
-      FROM JSON_TABLE(p_batch, '$[*]' COLUMNS (
-        s varchar(32) PATH '$.s', c bigint PATH '$.c', u bigint PATH '$.u',
-        t bigint PATH '$.t', ts bigint PATH '$.ts',
-        NESTED PATH '$.k[*]' COLUMNS (k varchar(191) PATH '$'))) AS j
-     WHERE j.k IS NOT NULL AND j.k <> '';
-  UPDATE tokens k JOIN (SELECT t, SUM(q) sq, MAX(ts) mts FROM bltcy_batch GROUP BY t) b
-      ON k.id = b.t
-    SET k.used_quota = k.used_quota + b.sq, k.accessed_time = b.mts;
-  UPDATE users k JOIN (SELECT u, SUM(q) sq, COUNT(*) n FROM bltcy_batch GROUP BY u) b
-      ON k.id = b.u
-    SET k.used_quota = k.used_quota + b.sq, k.request_count = k.request_count + b.n;
-  UPDATE channels k JOIN (SELECT c, SUM(q) sq FROM bltcy_batch GROUP BY c) b
-      ON k.id = b.c
-    SET k.used_quota = k.used_quota + b.sq;
-  UPDATE bltcy_leases k JOIN (SELECT t, SUM(q) sq FROM bltcy_batch GROUP BY t) b
-      ON k.host = p_host AND k.token_id = b.t
-    SET k.amount = k.amount - b.sq;
-  DELETE FROM bltcy_leases WHERE host = p_host AND amount <= 0;
-  DROP TEMPORARY TABLE bltcy_batch;
-  COMMIT;
 END;
