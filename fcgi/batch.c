@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "jsonw.h"
 #include "log.h"
 #include "relay.h"
 
@@ -80,18 +81,10 @@ batch_push(const char *rid, long long use_time, const char *tasks)
 void
 batch_json(struct buf *o, const char *rid, long long use_time, const char *k)
 {
-	const char	*start = k;
-
-	buf_printf(o, "%s{\"r\":\"%s\",\"u\":%lld,\"k\":[", o->len > 1 ? "," : "",
+	buf_printf(o, "%s{\"r\":\"%s\",\"u\":%lld,\"k\":", o->len > 1 ? "," : "",
 	    rid, use_time);
-	while (k != NULL && *k != '\0') {	/* ids are [A-Za-z0-9_.:-] */
-		size_t n = strcspn(k, ",");
-		buf_printf(o, "%s\"%.*s\"", k == start ? "" : ",", (int)n, k);
-		k += n;
-		if (*k == ',')
-			k++;
-	}
-	buf_adds(o, "]}");
+	json_csv_array(o, k);
+	buf_adds(o, "}");
 }
 
 /* Close what the ring holds. Returns the number closed. */

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "jsonw.h"
 #include "log.h"
 #include "relay.h"
 
@@ -288,52 +289,27 @@ master_db(const struct dsn *dsn)
 }
 
 static void
-json_s(struct buf *o, const char *s)
-{
-	buf_add(o, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			buf_add(o, "\\", 1);
-			buf_add(o, s, 1);
-		} else if (c < 0x20)
-			buf_printf(o, "\\u%04x", c);
-		else
-			buf_add(o, s, 1);
-	}
-	buf_add(o, "\"", 1);
-}
-
-static void
 json_rec(struct buf *o, const struct usage *r)
 {
-	const char	*k = r->k;
-
 	buf_printf(o, "{\"rid\":\"%s\",\"u\":%lld,\"t\":%lld,\"c\":%lld,"
 	    "\"q\":%lld,\"ts\":%lld,\"ut\":%lld,\"rc\":%d,\"m\":", r->rid, r->u,
 	    r->t, r->c, r->q, r->ts, r->ut, r->rc);
-	json_s(o, r->m);
+	json_string(o, r->m);
 	buf_adds(o, ",\"p\":");
-	json_s(o, r->p);
+	json_string(o, r->p);
 	buf_adds(o, ",\"ip\":");
-	json_s(o, r->ip);
+	json_string(o, r->ip);
 	buf_adds(o, ",\"un\":");
-	json_s(o, r->un);
+	json_string(o, r->un);
 	buf_adds(o, ",\"tn\":");
-	json_s(o, r->tn);
+	json_string(o, r->tn);
 	buf_adds(o, ",\"g\":");
-	json_s(o, r->g);
+	json_string(o, r->g);
 	buf_adds(o, ",\"s\":");
-	json_s(o, r->s);
-	buf_adds(o, ",\"k\":[");
-	while (*k != '\0') {		/* ids are [A-Za-z0-9_.:-] */
-		size_t n = strcspn(k, ",");
-		buf_printf(o, "%s\"%.*s\"", k == r->k ? "" : ",", (int)n, k);
-		k += n;
-		if (*k == ',')
-			k++;
-	}
-	buf_adds(o, "]}");
+	json_string(o, r->s);
+	buf_adds(o, ",\"k\":");
+	json_csv_array(o, r->k);
+	buf_adds(o, "}");
 }
 
 /* Write what the ring holds. Returns the number of records written. */

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "db.h"
 #include "dsn.h"
+#include "jsonw.h"
 #include "log.h"
 #include "relay.h"
 #include "route.h"
@@ -44,7 +45,7 @@ struct worker {
 	size_t		 npend;
 };
 
-/* Everything one request owns; reset by req_free before the next one. */
+/* Everything one request owns; made afresh in handle() for each request. */
 struct req {
 	FCGX_Request	*fr;
 	char		 id[40];
@@ -140,24 +141,6 @@ on_signal(int sig)
 		stop = 1;
 }
 
-/* JSON string body (no quotes) of s into o. */
-static int
-json_str(struct buf *o, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			if (buf_add(o, "\\", 1) == -1 || buf_add(o, s, 1) == -1)
-				return -1;
-		} else if (c < 0x20) {
-			if (buf_printf(o, "\\u%04x", c) == -1)
-				return -1;
-		} else if (buf_add(o, s, 1) == -1)
-			return -1;
-	}
-	return 0;
-}
-
 static void
 send_body(struct req *r, int status, const char *ctype, const char *body,
     size_t len)
@@ -182,7 +165,7 @@ gw_error(struct req *r, enum gw_err e, ...)
 	va_end(ap);
 	buf_init(&o, 4096);
 	if (buf_adds(&o, "{\"error\":{\"message\":\"") == -1 ||
-	    json_str(&o, msg) == -1 ||
+	    json_escape(&o, msg) == -1 ||
 	    buf_printf(&o, " (request id: %s)\",\"type\":\"new_api_error\","
 	    "\"code\":\"%s\"}}", r->id, gw_errs[e].code) == -1) {
 		buf_free(&o);

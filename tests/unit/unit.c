@@ -14,6 +14,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "dsn.h"
+#include "jsonw.h"
 #include "route.h"
 #include "setting.h"
 #include "store.h"
@@ -392,6 +393,27 @@ test_crypto(void)
 	CHECK(!password_verify("x", "plaintext"));
 }
 
+static void
+test_jsonw(void)
+{
+	struct buf	 b;
+
+	buf_init(&b, 1024);
+	CHECK(json_string(&b, "a\"b\\c\n\x01") == 0 &&
+	    strcmp(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\"") == 0);
+	buf_reset(&b);
+	CHECK(json_csv_array(&b, "t1,t-2,x.y") == 0 &&
+	    strcmp(b.p, "[\"t1\",\"t-2\",\"x.y\"]") == 0);
+	buf_reset(&b);
+	CHECK(json_csv_array(&b, "") == 0 && strcmp(b.p, "[]") == 0);
+	buf_reset(&b);
+	CHECK(json_csv_array(&b, NULL) == 0 && strcmp(b.p, "[]") == 0);
+	buf_free(&b);
+	buf_init(&b, 4);
+	CHECK(json_string(&b, "toolong") == -1);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -406,6 +428,7 @@ main(void)
 	test_response_headers();
 	test_channel_form();
 	test_crypto();
+	test_jsonw();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
