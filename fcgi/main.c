@@ -157,6 +157,33 @@ recover(pid_t pid)
 	db_free(db);
 }
 
+/*
+ * Task ids are needed while a task is polled: hours, not months. Once an
+ * hour, forget those older than TASK_KEEP_DAYS, a slice at a time.
+ */
+#define TASK_KEEP_DAYS	30
+
+static void
+prune_tasks(void)
+{
+	static const char *const sql[] = {
+		"DELETE FROM bltcy_tasks WHERE created_at < ? LIMIT 10000"
+	};
+	static int64_t	 last;
+	struct db	*db;
+	struct dbv	 a;
+
+	if (last != 0 && mono_ms() - last < 3600 * 1000)
+		return;
+	last = mono_ms();
+	if ((db = db_new(&dsn, sql, 1, 0)) == NULL)
+		return;
+	a = DBI(now_s() - TASK_KEEP_DAYS * 86400LL);
+	if (db_run(db, 0, &a, 1, NULL, NULL, NULL) != DB_OK)
+		log_warn("pruning old task ids: %s", db_error(db));
+	db_free(db);
+}
+
 static pid_t
 spawn(void)
 {
@@ -434,6 +461,11 @@ main(int argc, char *argv[])
 			size_t	 n;
 			got_hup = 0;
 			if (load_config(conf, 0) == 0) {
+				if ((strcmp(cfg_s(CFG_METERING), "lease") == 0) !=
+				    lease_enabled())
+					log_warn("METERING=%s takes effect at the "
+					    "next start; the pool keeps metering "
+					    "as it started", cfg_s(CFG_METERING));
 				/* the old generation finishes what it has */
 				for (size_t k = 0; k < nworkers; k++)
 					if (pids[k] > 0 && kill(pids[k], SIGTERM) == 0)
@@ -452,6 +484,7 @@ main(int argc, char *argv[])
 				lease_tick(&dsn);
 			else
 				batch_tick(&dsn);
+			prune_tasks();
 		}
 		if (got_usr1) {
 			got_usr1 = 0;
