@@ -70,8 +70,8 @@ static const char	*lhost;
 			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 
 static const char *const master_sql[] = {
-	"CALL bltcy_lease_flush(?, ?)",
-	"CALL bltcy_lease_return(?, ?, ?, 1, ?)",
+	"CALL bltcy_lease_flush(?, ?, ?)",
+	"CALL bltcy_lease_return(?, ?, ?, 1, ?, ?)",
 	"CALL bltcy_lease_reconcile(?, ?)",
 };
 enum { MS_FLUSH, MS_RETURN, MS_RECONCILE };
@@ -182,7 +182,8 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
     const struct usage *rec)
 {
 	struct lslot	*s;
-	struct dbv	 a[7];
+	struct dbv	 a[8];
+	char		 op[64];
 	long long	 grant = 0;
 	int		 pid = (int)getpid(), zero, tries;
 
@@ -214,8 +215,10 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		a[4] = DBI(q);
 		a[5] = DBI(q * LEASE_BLOCKS);
 		a[6] = DBI(now_s());
+		snprintf(op, sizeof(op), "lease:%s:%d", rec->rid, tries);
+		a[7] = DBS(op);
 		grant = 0;
-		if (db_run(db, ST_LEASE, a, 7, NULL, NULL, NULL) != DB_OK ||
+		if (db_run(db, ST_LEASE, a, 8, NULL, NULL, NULL) != DB_OK ||
 		    db_run(db, ST_LEASE_GRANT, a, 2, lease_row, &grant, NULL) != DB_OK) {
 			STORE(&s->lock, 0);
 			log_err("lease for token %lld: %s", t->id, db_error(db));
@@ -317,7 +320,7 @@ static size_t
 flush_ring(const struct dsn *dsn)
 {
 	struct buf	 o;
-	struct dbv	 a[2];
+	struct dbv	 a[3];
 	uint64_t	 t = LOAD(&L->tail), h = LOAD(&L->head), i;
 	size_t		 n = 0;
 
@@ -335,9 +338,14 @@ flush_ring(const struct dsn *dsn)
 	}
 	buf_add(&o, "]", 1);
 	if (n > 0) {
+		char op[64];
+
+		/* a batch is named by its first request: written once */
+		snprintf(op, sizeof(op), "flush:%s", L->ring[t % RING].rid);
 		a[0] = DBS(lhost);
 		a[1] = DBSN(o.p, o.len);
-		if (db_run(mdb, MS_FLUSH, a, 2, NULL, NULL, NULL) == DB_OK)
+		a[2] = DBS(op);
+		if (db_run(mdb, MS_FLUSH, a, 3, NULL, NULL, NULL) == DB_OK)
 			STORE(&L->tail, t + n);
 		else {
 			log_err("ERR writing %zu usage records: %s (kept, retrying)",
@@ -357,7 +365,9 @@ return_idle(const struct dsn *dsn, int all)
 
 	for (i = 0; i < SLOTS; i++) {
 		struct lslot	*s = &L->slots[i];
-		struct dbv	 a[4];
+		struct dbv	 a[5];
+		uint64_t	 nonce[2];
+		char		 op[64];
 		int64_t		 give;
 		int		 zero = 0;
 
@@ -372,11 +382,16 @@ return_idle(const struct dsn *dsn, int all)
 		STORE(&s->lock, 0);
 		if (give <= 0 || master_db(dsn) == NULL)
 			continue;
+		if (random_bytes(nonce, sizeof(nonce)) == -1)
+			nonce[0] = nonce[1] = (uint64_t)mono_ms();
+		snprintf(op, sizeof(op), "return:%016llx%016llx",
+		    (unsigned long long)nonce[0], (unsigned long long)nonce[1]);
 		a[0] = DBS(lhost);
 		a[1] = DBI(s->token_id);
 		a[2] = DBI(give);
 		a[3] = DBI(now_s());
-		if (db_run(mdb, MS_RETURN, a, 4, NULL, NULL, NULL) != DB_OK) {
+		a[4] = DBS(op);
+		if (db_run(mdb, MS_RETURN, a, 5, NULL, NULL, NULL) != DB_OK) {
 			log_err("ERR returning lease of token %lld: %s",
 			    s->token_id, db_error(mdb));
 			ADD(&s->avail, give);	/* keep it; try again later */

@@ -38,7 +38,7 @@ const char *const relay_sql[ST__MAX] = {
 	    "SELECT CONCAT(channel_id, ',', user_id) FROM bltcy_tasks"
 	    " WHERE service = ? AND task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
 	    " ORDER BY user_id = ? LIMIT 1",
-	[ST_LEASE] = "CALL bltcy_lease(?, ?, ?, ?, ?, ?, ?)",
+	[ST_LEASE] = "CALL bltcy_lease(?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_LEASE_GRANT] =
 	    "SELECT last_grant FROM bltcy_leases WHERE host = ? AND token_id = ?",
 };

@@ -13,16 +13,28 @@ CREATE TABLE IF NOT EXISTS bltcy_leases (
   PRIMARY KEY (host, token_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- Operations already applied, so that one run again after a lost reply
+-- (the relay retries once when the connection drops) changes nothing.
+CREATE TABLE IF NOT EXISTS bltcy_applied (
+  op varchar(80) NOT NULL,
+  created_at bigint NOT NULL,
+  PRIMARY KEY (op),
+  KEY idx_bltcy_applied_created_at (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 -- Lease routines take row locks in one order everywhere: tokens, users,
 -- then bltcy_leases (the batch flush does the same), so they cannot
 -- deadlock one another.
 CREATE OR REPLACE PROCEDURE bltcy_lease(
   IN p_host varchar(64) CHARSET utf8mb4, IN p_token bigint, IN p_user bigint,
-  IN p_unlimited tinyint, IN p_min bigint, IN p_want bigint, IN p_now bigint)
+  IN p_unlimited tinyint, IN p_min bigint, IN p_want bigint, IN p_now bigint,
+  IN p_op varchar(80) CHARSET utf8mb4)
 BEGIN
   DECLARE v_tr, v_uq, v_grant bigint DEFAULT 0;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
   START TRANSACTION;
+  INSERT IGNORE INTO bltcy_applied (op, created_at) VALUES (p_op, p_now);
+  IF ROW_COUNT() = 1 THEN
   SELECT IFNULL(remain_quota, 0) INTO v_tr FROM tokens WHERE id = p_token FOR UPDATE;
   SELECT IFNULL(quota, 0) INTO v_uq FROM users WHERE id = p_user FOR UPDATE;
   SET v_grant = IF(p_unlimited, LEAST(p_want, v_uq), LEAST(p_want, v_tr, v_uq));
@@ -44,6 +56,7 @@ BEGIN
     UPDATE bltcy_leases SET last_grant = 0, updated_at = p_now
       WHERE host = p_host AND token_id = p_token;
   END IF;
+  END IF;
   COMMIT;
 END;
 
@@ -51,7 +64,8 @@ END;
 -- a lock before locking tokens and users is safe.
 CREATE OR REPLACE PROCEDURE bltcy_lease_return(
   IN p_host varchar(64) CHARSET utf8mb4, IN p_token bigint,
-  IN p_amount bigint, IN p_close tinyint, IN p_now bigint)
+  IN p_amount bigint, IN p_close tinyint, IN p_now bigint,
+  IN p_op varchar(80) CHARSET utf8mb4)
 BEGIN
   DECLARE v_user, v_amount bigint;
   DECLARE v_unl tinyint;
@@ -64,6 +78,10 @@ BEGIN
   IF v_found = 1 THEN
     SET v_give = GREATEST(LEAST(p_amount, v_amount), 0);
     START TRANSACTION;
+    INSERT IGNORE INTO bltcy_applied (op, created_at) VALUES (p_op, p_now);
+    IF ROW_COUNT() = 0 THEN
+      SET v_give = 0;
+    END IF;
     IF v_unl = 0 THEN
       UPDATE tokens SET remain_quota = remain_quota + v_give WHERE id = p_token;
     END IF;
@@ -83,10 +101,14 @@ END;
 -- leases spent to nothing (a lease's amount is never below what the host
 -- still holds in memory).
 CREATE OR REPLACE PROCEDURE bltcy_lease_flush(
-  IN p_host varchar(64) CHARSET utf8mb4, IN p_batch longtext CHARSET utf8mb4)
+  IN p_host varchar(64) CHARSET utf8mb4, IN p_batch longtext CHARSET utf8mb4,
+  IN p_op varchar(80) CHARSET utf8mb4)
 BEGIN
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
   START TRANSACTION;
+  DELETE FROM bltcy_applied WHERE created_at < UNIX_TIMESTAMP() - 86400 LIMIT 1000;
+  INSERT IGNORE INTO bltcy_applied (op, created_at) VALUES (p_op, UNIX_TIMESTAMP());
+  IF ROW_COUNT() = 1 THEN
   CREATE OR REPLACE TEMPORARY TABLE bltcy_batch AS
     SELECT * FROM JSON_TABLE(p_batch, '$[*]' COLUMNS (
       rid varchar(40) PATH '$.rid',
@@ -125,6 +147,7 @@ BEGIN
     SET k.amount = k.amount - b.sq;
   DELETE FROM bltcy_leases WHERE host = p_host AND amount <= 0;
   DROP TEMPORARY TABLE bltcy_batch;
+  END IF;
   COMMIT;
 END;
 
@@ -142,7 +165,8 @@ BEGIN
   give_back: LOOP
     FETCH cur INTO v_token, v_amount;
     IF v_done = 1 THEN LEAVE give_back; END IF;
-    CALL bltcy_lease_return(p_host, v_token, v_amount, 1, p_now);
+    CALL bltcy_lease_return(p_host, v_token, v_amount, 1, p_now,
+                            CONCAT('reconcile:', p_now, ':', p_host, ':', v_token));
   END LOOP;
   CLOSE cur;
   DELETE FROM bltcy_leases WHERE host = p_host;

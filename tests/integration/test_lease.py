@@ -833,6 +833,67 @@ def test_sigterm_in_flight_failure_not_charged():
     fail_on(problems)
 
 
+@S.test(fronts=False)
+def test_routines_applied_once():
+    """The relay runs a statement again, once, when the connection dropped
+    before its reply: every metering routine run twice with the same
+    arguments must change the rows once."""
+    user, token, chan = H.setup_account(quota=10 ** 6, remain_quota=100000)
+    host = "retry-test-host"
+    now = int(time.time())
+
+    def rows():
+        t = H.sql("SELECT remain_quota, used_quota FROM tokens WHERE id=%s", (token["id"],))[0]
+        u = H.sql("SELECT quota, used_quota, request_count FROM users WHERE id=%s", (user["id"],))[0]
+        n = H.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (token["id"],))[0]["n"]
+        return (t["remain_quota"], t["used_quota"], u["quota"], u["used_quota"], u["request_count"], n)
+
+    start = rows()
+    # lease metering: a lease, a usage batch, a return
+    for _ in range(2):
+        H.sql("CALL bltcy_lease(%s, %s, %s, 0, 1000, 5000, %s, 'lease:once-1:0')",
+              (host, token["id"], user["id"], now))
+    eq(rows()[0], start[0] - 5000, "remain_quota after the same lease twice")
+    batch = json.dumps([{"rid": "once-req-1", "u": user["id"], "t": token["id"], "c": chan["id"],
+                         "q": 1000, "ts": now, "ut": 0, "rc": 0, "m": "POST", "p": "/kling/x",
+                         "ip": "127.0.0.1", "un": user["username"], "tn": token["name"],
+                         "g": user["group"], "s": "kling", "k": ["once-task-1"]}])
+    for _ in range(2):
+        H.sql("CALL bltcy_lease_flush(%s, %s, 'flush:once-req-1')", (host, batch))
+    r = rows()
+    eq((r[1], r[3], r[4], r[5]), (start[1] + 1000, start[3] + 1000, start[4] + 1, start[5] + 1),
+       "used quotas, request_count and logs rows after the same batch twice")
+    eq(H.sql("SELECT amount FROM bltcy_leases WHERE host=%s AND token_id=%s", (host, token["id"]))[0]["amount"],
+       4000, "lease amount after the same batch twice")
+    for _ in range(2):
+        H.sql("CALL bltcy_lease_return(%s, %s, 4000, 1, %s, 'return:once-1')", (host, token["id"], now))
+    r = rows()
+    eq((r[0], r[2]), (start[0] - 1000, start[2] - 1000), "remain_quota and user quota after the same return twice")
+    eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_leases WHERE host=%s", (host,))[0]["n"], 0, "lease rows left")
+    # strict metering: a charge and its refund, a charge and its close
+    base = rows()
+    args = ("once-req-2", host, 1, token["id"], user["id"], chan["id"], 500, 0, now,
+            user["username"], token["name"], user["group"], "kling_passthrough", "POST", "/kling/y", "127.0.0.1")
+    for _ in range(2):
+        H.sql("CALL bltcy_charge(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", args)
+    r = rows()
+    eq((r[0], r[1], r[4], r[5]), (base[0] - 500, base[1] + 500, base[4] + 1, base[5] + 1),
+       "remain, used, request_count, logs rows after the same charge twice")
+    for _ in range(2):
+        H.sql("CALL bltcy_charge_refund('once-req-2')")
+    eq(rows(), base, "rows after the same refund twice")
+    args3 = ("once-req-3",) + args[1:]
+    H.sql("CALL bltcy_charge(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", args3)
+    used = H.sql("SELECT used_quota FROM channels WHERE id=%s", (chan["id"],))[0]["used_quota"]
+    for _ in range(2):
+        H.sql("CALL bltcy_charge_close(%s)", (json.dumps([{"r": "once-req-3", "u": 0, "k": ["once-task-3"]}]),))
+    eq(H.sql("SELECT used_quota FROM channels WHERE id=%s", (chan["id"],))[0]["used_quota"], used + 500,
+       "channel used_quota after the same close twice")
+    eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_charges WHERE request_id='once-req-3'")[0]["n"], 0, "charge closed")
+    eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_tasks WHERE task_id IN ('once-task-1','once-task-3')")[0]["n"], 2,
+       "task ids recorded by both batch kinds")
+
+
 # ---------------------------------------------------------------------------
 
 
