@@ -39,14 +39,20 @@ def eq(got, want, what):
 
 
 class Suite:
-    def __init__(self, name, timeout=150):
+    def __init__(self, name, timeout=150, after_each=None,
+                 watch=("relay", "lighttpd", "nginx", "stub", "mariadbd")):
+        """after_each() runs after every test (e.g. to reset stubs); watch
+        names the harness processes whose death is reported."""
         self.name = name
         self.timeout = timeout
+        self.after_each = after_each
+        self.watch = watch
         self.tests = []
 
     def test(self, fronts=True):
         """Register a test function named test_<name>. With fronts=True it
-        runs once per front server and gets (front, port)."""
+        runs once per front server, with a tuple once per front named, and
+        gets (front, port); with fronts=False it takes no argument."""
         def deco(fn):
             self.tests.append((fn.__name__[len("test_"):], fn, fronts))
             return fn
@@ -56,7 +62,7 @@ class Suite:
         out = []
         for name, fn, fronts in self.tests:
             if fronts:
-                for f in FRONTS:
+                for f in (FRONTS if fronts is True else fronts):
                     out.append(("%s[%s]" % (name, f), fn, f))
             else:
                 out.append((name, fn, None))
@@ -120,8 +126,13 @@ class Suite:
                         reason = "%s: %s (at %s:%d)" % (type(e).__name__, e, os.path.basename(tb.filename),
                                                        tb.lineno)
                     print("not ok - %s: %s" % (name, reason.replace("\n", " | ")[:3000]), flush=True)
+                if self.after_each is not None:
+                    try:
+                        self.after_each()
+                    except Exception:  # noqa: BLE001
+                        pass
                 # a dead pool or front would fail everything after: say so once
-                for pname in ("relay", "lighttpd", "nginx", "stub", "mariadbd"):
+                for pname in self.watch:
                     p = h.procs.get(pname)
                     if p is not None and p.poll() is not None:
                         print("# %s exited with %s after %s" % (pname, p.returncode, name), flush=True)

@@ -24,23 +24,20 @@ import hashlib
 import json
 import os
 import re
-import signal
 import socket
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import runner  # noqa: E402
 from harness import Harness, SetupError, StubClient, rec_body, rec_header, request, wait_for  # noqa: E402
 
 H = None
 STUB = {}           # stub name -> StubClient
 STUB_URL = {}       # stub name -> base URL
 DEAD_URL = None     # a port where nothing listens
-TESTS = []
 BOTH = ("lighttpd", "nginx")
-TEST_TIMEOUT = 120
 BREAKER_THRESHOLD = 3
 CONFIG = {
     "BREAKER_THRESHOLD": str(BREAKER_THRESHOLD),
@@ -49,35 +46,25 @@ CONFIG = {
 }
 
 
-class Fail(Exception):
-    pass
+def reset_stubs():
+    """The rules of one test never leak into the next."""
+    for s in STUB.values():
+        s.script(replace=True)
 
 
-class Timeout(Exception):
-    pass
+S = runner.Suite("routing", timeout=120, after_each=reset_stubs,
+                 watch=("relay", "lighttpd", "nginx", "stub", "stubB", "stubC"))
+Fail, check, eq = runner.Fail, runner.check, runner.eq
 
 
 def test(fronts=("lighttpd",)):
     """Register a test that runs once per front server named in fronts and
     gets (front, port)."""
-    def deco(fn):
-        TESTS.append((fn.__name__[len("test_"):], fn, fronts))
-        return fn
-    return deco
+    return S.test(fronts)
 
 
 # ---------------------------------------------------------------------------
 # assertions
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise Fail("%s: want %r, got %r" % (what, want, got))
 
 
 def short(r):
@@ -933,82 +920,16 @@ def setup():
     DEAD_URL = "http://127.0.0.1:%d" % dead
 
 
-def on_alarm(signum, frame):
-    raise Timeout("test took longer than %d s" % TEST_TIMEOUT)
-
-
-def main(argv):
+def start(keep):
     global H
-    filters = []
-    keep = False
-    i = 0
-    while i < len(argv):
-        if argv[i] == "-k":
-            filters.append(argv[i + 1])
-            i += 2
-            continue
-        if argv[i] == "--keep":
-            keep = True
-        i += 1
-    cases = []
-    for name, fn, fronts in TESTS:
-        for f in fronts:
-            cases.append(("%s[%s]" % (name, f), fn, f))
-    if filters:
-        cases = [c for c in cases if any(s in c[0] for s in filters)]
-    passed = failed = 0
-    t_start = time.time()
     H = Harness(workers=4, keep=keep, extra_config=CONFIG)
     try:
         setup()
-    except Exception as e:  # noqa: BLE001
-        reason = str(e).replace("\n", " | ")[:2000]
-        print("not ok - setup: %s" % reason)
-        for name, _, _ in cases:
-            print("not ok - %s: harness setup failed" % name)
+    except BaseException:
         H.stop()
-        print("routing: 0 passed, %d failed" % (len(cases) + 1))
-        return 1
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
-    try:
-        for name, fn, front in cases:
-            t0 = time.time()
-            signal.alarm(TEST_TIMEOUT)
-            try:
-                fn(front, H.fronts[front])
-                signal.alarm(0)
-                passed += 1
-                print("ok - %s (%.1fs)" % (name, time.time() - t0), flush=True)
-            except Exception as e:  # noqa: BLE001
-                signal.alarm(0)
-                failed += 1
-                if isinstance(e, (Fail, Timeout)):
-                    reason = str(e)
-                else:
-                    tb = traceback.extract_tb(e.__traceback__)[-1]
-                    reason = "%s: %s (at %s:%d)" % (type(e).__name__, e, os.path.basename(tb.filename), tb.lineno)
-                print("not ok - %s: %s" % (name, reason.replace("\n", " | ")[:3000]), flush=True)
-            for s in STUB.values():     # rules of one test never leak into the next
-                try:
-                    s.script(replace=True)
-                except Exception:  # noqa: BLE001
-                    pass
-            for pname in ("relay", "lighttpd", "nginx", "stub", "stubB", "stubC"):
-                p = H.procs.get(pname)
-                if p is not None and p.poll() is not None:
-                    print("# %s exited with %s after %s" % (pname, p.returncode, name), flush=True)
-                    H.procs.pop(pname)
-    finally:
-        if failed:
-            print("# last relay log lines:")
-            for line in H.log_tail("relay.log", 15).splitlines():
-                print("#   " + line[:300])
-        H.stop()
-    print("# routing run took %.0fs" % (time.time() - t_start))
-    print("routing: %d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+        raise
+    return H
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(S.main(sys.argv[1:], start))
