@@ -16,6 +16,7 @@ struct db;
 /* The relay's statements, by index into relay_sql[] (sql.c). */
 enum stmt {
 	ST_AUTH,
+	ST_AUTH_PLAIN,
 	ST_CHANNELS,
 	ST_ABILITIES,
 	ST_RESERVE,

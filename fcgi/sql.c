@@ -18,6 +18,16 @@ const char *const relay_sql[ST__MAX] = {
 	    "   ORDER BY k.user_id = t.user_id LIMIT 1)"
 	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
 	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
+	/* the same when the request names no task id: no task lookup at all */
+	[ST_AUTH_PLAIN] =
+	    "SELECT t.id, t.user_id, t.status, t.name, t.expired_time,"
+	    " t.remain_quota, t.unlimited_quota, t.model_limits_enabled,"
+	    " t.model_limits, t.allow_ips, t.`group`,"
+	    " u.id, u.username, u.role, u.status, u.quota, u.`group`,"
+	    " u.deleted_at IS NOT NULL,"
+	    " (SELECT v FROM bltcy_meta WHERE k = 'channels'), NULL"
+	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
+	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
 	[ST_CHANNELS] =
 	    "SELECT id, name, base_url, `key`, setting, auto_ban FROM channels"
 	    " WHERE type = 55 AND status = 1 ORDER BY id",

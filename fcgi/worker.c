@@ -312,7 +312,10 @@ authenticate(struct worker *w, struct req *r, const char *key,
 		}
 	}
 	a[9] = DBS(key);
-	rc = db_run(w->db, ST_AUTH, a, 10, auth_row, ao, NULL);
+	if (cand->n > 0)
+		rc = db_run(w->db, ST_AUTH, a, 10, auth_row, ao, NULL);
+	else
+		rc = db_run(w->db, ST_AUTH_PLAIN, &a[9], 1, auth_row, ao, NULL);
 	if (e != NULL && rc == DB_OK && ao->found && klen < sizeof(e->key)) {
 		memcpy(e->key, key, klen + 1);
 		e->row = r->tok;
