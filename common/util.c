@@ -144,7 +144,11 @@ wipe(void *p, size_t n)
 int64_t
 now_s(void)
 {
-	return (int64_t)time(NULL);
+	struct timespec	 ts;
+
+	/* not time(2): its coarse clock can lag a second boundary by a tick */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
 }
 
 int64_t
