@@ -101,35 +101,13 @@ for f in FRONTS:
         sys.exit("bench: unknown front %r in BENCH_FRONTS" % f)
 
 
-class BenchError(Exception):
-    pass
+# the integration harness's helpers: a failure to set up is a SetupError
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import SetupError as BenchError, free_port, wait_for  # noqa: E402
 
 
 def log(msg):
     print("# " + msg, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_for(pred, timeout, what, interval=0.05):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - remember why it is not ready
-            last = e
-        time.sleep(interval)
-    raise BenchError("timed out after %ds waiting for %s%s" %
-                     (timeout, what, (": %r" % last) if last else ""))
 
 
 def http(port, path, method="GET", headers=None, body=None, timeout=10):

@@ -1,4 +1,5 @@
-"""A tiny test runner shared by the integration suites (no pytest).
+"""A tiny test runner shared by the integration suites (no pytest), and the
+checks of the relay's answers they have in common.
 
 A suite registers test functions; tests that concern HTTP behaviour run
 once per front server (lighttpd, nginx) and get (front, port). Output:
@@ -11,6 +12,7 @@ starting with `#`, and a closing `<suite>: N passed, M failed`.
     sys.exit(S.main(sys.argv[1:], start))   # start(keep) -> a started Harness
 """
 
+import json
 import os
 import signal
 import sys
@@ -36,6 +38,51 @@ def check(cond, msg):
 def eq(got, want, what):
     if got != want:
         raise Fail("%s: want %r, got %r" % (what, want, got))
+
+# ---------------------------------------------------------------------------
+# what the relay answers, shared by the suites
+
+
+def short(r):
+    b = r.body if len(r.body) <= 300 else r.body[:300] + b"..."
+    return "%d %s" % (r.status, b.decode("utf-8", "replace"))
+
+
+def gw_error_body(rid, code, msg):
+    return ('{"error":{"message":%s,"type":"new_api_error","code":"%s"}}' % (
+        json.dumps("%s (request id: %s)" % (msg, rid), ensure_ascii=False), code)).encode()
+
+
+def expect_gw_error(r, status, code, msg, what=""):
+    rid = r.header("X-Request-Id")
+    check(rid, "%s: no X-Request-Id header on %s" % (what, short(r)))
+    want = gw_error_body(rid, code, msg)
+    if r.status != status or r.body != want:
+        raise Fail("%s: want %d %s, got %s" % (what, status, want.decode(), short(r)))
+    ct = r.header("Content-Type") or ""
+    check(ct.startswith("application/json"), "%s: Content-Type %r" % (what, ct))
+
+
+def transport_error_body(reason):
+    return ('{"code":"request_failed","message":%s,"data":null}' % json.dumps(
+        "转发请求到旧网关失败: " + reason, ensure_ascii=False)).encode()
+
+
+def expect_transport_error(r, status, reason, what=""):
+    check(r.header("X-Request-Id"), "%s: no X-Request-Id header on %s" % (what, short(r)))
+    want = transport_error_body(reason)
+    if r.status != status or r.body != want:
+        raise Fail("%s: want %d %s, got %s" % (what, status, want.decode(), short(r)))
+    ct = r.header("Content-Type") or ""
+    check(ct.startswith("application/json"), "%s: Content-Type %r" % (what, ct))
+
+
+def expect_ok(r, what=""):
+    """A relayed 200; returns its request id."""
+    if r.status != 200:
+        raise Fail("%s: want 200, got %s" % (what, short(r)))
+    check(r.header("X-Request-Id"), "%s: no X-Request-Id on a relayed response" % what)
+    return r.header("X-Request-Id")
 
 
 class Suite:

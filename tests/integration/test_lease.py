@@ -36,7 +36,7 @@ from harness import Conn, Harness, SetupError, request  # noqa: E402
 
 import pymysql  # noqa: E402
 import runner  # noqa: E402
-from runner import Fail, check, eq  # noqa: E402
+from runner import Fail, check, eq, expect_ok, gw_error_body, short  # noqa: E402
 
 H = None
 S = runner.Suite("lease", timeout=150)
@@ -56,16 +56,6 @@ def auth(token):
     return [("Authorization", "Bearer sk-" + token["key"])]
 
 
-def short(r):
-    b = r.body if len(r.body) <= 300 else r.body[:300] + b"..."
-    return "%d %s" % (r.status, b.decode("utf-8", "replace"))
-
-
-def gw_error_body(rid, code, msg):
-    return ('{"error":{"message":%s,"type":"new_api_error","code":"%s"}}' % (
-        json.dumps("%s (request id: %s)" % (msg, rid), ensure_ascii=False), code)).encode()
-
-
 def is_denial(r, allow_exhausted=True):
     rid = r.header("X-Request-Id") or ""
     if r.status == 403 and r.body == gw_error_body(rid, "insufficient_quota", "额度不足"):
@@ -74,13 +64,6 @@ def is_denial(r, allow_exhausted=True):
             r.body == gw_error_body(rid, "token_quota_exhausted", "该令牌额度已用尽"):
         return "401 token_quota_exhausted"
     return None
-
-
-def expect_ok(r, what=""):
-    if r.status != 200:
-        raise Fail("%s: want 200, got %s" % (what, short(r)))
-    check(r.header("X-Request-Id"), "%s: no X-Request-Id on a relayed response" % what)
-    return r.header("X-Request-Id")
 
 
 def lease_pool(name, workers=2, **cfg):

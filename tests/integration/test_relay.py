@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Conn, Harness, SetupError, rec_body, rec_header, request  # noqa: E402
 
-from runner import Fail, Suite, check, eq  # noqa: E402
+from runner import (Fail, Suite, check, eq, expect_gw_error, expect_ok,  # noqa: E402
+                    expect_transport_error, gw_error_body, short)
 
 H = None
 SUITE = Suite("integration", timeout=150)
@@ -34,46 +35,6 @@ MiB = 1024 * 1024
 
 def test(fronts=True):
     return SUITE.test(fronts)
-
-
-def short(r):
-    b = r.body if len(r.body) <= 300 else r.body[:300] + b"..."
-    return "%d %s" % (r.status, b.decode("utf-8", "replace"))
-
-
-def gw_error_body(rid, code, msg):
-    return ('{"error":{"message":%s,"type":"new_api_error","code":"%s"}}' % (
-        json.dumps("%s (request id: %s)" % (msg, rid), ensure_ascii=False), code)).encode()
-
-
-def expect_gw_error(r, status, code, msg, what=""):
-    rid = r.header("X-Request-Id")
-    check(rid, "%s: no X-Request-Id header on %s" % (what, short(r)))
-    want = gw_error_body(rid, code, msg)
-    if r.status != status or r.body != want:
-        raise Fail("%s: want %d %s, got %s" % (what, status, want.decode(), short(r)))
-    ct = r.header("Content-Type") or ""
-    check(ct.startswith("application/json"), "%s: Content-Type %r" % (what, ct))
-
-
-def transport_error_body(reason):
-    return ('{"code":"request_failed","message":%s,"data":null}' % json.dumps(
-        "转发请求到旧网关失败: " + reason, ensure_ascii=False)).encode()
-
-
-def expect_transport_error(r, status, reason, what=""):
-    check(r.header("X-Request-Id"), "%s: no X-Request-Id header on %s" % (what, short(r)))
-    want = transport_error_body(reason)
-    if r.status != status or r.body != want:
-        raise Fail("%s: want %d %s, got %s" % (what, status, want.decode(), short(r)))
-    ct = r.header("Content-Type") or ""
-    check(ct.startswith("application/json"), "%s: Content-Type %r" % (what, ct))
-
-
-def expect_ok(r, what=""):
-    if r.status != 200:
-        raise Fail("%s: want 200, got %s" % (what, short(r)))
-    check(r.header("X-Request-Id"), "%s: no X-Request-Id on a relayed response" % what)
 
 
 # ---------------------------------------------------------------------------

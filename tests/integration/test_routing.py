@@ -55,6 +55,8 @@ def reset_stubs():
 S = runner.Suite("routing", timeout=120, after_each=reset_stubs,
                  watch=("relay", "lighttpd", "nginx", "stub", "stubB", "stubC"))
 Fail, check, eq = runner.Fail, runner.check, runner.eq
+short, gw_error_body, expect_gw_error = runner.short, runner.gw_error_body, runner.expect_gw_error
+transport_error_body, expect_ok = runner.transport_error_body, runner.expect_ok
 
 
 def test(fronts=("lighttpd",)):
@@ -65,37 +67,6 @@ def test(fronts=("lighttpd",)):
 
 # ---------------------------------------------------------------------------
 # assertions
-
-
-def short(r):
-    b = r.body if len(r.body) <= 300 else r.body[:300] + b"..."
-    return "%d %s" % (r.status, b.decode("utf-8", "replace"))
-
-
-def gw_error_body(rid, code, msg):
-    return ('{"error":{"message":%s,"type":"new_api_error","code":"%s"}}' % (
-        json.dumps("%s (request id: %s)" % (msg, rid), ensure_ascii=False), code)).encode()
-
-
-def expect_gw_error(r, status, code, msg, what=""):
-    rid = r.header("X-Request-Id")
-    check(rid, "%s: no X-Request-Id header on %s" % (what, short(r)))
-    want = gw_error_body(rid, code, msg)
-    if r.status != status or r.body != want:
-        raise Fail("%s: want %d %s, got %s" % (what, status, want.decode(), short(r)))
-    ct = r.header("Content-Type") or ""
-    check(ct.startswith("application/json"), "%s: Content-Type %r" % (what, ct))
-
-
-def transport_error_body(reason):
-    return ('{"code":"request_failed","message":%s,"data":null}' % json.dumps(
-        "转发请求到旧网关失败: " + reason, ensure_ascii=False)).encode()
-
-
-def expect_ok(r, what=""):
-    if r.status != 200:
-        raise Fail("%s: want 200, got %s" % (what, short(r)))
-    check(r.header("X-Request-Id"), "%s: no X-Request-Id on a relayed response" % what)
 
 
 def echo_of(r, what):
