@@ -12,6 +12,9 @@
 static int		 log_fd = STDERR_FILENO;
 static char		 log_path[512];
 static enum log_level	 log_min = LV_INFO;
+static long		 log_pid;	/* getpid(2) is a syscall each time */
+static time_t		 stamp_t = -1;	/* the second stamp[] shows */
+static char		 stamp[64];
 
 static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERR" };
 
@@ -27,6 +30,7 @@ log_open(const char *file, const char *level)
 		log_min = LV_ERR;
 	if (level != NULL && strcmp(level, "warn") == 0)
 		log_min = LV_WARN;
+	log_pid = (long)getpid();
 	log_path[0] = '\0';
 	if (file != NULL && *file != '\0') {
 		if (strlcpy_(log_path, file, sizeof(log_path)) >= sizeof(log_path))
@@ -53,6 +57,12 @@ log_reopen(void)
 	return 0;
 }
 
+void
+log_forked(void)
+{
+	log_pid = (long)getpid();
+}
+
 int
 log_enabled(enum log_level lv)
 {
@@ -72,10 +82,17 @@ logmsg(enum log_level lv, const char *fmt, ...)
 	if (lv < log_min)
 		return;
 	t = time(NULL);
-	gmtime_r(&t, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02dZ %s "
-	    "[%ld] ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, names[lv], (long)getpid());
+	if (t != stamp_t) {
+		gmtime_r(&t, &tm);
+		snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02dZ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec);
+		stamp_t = t;
+	}
+	if (log_pid == 0)
+		log_pid = (long)getpid();
+	n = snprintf(line, sizeof(line), "%s %s [%ld] ", stamp, names[lv],
+	    log_pid);
 	if (n < 0)
 		return;
 	va_start(ap, fmt);

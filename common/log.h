@@ -9,6 +9,7 @@ enum log_level { LV_DEBUG, LV_INFO, LV_WARN, LV_ERR };
  */
 int	 log_open(const char *file, const char *level);	/* 0 ok, -1 errno */
 int	 log_reopen(void);
+void	 log_forked(void);		/* in a child: its own pid */
 int	 log_enabled(enum log_level);
 void	 logmsg(enum log_level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -210,8 +210,10 @@ spawn(void)
 			lease_worker_died(wslot);
 		return -1;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		log_forked();
 		_exit(worker_main(listen_fd, &dsn, host, seed, wslot, (int)o));
+	}
 	owners[o].pid = pid;
 	owners[o].wslot = wslot;
 	return pid;

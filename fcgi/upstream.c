@@ -553,10 +553,17 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	else if (has_body) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, &x);
-		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-		curl_easy_setopt(c, CURLOPT_SEEKDATA, &x);
+		if (rq->held_all) {
+			/* all in memory: it leaves with the headers, in one send */
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->held->p ?
+			    rq->held->p : "");
+			x.upload_done_ms = mono_ms();
+		} else {
+			curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(c, CURLOPT_READDATA, &x);
+			curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+			curl_easy_setopt(c, CURLOPT_SEEKDATA, &x);
+		}
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)cl);
 		if (strcmp(rq->method, "POST") != 0)
 			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
