@@ -31,7 +31,9 @@
 #define RING		2048		/* settled requests waiting for the DB */
 #define WSLOTS		2048		/* workers, all generations */
 #define BATCH_MAX	1000
-#define LEASE_BLOCKS	100		/* a lease is worth this many requests */
+#define LEASE_BLOCKS	100		/* a lease is worth this many requests, */
+#define LEASE_GROW	64		/* times up to this for a busy token */
+#define LEASE_FAST_MS	1000		/* the last lease went quicker: double */
 #define IDLE_MS		10000		/* an unused lease goes back after this */
 
 struct lslot {
@@ -42,6 +44,8 @@ struct lslot {
 	int64_t		 avail;
 	int64_t		 inflight;
 	int64_t		 last_use;	/* mono ms */
+	int64_t		 leased_at;	/* mono ms of the last lease */
+	int64_t		 grow;		/* blocks per lease, 1..LEASE_GROW */
 };
 
 struct wslot {
@@ -62,6 +66,7 @@ static struct lshm	*L;
 static struct wslot	*me;		/* this worker's slot */
 static struct db	*mdb;		/* the master's connection */
 static const char	*lhost;
+static int		 mypid;
 
 #define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -112,6 +117,7 @@ void
 lease_attach(int wslot)
 {
 	me = wslot >= 0 ? &L->w[wslot] : NULL;
+	mypid = (int)getpid();
 }
 
 static struct lslot *
@@ -185,7 +191,8 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 	struct dbv	 a[8];
 	char		 op[64];
 	long long	 grant = 0;
-	int		 pid = (int)getpid(), zero, tries;
+	int64_t		 now, grow;
+	int		 zero, tries;
 
 	if ((s = find_slot(t->id, t->user_id, t->unlimited)) == NULL)
 		return -2;
@@ -193,7 +200,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		if (tries > 0 && grant < q)
 			return -1;
 		zero = 0;
-		if (!CAS(&s->lock, &zero, pid)) {
+		if (!CAS(&s->lock, &zero, mypid)) {
 			/* another worker is leasing: wait for it, or take over
 			 * from one that died holding the lock */
 			if (zero != 0 && kill(zero, 0) == -1 && errno == ESRCH)
@@ -212,8 +219,23 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		a[1] = DBI(t->id);
 		a[2] = DBI(t->user_id);
 		a[3] = DBI(t->unlimited);
+		/*
+		 * A token spending a lease within a second gets twice as much
+		 * next time, so a busy token leases about once a second; one
+		 * that slows down gets back to a single block.
+		 */
+		now = mono_ms();
+		grow = LOAD(&s->grow);
+		if (grow < 1)
+			grow = 1;
+		else if (now - LOAD(&s->leased_at) < LEASE_FAST_MS)
+			grow = grow * 2 > LEASE_GROW ? LEASE_GROW : grow * 2;
+		else if (now - LOAD(&s->leased_at) > 5 * LEASE_FAST_MS)
+			grow = grow / 2 > 1 ? grow / 2 : 1;
+		STORE(&s->grow, grow);
+		STORE(&s->leased_at, now);
 		a[4] = DBI(q);
-		a[5] = DBI(q * LEASE_BLOCKS);
+		a[5] = DBI(q * LEASE_BLOCKS * grow);
 		a[6] = DBI(now_s());
 		snprintf(op, sizeof(op), "lease:%s:%d", rec->rid, tries);
 		a[7] = DBS(op);
