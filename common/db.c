@@ -497,6 +497,14 @@ db_errno(const struct db *db)
 	return db->err_no;
 }
 
+unsigned long
+db_conn_id(struct db *db)
+{
+	if (db->my == NULL && connect_db(db) != DB_OK)
+		return 0;
+	return mysql_thread_id(db->my);
+}
+
 /*
  * Each migration runs once and is recorded. MariaDB commits DDL
  * implicitly, so migrations are written to be safe to run again (IF NOT

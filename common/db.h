@@ -68,6 +68,8 @@ void		 db_rollback(struct db *);
 enum db_rc	 db_ping(struct db *);
 const char	*db_error(const struct db *);	/* last error, for logs */
 unsigned int	 db_errno(const struct db *);
+/* The server's id of the connection (connecting first); 0 if none. */
+unsigned long	 db_conn_id(struct db *);
 
 /* Apply the compiled-in schema migrations that are not recorded yet. */
 enum db_rc	 db_migrate(struct db *, int verbose);

@@ -49,8 +49,9 @@ struct lslot {
 };
 
 struct wslot {
-	int		 active;	/* a charge is in flight */
-	int		 slot;		/* its lslot */
+	int		 active;	/* 0 free, -1 idle, or a charge_state */
+	int		 slot;		/* its lslot (lease) */
+	unsigned long	 conn;		/* its DB connection id (strict) */
 	uint64_t	 pushed;	/* ring position + 1 once pushed */
 	struct usage	 rec;
 };
@@ -67,6 +68,7 @@ static struct wslot	*me;		/* this worker's slot */
 static struct db	*mdb;		/* the master's connection */
 static const char	*lhost;
 static int		 mypid;
+static int		 lstrict;	/* METERING=strict: the ring only */
 
 #define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -78,19 +80,22 @@ static const char *const master_sql[] = {
 	"CALL bltcy_lease_flush(?, ?, ?)",
 	"CALL bltcy_lease_return(?, ?, ?, 1, ?, ?)",
 	"CALL bltcy_lease_reconcile(?, ?)",
+	"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+	"SELECT req FROM bltcy_slots WHERE host = ? AND slot = ?",
 };
-enum { MS_FLUSH, MS_RETURN, MS_RECONCILE };
+enum { MS_FLUSH, MS_RETURN, MS_RECONCILE, MS_CONN, MS_SLOT, MS__MAX };
 
 int
 lease_enabled(void)
 {
-	return L != NULL;
+	return L != NULL && !lstrict;
 }
 
 int
-lease_init(const char *host)
+lease_init(const char *host, int strict)
 {
 	lhost = host;
+	lstrict = strict;
 	L = mmap(NULL, sizeof(*L), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (L == MAP_FAILED) {
@@ -257,7 +262,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		me->rec = *rec;
 		me->slot = (int)(s - L->slots);
 		STORE(&me->pushed, 0);
-		STORE(&me->active, 1);
+		STORE(&me->active, CH_CHARGED);
 	}
 	return 0;
 }
@@ -278,29 +283,55 @@ ring_push(const struct usage *rec, int wslot_pushed)
 	return 0;
 }
 
-/* The request is over: usage into the ring (ok) or the quota back. */
+/* The request is over: usage into the ring (ok) or the lease back. */
 void
 lease_finish(const struct token_row *t, long long q, int ok, long long channel,
     long long use_time, const char *tasks)
 {
-	struct lslot	*s;
-
-	if (me == NULL || LOAD(&me->active) != 1)
+	if (me == NULL || LOAD(&me->active) != CH_CHARGED)
 		return;
-	s = &L->slots[me->slot];
 	if (ok) {
 		me->rec.c = channel;
 		me->rec.ut = use_time;
+		me->rec.x = lstrict;
 		strlcpy_(me->rec.k, tasks ? tasks : "", sizeof(me->rec.k));
 		while (ring_push(&me->rec, 1) == -1) {
 			/* the master is behind (DB down): wait for room */
 			log_warn("usage ring full; waiting for the database");
 			usleep(100000);
 		}
-	} else
-		ADD(&s->avail, q);
-	ADD(&s->inflight, -1);
+	}
+	if (!lstrict) {
+		struct lslot *s = &L->slots[me->slot];
+		if (!ok)
+			ADD(&s->avail, q);
+		ADD(&s->inflight, -1);
+	}
 	STORE(&me->active, -1);
+}
+
+/*
+ * Strict metering: where this worker's charge statement stands. rec (may
+ * be NULL to keep the one recorded) is what the master writes if the
+ * worker dies charged; conn is the connection the statement runs on.
+ */
+void
+charge_state(const struct usage *rec, enum charge_state st, unsigned long conn)
+{
+	if (me == NULL)
+		return;
+	if (rec != NULL) {
+		me->rec = *rec;
+		STORE(&me->pushed, 0);
+	}
+	me->conn = conn;
+	STORE(&me->active, (int)st);
+}
+
+int
+charge_slot(void)
+{
+	return me != NULL ? (int)(me - L->w) : -1;
 }
 
 /* ---- master side ---- */
@@ -309,7 +340,7 @@ static struct db *
 master_db(const struct dsn *dsn)
 {
 	if (mdb == NULL)
-		mdb = db_new(dsn, master_sql, 3, 0);
+		mdb = db_new(dsn, master_sql, MS__MAX, 0);
 	return mdb;
 }
 
@@ -317,8 +348,8 @@ static void
 json_rec(struct buf *o, const struct usage *r)
 {
 	buf_printf(o, "{\"rid\":\"%s\",\"u\":%lld,\"t\":%lld,\"c\":%lld,"
-	    "\"q\":%lld,\"ts\":%lld,\"ut\":%lld,\"rc\":%d,\"m\":", r->rid, r->u,
-	    r->t, r->c, r->q, r->ts, r->ut, r->rc);
+	    "\"q\":%lld,\"ts\":%lld,\"ut\":%lld,\"rc\":%d,\"x\":%d,\"m\":",
+	    r->rid, r->u, r->t, r->c, r->q, r->ts, r->ut, r->rc, r->x);
 	json_string(o, r->m);
 	buf_adds(o, ",\"p\":");
 	json_string(o, r->p);
@@ -428,21 +459,93 @@ lease_tick(const struct dsn *dsn)
 
 	while (flush_ring(dsn) == BATCH_MAX)
 		;
-	if (mono_ms() - last_idle > 1000) {
+	if (!lstrict && mono_ms() - last_idle > 1000) {
 		last_idle = mono_ms();
 		return_idle(dsn, 0);
 	}
 }
 
-/* A worker died: settle its in-flight charge as strict mode does. */
+struct slot_q {
+	const char	*rid;
+	int		 found;
+};
+
+static int
+slot_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct slot_q	*q = arg;
+
+	(void)n;
+	q->found = c[0].t == DBV_STR && strcmp(c[0].s, q->rid) == 0;
+	return 1;
+}
+
+static int
+count_row(void *arg, const struct dbv *c, size_t n)
+{
+	(void)n;
+	*(long long *)arg = c[0].t == DBV_INT ? c[0].i : 0;
+	return 1;
+}
+
+/*
+ * Strict metering: a worker died with its charge or refund statement
+ * perhaps in flight. Once its connection is gone from the server nothing
+ * more can apply, and its slot's row tells whether it is charged.
+ * Returns 1 charged, 0 not, -1 unknown (database unreachable).
+ */
+static int
+dead_worker_charged(const struct dsn *dsn, struct wslot *w, int wslot)
+{
+	struct dbv	 a[2];
+	struct slot_q	 q = { w->rec.rid, 0 };
+	long long	 n = 1;
+	int		 tries;
+
+	if (master_db(dsn) == NULL)
+		return -1;
+	a[0] = DBI(w->conn);
+	for (tries = 0; tries < 100 && n > 0 && w->conn != 0; tries++) {
+		if (db_run(mdb, MS_CONN, a, 1, count_row, &n, NULL) != DB_OK)
+			return -1;
+		if (n > 0)
+			usleep(50000);
+	}
+	if (n > 0)
+		log_warn("WARN req=%s: the dead worker's connection %lu is still "
+		    "open after 5 s", w->rec.rid, w->conn);
+	a[0] = DBS(lhost);
+	a[1] = DBI(wslot);
+	if (db_run(mdb, MS_SLOT, a, 2, slot_row, &q, NULL) != DB_OK)
+		return -1;
+	return q.found;
+}
+
+/* A worker died: what it had charged is kept, once, marked recovered. */
 void
-lease_worker_died(int wslot)
+lease_worker_died(const struct dsn *dsn, int wslot)
 {
 	struct wslot	*w = &L->w[wslot];
+	int		 st = LOAD(&w->active);
 
-	if (LOAD(&w->active) == 1) {
+	if (st == CH_CHARGING || st == CH_REFUNDING) {
+		switch (dead_worker_charged(dsn, w, wslot)) {
+		case 1:
+			st = CH_CHARGED;
+			break;
+		case 0:
+			st = -1;
+			break;
+		default:
+			log_err("ERR req=%s: a worker died charging and the "
+			    "database cannot say whether it was charged: %s",
+			    w->rec.rid, mdb ? db_error(mdb) : "no connection");
+			st = -1;
+			break;
+		}
+	}
+	if (st == CH_CHARGED) {
 		uint64_t	 p = LOAD(&w->pushed);
-		struct lslot	*s = &L->slots[w->slot];
 
 		if (p != 0) {
 			/* it died writing to the ring: finish the write */
@@ -452,14 +555,17 @@ lease_worker_died(int wslot)
 			}
 		} else {
 			w->rec.rc = 1;
+			w->rec.x = lstrict;
 			w->rec.ut = now_s() - w->rec.ts;
 			me = NULL;
 			if (ring_push(&w->rec, 0) == -1)
 				log_err("ERR usage ring full: a dead worker's "
-				    "charge of %lld is refunded at the next "
-				    "start", w->rec.q);
+				    "charge of %lld is %s", w->rec.q, lstrict ?
+				    "kept without its logs row" :
+				    "refunded at the next start");
 		}
-		ADD(&s->inflight, -1);
+		if (!lstrict)
+			ADD(&L->slots[w->slot].inflight, -1);
 	}
 	STORE(&w->active, 0);		/* free for the next worker */
 }
@@ -487,7 +593,8 @@ lease_shutdown(const struct dsn *dsn)
 	for (tries = 0; tries < 50 && LOAD(&L->tail) != LOAD(&L->head); tries++)
 		if (flush_ring(dsn) == 0)
 			usleep(100000);
-	return_idle(dsn, 1);
+	if (!lstrict)
+		return_idle(dsn, 1);
 	db_free(mdb);
 	mdb = NULL;
 }

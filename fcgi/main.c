@@ -200,14 +200,14 @@ spawn(void)
 		return -1;
 	}
 	random_bytes(&seed, sizeof(seed));
-	if (lease_enabled() && (wslot = lease_worker_slot()) == -1) {
+	if ((wslot = lease_worker_slot()) == -1) {
 		log_err("ERR no free lease slot for a worker");
 		return -1;
 	}
 	if ((pid = fork()) == -1) {
 		log_err("fork: %s", strerror(errno));
 		if (wslot != -1)
-			lease_worker_died(wslot);
+			lease_worker_died(&dsn, wslot);
 		return -1;
 	}
 	if (pid == 0) {
@@ -230,7 +230,7 @@ release(pid_t pid)
 	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
 		if (owners[i].pid == pid) {
 			if (owners[i].wslot != -1)
-				lease_worker_died(owners[i].wslot);
+				lease_worker_died(&dsn, owners[i].wslot);
 			metrics_worker_gone(i);
 			owners[i].pid = 0;
 			return;
@@ -403,16 +403,12 @@ main(int argc, char *argv[])
 	sigaction(SIGPIPE, &sa, NULL);
 
 	recover(0);
-	if (strcmp(cfg_s(CFG_METERING), "lease") == 0) {
-		if (lease_init(host) == -1) {
-			log_err("ERR cannot map the lease table");
-			return 1;
-		}
-		lease_reconcile(&dsn);
-	} else if (batch_init() == -1) {
-		log_err("ERR cannot map the settlement ring");
+	if (lease_init(host, strcmp(cfg_s(CFG_METERING), "lease") != 0) == -1) {
+		log_err("ERR cannot map the usage ring");
 		return 1;
 	}
+	if (lease_enabled())
+		lease_reconcile(&dsn);
 	{	/* the batch writer's clock */
 		struct itimerval it = { { 0, 100000 }, { 0, 100000 } };
 		setitimer(ITIMER_REAL, &it, NULL);
@@ -453,9 +449,7 @@ main(int argc, char *argv[])
 					recover(pid);
 				release(pid);
 			}
-			if (lease_enabled())
-				lease_shutdown(&dsn);
-			batch_shutdown(&dsn);
+			lease_shutdown(&dsn);
 			log_info("stopped");
 			return 0;
 		}
@@ -482,10 +476,7 @@ main(int argc, char *argv[])
 		}
 		if (got_alrm) {
 			got_alrm = 0;
-			if (lease_enabled())
-				lease_tick(&dsn);
-			else
-				batch_tick(&dsn);
+			lease_tick(&dsn);
 			prune_tasks();
 		}
 		if (got_usr1) {

@@ -270,16 +270,12 @@ metrics_render(struct buf *o)
 	    "# HELP bltcy_breaker_skips_total Channel picks skipped by an open circuit breaker.\n"
 	    "# TYPE bltcy_breaker_skips_total counter\n"
 	    "bltcy_breaker_skips_total %llu\n"
-	    "# HELP bltcy_lease_backlog Settled requests not yet written (METERING=lease).\n"
-	    "# TYPE bltcy_lease_backlog gauge\n"
-	    "bltcy_lease_backlog %llu\n"
-	    "# HELP bltcy_close_backlog Settled charges not yet closed (METERING=strict).\n"
-	    "# TYPE bltcy_close_backlog gauge\n"
-	    "bltcy_close_backlog %llu\n",
+	    "# HELP bltcy_usage_backlog Settled requests whose logs rows are not written yet.\n"
+	    "# TYPE bltcy_usage_backlog gauge\n"
+	    "bltcy_usage_backlog %llu\n",
 	    (unsigned long long)LOAD(&m->quota), inflight(),
 	    (unsigned long long)LOAD(&m->restarts),
 	    (unsigned long long)LOAD(&m->breaker_skips),
-	    (unsigned long long)lease_backlog(),
-	    (unsigned long long)batch_backlog());
+	    (unsigned long long)lease_backlog());
 	return rc == 0 ? 0 : -1;
 }

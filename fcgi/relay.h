@@ -19,11 +19,10 @@ enum stmt {
 	ST_AUTH_PLAIN,
 	ST_CHANNELS,
 	ST_ABILITIES,
-	ST_RESERVE,
-	ST_SETTLE,
-	ST_REFUND,
-	ST_CLOSE,
-	ST_RECOVER,
+	ST_CHARGE,
+	ST_UNCHARGE,
+	ST_SLOT,
+	ST_SLOT_INIT,
 	ST_PING,
 	ST_TASKS_ADD,
 	ST_AUTO_BAN,
@@ -183,14 +182,15 @@ void	 tasks_recent_put(const char *service, const struct task_ids *,
 int	 tasks_recent_get(const char *service, const struct task_ids *,
 	    long long user, long long *channel, long long *owner);
 
-/* ---- lease.c: METERING=lease ---- */
+/* ---- lease.c: the usage ring, and METERING=lease ---- */
 
-/* A settled request on its way to the database (the lease ring). */
+/* A settled request on its way to the database (the usage ring). */
 struct usage {
 	uint64_t	 ready;		/* ring position + 1 once written */
 	char		 rid[40];
 	long long	 u, t, c, q, ts, ut;
 	int		 rc;		/* settled by recovery */
+	int		 x;		/* strict: token and user already charged */
 	char		 m[16];
 	char		 p[160];
 	char		 ip[48];
@@ -201,9 +201,24 @@ struct usage {
 	char		 k[256];	/* task ids, comma-separated */
 };
 
+/*
+ * Both meterings keep a worker's charge in flight in shared memory and
+ * hand settled requests to the master through one ring; the master writes
+ * them in batches. Lease metering also takes the charge from a leased
+ * block there; strict metering makes it with one durable statement and
+ * marks where that statement stands (charge_state), so that the master can
+ * tell whether a worker that died with one in flight was charged.
+ */
+enum charge_state {
+	CH_IDLE = -1,		/* no charge */
+	CH_CHARGING = 2,	/* the charge statement may be in flight */
+	CH_CHARGED = 1,		/* charged */
+	CH_REFUNDING = 3,	/* the refund statement may be in flight */
+};
+
 struct dsn;
-int	 lease_init(const char *host);		/* master, before fork */
-int	 lease_enabled(void);
+int	 lease_init(const char *host, int strict);	/* master, before fork */
+int	 lease_enabled(void);			/* METERING=lease */
 int	 lease_worker_slot(void);		/* master: a free slot */
 void	 lease_attach(int wslot);		/* worker */
 int64_t	 lease_available(long long token_id);
@@ -211,21 +226,14 @@ int	 lease_spend(struct db *, const struct token_row *, long long q,
 	    const struct usage *);
 void	 lease_finish(const struct token_row *, long long q, int ok,
 	    long long channel, long long use_time, const char *tasks);
+void	 charge_state(const struct usage *, enum charge_state,
+	    unsigned long conn);
+int	 charge_slot(void);			/* worker: its row's slot */
 void	 lease_tick(const struct dsn *);
-void	 lease_worker_died(int wslot);
+void	 lease_worker_died(const struct dsn *, int wslot);
 void	 lease_reconcile(const struct dsn *);
 void	 lease_shutdown(const struct dsn *);
 uint64_t lease_backlog(void);
-
-/* ---- batch.c: strict mode's settled charges, closed by the master ---- */
-
-int	 batch_init(void);			/* master, before fork */
-int	 batch_push(const char *rid, long long use_time, const char *tasks);
-void	 batch_json(struct buf *, const char *rid, long long use_time,
-	    const char *tasks);
-void	 batch_tick(const struct dsn *);	/* master, every 100 ms */
-void	 batch_shutdown(const struct dsn *);
-uint64_t batch_backlog(void);
 
 /* ---- worker.c ---- */
 struct dsn;

@@ -35,12 +35,35 @@ const char *const relay_sql[ST__MAX] = {
 	    "SELECT a.`group`, a.model, a.channel_id, a.priority, a.weight"
 	    " FROM abilities a JOIN channels c ON c.id = a.channel_id"
 	    " WHERE a.enabled = 1 AND c.type = 55 AND c.status = 1",
-	[ST_RESERVE] =
-	    "CALL bltcy_charge(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	[ST_SETTLE] = "CALL bltcy_charge_done(?, ?, ?, ?, ?)",
-	[ST_REFUND] = "CALL bltcy_charge_refund(?)",
-	[ST_CLOSE] = "CALL bltcy_charge_close(?)",
-	[ST_RECOVER] = "CALL bltcy_recover(?, ?, ?)",
+	/*
+	 * Strict metering's charge, in one durable statement: token and
+	 * user, and this worker's slot row, which then names the request.
+	 * Run again after a lost reply it changes nothing (s.req <> ?).
+	 */
+	[ST_CHARGE] =
+	    "UPDATE tokens t JOIN users u ON u.id = ?"
+	    " JOIN bltcy_slots s ON s.host = ? AND s.slot = ?"
+	    " SET t.remain_quota = t.remain_quota - IF(?, 0, ?),"
+	    " t.used_quota = t.used_quota + ?,"
+	    " u.quota = u.quota - ?, u.used_quota = u.used_quota + ?,"
+	    " u.request_count = u.request_count + 1,"
+	    " s.req = ?, s.updated_at = ?"
+	    " WHERE t.id = ? AND s.req <> ? AND (? OR t.remain_quota >= ?)"
+	    " AND u.quota >= ?",
+	/* its refund: only while the slot names the request, so only once */
+	[ST_UNCHARGE] =
+	    "UPDATE tokens t JOIN users u ON u.id = ?"
+	    " JOIN bltcy_slots s ON s.host = ? AND s.slot = ?"
+	    " SET t.remain_quota = t.remain_quota + IF(?, 0, ?),"
+	    " t.used_quota = t.used_quota - ?,"
+	    " u.quota = u.quota + ?, u.used_quota = u.used_quota - ?,"
+	    " u.request_count = u.request_count - 1,"
+	    " s.req = '', s.updated_at = ?"
+	    " WHERE t.id = ? AND s.req = ?",
+	[ST_SLOT] = "SELECT req FROM bltcy_slots WHERE host = ? AND slot = ?",
+	[ST_SLOT_INIT] =
+	    "INSERT IGNORE INTO bltcy_slots (host, slot, updated_at)"
+	    " VALUES (?, ?, ?)",
 	[ST_PING] = "SELECT v FROM bltcy_meta WHERE k = 'channels'",
 	[ST_TASKS_ADD] = "CALL bltcy_tasks_add(?, ?, ?, ?, ?, ?)",
 	[ST_AUTO_BAN] = "CALL bltcy_auto_ban(?, ?, ?)",

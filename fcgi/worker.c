@@ -21,16 +21,18 @@
  */
 
 #define HOLD_MAX	(64 * 1024)	/* bodies up to this are read whole */
-#define PENDING_MAX	64		/* settlements waiting for the DB */
+#define PENDING_MAX	64		/* refunds waiting for the DB */
 #define MSG_MAX		512
 
-/* A settlement the database could not take yet. */
+/*
+ * A strict refund the database could not take yet. It applies only while
+ * the worker's slot row names the request, so trying it again is safe,
+ * also when the charge it undoes never happened.
+ */
 struct pending {
 	char		 id[40];
-	int		 done;		/* else refund */
-	long long	 channel;
-	long long	 use_time;
-	char		 tasks[256];
+	long long	 token, user, quota;
+	int		 unlimited;
 };
 
 
@@ -41,6 +43,7 @@ struct worker {
 	const char	*host;
 	uint64_t	 rng;
 	int		 mslot;		/* the master's number for us */
+	int		 slot_ready;	/* our bltcy_slots row exists */
 	struct pending	 pend[PENDING_MAX];
 	size_t		 npend;
 };
@@ -61,7 +64,6 @@ struct req {
 	int		 have_tok;
 	long long	 pin;
 	struct channel	*ch;
-	long long	 charged_channel;	/* the channel the charge names */
 	long long	 quota;
 	int		 reserved;
 	struct buf	 held;
@@ -325,46 +327,51 @@ authenticate(struct worker *w, struct req *r, const char *key,
 	return rc;
 }
 
-/*
- * Hand a settled charge to the master, which closes it with others in one
- * statement; when the ring is full (the database is away), close it here.
- */
-static void
-close_later(struct worker *w, const char *id, long long use_time,
-    const char *tasks)
-{
-	struct buf	 o;
-	struct dbv	 a;
-
-	if (batch_push(id, use_time, tasks) == 0)
-		return;
-	buf_init(&o, 4096);
-	buf_add(&o, "[", 1);
-	batch_json(&o, id, use_time, tasks);
-	buf_add(&o, "]", 1);
-	a = DBSN(o.p, o.len);
-	if (db_run(w->db, ST_CLOSE, &a, 1, NULL, NULL, NULL) != DB_OK)
-		/* the charge stands; the next start's recovery closes it */
-		log_err("req=%s ERR closing the charge: %s", id, db_error(w->db));
-	buf_free(&o);
-}
-
-/* A settlement that must be on record before the answer is complete. */
+/* Strict metering: the refund statement; DB_OK once it is done. */
 static enum db_rc
-charge_done(struct worker *w, const char *id, long long channel,
-    long long use_time, const char *tasks)
+uncharge(struct worker *w, const struct pending *p, int in_flight)
 {
-	struct dbv	 a[5];
+	struct dbv	 a[11];
 
-	a[0] = DBS(id);
-	a[1] = DBI(channel);
-	a[2] = DBI(use_time);
-	a[3] = DBI(now_s());
-	a[4] = tasks != NULL && *tasks ? DBS(tasks) : DBNULL;
-	return db_run(w->db, ST_SETTLE, a, 5, NULL, NULL, NULL);
+	a[0] = DBI(p->user);
+	a[1] = DBS(w->host);
+	a[2] = DBI(charge_slot());
+	a[3] = DBI(p->unlimited);
+	a[4] = a[5] = a[6] = a[7] = DBI(p->quota);
+	a[8] = DBI(now_s());
+	a[9] = DBI(p->token);
+	a[10] = DBS(p->id);
+	/* the master looks at this request if we die now */
+	if (in_flight)
+		charge_state(NULL, CH_REFUNDING, db_conn_id(w->db));
+	return db_run(w->db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
 }
 
-/* Retry settlements the DB could not take earlier. */
+static void
+refund_of(struct pending *p, const struct req *r)
+{
+	memset(p, 0, sizeof(*p));
+	strlcpy_(p->id, r->id, sizeof(p->id));
+	p->token = r->tok.id;
+	p->user = r->tok.user_id;
+	p->quota = r->quota;
+	p->unlimited = r->tok.unlimited;
+}
+
+/* Remember a refund for later; the charge stands until it is done. */
+static void
+uncharge_later(struct worker *w, const struct pending *p)
+{
+	log_err("req=%s refund failed: %s; will retry", p->id, db_error(w->db));
+	if (w->npend == PENDING_MAX) {
+		log_err("req=%s ERR pending refunds full; the charge of %lld "
+		    "stands", p->id, p->quota);
+		return;
+	}
+	w->pend[w->npend++] = *p;
+}
+
+/* Retry refunds the DB could not take earlier. */
 static void
 flush_pending(struct worker *w)
 {
@@ -372,88 +379,44 @@ flush_pending(struct worker *w)
 
 	while (i < w->npend) {
 		struct pending	*p = &w->pend[i];
-		struct dbv	 a;
-		enum db_rc	 rc;
+		enum db_rc	 rc = uncharge(w, p, 0);
 
-		if (p->done)
-			rc = charge_done(w, p->id, p->channel, p->use_time, p->tasks);
-		else {
-			a = DBS(p->id);
-			rc = db_run(w->db, ST_REFUND, &a, 1, NULL, NULL, NULL);
-		}
 		if (rc == DB_DOWN)
 			return;
 		if (rc != DB_OK)
-			log_err("req=%s ERR %s failed for good: %s", p->id,
-			    p->done ? "settle" : "refund", db_error(w->db));
-		else {
-			log_info("req=%s delayed %s done", p->id,
-			    p->done ? "settle" : "refund");
-			if (p->done)
-				close_later(w, p->id, p->use_time, NULL);
-		}
+			log_err("req=%s ERR refund failed for good: %s", p->id,
+			    db_error(w->db));
+		else
+			log_info("req=%s delayed refund done", p->id);
 		w->pend[i] = w->pend[--w->npend];
 	}
 }
 
 /*
- * Settle (upstream answered < 400) or refund the charge. In strict mode
- * the charge was complete when it was made; a settlement records the task
- * ids of the answer (comma-separated, may be NULL) and the channel that
- * answered at once when there is something to record, and closes the
- * charge in a later batch.
+ * Settle (upstream answered < 400) or refund the charge. A settlement goes
+ * into the usage ring, which the master writes in batches: the logs row,
+ * the channel that answered, the task ids. In strict mode the charge was
+ * complete when it was made; a refund is one statement.
  */
 static void
 finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 {
-	struct pending	*p;
-	struct dbv	 a;
-	enum db_rc	 rc = DB_OK;
+	struct pending	 p;
 	long long	 use_time = (mono_ms() - r->start_ms + 500) / 1000;
 
 	if (!r->reserved)
 		return;
 	r->reserved = 0;
-	if (lease_enabled()) {
+	if (settle || lease_enabled()) {
 		lease_finish(&r->tok, r->quota, settle, r->ch->id, use_time, tasks);
 		if (settle)
 			metrics_quota(r->quota);
 		return;
 	}
-	if (settle) {
-		metrics_quota(r->quota);
-		/*
-		 * Task ids go with the batch (this host already knows them from
-		 * tasks_recent); only a channel changed by failover, or more
-		 * ids than a batch entry holds, is recorded at once.
-		 */
-		if (r->ch->id == r->charged_channel && (tasks == NULL ||
-		    strlen(tasks) < 256)) {
-			close_later(w, r->id, use_time, tasks);
-			return;
-		}
-		if ((rc = charge_done(w, r->id, r->ch->id, use_time, tasks)) == DB_OK) {
-			close_later(w, r->id, use_time, NULL);
-			return;
-		}
-	} else {
-		a = DBS(r->id);
-		if ((rc = db_run(w->db, ST_REFUND, &a, 1, NULL, NULL, NULL)) == DB_OK)
-			return;
-	}
-	log_err("req=%s %s failed: %s; will retry", r->id,
-	    settle ? "settle" : "refund", db_error(w->db));
-	if (w->npend == PENDING_MAX) {
-		log_err("req=%s ERR pending settlements full; run bltcy-ctl "
-		    "recover", r->id);
-		return;
-	}
-	p = &w->pend[w->npend++];
-	strlcpy_(p->id, r->id, sizeof(p->id));
-	p->done = settle;
-	p->channel = r->ch->id;
-	p->use_time = use_time;
-	strlcpy_(p->tasks, tasks ? tasks : "", sizeof(p->tasks));
+	refund_of(&p, r);
+	if (uncharge(w, &p, 1) != DB_OK)
+		uncharge_later(w, &p);
+	charge_state(NULL, CH_IDLE, 0);
 }
 
 static int
@@ -498,39 +461,94 @@ hold_body(struct req *r)
 	return 0;
 }
 
+/* What the logs row of this request will say, but for the answer. */
+static void
+usage_record(struct usage *u, const struct req *r, const char *group)
+{
+	size_t	 i;
+
+	memset(u, 0, sizeof(*u));
+	strlcpy_(u->rid, r->id, sizeof(u->rid));
+	u->u = r->tok.user_id;
+	u->t = r->tok.id;
+	u->c = r->ch->id;
+	u->q = r->quota;
+	u->ts = now_s();
+	strlcpy_(u->m, r->method, sizeof(u->m));
+	snprintf(u->p, sizeof(u->p), "%.*s", (int)(r->pathlen < sizeof(u->p) ?
+	    r->pathlen : sizeof(u->p) - 1), r->path);
+	for (i = 0; u->p[i]; i++)	/* the batch is JSON: ASCII only */
+		if ((unsigned char)u->p[i] >= 0x80)
+			u->p[i] = '?';
+	strlcpy_(u->ip, r->ip, sizeof(u->ip));
+	strlcpy_(u->un, r->tok.username, sizeof(u->un));
+	strlcpy_(u->tn, r->tok.name, sizeof(u->tn));
+	strlcpy_(u->g, group, sizeof(u->g));
+	strlcpy_(u->s, r->service, sizeof(u->s));
+}
+
+static int
+slot_names(void *arg, const struct dbv *c, size_t n)
+{
+	struct req	*r = arg;
+
+	(void)n;
+	r->reserved = c[0].t == DBV_STR && strcmp(c[0].s, r->id) == 0;
+	return 1;
+}
+
+/*
+ * Strict metering: one statement, durable before forwarding. When it
+ * changes nothing, the slot row tells a retry that already charged (the
+ * first reply was lost) from a token or user that cannot pay.
+ */
+static enum db_rc
+charge(struct worker *w, struct req *r, const struct usage *u)
+{
+	struct dbv		 a[15];
+	unsigned long long	 changed = 0;
+	enum db_rc		 rc;
+
+	if (!w->slot_ready) {
+		a[0] = DBS(w->host);
+		a[1] = DBI(charge_slot());
+		a[2] = DBI(now_s());
+		if ((rc = db_run(w->db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL)) != DB_OK)
+			return rc;
+		w->slot_ready = 1;
+	}
+	a[0] = DBI(r->tok.user_id);
+	a[1] = DBS(w->host);
+	a[2] = DBI(charge_slot());
+	a[3] = DBI(r->tok.unlimited);
+	a[4] = a[5] = a[6] = a[7] = DBI(r->quota);
+	a[8] = DBS(r->id);
+	a[9] = DBI(u->ts);
+	a[10] = DBI(r->tok.id);
+	a[11] = DBS(r->id);
+	a[12] = DBI(r->tok.unlimited);
+	a[13] = a[14] = DBI(r->quota);
+	charge_state(u, CH_CHARGING, db_conn_id(w->db));
+	rc = db_run(w->db, ST_CHARGE, a, 15, NULL, NULL, &changed);
+	if (rc == DB_OK && changed > 0)
+		r->reserved = 1;
+	else if (rc == DB_OK)
+		rc = db_run(w->db, ST_SLOT, a + 1, 2, slot_names, r, NULL);
+	charge_state(NULL, r->reserved ? CH_CHARGED : CH_IDLE, 0);
+	return rc;
+}
+
 static int
 reserve(struct worker *w, struct req *r, const char *group)
 {
-	char		 model[SERVICE_NAME_MAX + 16];
-	struct dbv	 a[16];
+	struct usage	 u;
 	enum db_rc	 rc;
+	int		 lr;
 
 	if (r->quota <= 0)
 		return 0;
+	usage_record(&u, r, group);
 	if (lease_enabled()) {
-		struct usage	 u;
-		size_t		 i;
-		int		 lr;
-
-		memset(&u, 0, sizeof(u));
-		strlcpy_(u.rid, r->id, sizeof(u.rid));
-		u.u = r->tok.user_id;
-		u.t = r->tok.id;
-		u.c = r->ch->id;
-		u.q = r->quota;
-		u.ts = now_s();
-		strlcpy_(u.m, r->method, sizeof(u.m));
-		snprintf(u.p, sizeof(u.p), "%.*s", (int)(r->pathlen < sizeof(u.p) ?
-		    r->pathlen : sizeof(u.p) - 1), r->path);
-		for (i = 0; u.p[i]; i++)	/* the batch is JSON: ASCII only */
-			if ((unsigned char)u.p[i] >= 0x80)
-				u.p[i] = '?';
-		strlcpy_(u.ip, r->ip, sizeof(u.ip));
-		strlcpy_(u.un, r->tok.username, sizeof(u.un));
-		strlcpy_(u.tn, r->tok.name, sizeof(u.tn));
-		strlcpy_(u.g, group, sizeof(u.g));
-		strlcpy_(u.s, r->service, sizeof(u.s));
-		r->charged_channel = r->ch->id;
 		lr = lease_spend(w->db, &r->tok, r->quota, &u);
 		if (lr == -1) {
 			gw_error(r, GW_QUOTA);
@@ -543,35 +561,21 @@ reserve(struct worker *w, struct req *r, const char *group)
 		r->reserved = 1;
 		return 0;
 	}
-	snprintf(model, sizeof(model), "%s_passthrough", r->service);
-	a[0] = DBS(r->id);
-	a[1] = DBS(w->host);
-	a[2] = DBI(getpid());
-	a[3] = DBI(r->tok.id);
-	a[4] = DBI(r->tok.user_id);
-	a[5] = DBI(r->ch->id);
-	a[6] = DBI(r->quota);
-	a[7] = DBI(r->tok.unlimited);
-	a[8] = DBI(now_s());
-	a[9] = DBS(r->tok.username);
-	a[10] = DBS(r->tok.name);
-	a[11] = DBS(group);
-	a[12] = DBS(model);
-	a[13] = DBS(r->method);
-	a[14] = DBSN(r->path, r->pathlen > 512 ? 512 : r->pathlen);
-	a[15] = DBS(r->ip);
-	rc = db_run(w->db, ST_RESERVE, a, 16, NULL, NULL, NULL);
-	if (rc == DB_SIGNAL) {
-		gw_error(r, GW_QUOTA);
-		return -1;
-	}
-	if (rc != DB_OK) {
-		log_err("req=%s reserve: %s", r->id, db_error(w->db));
+	if ((rc = charge(w, r, &u)) != DB_OK) {
+		struct pending p;
+
+		log_err("req=%s charge: %s", r->id, db_error(w->db));
+		/* it may have applied before the connection broke */
+		refund_of(&p, r);
+		if (rc == DB_DOWN)
+			uncharge_later(w, &p);
 		gw_error(r, GW_DB);
 		return -1;
 	}
-	r->reserved = 1;
-	r->charged_channel = r->ch->id;
+	if (!r->reserved) {
+		gw_error(r, GW_QUOTA);
+		return -1;
+	}
 	return 0;
 }
 
@@ -950,8 +954,8 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
+	lease_attach(wslot);
 	if (lease_enabled()) {
-		lease_attach(wslot);
 		if ((acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL)
 			return 1;
 	}

@@ -601,7 +601,7 @@ class Harness:
         except OSError:
             return 0
         for line in r.body.decode("utf-8", "replace").splitlines():
-            if line.startswith("bltcy_close_backlog "):
+            if line.startswith("bltcy_usage_backlog "):
                 return int(line.split()[1])
         return 0
 

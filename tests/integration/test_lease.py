@@ -6,7 +6,7 @@ when idle, on SIGTERM and (after a crash) at the next start.
 Every case runs its own lease pool (spawn-fcgi + lighttpd) on the
 harness's MariaDB and stub, and checks exact database rows and quotas.
 "Flushed" is read from the pool itself: `GET /bltcy/metrics` until
-bltcy_lease_backlog is 0 with no request in flight, not a fixed sleep.
+bltcy_usage_backlog is 0 with no request in flight, not a fixed sleep.
 
 Cases: exact charges and the lease row; free and failed requests; 60
 concurrent requests at the token and at the user limit; a worker killed
@@ -88,10 +88,10 @@ def metrics(p):
     eq(r.status, 200, "GET /bltcy/metrics status")
     out = {}
     for line in r.body.decode().splitlines():
-        m = re.match(r"^(bltcy_lease_backlog|bltcy_inflight_requests|bltcy_worker_restarts_total) (-?\d+)$", line)
+        m = re.match(r"^(bltcy_usage_backlog|bltcy_inflight_requests|bltcy_worker_restarts_total) (-?\d+)$", line)
         if m:
             out[m.group(1)] = int(m.group(2))
-    check("bltcy_lease_backlog" in out, "no bltcy_lease_backlog in /bltcy/metrics")
+    check("bltcy_usage_backlog" in out, "no bltcy_usage_backlog in /bltcy/metrics")
     return out
 
 
@@ -105,7 +105,7 @@ def wait_flushed(p, timeout=15):
     last = None
     while time.time() < deadline:
         last = metrics(p)
-        if last["bltcy_lease_backlog"] == 0 and last["bltcy_inflight_requests"] == p.inflight_base:
+        if last["bltcy_usage_backlog"] == 0 and last["bltcy_inflight_requests"] == p.inflight_base:
             hits += 1
             if hits == 2:
                 return last
