@@ -28,7 +28,7 @@
  */
 
 #define SLOTS		16384		/* tokens with a lease on this host */
-#define RING		2048		/* settled requests waiting for the DB */
+#define RING		1024		/* settled requests waiting for the DB */
 #define WSLOTS		2048		/* workers, all generations */
 #define BATCH_MAX	1000
 #define LEASE_BLOCKS	100		/* a lease is worth this many requests, */
@@ -280,6 +280,9 @@ ring_push(const struct usage *rec, int wslot_pushed)
 		STORE(&me->pushed, h + 1);
 	L->ring[h % RING] = *rec;
 	STORE(&L->ring[h % RING].ready, h + 1);
+	/* half full before the master's tick: have it write now */
+	if (me != NULL && h - LOAD(&L->tail) == RING / 2)
+		kill(getppid(), SIGALRM);
 	return 0;
 }
 
