@@ -298,10 +298,11 @@ lease_finish(const struct token_row *t, long long q, int ok, long long channel,
 		me->rec.ut = use_time;
 		me->rec.x = lstrict;
 		strlcpy_(me->rec.k, tasks ? tasks : "", sizeof(me->rec.k));
-		while (ring_push(&me->rec, 1) == -1) {
-			/* the master is behind (DB down): wait for room */
-			log_warn("usage ring full; waiting for the database");
-			usleep(100000);
+		/* the master is behind (a slow or absent DB): wait for room */
+		for (int waited = 0; ring_push(&me->rec, 1) == -1; waited++) {
+			if (waited % 500 == 0)
+				log_warn("usage ring full; waiting for the database");
+			usleep(2000);
 		}
 	}
 	if (!lstrict) {
