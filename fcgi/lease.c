@@ -484,6 +484,24 @@ slot_row(void *arg, const struct dbv *c, size_t n)
 	return 1;
 }
 
+/*
+ * Strict metering: does worker slot's row name request rid, i.e. was its
+ * charge applied and not refunded? st selects "SELECT req FROM bltcy_slots
+ * WHERE host = ? AND slot = ?" in db's statement table. 1, 0, or -1.
+ */
+int
+slot_names(struct db *db, size_t st, int slot, const char *rid)
+{
+	struct dbv	 a[2];
+	struct slot_q	 q = { rid, 0 };
+
+	a[0] = DBS(lhost);
+	a[1] = DBI(slot);
+	if (db_run(db, st, a, 2, slot_row, &q, NULL) != DB_OK)
+		return -1;
+	return q.found;
+}
+
 static int
 count_row(void *arg, const struct dbv *c, size_t n)
 {
@@ -501,8 +519,7 @@ count_row(void *arg, const struct dbv *c, size_t n)
 static int
 dead_worker_charged(const struct dsn *dsn, struct wslot *w, int wslot)
 {
-	struct dbv	 a[2];
-	struct slot_q	 q = { w->rec.rid, 0 };
+	struct dbv	 a[1];
 	long long	 n = 1;
 	int		 tries;
 
@@ -518,11 +535,7 @@ dead_worker_charged(const struct dsn *dsn, struct wslot *w, int wslot)
 	if (n > 0)
 		log_warn("WARN req=%s: the dead worker's connection %lu is still "
 		    "open after 5 s", w->rec.rid, w->conn);
-	a[0] = DBS(lhost);
-	a[1] = DBI(wslot);
-	if (db_run(mdb, MS_SLOT, a, 2, slot_row, &q, NULL) != DB_OK)
-		return -1;
-	return q.found;
+	return slot_names(mdb, MS_SLOT, wslot, w->rec.rid);
 }
 
 /* A worker died: what it had charged is kept, once, marked recovered. */

@@ -229,6 +229,7 @@ void	 lease_finish(const struct token_row *, long long q, int ok,
 void	 charge_state(const struct usage *, enum charge_state,
 	    unsigned long conn);
 int	 charge_slot(void);			/* worker: its row's slot */
+int	 slot_names(struct db *, size_t st, int slot, const char *rid);
 void	 lease_tick(const struct dsn *);
 void	 lease_worker_died(const struct dsn *, int wslot);
 void	 lease_reconcile(const struct dsn *);

@@ -487,16 +487,6 @@ usage_record(struct usage *u, const struct req *r, const char *group)
 	strlcpy_(u->s, r->service, sizeof(u->s));
 }
 
-static int
-slot_names(void *arg, const struct dbv *c, size_t n)
-{
-	struct req	*r = arg;
-
-	(void)n;
-	r->reserved = c[0].t == DBV_STR && strcmp(c[0].s, r->id) == 0;
-	return 1;
-}
-
 /*
  * Strict metering: one statement, durable before forwarding. When it
  * changes nothing, the slot row tells a retry that already charged (the
@@ -532,8 +522,12 @@ charge(struct worker *w, struct req *r, const struct usage *u)
 	rc = db_run(w->db, ST_CHARGE, a, 15, NULL, NULL, &changed);
 	if (rc == DB_OK && changed > 0)
 		r->reserved = 1;
-	else if (rc == DB_OK)
-		rc = db_run(w->db, ST_SLOT, a + 1, 2, slot_names, r, NULL);
+	else if (rc == DB_OK) {
+		int named = slot_names(w->db, ST_SLOT, charge_slot(), r->id);
+		if (named == -1)
+			rc = DB_DOWN;
+		r->reserved = named == 1;
+	}
 	charge_state(NULL, r->reserved ? CH_CHARGED : CH_IDLE, 0);
 	return rc;
 }
