@@ -430,23 +430,24 @@ db_exec_text(struct db *db, const char *sql)
 	return rc;
 }
 
+/*
+ * One round trip each: START TRANSACTION (tried again on a fresh
+ * connection if the old one is gone; nothing has happened yet), COMMIT,
+ * ROLLBACK. Inside the transaction no statement is retried.
+ */
 enum db_rc
 db_begin(struct db *db)
 {
 	enum db_rc	 rc;
 
-	if (db->my == NULL || mysql_ping(db->my) != 0) {
+	if ((rc = text_once(db, "START TRANSACTION")) == DB_DOWN) {
 		disconnect(db);
-		if ((rc = connect_db(db)) != DB_OK)
-			return rc;
+		rc = text_once(db, "START TRANSACTION");
 	}
-	if (mysql_autocommit(db->my, 0) != 0) {
-		set_err(db, mysql_errno(db->my), mysql_error(db->my));
+	if (rc == DB_DOWN)
 		disconnect(db);
-		return DB_DOWN;
-	}
-	db->in_tx = 1;
-	return DB_OK;
+	db->in_tx = rc == DB_OK;
+	return rc;
 }
 
 enum db_rc
@@ -454,14 +455,14 @@ db_commit(struct db *db)
 {
 	enum db_rc	 rc = DB_OK;
 
+	db->in_tx = 0;
 	if (db->my == NULL)
 		return DB_DOWN;
 	if (mysql_commit(db->my) != 0) {
 		set_err(db, mysql_errno(db->my), mysql_error(db->my));
 		rc = is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
 	}
-	db->in_tx = 0;
-	if (rc == DB_DOWN || mysql_autocommit(db->my, 1) != 0)
+	if (rc == DB_DOWN)
 		disconnect(db);
 	return rc;
 }
@@ -470,9 +471,7 @@ void
 db_rollback(struct db *db)
 {
 	db->in_tx = 0;
-	if (db->my == NULL)
-		return;
-	if (mysql_rollback(db->my) != 0 || mysql_autocommit(db->my, 1) != 0)
+	if (db->my != NULL && mysql_rollback(db->my) != 0)
 		disconnect(db);
 }
 
