@@ -15,7 +15,8 @@ const char *const relay_sql[ST__MAX] = {
 	    /* the owner of a task the request names; another user's first */
 	    " (SELECT CONCAT(k.channel_id, ',', k.user_id) FROM bltcy_tasks k"
 	    "   WHERE k.service = ? AND k.task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
-	    "   ORDER BY k.user_id = t.user_id LIMIT 1)"
+	    "   ORDER BY k.user_id = t.user_id LIMIT 1),"
+	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')"
 	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
 	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
 	/* the same when the request names no task id: no task lookup at all */
@@ -25,7 +26,8 @@ const char *const relay_sql[ST__MAX] = {
 	    " t.model_limits, t.allow_ips, t.`group`,"
 	    " u.id, u.username, u.role, u.status, u.quota, u.`group`,"
 	    " u.deleted_at IS NOT NULL,"
-	    " (SELECT v FROM bltcy_meta WHERE k = 'channels'), NULL"
+	    " (SELECT v FROM bltcy_meta WHERE k = 'channels'), NULL,"
+	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')"
 	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
 	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
 	[ST_CHANNELS] =
@@ -39,6 +41,8 @@ const char *const relay_sql[ST__MAX] = {
 	 * Strict metering's charge, in one durable statement: token and
 	 * user, and this worker's slot row, which then names the request.
 	 * Run again after a lost reply it changes nothing (s.req <> ?).
+	 * It applies only while the channels and the token rows are as the
+	 * worker saw them (the change counters), so a worker may keep them.
 	 */
 	[ST_CHARGE] =
 	    "UPDATE tokens t JOIN users u ON u.id = ?"
@@ -49,7 +53,9 @@ const char *const relay_sql[ST__MAX] = {
 	    " u.request_count = u.request_count + 1,"
 	    " s.req = ?, s.updated_at = ?"
 	    " WHERE t.id = ? AND s.req <> ? AND (? OR t.remain_quota >= ?)"
-	    " AND u.quota >= ?",
+	    " AND u.quota >= ?"
+	    " AND (SELECT v FROM bltcy_meta WHERE k = 'channels') = ?"
+	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?",
 	/* its refund: only while the slot names the request, so only once */
 	[ST_UNCHARGE] =
 	    "UPDATE tokens t JOIN users u ON u.id = ?"

@@ -62,6 +62,8 @@ struct req {
 	long long	 content_length;
 	struct token_row tok;
 	int		 have_tok;
+	long long	 auth_version;	/* the counters the charge checks */
+	long long	 chan_version;
 	long long	 pin;
 	struct channel	*ch;
 	long long	 quota;
@@ -119,17 +121,22 @@ static const char *const up_reasons[UPE__MAX] = {
 static volatile sig_atomic_t	 stop, reopen;
 
 /*
- * METERING=lease keeps token rows for AUTH_CACHE_MS per worker, so most
- * requests make no database round trip at all; an edit to a token or a
- * channel reaches such a worker within that time.
+ * Each worker keeps token rows, so that most requests make no lookup.
+ * Strict metering's charge applies only while the change counters are as
+ * they were when the row was read, so there the rows are kept for
+ * AUTH_CHECKED_MS. Lease metering spends without a statement, so an edit
+ * to a token or a channel reaches a worker within AUTH_CACHE_MS. A row
+ * that fails the token check is always looked up again first.
  */
 #define AUTH_CACHE	1024
 #define AUTH_CACHE_MS	2000
+#define AUTH_CHECKED_MS	60000
 
 struct auth_entry {
 	char			 key[TOKEN_KEY_MAX];
 	struct token_row	 row;
 	long long		 version;	/* channel counter seen with it */
+	long long		 auth_version;	/* and the token counter */
 	int64_t			 at;
 };
 static struct auth_entry	*acache;
@@ -220,7 +227,9 @@ copy_col(char *dst, size_t sz, const struct dbv *v)
 struct auth_out {
 	struct token_row	*t;
 	long long		 version;
+	long long		 auth_version;
 	int			 found;
+	int			 cached;	/* the row came from the cache */
 	long long		 task_channel;	/* owner of a named task, or 0 */
 	long long		 task_user;
 };
@@ -254,6 +263,7 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	if (c[19].t == DBV_STR &&
 	    sscanf(c[19].s, "%lld,%lld", &a->task_channel, &a->task_user) != 2)
 		a->task_channel = a->task_user = 0;
+	a->auth_version = c[20].t == DBV_INT ? c[20].i : 0;
 	a->found = 1;
 	return 1;
 }
@@ -280,13 +290,13 @@ owner_row(void *arg, const struct dbv *c, size_t n)
 }
 
 /*
- * The token, its user, the channel change counter and the owner of a task
- * the request names: one round trip, or none from the lease-mode cache
- * (plus one when the request names a task).
+ * The token, its user, the change counters and the owner of a task the
+ * request names: one round trip, or none from the cache (plus one when
+ * the request names a task). fresh: not from the cache.
  */
 static enum db_rc
 authenticate(struct worker *w, struct req *r, const char *key,
-    const struct task_ids *cand, struct auth_out *ao)
+    const struct task_ids *cand, struct auth_out *ao, int fresh)
 {
 	struct auth_entry	*e = NULL;
 	struct dbv		 a[10];
@@ -300,10 +310,13 @@ authenticate(struct worker *w, struct req *r, const char *key,
 		a[1 + i] = DBS(i < cand->n ? cand->id[i] : "");
 	if (acache != NULL) {
 		e = acache_slot(key);
-		if (e->at != 0 && mono_ms() - e->at < AUTH_CACHE_MS &&
+		if (!fresh && e->at != 0 && mono_ms() - e->at <
+		    (lease_enabled() ? AUTH_CACHE_MS : AUTH_CHECKED_MS) &&
 		    strlen(e->key) == klen && ct_memeq(e->key, key, klen)) {
 			r->tok = e->row;
 			ao->found = 1;
+			ao->cached = 1;
+			ao->auth_version = e->auth_version;
 			/* the channels this worker has, unless it has none yet */
 			ao->version = w->cache.version >= 0 ? w->cache.version :
 			    e->version;
@@ -322,6 +335,7 @@ authenticate(struct worker *w, struct req *r, const char *key,
 		memcpy(e->key, key, klen + 1);
 		e->row = r->tok;
 		e->version = ao->version;
+		e->auth_version = ao->auth_version;
 		e->at = mono_ms();
 	}
 	return rc;
@@ -490,12 +504,13 @@ usage_record(struct usage *u, const struct req *r, const char *group)
 /*
  * Strict metering: one statement, durable before forwarding. When it
  * changes nothing, the slot row tells a retry that already charged (the
- * first reply was lost) from a token or user that cannot pay.
+ * first reply was lost) from a token or user that cannot pay, or rows
+ * that changed since the worker read them.
  */
 static enum db_rc
 charge(struct worker *w, struct req *r, const struct usage *u)
 {
-	struct dbv		 a[15];
+	struct dbv		 a[17];
 	unsigned long long	 changed = 0;
 	enum db_rc		 rc;
 
@@ -518,8 +533,10 @@ charge(struct worker *w, struct req *r, const struct usage *u)
 	a[11] = DBS(r->id);
 	a[12] = DBI(r->tok.unlimited);
 	a[13] = a[14] = DBI(r->quota);
+	a[15] = DBI(r->chan_version);
+	a[16] = DBI(r->auth_version);
 	charge_state(u, CH_CHARGING, db_conn_id(w->db));
-	rc = db_run(w->db, ST_CHARGE, a, 15, NULL, NULL, &changed);
+	rc = db_run(w->db, ST_CHARGE, a, 17, NULL, NULL, &changed);
 	if (rc == DB_OK && changed > 0)
 		r->reserved = 1;
 	else if (rc == DB_OK) {
@@ -532,8 +549,13 @@ charge(struct worker *w, struct req *r, const struct usage *u)
 	return rc;
 }
 
+/*
+ * Charge the request: 0, or -1 with the answer sent. With again set, a
+ * strict charge that did not apply returns -2 instead, for the caller to
+ * read the token afresh and try once more.
+ */
 static int
-reserve(struct worker *w, struct req *r, const char *group)
+reserve(struct worker *w, struct req *r, const char *group, int again)
 {
 	struct usage	 u;
 	enum db_rc	 rc;
@@ -567,6 +589,8 @@ reserve(struct worker *w, struct req *r, const char *group)
 		return -1;
 	}
 	if (!r->reserved) {
+		if (again)
+			return -2;
 		gw_error(r, GW_QUOTA);
 		return -1;
 	}
@@ -628,7 +652,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		if (q != r->quota) {	/* this channel has another price */
 			finish_charge(w, r, 0, NULL);
 			r->quota = q;
-			if (reserve(w, r, group) == -1) {
+			if (reserve(w, r, group, 0) == -1) {
 				up_result_free(&res);
 				return;
 			}
@@ -734,16 +758,99 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 	up_result_free(&res);
 }
 
+/*
+ * Token, user, task owner and channel of the request: 0, or -1 with the
+ * answer sent, or -2 when a kept token row leads to a refusal: the token
+ * and the channels are read afresh before saying no.
+ */
+static int
+admit(struct worker *w, struct req *r, const char *key,
+    const struct task_ids *cand, int fresh, const char **group, int *fixed)
+{
+	struct auth_out		 ao;
+	enum auth_result	 ar;
+	enum db_rc		 rc;
+
+	*fixed = 0;
+	if ((rc = authenticate(w, r, key, cand, &ao, fresh)) != DB_OK) {
+		log_err("req=%s token lookup: %s", r->id, db_error(w->db));
+		gw_error(r, GW_DB);
+		return -1;
+	}
+	if (!ao.found) {
+		gw_error(r, GW_BAD_TOKEN);
+		return -1;
+	}
+	r->have_tok = 1;
+	if (lease_enabled())	/* what this host holds counts as the token's */
+		r->tok.remain_quota += lease_available(r->tok.id);
+	ar = token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s());
+	if (ar != AUTH_OK && ao.cached)
+		return -2;
+	switch (ar) {
+	case AUTH_OK: break;
+	case AUTH_EXHAUSTED: gw_error(r, GW_EXHAUSTED); return -1;
+	case AUTH_EXPIRED: gw_error(r, GW_EXPIRED); return -1;
+	case AUTH_DISABLED: gw_error(r, GW_DISABLED); return -1;
+	case AUTH_IP: gw_error(r, GW_IP); return -1;
+	case AUTH_USER_BANNED: gw_error(r, GW_BANNED); return -1;
+	case AUTH_MODEL: gw_error(r, GW_MODEL, r->service); return -1;
+	case AUTH_PIN_FORBIDDEN: gw_error(r, GW_PIN); return -1;
+	}
+	if (cand->n > 0)	/* this host's newest tasks first */
+		tasks_recent_get(r->service, cand, r->tok.user_id,
+		    &ao.task_channel, &ao.task_user);
+	/* a task of another user: as if it did not exist, and nothing sent */
+	if (ao.task_channel > 0 && ao.task_user != r->tok.user_id) {
+		if (ao.cached)
+			return -2;
+		gw_error(r, GW_TASK);
+		return -1;
+	}
+	if (ao.version != w->cache.version &&
+	    chcache_load(&w->cache, w->db, ao.version) == -1) {
+		log_err("req=%s channel load: %s", r->id, db_error(w->db));
+		gw_error(r, GW_DB);
+		return -1;
+	}
+	r->chan_version = w->cache.version;
+	r->auth_version = ao.auth_version;
+	*group = token_group(&r->tok);
+	if (r->pin > 0) {
+		char num[24];
+		if ((r->ch = chcache_by_id(&w->cache, r->pin)) == NULL) {
+			if (ao.cached)
+				return -2;
+			snprintf(num, sizeof(num), "%lld", r->pin);
+			gw_error(r, GW_BAD_CHANNEL, num);
+			return -1;
+		}
+		*fixed = 1;
+	} else if (ao.task_channel > 0 &&
+	    (r->ch = chcache_by_id(&w->cache, ao.task_channel)) != NULL) {
+		*fixed = 1;	/* only the channel that made the task knows it */
+		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld",
+		    r->id, r->ch->id);
+	} else if ((r->ch = channel_pick(&w->cache, *group, r->service, NULL, 0,
+	    &w->rng)) == NULL) {
+		if (ao.cached)
+			return -2;
+		gw_error(r, GW_NO_CHANNEL, *group, r->service);
+		return -1;
+	}
+	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
+	    r->ch->set.quota;
+	return 0;
+}
+
+
 static void
 relay(struct worker *w, struct req *r)
 {
-	struct auth_out		 ao;
 	struct task_ids		 cand;
-	enum auth_result	 ar;
-	const char		*hdr, *group;
+	const char		*hdr, *group = NULL;
 	char			 key[TOKEN_KEY_MAX];
-	enum db_rc		 rc;
-	int			 fixed = 0;
+	int			 fixed = 0, again, rr;
 
 	if ((hdr = FCGX_GetParam("HTTP_AUTHORIZATION", r->fr->envp)) == NULL &&
 	    (hdr = FCGX_GetParam("HTTP_X_PTOKEN", r->fr->envp)) == NULL &&
@@ -771,70 +878,21 @@ relay(struct worker *w, struct req *r)
 	    strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
 	    strcmp(r->method, "DELETE") == 0);
 	flush_pending(w);
-	rc = authenticate(w, r, key, &cand, &ao);
+	/*
+	 * A kept token row that fails the check, or whose charge did not
+	 * apply (the rows changed, or quota ran out), is read once more.
+	 */
+	for (again = 1;; again = 0) {
+		if ((rr = admit(w, r, key, &cand, !again, &group, &fixed)) == 0)
+			rr = reserve(w, r, group, again);
+		if (rr != -2)
+			break;
+	}
 	wipe(key, sizeof(key));
-	if (rc != DB_OK) {
-		log_err("req=%s token lookup: %s", r->id, db_error(w->db));
-		gw_error(r, GW_DB);
-		return;
-	}
-	if (!ao.found) {
-		gw_error(r, GW_BAD_TOKEN);
-		return;
-	}
-	r->have_tok = 1;
-	if (lease_enabled())	/* what this host holds counts as the token's */
-		r->tok.remain_quota += lease_available(r->tok.id);
-	ar = token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s());
-	switch (ar) {
-	case AUTH_OK: break;
-	case AUTH_EXHAUSTED: gw_error(r, GW_EXHAUSTED); return;
-	case AUTH_EXPIRED: gw_error(r, GW_EXPIRED); return;
-	case AUTH_DISABLED: gw_error(r, GW_DISABLED); return;
-	case AUTH_IP: gw_error(r, GW_IP); return;
-	case AUTH_USER_BANNED: gw_error(r, GW_BANNED); return;
-	case AUTH_MODEL: gw_error(r, GW_MODEL, r->service); return;
-	case AUTH_PIN_FORBIDDEN: gw_error(r, GW_PIN); return;
-	}
-	if (cand.n > 0)		/* this host's newest tasks first */
-		tasks_recent_get(r->service, &cand, r->tok.user_id,
-		    &ao.task_channel, &ao.task_user);
-	/* a task of another user: as if it did not exist, and nothing sent */
-	if (ao.task_channel > 0 && ao.task_user != r->tok.user_id) {
-		gw_error(r, GW_TASK);
-		return;
-	}
-	if (ao.version != w->cache.version &&
-	    chcache_load(&w->cache, w->db, ao.version) == -1) {
-		log_err("req=%s channel load: %s", r->id, db_error(w->db));
-		gw_error(r, GW_DB);
-		return;
-	}
-	group = token_group(&r->tok);
-	if (r->pin > 0) {
-		char num[24];
-		if ((r->ch = chcache_by_id(&w->cache, r->pin)) == NULL) {
-			snprintf(num, sizeof(num), "%lld", r->pin);
-			gw_error(r, GW_BAD_CHANNEL, num);
-			return;
-		}
-		fixed = 1;
-	} else if (ao.task_channel > 0 &&
-	    (r->ch = chcache_by_id(&w->cache, ao.task_channel)) != NULL) {
-		fixed = 1;	/* only the channel that made the task knows it */
-		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld",
-		    r->id, r->ch->id);
-	} else if ((r->ch = channel_pick(&w->cache, group, r->service, NULL, 0,
-	    &w->rng)) == NULL) {
-		gw_error(r, GW_NO_CHANNEL, group, r->service);
-		return;
-	}
-	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
-	    r->ch->set.quota;
-	if (reserve(w, r, group) == -1)
-		return;
-	forward(w, r, group, fixed);
+	if (rr == 0)
+		forward(w, r, group, fixed);
 }
+
 
 static void
 health(struct worker *w, struct req *r)
@@ -949,10 +1007,8 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	lease_attach(wslot);
-	if (lease_enabled()) {
-		if ((acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL)
-			return 1;
-	}
+	if ((acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL)
+		return 1;
 	if ((w.curl = curl_easy_init()) == NULL ||
 	    (w.db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL) {
 		log_err("worker: out of memory");

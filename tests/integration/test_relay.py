@@ -596,6 +596,40 @@ def test_channel_changes_seen(front, port):
 
 
 @test()
+def test_token_changes_seen(front, port):
+    """Workers keep token rows; an edit by plain SQL still counts on the
+    very next request, in every worker, and a refusal charges nothing."""
+    user, token, chan = H.setup_account()
+    path = "/kling/v1/" + uniq("m")
+    workers = int(H.config["RELAY_WORKERS"])
+
+    def every_worker(expect, what):
+        # more requests than workers, so that each one's kept row is tried
+        for i in range(2 * workers + 2):
+            expect(request(port, "POST", path, auth(token), b"{}"), "%s (#%d)" % (what, i + 1))
+
+    every_worker(expect_ok, "before any edit")
+    for sql, args, status, code, msg, what in (
+            ("UPDATE tokens SET status=2 WHERE id=%s", token["id"], 401, "token_disabled", "该令牌状态不可用",
+             "token disabled by SQL"),
+            ("UPDATE tokens SET model_limits_enabled=1, model_limits='suno' WHERE id=%s", token["id"], 403,
+             "model_not_allowed", "该令牌无权访问模型 kling", "model limits set by SQL"),
+            ("UPDATE tokens SET remain_quota=0 WHERE id=%s", token["id"], 401, "token_quota_exhausted",
+             "该令牌额度已用尽", "token quota used up by SQL"),
+            ("UPDATE users SET status=2 WHERE id=%s", user["id"], 403, "user_banned", "用户已被封禁",
+             "user banned by SQL")):
+        H.sql(sql, (args,))
+        before = state(user, token, chan)
+        every_worker(lambda r, w: expect_gw_error(r, status, code, msg, w), what)
+        expect_unchanged(before, user, token, chan, what)
+        # undo the edit: the token works again at once
+        H.sql("UPDATE tokens SET status=1, model_limits_enabled=0, model_limits='', remain_quota=1000000 "
+              "WHERE id=%s", (token["id"],))
+        H.sql("UPDATE users SET status=1 WHERE id=%s", (user["id"],))
+        every_worker(expect_ok, "after undoing: " + what)
+
+
+@test()
 def test_response_hop_headers_dropped(front, port):
     user, token, chan = shared_account()
     m = uniq("m")
