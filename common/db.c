@@ -298,8 +298,8 @@ static enum db_rc
 run_once(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
     db_row_fn fn, void *arg, unsigned long long *affected)
 {
-	MYSQL_BIND	 pb[32];
-	long long	 ints[32];
+	MYSQL_BIND	 pb[64];
+	long long	 ints[64];
 	struct stmt	*s;
 	enum db_rc	 rc;
 	size_t		 i;
@@ -307,7 +307,7 @@ run_once(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 	if ((rc = connect_db(db)) != DB_OK || (rc = prepare(db, idx)) != DB_OK)
 		return rc;
 	s = &db->stmts[idx];
-	if (nargs != mysql_stmt_param_count(s->st) || nargs > 32) {
+	if (nargs != mysql_stmt_param_count(s->st) || nargs > 64) {
 		set_err(db, 0, "wrong number of parameters");
 		return DB_ERR;
 	}

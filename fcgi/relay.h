@@ -8,6 +8,7 @@
 #include <fcgiapp.h>
 
 #include "auth.h"
+#include "db.h"
 #include "setting.h"
 #include "util.h"
 
@@ -29,6 +30,7 @@ enum stmt {
 	ST_TASK_OWNER,
 	ST_LEASE,
 	ST_LEASE_GRANT,
+	ST_CHARGE_GROUP,
 	ST__MAX
 };
 extern const char *const relay_sql[ST__MAX];
@@ -229,6 +231,8 @@ void	 lease_finish(const struct token_row *, long long q, int ok,
 void	 charge_state(const struct usage *, enum charge_state,
 	    unsigned long conn);
 int	 charge_slot(void);			/* worker: its row's slot */
+enum db_rc charge_commit(struct db *, const struct usage *, int unlimited,
+	    long long chan_version, long long auth_version, int *paid);
 int	 slot_names(struct db *, size_t st, int slot, const char *rid);
 void	 lease_tick(const struct dsn *);
 void	 lease_worker_died(const struct dsn *, int wslot);

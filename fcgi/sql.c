@@ -56,6 +56,27 @@ const char *const relay_sql[ST__MAX] = {
 	    " AND u.quota >= ?"
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'channels') = ?"
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?",
+	/*
+	 * The same for up to 8 charges to one token at once: the token's and
+	 * user's rows once for their sum, and each charging worker's slot
+	 * row, which then names that worker's request. The token and the user
+	 * are const tables (primary key), so their conditions are evaluated
+	 * once, before any row changes, and each row is updated once.
+	 */
+	[ST_CHARGE_GROUP] =
+	    "UPDATE tokens t JOIN users u ON u.id = ?"
+	    " JOIN bltcy_slots s ON s.host = ?"
+	    "  AND s.slot IN (?, ?, ?, ?, ?, ?, ?, ?)"
+	    " SET t.remain_quota = t.remain_quota - IF(?, 0, ?),"
+	    " t.used_quota = t.used_quota + ?,"
+	    " u.quota = u.quota - ?, u.used_quota = u.used_quota + ?,"
+	    " u.request_count = u.request_count + ?,"
+	    " s.req = ELT(FIELD(s.slot, ?, ?, ?, ?, ?, ?, ?, ?),"
+	    "  ?, ?, ?, ?, ?, ?, ?, ?), s.updated_at = ?"
+	    " WHERE t.id = ? AND s.req NOT IN (?, ?, ?, ?, ?, ?, ?, ?)"
+	    " AND (? OR t.remain_quota >= ?) AND u.quota >= ?"
+	    " AND (SELECT v FROM bltcy_meta WHERE k = 'channels') = ?"
+	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?",
 	/* its refund: only while the slot names the request, so only once */
 	[ST_UNCHARGE] =
 	    "UPDATE tokens t JOIN users u ON u.id = ?"

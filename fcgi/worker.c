@@ -502,17 +502,15 @@ usage_record(struct usage *u, const struct req *r, const char *group)
 }
 
 /*
- * Strict metering: one statement, durable before forwarding. When it
- * changes nothing, the slot row tells a retry that already charged (the
- * first reply was lost) from a token or user that cannot pay, or rows
- * that changed since the worker read them.
+ * Strict metering: one statement, durable before forwarding, committed
+ * with the charges other workers make at the same moment.
  */
 static enum db_rc
 charge(struct worker *w, struct req *r, const struct usage *u)
 {
-	struct dbv		 a[17];
-	unsigned long long	 changed = 0;
-	enum db_rc		 rc;
+	struct dbv	 a[3];
+	enum db_rc	 rc;
+	int		 paid;
 
 	if (!w->slot_ready) {
 		a[0] = DBS(w->host);
@@ -522,29 +520,9 @@ charge(struct worker *w, struct req *r, const struct usage *u)
 			return rc;
 		w->slot_ready = 1;
 	}
-	a[0] = DBI(r->tok.user_id);
-	a[1] = DBS(w->host);
-	a[2] = DBI(charge_slot());
-	a[3] = DBI(r->tok.unlimited);
-	a[4] = a[5] = a[6] = a[7] = DBI(r->quota);
-	a[8] = DBS(r->id);
-	a[9] = DBI(u->ts);
-	a[10] = DBI(r->tok.id);
-	a[11] = DBS(r->id);
-	a[12] = DBI(r->tok.unlimited);
-	a[13] = a[14] = DBI(r->quota);
-	a[15] = DBI(r->chan_version);
-	a[16] = DBI(r->auth_version);
-	charge_state(u, CH_CHARGING, db_conn_id(w->db));
-	rc = db_run(w->db, ST_CHARGE, a, 17, NULL, NULL, &changed);
-	if (rc == DB_OK && changed > 0)
-		r->reserved = 1;
-	else if (rc == DB_OK) {
-		int named = slot_names(w->db, ST_SLOT, charge_slot(), r->id);
-		if (named == -1)
-			rc = DB_DOWN;
-		r->reserved = named == 1;
-	}
+	rc = charge_commit(w->db, u, r->tok.unlimited, r->chan_version,
+	    r->auth_version, &paid);
+	r->reserved = rc == DB_OK && paid;
 	charge_state(NULL, r->reserved ? CH_CHARGED : CH_IDLE, 0);
 	return rc;
 }
