@@ -298,8 +298,8 @@ static enum db_rc
 run_once(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
     db_row_fn fn, void *arg, unsigned long long *affected)
 {
-	MYSQL_BIND	 pb[64];
-	long long	 ints[64];
+	static MYSQL_BIND pb[1024];
+	static long long ints[1024];
 	struct stmt	*s;
 	enum db_rc	 rc;
 	size_t		 i;
@@ -307,11 +307,11 @@ run_once(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 	if ((rc = connect_db(db)) != DB_OK || (rc = prepare(db, idx)) != DB_OK)
 		return rc;
 	s = &db->stmts[idx];
-	if (nargs != mysql_stmt_param_count(s->st) || nargs > 64) {
+	if (nargs != mysql_stmt_param_count(s->st) || nargs > 1024) {
 		set_err(db, 0, "wrong number of parameters");
 		return DB_ERR;
 	}
-	memset(pb, 0, sizeof(pb));
+	memset(pb, 0, nargs * sizeof(pb[0]));
 	for (i = 0; i < nargs; i++) {
 		switch (args[i].t) {
 		case DBV_NULL:

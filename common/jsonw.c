@@ -27,28 +27,3 @@ json_string(struct buf *o, const char *s)
 		return -1;
 	return 0;
 }
-
-int
-json_csv_array(struct buf *o, const char *csv)
-{
-	const char	*k = csv;
-	char		 item[256];
-
-	if (buf_add(o, "[", 1) == -1)
-		return -1;
-	while (k != NULL && *k != '\0') {
-		size_t n = strcspn(k, ",");
-
-		if (n >= sizeof(item))
-			n = sizeof(item) - 1;
-		memcpy(item, k, n);
-		item[n] = '\0';
-		if ((k != csv && buf_add(o, ",", 1) == -1) ||
-		    json_string(o, item) == -1)
-			return -1;
-		k += strcspn(k, ",");
-		if (*k == ',')
-			k++;
-	}
-	return buf_add(o, "]", 1);
-}

@@ -14,7 +14,4 @@ int	 json_escape(struct buf *, const char *s);
 /* s as a quoted JSON string. */
 int	 json_string(struct buf *, const char *s);
 
-/* A comma-separated list as a JSON array of strings: "a,b" -> ["a","b"]. */
-int	 json_csv_array(struct buf *, const char *csv);
-
 #endif

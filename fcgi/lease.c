@@ -5,13 +5,13 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "db.h"
-#include "jsonw.h"
 #include "log.h"
 #include "relay.h"
 
@@ -93,14 +93,58 @@ static int		 lstrict;	/* METERING=strict: the ring only */
 #define CAS(p, o, n)	__atomic_compare_exchange_n((p), (o), (n), 0, \
 			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 
+/*
+ * The master's statements. A batch of usage is written in one transaction:
+ * its name into bltcy_applied (so it is written once), the logs rows and
+ * task ids up to FLUSH_ROWS at a time (statements of 64, 16, 4 and 1
+ * rows), then one UPDATE per user, channel, lease and token, the token
+ * rows last, as every charge waits for their locks.
+ */
+#define FLUSH_ROWS	64
+#define LOG_COLS	"INSERT INTO logs (user_id, created_at, type, content," \
+			" username, token_name, model_name, quota, prompt_tokens," \
+			" completion_tokens, use_time, is_stream, channel_id," \
+			" token_id, `group`, ip, other) VALUES "
+#define LOG_ROW		"(?, ?, 2, ?, ?, ?, ?, ?, 0, 0, ?, 0, ?, ?, ?, ?, ?)"
+#define LOG_ARGS	13
+#define TASK_COLS	"INSERT IGNORE INTO bltcy_tasks (service, task_id," \
+			" channel_id, user_id, token_id, created_at) VALUES "
+#define TASK_ROW	"(?, ?, ?, ?, ?, ?)"
+#define TASK_ARGS	6
+#define ROWS4(r)	r ", " r ", " r ", " r
+#define ROWS16(r)	ROWS4(r) ", " ROWS4(r) ", " ROWS4(r) ", " ROWS4(r)
+#define ROWS64(r)	ROWS16(r) ", " ROWS16(r) ", " ROWS16(r) ", " ROWS16(r)
+
 static const char *const master_sql[] = {
-	"CALL bltcy_lease_flush(?, ?, ?)",
 	"CALL bltcy_lease_return(?, ?, ?, 1, ?, ?)",
 	"CALL bltcy_lease_reconcile(?, ?)",
 	"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
 	"SELECT req FROM bltcy_slots WHERE host = ? AND slot = ?",
+	"INSERT IGNORE INTO bltcy_applied (op, created_at) VALUES (?, ?)",
+	"DELETE FROM bltcy_applied WHERE created_at < ? LIMIT 1000",
+	LOG_COLS LOG_ROW,
+	LOG_COLS ROWS4(LOG_ROW),
+	LOG_COLS ROWS16(LOG_ROW),
+	LOG_COLS ROWS64(LOG_ROW),
+	TASK_COLS TASK_ROW,
+	TASK_COLS ROWS4(TASK_ROW),
+	TASK_COLS ROWS16(TASK_ROW),
+	TASK_COLS ROWS64(TASK_ROW),
+	"UPDATE users SET used_quota = used_quota + ?,"
+	" request_count = request_count + ? WHERE id = ?",
+	"UPDATE channels SET used_quota = used_quota + ? WHERE id = ?",
+	"UPDATE bltcy_leases SET amount = amount - ?"
+	" WHERE host = ? AND token_id = ?",
+	"DELETE FROM bltcy_leases WHERE host = ? AND amount <= 0",
+	"UPDATE tokens SET used_quota = used_quota + ?,"
+	" accessed_time = GREATEST(IFNULL(accessed_time, 0), ?) WHERE id = ?",
 };
-enum { MS_FLUSH, MS_RETURN, MS_RECONCILE, MS_CONN, MS_SLOT, MS__MAX };
+enum {
+	MS_RETURN, MS_RECONCILE, MS_CONN, MS_SLOT, MS_APPLIED, MS_APPLIED_OLD,
+	MS_LOG1, MS_LOG4, MS_LOG16, MS_LOG64,
+	MS_TASK1, MS_TASK4, MS_TASK16, MS_TASK64,
+	MS_USER, MS_CHANNEL, MS_SPENT, MS_SPENT_ALL, MS_TOKEN, MS__MAX
+};
 
 int
 lease_enabled(void)
@@ -618,69 +662,252 @@ master_db(const struct dsn *dsn)
 	return mdb;
 }
 
+/* Sums per user, channel or token of one batch. */
+struct sum {
+	long long	 id, q, n, ts;
+};
+
 static void
-json_rec(struct buf *o, const struct usage *r)
+sum_add(struct sum *a, size_t *na, long long id, long long q, long long ts)
 {
-	buf_printf(o, "{\"rid\":\"%s\",\"u\":%lld,\"t\":%lld,\"c\":%lld,"
-	    "\"q\":%lld,\"ts\":%lld,\"ut\":%lld,\"rc\":%d,\"x\":%d,\"m\":",
-	    r->rid, r->u, r->t, r->c, r->q, r->ts, r->ut, r->rc, r->x);
-	json_string(o, r->m);
-	buf_adds(o, ",\"p\":");
-	json_string(o, r->p);
-	buf_adds(o, ",\"ip\":");
-	json_string(o, r->ip);
-	buf_adds(o, ",\"un\":");
-	json_string(o, r->un);
-	buf_adds(o, ",\"tn\":");
-	json_string(o, r->tn);
-	buf_adds(o, ",\"g\":");
-	json_string(o, r->g);
-	buf_adds(o, ",\"s\":");
-	json_string(o, r->s);
-	buf_adds(o, ",\"k\":");
-	json_csv_array(o, r->k);
-	buf_adds(o, "}");
+	size_t	 i;
+
+	for (i = 0; i < *na && a[i].id != id; i++)
+		;
+	if (i == *na) {
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].id = id;
+		(*na)++;
+	}
+	a[i].q += q;
+	a[i].n++;
+	if (ts > a[i].ts)
+		a[i].ts = ts;
 }
 
-/* Write what the ring holds. Returns the number of records written. */
+/* The most rows of the ladder 64, 16, 4, 1 not above n. */
+static size_t
+rows_step(size_t n)
+{
+	size_t	 k = FLUSH_ROWS;
+
+	while (k > n)
+		k /= 4;
+	return k;
+}
+
+/* Of the statements for 1, 4, 16 and 64 rows from st1, that for k. */
+static size_t
+rows_stmt(size_t st1, size_t k)
+{
+	return st1 + (k == 64 ? 3 : k == 16 ? 2 : k == 4);
+}
+
+/* The logs rows of r[0..n), n on the ladder. */
+static enum db_rc
+log_rows(struct usage *const *r, size_t n)
+{
+	static struct dbv a[FLUSH_ROWS * LOG_ARGS];
+	struct dbv	*v;
+	static char	 content[FLUSH_ROWS][320], model[FLUSH_ROWS][48];
+	static char	 other[FLUSH_ROWS][80];
+	size_t		 i;
+
+	for (i = 0, v = a; i < n; i++, v += LOG_ARGS) {
+		snprintf(content[i], sizeof(content[i]),
+		    "Bltcy透传模式（%s %s），消费配额: %lld", r[i]->m, r[i]->p,
+		    r[i]->q);
+		snprintf(model[i], sizeof(model[i]), "%s_passthrough", r[i]->s);
+		snprintf(other[i], sizeof(other[i]), "{\"request_id\":\"%s\"%s}",
+		    r[i]->rid, r[i]->rc ? ",\"recovered\":true" : "");
+		v[0] = DBI(r[i]->u);
+		v[1] = DBI(r[i]->ts);
+		v[2] = DBS(content[i]);
+		v[3] = DBS(r[i]->un);
+		v[4] = DBS(r[i]->tn);
+		v[5] = DBS(model[i]);
+		v[6] = DBI(r[i]->q);
+		v[7] = DBI(r[i]->ut);
+		v[8] = DBI(r[i]->c);
+		v[9] = DBI(r[i]->t);
+		v[10] = DBS(r[i]->g);
+		v[11] = DBS(r[i]->ip);
+		v[12] = DBS(other[i]);
+	}
+	return db_run(mdb, rows_stmt(MS_LOG1, n), a, n * LOG_ARGS, NULL, NULL,
+	    NULL);
+}
+
+struct task_row {
+	const struct usage	*r;
+	char			 id[TASK_ID_MAX + 1];
+};
+
+/* n (on the ladder) rows of bltcy_tasks. */
+static enum db_rc
+task_insert(const struct task_row *t, size_t n)
+{
+	static struct dbv a[FLUSH_ROWS * TASK_ARGS];
+	struct dbv	*v;
+	size_t		 i;
+
+	for (i = 0, v = a; i < n; i++, v += TASK_ARGS) {
+		v[0] = DBS(t[i].r->s);
+		v[1] = DBS(t[i].id);
+		v[2] = DBI(t[i].r->c);
+		v[3] = DBI(t[i].r->u);
+		v[4] = DBI(t[i].r->t);
+		v[5] = DBI(t[i].r->ts);
+	}
+	return db_run(mdb, rows_stmt(MS_TASK1, n), a, n * TASK_ARGS, NULL, NULL,
+	    NULL);
+}
+
+/* The task ids the answers of r[0..n) named. */
+static enum db_rc
+task_rows(struct usage *const *r, size_t n)
+{
+	static struct task_row t[FLUSH_ROWS];
+	size_t		 i, k = 0, len, step;
+	enum db_rc	 rc = DB_OK;
+
+	for (i = 0; rc == DB_OK && i < n; i++) {
+		const char *p = r[i]->k;
+
+		for (; rc == DB_OK && *p != '\0'; p += len + (p[len] == ',')) {
+			if ((len = strcspn(p, ",")) == 0 || len > TASK_ID_MAX)
+				continue;
+			t[k].r = r[i];
+			memcpy(t[k].id, p, len);
+			t[k].id[len] = '\0';
+			if (++k == FLUSH_ROWS) {
+				rc = task_insert(t, k);
+				k = 0;
+			}
+		}
+	}
+	for (i = 0; rc == DB_OK && i < k; i += step)
+		rc = task_insert(&t[i], step = rows_step(k - i));
+	return rc;
+}
+
+static int
+sum_cmp(const void *a, const void *b)
+{
+	const struct sum *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* n (1..3) numbers into statement st, for each of the sums s[0..ns). */
+static enum db_rc
+sum_update(size_t st, struct sum *s, size_t ns, int with_n, int with_ts,
+    int with_host)
+{
+	struct dbv	 a[4];
+	size_t		 i, k;
+	enum db_rc	 rc = DB_OK;
+
+	qsort(s, ns, sizeof(*s), sum_cmp);	/* rows in one order */
+	for (i = 0; rc == DB_OK && i < ns; i++) {
+		k = 0;
+		a[k++] = DBI(s[i].q);
+		if (with_n)
+			a[k++] = DBI(s[i].n);
+		if (with_ts)
+			a[k++] = DBI(s[i].ts);
+		if (with_host)
+			a[k++] = DBS(lhost);
+		a[k++] = DBI(s[i].id);
+		rc = db_run(mdb, st, a, k, NULL, NULL, NULL);
+	}
+	return rc;
+}
+
+/* Write the records r[0..n) in one transaction, once under the name op. */
+static enum db_rc
+write_batch(struct usage *const *r, size_t n, const char *op)
+{
+	static struct sum	 users[BATCH_MAX], chans[BATCH_MAX];
+	static struct sum	 spent[BATCH_MAX], toks[BATCH_MAX];
+	size_t			 nu = 0, nc = 0, ns = 0, nt = 0, i, k;
+	unsigned long long	 fresh = 0;
+	struct dbv		 a[2];
+	enum db_rc		 rc;
+
+	for (i = 0; i < n; i++) {
+		/* x: a strict charge wrote token and user counters already */
+		if (!r[i]->x) {
+			sum_add(users, &nu, r[i]->u, r[i]->q, 0);
+			sum_add(spent, &ns, r[i]->t, r[i]->q, 0);
+		}
+		sum_add(chans, &nc, r[i]->c, r[i]->q, 0);
+		sum_add(toks, &nt, r[i]->t, r[i]->x ? 0 : r[i]->q, r[i]->ts);
+	}
+	if ((rc = db_begin(mdb)) != DB_OK)
+		return rc;
+	a[0] = DBS(op);
+	a[1] = DBI(now_s());
+	if ((rc = db_run(mdb, MS_APPLIED, a, 2, NULL, NULL, &fresh)) == DB_OK &&
+	    fresh == 0) {
+		db_rollback(mdb);	/* written before; its reply was lost */
+		return DB_OK;
+	}
+	for (i = 0; rc == DB_OK && i < n; i += k)
+		rc = log_rows(r + i, k = rows_step(n - i));
+	if (rc == DB_OK)
+		rc = task_rows(r, n);
+	if (rc == DB_OK)
+		rc = sum_update(MS_USER, users, nu, 1, 0, 0);
+	if (rc == DB_OK)
+		rc = sum_update(MS_CHANNEL, chans, nc, 0, 0, 0);
+	if (rc == DB_OK && ns > 0 && (rc = sum_update(MS_SPENT, spent, ns,
+	    0, 0, 1)) == DB_OK) {
+		a[0] = DBS(lhost);
+		rc = db_run(mdb, MS_SPENT_ALL, a, 1, NULL, NULL, NULL);
+	}
+	/* the token rows last: every charge waits for their locks */
+	if (rc == DB_OK)
+		rc = sum_update(MS_TOKEN, toks, nt, 0, 1, 0);
+	if (rc == DB_OK)
+		rc = db_commit(mdb);
+	if (rc != DB_OK)
+		db_rollback(mdb);
+	return rc;
+}
+
+/*
+ * Write what the ring holds. Returns the number of records written. A
+ * batch that failed is tried again as it was, under the same name, so
+ * that one whose reply was lost is recognised and not written twice.
+ */
 static size_t
 flush_ring(const struct dsn *dsn)
 {
-	struct buf	 o;
-	struct dbv	 a[3];
-	uint64_t	 t = LOAD(&L->tail), h = LOAD(&L->head), i;
-	size_t		 n = 0;
+	static struct usage	*r[BATCH_MAX];
+	static size_t		 again;
+	uint64_t		 t = LOAD(&L->tail), h = LOAD(&L->head), i;
+	size_t			 n = 0, max = again ? again : BATCH_MAX;
+	char			 op[80];
 
 	if (t == h || master_db(dsn) == NULL)
 		return 0;
-	buf_init(&o, 8u << 20);
-	buf_add(&o, "[", 1);
-	for (i = t; i < h && n < BATCH_MAX; i++, n++) {
-		const struct usage *r = &L->ring[i % RING];
-		if (LOAD(&r->ready) != i + 1)
+	for (i = t; i < h && n < max; i++, n++) {
+		r[n] = &L->ring[i % RING];
+		if (LOAD(&r[n]->ready) != i + 1)
 			break;		/* still being written */
-		if (n > 0)
-			buf_add(&o, ",", 1);
-		json_rec(&o, r);
 	}
-	buf_add(&o, "]", 1);
-	if (n > 0) {
-		char op[64];
-
-		/* a batch is named by its first request: written once */
-		snprintf(op, sizeof(op), "flush:%s", L->ring[t % RING].rid);
-		a[0] = DBS(lhost);
-		a[1] = DBSN(o.p, o.len);
-		a[2] = DBS(op);
-		if (db_run(mdb, MS_FLUSH, a, 3, NULL, NULL, NULL) == DB_OK)
-			STORE(&L->tail, t + n);
-		else {
-			log_err("ERR writing %zu usage records: %s (kept, retrying)",
-			    n, db_error(mdb));
-			n = 0;
-		}
+	if (n == 0 || n < again)
+		return 0;
+	snprintf(op, sizeof(op), "flush:%s:%zu", r[0]->rid, n);
+	if (write_batch(r, n, op) != DB_OK) {
+		log_err("ERR writing %zu usage records: %s (kept, retrying)",
+		    n, db_error(mdb));
+		again = n;
+		return 0;
 	}
-	buf_free(&o);
+	again = 0;
+	STORE(&L->tail, t + n);
 	return n;
 }
 
@@ -729,10 +956,17 @@ return_idle(const struct dsn *dsn, int all)
 void
 lease_tick(const struct dsn *dsn)
 {
-	static int64_t	 last_idle;
+	static int64_t	 last_idle, last_prune;
 
 	while (flush_ring(dsn) == BATCH_MAX)
 		;
+	if (mdb != NULL && mono_ms() - last_prune > 60000) {
+		struct dbv a = DBI(now_s() - 86400);
+
+		last_prune = mono_ms();
+		if (db_run(mdb, MS_APPLIED_OLD, &a, 1, NULL, NULL, NULL) != DB_OK)
+			log_warn("pruning bltcy_applied: %s", db_error(mdb));
+	}
 	if (!lstrict && mono_ms() - last_idle > 1000) {
 		last_idle = mono_ms();
 		return_idle(dsn, 0);

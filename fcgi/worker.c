@@ -491,7 +491,8 @@ usage_record(struct usage *u, const struct req *r, const char *group)
 	strlcpy_(u->m, r->method, sizeof(u->m));
 	snprintf(u->p, sizeof(u->p), "%.*s", (int)(r->pathlen < sizeof(u->p) ?
 	    r->pathlen : sizeof(u->p) - 1), r->path);
-	for (i = 0; u->p[i]; i++)	/* the batch is JSON: ASCII only */
+	/* ASCII only: the cut above may have split a UTF-8 character */
+	for (i = 0; u->p[i]; i++)
 		if ((unsigned char)u->p[i] >= 0x80)
 			u->p[i] = '?';
 	strlcpy_(u->ip, r->ip, sizeof(u->ip));

@@ -401,13 +401,6 @@ test_jsonw(void)
 	buf_init(&b, 1024);
 	CHECK(json_string(&b, "a\"b\\c\n\x01") == 0 &&
 	    strcmp(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\"") == 0);
-	buf_reset(&b);
-	CHECK(json_csv_array(&b, "t1,t-2,x.y") == 0 &&
-	    strcmp(b.p, "[\"t1\",\"t-2\",\"x.y\"]") == 0);
-	buf_reset(&b);
-	CHECK(json_csv_array(&b, "") == 0 && strcmp(b.p, "[]") == 0);
-	buf_reset(&b);
-	CHECK(json_csv_array(&b, NULL) == 0 && strcmp(b.p, "[]") == 0);
 	buf_free(&b);
 	buf_init(&b, 4);
 	CHECK(json_string(&b, "toolong") == -1);
