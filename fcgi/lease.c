@@ -517,6 +517,10 @@ gc_many(struct db *db, struct wslot **b, size_t n, int alone)
 		a[24 + k] = a[34 + k] = DBS(w->rec.rid);
 	}
 	rc = db_run(db, ST_CHARGE_GROUP, a, 47, NULL, NULL, &changed);
+	/* token, user and n slot rows; anything else would mean the server
+	 * checked the quota again after changing the token's row */
+	if (rc == DB_OK && changed > 0 && changed != n + 2)
+		log_err("ERR a charge group of %zu changed %llu rows", n, changed);
 	if (rc == DB_OK && changed == 0 && alone)
 		switch (slot_names(db, ST_SLOT, (int)(b[0] - L->w), b[0]->rec.rid)) {
 		case 1: changed = 1; break;
@@ -589,8 +593,11 @@ gc_lead(struct db *db)
 	if (rc != DB_OK)
 		log_err("ERR %zu charges: %s", n, db_error(db));
 	for (i = 0; i < n; i++) {
-		STORE(&b[i]->gc, rc == DB_OK ? b[i]->result : GC_FAILED);
-		if (b[i] != me)
+		int taken = GC_TAKEN;
+
+		/* unless the master gave up waiting for it (a stuck batch) */
+		if (CAS(&b[i]->gc, &taken, rc == DB_OK ? b[i]->result :
+		    GC_FAILED) && b[i] != me)
 			gc_wake(b[i]);
 	}
 }
@@ -1062,8 +1069,7 @@ group_outcome(struct wslot *w)
 			break;
 		usleep(1000);
 	}
-	st = LOAD(&w->gc);
-	STORE(&w->gc, GC_NONE);
+	st = __atomic_exchange_n(&w->gc, GC_NONE, __ATOMIC_ACQ_REL);
 	if (st == GC_PAID)
 		return CH_CHARGED;
 	if (st == GC_REFUSED)

@@ -716,6 +716,64 @@ def test_cached_token_after_rejected_first_request():
     eq(len(H.logs(token)), 1, "logs rows")
 
 
+@S.test(fronts=False)
+def test_strict_worker_died_in_charge():
+    """Strict metering, one worker. A test transaction holds the token's
+    row, so the worker's charge statement waits for the lock; the worker
+    is killed then. The statement still applies once the lock is free, so
+    the master must wait until the dead worker's connection is gone, then
+    read its bltcy_slots row: the charge stands, once, with its logs row
+    marked recovered."""
+    user, token, chan = account()
+    p = lease_pool("strict7", workers=1, METERING="strict")
+    mc = pymysql.connect(unix_socket=H.db_sock, user="root", password="", database="bltcy")
+    out = {}
+    try:
+        expect_ok(request(p.port, "POST", "/kling/v1/" + uniq("warm"), auth(token), b"{}"), "warm-up POST")
+        wait_flushed(p)
+        before = state(user, token, chan)
+        with mc.cursor() as c:
+            c.execute("START TRANSACTION")
+            c.execute("SELECT remain_quota FROM tokens WHERE id=%s FOR UPDATE", (token["id"],))
+
+        def client():
+            try:
+                out["r"] = request(p.port, "POST", "/kling/v1/" + uniq("died"), auth(token), b"{}", timeout=60)
+            except Exception as e:  # noqa: BLE001
+                out["e"] = e
+        th = threading.Thread(target=client)
+        th.start()
+
+        def waiting():
+            rows = H.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE tokens%%'")
+            return rows[0]["ID"] if rows else None
+        conn = harness.wait_for(waiting, 15, "the charge statement waiting for the token's row")
+        victim = p.workers_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(0.3)     # the master is now waiting for connection `conn` to go
+        eq(len(H.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE ID=%s", (conn,))), 1,
+           "the dead worker's connection, still waiting for the lock")
+        mc.commit()         # the statement goes on and applies
+        th.join(30)
+        check("r" in out and out["r"].status >= 500, "the killed request's answer: %r" % (out,))
+        harness.wait_for(lambda: len(H.logs(token)) >= 2, 15, "the recovered logs row")
+        wait_flushed(p)
+        after = state(user, token, chan)
+        eq(after["token"]["remain_quota"], before["token"]["remain_quota"] - Q, "token remain_quota")
+        eq(after["user"]["quota"], before["user"]["quota"] - Q, "user quota")
+        rows = H.logs(token)
+        eq(len(rows), 2, "logs rows (the warm-up and the killed request)")
+        check('"recovered":true' in rows[-1]["other"], "logs.other of the killed request: %r" % rows[-1]["other"])
+        sigterm(p)
+    finally:
+        try:
+            mc.rollback()
+        except Exception:  # noqa: BLE001
+            pass
+        mc.close()
+        p.stop()
+
+
 # ---------------------------------------------------------------------------
 # shutdown: exit status, a request in flight during SIGTERM
 
@@ -816,6 +874,60 @@ def test_sigterm_in_flight_failure_not_charged():
     if s["leases"]:
         problems.append("bltcy_leases rows after the pool stopped: %r" % s["leases"])
     fail_on(problems)
+
+
+def relay_sql(name):
+    """A statement of fcgi/sql.c, with pymysql's placeholders."""
+    src = open(os.path.join(harness.ROOT, "fcgi", "sql.c")).read()
+    m = re.search(r"\[%s\] =\s*((?:\"[^\"]*\"\s*)+)," % name, src)
+    check(m, "no %s in fcgi/sql.c" % name)
+    return "".join(re.findall(r'"([^"]*)"', m.group(1))).replace("?", "%s")
+
+
+@S.test(fronts=False)
+def test_charge_group_statement():
+    """Strict metering's group charge: one statement for n charges to one
+    token. Also when the token holds exactly their sum, the token and the
+    user are charged the sum once and every slot row names its request;
+    run again (a lost reply) it changes nothing; and when the token cannot
+    pay the sum, or its rows changed since the worker read them, it changes
+    nothing at all."""
+    stmt = relay_sql("ST_CHARGE_GROUP")
+    host = "group-test-host"
+    now = int(time.time())
+    for n in (2, 3, 8):
+        user, token, chan = H.setup_account(quota=10 ** 6, remain_quota=7 * n)
+        cv = H.sql("SELECT v FROM bltcy_meta WHERE k='channels'")[0]["v"]
+        av = H.sql("SELECT v FROM bltcy_meta WHERE k='auth'")[0]["v"]
+        slots = list(range(100, 100 + n))
+        for sl in slots:
+            H.sql("REPLACE INTO bltcy_slots (host, slot, req, updated_at) VALUES (%s, %s, '', 0)", (host, sl))
+        rids = ["group-%d-%d" % (n, sl) for sl in slots]
+
+        def pad(xs):
+            return (xs + [xs[0]] * 8)[:8]
+
+        def args(q, auth=av):
+            s_ = q * n
+            return ([user["id"], host] + pad(slots) + [0, s_, s_, s_, s_, n] + pad(slots) + pad(rids) +
+                    [now, token["id"]] + pad(rids) + [0, s_, s_, cv, auth])
+
+        def named():
+            return [r["req"] for r in H.sql("SELECT req FROM bltcy_slots WHERE host=%s AND slot IN %s "
+                                           "ORDER BY slot", (host, slots))]
+        c = H.db().cursor()
+        eq(c.execute(stmt, args(8)), 0, "n=%d: rows changed when the token cannot pay the sum" % n)
+        eq(c.execute(stmt, args(7, av - 1)), 0, "n=%d: rows changed when the token rows changed since" % n)
+        eq(named(), [""] * n, "n=%d: slot rows after a refused group" % n)
+        eq(c.execute(stmt, args(7)), n + 2, "n=%d: rows changed (token, user, slots)" % n)
+        eq(named(), rids, "n=%d: slot rows after the group" % n)
+        t = H.sql("SELECT remain_quota, used_quota FROM tokens WHERE id=%s", (token["id"],))[0]
+        u = H.sql("SELECT quota, used_quota, request_count FROM users WHERE id=%s", (user["id"],))[0]
+        eq((t["remain_quota"], t["used_quota"]), (0, 7 * n), "n=%d: token after the group" % n)
+        eq((u["quota"], u["used_quota"], u["request_count"]), (10 ** 6 - 7 * n, 7 * n, n),
+           "n=%d: user after the group" % n)
+        eq(c.execute(stmt, args(7)), 0, "n=%d: rows changed by the same group again" % n)
+        H.sql("DELETE FROM bltcy_slots WHERE host=%s", (host,))
 
 
 @S.test(fronts=False)
