@@ -417,12 +417,14 @@ gc_wake(struct wslot *w)
 	syscall(SYS_futex, &w->wake, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
-static void
+/* Sleep until woken; 1 if 10 ms passed without a wake. */
+static int
 gc_sleep(int *word, int val)
 {
 	struct timespec	 ts = { 0, 10 * 1000 * 1000 };
 
-	syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0);
+	return syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0) == -1 &&
+	    errno == ETIMEDOUT;
 }
 
 static int
@@ -612,7 +614,7 @@ enum db_rc
 charge_commit(struct db *db, const struct usage *rec, int unlimited,
     long long chan_version, long long auth_version, int *paid)
 {
-	int	 st, hi, k, seq;
+	int	 st, hi, k, seq, slow = 0;
 
 	*paid = 0;
 	charge_state(rec, CH_CHARGING, 0);
@@ -643,15 +645,16 @@ charge_commit(struct db *db, const struct usage *rec, int unlimited,
 				}
 			continue;
 		}
-		if (st == GC_QUEUED && gone(holder))
+		/* nothing for 10 ms: is whoever we wait for still alive? */
+		if (slow && st == GC_QUEUED && gone(holder))
 			CAS(&L->gc_lock, &holder, 0);
-		if (st == GC_TAKEN && gone(me->gleader)) {
+		if (slow && st == GC_TAKEN && gone(me->gleader)) {
 			log_err("ERR req=%s: the worker committing this charge "
 			    "died", rec->rid);
 			st = GC_FAILED;
 			break;
 		}
-		gc_sleep(&me->wake, seq);
+		slow = gc_sleep(&me->wake, seq);
 	}
 	me->conn = me->gconn;
 	STORE(&me->gc, GC_NONE);
