@@ -402,13 +402,13 @@ charge_slot(void)
 /*
  * Strict metering's group commit. A worker puts its charge in its slot;
  * whichever worker holds gc_lock applies every charge waiting there, and
- * the others sleep until it is done with theirs, or hands the lock on. Charges to one token
- * at the same change counters go in one statement (ST_CHARGE_GROUP, up to
- * GROUP_STMT of them): the token's and user's row are updated once for
- * all, each worker's slot row names its own request, so what tells
- * whether a charge applied stays the same as for a single charge. A busy
- * token's row is thus locked, and a commit made durable, once per batch
- * instead of once per request.
+ * the others sleep until it is done with theirs, or hands the lock on.
+ * Charges to one token at the same change counters go in one statement
+ * (ST_CHARGE_GROUP, up to GROUP_STMT of them): the token's and user's
+ * rows are updated once for all, and each worker's slot row names its own
+ * request, so what tells whether a charge applied stays the same as for
+ * a single charge. A busy token's row is thus locked, and a commit made
+ * durable, once per batch instead of once per request.
  */
 static void
 gc_wake(struct wslot *w)

@@ -661,6 +661,10 @@ def test_two_hosts_one_token():
         if len(ok) != 20:
             problems.append("requests answered 200 over both hosts: want 20 (remain_quota 20000, 1000 each), got %d"
                             % len(ok))
+            sys.stdout.write("# leases %r, token %r\n" % (
+                list(H.sql("SELECT * FROM bltcy_leases WHERE token_id=%s", (token["id"],))),
+                H.sql("SELECT remain_quota, used_quota FROM tokens WHERE id=%s", (token["id"],))))
+            sys.stdout.write("# metrics a %r\n# metrics b %r\n" % (metrics(pa), metrics(pb)))
         wait_flushed(pa)
         wait_flushed(pb)
         s = state(user, token, chan)
