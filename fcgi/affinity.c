@@ -175,8 +175,13 @@ task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
 		if (*query == '&')
 			query++;
 	}
-	/* a small JSON body's task_id */
+	/*
+	 * A small JSON body's task_id. Only a body that can name one is
+	 * parsed: it holds "task_id", or a \u escape that could spell it.
+	 */
 	if (body != NULL && bodylen > 0 && body[strspn(body, " \t\r\n")] == '{' &&
+	    (memmem(body, bodylen, "task_id", 7) != NULL ||
+	    memmem(body, bodylen, "\\u", 2) != NULL) &&
 	    (o = parse(body, bodylen)) != NULL) {
 		add_field(t, o, "task_id");
 		json_object_put(o);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../../fcgi/upstream.c"
+#include "../../fcgi/affinity.c"
 
 #include "auth.h"
 #include "config.h"
@@ -394,6 +395,36 @@ test_crypto(void)
 }
 
 static void
+test_task_ids(void)
+{
+	struct task_ids	 t;
+	static const char ans[] =
+	    "{\"code\":0,\"data\":{\"task_id\":\"T-1\",\"id\":\"x:2\"}}";
+	static const char *const body[][2] = {	/* body, the id or "" */
+		{ "{\"task_id\":\"abc\"}", "abc" },
+		/* spelt with an escape it is the same key, to us and upstream */
+		{ "{\"task\\u005fid\":\"abc\"}", "abc" },
+		{ "{\"prompt\":\"a task\"}", "" },
+		{ "{\"other\":{\"task_id\":\"in\"}}", "" },	/* top level only */
+	};
+	size_t		 i;
+
+	task_ids_from_answer(&t, ans, sizeof(ans) - 1);
+	CHECK(t.n == 2 && strcmp(t.id[0], "T-1") == 0 &&
+	    strcmp(t.id[1], "x:2") == 0);
+	for (i = 0; i < sizeof(body) / sizeof(body[0]); i++) {
+		task_ids_from_request(&t, "/kling/v1/x", 11, NULL, body[i][0],
+		    strlen(body[i][0]), 0);
+		CHECK(body[i][1][0] == '\0' ? t.n == 0 :
+		    t.n == 1 && strcmp(t.id[0], body[i][1]) == 0);
+	}
+	task_ids_from_request(&t, "/kling/v1/videos/T-9", 20, "ids=a,b", NULL,
+	    0, 1);
+	CHECK(t.n == 5 && strcmp(t.id[0], "T-9") == 0 &&
+	    strcmp(t.id[4], "b") == 0);
+}
+
+static void
 test_jsonw(void)
 {
 	struct buf	 b;
@@ -422,6 +453,7 @@ main(void)
 	test_channel_form();
 	test_crypto();
 	test_jsonw();
+	test_task_ids();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
