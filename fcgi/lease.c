@@ -937,8 +937,11 @@ return_idle(const struct dsn *dsn, int all)
 
 		if (LOAD(&s->token_id) == 0 || LOAD(&s->avail) <= 0)
 			continue;
+		/* idle: nothing in flight, no use and no new lease for a while
+		 * (a lease just granted has not been used yet) */
 		if (!all && (LOAD(&s->inflight) > 0 ||
-		    now - LOAD(&s->last_use) < IDLE_MS))
+		    now - LOAD(&s->last_use) < IDLE_MS ||
+		    now - LOAD(&s->leased_at) < IDLE_MS))
 			continue;
 		if (!CAS(&s->lock, &zero, (int)getpid()))
 			continue;
