@@ -1,6 +1,4 @@
-#include <linux/futex.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -14,6 +12,7 @@
 #include "db.h"
 #include "log.h"
 #include "relay.h"
+#include "shm.h"
 
 /*
  * METERING=lease. Quota is leased from the database in blocks (one CALL,
@@ -22,7 +21,8 @@
  * requests go into a ring in the same mapping; the master writes them in
  * batches (logs rows, used counters, the spent part of the lease) and
  * gives idle leases back. A worker's in-flight charge sits in a slot of
- * its own, so the master settles it if the worker dies, as in strict mode.
+ * its own, so the master settles it if the worker dies, as in strict mode,
+ * whose charges go through the group commit in charge.c.
  *
  * What a power loss of the host can lose: the ring not yet written (at
  * most LEASE_FLUSH_MS of settled requests); those charges are refunded
@@ -30,68 +30,18 @@
  * leases keep every host within what the database granted.
  */
 
-#define SLOTS		16384		/* tokens with a lease on this host */
-#define RING		1024		/* settled requests waiting for the DB */
-#define WSLOTS		2048		/* workers, all generations */
 #define BATCH_MAX	1000
 #define LEASE_BLOCKS	100		/* a lease is worth this many requests, */
 #define LEASE_GROW	64		/* times up to this for a busy token */
 #define LEASE_FAST_MS	1000		/* the last lease went quicker: double */
 #define IDLE_MS		10000		/* an unused lease goes back after this */
-#define GROUP_MAX	64		/* strict charges per batch */
-#define GROUP_STMT	8		/* of one token in one statement */
 
-struct lslot {
-	long long	 token_id;	/* 0: free */
-	long long	 user_id;
-	int		 unlimited;
-	int		 lock;		/* pid leasing more, or 0 */
-	int64_t		 avail;
-	int64_t		 inflight;
-	int64_t		 last_use;	/* mono ms */
-	int64_t		 leased_at;	/* mono ms of the last lease */
-	int64_t		 grow;		/* blocks per lease, 1..LEASE_GROW */
-};
-
-/* Strict metering: where a worker's charge is in the group commit. */
-enum { GC_NONE, GC_QUEUED, GC_TAKEN, GC_PAID, GC_REFUSED, GC_FAILED };
-
-struct wslot {
-	int		 active;	/* 0 free, -1 idle, or a charge_state */
-	int		 slot;		/* its lslot (lease) */
-	unsigned long	 conn;		/* its DB connection id (strict) */
-	uint64_t	 pushed;	/* ring position + 1 once pushed */
-	int		 gc;		/* GC_* */
-	int		 wake;		/* futex word: +1 to wake the worker */
-	int		 result;	/* GC_PAID or GC_REFUSED, in a batch */
-	int		 unlimited;	/* the queued charge's token is */
-	long long	 cv, av;	/* counters the token was read at */
-	int		 gleader;	/* pid of the worker that took it */
-	unsigned long	 gconn;		/* and that worker's connection */
-	struct usage	 rec;
-};
-
-struct lshm {
-	struct lslot	 slots[SLOTS];
-	uint64_t	 head, tail;
-	struct usage	 ring[RING];
-	struct wslot	 w[WSLOTS];
-	int		 gc_lock;	/* pid of the worker committing charges */
-	int		 gc_hi;		/* highest wslot that ever queued one */
-};
-
-static struct lshm	*L;
-static struct wslot	*me;		/* this worker's slot */
+struct lshm		*L;
+struct wslot		*me;		/* this worker's slot */
+const char		*lhost;
+int			 mypid;
 static struct db	*mdb;		/* the master's connection */
-static const char	*lhost;
-static int		 mypid;
 static int		 lstrict;	/* METERING=strict: the ring only */
-
-#define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
-#define CAS(p, o, n)	__atomic_compare_exchange_n((p), (o), (n), 0, \
-			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 
 /*
  * The master's statements. A batch of usage is written in one transaction:
@@ -397,269 +347,6 @@ int
 charge_slot(void)
 {
 	return me != NULL ? (int)(me - L->w) : -1;
-}
-
-/*
- * Strict metering's group commit. A worker puts its charge in its slot;
- * whichever worker holds gc_lock applies every charge waiting there, and
- * the others sleep until it is done with theirs, or hands the lock on.
- * Charges to one token at the same change counters go in one statement
- * (ST_CHARGE_GROUP, up to GROUP_STMT of them): the token's and user's
- * rows are updated once for all, and each worker's slot row names its own
- * request, so what tells whether a charge applied stays the same as for
- * a single charge. A busy token's row is thus locked, and a commit made
- * durable, once per batch instead of once per request.
- */
-static void
-gc_wake(struct wslot *w)
-{
-	ADD(&w->wake, 1);
-	syscall(SYS_futex, &w->wake, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-
-/* Sleep until woken; 1 if 10 ms passed without a wake. */
-static int
-gc_sleep(int *word, int val)
-{
-	struct timespec	 ts = { 0, 10 * 1000 * 1000 };
-
-	return syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0) == -1 &&
-	    errno == ETIMEDOUT;
-}
-
-static int
-gone(int pid)
-{
-	return pid != 0 && kill(pid, 0) == -1 && errno == ESRCH;
-}
-
-static int
-same_charge(const struct wslot *a, const struct wslot *b)
-{
-	return a->rec.t == b->rec.t && a->rec.u == b->rec.u &&
-	    a->unlimited == b->unlimited && a->cv == b->cv && a->av == b->av;
-}
-
-static int
-before(const struct wslot *a, const struct wslot *b)
-{
-	if (a->rec.t != b->rec.t)
-		return a->rec.t < b->rec.t;
-	if (a->rec.u != b->rec.u)
-		return a->rec.u < b->rec.u;
-	if (a->cv != b->cv)
-		return a->cv < b->cv;
-	if (a->av != b->av)
-		return a->av < b->av;
-	return a->unlimited < b->unlimited;
-}
-
-/* One charge alone: ST_CHARGE. */
-static enum db_rc
-gc_one(struct db *db, struct wslot *w, int alone)
-{
-	struct dbv		 a[17];
-	const struct usage	*u = &w->rec;
-	unsigned long long	 changed = 0;
-	enum db_rc		 rc;
-
-	a[0] = DBI(u->u);
-	a[1] = DBS(lhost);
-	a[2] = DBI(w - L->w);
-	a[3] = DBI(w->unlimited);
-	a[4] = a[5] = a[6] = a[7] = DBI(u->q);
-	a[8] = DBS(u->rid);
-	a[9] = DBI(u->ts);
-	a[10] = DBI(u->t);
-	a[11] = DBS(u->rid);
-	a[12] = DBI(w->unlimited);
-	a[13] = a[14] = DBI(u->q);
-	a[15] = DBI(w->cv);
-	a[16] = DBI(w->av);
-	rc = db_run(db, ST_CHARGE, a, 17, NULL, NULL, &changed);
-	/* alone it is autocommit, which db_run runs again after a lost
-	 * reply: the slot row tells whether the first run applied */
-	if (rc == DB_OK && changed == 0 && alone)
-		switch (slot_names(db, ST_SLOT, (int)(w - L->w), u->rid)) {
-		case 1: changed = 1; break;
-		case -1: rc = DB_DOWN; break;
-		}
-	w->result = changed > 0 ? GC_PAID : GC_REFUSED;
-	return rc;
-}
-
-/* Charges b[0..n) of one token together, or one by one if they cannot. */
-static enum db_rc
-gc_many(struct db *db, struct wslot **b, size_t n, int alone)
-{
-	struct dbv		 a[47];
-	unsigned long long	 changed = 0;
-	long long		 sum = 0;
-	enum db_rc		 rc;
-	size_t			 i, k;
-
-	if (n == 1)
-		return gc_one(db, b[0], alone);
-	for (i = 0; i < n; i++)
-		sum += b[i]->rec.q;
-	a[0] = DBI(b[0]->rec.u);
-	a[1] = DBS(lhost);
-	a[10] = DBI(b[0]->unlimited);
-	a[11] = a[12] = a[13] = a[14] = DBI(sum);
-	a[15] = DBI(n);
-	a[32] = DBI(b[0]->rec.ts);
-	a[33] = DBI(b[0]->rec.t);
-	a[42] = DBI(b[0]->unlimited);
-	a[43] = a[44] = DBI(sum);
-	a[45] = DBI(b[0]->cv);
-	a[46] = DBI(b[0]->av);
-	for (k = 0; k < GROUP_STMT; k++) {	/* short lists repeat the first */
-		struct wslot *w = b[k < n ? k : 0];
-		a[2 + k] = a[16 + k] = DBI(w - L->w);
-		a[24 + k] = a[34 + k] = DBS(w->rec.rid);
-	}
-	rc = db_run(db, ST_CHARGE_GROUP, a, 47, NULL, NULL, &changed);
-	/* token, user and n slot rows; anything else would mean the server
-	 * checked the quota again after changing the token's row */
-	if (rc == DB_OK && changed > 0 && changed != n + 2)
-		log_err("ERR a charge group of %zu changed %llu rows", n, changed);
-	if (rc == DB_OK && changed == 0 && alone)
-		switch (slot_names(db, ST_SLOT, (int)(b[0] - L->w), b[0]->rec.rid)) {
-		case 1: changed = 1; break;
-		case -1: rc = DB_DOWN; break;
-		}
-	if (rc == DB_OK && changed > 0) {
-		for (i = 0; i < n; i++)
-			b[i]->result = GC_PAID;
-		return DB_OK;
-	}
-	/* not all can pay (or the rows changed): each on its own */
-	for (i = 0; rc == DB_OK && i < n; i++)
-		rc = gc_one(db, b[i], alone);
-	return rc;
-}
-
-/* Take every queued charge and apply them. */
-static void
-gc_lead(struct db *db)
-{
-	struct wslot	*b[GROUP_MAX], *t;
-	unsigned long	 conn = db_conn_id(db);
-	enum db_rc	 rc;
-	size_t		 n = 0, i, j, runs;
-	int		 k, hi = LOAD(&L->gc_hi), tries;
-
-	for (k = 0; k <= hi && n < GROUP_MAX; k++) {
-		struct wslot	*w = &L->w[k];
-		int		 q = GC_QUEUED;
-
-		if (LOAD(&w->gc) != GC_QUEUED)
-			continue;
-		w->gleader = mypid;
-		w->gconn = conn;
-		if (CAS(&w->gc, &q, GC_TAKEN))
-			b[n++] = w;
-	}
-	if (n == 0)
-		return;
-	/* one order of rows for every batch, so that batches cannot deadlock */
-	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && before(b[j], b[j - 1]); j--) {
-			t = b[j];
-			b[j] = b[j - 1];
-			b[j - 1] = t;
-		}
-	for (runs = 1, i = 1; i < n; i++)
-		if (!same_charge(b[i], b[i - 1]))
-			runs++;
-	for (tries = 0;; tries++) {
-		int alone = runs == 1 && n <= GROUP_STMT;
-
-		rc = alone ? DB_OK : db_begin(db);
-		for (i = 0; rc == DB_OK && i < n; i = j) {
-			for (j = i + 1; j < n && j - i < GROUP_STMT &&
-			    same_charge(b[j], b[i]); j++)
-				;
-			rc = gc_many(db, b + i, j - i, alone);
-		}
-		if (!alone) {
-			if (rc == DB_OK)
-				rc = db_commit(db);
-			if (rc != DB_OK)
-				db_rollback(db);
-		}
-		/* a deadlock victim's transaction is undone whole: again */
-		if (rc != DB_ERR || alone || tries == 2)
-			break;
-	}
-	if (rc != DB_OK)
-		log_err("ERR %zu charges: %s", n, db_error(db));
-	for (i = 0; i < n; i++) {
-		int taken = GC_TAKEN;
-
-		/* unless the master gave up waiting for it (a stuck batch) */
-		if (CAS(&b[i]->gc, &taken, rc == DB_OK ? b[i]->result :
-		    GC_FAILED) && b[i] != me)
-			gc_wake(b[i]);
-	}
-}
-
-/*
- * Charge rec (strict metering) through the group commit, at the change
- * counters the worker read token and channels at. DB_OK with *paid 1
- * (charged) or 0 (it did not apply: quota, or changed rows); otherwise the
- * charge may or may not have applied, as after a lost reply.
- */
-enum db_rc
-charge_commit(struct db *db, const struct usage *rec, int unlimited,
-    long long chan_version, long long auth_version, int *paid)
-{
-	int	 st, hi, k, seq, slow = 0;
-
-	*paid = 0;
-	charge_state(rec, CH_CHARGING, 0);
-	me->unlimited = unlimited;
-	me->cv = chan_version;
-	me->av = auth_version;
-	k = (int)(me - L->w);
-	for (hi = LOAD(&L->gc_hi); hi < k && !CAS(&L->gc_hi, &hi, k);)
-		;
-	STORE(&me->gc, GC_QUEUED);
-	for (;;) {
-		int	 holder = 0;
-
-		seq = LOAD(&me->wake);
-		st = LOAD(&me->gc);
-		if (st >= GC_PAID)
-			break;
-		if (st == GC_QUEUED && CAS(&L->gc_lock, &holder, mypid)) {
-			gc_lead(db);
-			/* a full barrier: a worker that queued and found the
-			 * lock taken is seen queued below */
-			__atomic_store_n(&L->gc_lock, 0, __ATOMIC_SEQ_CST);
-			hi = LOAD(&L->gc_hi);
-			for (k = 0; k <= hi; k++)
-				if (LOAD(&L->w[k].gc) == GC_QUEUED) {
-					gc_wake(&L->w[k]);	/* to lead next */
-					break;
-				}
-			continue;
-		}
-		/* nothing for 10 ms: is whoever we wait for still alive? */
-		if (slow && st == GC_QUEUED && gone(holder))
-			CAS(&L->gc_lock, &holder, 0);
-		if (slow && st == GC_TAKEN && gone(me->gleader)) {
-			log_err("ERR req=%s: the worker committing this charge "
-			    "died", rec->rid);
-			st = GC_FAILED;
-			break;
-		}
-		slow = gc_sleep(&me->wake, seq);
-	}
-	me->conn = me->gconn;
-	STORE(&me->gc, GC_NONE);
-	*paid = st == GC_PAID;
-	return st == GC_FAILED ? DB_DOWN : DB_OK;
 }
 
 /* ---- master side ---- */
@@ -1053,35 +740,6 @@ dead_worker_charged(const struct dsn *dsn, struct wslot *w, int wslot)
 		log_warn("WARN req=%s: the dead worker's connection %lu is still "
 		    "open after 5 s", w->rec.rid, w->conn);
 	return slot_names(mdb, MS_SLOT, wslot, w->rec.rid);
-}
-
-/*
- * A worker died with its charge in the group commit: withdraw it while
- * still queued; otherwise wait (at most 5 s) for the batch that took it.
- * CH_CHARGED, CH_IDLE, or CH_CHARGING when only the database can tell,
- * its conn then being the connection that ran the batch.
- */
-static int
-group_outcome(struct wslot *w)
-{
-	int	 q = GC_QUEUED, st, tries;
-
-	if (CAS(&w->gc, &q, GC_NONE))
-		return CH_IDLE;
-	if (q == GC_NONE)
-		return CH_CHARGING;
-	for (tries = 0; tries < 5000; tries++) {
-		if (LOAD(&w->gc) != GC_TAKEN || gone(w->gleader))
-			break;
-		usleep(1000);
-	}
-	st = __atomic_exchange_n(&w->gc, GC_NONE, __ATOMIC_ACQ_REL);
-	if (st == GC_PAID)
-		return CH_CHARGED;
-	if (st == GC_REFUSED)
-		return CH_IDLE;
-	w->conn = w->gconn;
-	return CH_CHARGING;
 }
 
 /* A worker died: what it had charged is kept, once, marked recovered. */

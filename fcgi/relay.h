@@ -231,6 +231,7 @@ void	 lease_finish(const struct token_row *, long long q, int ok,
 void	 charge_state(const struct usage *, enum charge_state,
 	    unsigned long conn);
 int	 charge_slot(void);			/* worker: its row's slot */
+/* charge.c: a strict charge, through the group commit */
 enum db_rc charge_commit(struct db *, const struct usage *, int unlimited,
 	    long long chan_version, long long auth_version, int *paid);
 int	 slot_names(struct db *, size_t st, int slot, const char *rid);

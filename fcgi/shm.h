@@ -1,0 +1,69 @@
+#ifndef BLTCY_SHM_H
+#define BLTCY_SHM_H
+
+/*
+ * The mapping the master and its workers share for metering (lease.c):
+ * lease slots per token, the usage ring, and a slot per worker holding
+ * its charge in flight, which strict metering's group commit (charge.c)
+ * also works on. Private to those two files.
+ */
+
+#include <stdint.h>
+
+#include "relay.h"
+
+#define SLOTS		16384		/* tokens with a lease on this host */
+#define RING		1024		/* settled requests waiting for the DB */
+#define WSLOTS		2048		/* workers, all generations */
+
+struct lslot {
+	long long	 token_id;	/* 0: free */
+	long long	 user_id;
+	int		 unlimited;
+	int		 lock;		/* pid leasing more, or 0 */
+	int64_t		 avail;
+	int64_t		 inflight;
+	int64_t		 last_use;	/* mono ms */
+	int64_t		 leased_at;	/* mono ms of the last lease */
+	int64_t		 grow;		/* blocks per lease, 1..LEASE_GROW */
+};
+
+struct wslot {
+	int		 active;	/* 0 free, -1 idle, or a charge_state */
+	int		 slot;		/* its lslot (lease) */
+	unsigned long	 conn;		/* its DB connection id (strict) */
+	uint64_t	 pushed;	/* ring position + 1 once pushed */
+	int		 gc;		/* group commit state (charge.c) */
+	int		 wake;		/* futex word: +1 to wake the worker */
+	int		 result;	/* GC_PAID or GC_REFUSED, in a batch */
+	int		 unlimited;	/* the queued charge's token is */
+	long long	 cv, av;	/* counters the token was read at */
+	int		 gleader;	/* pid of the worker that took it */
+	unsigned long	 gconn;		/* and that worker's connection */
+	struct usage	 rec;
+};
+
+struct lshm {
+	struct lslot	 slots[SLOTS];
+	uint64_t	 head, tail;
+	struct usage	 ring[RING];
+	struct wslot	 w[WSLOTS];
+	int		 gc_lock;	/* pid of the worker committing charges */
+	int		 gc_hi;		/* highest wslot that ever queued one */
+};
+
+extern struct lshm	*L;
+extern struct wslot	*me;		/* this worker's slot, or NULL */
+extern const char	*lhost;		/* this pool's instance name */
+extern int		 mypid;
+
+#define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
+#define CAS(p, o, n)	__atomic_compare_exchange_n((p), (o), (n), 0, \
+			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+
+/* charge.c: what the group commit says of a dead worker's charge */
+int	 group_outcome(struct wslot *);
+
+#endif
