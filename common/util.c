@@ -216,6 +216,14 @@ hex_digit(int c)
 	return -1;
 }
 
+uint64_t
+fnv1a(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 int
 random_bytes(void *p, size_t n)
 {

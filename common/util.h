@@ -48,6 +48,10 @@ int	 list_has(const char *list, char sep, const char *s, size_t slen);
 /* Value of a hexadecimal digit, or -1. */
 int	 hex_digit(int);
 
+/* FNV-1a: h (FNV1A_INIT to begin) carried on over the bytes of s. */
+#define FNV1A_INIT	1469598103934665603ULL
+uint64_t fnv1a(uint64_t h, const char *s);
+
 /* Fill out with n cryptographically random bytes. 0 ok, -1 error. */
 int	 random_bytes(void *, size_t);
 

@@ -241,15 +241,8 @@ tasks_recent_init(void)
 static struct recent *
 recent_slot(const char *service, const char *id)
 {
-	uint64_t	 h = 1469598103934665603ULL;
-	const char	*p;
-
-	for (p = service; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h = (h ^ '/') * 1099511628211ULL;
-	for (p = id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return &recent[h % RECENT];
+	return &recent[fnv1a(fnv1a(fnv1a(FNV1A_INIT, service), "/"), id) %
+	    RECENT];
 }
 
 void

@@ -74,6 +74,25 @@ before(const struct wslot *a, const struct wslot *b)
 	return a->unlimited < b->unlimited;
 }
 
+/*
+ * A statement that changed nothing, run alone in autocommit: db_run runs
+ * it again after a lost reply, so w's slot row tells whether the first
+ * run applied. Sets *changed to 1 if it did.
+ */
+static enum db_rc
+lost_reply(struct db *db, const struct wslot *w, unsigned long long *changed)
+{
+	switch (slot_names(db, ST_SLOT, (int)(w - L->w), w->rec.rid)) {
+	case 1:
+		*changed = 1;
+		return DB_OK;
+	case 0:
+		return DB_OK;
+	default:
+		return DB_DOWN;
+	}
+}
+
 /* One charge alone: ST_CHARGE. */
 static enum db_rc
 gc_one(struct db *db, struct wslot *w, int alone)
@@ -97,13 +116,8 @@ gc_one(struct db *db, struct wslot *w, int alone)
 	a[15] = DBI(w->cv);
 	a[16] = DBI(w->av);
 	rc = db_run(db, ST_CHARGE, a, 17, NULL, NULL, &changed);
-	/* alone it is autocommit, which db_run runs again after a lost
-	 * reply: the slot row tells whether the first run applied */
 	if (rc == DB_OK && changed == 0 && alone)
-		switch (slot_names(db, ST_SLOT, (int)(w - L->w), u->rid)) {
-		case 1: changed = 1; break;
-		case -1: rc = DB_DOWN; break;
-		}
+		rc = lost_reply(db, w, &changed);
 	w->result = changed > 0 ? GC_PAID : GC_REFUSED;
 	return rc;
 }
@@ -144,10 +158,7 @@ gc_many(struct db *db, struct wslot **b, size_t n, int alone)
 	if (rc == DB_OK && changed > 0 && changed != n + 2)
 		log_err("ERR a charge group of %zu changed %llu rows", n, changed);
 	if (rc == DB_OK && changed == 0 && alone)
-		switch (slot_names(db, ST_SLOT, (int)(b[0] - L->w), b[0]->rec.rid)) {
-		case 1: changed = 1; break;
-		case -1: rc = DB_DOWN; break;
-		}
+		rc = lost_reply(db, b[0], &changed);
 	if (rc == DB_OK && changed > 0) {
 		for (i = 0; i < n; i++)
 			b[i]->result = GC_PAID;

@@ -136,8 +136,9 @@ lease_attach(int wslot)
 	mypid = (int)getpid();
 }
 
+/* The token's lease slot; with claim, a free one becomes its slot. */
 static struct lslot *
-find_slot(long long token_id, long long user_id, int unlimited)
+find_slot(long long token_id, int claim)
 {
 	size_t	 i, h = (size_t)((unsigned long long)token_id * 2654435761ULL) % SLOTS;
 
@@ -149,11 +150,10 @@ find_slot(long long token_id, long long user_id, int unlimited)
 			return s;
 		if (id == 0) {
 			long long zero = 0;
-			if (CAS(&s->token_id, &zero, token_id) || zero == token_id) {
-				STORE(&s->user_id, user_id);
-				STORE(&s->unlimited, unlimited);
+			if (!claim)
+				return NULL;
+			if (CAS(&s->token_id, &zero, token_id) || zero == token_id)
 				return s;
-			}
 		}
 	}
 	return NULL;
@@ -162,19 +162,11 @@ find_slot(long long token_id, long long user_id, int unlimited)
 int64_t
 lease_available(long long token_id)
 {
-	size_t	 i, h = (size_t)((unsigned long long)token_id * 2654435761ULL) % SLOTS;
+	struct lslot	*s;
 
-	if (L == NULL)
+	if (L == NULL || (s = find_slot(token_id, 0)) == NULL)
 		return 0;
-	for (i = 0; i < SLOTS; i++) {
-		struct lslot *s = &L->slots[(h + i) % SLOTS];
-		long long id = LOAD(&s->token_id);
-		if (id == token_id)
-			return LOAD(&s->avail);
-		if (id == 0)
-			return 0;
-	}
-	return 0;
+	return LOAD(&s->avail);
 }
 
 static int
@@ -188,9 +180,11 @@ take(struct lslot *s, long long q)
 	return 0;
 }
 
+/* A one-number answer into *(long long *)arg; 0 for NULL. */
 static int
-lease_row(void *arg, const struct dbv *c, size_t n)
+int_row(void *arg, const struct dbv *c, size_t n)
 {
+	(void)n;
 	*(long long *)arg = c[0].t == DBV_INT ? c[0].i : 0;
 	return 1;
 }
@@ -210,7 +204,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 	int64_t		 now, grow;
 	int		 zero, tries;
 
-	if ((s = find_slot(t->id, t->user_id, t->unlimited)) == NULL)
+	if ((s = find_slot(t->id, 1)) == NULL)
 		return -2;
 	for (tries = 0; !take(s, q); tries++) {
 		if (tries > 0 && grant < q)
@@ -257,7 +251,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		a[7] = DBS(op);
 		grant = 0;
 		if (db_run(db, ST_LEASE, a, 8, NULL, NULL, NULL) != DB_OK ||
-		    db_run(db, ST_LEASE_GRANT, a, 2, lease_row, &grant, NULL) != DB_OK) {
+		    db_run(db, ST_LEASE_GRANT, a, 2, int_row, &grant, NULL) != DB_OK) {
 			STORE(&s->lock, 0);
 			log_err("lease for token %lld: %s", t->id, db_error(db));
 			return -2;
@@ -299,8 +293,8 @@ ring_push(const struct usage *rec, int wslot_pushed)
 
 /* The request is over: usage into the ring (ok) or the lease back. */
 void
-lease_finish(const struct token_row *t, long long q, int ok, long long channel,
-    long long use_time, const char *tasks)
+lease_finish(long long q, int ok, long long channel, long long use_time,
+    const char *tasks)
 {
 	if (me == NULL || LOAD(&me->active) != CH_CHARGED)
 		return;
@@ -706,14 +700,6 @@ slot_names(struct db *db, size_t st, int slot, const char *rid)
 	return q.found;
 }
 
-static int
-count_row(void *arg, const struct dbv *c, size_t n)
-{
-	(void)n;
-	*(long long *)arg = c[0].t == DBV_INT ? c[0].i : 0;
-	return 1;
-}
-
 /*
  * Strict metering: a worker died with its charge or refund statement
  * perhaps in flight. Once its connection is gone from the server nothing
@@ -731,7 +717,7 @@ dead_worker_charged(const struct dsn *dsn, struct wslot *w, int wslot)
 		return -1;
 	a[0] = DBI(w->conn);
 	for (tries = 0; tries < 100 && n > 0 && w->conn != 0; tries++) {
-		if (db_run(mdb, MS_CONN, a, 1, count_row, &n, NULL) != DB_OK)
+		if (db_run(mdb, MS_CONN, a, 1, int_row, &n, NULL) != DB_OK)
 			return -1;
 		if (n > 0)
 			usleep(50000);

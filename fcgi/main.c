@@ -276,6 +276,14 @@ load_config(const char *path, int first)
 	return 0;
 }
 
+/* A worker killed by a signal or exiting non-zero left charges open. */
+static int
+died_badly(int status)
+{
+	return WIFSIGNALED(status) ||
+	    (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+}
+
 static void
 reap(void)
 {
@@ -286,8 +294,7 @@ reap(void)
 	size_t		 i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		int abnormal = WIFSIGNALED(status) ||
-		    (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+		int abnormal = died_badly(status);
 
 		release(pid);
 
@@ -444,8 +451,7 @@ main(int argc, char *argv[])
 					}
 				if (!current && nold > 0)
 					nold--;
-				if (WIFSIGNALED(status) ||
-				    (WIFEXITED(status) && WEXITSTATUS(status) != 0))
+				if (died_badly(status))
 					recover(pid);
 				release(pid);
 			}

@@ -226,8 +226,8 @@ void	 lease_attach(int wslot);		/* worker */
 int64_t	 lease_available(long long token_id);
 int	 lease_spend(struct db *, const struct token_row *, long long q,
 	    const struct usage *);
-void	 lease_finish(const struct token_row *, long long q, int ok,
-	    long long channel, long long use_time, const char *tasks);
+void	 lease_finish(long long q, int ok, long long channel,
+	    long long use_time, const char *tasks);
 void	 charge_state(const struct usage *, enum charge_state,
 	    unsigned long conn);
 int	 charge_slot(void);			/* worker: its row's slot */

@@ -18,8 +18,6 @@
 
 struct lslot {
 	long long	 token_id;	/* 0: free */
-	long long	 user_id;
-	int		 unlimited;
 	int		 lock;		/* pid leasing more, or 0 */
 	int64_t		 avail;
 	int64_t		 inflight;

@@ -1,35 +1,34 @@
 #include "relay.h"
 
 /*
+ * The token lookup, with or without the owner of a task the request
+ * names: the same columns in the same places (auth_row in worker.c).
+ */
+#define AUTH_SELECT \
+	    "SELECT t.id, t.user_id, t.status, t.name, t.expired_time," \
+	    " t.remain_quota, t.unlimited_quota, t.model_limits_enabled," \
+	    " t.model_limits, t.allow_ips, t.`group`," \
+	    " u.id, u.username, u.role, u.status, u.quota, u.`group`," \
+	    " u.deleted_at IS NOT NULL," \
+	    " (SELECT v FROM bltcy_meta WHERE k = 'channels'),"
+#define AUTH_FROM \
+	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')" \
+	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id" \
+	    " WHERE t.`key` = ? AND t.deleted_at IS NULL"
+
+/*
  * Every statement the relay runs. Reads and routines keyed by request id,
  * so the reconnect-and-retry in db.c is safe for each.
  */
 const char *const relay_sql[ST__MAX] = {
-	[ST_AUTH] =
-	    "SELECT t.id, t.user_id, t.status, t.name, t.expired_time,"
-	    " t.remain_quota, t.unlimited_quota, t.model_limits_enabled,"
-	    " t.model_limits, t.allow_ips, t.`group`,"
-	    " u.id, u.username, u.role, u.status, u.quota, u.`group`,"
-	    " u.deleted_at IS NOT NULL,"
-	    " (SELECT v FROM bltcy_meta WHERE k = 'channels'),"
+	[ST_AUTH] = AUTH_SELECT
 	    /* the owner of a task the request names; another user's first */
 	    " (SELECT CONCAT(k.channel_id, ',', k.user_id) FROM bltcy_tasks k"
 	    "   WHERE k.service = ? AND k.task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
 	    "   ORDER BY k.user_id = t.user_id LIMIT 1),"
-	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')"
-	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
-	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
+	    AUTH_FROM,
 	/* the same when the request names no task id: no task lookup at all */
-	[ST_AUTH_PLAIN] =
-	    "SELECT t.id, t.user_id, t.status, t.name, t.expired_time,"
-	    " t.remain_quota, t.unlimited_quota, t.model_limits_enabled,"
-	    " t.model_limits, t.allow_ips, t.`group`,"
-	    " u.id, u.username, u.role, u.status, u.quota, u.`group`,"
-	    " u.deleted_at IS NOT NULL,"
-	    " (SELECT v FROM bltcy_meta WHERE k = 'channels'), NULL,"
-	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')"
-	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
-	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
+	[ST_AUTH_PLAIN] = AUTH_SELECT " NULL," AUTH_FROM,
 	[ST_CHANNELS] =
 	    "SELECT id, name, base_url, `key`, setting, auto_ban FROM channels"
 	    " WHERE type = 55 AND status = 1 ORDER BY id",

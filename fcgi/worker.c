@@ -271,11 +271,7 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 static struct auth_entry *
 acache_slot(const char *key)
 {
-	uint64_t	 h = 1469598103934665603ULL;
-
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return &acache[h % AUTH_CACHE];
+	return &acache[fnv1a(FNV1A_INIT, key) % AUTH_CACHE];
 }
 
 static int
@@ -422,7 +418,7 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 		return;
 	r->reserved = 0;
 	if (settle || lease_enabled()) {
-		lease_finish(&r->tok, r->quota, settle, r->ch->id, use_time, tasks);
+		lease_finish(r->quota, settle, r->ch->id, use_time, tasks);
 		if (settle)
 			metrics_quota(r->quota);
 		return;
@@ -737,6 +733,14 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 	up_result_free(&res);
 }
 
+/* a refusal; one that came from a kept row is looked at afresh first */
+#define REFUSE(...) do {						\
+	if (ao.cached)							\
+		return -2;						\
+	gw_error(r, __VA_ARGS__);					\
+	return -1;							\
+} while (0)
+
 /*
  * Token, user, task owner and channel of the request: 0, or -1 with the
  * answer sent, or -2 when a kept token row leads to a refusal: the token
@@ -764,28 +768,22 @@ admit(struct worker *w, struct req *r, const char *key,
 	if (lease_enabled())	/* what this host holds counts as the token's */
 		r->tok.remain_quota += lease_available(r->tok.id);
 	ar = token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s());
-	if (ar != AUTH_OK && ao.cached)
-		return -2;
 	switch (ar) {
 	case AUTH_OK: break;
-	case AUTH_EXHAUSTED: gw_error(r, GW_EXHAUSTED); return -1;
-	case AUTH_EXPIRED: gw_error(r, GW_EXPIRED); return -1;
-	case AUTH_DISABLED: gw_error(r, GW_DISABLED); return -1;
-	case AUTH_IP: gw_error(r, GW_IP); return -1;
-	case AUTH_USER_BANNED: gw_error(r, GW_BANNED); return -1;
-	case AUTH_MODEL: gw_error(r, GW_MODEL, r->service); return -1;
-	case AUTH_PIN_FORBIDDEN: gw_error(r, GW_PIN); return -1;
+	case AUTH_EXHAUSTED: REFUSE(GW_EXHAUSTED);
+	case AUTH_EXPIRED: REFUSE(GW_EXPIRED);
+	case AUTH_DISABLED: REFUSE(GW_DISABLED);
+	case AUTH_IP: REFUSE(GW_IP);
+	case AUTH_USER_BANNED: REFUSE(GW_BANNED);
+	case AUTH_MODEL: REFUSE(GW_MODEL, r->service);
+	case AUTH_PIN_FORBIDDEN: REFUSE(GW_PIN);
 	}
 	if (cand->n > 0)	/* this host's newest tasks first */
 		tasks_recent_get(r->service, cand, r->tok.user_id,
 		    &ao.task_channel, &ao.task_user);
 	/* a task of another user: as if it did not exist, and nothing sent */
-	if (ao.task_channel > 0 && ao.task_user != r->tok.user_id) {
-		if (ao.cached)
-			return -2;
-		gw_error(r, GW_TASK);
-		return -1;
-	}
+	if (ao.task_channel > 0 && ao.task_user != r->tok.user_id)
+		REFUSE(GW_TASK);
 	if (ao.version != w->cache.version &&
 	    chcache_load(&w->cache, w->db, ao.version) == -1) {
 		log_err("req=%s channel load: %s", r->id, db_error(w->db));
@@ -798,11 +796,8 @@ admit(struct worker *w, struct req *r, const char *key,
 	if (r->pin > 0) {
 		char num[24];
 		if ((r->ch = chcache_by_id(&w->cache, r->pin)) == NULL) {
-			if (ao.cached)
-				return -2;
 			snprintf(num, sizeof(num), "%lld", r->pin);
-			gw_error(r, GW_BAD_CHANNEL, num);
-			return -1;
+			REFUSE(GW_BAD_CHANNEL, num);
 		}
 		*fixed = 1;
 	} else if (ao.task_channel > 0 &&
@@ -811,15 +806,12 @@ admit(struct worker *w, struct req *r, const char *key,
 		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld",
 		    r->id, r->ch->id);
 	} else if ((r->ch = channel_pick(&w->cache, *group, r->service, NULL, 0,
-	    &w->rng)) == NULL) {
-		if (ao.cached)
-			return -2;
-		gw_error(r, GW_NO_CHANNEL, *group, r->service);
-		return -1;
-	}
+	    &w->rng)) == NULL)
+		REFUSE(GW_NO_CHANNEL, *group, r->service);
 	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
 	    r->ch->set.quota;
 	return 0;
+#undef REFUSE
 }
 
 
