@@ -14,21 +14,16 @@ counts) per execution, next to the wall time.
 """
 
 import os
-import re
 import sys
 import time
 
 import pymysql
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SQL_C = os.path.join(HERE, "..", "..", "fcgi", "sql.c")
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from harness import relay_sql  # noqa: E402
+
 HOST = "stmt-cost"
-
-
-def relay_sql(name):
-    src = open(SQL_C).read()
-    m = re.search(r"\[%s\] =\s*((?:\"[^\"]*\"\s*)+)," % name, src)
-    return "".join(re.findall(r'"([^"]*)"', m.group(1)))
 
 
 def mariadbd_cpu_us(pid):
@@ -69,8 +64,8 @@ def main():
         ("round trip (SELECT ?)", "SELECT ?", lambda i: [i], 0),
         ("one-row UPDATE of the token", "UPDATE tokens SET accessed_time = ? WHERE id = ?",
          lambda i: [i, tid], 1),
-        ("ST_CHARGE (one charge)", relay_sql("ST_CHARGE"), single, 3),
-        ("ST_CHARGE_GROUP, 4 charges", relay_sql("ST_CHARGE_GROUP"), group, 6),
+        ("ST_CHARGE (one charge)", relay_sql("ST_CHARGE", "?"), single, 3),
+        ("ST_CHARGE_GROUP, 4 charges", relay_sql("ST_CHARGE_GROUP", "?"), group, 6),
     ]
     try:
         for name, sql, args, changes in cases:

@@ -79,6 +79,16 @@ def rand_key(n=48):
     return "".join(random.choice(alphabet) for _ in range(n))
 
 
+def relay_sql(name, mark="%s"):
+    """Statement `name` of fcgi/sql.c (a run of string literals), with
+    its placeholders written as mark (pymysql's %s; "?" for PREPARE)."""
+    src = open(os.path.join(ROOT, "fcgi", "sql.c")).read()
+    m = re.search(r"\[%s\] =\s*((?:\"[^\"]*\"\s*)+)," % name, src)
+    if m is None:
+        raise SetupError("no %s in fcgi/sql.c" % name)
+    return "".join(re.findall(r'"([^"]*)"', m.group(1))).replace("?", mark)
+
+
 def rand_name(prefix):
     return "%s%s" % (prefix, "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(10)))
 
@@ -370,6 +380,16 @@ class Harness:
         self.start_nginx()
         self.fronts = {"lighttpd": self.lighttpd_port, "nginx": self.nginx_port}
         self.wait_relay()
+
+    def started(self, setup=None):
+        """start() (or setup(), which starts it) for a suite's start
+        function; whatever came up is stopped if that fails."""
+        try:
+            (setup or self.start)()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self):
         for name in list(self.procs)[::-1]:

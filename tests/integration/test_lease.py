@@ -162,6 +162,14 @@ def no_quota_leased(s, what):
         sys.stdout.write("# %s: bltcy_leases rows left with amount 0: %r\n" % (what, zero))
 
 
+def expect_counters(s, remain0, quota0, n, when):
+    """The token and user rows of state s after n charges of Q each."""
+    eq((s["token"]["remain_quota"], s["token"]["used_quota"]), (remain0 - n * Q, n * Q),
+       "token remain_quota, used_quota " + when)
+    eq((s["user"]["quota"], s["user"]["used_quota"], s["user"]["request_count"]), (quota0 - n * Q, n * Q, n),
+       "user quota, used_quota, request_count " + when)
+
+
 def leased(s, host=None):
     return sum(r["amount"] for r in s["leases"] if host is None or r["host"] == host)
 
@@ -281,10 +289,7 @@ def test_charges_exact():
     eq(s["leases"], [], "bltcy_leases rows of the token after SIGTERM")
     eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_leases WHERE host=%s", (host,))[0]["n"], 0,
        "bltcy_leases rows of the host after SIGTERM")
-    eq((s["token"]["remain_quota"], s["token"]["used_quota"]), (R0 - N * Q, N * Q),
-       "token remain_quota, used_quota after SIGTERM")
-    eq((s["user"]["quota"], s["user"]["used_quota"], s["user"]["request_count"]), (U0 - N * Q, N * Q, N),
-       "user quota, used_quota, request_count after SIGTERM")
+    expect_counters(s, R0, U0, N, "after SIGTERM")
     eq(s["chan"]["used_quota"], N * Q, "channel used_quota after SIGTERM")
     eq(s["logs"], N, "logs rows after SIGTERM")
 
@@ -393,10 +398,7 @@ def test_concurrent_limits():
         p.stop()
     n = len(okA)
     s = state(uA, tA, cA)
-    eq((s["token"]["remain_quota"], s["token"]["used_quota"]), (10000 - n * Q, n * Q),
-       "token remain_quota, used_quota after SIGTERM (token limit, %d answered 200)" % n)
-    eq((s["user"]["quota"], s["user"]["used_quota"], s["user"]["request_count"]), (10 ** 9 - n * Q, n * Q, n),
-       "user quota, used_quota, request_count after SIGTERM (token limit)")
+    expect_counters(s, 10000, 10 ** 9, n, "after SIGTERM (token limit, %d answered 200)" % n)
     no_quota_leased(s, "after SIGTERM (token limit)")
     eq(s["logs"], n, "logs rows after SIGTERM (token limit)")
     n = len(okB)
@@ -498,10 +500,7 @@ def test_worker_killed_mid_request():
         p.stop()
     s = state(user, token, chan)
     eq(s["leases"], [], "bltcy_leases rows after SIGTERM")
-    eq((s["token"]["remain_quota"], s["token"]["used_quota"]), (R0 - 8 * Q, 8 * Q),
-       "token remain_quota, used_quota after SIGTERM")
-    eq((s["user"]["quota"], s["user"]["used_quota"], s["user"]["request_count"]), (U0 - 8 * Q, 8 * Q, 8),
-       "user quota, used_quota, request_count after SIGTERM")
+    expect_counters(s, R0, U0, 8, "after SIGTERM")
     eq(len([r for r in H.logs(token) if m in r["content"]]), 1, "logs rows of the killed request after SIGTERM")
 
 
@@ -546,10 +545,7 @@ def test_power_loss_reconciled():
         eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_leases WHERE host=%s", (host,))[0]["n"], 0,
            "bltcy_leases rows of the host after the restart (reconciled)")
         eq(s["leases"], [], "bltcy_leases rows of the token after the restart")
-        eq((s["token"]["remain_quota"], s["token"]["used_quota"]), (R0 - N * Q, N * Q),
-           "token remain_quota, used_quota after the restart")
-        eq((s["user"]["quota"], s["user"]["used_quota"], s["user"]["request_count"]), (U0 - N * Q, N * Q, N),
-           "user quota, used_quota, request_count after the restart")
+        expect_counters(s, R0, U0, N, "after the restart")
         eq(s["chan"]["used_quota"], N * Q, "channel used_quota after the restart")
         eq(s["logs"], N, "logs rows after the restart (nothing written twice)")
         # the restarted pool works and stops cleanly
@@ -681,10 +677,7 @@ def test_two_hosts_one_token():
             pb.stop()
     s = state(user, token, chan)
     n = len(ok)
-    eq((s["token"]["remain_quota"], s["token"]["used_quota"]), (20 * Q - n * Q, n * Q),
-       "token remain_quota, used_quota after both pools stopped (%d answered 200)" % n)
-    eq((s["user"]["quota"], s["user"]["used_quota"], s["user"]["request_count"]), (10 ** 9 - n * Q, n * Q, n),
-       "user quota, used_quota, request_count after both pools stopped")
+    expect_counters(s, 20 * Q, 10 ** 9, n, "after both pools stopped (%d answered 200)" % n)
     no_quota_leased(s, "after both pools stopped")
     eq(s["logs"], n, "logs rows after both pools stopped")
     eq(sorted(json.loads(r["other"])["request_id"] for r in H.logs(token)),
@@ -880,14 +873,6 @@ def test_sigterm_in_flight_failure_not_charged():
     fail_on(problems)
 
 
-def relay_sql(name):
-    """A statement of fcgi/sql.c, with pymysql's placeholders."""
-    src = open(os.path.join(harness.ROOT, "fcgi", "sql.c")).read()
-    m = re.search(r"\[%s\] =\s*((?:\"[^\"]*\"\s*)+)," % name, src)
-    check(m, "no %s in fcgi/sql.c" % name)
-    return "".join(re.findall(r'"([^"]*)"', m.group(1))).replace("?", "%s")
-
-
 @S.test(fronts=False)
 def test_charge_group_statement():
     """Strict metering's group charge: one statement for n charges to one
@@ -896,7 +881,7 @@ def test_charge_group_statement():
     run again (a lost reply) it changes nothing; and when the token cannot
     pay the sum, or its rows changed since the worker read them, it changes
     nothing at all."""
-    stmt = relay_sql("ST_CHARGE_GROUP")
+    stmt = harness.relay_sql("ST_CHARGE_GROUP")
     host = "group-test-host"
     now = int(time.time())
     for n in (2, 3, 8):
@@ -1001,12 +986,7 @@ def test_routines_applied_once():
 def start(keep):
     global H
     H = Harness(workers=2, keep=keep)
-    try:
-        H.start()
-    except BaseException:
-        H.stop()
-        raise
-    return H
+    return H.started()
 
 
 if __name__ == "__main__":

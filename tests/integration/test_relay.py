@@ -1628,12 +1628,7 @@ def test_database_restart():
 def start(keep):
     global H
     H = Harness(workers=4, keep=keep)
-    try:
-        H.start()
-    except BaseException:
-        H.stop()
-        raise
-    return H
+    return H.started()
 
 
 if __name__ == "__main__":

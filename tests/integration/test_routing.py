@@ -894,12 +894,7 @@ def setup():
 def start(keep):
     global H
     H = Harness(workers=4, keep=keep, extra_config=CONFIG)
-    try:
-        setup()
-    except BaseException:
-        H.stop()
-        raise
-    return H
+    return H.started(setup)
 
 
 if __name__ == "__main__":
