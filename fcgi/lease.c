@@ -766,7 +766,6 @@ lease_worker_died(const struct dsn *dsn, int wslot)
 			w->rec.rc = 1;
 			w->rec.x = lstrict;
 			w->rec.ut = now_s() - w->rec.ts;
-			me = NULL;
 			if (ring_push(&w->rec, 0) == -1)
 				log_err("ERR usage ring full: a dead worker's "
 				    "charge of %lld is %s", w->rec.q, lstrict ?
