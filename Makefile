@@ -94,7 +94,11 @@ fuzz:
 	        $(LDLIBS_RELAY) || exit 1; \
 	done
 
-bench: all
+# The bench's floor: a FastCGI program that only forwards (tests/bench/floor.c).
+$(B)/bench-floor: tests/bench/floor.c
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lfcgi $(shell pkg-config --libs libcurl)
+
+bench: all $(B)/bench-floor
 	tests/bench/run
 
 install: all

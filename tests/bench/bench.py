@@ -22,6 +22,8 @@ Environment (all optional):
   BENCH_MEM=1             the 64 MiB upload + download memory check
   BENCH_MEM_MIB=64
   BENCH_PROFILE=0         1: perf profile of the workers under load
+  BENCH_FLOOR=1           0: skip the floor (a FastCGI program that only
+                          answers, or only forwards: no token, no database)
   BENCH_PROFILE_SECONDS=8
   BENCH_NGINX_WORKERS=auto  worker_processes of the three nginx instances
   BENCH_DB_POOL=256M      innodb buffer pool of the private MariaDB
@@ -70,6 +72,7 @@ MEM_CHECK = env_int("BENCH_MEM", 1)
 MEM_MIB = env_int("BENCH_MEM_MIB", 64)
 PROFILE = env_int("BENCH_PROFILE", 0)
 PROFILE_SECONDS = env_int("BENCH_PROFILE_SECONDS", 8)
+FLOOR = env_int("BENCH_FLOOR", 1)
 MODES = os.environ.get("BENCH_MODES", "").split() or ["strict"]
 FRONTS = os.environ.get("BENCH_FRONTS", "").split() or ["lighttpd", "nginx"]
 NGINX_WORKERS = os.environ.get("BENCH_NGINX_WORKERS", "auto")
@@ -417,6 +420,18 @@ class Bench:
 
     def stop_relay(self):
         self.kill("relay", wait=20)
+
+    def start_floor(self, forward):
+        """The floor program in the relay's place (tests/bench/floor.c)."""
+        if os.path.exists(self.relay_sock):
+            os.unlink(self.relay_sock)
+        argv = [os.path.join(BUILD, "bench-floor"), str(WORKERS)]
+        if forward:
+            argv.append("http://127.0.0.1:%d" % self.up_port)
+        p = self.spawn("relay", ["spawn-fcgi", "-n", "-s", self.relay_sock, "-M", "0660",
+                                 "--"] + argv)
+        wait_for(lambda: os.path.exists(self.relay_sock) and
+                 len(children(p.pid)) >= WORKERS - 1, 30, "the floor pool")
 
     def workers(self):
         return children(self.master)
@@ -879,6 +894,36 @@ def relay_log_split(b, last=20000):
 # Output
 
 
+def run_floor(b):
+    """The floor: what the front servers and FastCGI reach with a program
+    that only answers, or only forwards with libcurl. Medians of the
+    ratios to proxy_pass, per variant and front."""
+    res = {}
+    for variant in ("answer", "forward"):
+        log("floor %s: %d processes" % (variant, WORKERS))
+        b.start_floor(variant == "forward")
+        try:
+            for port in b.fronts.values():
+                b.wrk(port, CONNS, 2)
+            ratios = {f: [] for f in b.fronts}
+            for rnd in range(1, ROUNDS + 1):
+                base = b.wrk(b.base_port, CONNS, SECONDS, gateway=False)
+                parts = []
+                for name, port in b.fronts.items():
+                    g = b.wrk(port, CONNS, SECONDS)
+                    if g["errors"]:
+                        raise BenchError("floor %s via %s: %d errors" %
+                                         (variant, name, g["errors"]))
+                    ratios[name].append(g["rps"] / base["rps"])
+                    parts.append("%s %.0f req/s (%.3f)" % (name, g["rps"], ratios[name][-1]))
+                print("round %d [floor %s] baseline %.0f req/s | %s" %
+                      (rnd, variant, base["rps"], " | ".join(parts)), flush=True)
+            res[variant] = {f: median(v) for f, v in ratios.items()}
+        finally:
+            b.stop_relay()
+    return res
+
+
 def print_round(mode, row, fronts):
     base, base1 = row["base"], row["base1"]
     parts = ["round %d [%s] baseline %.0f req/s p50 %s p99 %s ms | c1 p50 %s p99 %s" %
@@ -1071,15 +1116,15 @@ def main():
         if shutil.which(tool) is None:
             sys.exit("bench: %s is not installed (apt-get install wrk nginx lighttpd "
                      "spawn-fcgi mariadb-server curl)" % tool)
-    for exe in ("bltcy-relay", "bltcy-ctl"):
+    for exe in ("bltcy-relay", "bltcy-ctl") + (("bench-floor",) if FLOOR else ()):
         if not os.access(os.path.join(BUILD, exe), os.X_OK):
-            sys.exit("bench: %s/%s is not built (make all)" % (BUILD, exe))
+            sys.exit("bench: %s/%s is not built (make bench builds it)" % (BUILD, exe))
 
     b = Bench()
     # One build for the whole run, even if `make` replaces build/ meanwhile.
     bindir = os.path.join(b.dir, "bin")
     os.makedirs(bindir)
-    for exe in ("bltcy-relay", "bltcy-ctl"):
+    for exe in ("bltcy-relay", "bltcy-ctl") + (("bench-floor",) if FLOOR else ()):
         shutil.copy2(os.path.join(BUILD, exe), bindir)
     BUILD = bindir
 
@@ -1128,6 +1173,9 @@ def main():
                                   "relay does not lease yet (METERING=lease behaves as strict)"
                                   % min(rts))
 
+    if FLOOR:
+        b.results["floor"] = run_floor(b)
+
     print()
     for t in tables:
         print("\n".join(t))
@@ -1145,6 +1193,11 @@ def main():
                     "%s %.0f req/s = %.3f of proxy_pass, +%.3f/+%.3f ms p50/p99 (c1), "
                     "%.2f DB rt/req" % (f, m["rps"], m["ratio"], m["d50"], m["d99"], m["rt"])
                     for f, m in res["medians"].items())))
+    for variant, what in (("answer", "answers at once"), ("forward", "only forwards")):
+        fl = b.results.get("floor", {}).get(variant)
+        if fl:
+            print("floor   a FastCGI program that %s (no token, no database): %s" % (
+                what, "; ".join("%s %.3f of proxy_pass" % kv for kv in fl.items())))
     failed = 0
     for name, val, f, ok in all_checks:
         status = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
