@@ -1,8 +1,8 @@
 #include <sys/mman.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include <json-c/json.h>
 
 #include "relay.h"
 
@@ -44,79 +44,376 @@ add(struct task_ids *t, const char *s, size_t n)
 	t->n++;
 }
 
-static void
-add_json(struct task_ids *t, json_object *o)
-{
-	const char	*s;
+/*
+ * The JSON around task ids is read by a small reader that allocates
+ * nothing: json-c built a tree of the whole answer for the two or three
+ * strings wanted, a tenth of a worker's instructions per request. It takes
+ * RFC 8259 JSON (and, as json-c did, control characters left raw in a
+ * string) only, nested at most JSON_DEPTH deep and at most
+ * JSON_MAX long; text that is not, names no task. As with json-c, of a key
+ * given twice in one object the last one counts, escapes are decoded, and
+ * a number names a task only when it is an integer (clamped to 64 bits).
+ */
+#define JSON_MAX	(64 * 1024)
+#define JSON_DEPTH	32
 
-	if (o == NULL)
-		return;
-	if (json_object_is_type(o, json_type_string) ||
-	    json_object_is_type(o, json_type_int)) {
-		s = json_object_get_string(o);
-		add(t, s, strlen(s));
+struct jr {
+	const char	*p, *end;
+	int		 depth;
+};
+
+/* A value that can be a task id: a string, or an integer, decoded. */
+struct jid {
+	char	 s[TASK_ID_MAX + 2];
+	size_t	 n;		/* > TASK_ID_MAX: not one */
+};
+
+static void
+jr_ws(struct jr *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+	    *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int
+jr_hex(const char *p)
+{
+	int	 i, v = 0;
+
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * The string at j->p (at its '"'), decoded into out (outsz, which keeps
+ * what fits) with *n its whole decoded length, up to a \u0000 as json-c
+ * had it; a character beyond ASCII is kept as 0x80, which no task id or key
+ * we look for has. 0, or -1.
+ */
+static int
+jr_string(struct jr *j, char *out, size_t outsz, size_t *n)
+{
+	const char	*p = j->p + 1, *end = j->end;
+	size_t		 len = 0;
+	int		 cut = 0, u;
+
+	for (; p < end; p++) {
+		unsigned char	 c = (unsigned char)*p;
+
+		if (c == '"') {
+			j->p = p + 1;
+			*n = len;
+			return 0;
+		}
+		if (c == '\\') {
+			if (++p == end)
+				return -1;
+			switch (*p) {
+			case '"': case '\\': case '/': c = (unsigned char)*p; break;
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			case 't': c = '\t'; break;
+			case 'u':
+				if (end - p < 5 || (u = jr_hex(p + 1)) == -1)
+					return -1;
+				p += 4;
+				c = u < 0x80 ? (unsigned char)u : 0x80;
+				break;
+			default:
+				return -1;
+			}
+			if (c == '\0')		/* as a C string, it ends here */
+				cut = 1;
+		} else if (c >= 0x80)
+			c = 0x80;
+		if (cut)
+			continue;
+		if (len < outsz)
+			out[len] = (char)c;
+		len++;
+	}
+	return -1;
+}
+
+/*
+ * A number, read loosely (json-c took "0." and "1e" too); *integer is set
+ * when it is digits after an optional minus sign.
+ */
+static int
+jr_number(struct jr *j, int *integer)
+{
+	const char	*p = j->p;
+	size_t		 i;
+
+	while (p < j->end && ((*p >= '0' && *p <= '9') || *p == '-' ||
+	    *p == '+' || *p == '.' || *p == 'e' || *p == 'E'))
+		p++;
+	if (p == j->p)
+		return -1;
+	i = *j->p == '-';
+	*integer = (size_t)(p - j->p) > i;
+	for (; j->p + i < p; i++)
+		if (j->p[i] < '0' || j->p[i] > '9')
+			*integer = 0;
+	j->p = p;
+	return 0;
+}
+
+static int	jr_value(struct jr *, struct jid *);
+
+/*
+ * Call each(arg, key, keylen) at every member of the object or element of
+ * the array at j->p (keylen -1 for elements), with j->p at its value; each
+ * must read the value. 0, or -1.
+ */
+static int
+jr_members(struct jr *j, int (*each)(void *, struct jr *, const char *, int),
+    void *arg)
+{
+	char	 key[16];
+	char	 close = *j->p == '{' ? '}' : ']';
+	size_t	 kn;
+
+	if (++j->depth > JSON_DEPTH)
+		return -1;
+	j->p++;
+	jr_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		j->depth--;
+		return 0;
+	}
+	for (;;) {
+		int	 kl = -1;
+
+		jr_ws(j);
+		if (close == '}') {
+			if (j->p == j->end || *j->p != '"' ||
+			    jr_string(j, key, sizeof(key), &kn) == -1)
+				return -1;
+			kl = kn < sizeof(key) ? (int)kn : (int)sizeof(key);
+			jr_ws(j);
+			if (j->p == j->end || *j->p++ != ':')
+				return -1;
+			jr_ws(j);
+		}
+		if ((each ? each(arg, j, key, kl) : jr_value(j, NULL)) == -1)
+			return -1;
+		jr_ws(j);
+		if (j->p == j->end)
+			return -1;
+		if (*j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (*j->p++ != close)
+			return -1;
+		j->depth--;
+		return 0;
 	}
 }
 
-static void
-add_field(struct task_ids *t, json_object *o, const char *key)
+/* Any value; into id (n > TASK_ID_MAX when it cannot be one) if wanted. */
+static int
+jr_value(struct jr *j, struct jid *id)
 {
-	json_object	*v;
+	static const char *const lit[] = { "true", "false", "null" };
+	const char	*start = j->p;
+	size_t		 i, n;
+	int		 integer;
 
-	if (o != NULL && json_object_is_type(o, json_type_object) &&
-	    json_object_object_get_ex(o, key, &v))
-		add_json(t, v);
+	if (id != NULL)
+		id->n = TASK_ID_MAX + 1;
+	if (j->p == j->end)
+		return -1;
+	switch (*j->p) {
+	case '{':
+	case '[':
+		return jr_members(j, NULL, NULL);
+	case '"':
+		if (id == NULL)
+			return jr_string(j, NULL, 0, &n);
+		return jr_string(j, id->s, sizeof(id->s), &id->n);
+	case 't': case 'f': case 'n':
+		for (i = 0; i < 3; i++) {
+			n = strlen(lit[i]);
+			if ((size_t)(j->end - j->p) >= n &&
+			    memcmp(j->p, lit[i], n) == 0) {
+				j->p += n;
+				return 0;
+			}
+		}
+		return -1;
+	}
+	if (jr_number(j, &integer) == -1)
+		return -1;
+	n = (size_t)(j->p - start);
+	if (id != NULL && integer) {	/* as json-c has it: clamped */
+		char	 num[48];
+		int	 w;
+
+		if (n >= sizeof(num))	/* beyond either range */
+			n = strlcpy_(num, *start == '-' ? "-99999999999999999999" :
+			    "99999999999999999999", sizeof(num));
+		else {
+			memcpy(num, start, n);
+			num[n] = '\0';
+		}
+		w = *num == '-' ?
+		    snprintf(id->s, sizeof(id->s), "%lld", strtoll(num, NULL, 10)) :
+		    snprintf(id->s, sizeof(id->s), "%llu", strtoull(num, NULL, 10));
+		id->n = (size_t)w;
+	}
+	return 0;
 }
 
-static json_object *
-parse(const char *p, size_t n)
+static int
+key_is(const char *key, int kl, const char *want)
 {
-	json_tokener	*tok;
-	json_object	*o;
+	return kl >= 0 && (size_t)kl == strlen(want) && memcmp(key, want, kl) == 0;
+}
 
-	if (n == 0 || n > 64 * 1024 || (tok = json_tokener_new_ex(32)) == NULL)
-		return NULL;
-	o = json_tokener_parse_ex(tok, p, (int)n);
-	if (o != NULL && json_tokener_get_parse_end(tok) < n &&
-	    p[json_tokener_get_parse_end(tok) + strspn(p +
-	    json_tokener_get_parse_end(tok), " \t\r\n")] != '\0') {
-		json_object_put(o);
-		o = NULL;
+/* The members named in keys[] of one object; the last of a name counts. */
+struct jfields {
+	const char *const	*keys;
+	size_t			 nkeys;
+	struct jid		 v[3];
+};
+
+static int
+fields_each(void *arg, struct jr *j, const char *key, int kl)
+{
+	struct jfields	*f = arg;
+	size_t		 k;
+
+	for (k = 0; k < f->nkeys; k++)
+		if (key_is(key, kl, f->keys[k]))
+			return jr_value(j, &f->v[k]);
+	return jr_value(j, NULL);
+}
+
+/*
+ * The value at j->p: if an object, add its members named in keys[] to t,
+ * in that order. 0, or -1 when it is not JSON.
+ */
+static int
+jr_fields(struct jr *j, const char *const *keys, size_t nkeys,
+    struct task_ids *t)
+{
+	struct jfields	 f;
+	size_t		 k;
+
+	if (j->p == j->end || *j->p != '{')
+		return jr_value(j, NULL);
+	memset(&f, 0, sizeof(f));
+	f.keys = keys;
+	f.nkeys = nkeys;
+	for (k = 0; k < nkeys; k++)
+		f.v[k].n = TASK_ID_MAX + 1;
+	if (jr_members(j, fields_each, &f) == -1)
+		return -1;
+	for (k = 0; k < nkeys; k++)
+		add(t, f.v[k].s, f.v[k].n);
+	return 0;
+}
+
+static const char *const k_task[] = { "task_id", "id", "clip_id" };
+static const char *const k_id[] = { "id" };
+
+/* An answer's top level: its ids, data's (object or array), clips'. */
+struct answer {
+	struct jid	 top[2];
+	struct task_ids	 data, clips;
+};
+
+static int
+data_each(void *arg, struct jr *j, const char *key, int kl)
+{
+	return jr_fields(j, k_task, 3, arg);
+}
+
+static int
+clips_each(void *arg, struct jr *j, const char *key, int kl)
+{
+	return jr_fields(j, k_id, 1, arg);
+}
+
+static int
+answer_each(void *arg, struct jr *j, const char *key, int kl)
+{
+	struct answer	*a = arg;
+
+	if (key_is(key, kl, "task_id"))
+		return jr_value(j, &a->top[0]);
+	if (key_is(key, kl, "id"))
+		return jr_value(j, &a->top[1]);
+	if (key_is(key, kl, "data")) {
+		a->data.n = 0;
+		if (*j->p == '[')
+			return jr_members(j, data_each, &a->data);
+		return jr_fields(j, k_task, 2, &a->data);
 	}
-	json_tokener_free(tok);
-	return o;
+	if (key_is(key, kl, "clips")) {
+		a->clips.n = 0;
+		if (*j->p == '[')
+			return jr_members(j, clips_each, &a->clips);
+	}
+	return jr_value(j, NULL);
+}
+
+/* Whole text: the top-level value at p, and nothing but space after it. */
+static int
+jr_document(struct jr *j, const char *p, size_t n)
+{
+	j->p = p;
+	j->end = p + n;
+	j->depth = 0;
+	if (n == 0 || n > JSON_MAX)
+		return -1;
+	jr_ws(j);
+	return j->p < j->end && *j->p == '{' ? 0 : -1;
+}
+
+static int
+jr_end(struct jr *j)
+{
+	jr_ws(j);
+	return j->p == j->end ? 0 : -1;
 }
 
 void
 task_ids_from_answer(struct task_ids *t, const char *body, size_t len)
 {
-	static const char *const keys[] = { "task_id", "id", "clip_id" };
-	json_object	*o, *data, *clips;
-	size_t		 i, k;
+	struct answer	 a;
+	struct jr	 j;
+	size_t		 i;
 
 	memset(t, 0, sizeof(*t));
-	if ((o = parse(body, len)) == NULL)
+	memset(&a, 0, sizeof(a));
+	a.top[0].n = a.top[1].n = TASK_ID_MAX + 1;
+	if (jr_document(&j, body, len) == -1 ||
+	    jr_members(&j, answer_each, &a) == -1 || jr_end(&j) == -1)
 		return;
-	add_field(t, o, "task_id");
-	add_field(t, o, "id");
-	if (json_object_is_type(o, json_type_object) &&
-	    json_object_object_get_ex(o, "data", &data)) {
-		if (json_object_is_type(data, json_type_array)) {
-			for (i = 0; i < json_object_array_length(data); i++)
-				for (k = 0; k < 3; k++)
-					add_field(t, json_object_array_get_idx(data, i),
-					    keys[k]);
-		} else {
-			add_field(t, data, "task_id");
-			add_field(t, data, "id");
-		}
-	}
-	if (json_object_is_type(o, json_type_object) &&
-	    json_object_object_get_ex(o, "clips", &clips) &&
-	    json_object_is_type(clips, json_type_array))
-		for (i = 0; i < json_object_array_length(clips); i++)
-			add_field(t, json_object_array_get_idx(clips, i), "id");
-	json_object_put(o);
+	add(t, a.top[0].s, a.top[0].n);
+	add(t, a.top[1].s, a.top[1].n);
+	for (i = 0; i < a.data.n; i++)
+		add(t, a.data.id[i], strlen(a.data.id[i]));
+	for (i = 0; i < a.clips.n; i++)
+		add(t, a.clips.id[i], strlen(a.clips.id[i]));
 }
 
 void
@@ -125,9 +422,11 @@ task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
 {
 	const char	*seg[TASK_IDS_MAX];
 	size_t		 segl[TASK_IDS_MAX], nseg = 0, i, start;
-	json_object	*o;
+	struct task_ids	 found;
+	struct jr	 j;
 
 	memset(t, 0, sizeof(*t));
+	memset(&found, 0, sizeof(found));
 	/* the last path segments after the service prefix */
 	start = 1 + strcspn(path + 1, "/");
 	for (i = with_path ? start : pathlen; i < pathlen;) {
@@ -177,14 +476,16 @@ task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
 	}
 	/*
 	 * A small JSON body's task_id. Only a body that can name one is
-	 * parsed: it holds "task_id", or a \u escape that could spell it.
+	 * read: it holds "task_id", or a \u escape that could spell it.
 	 */
-	if (body != NULL && bodylen > 0 && body[strspn(body, " \t\r\n")] == '{' &&
+	if (body != NULL && bodylen > 0 &&
 	    (memmem(body, bodylen, "task_id", 7) != NULL ||
 	    memmem(body, bodylen, "\\u", 2) != NULL) &&
-	    (o = parse(body, bodylen)) != NULL) {
-		add_field(t, o, "task_id");
-		json_object_put(o);
+	    jr_document(&j, body, bodylen) == 0) {
+		jr_fields(&j, k_task, 1, &found);
+		if (jr_end(&j) == 0)
+			for (i = 0; i < found.n; i++)
+				add(t, found.id[i], strlen(found.id[i]));
 	}
 }
 

@@ -1,7 +1,15 @@
-/* libFuzzer: channel settings and task ids in upstream answers and requests. */
+/*
+ * libFuzzer: channel settings and task ids in upstream answers and
+ * requests. The task ids of an answer are also read with json-c (strict
+ * mode) the way the relay once did; where json-c takes the text as JSON,
+ * both must find the same ids in the same order.
+ */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <json-c/json.h>
 
 #include "../../common/util.c"
 #include "../../common/setting.c"
@@ -9,12 +17,73 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+static void
+ref_field(struct task_ids *t, json_object *o, const char *key)
+{
+	json_object	*v;
+	const char	*s;
+
+	if (o == NULL || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v) || v == NULL)
+		return;
+	if (json_object_is_type(v, json_type_string) ||
+	    json_object_is_type(v, json_type_int)) {
+		s = json_object_get_string(v);
+		add(t, s, strlen(s));
+	}
+}
+
+/* 1 if json-c took the text as one JSON value; ids into t */
+static int
+ref_answer(struct task_ids *t, const char *p, size_t n)
+{
+	static const char *const keys[] = { "task_id", "id", "clip_id" };
+	json_tokener	*tok;
+	json_object	*o, *data, *clips;
+	size_t		 i, k, end;
+
+	memset(t, 0, sizeof(*t));
+	if (n == 0 || n > JSON_MAX || (tok = json_tokener_new_ex(JSON_DEPTH)) == NULL)
+		return 0;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, p, (int)n);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (o == NULL || end + strspn(p + end, " \t\r\n") != n) {
+		json_object_put(o);
+		return 0;
+	}
+	ref_field(t, o, "task_id");
+	ref_field(t, o, "id");
+	if (json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, "data", &data)) {
+		if (json_object_is_type(data, json_type_array)) {
+			for (i = 0; i < json_object_array_length(data); i++)
+				for (k = 0; k < 3; k++)
+					ref_field(t, json_object_array_get_idx(data, i),
+					    keys[k]);
+		} else {
+			ref_field(t, data, "task_id");
+			ref_field(t, data, "id");
+		}
+	}
+	if (json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, "clips", &clips) &&
+	    json_object_is_type(clips, json_type_array))
+		for (i = 0; i < json_object_array_length(clips); i++)
+			ref_field(t, json_object_array_get_idx(clips, i), "id");
+	json_object_put(o);
+	return 1;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct chan_setting	 s;
-	struct task_ids		 t;
+	struct task_ids		 t, ref;
 	char			*str, err[128], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
+	char			 refj[sizeof(joined)];
+	size_t			 i;
 
 	if ((str = malloc(size + 1)) == NULL)
 		return 0;
@@ -23,6 +92,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setting_parse(str, &s, err, sizeof(err));
 	task_ids_from_answer(&t, str, size);
 	task_ids_join(&t, joined, sizeof(joined));
+	/* json-c's strings end at a NUL; the relay's answers hold none */
+	if (memchr(str, '\0', size) == NULL && ref_answer(&ref, str, size)) {
+		task_ids_join(&ref, refj, sizeof(refj));
+		if (ref.n != t.n || strcmp(refj, joined) != 0) {
+			fprintf(stderr, "json-c [%s], ours [%s]\n", refj, joined);
+			abort();
+		}
+		for (i = 0; i < t.n; i++)
+			if (strcmp(t.id[i], ref.id[i]) != 0)
+				abort();
+	}
 	task_ids_from_request(&t, "/kling/v1/x/abc123", 18, str, str, size, 1);
 	task_ids_from_request(&t, str[0] == '/' ? str : "/k", str[0] == '/' ? size : 2,
 	    NULL, NULL, 0, 1);

@@ -407,11 +407,30 @@ test_task_ids(void)
 		{ "{\"prompt\":\"a task\"}", "" },
 		{ "{\"other\":{\"task_id\":\"in\"}}", "" },	/* top level only */
 	};
+
+	static const char *const answers[][2] = {	/* answer, its ids */
+		{ "{\"data\":[{\"clip_id\":7,\"task_id\":\"a\"},{\"id\":\"b\"},"
+		  "3],\"clips\":[{\"id\":\"c\\u002d1\"}],\"id\":-0}", "0,a,7,b,c-1" },
+		/* the last of a key counts: here not a string */
+		{ " {\"task_id\":\"x\",\"task_id\":{\"a\":[1,2.5e3,true,null]}} ",
+		  "" },
+		{ "{\"id\":123456789012345678901234}", "18446744073709551615" },
+		{ "{\"task_id\":\"x\"", "" },		/* cut short */
+		{ "{\"task_id\":\"x\"} {}", "" },	/* two values */
+		{ "[{\"task_id\":\"x\"}]", "" },	/* not an object */
+		{ "{\"id\":\"no spaces\",\"data\":{\"id\":1.5}}", "" },
+	};
+	char		 joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
 	size_t		 i;
 
 	task_ids_from_answer(&t, ans, sizeof(ans) - 1);
 	CHECK(t.n == 2 && strcmp(t.id[0], "T-1") == 0 &&
 	    strcmp(t.id[1], "x:2") == 0);
+	for (i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+		task_ids_from_answer(&t, answers[i][0], strlen(answers[i][0]));
+		CHECK(task_ids_join(&t, joined, sizeof(joined)) == 0 &&
+		    strcmp(joined, answers[i][1]) == 0);
+	}
 	for (i = 0; i < sizeof(body) / sizeof(body[0]); i++) {
 		task_ids_from_request(&t, "/kling/v1/x", 11, NULL, body[i][0],
 		    strlen(body[i][0]), 0);
