@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -221,8 +222,10 @@ on_header(char *line, size_t size, size_t n, void *arg)
 	if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
 		const char *sp = memchr(line, ' ', len);
 		int st = 0;
-		if (sp != NULL && (size_t)(sp - line) + 4 <= len)
-			sscanf(sp + 1, "%3d", &st);
+		if (sp != NULL && (size_t)(sp - line) + 4 <= len &&
+		    isdigit((unsigned char)sp[1]) && isdigit((unsigned char)sp[2]) &&
+		    isdigit((unsigned char)sp[3]))
+			st = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + sp[3] - '0';
 		res->status = st;
 		res->content_length = -1;
 		res->json = 0;
