@@ -1198,6 +1198,13 @@ def main():
         if fl:
             print("floor   a FastCGI program that %s (no token, no database): %s" % (
                 what, "; ".join("%s %.3f of proxy_pass" % kv for kv in fl.items())))
+    fl = b.results.get("floor", {}).get("forward", {})
+    for mode in MODES:
+        med = b.results["modes"][mode].get("medians") or {}
+        parts = ["%s %.2f" % (f, m["ratio"] / fl[f]) for f, m in med.items()
+                 if fl.get(f) and m.get("ratio")]
+        if parts:
+            print("%-7s of the forwarding floor: %s" % (mode, "; ".join(parts)))
     failed = 0
     for name, val, f, ok in all_checks:
         status = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
