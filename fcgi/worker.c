@@ -552,6 +552,15 @@ reserve(struct worker *w, struct req *r, const char *group, int again)
 		r->reserved = 1;
 		return 0;
 	}
+	/*
+	 * A refund still waiting for the database needs this worker's slot
+	 * row to keep naming its request: no new charge until it is done.
+	 */
+	flush_pending(w);
+	if (w->npend > 0) {
+		gw_error(r, GW_DB);
+		return -1;
+	}
 	if ((rc = charge(w, r, &u)) != DB_OK) {
 		struct pending p;
 

@@ -1622,6 +1622,55 @@ def test_database_restart():
     eq(after["user"]["request_count"] - before["user"]["request_count"], n_ok, "user request_count")
 
 
+@test(fronts=False)
+def test_refund_waits_for_database():
+    """The upstream fails while MariaDB is stopped: the refund waits in the
+    worker, no new charge is made there meanwhile, and it is done once
+    MariaDB is back, exactly once."""
+    user, token, chan = H.setup_account()
+    m = uniq("m")
+    ev = "ev-" + m
+    H.stub.script({"path": m, "mode": "hang", "hang": 30, "event": ev, "status": 500,
+                   "body": "upstream failed"})
+    before = state(user, token, chan)
+    out = []
+    th = threading.Thread(target=lambda: out.append(
+        request(H.lighttpd_port, "POST", "/kling/v1/" + m, auth(token), b"{}", timeout=60)))
+    th.start()
+    try:
+        check(H.stub.wait(m, timeout=10), "request never reached the stub")
+        charged = H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (token["id"],))[0]
+        eq(before["token"]["remain_quota"] - charged["remain_quota"], 1000, "charged while upstream works")
+        H.stop_db()
+    finally:
+        H.stub.release(ev)
+        th.join(30)
+    eq((out[0].status, out[0].body), (500, b"upstream failed"), "upstream's 500 relayed")
+    try:
+        H.start_db()
+    except SetupError as e:
+        raise Fail("MariaDB did not come back: %s" % e)
+    # every worker serves requests until the waiting refund is done
+    n_ok, deadline = 0, time.time() + 20
+    while True:
+        r = request(H.lighttpd_port, "POST", "/kling/v1/after-refund/%d" % n_ok, auth(token), b"{}")
+        if r.status == 200:
+            n_ok += 1
+        else:
+            expect_gw_error(r, 503, "database_unavailable", "数据库暂时不可用，请稍后重试",
+                            "request while the refund waits")
+        with open(H.log_file, encoding="utf-8", errors="replace") as f:
+            done = "delayed refund done" in f.read()
+        if (done and n_ok >= 8) or time.time() > deadline:
+            break
+    check(done, "no 'delayed refund done' in the relay log within 20 s")
+    after = state(user, token, chan)
+    eq(before["token"]["remain_quota"] - after["token"]["remain_quota"], 1000 * n_ok,
+       "token quota = 1000 x requests answered 200 (the failed one refunded)")
+    eq(after["user"]["request_count"] - before["user"]["request_count"], n_ok, "user request_count")
+    eq(after["logs"] - before["logs"], n_ok, "logs rows = requests answered 200")
+
+
 # ---------------------------------------------------------------------------
 
 
