@@ -47,12 +47,13 @@ add(struct task_ids *t, const char *s, size_t n)
 /*
  * The JSON around task ids is read by a small reader that allocates
  * nothing: json-c built a tree of the whole answer for the two or three
- * strings wanted, a tenth of a worker's instructions per request. It takes
- * RFC 8259 JSON (and, as json-c did, control characters left raw in a
- * string) only, nested at most JSON_DEPTH deep and at most
- * JSON_MAX long; text that is not, names no task. As with json-c, of a key
- * given twice in one object the last one counts, escapes are decoded, and
- * a number names a task only when it is an integer (clamped to 64 bits).
+ * strings wanted, a seventh of a worker's instructions per request. It takes
+ * RFC 8259 JSON, nested at most JSON_DEPTH deep and at most JSON_MAX
+ * long; text that is not names no task. Where json-c was looser or did
+ * something of its own, this does the same: control characters raw in a
+ * string and loose numbers ("0.") pass, of a key given twice in one object
+ * the last counts, a string ends at a \u0000, and an integer names a task
+ * as its 64-bit value prints. The fuzz target compares the two.
  */
 #define JSON_MAX	(64 * 1024)
 #define JSON_DEPTH	32
