@@ -27,6 +27,7 @@ Environment (all optional):
   BENCH_PROFILE_SECONDS=8
   BENCH_NGINX_WORKERS=auto  worker_processes of the three nginx instances
   BENCH_DB_POOL=256M      innodb buffer pool of the private MariaDB
+  BENCH_DB_ARGS=          more mariadbd options, e.g. "--innodb-flush-method=O_DSYNC"
   BENCH_JSON=FILE         also write every figure as JSON to FILE
   BENCH_KEEP=1            keep the temporary directory (logs, perf data)
 """
@@ -77,6 +78,7 @@ MODES = os.environ.get("BENCH_MODES", "").split() or ["strict"]
 FRONTS = os.environ.get("BENCH_FRONTS", "").split() or ["lighttpd", "nginx"]
 NGINX_WORKERS = os.environ.get("BENCH_NGINX_WORKERS", "auto")
 DB_POOL = os.environ.get("BENCH_DB_POOL", "256M")
+DB_ARGS = os.environ.get("BENCH_DB_ARGS", "").split()
 KEEP = env_int("BENCH_KEEP", 0)
 JSON_OUT = os.environ.get("BENCH_JSON", "")
 
@@ -259,7 +261,7 @@ class Bench:
                                 "--skip-networking", "--user=root",
                                 "--innodb-buffer-pool-size=%s" % DB_POOL,
                                 "--max-connections=500",
-                                "--log-error=%s/mariadb.err" % self.dir])
+                                "--log-error=%s/mariadb.err" % self.dir] + DB_ARGS)
 
         def ready():
             if self.procs["mariadbd"].poll() is not None:
@@ -273,7 +275,7 @@ class Bench:
         self.mq("CREATE DATABASE IF NOT EXISTS bltcy CHARACTER SET utf8mb4")
         rows = self.mq("SHOW GLOBAL VARIABLES WHERE Variable_name IN "
                        "('innodb_flush_log_at_trx_commit','innodb_buffer_pool_size',"
-                       "'version','sync_binlog','log_bin')")
+                       "'version','sync_binlog','log_bin','innodb_flush_method')")
         self.db_vars = {k: v for k, v in rows}
 
     def mq(self, q, args=None):
@@ -1144,8 +1146,10 @@ def main():
            " ".join(FRONTS)), flush=True)
     log("setting up in %s" % b.dir)
     b.start_db()
-    print("bench: MariaDB %s, innodb_flush_log_at_trx_commit=%s, buffer pool %s MiB, log_bin %s"
+    print("bench: MariaDB %s, innodb_flush_log_at_trx_commit=%s, innodb_flush_method %s, "
+          "buffer pool %s MiB, log_bin %s"
           % (b.db_vars.get("version"), b.db_vars.get("innodb_flush_log_at_trx_commit"),
+             b.db_vars.get("innodb_flush_method"),
              int(b.db_vars.get("innodb_buffer_pool_size", 0)) // MIB, b.db_vars.get("log_bin")))
     b.start_upstream()
     b.start_baseline()
