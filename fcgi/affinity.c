@@ -44,6 +44,15 @@ add(struct task_ids *t, const char *s, size_t n)
 	t->n++;
 }
 
+static void
+add_all(struct task_ids *t, const struct task_ids *from)
+{
+	size_t	 i;
+
+	for (i = 0; i < from->n; i++)
+		add(t, from->id[i], strlen(from->id[i]));
+}
+
 /*
  * The JSON around task ids is read by a small reader that allocates
  * nothing: json-c built a tree of the whole answer for the two or three
@@ -66,7 +75,7 @@ struct jr {
 /* A value that can be a task id: a string, or an integer, decoded. */
 struct jid {
 	char	 s[TASK_ID_MAX + 2];
-	size_t	 n;		/* > TASK_ID_MAX: not one */
+	size_t	 n;		/* 0 or > TASK_ID_MAX: not one (see add) */
 };
 
 static void
@@ -80,19 +89,12 @@ jr_ws(struct jr *j)
 static int
 jr_hex(const char *p)
 {
-	int	 i, v = 0;
+	int	 i, d, v = 0;
 
 	for (i = 0; i < 4; i++) {
-		char c = p[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
+		if ((d = hex_digit((unsigned char)p[i])) < 0)
 			return -1;
+		v = v << 4 | d;
 	}
 	return v;
 }
@@ -228,7 +230,7 @@ jr_members(struct jr *j, int (*each)(void *, struct jr *, const char *, int),
 	}
 }
 
-/* Any value; into id (n > TASK_ID_MAX when it cannot be one) if wanted. */
+/* Any value; into id (n 0 when it cannot be one) if wanted. */
 static int
 jr_value(struct jr *j, struct jid *id)
 {
@@ -238,7 +240,7 @@ jr_value(struct jr *j, struct jid *id)
 	int		 integer;
 
 	if (id != NULL)
-		id->n = TASK_ID_MAX + 1;
+		id->n = 0;
 	if (j->p == j->end)
 		return -1;
 	switch (*j->p) {
@@ -323,8 +325,6 @@ jr_fields(struct jr *j, const char *const *keys, size_t nkeys,
 	memset(&f, 0, sizeof(f));
 	f.keys = keys;
 	f.nkeys = nkeys;
-	for (k = 0; k < nkeys; k++)
-		f.v[k].n = TASK_ID_MAX + 1;
 	if (jr_members(j, fields_each, &f) == -1)
 		return -1;
 	for (k = 0; k < nkeys; k++)
@@ -401,20 +401,16 @@ task_ids_from_answer(struct task_ids *t, const char *body, size_t len)
 {
 	struct answer	 a;
 	struct jr	 j;
-	size_t		 i;
 
 	memset(t, 0, sizeof(*t));
 	memset(&a, 0, sizeof(a));
-	a.top[0].n = a.top[1].n = TASK_ID_MAX + 1;
 	if (jr_document(&j, body, len) == -1 ||
 	    jr_members(&j, answer_each, &a) == -1 || jr_end(&j) == -1)
 		return;
 	add(t, a.top[0].s, a.top[0].n);
 	add(t, a.top[1].s, a.top[1].n);
-	for (i = 0; i < a.data.n; i++)
-		add(t, a.data.id[i], strlen(a.data.id[i]));
-	for (i = 0; i < a.clips.n; i++)
-		add(t, a.clips.id[i], strlen(a.clips.id[i]));
+	add_all(t, &a.data);
+	add_all(t, &a.clips);
 }
 
 void
@@ -485,8 +481,7 @@ task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
 	    jr_document(&j, body, bodylen) == 0) {
 		jr_fields(&j, k_task, 1, &found);
 		if (jr_end(&j) == 0)
-			for (i = 0; i < found.n; i++)
-				add(t, found.id[i], strlen(found.id[i]));
+			add_all(t, &found);
 	}
 }
 
