@@ -553,10 +553,10 @@ reserve(struct worker *w, struct req *r, const char *group, int again)
 		return 0;
 	}
 	/*
-	 * A refund still waiting for the database needs this worker's slot
-	 * row to keep naming its request: no new charge until it is done.
+	 * A refund still waiting for the database (relay() retries it first)
+	 * needs this worker's slot row to keep naming its request: no new
+	 * charge until it is done.
 	 */
-	flush_pending(w);
 	if (w->npend > 0) {
 		gw_error(r, GW_DB);
 		return -1;
