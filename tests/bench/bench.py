@@ -396,27 +396,36 @@ class Bench:
         rows = self.mq("SELECT id FROM bltcy.tokens WHERE `key` = %s", (self.token[3:],))
         self.token_id = rows[0][0]
 
-    def start_relay(self, mode):
-        """Start the pool with METERING=mode. Returns None, or why it did not start."""
-        self.write_config(mode)
+    def spawn_pool(self, argv, env, children_needed, what):
+        """argv under spawn-fcgi on the relay socket, ready once it listens
+        with children_needed children. Returns the process, or why it did not start."""
         self.relay_sock = os.path.join(self.dir, "relay.sock")
         if os.path.exists(self.relay_sock):
             os.unlink(self.relay_sock)
-        p = self.spawn("relay", ["spawn-fcgi", "-n", "-s", self.relay_sock, "-M", "0660", "--",
-                                 os.path.join(BUILD, "bltcy-relay")], env=self.relay_env())
+        p = self.spawn("relay", ["spawn-fcgi", "-n", "-s", self.relay_sock, "-M", "0660", "--"]
+                       + argv, env=env)
 
         def ready():
             if p.poll() is not None:
                 return "exited"
-            return os.path.exists(self.relay_sock) and len(children(p.pid)) >= WORKERS
+            return os.path.exists(self.relay_sock) and len(children(p.pid)) >= children_needed
         try:
-            r = wait_for(ready, 30, "the relay pool")
+            r = wait_for(ready, 30, what)
         except BenchError as e:
             return str(e)
         if r == "exited":
             why = self.tail("relay.out", 5).strip() or "exit %s" % p.returncode
             self.kill("relay")
             return why
+        return p
+
+    def start_relay(self, mode):
+        """Start the pool with METERING=mode. Returns None, or why it did not start."""
+        self.write_config(mode)
+        p = self.spawn_pool([os.path.join(BUILD, "bltcy-relay")], self.relay_env(), WORKERS,
+                            "the relay pool")
+        if isinstance(p, str):
+            return p
         self.master = p.pid
         return None
 
@@ -425,15 +434,12 @@ class Bench:
 
     def start_floor(self, forward):
         """The floor program in the relay's place (tests/bench/floor.c)."""
-        if os.path.exists(self.relay_sock):
-            os.unlink(self.relay_sock)
         argv = [os.path.join(BUILD, "bench-floor"), str(WORKERS)]
         if forward:
             argv.append("http://127.0.0.1:%d" % self.up_port)
-        p = self.spawn("relay", ["spawn-fcgi", "-n", "-s", self.relay_sock, "-M", "0660",
-                                 "--"] + argv)
-        wait_for(lambda: os.path.exists(self.relay_sock) and
-                 len(children(p.pid)) >= WORKERS - 1, 30, "the floor pool")
+        p = self.spawn_pool(argv, None, WORKERS - 1, "the floor pool")
+        if isinstance(p, str):
+            raise BenchError("the floor did not start: %s" % p)
 
     def workers(self):
         return children(self.master)
