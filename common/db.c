@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,13 +43,20 @@ struct db {
 	unsigned long long	 insert_id;
 	unsigned int		 err_no;
 	char			 err[256];
+	pthread_mutex_t		 mu;	/* recursive; see db.h */
 };
+
+/* The last error of this thread's last call, whichever db it was on. */
+static __thread char		 t_err[256];
+static __thread unsigned int	 t_errno;
 
 static void
 set_err(struct db *db, unsigned int no, const char *msg)
 {
 	db->err_no = no;
 	strlcpy_(db->err, msg != NULL ? msg : "", sizeof(db->err));
+	t_errno = no;
+	strlcpy_(t_err, db->err, sizeof(t_err));
 }
 
 static int
@@ -64,7 +72,8 @@ is_conn_error(unsigned int e)
 struct db *
 db_new(const struct dsn *dsn, const char *const *sqls, size_t nsqls, int flags)
 {
-	struct db	*db;
+	struct db		*db;
+	pthread_mutexattr_t	 ma;
 
 	if ((db = calloc(1, sizeof(*db))) == NULL)
 		return NULL;
@@ -72,6 +81,10 @@ db_new(const struct dsn *dsn, const char *const *sqls, size_t nsqls, int flags)
 		free(db);
 		return NULL;
 	}
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&db->mu, &ma);
+	pthread_mutexattr_destroy(&ma);
 	db->dsn = *dsn;
 	db->sqls = sqls;
 	db->nsqls = nsqls;
@@ -113,6 +126,7 @@ db_free(struct db *db)
 		return;
 	disconnect(db);
 	wipe(&db->dsn, sizeof(db->dsn));
+	pthread_mutex_destroy(&db->mu);
 	free(db->stmts);
 	free(db);
 }
@@ -249,6 +263,8 @@ fetch_rows(struct db *db, struct stmt *s, db_row_fn fn, void *arg)
 	if (mysql_stmt_bind_result(s->st, s->binds) != 0)
 		goto err;
 	while ((rc = mysql_stmt_fetch(s->st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+		int grown = 0;
+
 		for (i = 0; i < s->ncols; i++) {
 			struct col *c = &s->cols[i];
 			MYSQL_BIND *b = &s->binds[i];
@@ -268,6 +284,7 @@ fetch_rows(struct db *db, struct stmt *s, db_row_fn fn, void *arg)
 				if (mysql_stmt_fetch_column(s->st, b,
 				    (unsigned int)i, 0) != 0)
 					goto err;
+				grown = 1;
 			}
 			if (c->null)
 				vals[i] = DBNULL;
@@ -281,6 +298,9 @@ fetch_rows(struct db *db, struct stmt *s, db_row_fn fn, void *arg)
 		}
 		if (!stop && fn != NULL && fn(arg, vals, s->ncols) != 0)
 			stop = 1;
+		/* the library keeps its own copy of the binds: give it the new buffers */
+		if (grown && mysql_stmt_bind_result(s->st, s->binds) != 0)
+			goto err;
 	}
 	if (rc != MYSQL_NO_DATA)
 		goto err;
@@ -373,6 +393,7 @@ db_run(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 		set_err(db, 0, "no such statement");
 		return DB_ERR;
 	}
+	pthread_mutex_lock(&db->mu);
 	rc = run_once(db, idx, args, nargs, fn, arg, affected);
 	/* a deadlock victim was rolled back whole: run it again, once */
 	if (rc == DB_ERR && !db->in_tx &&
@@ -385,6 +406,7 @@ db_run(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 			disconnect(db);
 	} else if (rc == DB_DOWN)
 		disconnect(db);
+	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
 
@@ -424,22 +446,26 @@ db_exec_text(struct db *db, const char *sql)
 {
 	enum db_rc	 rc;
 
+	pthread_mutex_lock(&db->mu);
 	rc = text_once(db, sql);
 	if (rc == DB_DOWN)
 		disconnect(db);
+	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
 
 /*
  * One round trip each: START TRANSACTION (tried again on a fresh
  * connection if the old one is gone; nothing has happened yet), COMMIT,
- * ROLLBACK. Inside the transaction no statement is retried.
+ * ROLLBACK. Inside the transaction no statement is retried. The thread
+ * that began it holds the connection until its COMMIT or ROLLBACK.
  */
 enum db_rc
 db_begin(struct db *db)
 {
 	enum db_rc	 rc;
 
+	pthread_mutex_lock(&db->mu);
 	if ((rc = text_once(db, "START TRANSACTION")) == DB_DOWN) {
 		disconnect(db);
 		rc = text_once(db, "START TRANSACTION");
@@ -447,6 +473,8 @@ db_begin(struct db *db)
 	if (rc == DB_DOWN)
 		disconnect(db);
 	db->in_tx = rc == DB_OK;
+	if (rc != DB_OK)
+		pthread_mutex_unlock(&db->mu);
 	return rc;
 }
 
@@ -457,13 +485,14 @@ db_commit(struct db *db)
 
 	db->in_tx = 0;
 	if (db->my == NULL)
-		return DB_DOWN;
-	if (mysql_commit(db->my) != 0) {
+		rc = DB_DOWN;
+	else if (mysql_commit(db->my) != 0) {
 		set_err(db, mysql_errno(db->my), mysql_error(db->my));
 		rc = is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
 	}
 	if (rc == DB_DOWN)
 		disconnect(db);
+	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
 
@@ -473,35 +502,45 @@ db_rollback(struct db *db)
 	db->in_tx = 0;
 	if (db->my != NULL && mysql_rollback(db->my) != 0)
 		disconnect(db);
+	pthread_mutex_unlock(&db->mu);
 }
 
 enum db_rc
 db_ping(struct db *db)
 {
-	if (db->my != NULL && mysql_ping(db->my) == 0)
-		return DB_OK;
-	disconnect(db);
-	return connect_db(db);
+	enum db_rc	 rc = DB_OK;
+
+	pthread_mutex_lock(&db->mu);
+	if (db->my == NULL || mysql_ping(db->my) != 0) {
+		disconnect(db);
+		rc = connect_db(db);
+	}
+	pthread_mutex_unlock(&db->mu);
+	return rc;
 }
 
 const char *
 db_error(const struct db *db)
 {
-	return db->err;
+	return t_err;
 }
 
 unsigned int
 db_errno(const struct db *db)
 {
-	return db->err_no;
+	return t_errno;
 }
 
 unsigned long
 db_conn_id(struct db *db)
 {
-	if (db->my == NULL && connect_db(db) != DB_OK)
-		return 0;
-	return mysql_thread_id(db->my);
+	unsigned long	 id = 0;
+
+	pthread_mutex_lock(&db->mu);
+	if (db->my != NULL || connect_db(db) == DB_OK)
+		id = mysql_thread_id(db->my);
+	pthread_mutex_unlock(&db->mu);
+	return id;
 }
 
 /*

@@ -14,6 +14,11 @@ struct dsn;
  * away; a statement outside a transaction is then retried once, so the
  * statements in such tables must be safe to repeat (ours are: reads, and
  * routines keyed by request id).
+ *
+ * Threads may share one handle: each call holds it for its own round
+ * trips, and a transaction holds it from db_begin to db_commit or
+ * db_rollback, so no other thread's statement lands inside it. db_error
+ * and db_errno tell the calling thread's last error.
  */
 struct db;
 
