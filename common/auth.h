@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fieldlimits.h"
+
 #define TOKEN_KEY_MAX	128
 
 /*
@@ -18,15 +20,15 @@ int	 token_parse(const char *header, char key[TOKEN_KEY_MAX], long long *channel
 struct token_row {
 	long long	 id, user_id, status, expired_time, remain_quota;
 	int		 unlimited, model_limits_enabled;
-	char		 name[192];
-	char		 model_limits[1024];
-	char		 allow_ips[1024];
-	char		 group[64];		/* token group, may be empty */
+	char		 name[LIM_BYTES(LIM_TOKEN_NAME)];
+	char		 model_limits[LIM_MODEL_LIMITS + 1];
+	char		 allow_ips[LIM_ALLOW_IPS + 1];
+	char		 group[LIM_BYTES(LIM_TOKEN_GROUP)];	/* may be empty */
 	int		 user_found;
 	long long	 user_status, user_role, user_quota;
 	int		 user_deleted;
-	char		 username[192];
-	char		 user_group[64];
+	char		 username[LIM_BYTES(LIM_USERNAME)];
+	char		 user_group[LIM_BYTES(LIM_USER_GROUP)];
 };
 
 enum auth_result {

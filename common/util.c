@@ -120,6 +120,23 @@ strlcpy_(char *dst, const char *src, size_t size)
 	return n;
 }
 
+size_t
+utf8_copy(char *dst, const char *src, size_t size)
+{
+	size_t	 n = strlen(src), c;
+
+	if (size == 0)
+		return n;
+	c = n < size - 1 ? n : size - 1;
+	/* back off to the start of the character the cut falls in */
+	if (c < n)
+		while (c > 0 && ((unsigned char)src[c] & 0xc0) == 0x80)
+			c--;
+	memcpy(dst, src, c);
+	dst[c] = '\0';
+	return n;
+}
+
 int
 ct_memeq(const void *a, const void *b, size_t n)
 {

@@ -29,6 +29,9 @@ int	 parse_ll(const char *, long long min, long long max, long long *);
 /* Copy with truncation; always terminates when size > 0. Returns strlen(src). */
 size_t	 strlcpy_(char *, const char *, size_t);
 
+/* The same, but a cut never splits a UTF-8 character. */
+size_t	 utf8_copy(char *, const char *, size_t);
+
 /* Constant-time comparison of two byte strings of the same length. */
 int	 ct_memeq(const void *, const void *, size_t);
 
