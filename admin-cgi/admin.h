@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "db.h"
+#include "fieldlimits.h"
 #include "html.h"
 #include "util.h"
 
@@ -39,15 +40,19 @@ struct field_def {
 	const char	*name;
 	enum validator	 v;
 	size_t		 max;	/* longest value in bytes */
+	size_t		 chars;	/* and in characters of UTF-8 (0: max only) */
 };
 extern const struct field_def fields[F__MAX];
 
 /*
  * Decoded values of the allowed fields of one urlencoded string. Values
  * live in arena; a field sent twice keeps its first value; fields not in
- * the table are dropped. bad[f] is set when a value failed its validator
- * (v[f] is then NULL).
+ * the table are dropped. bad[f] is set when a value was too long
+ * (BAD_LONG) or failed its validator (BAD_FORMAT); v[f] is then NULL.
+ * Nothing is ever cut to fit.
  */
+#define BAD_FORMAT	1
+#define BAD_LONG	2
 struct form {
 	char		*arena;
 	size_t		 arenasz;
@@ -59,6 +64,8 @@ struct form {
 int	 form_parse(struct form *, const char *in, size_t len);
 void	 form_free(struct form *);
 int	 valid(enum validator, const char *s, size_t len);
+/* Characters of UTF-8 in n bytes of valid UTF-8. */
+size_t	 utf8_chars(const char *s, size_t n);
 
 /* Value of cookie name in a Cookie header into out. 0 found, -1 not. */
 int	 cookie_get(const char *header, const char *name, char *out,
@@ -77,7 +84,7 @@ enum method { M_GET, M_POST, M__MAX };
 struct me {
 	long long	 id;
 	long long	 role;
-	char		 username[192];
+	char		 username[LIM_BYTES(LIM_USERNAME)];
 };
 
 struct req {
@@ -106,7 +113,7 @@ struct req {
 
 /* Value of field f: POST body, else query string; NULL when absent. */
 const char *fv(const struct req *, enum field);
-/* fv() trimmed of nothing but "" treated as absent. */
+/* BAD_LONG or BAD_FORMAT when the field was sent and refused, else 0. */
 int	 fbad(const struct req *, enum field);
 /* Integer field: def when absent; -1 when bad or out of range. */
 int	 fint(const struct req *, enum field, long long def, long long min,
@@ -123,6 +130,9 @@ const char *field_text(const struct req *, struct buf *errs, enum field,
 	    enum label, int required);
 long long field_int(const struct req *, struct buf *errs, enum field,
 	    enum label, long long def, long long min, long long max);
+/* "Too long: <label> (at most <bytes> bytes)" into errs. */
+void	 too_long(const struct req *, struct buf *errs, enum label,
+	    size_t bytes);
 
 /* What a redirect after a successful POST tells the next page (?ok=N). */
 enum flash { FL_NONE, FL_SAVED, FL_DELETED, FL_STATUS, FL_SLASH, FL__MAX };
@@ -155,7 +165,19 @@ int	 parse_datetime(const char *s, long long *out);
 #define PRE_COOKIE	"bltcy_pre"
 #define COOKIE_PATH(r)	((r)->base[0] ? (r)->base : "/")
 
-int	 session_make(long long uid, char *out, size_t outsz);
+#define STAMP_LEN	22	/* characters of the user stamp in a session */
+
+int	 user_stamp(const char *hash, long long role, long long status,
+	    long long gen, char out[STAMP_LEN + 1]);
+int	 session_make(long long uid, const char *stamp, char *out,
+	    size_t outsz);
+/*
+ * After this session's own user was changed (password, role): a new
+ * session cookie bound to the user's new state, and the old one revoked.
+ * Nothing when the user may no longer log in. -1 db error.
+ */
+int	 session_renew(struct req *);
+int	 session_start(struct req *, long long uid, const char *stamp);
 /* 0 with uid and the payload (the CSRF binding), -1 bad or expired. */
 int	 session_parse(const char *cookie, long long now, long long *uid,
 	    char *payload, size_t payloadsz);
@@ -164,14 +186,13 @@ int	 session_load(struct req *);
 int	 pre_session(struct req *);
 int	 csrf_ok(struct req *);
 int	 session_revoke(struct req *);
-int	 throttle_locked(struct req *, const char *user);
-void	 throttle_fail(struct req *, const char *user);
+int	 throttle_take(struct req *, const char *user);
 void	 throttle_clear(struct req *, const char *user);
 
 /* ---- SQL (sql.c) ---- */
 enum admin_stmt {
 	AS_USER_AUTH, AS_USER_SESSION, AS_REVOKE, AS_REVOKED_PURGE,
-	AS_THROTTLE_GET, AS_THROTTLE_FAIL, AS_THROTTLE_CLEAR,
+	AS_THROTTLE_SEED, AS_THROTTLE_TAKE, AS_THROTTLE_CLEAR,
 	AS_COUNTS, AS_RECENT_ERRORS, AS_AUTO_DISABLED, AS_CHART,
 	AS_CHANNEL_LIST, AS_CHANNEL_GET, AS_CHANNEL_TESTED,
 	AS_TOKEN_LIST, AS_TOKEN_GET, AS_TOKEN_UPDATE, AS_TOKEN_STATUS,

@@ -137,8 +137,11 @@ cmd_add_channel(int argc, char *argv[])
 	int			 notice;
 
 	memset(&f, 0, sizeof(f));
-	if ((v = opt(argc, argv, "--name", NULL)) == NULL)
+	if ((v = opt(argc, argv, "--name", NULL)) == NULL || *v == '\0')
 		die("add-channel", "--name is required");
+	if (check_line("渠道名称 (--name)", v, LIM_CHANNEL_NAME, msg,
+	    sizeof(msg)) == -1)
+		die("--name", msg);
 	strlcpy_(f.name, v, sizeof(f.name));
 	if ((v = opt(argc, argv, "--base-url", NULL)) == NULL)
 		die("add-channel", "--base-url is required");
@@ -155,7 +158,11 @@ cmd_add_channel(int argc, char *argv[])
 	if (check_groups(opt(argc, argv, "--group", "default"), f.group,
 	    sizeof(f.group), msg, sizeof(msg)) == -1)
 		die("--group", msg);
-	strlcpy_(f.setting, opt(argc, argv, "--setting", ""), sizeof(f.setting));
+	v = opt(argc, argv, "--setting", "");
+	if (check_len("设置 (--setting)", v, sizeof(f.setting) - 1, 0, msg,
+	    sizeof(msg)) == -1)
+		die("--setting", msg);
+	strlcpy_(f.setting, v, sizeof(f.setting));
 	if (check_setting(f.setting, msg, sizeof(msg)) == -1)
 		die("--setting", msg);
 	f.priority = num(argc, argv, "--priority", 0, INT32_MIN, INT32_MAX);
@@ -171,8 +178,9 @@ cmd_add_channel(int argc, char *argv[])
 static int
 cmd_add_token(int argc, char *argv[])
 {
-	char		 key[49], msg[MSG_SZ], models[1024] = "";
-	const char	*user, *m;
+	char		 key[49], msg[MSG_SZ], models[LIM_MODEL_LIMITS + 1] = "";
+	char		 ips[LIM_ALLOW_IPS + 1], bad[80];
+	const char	*user, *m, *name;
 	long long	 uid, id, quota;
 
 	if ((user = opt(argc, argv, "--user", NULL)) == NULL)
@@ -184,9 +192,23 @@ cmd_add_token(int argc, char *argv[])
 	if ((m = opt(argc, argv, "--models", NULL)) != NULL &&
 	    check_models(m, models, sizeof(models), msg, sizeof(msg)) == -1)
 		die("--models", msg);
-	id = token_create(db, uid, opt(argc, argv, "--name", "default"), quota,
-	    num(argc, argv, "--expires", -1, -1, INT64_MAX), models,
-	    opt(argc, argv, "--ips", ""), key, msg, sizeof(msg));
+	name = opt(argc, argv, "--name", "default");
+	if (check_line("令牌名称 (--name)", name, LIM_TOKEN_NAME, msg,
+	    sizeof(msg)) == -1)
+		die("--name", msg);
+	switch (check_ips(opt(argc, argv, "--ips", ""), ips, bad, sizeof(bad))) {
+	case -1:
+		die("--ips", bad);
+		break;
+	case -2:
+		snprintf(msg, sizeof(msg), "the list is longer than %d bytes",
+		    LIM_ALLOW_IPS);
+		die("--ips", msg);
+		break;
+	}
+	id = token_create(db, uid, name, quota,
+	    num(argc, argv, "--expires", -1, -1, INT64_MAX), models, ips, key,
+	    msg, sizeof(msg));
 	if (id < 0)
 		die("add-token", msg);
 	printf("sk-%s\n", key);

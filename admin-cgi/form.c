@@ -8,39 +8,51 @@
 #include <string.h>
 
 #include "admin.h"
+#include "fieldlimits.h"
+#include "store.h"		/* limits of the columns it writes */
+
+/*
+ * The limits are the columns' (fieldlimits.h): a text column's in
+ * characters (chars; max is then the most bytes so many can take), an
+ * ASCII list's in bytes. Lists normalised before they are stored (allowed
+ * IPs, model limits: a browser sends CRLF) may be sent with twice their
+ * limit; the page checks the normalised value against the limit. Fields
+ * that are not columns (password, filters) have caps of their own.
+ */
+#define CHARS(n)	LIM_BYTES(n) - 1, n
 
 const struct field_def fields[F__MAX] = {
-	[F_CSRF] =		{ "csrf", V_LINE, 128 },
-	[F_USERNAME] =		{ "username", V_LINE, 64 },
-	[F_PASSWORD] =		{ "password", V_LINE, 128 },
-	[F_ID] =		{ "id", V_INT, 20 },
-	[F_NAME] =		{ "name", V_LINE, 191 },
-	[F_TYPE] =		{ "type", V_INT, 20 },
-	[F_BASE_URL] =		{ "base_url", V_LINE, 191 },
-	[F_KEY] =		{ "key", V_TEXT, 8192 },
-	[F_STATUS] =		{ "status", V_INT, 20 },
-	[F_PRIORITY] =		{ "priority", V_INT, 20 },
-	[F_WEIGHT] =		{ "weight", V_INT, 20 },
-	[F_GROUP] =		{ "group", V_LINE, 255 },
-	[F_MODELS] =		{ "models", V_TEXT, 1023 },
-	[F_SETTING] =		{ "setting", V_TEXT, 4095 },
-	[F_REMARK] =		{ "remark", V_LINE, 255 },
-	[F_AUTO_BAN] =		{ "auto_ban", V_INT, 20 },
-	[F_QUOTA] =		{ "quota", V_INT, 20 },
-	[F_UNLIMITED] =		{ "unlimited", V_INT, 20 },
-	[F_EXPIRES] =		{ "expires", V_DATETIME, 19 },
-	[F_MODEL_LIMITS] =	{ "model_limits", V_TEXT, 1023 },
-	[F_ALLOW_IPS] =		{ "allow_ips", V_TEXT, 4096 },
-	[F_ROLE] =		{ "role", V_INT, 20 },
-	[F_DISPLAY] =		{ "display_name", V_LINE, 191 },
-	[F_USER] =		{ "user", V_LINE, 64 },
-	[F_TOKEN] =		{ "token", V_LINE, 191 },
-	[F_SERVICE] =		{ "service", V_LINE, 32 },
-	[F_CHANNEL] =		{ "channel", V_INT, 20 },
-	[F_FROM] =		{ "from", V_DATETIME, 19 },
-	[F_TO] =		{ "to", V_DATETIME, 19 },
-	[F_PAGE] =		{ "page", V_INT, 20 },
-	[F_FLASH] =		{ "ok", V_INT, 20 },
+	[F_CSRF] =		{ "csrf", V_LINE, 128, 0 },
+	[F_USERNAME] =		{ "username", V_LINE, CHARS(LIM_USERNAME) },
+	[F_PASSWORD] =		{ "password", V_LINE, 128, 0 },
+	[F_ID] =		{ "id", V_INT, 20, 0 },
+	[F_NAME] =		{ "name", V_LINE, CHARS(LIM_CHANNEL_NAME) },
+	[F_TYPE] =		{ "type", V_INT, 20, 0 },
+	[F_BASE_URL] =		{ "base_url", V_LINE, LIM_BASE_URL, 0 },
+	[F_KEY] =		{ "key", V_TEXT, 8192, 0 },
+	[F_STATUS] =		{ "status", V_INT, 20, 0 },
+	[F_PRIORITY] =		{ "priority", V_INT, 20, 0 },
+	[F_WEIGHT] =		{ "weight", V_INT, 20, 0 },
+	[F_GROUP] =		{ "group", V_LINE, LIM_CHANNEL_GROUP, 0 },
+	[F_MODELS] =		{ "models", V_TEXT, 1023, 0 },
+	[F_SETTING] =		{ "setting", V_TEXT, 4095, 0 },
+	[F_REMARK] =		{ "remark", V_LINE, CHARS(LIM_CHANNEL_REMARK) },
+	[F_AUTO_BAN] =		{ "auto_ban", V_INT, 20, 0 },
+	[F_QUOTA] =		{ "quota", V_INT, 20, 0 },
+	[F_UNLIMITED] =		{ "unlimited", V_INT, 20, 0 },
+	[F_EXPIRES] =		{ "expires", V_DATETIME, 19, 0 },
+	[F_MODEL_LIMITS] =	{ "model_limits", V_TEXT, 2 * LIM_MODEL_LIMITS, 0 },
+	[F_ALLOW_IPS] =		{ "allow_ips", V_TEXT, 2 * LIM_ALLOW_IPS, 0 },
+	[F_ROLE] =		{ "role", V_INT, 20, 0 },
+	[F_DISPLAY] =		{ "display_name", V_LINE, CHARS(LIM_DISPLAY_NAME) },
+	[F_USER] =		{ "user", V_LINE, CHARS(LIM_USERNAME) },
+	[F_TOKEN] =		{ "token", V_LINE, CHARS(LIM_TOKEN_NAME) },
+	[F_SERVICE] =		{ "service", V_LINE, 32, 0 },
+	[F_CHANNEL] =		{ "channel", V_INT, 20, 0 },
+	[F_FROM] =		{ "from", V_DATETIME, 19, 0 },
+	[F_TO] =		{ "to", V_DATETIME, 19, 0 },
+	[F_PAGE] =		{ "page", V_INT, 20, 0 },
+	[F_FLASH] =		{ "ok", V_INT, 20, 0 },
 };
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
@@ -149,6 +161,16 @@ valid(enum validator v, const char *s, size_t n)
 	return (unsigned)v < V__MAX && validators[v](s, n);
 }
 
+size_t
+utf8_chars(const char *s, size_t n)
+{
+	size_t	 i, c = 0;
+
+	for (i = 0; i < n; i++)
+		c += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return c;
+}
+
 /* Decode n bytes of one name or value; out has room for n + 1. */
 static int
 decode(const char *in, size_t n, char *out, size_t *outlen)
@@ -218,9 +240,14 @@ form_parse(struct form *f, const char *in, size_t len)
 		val = key;	/* overwrite the name: it is not kept */
 		if (decode(eq ? eq + 1 : pair + pl, vl, val, &dlen) == -1)
 			return -1;
-		if (dlen > fields[fi].max || memchr(val, '\0', dlen) != NULL ||
+		if (dlen > fields[fi].max || (fields[fi].chars > 0 &&
+		    utf8_chars(val, dlen) > fields[fi].chars)) {
+			f->bad[fi] = BAD_LONG;
+			continue;
+		}
+		if (memchr(val, '\0', dlen) != NULL ||
 		    !valid(fields[fi].v, val, dlen)) {
-			f->bad[fi] = 1;
+			f->bad[fi] = BAD_FORMAT;
 			continue;
 		}
 		f->v[fi] = val;

@@ -46,7 +46,11 @@ LABEL(L_AUTO_BAN, "上游返回 401 时自动禁用", "Disable automatically whe
 LABEL(L_MODELS_HELP, "一行一个基础名称（小写，不带版本号）：", "One base name per line (lower case, no version): ") \
 LABEL(L_BASE_URL_HELP, "不要包含路径，不要以 / 结尾。✅ https://api.bltcy.ai ❌ https://api.bltcy.ai/kling", "No path and no trailing /. ✅ https://api.bltcy.ai ❌ https://api.bltcy.ai/kling") \
 LABEL(L_KEY_HELP_NEW, "旧网关的 API 密钥（sk-xxx…）；多个密钥一行一个，轮流使用", "The old gateway's API key (sk-xxx…); several keys one per line, used in turn") \
-LABEL(L_KEY_HELP_EDIT, "留空则保留当前密钥", "Leave empty to keep the current key") \
+LABEL(L_KEY_HELP_EDIT, "留空则保留当前密钥（修改 Base URL 的协议、主机、端口或代理时须重新填写）", "Leave empty to keep the current key (enter it again when the Base URL's scheme, host or port, or the proxy, changes)") \
+LABEL(L_KEY_AGAIN, "修改了 Base URL 的协议、主机或端口（或代理），请重新填写密钥", "The Base URL's scheme, host or port (or the proxy) changed: enter the key again") \
+LABEL(L_ADDR_LOOPBACK, "本机", "loopback") \
+LABEL(L_ADDR_PRIVATE, "内网", "LAN") \
+LABEL(L_ADDR_FORBIDDEN, "禁止的地址", "forbidden address") \
 LABEL(L_KEY_SEALED, "已加密保存", "stored encrypted") \
 LABEL(L_KEY_PLAIN, "明文保存（填写新密钥后将加密）", "stored in plain text (a new key is saved encrypted)") \
 LABEL(L_SETTING_HELP, "JSON 对象；PassthroughQuota 为每次请求扣除的配额（默认 1000）", "A JSON object; PassthroughQuota is the quota charged per request (default 1000)") \
@@ -72,6 +76,10 @@ LABEL(L_ELAPSED, "耗时", "Time") \
 LABEL(L_NO_SUCH, "记录不存在", "No such record") \
 LABEL(L_FIELD_BAD, "格式无效：", "Invalid value: ") \
 LABEL(L_REQUIRED, "不能为空：", "Required: ") \
+LABEL(L_TOO_LONG, "太长：", "Too long: ") \
+LABEL(L_AT_MOST, "最多", "at most") \
+LABEL(L_CHARS, "个字符", "characters") \
+LABEL(L_BYTES, "字节", "bytes") \
 LABEL(L_ADD_TOKEN, "添加令牌", "Add token") \
 LABEL(L_EDIT_TOKEN, "编辑令牌", "Edit token") \
 LABEL(L_NAME, "名称", "Name") \

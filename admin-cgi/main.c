@@ -89,7 +89,7 @@ fv(const struct req *r, enum field f)
 int
 fbad(const struct req *r, enum field f)
 {
-	return r->f.bad[f] || r->q.bad[f];
+	return r->f.bad[f] ? r->f.bad[f] : r->q.bad[f];
 }
 
 int
@@ -112,12 +112,26 @@ field_text(const struct req *r, struct buf *errs, enum field f,
     enum label name, int required)
 {
 	const char	*v = fv(r, f);
+	int		 bad = fbad(r, f);
 
-	if (fbad(r, f))
+	if (bad == BAD_LONG && fields[f].chars > 0)
+		buf_printf(errs, "%s%s (%s %zu %s)\n", T(r, L_TOO_LONG), T(r, name),
+		    T(r, L_AT_MOST), fields[f].chars, T(r, L_CHARS));
+	else if (bad == BAD_LONG)
+		too_long(r, errs, name, fields[f].max);
+	else if (bad)
 		buf_printf(errs, "%s%s\n", T(r, L_FIELD_BAD), T(r, name));
 	else if (v == NULL && required)
 		buf_printf(errs, "%s%s\n", T(r, L_REQUIRED), T(r, name));
 	return v;
+}
+
+void
+too_long(const struct req *r, struct buf *errs, enum label name,
+    size_t bytes)
+{
+	buf_printf(errs, "%s%s (%s %zu %s)\n", T(r, L_TOO_LONG), T(r, name),
+	    T(r, L_AT_MOST), bytes, T(r, L_BYTES));
 }
 
 long long

@@ -13,17 +13,23 @@
 #include "admin.h"
 #include "crypto.h"
 #include "log.h"
+#include "netaddr.h"
 #include "route.h"
+#include "setting.h"
 #include "store.h"
 
 #define TEST_CONNECT_TIMEOUT	10L
 #define TEST_TIMEOUT		20L
 
 /* What the form shows: a stored channel or what was just submitted. */
+/* Big enough for any stored value and for any value the form may send. */
 struct chan_view {
 	long long	 id, status, priority, weight, auto_ban;
-	char		 name[192], base_url[192], group[256], remark[256];
-	char		 models[1024];	/* one per line */
+	char		 name[LIM_BYTES(LIM_CHANNEL_NAME)];
+	char		 base_url[LIM_BASE_URL + 1];
+	char		 group[LIM_CHANNEL_GROUP + 1];
+	char		 remark[LIM_BYTES(LIM_CHANNEL_REMARK)];
+	char		 models[2048];	/* one per line */
 	char		 setting[4096];
 	int		 key_state;	/* 0 none, 1 sealed, 2 plain */
 	char		 key_hint[32];	/* masked plain key */
@@ -182,6 +188,33 @@ pg_channel_form(struct req *r)
 	return 200;
 }
 
+/*
+ * Would the stored key go somewhere else after this edit? The scheme,
+ * host or port of the Base URL changed, or the proxy did. Then the key
+ * must be entered again: whoever can edit a channel must not be able to
+ * send its key to a host of their own (the test button, or the relay).
+ */
+static int
+key_moves(const char *old_url, const char *old_setting, const char *new_url,
+    const char *new_setting)
+{
+	struct endpoint		 a, b;
+	struct chan_setting	 sa, sb;
+	char			 err[128];
+	int			 ra, rb;
+
+	ra = url_endpoint(old_url, &a);
+	rb = url_endpoint(new_url, &b);
+	if (ra != rb || (ra == 0 && (strcmp(a.scheme, b.scheme) != 0 ||
+	    strcmp(a.host, b.host) != 0 || a.port != b.port)))
+		return 1;
+	if (ra == -1 && strcmp(old_url, new_url) != 0)
+		return 1;
+	ra = setting_parse(old_setting, &sa, err, sizeof(err));
+	rb = setting_parse(new_setting, &sb, err, sizeof(err));
+	return ra != rb || strcmp(sa.proxy, sb.proxy) != 0;
+}
+
 /* Keys one per line: CRs and blank lines dropped, lines trimmed. */
 static char *
 clean_keys(const char *in)
@@ -219,6 +252,8 @@ pg_channel_save(struct req *r)
 	struct chan_view	 v;
 	struct buf		 errs;
 	char			 msg[MSG_SZ], *key = NULL;
+	char			 old_url[sizeof(v.base_url)];
+	char			 old_setting[sizeof(v.setting)];
 	const char		*s;
 	long long		 id = 0, type;
 	int			 notice = 0, rc = 200;
@@ -234,6 +269,8 @@ pg_channel_save(struct req *r)
 			    (error_page(r, 404, L_NO_SUCH, NULL), 404);
 		}
 	}
+	strlcpy_(old_url, v.base_url, sizeof(old_url));
+	strlcpy_(old_setting, v.setting, sizeof(old_setting));
 	/* What the form shows again if anything is wrong: what was sent. */
 	strlcpy_(v.name, (s = field_text(r, &errs, F_NAME, L_CH_NAME, 1)) ? s : "",
 	    sizeof(v.name));
@@ -275,6 +312,9 @@ pg_channel_save(struct req *r)
 	strlcpy_(v.remark, s ? s : "", sizeof(v.remark));
 	strlcpy_(f.remark, v.remark, sizeof(f.remark));
 
+	if (errs.len == 0 && id > 0 && f.key == NULL &&
+	    key_moves(old_url, old_setting, f.base_url, f.setting))
+		buf_printf(&errs, "%s\n", T(r, L_KEY_AGAIN));
 	if (errs.len == 0 && channel_save(r->store, &f, id, msg,
 	    sizeof(msg)) < 0)
 		buf_printf(&errs, "%s\n", msg);
@@ -296,6 +336,27 @@ pg_channel_save(struct req *r)
 
 /* ---- the list ---- */
 
+/*
+ * A label after a Base URL whose host is on this machine or the local
+ * network (allowed: old gateways on a LAN), or that is never connected
+ * to (a value written by other software).
+ */
+static void
+addr_label(struct req *r, const char *url)
+{
+	struct endpoint	 e;
+	enum addr_class	 c;
+	enum label	 l;
+
+	if (url_endpoint(url, &e) == -1 || host_class(e.host, &c) == -1 ||
+	    c == ADDR_PUBLIC)
+		return;
+	l = c == ADDR_LOOPBACK ? L_ADDR_LOOPBACK : c == ADDR_PRIVATE ?
+	    L_ADDR_PRIVATE : L_ADDR_FORBIDDEN;
+	h(&r->out, " <span class=\"tag addr-%s\">%s</span>",
+	    addr_class_name(c), T(r, l));
+}
+
 static int
 list_row(void *arg, const struct dbv *c, size_t n)
 {
@@ -306,9 +367,11 @@ list_row(void *arg, const struct dbv *c, size_t n)
 	char		 t[32];
 
 	h(&r->out, "<tr><td class=\"num\">%L</td><td>%s</td>"
-	    "<td><span class=\"badge %s\">%s</span></td><td class=\"mono\">%s</td><td>",
+	    "<td><span class=\"badge %s\">%s</span></td><td class=\"mono\">%s",
 	    id, col_s(&c[1]), statuses[si].badge, T(r, statuses[si].label),
 	    col_s(&c[3]));
+	addr_label(r, col_s(&c[3]));
+	h(&r->out, "</td><td>");
 	while (*m != '\0') {
 		size_t	 l = strcspn(m, ",");
 		char	 one[64];
@@ -417,17 +480,20 @@ discard(char *p, size_t sz, size_t n, void *arg)
 }
 
 struct key_row {
-	char	*key;
-	char	 base_url[192];
+	char			*key;
+	char			 base_url[LIM_BASE_URL + 1];
+	struct chan_setting	 setting;
 };
 
 static int
 key_row(void *arg, const struct dbv *c, size_t n)
 {
 	struct key_row	*k = arg;
+	char		 err[128];
 
 	k->key = unseal(col_s(&c[4]));
 	strlcpy_(k->base_url, col_s(&c[3]), sizeof(k->base_url));
+	setting_parse(col_s(&c[9]), &k->setting, err, sizeof(err));
 	return 1;
 }
 
@@ -439,8 +505,10 @@ pg_channel_test(struct req *r)
 	struct dbv		 a;
 	CURL			*c;
 	struct curl_slist	*hl = NULL;
-	char			 errbuf[CURL_ERROR_SIZE], auth[8300], note[512];
+	char			 errbuf[CURL_ERROR_SIZE], auth[8300], note[1024];
+	char			 url[LIM_BASE_URL + 1], msg[MSG_SZ];
 	size_t			 total = 0;
+	int			 slash;
 	CURLcode		 cc;
 	int64_t			 t0;
 
@@ -452,6 +520,21 @@ pg_channel_test(struct req *r)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
 	if (k.base_url[0] == '\0' && k.key == NULL)
 		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+	/*
+	 * Values written by other software were not checked at entry: the
+	 * same checks before the key is sent, and at connect time below.
+	 */
+	if (check_base_url(k.base_url, url, sizeof(url), &slash, msg,
+	    sizeof(msg)) == -1 || (k.setting.proxy[0] != '\0' &&
+	    check_proxy(k.setting.proxy, msg, sizeof(msg)) == -1)) {
+		if (k.key != NULL) {
+			wipe(k.key, strlen(k.key));
+			free(k.key);
+		}
+		snprintf(note, sizeof(note), "%s #%lld：%s", T(r, L_TEST_RESULT),
+		    id, msg);
+		return channel_list(r, note, 0);
+	}
 	if (k.key == NULL || (c = curl_easy_init()) == NULL) {
 		free(k.key);
 		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
@@ -475,6 +558,12 @@ pg_channel_test(struct req *r)
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &total);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "bltcy-admin-test");
+	/* the address a name resolves to now, not when it was entered */
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, netaddr_opensocket);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, NULL);
+	/* the way the relay goes: the channel's proxy wins */
+	if (k.setting.proxy[0] != '\0')
+		curl_easy_setopt(c, CURLOPT_PROXY, k.setting.proxy);
 	t0 = mono_ms();
 	cc = curl_easy_perform(c);
 	ms = mono_ms() - t0;

@@ -1,7 +1,8 @@
 /*
  * Login and logout. A login form carries the CSRF token of a pre-login
- * cookie; five failures in 15 minutes for an address or a username lock
- * both for 15 minutes (429), checked before the password is.
+ * cookie. Every attempt is counted before its password is checked: the
+ * fifth attempt in 15 minutes for an address or a username locks it for
+ * 15 minutes (429); a successful login clears both counts.
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,7 +26,7 @@ login_form(struct req *r, const char *error, const char *username)
 	    r->base);
 	csrf_field(r);
 	h(&r->out, "<label>%s<input name=\"username\" autocomplete=\"username\" "
-	    "required maxlength=\"64\" value=\"%s\" autofocus></label>"
+	    "required maxlength=\"191\" value=\"%s\" autofocus></label>"
 	    "<label>%s<input type=\"password\" name=\"password\" "
 	    "autocomplete=\"current-password\" required maxlength=\"128\"></label>"
 	    "<div class=\"actions\"><button type=\"submit\">%s</button></div></form>",
@@ -48,7 +49,7 @@ pg_login(struct req *r)
 
 struct auth_row {
 	int		 found;
-	long long	 id, role, status;
+	long long	 id, role, status, gen;
 	char		 hash[256];
 };
 
@@ -62,6 +63,7 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	strlcpy_(a->hash, col_s(&c[1]), sizeof(a->hash));
 	a->role = col_i(&c[2]);
 	a->status = col_i(&c[3]);
+	a->gen = col_i(&c[4]);
 	return 1;
 }
 
@@ -71,15 +73,15 @@ pg_login_post(struct req *r)
 	const char	*user = fv(r, F_USERNAME), *pw = fv(r, F_PASSWORD);
 	struct auth_row	 a;
 	struct dbv	 arg;
-	char		 cookie[512], sess[256];
-	int		 ok, locked;
+	char		 cookie[512], stamp[STAMP_LEN + 1];
+	int		 ok, allowed;
 
 	if (user == NULL || pw == NULL) {
 		login_form(r, T(r, L_LOGIN_FAILED), user ? user : "");
 		return 401;
 	}
-	if ((locked = throttle_locked(r, user)) != 0) {
-		if (locked < 0)
+	if ((allowed = throttle_take(r, user)) != 1) {
+		if (allowed < 0)
 			return error_page(r, 503, L_DB_ERROR, NULL), 503;
 		log_warn("admin: login locked for %s", r->ip);
 		login_form(r, T(r, L_LOGIN_LOCKED), user);
@@ -91,20 +93,19 @@ pg_login_post(struct req *r)
 	if (db_run(r->db, AS_USER_AUTH, &arg, 1, auth_row, &a, NULL) != DB_OK)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
 	ok = password_verify(pw, a.found ? a.hash : dummy_hash);
-	wipe(a.hash, sizeof(a.hash));
 	if (!ok || !a.found || a.role < 10 || a.status != 1) {
-		throttle_fail(r, user);
+		wipe(a.hash, sizeof(a.hash));
 		log_warn("admin: failed login from %s", r->ip);
 		login_form(r, T(r, L_LOGIN_FAILED), user);
 		return 401;
 	}
 	throttle_clear(r, user);
-	if (session_make(a.id, sess, sizeof(sess)) == -1)
+	if (user_stamp(a.hash, a.role, a.status, a.gen, stamp) == -1 ||
+	    session_start(r, a.id, stamp) == -1) {
+		wipe(a.hash, sizeof(a.hash));
 		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
-	snprintf(cookie, sizeof(cookie), "%s=%s; Path=%s; Max-Age=%lld; "
-	    "HttpOnly; SameSite=Strict%s", SESSION_COOKIE, sess, COOKIE_PATH(r),
-	    cfg_i(CFG_ADMIN_SESSION_TTL), r->https ? "; Secure" : "");
-	add_header(r, "Set-Cookie", cookie);
+	}
+	wipe(a.hash, sizeof(a.hash));
 	snprintf(cookie, sizeof(cookie), "%s=; Path=%s; Max-Age=0; HttpOnly; "
 	    "SameSite=Strict%s", PRE_COOKIE, COOKIE_PATH(r), r->https ? "; Secure" : "");
 	add_header(r, "Set-Cookie", cookie);

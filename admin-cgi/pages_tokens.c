@@ -11,11 +11,13 @@
 #include "log.h"
 #include "store.h"
 
+/* Big enough for any stored value and for any value a form may send. */
 struct tok_view {
 	long long	 id, status, remain, used, unlimited, expires;
-	char		 name[192], owner[192], key_mask[32];
-	char		 models[1024];		/* one per line */
-	char		 ips[4096];
+	char		 name[LIM_BYTES(LIM_TOKEN_NAME)];
+	char		 owner[LIM_BYTES(LIM_USERNAME)], key_mask[32];
+	char		 models[2 * LIM_MODEL_LIMITS + 1];	/* one per line */
+	char		 ips[2 * LIM_ALLOW_IPS + 1];
 	char		 expires_s[24];		/* datetime-local value */
 };
 
@@ -75,7 +77,7 @@ token_form(struct req *r, const struct tok_view *v, const char *err)
 		    "<label>%s<input value=\"%s\" disabled></label>", v->id,
 		    T(r, L_OWNER), v->owner);
 	else
-		h(&r->out, "<label>%s<input name=\"user\" required maxlength=\"64\" "
+		h(&r->out, "<label>%s<input name=\"user\" required maxlength=\"191\" "
 		    "value=\"%s\"></label>", T(r, L_OWNER), v->owner);
 	h(&r->out, "<label>%s<input name=\"name\" required maxlength=\"191\" "
 	    "value=\"%s\"></label>", T(r, L_NAME), v->name);
@@ -140,60 +142,13 @@ pg_token_form(struct req *r)
 	return 200;
 }
 
-/*
- * Allowed IPs: addresses or CIDRs, one per line (commas too). out gets
- * them newline-separated. 0 ok, -1 with the bad entry in bad.
- */
-static int
-check_ips(const char *in, char *out, size_t outsz, char *bad, size_t badsz)
-{
-	const char	*p = in;
-	size_t		 o = 0;
-
-	out[0] = '\0';
-	while (*p != '\0') {
-		size_t		 n = strcspn(p, ",\r\n"), s = 0;
-		char		 one[64], *slash;
-		unsigned char	 addr[16];
-		long long	 bits;
-		int		 v6;
-
-		while (s < n && (p[s] == ' ' || p[s] == '\t'))
-			s++;
-		while (n > s && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		if (n > s) {
-			snprintf(bad, badsz, "%.*s", (int)(n - s > 64 ? 64 : n - s), p + s);
-			if (n - s >= sizeof(one))
-				return -1;
-			memcpy(one, p + s, n - s);
-			one[n - s] = '\0';
-			if ((slash = strchr(one, '/')) != NULL)
-				*slash = '\0';
-			v6 = strchr(one, ':') != NULL;
-			if (inet_pton(v6 ? AF_INET6 : AF_INET, one, addr) != 1 ||
-			    (slash != NULL && parse_ll(slash + 1, 0, v6 ? 128 : 32,
-			    &bits) == -1))
-				return -1;
-			if (slash != NULL)
-				*slash = '/';
-			if (n - s + 2 > outsz - o)
-				return -1;
-			o += (size_t)snprintf(out + o, outsz - o, "%s%s",
-			    o ? "\n" : "", one);
-		}
-		p += strcspn(p, ",\r\n");
-		p += strspn(p, ",\r\n");
-	}
-	return 0;
-}
-
 int
 pg_token_save(struct req *r)
 {
 	struct tok_view	 v;
 	struct buf	 errs;
-	char		 msg[MSG_SZ], models[1024] = "", ips[4096] = "", bad[80];
+	char		 msg[MSG_SZ], models[LIM_MODEL_LIMITS + 1] = "";
+	char		 ips[LIM_ALLOW_IPS + 1] = "", bad[80];
 	char		 key[49];
 	const char	*s;
 	long long	 id = 0, uid = 0, quota, unlimited, expires = -1;
@@ -231,8 +186,10 @@ pg_token_save(struct req *r)
 		buf_printf(&errs, "%s%s\n", T(r, L_MODEL_LIMITS), msg);
 	s = field_text(r, &errs, F_ALLOW_IPS, L_ALLOW_IPS, 0);
 	strlcpy_(v.ips, s ? s : "", sizeof(v.ips));
-	if (s != NULL && check_ips(s, ips, sizeof(ips), bad, sizeof(bad)) == -1)
+	if (s != NULL && (rc = check_ips(s, ips, bad, sizeof(bad))) == -1)
 		buf_printf(&errs, "%s%s\n", T(r, L_BAD_IP), bad);
+	else if (s != NULL && rc == -2)
+		too_long(r, &errs, L_ALLOW_IPS, LIM_ALLOW_IPS);
 
 	if (errs.len == 0 && id == 0 &&
 	    token_create(r->store, uid, v.name, unlimited ? -1 : quota, expires,

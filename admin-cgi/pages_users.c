@@ -20,9 +20,12 @@ static const struct {
 	{ 100, L_ROLE_ROOT },
 };
 
+/* Big enough for any stored value and for any value the form may send. */
 struct user_view {
 	long long	 id, role, status, quota, used, requests;
-	char		 username[192], display[192], group[64];
+	char		 username[LIM_BYTES(LIM_USERNAME)];
+	char		 display[LIM_BYTES(LIM_DISPLAY_NAME)];
+	char		 group[LIM_BYTES(LIM_USER_GROUP)];
 };
 
 static enum label
@@ -72,7 +75,7 @@ user_form(struct req *r, const struct user_view *v, const char *err)
 		    "autocomplete=\"new-password\" maxlength=\"128\"></label>",
 		    v->id, T(r, L_USERNAME), v->username, T(r, L_NEW_PASSWORD));
 	else
-		h(&r->out, "<label>%s<input name=\"username\" required maxlength=\"64\" "
+		h(&r->out, "<label>%s<input name=\"username\" required maxlength=\"191\" "
 		    "value=\"%s\"></label><label>%s<input type=\"password\" "
 		    "name=\"password\" autocomplete=\"new-password\" required "
 		    "minlength=\"8\" maxlength=\"128\"></label>", T(r, L_USERNAME),
@@ -135,7 +138,7 @@ pg_user_save(struct req *r)
 {
 	struct user_view	 v;
 	struct buf		 errs;
-	char			 msg[MSG_SZ], group[256], hash[128];
+	char			 msg[MSG_SZ], group[LIM_USER_GROUP + 1], hash[128];
 	const char		*s, *pw;
 	long long		 id = 0;
 	int			 rc;
@@ -176,6 +179,8 @@ pg_user_save(struct req *r)
 	}
 	if (errs.len == 0 && pw != NULL && strlen(pw) < 8)
 		buf_printf(&errs, "%s\n", "密码至少 8 个字符 (at least 8 characters)");
+	else if (errs.len == 0 && pw != NULL && strlen(pw) > PASSWORD_MAX)
+		too_long(r, &errs, L_PASSWORD, PASSWORD_MAX);
 	if (errs.len == 0) {
 		struct dbv a[6] = { DBS(*v.display ? v.display : v.username),
 		    DBI(v.role), DBI(v.quota), DBS(group), DBI(v.status), DBI(id) };
@@ -202,6 +207,13 @@ pg_user_save(struct req *r)
 		return 422;
 	}
 	buf_free(&errs);
+	/*
+	 * Saving a user ends the user's other sessions when the password,
+	 * role or status changed (the session stamp); this one, when it is
+	 * the user's own, goes on with a new cookie.
+	 */
+	if (id == r->me.id && session_renew(r) == -1)
+		return error_page(r, 503, L_DB_ERROR, NULL), 503;
 	log_info("admin: user %lld saved user %lld", r->me.id, id);
 	redirect(r, "/users", FL_SAVED);
 	return 303;

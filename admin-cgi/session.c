@@ -1,10 +1,15 @@
 /*
  * Sessions, CSRF tokens and login throttling.
  *
- * Cookie: base64url("uid|expiry|nonce") "." base64url(HMAC-SHA256(K, first
- * part)), K = derive_key("admin-session"). Nothing is stored for a live
- * session; on every request the user is read again (still there, role >=
- * 10, status 1) and the nonce is looked up among logged-out sessions.
+ * Cookie: base64url("uid|expiry|nonce|stamp") "." base64url(HMAC-SHA256(K,
+ * first part)), K = derive_key("admin-session"). Nothing is stored for a
+ * live session; on every request the user is read again (still there,
+ * role >= 10, status 1), the nonce is looked up among logged-out sessions,
+ * and the stamp must still be the user's: it is an HMAC of the stored
+ * password hash, role, status and session generation (user_stamp), so a
+ * password change, a disable or a role change ends every session of the
+ * user, also when the change is made by new-api's admin or by plain SQL
+ * (a trigger counts the generation up, schema/008_admin_sessions.sql).
  *
  * CSRF token: base64url(HMAC-SHA256(derive_key("admin-csrf"), binding)),
  * binding = the session's payload, or for the login form "pre|<nonce>" of
@@ -17,9 +22,10 @@
 #include "admin.h"
 #include "config.h"
 #include "crypto.h"
+#include "fieldlimits.h"
 #include "log.h"
 
-#define PAYLOAD_MAX	96
+#define PAYLOAD_MAX	128
 #define NONCE_LEN	24
 
 static int
@@ -34,8 +40,33 @@ sign(const char *purpose, const char *msg, char out[48])
 	return b64url_encode(mac, sizeof(mac), out, 48) < 0 ? -1 : 0;
 }
 
+/*
+ * What binds a session to the state of its user: the first STAMP_LEN
+ * characters of base64url(HMAC(derive_key("admin-stamp"),
+ * "<password hash>|<role>|<status>|<generation>")). -1 without a secret.
+ */
 int
-session_make(long long uid, char *out, size_t outsz)
+user_stamp(const char *hash, long long role, long long status,
+    long long gen, char out[STAMP_LEN + 1])
+{
+	char	 msg[320], mac[48];
+	int	 n;
+
+	n = snprintf(msg, sizeof(msg), "%s|%lld|%lld|%lld", hash, role, status,
+	    gen);
+	if (n < 0 || (size_t)n >= sizeof(msg) || sign("admin-stamp", msg,
+	    mac) == -1) {
+		wipe(msg, sizeof(msg));
+		return -1;
+	}
+	wipe(msg, sizeof(msg));
+	memcpy(out, mac, STAMP_LEN);
+	out[STAMP_LEN] = '\0';
+	return 0;
+}
+
+int
+session_make(long long uid, const char *stamp, char *out, size_t outsz)
 {
 	char	 nonce[NONCE_LEN + 1], raw[PAYLOAD_MAX], enc[PAYLOAD_MAX * 2];
 	char	 mac[48];
@@ -43,8 +74,8 @@ session_make(long long uid, char *out, size_t outsz)
 
 	if (random_alnum(nonce, NONCE_LEN) == -1)
 		return -1;
-	n = snprintf(raw, sizeof(raw), "%lld|%lld|%s", uid,
-	    (long long)now_s() + cfg_i(CFG_ADMIN_SESSION_TTL), nonce);
+	n = snprintf(raw, sizeof(raw), "%lld|%lld|%s|%s", uid,
+	    (long long)now_s() + cfg_i(CFG_ADMIN_SESSION_TTL), nonce, stamp);
 	if (n < 0 || (size_t)n >= sizeof(raw) ||
 	    b64url_encode((unsigned char *)raw, (size_t)n, enc, sizeof(enc)) < 0 ||
 	    sign("admin-session", enc, mac) == -1)
@@ -74,7 +105,7 @@ session_parse(const char *cookie, long long now, long long *uid,
 	    sizeof(raw) - 1)) < 0)
 		return -1;
 	raw[n] = '\0';
-	/* uid|expiry|nonce */
+	/* uid|expiry|nonce|stamp */
 	if ((p = strchr(raw, '|')) == NULL)
 		return -1;
 	raw[p - raw] = '\0';
@@ -85,7 +116,8 @@ session_parse(const char *cookie, long long now, long long *uid,
 		return -1;
 	raw[dot - raw] = '\0';
 	if (parse_ll(p + 1, 0, INT64_MAX, &exp) == -1 || exp <= now ||
-	    strlen(dot + 1) != NONCE_LEN)
+	    strlen(dot + 1) != NONCE_LEN + 1 + STAMP_LEN ||
+	    dot[1 + NONCE_LEN] != '|')
 		return -1;
 	if (strlen(enc) >= payloadsz)
 		return -1;
@@ -94,9 +126,10 @@ session_parse(const char *cookie, long long now, long long *uid,
 	return 0;
 }
 
-/* The nonce of a payload that session_parse accepted. */
+/* The nonce, stamp and expiry of a payload that session_parse accepted. */
 static int
-payload_nonce(const char *enc, char nonce[NONCE_LEN + 1], long long *exp)
+payload_fields(const char *enc, char nonce[NONCE_LEN + 1],
+    char stamp[STAMP_LEN + 1], long long *exp)
 {
 	char		 raw[PAYLOAD_MAX];
 	const char	*a, *b;
@@ -107,9 +140,13 @@ payload_nonce(const char *enc, char nonce[NONCE_LEN + 1], long long *exp)
 		return -1;
 	raw[n] = '\0';
 	if ((a = strchr(raw, '|')) == NULL || (b = strchr(a + 1, '|')) == NULL ||
-	    strlen(b + 1) != NONCE_LEN)
+	    strlen(b + 1) != NONCE_LEN + 1 + STAMP_LEN ||
+	    b[1 + NONCE_LEN] != '|')
 		return -1;
-	strlcpy_(nonce, b + 1, NONCE_LEN + 1);
+	memcpy(nonce, b + 1, NONCE_LEN);
+	nonce[NONCE_LEN] = '\0';
+	memcpy(stamp, b + 2 + NONCE_LEN, STAMP_LEN);
+	stamp[STAMP_LEN] = '\0';
 	raw[b - raw] = '\0';
 	return parse_ll(a + 1, 0, INT64_MAX, exp);
 }
@@ -127,7 +164,9 @@ csrf_for(const char *binding, char out[64])
 struct sess_row {
 	int		 found;
 	long long	 id, role, status, revoked;
-	char		 username[192];
+	char		 username[LIM_BYTES(LIM_USERNAME)];
+	char		 stamp[STAMP_LEN + 1];
+	int		 stamp_ok;
 };
 
 static int
@@ -141,6 +180,8 @@ sess_row(void *arg, const struct dbv *c, size_t n)
 	r->role = col_i(&c[2]);
 	r->status = col_i(&c[3]);
 	r->revoked = col_i(&c[4]);
+	r->stamp_ok = user_stamp(col_s(&c[5]), r->role, r->status,
+	    col_i(&c[6]), r->stamp) == 0;
 	return 1;
 }
 
@@ -152,8 +193,8 @@ sess_row(void *arg, const struct dbv *c, size_t n)
 int
 session_load(struct req *r)
 {
-	char		 c[256], payload[PAYLOAD_MAX * 2], nonce[NONCE_LEN + 1];
-	char		 bind[64];
+	char		 c[320], payload[PAYLOAD_MAX * 2], nonce[NONCE_LEN + 1];
+	char		 stamp[STAMP_LEN + 1], bind[64];
 	long long	 uid, exp;
 	struct sess_row	 row;
 	struct dbv	 a[2];
@@ -163,7 +204,7 @@ session_load(struct req *r)
 	if (r->cookie != NULL &&
 	    cookie_get(r->cookie, SESSION_COOKIE, c, sizeof(c)) == 0 &&
 	    session_parse(c, now_s(), &uid, payload, sizeof(payload)) == 0 &&
-	    payload_nonce(payload, nonce, &exp) == 0) {
+	    payload_fields(payload, nonce, stamp, &exp) == 0) {
 		memset(&row, 0, sizeof(row));
 		a[0] = DBS(nonce);
 		a[1] = DBI(uid);
@@ -171,7 +212,8 @@ session_load(struct req *r)
 		    NULL) != DB_OK)
 			return -1;
 		if (row.found && row.role >= 10 && row.status == 1 &&
-		    row.revoked == 0) {
+		    row.revoked == 0 && row.stamp_ok &&
+		    ct_memeq(row.stamp, stamp, STAMP_LEN)) {
 			r->me.id = row.id;
 			r->me.role = row.role;
 			strlcpy_(r->me.username, row.username,
@@ -221,14 +263,15 @@ csrf_ok(struct req *r)
 int
 session_revoke(struct req *r)
 {
-	char		 c[256], payload[PAYLOAD_MAX * 2], nonce[NONCE_LEN + 1];
+	char		 c[320], payload[PAYLOAD_MAX * 2], nonce[NONCE_LEN + 1];
+	char		 stamp[STAMP_LEN + 1];
 	long long	 uid, exp;
 	struct dbv	 a[2];
 
 	if (r->cookie == NULL ||
 	    cookie_get(r->cookie, SESSION_COOKIE, c, sizeof(c)) == -1 ||
 	    session_parse(c, now_s(), &uid, payload, sizeof(payload)) == -1 ||
-	    payload_nonce(payload, nonce, &exp) == -1)
+	    payload_fields(payload, nonce, stamp, &exp) == -1)
 		return 0;
 	a[0] = DBS(nonce);
 	a[1] = DBI(exp);
@@ -239,9 +282,49 @@ session_revoke(struct req *r)
 	return 0;
 }
 
+/* Set the session cookie of a new session of uid. -1 on failure. */
+int
+session_start(struct req *r, long long uid, const char *stamp)
+{
+	char	 sess[256], cookie[512];
+	int	 n;
+
+	if (session_make(uid, stamp, sess, sizeof(sess)) == -1)
+		return -1;
+	n = snprintf(cookie, sizeof(cookie), "%s=%s; Path=%s; Max-Age=%lld; "
+	    "HttpOnly; SameSite=Strict%s", SESSION_COOKIE, sess, COOKIE_PATH(r),
+	    cfg_i(CFG_ADMIN_SESSION_TTL), r->https ? "; Secure" : "");
+	if (n < 0 || (size_t)n >= sizeof(cookie))
+		return -1;
+	add_header(r, "Set-Cookie", cookie);
+	return 0;
+}
+
+int
+session_renew(struct req *r)
+{
+	char		 nonce[NONCE_LEN + 1];
+	struct sess_row	 row;
+	struct dbv	 a[2];
+
+	/* no nonce is ever revoked under this name: it only reads the user */
+	memset(nonce, '-', NONCE_LEN);
+	nonce[NONCE_LEN] = '\0';
+	memset(&row, 0, sizeof(row));
+	a[0] = DBS(nonce);
+	a[1] = DBI(r->me.id);
+	if (db_run(r->db, AS_USER_SESSION, a, 2, sess_row, &row, NULL) != DB_OK)
+		return -1;
+	if (session_revoke(r) == -1)
+		return -1;
+	if (!row.found || row.role < 10 || row.status != 1 || !row.stamp_ok)
+		return 0;
+	return session_start(r, row.id, row.stamp);
+}
+
 /* ---- login throttling ---- */
 
-#define THROTTLE_MAX	5	/* failures inside the window lock the key */
+#define THROTTLE_MAX	5	/* attempts inside the window; then locked */
 #define THROTTLE_WINDOW	900
 #define THROTTLE_LOCK	900
 
@@ -252,49 +335,41 @@ throttle_keys(const struct req *r, const char *user, char ik[80], char uk[96])
 	snprintf(uk, 96, "user:%s", user);
 }
 
-static int
-first_i(void *arg, const struct dbv *c, size_t n)
-{
-	*(long long *)arg = col_i(&c[0]);
-	return 1;
-}
-
-/* Is the address or the username locked? 1 yes, 0 no, -1 db error. */
+/*
+ * Count this login attempt against the address and the username, before
+ * any password is checked, in one statement per step so that attempts
+ * sent in parallel are counted like attempts sent one by one: at most
+ * THROTTLE_MAX passwords are ever checked per key and window, whatever
+ * the concurrency. 1 this attempt may check a password, 0 locked, -1
+ * database error.
+ */
 int
-throttle_locked(struct req *r, const char *user)
+throttle_take(struct req *r, const char *user)
 {
-	char		 ik[80], uk[96];
-	struct dbv	 a[2];
-	long long	 until = 0;
+	char			 ik[80], uk[96];
+	long long		 now = now_s();
+	struct dbv		 a[9];
+	unsigned long long	 aff = 0;
 
 	throttle_keys(r, user, ik, uk);
 	a[0] = DBS(ik);
-	a[1] = DBS(uk);
-	if (db_run(r->db, AS_THROTTLE_GET, a, 2, first_i, &until, NULL) != DB_OK)
+	a[1] = DBI(now);
+	a[2] = DBS(uk);
+	a[3] = DBI(now);
+	if (db_run(r->db, AS_THROTTLE_SEED, a, 4, NULL, NULL, NULL) != DB_OK)
 		return -1;
-	return until > now_s();
-}
-
-void
-throttle_fail(struct req *r, const char *user)
-{
-	char		 ik[80], uk[96];
-	const char	*k[2] = { ik, uk };
-	long long	 now = now_s();
-	struct dbv	 a[6];
-	int		 i;
-
-	throttle_keys(r, user, ik, uk);
-	for (i = 0; i < 2; i++) {
-		a[0] = DBS(k[i]);
-		a[1] = DBI(now);
-		a[2] = DBI(now - THROTTLE_WINDOW);
-		a[3] = DBI(now);
-		a[4] = DBI(THROTTLE_MAX);
-		a[5] = DBI(now + THROTTLE_LOCK);
-		if (db_run(r->db, AS_THROTTLE_FAIL, a, 6, NULL, NULL, NULL) != DB_OK)
-			log_warn("admin: login throttle: %s", db_error(r->db));
-	}
+	a[0] = DBI(now - THROTTLE_WINDOW);
+	a[1] = DBI(now);
+	a[2] = DBI(THROTTLE_MAX);
+	a[3] = DBI(now + THROTTLE_LOCK);
+	a[4] = DBS(ik);
+	a[5] = DBS(uk);
+	a[6] = DBI(now);
+	a[7] = DBI(now - THROTTLE_WINDOW);
+	a[8] = DBI(THROTTLE_MAX);
+	if (db_run(r->db, AS_THROTTLE_TAKE, a, 9, NULL, NULL, &aff) != DB_OK)
+		return -1;
+	return aff == 2;
 }
 
 void

@@ -9,26 +9,40 @@
 
 const char *const admin_sql[AS__MAX] = {
 	[AS_USER_AUTH] =
-	    "SELECT id, password, role, status FROM users"
-	    " WHERE username = ? AND deleted_at IS NULL",
+	    "SELECT id, password, role, status,"
+	    " (SELECT CAST(COALESCE(MAX(gen), 0) AS SIGNED)"
+	    "   FROM bltcy_admin_epoch WHERE user_id = users.id)"
+	    " FROM users WHERE username = ? AND deleted_at IS NULL",
 	[AS_USER_SESSION] =
 	    "SELECT id, username, role, status,"
-	    " (SELECT COUNT(*) FROM bltcy_admin_revoked WHERE nonce = ?)"
+	    " (SELECT COUNT(*) FROM bltcy_admin_revoked WHERE nonce = ?),"
+	    " password, (SELECT CAST(COALESCE(MAX(gen), 0) AS SIGNED)"
+	    "   FROM bltcy_admin_epoch WHERE user_id = users.id)"
 	    " FROM users WHERE id = ? AND deleted_at IS NULL",
 	[AS_REVOKE] =
 	    "INSERT IGNORE INTO bltcy_admin_revoked (nonce, expires_at)"
 	    " VALUES (?, ?)",
 	[AS_REVOKED_PURGE] =
 	    "DELETE FROM bltcy_admin_revoked WHERE expires_at < ?",
-	[AS_THROTTLE_GET] =
-	    "SELECT CAST(COALESCE(MAX(locked_until), 0) AS SIGNED)"
-	    " FROM bltcy_login_throttle WHERE k IN (?, ?)",
-	[AS_THROTTLE_FAIL] =
-	    "INSERT INTO bltcy_login_throttle (k, failures, first_at, locked_until)"
-	    " VALUES (?, 1, ?, 0) ON DUPLICATE KEY UPDATE"
+	[AS_THROTTLE_SEED] =
+	    "INSERT IGNORE INTO bltcy_login_throttle (k, failures, first_at,"
+	    " locked_until) VALUES (?, 0, ?, 0), (?, 0, ?, 0)",
+	/*
+	 * Count one login attempt on both keys, and only where the key still
+	 * allows one: its lock is over and it has fewer than the allowed
+	 * attempts inside the window (or the window is over: start again at
+	 * 1). Each row is locked while it is updated, so concurrent attempts
+	 * are counted one after the other and the affected rows (2: both keys
+	 * allowed it) say whether this one may check a password. MariaDB
+	 * assigns left to right: first_at and locked_until see the new count.
+	 */
+	[AS_THROTTLE_TAKE] =
+	    "UPDATE bltcy_login_throttle SET"
 	    " failures = IF(first_at < ?, 1, failures + 1),"
 	    " first_at = IF(failures = 1, ?, first_at),"
-	    " locked_until = IF(failures >= ?, ?, locked_until)",
+	    " locked_until = IF(failures >= ?, ?, 0)"
+	    " WHERE k IN (?, ?) AND locked_until <= ?"
+	    " AND (first_at < ? OR failures < ?)",
 	[AS_THROTTLE_CLEAR] =
 	    "DELETE FROM bltcy_login_throttle WHERE k IN (?, ?)",
 	[AS_COUNTS] =

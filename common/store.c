@@ -1,9 +1,11 @@
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crypto.h"
+#include "netaddr.h"
 #include "route.h"
 #include "setting.h"
 #include "store.h"
@@ -55,10 +57,124 @@ static const char base_url_help[] =
     "✅ 正确：https://api.bltcy.ai ✅ 正确：http://your-old-gateway.com "
     "❌ 错误：https://api.bltcy.ai/kling ❌ 错误：https://api.bltcy.ai/runway/v1";
 
+static const char forbidden_help[] =
+    "链路本地和云元数据地址（169.254.0.0/16、fe80::/10、0.0.0.0、::）以及解析到"
+    "这些地址的主机名不能作为上游（link-local, metadata and unspecified "
+    "addresses are never an upstream）";
+
+int
+url_endpoint(const char *url, struct endpoint *e)
+{
+	const char	*p, *hp, *end, *at, *colon;
+	size_t		 n;
+	long long	 port = 0;
+
+	memset(e, 0, sizeof(*e));
+	if ((p = strstr(url, "://")) == NULL || (size_t)(p - url) >= sizeof(e->scheme))
+		return -1;
+	for (n = 0; url + n < p; n++)
+		e->scheme[n] = (char)tolower((unsigned char)url[n]);
+	hp = p + 3;
+	end = hp + strcspn(hp, "/?#");
+	/* user info (a proxy's credentials) is not where the bytes go */
+	for (at = NULL, p = hp; p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (at != NULL)
+		hp = at + 1;
+	if (*hp == '[') {
+		if ((p = memchr(hp, ']', (size_t)(end - hp))) == NULL)
+			return -1;
+		hp++;
+		n = (size_t)(p - hp);
+		colon = p + 1 < end && p[1] == ':' ? p + 1 : NULL;
+		if (colon == NULL && p + 1 != end)
+			return -1;
+	} else {
+		colon = memchr(hp, ':', (size_t)(end - hp));
+		n = (size_t)((colon ? colon : end) - hp);
+	}
+	if (n == 0 || n >= sizeof(e->host))
+		return -1;
+	memcpy(e->host, hp, n);
+	e->host[n] = '\0';
+	for (n = 0; e->host[n] != '\0'; n++)
+		e->host[n] = (char)tolower((unsigned char)e->host[n]);
+	if (colon != NULL) {
+		char	 ps[8];
+
+		n = (size_t)(end - colon - 1);
+		if (n == 0 || n >= sizeof(ps))
+			return -1;
+		memcpy(ps, colon + 1, n);
+		ps[n] = '\0';
+		if (parse_ll(ps, 1, 65535, &port) == -1)
+			return -1;
+	} else if (strcmp(e->scheme, "https") == 0)
+		port = 443;
+	else if (strcmp(e->scheme, "http") == 0)
+		port = 80;
+	else
+		port = 1080;	/* socks */
+	e->port = (int)port;
+	return 0;
+}
+
+int
+check_upstream_host(const char *what, const char *host, char *msg,
+    size_t msgsz)
+{
+	enum addr_class	 c;
+
+	/* a name that does not resolve now may later: connect time checks it */
+	if (host_class(host, &c) == 0 && c == ADDR_FORBIDDEN) {
+		snprintf(msg, msgsz, "%s的地址 %.100s 不允许：%s", what, host,
+		    forbidden_help);
+		return -1;
+	}
+	return 0;
+}
+
+int
+check_proxy(const char *in, char *msg, size_t msgsz)
+{
+	static const char *const schemes[] = { "http", "https", "socks5",
+	    "socks5h" };
+	struct endpoint	 e;
+	const char	*p, *hp;
+	size_t		 i, n = strlen(in);
+	int		 ok = 0;
+
+	if (n > 0 && in[n - 1] == '/')
+		n--;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c <= 0x20 || c >= 0x7f || c == '\\')
+			goto bad;
+	}
+	if ((p = strstr(in, "://")) == NULL)
+		goto bad;
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if ((size_t)(p - in) == strlen(schemes[i]) &&
+		    ascii_casecmp_n(in, schemes[i], strlen(schemes[i])) == 0)
+			ok = 1;
+	hp = p + 3;
+	if (!ok || hp >= in + n || strcspn(hp, "/?#") < (size_t)(in + n - hp) ||
+	    url_endpoint(in, &e) == -1)
+		goto bad;
+	return check_upstream_host("代理 (proxy) ", e.host, msg, msgsz);
+bad:
+	snprintf(msg, msgsz, "代理 (proxy) 必须是 http://、https://、socks5:// 或 "
+	    "socks5h:// 加主机和可选端口，不能包含路径（scheme://host[:port], "
+	    "no path）");
+	return -1;
+}
+
 int
 check_base_url(const char *in, char *out, size_t outsz, int *notice,
     char *msg, size_t msgsz)
 {
+	struct endpoint	 e;
 	const char	*p, *host;
 	size_t		 n, i;
 	int		 colon = 0, bracket = 0;
@@ -128,7 +244,11 @@ check_base_url(const char *in, char *out, size_t outsz, int *notice,
 	out[n] = '\0';
 	for (i = 0; i < (size_t)(host - in); i++)	/* scheme in lower case */
 		out[i] = (char)tolower((unsigned char)out[i]);
-	return 0;
+	if (url_endpoint(out, &e) == -1) {
+		snprintf(msg, msgsz, "Base URL 的主机或端口无效。%s", base_url_help);
+		return -1;
+	}
+	return check_upstream_host("Base URL ", e.host, msg, msgsz);
 }
 
 int
@@ -202,6 +322,8 @@ check_setting(const char *in, char *msg, size_t msgsz)
 		    "{\"PassthroughQuota\": 1000}：%s", err);
 		return -1;
 	}
+	if (s.proxy[0] != '\0')
+		return check_proxy(s.proxy, msg, msgsz);
 	return 0;
 }
 
@@ -220,7 +342,8 @@ check_groups(const char *in, char *out, size_t outsz, char *msg, size_t msgsz)
 			return -1;
 		}
 		if (o + 1 >= outsz) {
-			snprintf(msg, msgsz, "分组太长");
+			snprintf(msg, msgsz, "分组太长（最多 %zu 个字符）",
+			    outsz - 1);
 			return -1;
 		}
 		out[o++] = (char)c;
@@ -228,6 +351,106 @@ check_groups(const char *in, char *out, size_t outsz, char *msg, size_t msgsz)
 	out[o] = '\0';
 	if (o == 0 || strspn(out, ",") == o)
 		strlcpy_(out, "default", outsz);
+	return 0;
+}
+
+int
+check_len(const char *what, const char *s, size_t limit, int chars,
+    char *msg, size_t msgsz)
+{
+	size_t	 n = 0;
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!chars)
+		n = strlen(s);
+	else
+		for (; *p != '\0'; p++)
+			n += (*p & 0xc0) != 0x80;
+	if (n <= limit)
+		return 0;
+	snprintf(msg, msgsz, "%s太长：最多 %zu %s（too long: at most %zu %s）",
+	    what, limit, chars ? "个字符" : "字节", limit,
+	    chars ? "characters" : "bytes");
+	return -1;
+}
+
+int
+check_line(const char *what, const char *s, size_t limit, char *msg,
+    size_t msgsz)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 n, i;
+
+	for (; *p != '\0'; p += n) {
+		if (*p < 0x20 || *p == 0x7f)
+			goto bad;
+		n = *p < 0x80 ? 1 : *p >= 0xc2 && *p <= 0xdf ? 2 :
+		    *p >= 0xe0 && *p <= 0xef ? 3 : *p >= 0xf0 && *p <= 0xf4 ? 4 : 0;
+		if (n == 0)
+			goto bad;
+		for (i = 1; i < n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				goto bad;
+		/* overlong, surrogate and out-of-range forms */
+		if ((n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) ||
+		    (p[0] == 0xed && p[1] >= 0xa0))) ||
+		    (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) ||
+		    (p[0] == 0xf4 && p[1] >= 0x90))))
+			goto bad;
+	}
+	return check_len(what, s, limit, 1, msg, msgsz);
+bad:
+	snprintf(msg, msgsz, "%s必须是一行 UTF-8 文本（one line of UTF-8 text）",
+	    what);
+	return -1;
+}
+
+int
+check_ips(const char *in, char out[LIM_ALLOW_IPS + 1], char *bad,
+    size_t badsz)
+{
+	const char	*p = in;
+	size_t		 o = 0;
+
+	out[0] = '\0';
+	bad[0] = '\0';
+	while (*p != '\0') {
+		size_t		 n = strcspn(p, ",\r\n"), s = 0;
+		char		 one[64], *slash;
+		unsigned char	 addr[16];
+		long long	 bits;
+		int		 v6;
+
+		while (s < n && (p[s] == ' ' || p[s] == '\t'))
+			s++;
+		while (n > s && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n > s) {
+			snprintf(bad, badsz, "%.*s", (int)(n - s > 64 ? 64 : n - s),
+			    p + s);
+			if (n - s >= sizeof(one))
+				return -1;
+			memcpy(one, p + s, n - s);
+			one[n - s] = '\0';
+			if ((slash = strchr(one, '/')) != NULL)
+				*slash = '\0';
+			v6 = strchr(one, ':') != NULL;
+			if (inet_pton(v6 ? AF_INET6 : AF_INET, one, addr) != 1 ||
+			    (slash != NULL && parse_ll(slash + 1, 0, v6 ? 128 : 32,
+			    &bits) == -1))
+				return -1;
+			if (slash != NULL)
+				*slash = '/';
+			/* the entry and its newline must fit: never cut one */
+			if (n - s + (o ? 1 : 0) > LIM_ALLOW_IPS - o)
+				return -2;
+			o += (size_t)snprintf(out + o, LIM_ALLOW_IPS + 1 - o,
+			    "%s%s", o ? "\n" : "", one);
+		}
+		p += strcspn(p, ",\r\n");
+		p += strspn(p, ",\r\n");
+	}
+	bad[0] = '\0';
 	return 0;
 }
 
@@ -395,14 +618,20 @@ user_create(struct db *db, const char *username, const char *password,
 	char		 hash[128];
 	struct dbv	 a[6];
 
-	if (*username == '\0' || strlen(username) > 64) {
-		snprintf(msg, msgsz, "用户名长度必须是 1 到 64 个字符");
+	if (*username == '\0') {
+		snprintf(msg, msgsz, "用户名不能为空");
 		return -1;
 	}
+	if (check_len("用户名", username, LIM_USERNAME, 1, msg, msgsz) == -1 ||
+	    check_len("分组", group, LIM_USER_GROUP, 0, msg, msgsz) == -1)
+		return -1;
 	if (strlen(password) < 8) {
 		snprintf(msg, msgsz, "密码至少 8 个字符");
 		return -1;
 	}
+	/* bcrypt reads 72 bytes: a longer password would be cut */
+	if (check_len("密码", password, PASSWORD_MAX, 0, msg, msgsz) == -1)
+		return -1;
 	if (password_hash(password, hash, sizeof(hash)) == -1) {
 		snprintf(msg, msgsz, "密码哈希失败");
 		return -1;

@@ -4,6 +4,9 @@
 #include <stddef.h>
 
 #include "db.h"
+#include "fieldlimits.h"
+
+#define PASSWORD_MAX	72	/* bytes bcrypt reads */
 
 /*
  * Writes operators make: channels (with their abilities, in one
@@ -32,24 +35,71 @@ extern const char *const store_sql[STORE__MAX];
 #define MSG_SZ	512
 
 struct channel_form {
-	char		 name[192];
-	char		 base_url[192];
+	char		 name[LIM_BYTES(LIM_CHANNEL_NAME)];
+	char		 base_url[LIM_BASE_URL + 1];
 	const char	*key;		/* NULL on edit: keep the stored key */
 	char		 models[1024];	/* normalised: "kling,runway" */
-	char		 group[256];	/* comma-separated groups */
+	char		 group[LIM_CHANNEL_GROUP + 1];	/* comma-separated */
 	long long	 status;	/* 1 enabled, 2 disabled */
 	long long	 priority;
 	long long	 weight;
 	long long	 auto_ban;
 	char		 setting[4096];
-	char		 tag[192];
-	char		 remark[256];
+	char		 tag[LIM_BYTES(LIM_CHANNEL_TAG)];
+	char		 remark[LIM_BYTES(LIM_CHANNEL_REMARK)];
 };
 
 /*
+ * Length of s against a column's limit: chars > 0 counts characters of
+ * UTF-8, else bytes. 0 fits, -1 with a message naming what.
+ */
+int	 check_len(const char *what, const char *s, size_t limit, int chars,
+	    char *msg, size_t msgsz);
+
+/*
+ * One line of text for a text column: valid UTF-8 without control bytes,
+ * at most limit characters. 0 ok, -1 with a message naming what.
+ */
+int	 check_line(const char *what, const char *s, size_t limit, char *msg,
+	    size_t msgsz);
+
+/*
+ * Allowed IPs: addresses or CIDRs, one per line (commas too). out gets
+ * them newline-separated, at most LIM_ALLOW_IPS bytes. 0 ok; -1 with the
+ * bad entry in bad; -2 when the list is longer than LIM_ALLOW_IPS.
+ */
+int	 check_ips(const char *in, char out[LIM_ALLOW_IPS + 1], char *bad,
+	    size_t badsz);
+
+/* Where a URL's bytes go: scheme, host (lower case, no brackets), port. */
+struct endpoint {
+	char	 scheme[16];
+	char	 host[256];
+	int	 port;		/* the scheme's default when none is given */
+};
+
+/* Endpoint of a URL that check_base_url or check_proxy accepted. 0 or -1. */
+int	 url_endpoint(const char *url, struct endpoint *);
+
+/*
+ * Refuse a host that is, or resolves to, a link-local, metadata or
+ * unspecified address (netaddr.h ADDR_FORBIDDEN). A name that does not
+ * resolve passes: the connect-time check holds then. 0 ok, -1 with msg.
+ */
+int	 check_upstream_host(const char *what, const char *host, char *msg,
+	    size_t msgsz);
+
+/*
+ * A channel's proxy: http, https, socks5 or socks5h, optional user info,
+ * a host, an optional port; no path; the host as for a Base URL.
+ */
+int	 check_proxy(const char *in, char *msg, size_t msgsz);
+
+/*
  * Base URL: http(s), a host, an optional port; no path, query, fragment
- * or user info. One trailing '/' is removed and *notice set. Returns 0
- * with the clean URL in out, or -1 with the seed's examples in msg.
+ * or user info; not a forbidden address (check_upstream_host). One
+ * trailing '/' is removed and *notice set. Returns 0 with the clean URL
+ * in out, or -1 with the seed's examples in msg.
  */
 int	 check_base_url(const char *in, char *out, size_t outsz, int *notice,
 	    char *msg, size_t msgsz);
@@ -62,7 +112,10 @@ int	 check_base_url(const char *in, char *out, size_t outsz, int *notice,
 int	 check_models(const char *in, char *out, size_t outsz, char *msg,
 	    size_t msgsz);
 
-/* Setting JSON: empty, or an object with an integer PassthroughQuota. */
+/*
+ * Setting JSON: empty, or an object with an integer PassthroughQuota; a
+ * proxy in it as check_proxy.
+ */
 int	 check_setting(const char *in, char *msg, size_t msgsz);
 
 /* Groups: comma-separated names of [A-Za-z0-9_-]; empty means "default". */

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
 import runner  # noqa: E402
 from runner import check, eq  # noqa: E402
-from adminenv import AdminEnv, Browser, BUILD  # noqa: E402
+from adminenv import AdminEnv, Browser, BUILD, request  # noqa: E402
 
 S = runner.Suite("admin", timeout=120)
 E = None            # the AdminEnv
@@ -35,7 +35,7 @@ QUOTED = "tok \"double\" 'single' <b>"
 def start(keep):
     global E
     E = AdminEnv(keep=keep)
-    E.start(relay=False, stub=True)
+    E.start(relay=True, stub=True)
     E.ctl("add-admin", "root", ROOT_PW)
     return E
 
@@ -82,12 +82,24 @@ def b64u(raw):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def forge_cookie(uid, expiry, nonce="A" * 24, secret=None):
+def user_stamp(uid, secret=None):
+    """The stamp a session of user uid carries, as the CGI computes it:
+    HMAC(HMAC(secret, "admin-stamp"), "<password hash>|<role>|<status>|<gen>")."""
+    secret = secret or E.config["SESSION_SECRET"]
+    u = one("SELECT password, role, status, (SELECT COALESCE(MAX(gen), 0) FROM bltcy_admin_epoch"
+            " WHERE user_id=users.id) gen FROM users WHERE id=%s", (uid,))
+    key = hmac.new(secret.encode(), b"admin-stamp", hashlib.sha256).digest()
+    msg = ("%s|%d|%d|%d" % (u["password"], u["role"], u["status"], u["gen"])).encode()
+    return b64u(hmac.new(key, msg, hashlib.sha256).digest())[:22]
+
+
+def forge_cookie(uid, expiry, nonce="A" * 24, secret=None, stamp=None):
     """A session cookie signed with the test config's secret, as the CGI
     signs it: key = HMAC(secret, "admin-session")."""
     secret = secret or E.config["SESSION_SECRET"]
+    stamp = stamp or user_stamp(uid)
     key = hmac.new(secret.encode(), b"admin-session", hashlib.sha256).digest()
-    payload = b64u(("%d|%d|%s" % (uid, expiry, nonce)).encode())
+    payload = b64u(("%d|%d|%s|%s" % (uid, expiry, nonce, stamp)).encode())
     sig = b64u(hmac.new(key, payload.encode(), hashlib.sha256).digest())
     return payload + "." + sig
 
@@ -248,7 +260,9 @@ def test_session_tampered_or_expired():
         "expired": forge_cookie(uid, now - 5),
         "other secret": forge_cookie(uid, now + 600, secret="not-the-secret"),
         "signature changed": payload + "." + ("B" if sig[0] != "B" else "C") + sig[1:],
-        "payload changed": b64u(("%d|%d|%s" % (uid + 1, now + 600, "A" * 24)).encode()) + "." + sig,
+        "payload changed": b64u(("%d|%d|%s|%s" % (uid + 1, now + 600, "A" * 24, user_stamp(uid))).encode())
+        + "." + sig,
+        "stamp of another state": forge_cookie(uid, now + 600, stamp="S" * 22),
         "no signature": payload,
         "garbage": "x.y",
     }
@@ -307,6 +321,219 @@ def test_logout():
     replay.cookies["bltcy_session"] = cookie
     eq(replay.get("/admin/").status, 303, "the old cookie replayed")
     check(count("SELECT COUNT(*) FROM bltcy_admin_revoked") >= 1, "revoked row")
+
+
+@S.test(fronts=False)
+def test_login_lock_parallel():
+    """30 wrong passwords sent at once: every attempt is counted before its
+    password is checked, so exactly 5 are checked (401) and 25 locked
+    (429); then the right password is refused while the lock lasts."""
+    import threading
+    E.sql("DELETE FROM bltcy_login_throttle")
+    browsers = []
+    for i in range(30):
+        b = Browser(E.port)
+        r = b.get("/admin/login")
+        browsers.append((b, b.csrf_of(r.text)))
+    results = [None] * 30
+    go = threading.Barrier(30)
+
+    def attempt(i):
+        b, token = browsers[i]
+        go.wait()
+        r = b.post("/admin/login", {"csrf": token, "username": "root", "password": "wrong-%d" % i})
+        results[i] = (r.status, "用户名或密码错误" in r.text, "15 分钟" in r.text)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    eq(sorted(x[0] for x in results), [401] * 5 + [429] * 25, "statuses")
+    eq(sum(1 for x in results if x[0] == 401 and x[1]), 5, "wrong-password answers")
+    eq(sum(1 for x in results if x[0] == 429 and x[2]), 25, "locked answers")
+    rows = {x["k"]: x["failures"] for x in E.sql("SELECT k, failures FROM bltcy_login_throttle")}
+    eq(rows, {"ip:127.0.0.1": 5, "user:root": 5}, "attempts counted")
+    b = Browser(E.port)
+    r = b.login("root", ROOT_PW)
+    eq(r.status, 429, "right password while locked")
+    check("bltcy_session" not in b.cookies, "no session while locked")
+    E.sql("DELETE FROM bltcy_login_throttle")
+    eq(b.login("root", ROOT_PW).status, 303, "after the lock is gone")
+    E.sql("DELETE FROM bltcy_login_throttle")
+
+
+def two_sessions(name, pw):
+    a, b = Browser(E.port), Browser(E.port)
+    eq(a.login(name, pw).status, 303, "first session")
+    eq(b.login(name, pw).status, 303, "second session")
+    eq(a.get("/admin/").status, 200, "first session works")
+    eq(b.get("/admin/").status, 200, "second session works")
+    return a, b
+
+
+def user_fields(uid, **kw):
+    u = one("SELECT display_name, role, quota, `group`, status FROM users WHERE id=%s", (uid,))
+    f = {"id": str(uid), "password": "", "display_name": u["display_name"], "role": str(u["role"]),
+         "quota": str(u["quota"]), "group": u["group"], "status": str(u["status"])}
+    f.update(kw)
+    return f
+
+
+@S.test(fronts=False)
+def test_sessions_end_on_password_role_status():
+    E.sql("DELETE FROM bltcy_login_throttle")
+    E.ctl("add-user", "sessadmin", "--password", "sess-pass-1", "--role", "10")
+    uid = one("SELECT id FROM users WHERE username='sessadmin'")["id"]
+    # the password changed in one session: the other is logged out, this
+    # one goes on
+    a, b = two_sessions("sessadmin", "sess-pass-1")
+    r = a.post("/admin/users/edit", dict(user_fields(uid, password="sess-pass-2"), csrf=a.csrf()))
+    eq(r.status, 303, "password changed")
+    eq(b.get("/admin/").status, 303, "other session after the password change")
+    eq(b.get("/admin/").header("Location"), "/admin/login", "other session sent to login")
+    eq(a.get("/admin/").status, 200, "the session that changed it")
+    # the same by new-api's admin or plain SQL: the stored hash changed
+    E.sql("UPDATE users SET password=CONCAT(password, '') WHERE id=%s", (uid,))
+    eq(a.get("/admin/").status, 200, "an unchanged hash keeps the session")
+    # disabled by root, then enabled again: the old sessions stay ended
+    a, b = two_sessions("sessadmin", "sess-pass-2")
+    rb = root()
+    eq(rb.post("/admin/users/edit", dict(user_fields(uid, status="2"), csrf=rb.csrf())).status, 303, "disable")
+    eq(rb.post("/admin/users/edit", dict(user_fields(uid, status="1"), csrf=rb.csrf())).status, 303, "enable")
+    eq(a.get("/admin/").status, 303, "first session after disable")
+    eq(b.get("/admin/").status, 303, "second session after disable")
+    # role lowered below 10 and raised again
+    a, b = two_sessions("sessadmin", "sess-pass-2")
+    eq(rb.post("/admin/users/edit", dict(user_fields(uid, role="1"), csrf=rb.csrf())).status, 303, "demote")
+    eq(rb.post("/admin/users/edit", dict(user_fields(uid, role="10"), csrf=rb.csrf())).status, 303, "promote")
+    eq(a.get("/admin/").status, 303, "first session after the role change")
+    eq(b.get("/admin/").status, 303, "second session after the role change")
+    eq(rb.get("/admin/").status, 200, "root's session untouched")
+    eq(Browser(E.port).login("sessadmin", "sess-pass-2").status, 303, "a new login works")
+
+
+LIM_ALLOW_IPS = 4096
+
+
+def ip_list(nbytes, last):
+    """Newline-separated entries of 10.*, none of them the client's, with
+    `last` as the final line, exactly nbytes long."""
+    lines, size, i = [], len(last), 0
+    while nbytes - size > 40:
+        one = "10.%d.%d.%d/32" % (i // 65536 % 256, i // 256 % 256, i % 256)
+        lines.append(one)
+        size += len(one) + 1
+        i += 1
+    rest = nbytes - size - 1        # one entry of this length, and its newline
+    while rest > 18:
+        lines.append("10.200.1.1")
+        rest -= 11
+    lines.append(pad_entry(rest))
+    text = "\n".join(lines + [last])
+    assert len(text) == nbytes, (len(text), nbytes)
+    return text
+
+
+def pad_entry(n):
+    """An IPv4 entry of exactly n bytes (7 <= n <= 18) that is not 127.*."""
+    for a in ("1.0.0.1", "10.0.0.1", "10.20.0.1", "10.200.0.1", "10.200.10.1", "10.200.100.1",
+              "10.200.100.10", "10.200.100.100"):
+        for suffix in ("", "/8", "/32"):
+            if len(a + suffix) == n:
+                return a + suffix
+    raise ValueError(n)
+
+
+@S.test(fronts=False)
+def test_token_allow_ips_at_the_limit():
+    """An allowed-IP list of LIM_ALLOW_IPS bytes, whose last line is the only
+    entry that matches the client, is saved whole and the relay admits the
+    client by that last line; one byte more is refused and nothing saved."""
+    user = E.make_user()
+    chan = E.make_channel(user["group"])
+    b = root()
+    ips = ip_list(LIM_ALLOW_IPS, "127.0.0.1/32")
+    check(ips.splitlines()[-1] == "127.0.0.1/32" and ips.count("127.") == 1, "the list's shape")
+    tname = "ips-at-limit"
+    f = {"csrf": b.csrf("/admin/tokens/new"), "user": user["username"], "name": tname, "quota": "100000",
+         "allow_ips": ips}
+    r = b.post("/admin/tokens/new", f)
+    eq(r.status, 200, "saved")
+    m = re.search(r'id="new-key">sk-([0-9A-Za-z]{48})<', r.text)
+    check(m, "key shown")
+    t = one("SELECT id, allow_ips FROM tokens WHERE name=%s", (tname,))
+    eq(len(t["allow_ips"]), LIM_ALLOW_IPS, "stored length")
+    eq(t["allow_ips"], ips, "stored whole")
+    r = request(E.port, "POST", "/kling/v1/allow-ips-limit", [("Authorization", "Bearer sk-" + m.group(1))], b"{}")
+    eq(r.status, 200, "relay admits the client by the last line: %r" % r.body[:200])
+    # the same list ending with another address is refused by the relay
+    f2 = dict(f, csrf=b.csrf("/admin/tokens/new"), name="ips-at-limit-other",
+              allow_ips=ips[:-len("127.0.0.1/32")] + "127.9.9.9/32")
+    r = b.post("/admin/tokens/new", f2)
+    eq(r.status, 200, "second token saved")
+    k2 = re.search(r'id="new-key">sk-([0-9A-Za-z]{48})<', r.text).group(1)
+    r = request(E.port, "POST", "/kling/v1/allow-ips-limit", [("Authorization", "Bearer sk-" + k2)], b"{}")
+    eq(r.status, 403, "127.9.9.9/32 never matches 127.0.0.1")
+    # one byte over: refused with the limit named, nothing written
+    n = count("SELECT COUNT(*) FROM tokens")
+    over = ip_list(LIM_ALLOW_IPS + 1, "127.0.0.1/32")
+    r = b.post("/admin/tokens/new", dict(f, csrf=b.csrf("/admin/tokens/new"), name="ips-over", allow_ips=over))
+    eq(r.status, 422, "one byte over")
+    check("太长：IP 白名单 (最多 4096 字节)" in main_of(r.text), "message: %r" % main_of(r.text)[:400])
+    eq(count("SELECT COUNT(*) FROM tokens"), n, "nothing saved")
+    # CRLF line ends (what a browser sends) count as the stored newline
+    r = b.post("/admin/tokens/new", dict(f, csrf=b.csrf("/admin/tokens/new"), name="ips-crlf",
+                                          allow_ips=ips.replace("\n", "\r\n")))
+    eq(r.status, 200, "CRLF list at the limit")
+    eq(one("SELECT allow_ips FROM tokens WHERE name='ips-crlf'")["allow_ips"], ips, "stored with LF")
+    # the edit form shows the whole list again
+    page = b.get("/admin/tokens/edit?id=%d" % t["id"]).text
+    check(ips in page and "127.0.0.1/32</textarea>" in page, "edit form shows the whole list")
+    # the list shows every token's list whole, also after a long one
+    page = b.get("/admin/tokens").text
+    check(page.count(ips) == 2, "the list shows the long lists whole")
+    E.sql("UPDATE tokens SET deleted_at=NOW() WHERE name LIKE 'ips-%%'")
+    E.sql("DELETE FROM abilities WHERE channel_id=%s", (chan["id"],))
+    E.sql("DELETE FROM channels WHERE id=%s", (chan["id"],))     # its key is plain
+
+
+LONG_NAME = "名" * 191
+
+
+@S.test(fronts=False)
+def test_field_limits_chars():
+    """Text columns count characters: 191 CJK characters (573 bytes) fit a
+    varchar(191) name and are kept whole; 192 are refused, nothing saved."""
+    b = root()
+    r = post_channel(b, name=LONG_NAME, models="kling")
+    eq(r.status, 303, "191 characters")
+    eq(count("SELECT COUNT(*) FROM channels WHERE name=%s", (LONG_NAME,)), 1, "stored whole")
+    cid = one("SELECT id FROM channels WHERE name=%s", (LONG_NAME,))["id"]
+    check(LONG_NAME in b.get("/admin/channels/edit?id=%d" % cid).text, "edit form shows the whole name")
+    eq(post_channel(b, name="after-long-name", models="kling").status, 303, "a channel after it")
+    page = b.get("/admin/channels").text
+    check("<td>%s</td>" % LONG_NAME in page and "<td>after-long-name</td>" in page,
+          "the list shows both names whole")
+    n = count("SELECT COUNT(*) FROM channels")
+    r = post_channel(b, name=LONG_NAME + "名", models="kling")
+    eq(r.status, 422, "192 characters")
+    check("太长：渠道名称 (最多 191 个字符)" in main_of(r.text), "message %r" % main_of(r.text)[:300])
+    eq(count("SELECT COUNT(*) FROM channels"), n, "nothing saved")
+    r = post_channel(b, name="group-limit", group="g" * 65, models="kling")
+    eq(r.status, 422, "65-byte group")
+    check("太长：分组" in main_of(r.text), "group message %r" % main_of(r.text)[:300])
+    eb = Browser(E.port, lang="en-US,en;q=0.9")
+    eq(eb.login("root", ROOT_PW).status, 303, "login (en)")
+    r = post_channel(eb, name=LONG_NAME + "x", models="kling")
+    eq(r.status, 422, "en: too long")
+    check("Too long: Channel name (at most 191 characters)" in main_of(r.text), "en message")
+    # the command line: the same limits, nothing cut
+    p = E.ctl("add-channel", "--name", LONG_NAME + "x", "--base-url", "https://api.bltcy.ai", "--key", "sk-x",
+              check=False)
+    check(p.returncode != 0 and "191" in p.stderr.decode(), "ctl refuses a long name: %r" % (p.stderr,))
+    p = E.ctl("add-token", "--user", "root", "--ips", ip_list(LIM_ALLOW_IPS + 1, "127.0.0.1/32"), check=False)
+    check(p.returncode != 0 and "4096" in p.stderr.decode(), "ctl refuses a long list: %r" % (p.stderr,))
 
 
 @S.test(fronts=False)
@@ -461,6 +688,119 @@ def test_channel_test_button():
     cid = one("SELECT id FROM channels WHERE name='dead-channel'")["id"]
     r = b.post("/admin/channels/test", {"csrf": b.csrf(), "id": cid})
     check("连接失败" in r.text, "connection failure shown")
+
+
+def edit_channel(b, cid, **kw):
+    c = one("SELECT * FROM channels WHERE id=%s", (cid,))
+    f = dict(CHANNEL, id=str(cid), name=c["name"], base_url=c["base_url"], key="", models=c["models"],
+             group=c["group"], setting=c["setting"] or "")
+    f.update(kw)
+    f["csrf"] = b.csrf("/admin/channels/edit?id=%d" % cid)
+    return b.post("/admin/channels/edit", f)
+
+
+@S.test(fronts=False)
+def test_channel_key_follows_host():
+    """Editing with an empty key keeps the stored key only while the key
+    would go where it went: a new scheme, host, port or proxy needs the key
+    entered again, and until then nothing is saved and no key is sent."""
+    b = root()
+    E.stub.reset()
+    base = "http://127.0.0.1:%d" % E.stub_port
+    eq(post_channel(b, name="key-follows", base_url=base, key="sk-stub-follow-1", models="kling").status,
+       303, "create")
+    c = one("SELECT id, `key`, base_url, setting FROM channels WHERE name='key-follows'")
+    cid = c["id"]
+    for what, kw in (("host", {"base_url": "http://127.0.0.2:%d" % E.stub_port}),
+                     ("port", {"base_url": "http://127.0.0.1:%d" % (E.stub_port + 1)}),
+                     ("scheme", {"base_url": "https://127.0.0.1:%d" % E.stub_port}),
+                     ("name host", {"base_url": "http://localhost:%d" % E.stub_port}),
+                     ("proxy", {"setting": '{"PassthroughQuota": 1000, "proxy": "http://127.0.0.1:9"}'})):
+        r = edit_channel(b, cid, **kw)
+        eq(r.status, 422, what)
+        check("请重新填写密钥" in main_of(r.text), "%s: message %r" % (what, main_of(r.text)[:300]))
+        now = one("SELECT `key`, base_url, setting FROM channels WHERE id=%s", (cid,))
+        eq((now["key"], now["base_url"], now["setting"]), (c["key"], c["base_url"], c["setting"]),
+           what + ": nothing saved")
+    # the same endpoint written differently, and other fields: the key is kept
+    r = edit_channel(b, cid, base_url=base.upper().replace("HTTP://", "http://") + "/", priority="3")
+    eq(r.status, 303, "same endpoint, trailing slash, other fields")
+    now = one("SELECT `key`, base_url, priority FROM channels WHERE id=%s", (cid,))
+    eq((now["key"], now["priority"]), (c["key"], 3), "key kept, priority saved")
+    # with the key entered again the move is saved
+    r = edit_channel(b, cid, base_url="http://localhost:%d" % E.stub_port, key="sk-stub-follow-2")
+    eq(r.status, 303, "new host with the key")
+    eq(one("SELECT base_url FROM channels WHERE id=%s", (cid,))["base_url"], "http://localhost:%d" % E.stub_port,
+       "new host saved")
+    # the test button sends the key only to the one place it was entered for
+    r = b.post("/admin/channels/test", {"csrf": b.csrf(), "id": cid})
+    eq(r.status, 200, "test")
+    auth = [v for rq in E.stub.requests() for k, v in rq["headers"] if k.lower() == "authorization"]
+    eq(auth, ["Bearer sk-stub-follow-2"], "keys the upstream saw")
+    eb = Browser(E.port, lang="en-US,en;q=0.9")
+    eq(eb.login("root", ROOT_PW).status, 303, "login (en)")
+    r = edit_channel(eb, cid, base_url="http://127.0.0.3:%d" % E.stub_port)
+    eq(r.status, 422, "en")
+    check("changed: enter the key again" in main_of(r.text), "en message")
+
+
+FORBIDDEN_URLS = ["http://169.254.169.254", "http://169.254.1.2:8080", "http://[fe80::1]", "http://0.0.0.0",
+                  "http://[::]", "http://0:8080", "http://2852039166", "http://[::ffff:169.254.169.254]"]
+
+
+@S.test(fronts=False)
+def test_channel_forbidden_addresses():
+    """Link-local, metadata and unspecified addresses, and names that
+    resolve to them, are refused at entry (form and CLI), also as a proxy;
+    a stored one (written by other software) is refused by the test button
+    before any key is sent; loopback and LAN hosts are allowed and labelled."""
+    b = root()
+    n = count("SELECT COUNT(*) FROM channels")
+    for url in FORBIDDEN_URLS:
+        r = post_channel(b, name="forbidden", base_url=url, models="kling")
+        eq(r.status, 422, url)
+        check("不允许" in main_of(r.text) and "169.254.0.0/16" in main_of(r.text),
+              "%s: message %r" % (url, main_of(r.text)[:300]))
+        p = E.ctl("add-channel", "--name", "forbidden", "--base-url", url, "--key", "sk-x", check=False)
+        check(p.returncode != 0 and "不允许" in p.stderr.decode(), "ctl %s: %r" % (url, p.stderr))
+    for setting, msg in (('{"proxy": "http://169.254.169.254:3128"}', "不允许"),
+                         ('{"proxy": "socks5h://[fe80::2]:1080"}', "不允许"),
+                         ('{"proxy": "ftp://proxy.lan:21"}', "代理 (proxy) 必须是"),
+                         ('{"proxy": "http://proxy.lan:3128/path"}', "代理 (proxy) 必须是"),
+                         ('{"proxy": "http://proxy.lan:99999"}', "代理 (proxy) 必须是"),
+                         ('{"proxy": "proxy.lan:3128"}', "代理 (proxy) 必须是")):
+        r = post_channel(b, name="forbidden", setting=setting, models="kling")
+        eq(r.status, 422, setting)
+        check(msg in main_of(r.text), "%s: message %r" % (setting, main_of(r.text)[:300]))
+    p = E.ctl("add-channel", "--name", "forbidden", "--base-url", "https://api.bltcy.ai", "--key", "sk-x",
+              "--setting", '{"proxy": "http://169.254.169.254"}', check=False)
+    check(p.returncode != 0 and "不允许" in p.stderr.decode(), "ctl proxy: %r" % p.stderr)
+    eq(count("SELECT COUNT(*) FROM channels"), n, "nothing written")
+    # allowed, and marked in the list
+    for name, url, setting in (("lan-gw", "http://10.1.2.3:8080", '{"proxy": "socks5://user:pw@127.0.0.1:1080"}'),
+                               ("host-gw", "http://localhost:3001", ""),
+                               ("pub-gw", "https://8.8.8.8", '{"proxy": "https://192.168.1.9"}')):
+        eq(post_channel(b, name=name, base_url=url, setting=setting, models="kling").status, 303, name)
+    page = b.get("/admin/channels").text
+
+    def row(name):
+        m = re.search(r"<tr><td class=\"num\">\d+</td><td>%s</td>.*?</tr>" % name, page)
+        return m.group(0) if m else ""
+    check(">内网<" in row("lan-gw"), "LAN label: %r" % row("lan-gw"))
+    check(">本机<" in row("host-gw"), "loopback label: %r" % row("host-gw"))
+    check(">内网<" not in row("pub-gw") and ">本机<" not in row("pub-gw"), "public: no label")
+    eb = Browser(E.port, lang="en-US,en;q=0.9")
+    eq(eb.login("root", ROOT_PW).status, 303, "login (en)")
+    check(">LAN<" in eb.get("/admin/channels").text, "LAN label in English")
+    # a forbidden address written by other software: no request, no key
+    E.stub.reset()
+    cid = E.sql("INSERT INTO channels (type, `key`, status, name, base_url, models, `group`)"
+                " VALUES (55, 'sk-never-sent', 1, 'meta', 'http://169.254.169.254', 'kling', 'default')")
+    page = b.get("/admin/channels").text
+    r = b.post("/admin/channels/test", {"csrf": b.csrf(), "id": cid})
+    eq(r.status, 200, "test of a stored forbidden address")
+    check("不允许" in r.text and "HTTP 状态" not in r.text, "refused before connecting")
+    E.sql("DELETE FROM channels WHERE id=%s", (cid,))
 
 
 def runner_free_port():
