@@ -6,7 +6,8 @@
 #   make test-asan    the test suite against the sanitizer build
 #   make valgrind     unit tests under valgrind
 #   make fuzz         libFuzzer targets for the parsers of untrusted bytes
-#   make bench        benchmarks against nginx proxy_pass (not part of test)
+#   make bench        benchmarks against nginx proxy_pass (not part of test;
+#                     BENCH_SCENARIOS=inflight for the late-answer one alone)
 #   make install      PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
@@ -21,7 +22,7 @@ CPPFLAGS += -D_GNU_SOURCE -Icommon -I$(B)
 CFLAGS  += -std=c11 $(OPT) $(WARN) $(EXTRA_CFLAGS) \
            $(shell pkg-config --cflags libcurl json-c libmariadb 2>/dev/null)
 LDLIBS_COMMON = $(shell pkg-config --libs libmariadb json-c) -lcrypto -lcrypt
-LDLIBS_RELAY  = -lfcgi $(shell pkg-config --libs libcurl) $(LDLIBS_COMMON)
+LDLIBS_RELAY  = -lfcgi $(shell pkg-config --libs libcurl zlib libbrotlidec) $(LDLIBS_COMMON)
 LDFLAGS += $(EXTRA_LDFLAGS)
 
 COMMON_SRC = $(wildcard common/*.c)
@@ -99,7 +100,7 @@ $(B)/bench-floor: tests/bench/floor.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lfcgi $(shell pkg-config --libs libcurl)
 
 bench: all $(B)/bench-floor
-	tests/bench/run
+	BLTCY_BUILD=$(B) tests/bench/run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/bltcy-relay

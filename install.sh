@@ -39,6 +39,7 @@ PROGRAM=bltcy-relay
 PACKAGES=(
     build-essential pkg-config
     libfcgi-dev libcurl4-openssl-dev libmariadb-dev libjson-c-dev libssl-dev libcrypt-dev
+    zlib1g-dev libbrotli-dev
     mariadb-server mariadb-client
     lighttpd nginx-light spawn-fcgi fcgiwrap supervisor
     curl ca-certificates openssl iproute2 python3 python3-pymysql

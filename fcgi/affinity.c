@@ -29,16 +29,21 @@ id_ok(const char *s, size_t n)
 	return 1;
 }
 
+/* NOTE: an id that does not fit any more sets overflow; see relay.h. */
 static void
 add(struct task_ids *t, const char *s, size_t n)
 {
 	size_t	 i;
 
-	if (t->n == TASK_IDS_MAX || !id_ok(s, n))
+	if (!id_ok(s, n))
 		return;
 	for (i = 0; i < t->n; i++)
 		if (strlen(t->id[i]) == n && memcmp(t->id[i], s, n) == 0)
 			return;
+	if (t->n == TASK_IDS_MAX) {
+		t->overflow = 1;
+		return;
+	}
 	memcpy(t->id[t->n], s, n);
 	t->id[t->n][n] = '\0';
 	t->n++;
@@ -363,9 +368,17 @@ answer_each(void *arg, struct jr *j, const char *key, int kl)
 	if (key_is(key, kl, "id"))
 		return jr_value(j, &a->top[1]);
 	if (key_is(key, kl, "data")) {
+		struct jid	 id;
+
 		a->data.n = 0;
 		if (*j->p == '[')
 			return jr_members(j, data_each, &a->data);
+		if (*j->p == '"') {	/* Suno's submit: {"data":"<id>"} */
+			if (jr_value(j, &id) == -1)
+				return -1;
+			add(&a->data, id.s, id.n);
+			return 0;
+		}
 		return jr_fields(j, k_task, 2, &a->data);
 	}
 	if (key_is(key, kl, "clips")) {
@@ -413,76 +426,289 @@ task_ids_from_answer(struct task_ids *t, const char *body, size_t len)
 	add_all(t, &a.clips);
 }
 
-void
-task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
-    const char *query, const char *body, size_t bodylen, int with_path)
-{
-	const char	*seg[TASK_IDS_MAX];
-	size_t		 segl[TASK_IDS_MAX], nseg = 0, i, start;
-	struct task_ids	 found;
-	struct jr	 j;
+/*
+ * The request side names tasks wherever the old gateway could read one,
+ * and it reads more than one shape: Go's encoding/json matches a key to a
+ * field tag without regard to case (and takes U+017F for 's' and U+212A
+ * for 'k'), at whatever depth the struct nests, and a field may be a list.
+ * So this reader is not a JSON parser but a scan: every string that is
+ * followed by ':' is a key, and the value of a key in id_keys[] (compared
+ * as Go would), or each element of an array that is that value, is a
+ * candidate; a string value is also split at ','. It takes any length in
+ * one pass, allocates nothing and keeps only a nesting counter, so a body
+ * nested deeper than anything can still name its ids. Text that is not
+ * JSON is scanned the same way: it can only add candidates, and a
+ * candidate that is nobody's task costs nothing.
+ */
+static const char *const id_keys[] = {
+	"task_id", "taskid", "task_ids", "taskids", "id", "ids",
+	"clip_id", "clip_ids", "continue_clip_id", "video_id", "video_ids",
+	"origin_task_id", "original_task_id", "parent_task_id",
+	"source_task_id", "sourcetaskid",
+};
 
-	memset(t, 0, sizeof(*t));
-	memset(&found, 0, sizeof(found));
-	/* the last path segments after the service prefix */
-	start = 1 + strcspn(path + 1, "/");
-	for (i = with_path ? start : pathlen; i < pathlen;) {
-		size_t n;
-		if (path[i] == '/') {
-			i++;
+#define KEY_MAX	24	/* longer than any of id_keys[] */
+
+static int
+id_key(const char *k, size_t n)
+{
+	size_t	 i;
+
+	if (n > KEY_MAX)
+		return 0;
+	for (i = 0; i < sizeof(id_keys) / sizeof(id_keys[0]); i++)
+		if (strlen(id_keys[i]) == n && memcmp(id_keys[i], k, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Comma-separated pieces of a decoded value, trimmed, each a candidate. */
+struct pieces {
+	struct task_ids	*t;
+	char		 s[TASK_ID_MAX + 2];
+	size_t		 n;	/* > TASK_ID_MAX: too long to be one */
+};
+
+static void
+piece_end(struct pieces *pc)
+{
+	while (pc->n > 0 && pc->n <= TASK_ID_MAX &&
+	    (pc->s[pc->n - 1] == ' ' || pc->s[pc->n - 1] == '\t'))
+		pc->n--;
+	if (pc->n <= TASK_ID_MAX)
+		add(pc->t, pc->s, pc->n);
+	pc->n = 0;
+}
+
+static void
+piece_char(struct pieces *pc, int c)
+{
+	if (c == ',') {
+		piece_end(pc);
+		return;
+	}
+	if (pc->n == 0 && (c == ' ' || c == '\t'))
+		return;
+	if (pc->n <= TASK_ID_MAX)
+		pc->s[pc->n] = (char)c;
+	if (pc->n <= TASK_ID_MAX)
+		pc->n++;
+}
+
+/*
+ * The JSON string at *pp (at its '"'), decoded a character at a time:
+ * into pieces when pc is set, else folded into key (KEY_MAX, *kn its
+ * length, KEY_MAX + 1 when it cannot be one of id_keys[]). Leaves *pp
+ * past the closing quote, or at end when there is none.
+ */
+static void
+scan_string(const char **pp, const char *end, struct pieces *pc, char *key,
+    size_t *kn)
+{
+	const char	*p = *pp + 1;
+	int		 c, u;
+
+	if (kn != NULL)
+		*kn = 0;
+	while (p < end && *p != '"') {
+		c = (unsigned char)*p++;
+		if (c == '\\' && p < end) {
+			c = (unsigned char)*p++;
+			switch (c) {
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			case 't': c = '\t'; break;
+			case 'u':
+				if (end - p < 4 || (u = jr_hex(p)) == -1) {
+					c = 0x80;
+					break;
+				}
+				p += 4;
+				/* the two non-ASCII letters Go folds to ASCII */
+				c = u == 0x017f ? 's' : u == 0x212a ? 'k' :
+				    u < 0x80 ? u : 0x80;
+				break;
+			}
+		} else if (c == 0xc5 && end - p >= 1 &&
+		    (unsigned char)p[0] == 0xbf) {
+			p += 1;
+			c = 's';		/* U+017F in UTF-8 */
+		} else if (c == 0xe2 && end - p >= 2 &&
+		    (unsigned char)p[0] == 0x84 && (unsigned char)p[1] == 0xaa) {
+			p += 2;
+			c = 'k';		/* U+212A in UTF-8 */
+		} else if (c >= 0x80)
+			c = 0x80;
+		if (pc != NULL)
+			piece_char(pc, c);
+		else if (*kn < KEY_MAX)
+			key[(*kn)++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+		else
+			*kn = KEY_MAX + 1;
+	}
+	if (pc != NULL)
+		piece_end(pc);
+	*pp = p < end ? p + 1 : end;
+}
+
+static int
+scalar_char(int c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	    (c >= 'A' && c <= 'Z') || c == '-' || c == '+' || c == '.';
+}
+
+static void
+scan_body(struct task_ids *t, const char *p, const char *end)
+{
+	struct pieces	 pc;
+	char		 key[KEY_MAX];
+	size_t		 depth = 0, list = 0, kn;	/* list: depth of an id list */
+	const char	*q;
+
+	pc.t = t;
+	pc.n = 0;
+	while (p < end) {
+		switch (*p) {
+		case '{':
+		case '[':
+			depth++;
+			p++;
+			continue;
+		case '}':
+		case ']':
+			if (list != 0 && depth == list)
+				list = 0;
+			if (depth > 0)
+				depth--;
+			p++;
+			continue;
+		case '"':
+			if (list != 0 && depth == list) {	/* an element */
+				scan_string(&p, end, &pc, NULL, NULL);
+				continue;
+			}
+			scan_string(&p, end, NULL, key, &kn);
+			break;
+		default:
+			if (list != 0 && depth == list && scalar_char(*p)) {
+				for (q = p; q < end && scalar_char(*q); q++)
+					;
+				add(t, p, (size_t)(q - p));
+				p = q;
+			} else
+				p++;
 			continue;
 		}
-		for (n = 0; i + n < pathlen && path[i + n] != '/'; n++)
-			;
-		if (nseg == 4) {
-			memmove(seg, seg + 1, 3 * sizeof(seg[0]));
-			memmove(segl, segl + 1, 3 * sizeof(segl[0]));
-			nseg = 3;
+		/* after a string: a key when ':' follows */
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' ||
+		    *p == '\r'))
+			p++;
+		if (p == end || *p != ':' || !id_key(key, kn))
+			continue;
+		p++;
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' ||
+		    *p == '\r'))
+			p++;
+		if (p == end)
+			break;
+		if (*p == '"')
+			scan_string(&p, end, &pc, NULL, NULL);
+		else if (*p == '[') {
+			depth++;
+			list = depth;
+			p++;
+		} else if (scalar_char(*p)) {
+			for (q = p; q < end && scalar_char(*q); q++)
+				;
+			add(t, p, (size_t)(q - p));
+			p = q;
 		}
-		seg[nseg] = path + i;
-		segl[nseg++] = n;
-		i += n;
 	}
-	for (i = nseg; i > 0; i--)		/* the last one first */
-		add(t, seg[i - 1], segl[i - 1]);
-	/* task_id=, id=, ids=a,b in the query */
-	while (query != NULL && *query != '\0') {
-		size_t		 n = strcspn(query, "&");
-		const char	*eq = memchr(query, '=', n);
+}
 
-		if (eq != NULL) {
-			size_t kl = (size_t)(eq - query), vl = n - kl - 1;
-			const char *v = eq + 1;
-			if ((kl == 7 && memcmp(query, "task_id", 7) == 0) ||
-			    (kl == 2 && memcmp(query, "id", 2) == 0))
-				add(t, v, vl);
-			else if (kl == 3 && memcmp(query, "ids", 3) == 0) {
-				while (vl > 0) {
-					size_t il = 0;
-					while (il < vl && v[il] != ',')
-						il++;
-					add(t, v, il);
-					v += il < vl ? il + 1 : il;
-					vl -= il < vl ? il + 1 : il;
-				}
+/* One %-decoded, '+'-as-space character of a URL part at *pp. */
+static int
+url_char(const char **pp, const char *end, int plus)
+{
+	const char	*p = *pp;
+	int		 h, l;
+
+	if (*p == '%' && end - p >= 3 && (h = hex_digit((unsigned char)p[1])) >= 0 &&
+	    (l = hex_digit((unsigned char)p[2])) >= 0) {
+		*pp = p + 3;
+		return h << 4 | l;
+	}
+	*pp = p + 1;
+	return plus && *p == '+' ? ' ' : (unsigned char)*p;
+}
+
+/* A %-encoded part (p, n) as pieces, the way the old gateway decodes it. */
+static void
+url_pieces(struct task_ids *t, const char *p, size_t n, int split)
+{
+	struct pieces	 pc;
+	const char	*end = p + n;
+	int		 c;
+
+	pc.t = t;
+	pc.n = 0;
+	while (p < end) {
+		c = url_char(&p, end, split);
+		if (c == ',' && !split)
+			c = 0x80;	/* a path segment is one id or none */
+		piece_char(&pc, c);
+	}
+	piece_end(&pc);
+}
+
+void
+task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
+    const char *query, const char *body, size_t bodylen, int unused)
+{
+	size_t		 i, start, n;
+
+	memset(t, 0, sizeof(*t));
+	/* every path segment after the service prefix, the last first */
+	start = pathlen > 0 ? 1 + strcspn(path + 1, "/") : 0;
+	if (start > pathlen)
+		start = pathlen;
+	for (i = pathlen; i > start;) {
+		while (i > start && path[i - 1] == '/')
+			i--;
+		for (n = 0; i - n > start && path[i - n - 1] != '/'; n++)
+			;
+		if (n > 0)
+			url_pieces(t, path + i - n, n, 0);
+		i -= n;
+	}
+	/* the id keys of the query, in any case, and their lists */
+	while (query != NULL && *query != '\0') {
+		const char	*k = query, *kend, *eq;
+		char		 key[KEY_MAX];
+		size_t		 kn = 0;
+
+		n = strcspn(query, "&;");
+		eq = memchr(query, '=', n);
+		kend = eq != NULL ? eq : query + n;
+		while (k < kend) {
+			int c = url_char(&k, kend, 1);
+			if (kn == KEY_MAX) {
+				kn = KEY_MAX + 1;
+				break;
 			}
+			key[kn++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 		}
+		if (eq != NULL && id_key(key, kn))
+			url_pieces(t, eq + 1, (size_t)(query + n - eq - 1), 1);
 		query += n;
-		if (*query == '&')
+		if (*query != '\0')
 			query++;
 	}
-	/*
-	 * A small JSON body's task_id. Only a body that can name one is
-	 * read: it holds "task_id", or a \u escape that could spell it.
-	 */
-	if (body != NULL && bodylen > 0 &&
-	    (memmem(body, bodylen, "task_id", 7) != NULL ||
-	    memmem(body, bodylen, "\\u", 2) != NULL) &&
-	    jr_document(&j, body, bodylen) == 0) {
-		jr_fields(&j, k_task, 1, &found);
-		if (jr_end(&j) == 0)
-			add_all(t, &found);
-	}
+	if (body != NULL && bodylen > 0)
+		scan_body(t, body, body + bodylen);
 }
 
 int

@@ -1,11 +1,19 @@
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include <brotli/decode.h>
+#include <zlib.h>
+
 #include "config.h"
 #include "log.h"
+#include "netaddr.h"
 #include "relay.h"
 
 /*
@@ -16,6 +24,7 @@
 #define UP_HEADERS_MAX	(64 * 1024)	/* upstream response header block */
 #define UP_HOLD_MAX	(64 * 1024)	/* a withheld answer's body */
 #define UP_CAPTURE_MAX	(64 * 1024)	/* a JSON answer searched for task ids */
+#define UP_ENCODED_MAX	(64 * 1024)	/* the encoded answer it is decoded from */
 
 struct xfer {
 	const struct upstream_req *rq;
@@ -25,6 +34,8 @@ struct xfer {
 	long long		 body_len;	/* -1: chunked, read to the end */
 	int64_t			 upload_done_ms;
 	int			 header_timeout;
+	int			 forbidden;	/* a connect refused by class */
+	char			 forbidden_addr[INET6_ADDRSTRLEN];
 };
 
 /* Response headers that never reach the client. */
@@ -32,6 +43,11 @@ static const char *const drop_response[] = {
 	"connection", "keep-alive", "proxy-authenticate", "proxy-connection",
 	"te", "trailer", "transfer-encoding", "upgrade", "status",
 	"x-request-id", "x-sendfile", "x-sendfile2",
+	/* the answer lives on the gateway's origin: no cookies set there */
+	"set-cookie", "set-cookie2",
+	/* replaced by RELAY_SAFE_HEADERS */
+	"x-content-type-options", "content-security-policy",
+	"content-security-policy-report-only",
 };
 
 /* ...and prefixes: CORS is the operator's to set; X-Accel-* and
@@ -113,6 +129,38 @@ response_header_ok(const char *name, size_t n, const char *conn, size_t connlen)
 	return conn == NULL || !conn_names(conn, connlen, name, n);
 }
 
+/*
+ * Is one header line (without its line end) fit to pass on? The name
+ * must be a token and the value free of control characters but HTAB:
+ * curl splits lines at LF only, so a bare CR inside a value would reach
+ * the front server, and lighttpd relays it, which lets an upstream split
+ * or smuggle headers in front of the client. Such a line is dropped, not
+ * the whole answer: the body and the other headers are still the
+ * upstream's, and a 502 would lose an answer that may carry a new task.
+ */
+int	 header_line_ok(const char *, size_t);
+
+int
+header_line_ok(const char *l, size_t len)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	size_t	 i;
+
+	for (i = 0; i < len && l[i] != ':'; i++) {
+		unsigned char c = (unsigned char)l[i];
+		if (!isalnum(c) && (c == '\0' || strchr(tchar, c) == NULL))
+			return 0;
+	}
+	if (i == 0 || i == len)
+		return 0;
+	for (i++; i < len; i++) {
+		unsigned char c = (unsigned char)l[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
 /* Send the collected response header block to the client. */
 static int
 emit_headers(const struct upstream_req *rq, struct up_result *res)
@@ -145,7 +193,11 @@ emit_headers(const struct upstream_req *rq, struct up_result *res)
 
 		while (len > 0 && l[len - 1] == '\r')
 			len--;
-		if (colon != NULL && colon > l && l[0] != ' ' && l[0] != '\t' &&
+		if (colon != NULL && !header_line_ok(l, len)) {
+			log_warn("req=%s upstream header line with a control "
+			    "character or a bad name dropped", rq->request_id);
+		} else if (colon != NULL && colon > l && l[0] != ' ' &&
+		    l[0] != '\t' &&
 		    response_header_ok(l, (size_t)(colon - l), conn, connlen)) {
 			if (FCGX_PutStr(l, (int)len, out) < 0 ||
 			    FCGX_PutStr("\r\n", 2, out) < 0)
@@ -153,10 +205,193 @@ emit_headers(const struct upstream_req *rq, struct up_result *res)
 		}
 		l = nl ? nl + 1 : end;
 	}
-	if (FCGX_FPrintF(out, "X-Request-Id: %s\r\n\r\n", rq->request_id) < 0)
+	/*
+	 * An answer of unknown length may be a stream (SSE, chunks): the
+	 * front passes it on as it comes; one with a length it may buffer
+	 * for a slow reader (nginx reads X-Accel-Buffering).
+	 */
+	if (res->content_length < 0 &&
+	    FCGX_PutS("X-Accel-Buffering: no\r\n", out) < 0)
+		return -1;
+	if (FCGX_PutS(RELAY_SAFE_HEADERS, out) < 0 ||
+	    FCGX_FPrintF(out, "X-Request-Id: %s\r\n\r\n", rq->request_id) < 0)
 		return -1;
 	res->headers_sent = 1;
 	return 0;
+}
+
+/* A Content-Encoding value: the one coding it names, trimmed. */
+static enum up_coding
+coding_of(const char *v, size_t len)
+{
+	static const struct { const char *name; enum up_coding c; } t[] = {
+		{ "identity", UPC_IDENTITY }, { "gzip", UPC_GZIP },
+		{ "x-gzip", UPC_GZIP }, { "deflate", UPC_DEFLATE },
+		{ "br", UPC_BR },
+	};
+	size_t	 i;
+
+	while (len > 0 && (*v == ' ' || *v == '\t'))
+		v++, len--;
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t' ||
+	    v[len - 1] == '\r' || v[len - 1] == '\n'))
+		len--;
+	if (len == 0)
+		return UPC_IDENTITY;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strlen(t[i].name) == len &&
+		    ascii_casecmp_n(v, t[i].name, len) == 0)
+			return t[i].c;
+	return UPC_OTHER;	/* zstd, compress, or a list of codings */
+}
+
+/*
+ * Decode an answer of coding c (in, inlen) into out, whose cap bounds
+ * what an encoded answer may grow to. 0, or -1 when it is not of that
+ * coding, is cut short, or decodes to more than out holds.
+ */
+int	 answer_decode(enum up_coding, const char *, size_t, struct buf *);
+
+static int
+inflate_all(const char *in, size_t inlen, struct buf *out, int wbits)
+{
+	z_stream	 z;
+	char		 chunk[16384];
+	int		 zr, rc = -1;
+
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, wbits) != Z_OK)
+		return -1;
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = inlen > UINT32_MAX ? UINT32_MAX : (uInt)inlen;
+	for (;;) {
+		z.next_out = (Bytef *)chunk;
+		z.avail_out = sizeof(chunk);
+		zr = inflate(&z, Z_NO_FLUSH);
+		if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+			goto done;
+		if (buf_add(out, chunk, sizeof(chunk) - z.avail_out) == -1)
+			goto done;
+		if (zr == Z_STREAM_END) {
+			/* gzip may come in several members, one after another */
+			if (z.avail_in == 0)
+				break;
+			if (inflateReset(&z) != Z_OK)
+				goto done;
+		} else if (zr == Z_BUF_ERROR || (z.avail_in == 0 &&
+		    z.avail_out != 0))
+			goto done;	/* cut short */
+	}
+	rc = 0;
+done:
+	inflateEnd(&z);
+	return rc;
+}
+
+static int
+brotli_all(const char *in, size_t inlen, struct buf *out)
+{
+	BrotliDecoderState	*st;
+	BrotliDecoderResult	 br;
+	const uint8_t		*next_in = (const uint8_t *)in;
+	size_t			 avail_in = inlen;
+	char			 chunk[16384];
+	int			 rc = -1;
+
+	if ((st = BrotliDecoderCreateInstance(NULL, NULL, NULL)) == NULL)
+		return -1;
+	do {
+		uint8_t	*next_out = (uint8_t *)chunk;
+		size_t	 avail_out = sizeof(chunk);
+
+		br = BrotliDecoderDecompressStream(st, &avail_in, &next_in,
+		    &avail_out, &next_out, NULL);
+		if (br == BROTLI_DECODER_RESULT_ERROR ||
+		    buf_add(out, chunk, sizeof(chunk) - avail_out) == -1)
+			goto done;
+		if (br == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT)
+			goto done;	/* cut short */
+	} while (br != BROTLI_DECODER_RESULT_SUCCESS);
+	rc = avail_in == 0 ? 0 : -1;
+done:
+	BrotliDecoderDestroyInstance(st);
+	return rc;
+}
+
+int
+answer_decode(enum up_coding c, const char *in, size_t inlen, struct buf *out)
+{
+	size_t	 mark = out->len;
+
+	switch (c) {
+	case UPC_IDENTITY:
+		return buf_add(out, in, inlen);
+	case UPC_GZIP:
+		return inflate_all(in, inlen, out, 16 + MAX_WBITS);
+	case UPC_DEFLATE:
+		/* RFC 9110's deflate is zlib-wrapped; some servers send it raw */
+		if (inflate_all(in, inlen, out, MAX_WBITS) == 0)
+			return 0;
+		out->len = mark;
+		if (out->p != NULL)
+			out->p[mark] = '\0';
+		return inflate_all(in, inlen, out, -MAX_WBITS);
+	case UPC_BR:
+		return brotli_all(in, inlen, out);
+	default:
+		return -1;
+	}
+}
+
+/*
+ * May the answer come as identity? Not when the client refused it:
+ * "identity;q=0", or "*;q=0" without identity named.
+ */
+int	 identity_refused(const char *);
+
+static int
+q_zero(const char *p, size_t n)
+{
+	size_t	 i;
+
+	while (n > 0 && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	if (n < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=')
+		return 0;
+	p += 2, n -= 2;
+	if (n == 0 || p[0] != '0')
+		return 0;
+	for (i = 1; i < n; i++)
+		if (p[i] != '.' && p[i] != '0' && p[i] != ' ' && p[i] != '\t')
+			return 0;
+	return 1;
+}
+
+int
+identity_refused(const char *ae)
+{
+	int	 star_zero = 0;
+
+	while (ae != NULL && *ae != '\0') {
+		size_t		 n = strcspn(ae, ","), cl;
+		const char	*semi = memchr(ae, ';', n), *c = ae;
+
+		cl = semi ? (size_t)(semi - ae) : n;
+		while (cl > 0 && (*c == ' ' || *c == '\t'))
+			c++, cl--;
+		while (cl > 0 && (c[cl - 1] == ' ' || c[cl - 1] == '\t'))
+			cl--;
+		if (cl == 8 && ascii_casecmp_n(c, "identity", 8) == 0)
+			return semi != NULL &&
+			    q_zero(semi + 1, (size_t)(ae + n - semi - 1));
+		if (cl == 1 && *c == '*' && semi != NULL &&
+		    q_zero(semi + 1, (size_t)(ae + n - semi - 1)))
+			star_zero = 1;
+		ae += n;
+		if (*ae == ',')
+			ae++;
+	}
+	return star_zero;
 }
 
 /* Remember what routing and affinity need from one response header. */
@@ -180,6 +415,8 @@ note_header(struct up_result *res, const char *l, size_t len)
 			res->content_length = n;
 	} else if (len > 13 && ascii_casecmp_n(l, "content-type:", 13) == 0)
 		res->json = memmem(l, len, "json", 4) != NULL;
+	else if (len > 17 && ascii_casecmp_n(l, "content-encoding:", 17) == 0)
+		res->coding = coding_of(l + 17, len - 17);
 }
 
 /* Is this final status one the caller may want to retry elsewhere? */
@@ -229,6 +466,7 @@ on_header(char *line, size_t size, size_t n, void *arg)
 		res->status = st;
 		res->content_length = -1;
 		res->json = 0;
+		res->coding = UPC_IDENTITY;
 		buf_reset(&res->hdrs);	/* a new response (after 1xx) */
 		return len;
 	}
@@ -358,6 +596,14 @@ static const char *const drop_request[] = {
 	"AUTHORIZATION", "HOST", "COOKIE", "X_PTOKEN", "X_VTOKEN", "X_CTOKEN",
 	"CONNECTION", "KEEP_ALIVE", "TE", "TRAILER", "TRANSFER_ENCODING",
 	"UPGRADE", "CONTENT_LENGTH", "CONTENT_TYPE", "EXPECT",
+	/*
+	 * The client's address as some proxy before us put it: the upstream
+	 * must not take a client's word for it (nor for its proxy chain).
+	 */
+	"FORWARDED", "X_REAL_IP", "X_CLIENT_IP", "VIA", "PROXY",
+	"TRUE_CLIENT_IP", "CF_CONNECTING_IP", "X_CLUSTER_CLIENT_IP",
+	"FORWARDED_FOR", "X_FORWARDED", "X_ORIGINATING_IP",
+	"X_ORIGINAL_FORWARDED_FOR",
 };
 static const char *const drop_request_prefix[] = { "PROXY_", "X_FORWARDED_" };
 
@@ -417,10 +663,23 @@ build_headers(const struct upstream_req *rq, int *has_ct, int *has_accept)
 	char			 line[8192];
 	const char		*conn = FCGX_GetParam("HTTP_CONNECTION", rq->fr->envp);
 	const char		*ct = FCGX_GetParam("CONTENT_TYPE", rq->fr->envp);
+	const char		*ae = FCGX_GetParam("HTTP_ACCEPT_ENCODING",
+				    rq->fr->envp);
 	char			**e;
+	int			 identity;
 
+	/*
+	 * A captured answer is read for task ids, which an encoded one
+	 * hides: the client's Accept-Encoding becomes identity unless the
+	 * client will not take that. A client that sent none is left so
+	 * (servers answer it plain). Where an answer still comes encoded, a
+	 * copy is decoded for the scan.
+	 */
+	identity = rq->capture && ae != NULL && !identity_refused(ae);
 	*has_ct = *has_accept = 0;
 	for (e = rq->fr->envp; *e != NULL; e++) {
+		if (identity && strncmp(*e, "HTTP_ACCEPT_ENCODING=", 21) == 0)
+			continue;
 		if (!request_header(*e, conn, line, sizeof(line)))
 			continue;
 		if (strncmp(*e, "HTTP_ACCEPT=", 12) == 0)
@@ -449,10 +708,73 @@ build_headers(const struct upstream_req *rq, int *has_ct, int *has_accept)
 		l = t;
 	if ((t = curl_slist_append(l, "Expect:")) != NULL)
 		l = t;
+	if (identity) {
+		if ((t = curl_slist_append(l, "Accept-Encoding: identity")) == NULL)
+			goto fail;
+		l = t;
+	}
 	return l;
 fail:
 	curl_slist_free_all(l);
 	return NULL;
+}
+
+/*
+ * Every connection the relay opens passes the address class check, here
+ * at connect time, so a channel whose name resolves somewhere forbidden
+ * after it was saved is still never reached there.
+ */
+static curl_socket_t
+on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct xfer	*x = arg;
+	const void	*ip = NULL;
+
+	if (addr_class_of(&a->addr) == ADDR_FORBIDDEN) {
+		x->forbidden = 1;
+		if (a->family == AF_INET)
+			ip = &((const struct sockaddr_in *)(const void *)
+			    &a->addr)->sin_addr;
+		else if (a->family == AF_INET6)
+			ip = &((const struct sockaddr_in6 *)(const void *)
+			    &a->addr)->sin6_addr;
+		if (ip == NULL || inet_ntop(a->family, ip, x->forbidden_addr,
+		    sizeof(x->forbidden_addr)) == NULL)
+			strlcpy_(x->forbidden_addr, "?", sizeof(x->forbidden_addr));
+		log_warn("req=%s upstream address %s refused: link-local, "
+		    "metadata or unspecified addresses are never dialled "
+		    "(check the channel's base URL)", x->rq->request_id,
+		    x->forbidden_addr);
+	}
+	return netaddr_opensocket(NULL, purpose, a);
+}
+
+/*
+ * Is a URL libcurl refused the request's fault? Yes when the channel's
+ * part, scheme://authority, parses on its own: what follows came from
+ * the client.
+ */
+static int
+url_request_fault(const char *url)
+{
+	CURLU		*u;
+	const char	*p;
+	char		 base[2048];
+	size_t		 n;
+	int		 ok;
+
+	if ((p = strstr(url, "://")) == NULL)
+		return 0;
+	n = (size_t)(p + 3 - url) + strcspn(p + 3, "/?#");
+	if (n >= sizeof(base) || url[n] == '\0')
+		return 0;
+	memcpy(base, url, n);
+	base[n] = '\0';
+	if ((u = curl_url()) == NULL)
+		return 0;
+	ok = curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK;
+	curl_url_cleanup(u);
+	return ok;
 }
 
 static void
@@ -468,7 +790,18 @@ classify(CURL *c, CURLcode rc, struct xfer *x)
 		r->err = UPE_HEADER_TIMEOUT;
 		return;
 	}
+	if (reqsize == 0 && x->forbidden && rc == CURLE_COULDNT_CONNECT) {
+		/* the channel's configuration: its failure, said as such */
+		r->err = UPE_CONNECT;
+		snprintf(r->errbuf, sizeof(r->errbuf), "address %s is forbidden "
+		    "(link-local, metadata or unspecified): fix the channel's "
+		    "base URL", x->forbidden_addr);
+		return;
+	}
 	switch (rc) {
+	case CURLE_URL_MALFORMAT:
+		r->err = url_request_fault(x->rq->url) ? UPE_BAD_URL : UPE_CONNECT;
+		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		r->err = UPE_DNS;
@@ -492,6 +825,35 @@ classify(CURL *c, CURLcode rc, struct xfer *x)
 	}
 }
 
+/*
+ * An encoded answer's capture, decoded in place for the task id scan; an
+ * answer that cannot be read is marked so (capture_overflow), which keeps
+ * its ids unread rather than guessed.
+ */
+static void
+decode_capture(const struct upstream_req *rq, struct up_result *res)
+{
+	static const char *const names[] = {
+		[UPC_IDENTITY] = "identity", [UPC_GZIP] = "gzip",
+		[UPC_DEFLATE] = "deflate", [UPC_BR] = "br", [UPC_OTHER] = "other",
+	};
+	struct buf	 plain;
+
+	buf_init(&plain, UP_CAPTURE_MAX);
+	if (res->coding == UPC_OTHER ||
+	    answer_decode(res->coding, res->capture.p ? res->capture.p : "",
+	    res->capture.len, &plain) == -1) {
+		log_warn("req=%s answer in %s encoding could not be decoded "
+		    "within %d bytes: its task ids are not read", rq->request_id,
+		    names[res->coding], UP_CAPTURE_MAX);
+		res->capture_overflow = 1;
+		buf_free(&plain);
+		return;
+	}
+	buf_free(&res->capture);
+	res->capture = plain;
+}
+
 void
 upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 {
@@ -509,7 +871,7 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 	res->content_length = -1;
 	buf_init(&res->hdrs, UP_HEADERS_MAX);
 	buf_init(&res->held_body, UP_HOLD_MAX);
-	buf_init(&res->capture, UP_CAPTURE_MAX);
+	buf_init(&res->capture, UP_ENCODED_MAX);
 	if (rq->held_all)
 		cl = (long long)rq->held->len;
 	x.body_len = cl;
@@ -545,6 +907,8 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &x);
 	if (*proxy == '\0')
 		proxy = cfg_s(CFG_RELAY_PROXY);
 	if (*proxy != '\0')	/* else libcurl reads http(s)_proxy itself */
@@ -579,6 +943,9 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 	else if (rc == CURLE_OK && !res->headers_sent && !res->withheld &&
 	    res->status >= 200 && emit_headers(rq, res) == -1)
 		res->client_gone = 1;
+	if (rq->capture && res->json && !res->capture_overflow &&
+	    res->coding != UPC_IDENTITY)
+		decode_capture(rq, res);
 	/* the Authorization line held the key */
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	for (struct curl_slist *i = hl; i != NULL; i = i->next)

@@ -29,9 +29,19 @@ A rule is a JSON object:
   "events": list of SSE chunks (mode sse): the first is sent, then the
             reply waits for "event" (or "timeout" seconds), then the rest
   "chunks": list of text chunks (mode chunked)
+  "encoding": gzip | deflate | deflate-raw | br | zstd: the reply body
+            (modes plain, echo, task_create) is sent in that coding, with
+            its Content-Encoding ("deflate-raw" is deflate without the zlib
+            wrapper, as some servers send it; "zstd" is not compressed, only
+            labelled, for a coding the relay does not read)
+  "if_accepted": with "encoding", only when the request's Accept-Encoding
+            names that coding (as a real server does)
+  "shape":  suno (mode task_create): the id in the answer's "data" as a
+            bare string, {"code":"success","data":"<id>"}
   "size", "seed", "chunked": deterministic download (mode download);
             see download_blocks() for the byte pattern
-Requests that match no rule are echoed (mode echo).
+Requests that match no rule are echoed (mode echo). Mode task_get finds
+task ids in the path, the query and a JSON body's ids / task_id / clip_id.
 
 Request bodies are read as they arrive (Content-Length or chunked), hashed
 with SHA-256 and kept only when shorter than 64 KiB.
@@ -52,6 +62,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+import zlib
 
 CONTROL = "/__stub/"
 BLOCK = 65536
@@ -69,6 +80,63 @@ def download_blocks(seed, size):
         yield blk
         left -= len(blk)
         i += 1
+
+
+def brotli_stored(data):
+    """A valid brotli stream of data in uncompressed meta-blocks (RFC 7932
+    9.2), so that the stub needs no brotli module."""
+    bits = []
+
+    def put(v, n):
+        for i in range(n):
+            bits.append((v >> i) & 1)
+
+    def pad():
+        while len(bits) % 8:
+            bits.append(0)
+
+    out = bytearray()
+
+    def flush():
+        pad()
+        for i in range(0, len(bits), 8):
+            out.append(sum(b << j for j, b in enumerate(bits[i:i + 8])))
+        del bits[:]
+
+    put(0, 1)                       # WBITS 16
+    for i in range(0, len(data), 65536):
+        piece = data[i:i + 65536]
+        put(0, 1)                   # ISLAST
+        put(0, 2)                   # MNIBBLES: 4
+        put(len(piece) - 1, 16)     # MLEN - 1
+        put(1, 1)                   # ISUNCOMPRESSED
+        flush()
+        out += piece
+    put(1, 1)                       # ISLAST
+    put(1, 1)                       # ISLASTEMPTY
+    flush()
+    return bytes(out)
+
+
+def encode_body(coding, data):
+    if coding == "gzip":
+        c = zlib.compressobj(6, zlib.DEFLATED, 16 + 15)
+        return c.compress(data) + c.flush()
+    if coding == "deflate":
+        return zlib.compress(data)
+    if coding == "deflate-raw":
+        c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return c.compress(data) + c.flush()
+    if coding == "br":
+        return brotli_stored(data)
+    if coding == "zstd":
+        return data
+    raise ValueError("unknown coding %s" % coding)
+
+
+def accepts(header, coding):
+    names = [p.split(";")[0].strip().lower() for p in (header or "").split(",")]
+    return coding.split("-")[0] in names
 
 
 def download_sha256(seed, size):
@@ -237,6 +305,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = json.dumps(obj, ensure_ascii=False).encode()
         self.reply(status, [("Content-Type", "application/json")], body)
 
+    def encoded(self, rule, headers, data):
+        """headers and data in the rule's "encoding", if it applies."""
+        coding = rule.get("encoding")
+        if not coding or (rule.get("if_accepted") and
+                          not accepts(self.headers.get("Accept-Encoding"), coding)):
+            return headers, data
+        label = "deflate" if coding == "deflate-raw" else coding
+        return headers + [("Content-Encoding", label)], encode_body(coding, data)
+
     def start_chunked(self, status, headers, default_type):
         self.send_response(status)
         have_type = False
@@ -307,7 +384,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             payload = rule.get("body", "").encode()
 
         if mode == "plain" or mode == "hang":
-            self.reply(status, headers, payload)
+            self.reply(status, *self.encoded(rule, headers, payload))
         elif mode == "close":
             self.close_connection = True
             try:
@@ -323,7 +400,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if body.keep:
                 obj["body"] = bytes(body.kept).decode("utf-8", "replace")
             data = json.dumps(obj, ensure_ascii=False).encode()
-            self.reply(status, headers + [("Content-Type", "application/json")], data)
+            self.reply(status, *self.encoded(rule, headers + [("Content-Type", "application/json")], data))
         elif mode == "sse":
             self.start_chunked(status, headers, "text/event-stream")
             events = rule.get("events", ["data: 1\n\n", "data: 2\n\n"])
@@ -361,13 +438,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             tid = "%s-%s" % (S.name, uuid.uuid4().hex[:16])
             with S.lock:
                 S.tasks.add(tid)
-            data = json.dumps({"task_id": tid}).encode()
-            self.reply(status, headers + [("Content-Type", "application/json")], data)
+            if rule.get("shape") == "suno":
+                data = json.dumps({"code": "success", "message": "", "data": tid}).encode()
+            else:
+                data = json.dumps({"task_id": tid}).encode()
+            self.reply(status, *self.encoded(rule, headers + [("Content-Type", "application/json")], data))
         elif mode == "task_get":
             u = urllib.parse.urlsplit(rec["path"])
             cands = [s for s in u.path.split("/") if s]
             for _, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True):
                 cands.extend(v.split(","))
+            try:
+                obj = json.loads(bytes(body.kept) or b"null") if body.keep else None
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                for k, v in obj.items():
+                    if k.lower() in ("ids", "task_id", "clip_id", "id"):
+                        if isinstance(v, str):
+                            cands.extend(x.strip() for x in v.split(","))
+                        elif isinstance(v, list):
+                            cands.extend(x for x in v if isinstance(x, str))
             with S.lock:
                 known = [c for c in cands if c in S.tasks]
             if known:

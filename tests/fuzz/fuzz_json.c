@@ -40,6 +40,7 @@ ref_answer(struct task_ids *t, const char *p, size_t n)
 	static const char *const keys[] = { "task_id", "id", "clip_id" };
 	json_tokener	*tok;
 	json_object	*o, *data, *clips;
+	const char	*s;
 	size_t		 i, k, end;
 
 	memset(t, 0, sizeof(*t));
@@ -62,6 +63,9 @@ ref_answer(struct task_ids *t, const char *p, size_t n)
 				for (k = 0; k < 3; k++)
 					ref_field(t, json_object_array_get_idx(data, i),
 					    keys[k]);
+		} else if (json_object_is_type(data, json_type_string)) {
+			s = json_object_get_string(data);	/* Suno's submit */
+			add(t, s, strlen(s));
 		} else {
 			ref_field(t, data, "task_id");
 			ref_field(t, data, "id");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "../../fcgi/upstream.c"
 #include "../../fcgi/affinity.c"
@@ -16,6 +17,7 @@
 #include "crypto.h"
 #include "dsn.h"
 #include "jsonw.h"
+#include "netaddr.h"
 #include "route.h"
 #include "setting.h"
 #include "store.h"
@@ -61,6 +63,7 @@ test_path(void)
 		{ "/kling/a%2", 0, __LINE__ },
 		{ "/kling/a%", 0, __LINE__ },
 		{ "/kling/a%20b", 1, __LINE__ },
+		{ "/kling/a b", 0, __LINE__ },
 		{ "/kling//x", 1, __LINE__ },
 		{ "kling/x", 0, __LINE__ },
 		{ "", 0, __LINE__ },
@@ -69,6 +72,34 @@ test_path(void)
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		check(path_is_safe(t[i].p, strlen(t[i].p)) == t[i].ok, t[i].p, t[i].line);
+}
+
+static void
+test_query(void)
+{
+	static const struct { const char *q; int ok; int line; } t[] = {
+		{ "", 1, __LINE__ },
+		{ "task_id=abc&ids=a,b", 1, __LINE__ },
+		{ "a=%41%7e&b=+x", 1, __LINE__ },
+		{ "a=%20", 1, __LINE__ },
+		{ "a=..&b=./", 1, __LINE__ },
+		{ "p=\xe4\xb8\xad", 1, __LINE__ },
+		{ "a=\x01", 0, __LINE__ },
+		{ "a=\x7f", 0, __LINE__ },
+		{ "a=b c", 0, __LINE__ },
+		{ "a=\tb", 0, __LINE__ },
+		{ "a=%00", 0, __LINE__ },
+		{ "a=%0a", 0, __LINE__ },
+		{ "a=%1F", 0, __LINE__ },
+		{ "a=%7F", 0, __LINE__ },
+		{ "a=%zz", 0, __LINE__ },
+		{ "a=%4", 0, __LINE__ },
+		{ "a=%", 0, __LINE__ },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		check(query_is_safe(t[i].q, strlen(t[i].q)) == t[i].ok, t[i].q, t[i].line);
 }
 
 static void
@@ -300,6 +331,16 @@ test_request_headers(void)
 	CHECK(!request_header("HTTP_X_BAD=a\r\nInjected: 1", NULL, o, sizeof(o)));
 	CHECK(!request_header("REMOTE_ADDR=1.2.3.4", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_X_LONG=0123456789", NULL, o, 12));
+	/* what a client says of its address or proxies stays here */
+	CHECK(!request_header("HTTP_FORWARDED=for=1.2.3.4", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_REAL_IP=1.2.3.4", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_CLIENT_IP=1.2.3.4", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_VIA=1.1 evil", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_PROXY=http://evil:1", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_TRUE_CLIENT_IP=1.2.3.4", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_FORWARDED=for=1", NULL, o, sizeof(o)));
+	CHECK(request_header("HTTP_VIAX=1", NULL, o, sizeof(o)) &&
+	    strcmp(o, "Viax: 1") == 0);
 }
 
 static void
@@ -318,6 +359,35 @@ test_response_headers(void)
 	CHECK(!response_header_ok("X-Request-Id", 12, NULL, 0));
 	CHECK(!response_header_ok("X-Gone", 6, "close, x-gone", 13));
 	CHECK(response_header_ok("X-Kept", 6, "close, x-gone", 13));
+	CHECK(!response_header_ok("Set-Cookie", 10, NULL, 0));
+	CHECK(!response_header_ok("set-cookie2", 11, NULL, 0));
+	CHECK(!response_header_ok("X-Content-Type-Options", 22, NULL, 0));
+	CHECK(!response_header_ok("Content-Security-Policy", 23, NULL, 0));
+	CHECK(!response_header_ok("Content-Security-Policy-Report-Only", 35,
+	    NULL, 0));
+	CHECK(response_header_ok("Set-Cookies", 11, NULL, 0));
+
+	CHECK(header_line_ok("X-A: b", 6));
+	CHECK(header_line_ok("X-A:", 4));
+	CHECK(header_line_ok("X-A: b\tc", 8));
+	CHECK(!header_line_ok("X-A: b\rInjected: 1", 18));
+	CHECK(!header_line_ok("X-A: b\0c", 8));
+	CHECK(!header_line_ok("X-A: b\x7f", 7));
+	CHECK(!header_line_ok("X A: b", 6));
+	CHECK(!header_line_ok("X-A : b", 7));
+	CHECK(!header_line_ok(": b", 3));
+	CHECK(!header_line_ok("X-A", 3));
+	CHECK(header_line_ok("X-A: caf\xc3\xa9", 10));
+
+	CHECK(!identity_refused(NULL));
+	CHECK(!identity_refused("gzip, deflate, br"));
+	CHECK(!identity_refused("gzip;q=1.0, identity; q=0.5, *;q=0"));
+	CHECK(!identity_refused("identity;q=0.001"));
+	CHECK(identity_refused("identity;q=0"));
+	CHECK(identity_refused("gzip, Identity ; Q=0.000"));
+	CHECK(identity_refused("gzip, *;q=0"));
+	CHECK(!identity_refused("gzip, *;q=0.1"));
+	CHECK(!identity_refused("identityx;q=0"));
 }
 
 static void
@@ -394,20 +464,110 @@ test_crypto(void)
 	CHECK(!password_verify("x", "plaintext"));
 }
 
+/* The ids a request names, joined, or "!" when it named too many. */
+static const char *
+req_ids(const char *path, const char *query, const char *body, size_t bodylen)
+{
+	static char	 joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
+	struct task_ids	 t;
+
+	task_ids_from_request(&t, path, strlen(path), query, body, bodylen, 0);
+	if (t.overflow)
+		return "!";
+	if (task_ids_join(&t, joined, sizeof(joined)) == -1)
+		return "?";
+	return joined;
+}
+
+static void
+test_task_ids_request(void)
+{
+	static const struct {
+		const char *path, *query, *body, *want;
+		int line;
+	} t[] = {
+		{ "/kling", NULL, NULL, "", __LINE__ },
+		{ "/kling/", NULL, NULL, "", __LINE__ },
+		{ "/kling/v1/videos/T-9", "ids=a,b", NULL, "T-9,videos,v1,a,b",
+		  __LINE__ },
+		/* every segment counts, not only the last few */
+		{ "/kling/F/a/b/c/d", NULL, NULL, "d,c,b,a,F", __LINE__ },
+		{ "/kling//x//", NULL, NULL, "x", __LINE__ },
+		/* decoded as the old gateway's router has it */
+		{ "/suno/fetch/%46oreign", NULL, NULL, "Foreign,fetch", __LINE__ },
+		{ "/suno/fetch/a,b", NULL, NULL, "fetch", __LINE__ },
+		/* the query: decoded, any case, lists, both separators */
+		{ "/s/x", "TASK_ID=%41b&Id=c+&ids=+d%2ce,f;clip_id=g", NULL,
+		  "x,Ab,c,d,e,f,g", __LINE__ },
+		{ "/s/x", "prompt=h&taskid=i&ids", NULL, "x,i", __LINE__ },
+		/* bodies: the key in any case, at any depth, lists */
+		{ "/s", NULL, "{\"task_id\":\"abc\"}", "abc", __LINE__ },
+		{ "/s", NULL, "{\"task\\u005fid\":\"abc\"}", "abc", __LINE__ },
+		{ "/s", NULL, "{\"Task_Id\":\"a\",\"TASK_ID\":\"b\",\"taskId\":\"c\"}",
+		  "a,b,c", __LINE__ },
+		{ "/s", NULL, "{\"ta\\u017fk_id\":\"a\",\"ta\xc5\xbfk_id\":\"b\","
+		  "\"tas\\u212a_id\":\"c\",\"tas\xe2\x84\xaa_id\":\"d\"}", "a,b,c,d",
+		  __LINE__ },
+		{ "/s", NULL, "{\"prompt\":\"a task\"}", "", __LINE__ },
+		{ "/s", NULL, "{\"other\":{\"task_id\":\"in\"}}", "in", __LINE__ },
+		{ "/s", NULL, "{\"ids\":[\"a\",\"b\",7,{\"id\":\"c\"},\"d\"],"
+		  "\"x\":\"e\"}", "a,b,7,c,d", __LINE__ },
+		{ "/s", NULL, "{\"ids\":\" a, b ,c\"}", "a,b,c", __LINE__ },
+		{ "/s", NULL, "{\"clip_ids\":[],\"id\":null,\"task_id\":true}",
+		  "null,true", __LINE__ },
+		/* a string that only looks like a key inside another one */
+		{ "/s", NULL, "{\"prompt\":\"\\\"task_id\\\":\\\"x\\\"\"}", "",
+		  __LINE__ },
+		{ "/s", NULL, "{\"a\":[\"task_id\",\"x\"]}", "", __LINE__ },
+		/* not JSON, or more of it than one value: still read */
+		{ "/s", NULL, "{\"task_id\":\"x\"} trailing", "x", __LINE__ },
+		{ "/s", NULL, "{\"task_id\":\"x\"", "x", __LINE__ },
+		{ "/s", NULL, "{\"task_id\":\"x", "x", __LINE__ },
+		{ "/s", NULL, "{\"task_id\"", "", __LINE__ },
+		{ "/s", NULL, "\"", "", __LINE__ },
+		{ "/s", NULL, "{\"id\":\"no spaces\"}", "", __LINE__ },
+		/* more than can be checked */
+		{ "/s", NULL, "{\"ids\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\","
+		  "\"8\",\"1\"]}", "1,2,3,4,5,6,7,8", __LINE__ },
+		{ "/s", NULL, "{\"ids\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\","
+		  "\"8\",\"FOREIGN\"]}", "!", __LINE__ },
+		{ "/s/a/b/c/d/e/f/g/h/i", NULL, NULL, "!", __LINE__ },
+	};
+	static const char deep_tail[] = "\"task_id\":\"deep\"}";
+	struct task_ids	 ids;
+	char		*big;
+	size_t		 i, n, depth = 100000;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *got = req_ids(t[i].path, t[i].query, t[i].body,
+		    t[i].body ? strlen(t[i].body) : 0);
+		if (strcmp(got, t[i].want) != 0)
+			fprintf(stderr, "  got [%s] want [%s]\n", got, t[i].want);
+		check(strcmp(got, t[i].want) == 0, t[i].path, t[i].line);
+	}
+	/* a NUL inside the body is just another byte */
+	CHECK(strcmp(req_ids("/s", NULL, "{\"a\":\"\0\",\"id\":\"z\"}", 19),
+	    "z") == 0);
+
+	/* far past 64 KiB, and nested far past any recursion */
+	n = depth + 2 * 1024 * 1024 + sizeof(deep_tail);
+	if ((big = malloc(n)) != NULL) {
+		memset(big, '[', depth);
+		memset(big + depth, ' ', 2 * 1024 * 1024);
+		big[depth] = '{';
+		memcpy(big + n - sizeof(deep_tail), deep_tail, sizeof(deep_tail));
+		task_ids_from_request(&ids, "/s", 2, NULL, big, n - 1, 0);
+		CHECK(ids.n == 1 && strcmp(ids.id[0], "deep") == 0);
+		free(big);
+	}
+}
+
 static void
 test_task_ids(void)
 {
 	struct task_ids	 t;
 	static const char ans[] =
 	    "{\"code\":0,\"data\":{\"task_id\":\"T-1\",\"id\":\"x:2\"}}";
-	static const char *const body[][2] = {	/* body, the id or "" */
-		{ "{\"task_id\":\"abc\"}", "abc" },
-		/* spelt with an escape it is the same key, to us and upstream */
-		{ "{\"task\\u005fid\":\"abc\"}", "abc" },
-		{ "{\"prompt\":\"a task\"}", "" },
-		{ "{\"other\":{\"task_id\":\"in\"}}", "" },	/* top level only */
-	};
-
 	static const char *const answers[][2] = {	/* answer, its ids */
 		{ "{\"data\":[{\"clip_id\":7,\"task_id\":\"a\"},{\"id\":\"b\"},"
 		  "3],\"clips\":[{\"id\":\"c\\u002d1\"}],\"id\":-0}", "0,a,7,b,c-1" },
@@ -418,6 +578,9 @@ test_task_ids(void)
 		{ "{\"task_id\":\"x\"", "" },		/* cut short */
 		{ "{\"task_id\":\"x\"} {}", "" },	/* two values */
 		{ "[{\"task_id\":\"x\"}]", "" },	/* not an object */
+		/* Suno's submit answer is the bare id in data */
+		{ "{\"code\":\"success\",\"data\":\"4c1a-9\"}", "4c1a-9" },
+		{ "{\"data\":\"a\",\"data\":{\"id\":\"b\"}}", "b" },
 		{ "{\"id\":\"no spaces\",\"data\":{\"id\":1.5}}", "" },
 	};
 	char		 joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
@@ -431,16 +594,254 @@ test_task_ids(void)
 		CHECK(task_ids_join(&t, joined, sizeof(joined)) == 0 &&
 		    strcmp(joined, answers[i][1]) == 0);
 	}
-	for (i = 0; i < sizeof(body) / sizeof(body[0]); i++) {
-		task_ids_from_request(&t, "/kling/v1/x", 11, NULL, body[i][0],
-		    strlen(body[i][0]), 0);
-		CHECK(body[i][1][0] == '\0' ? t.n == 0 :
-		    t.n == 1 && strcmp(t.id[0], body[i][1]) == 0);
+	test_task_ids_request();
+}
+
+/* An address literal's class through addr_class_of, by family. */
+static enum addr_class
+lit_class(const char *s)
+{
+	struct sockaddr_in	 s4;
+	struct sockaddr_in6	 s6;
+
+	memset(&s4, 0, sizeof(s4));
+	memset(&s6, 0, sizeof(s6));
+	if (inet_pton(AF_INET, s, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		return addr_class_of((struct sockaddr *)&s4);
 	}
-	task_ids_from_request(&t, "/kling/v1/videos/T-9", 20, "ids=a,b", NULL,
-	    0, 1);
-	CHECK(t.n == 5 && strcmp(t.id[0], "T-9") == 0 &&
-	    strcmp(t.id[4], "b") == 0);
+	if (inet_pton(AF_INET6, s, &s6.sin6_addr) == 1) {
+		s6.sin6_family = AF_INET6;
+		return addr_class_of((struct sockaddr *)&s6);
+	}
+	return (enum addr_class)-1;
+}
+
+static void
+test_netaddr(void)
+{
+	static const struct { const char *a; enum addr_class c; int line; } t[] = {
+		{ "8.8.8.8", ADDR_PUBLIC, __LINE__ },
+		{ "1.1.1.1", ADDR_PUBLIC, __LINE__ },
+		{ "169.254.169.254", ADDR_FORBIDDEN, __LINE__ },
+		{ "169.254.0.1", ADDR_FORBIDDEN, __LINE__ },
+		{ "169.253.255.255", ADDR_PUBLIC, __LINE__ },
+		{ "169.255.0.0", ADDR_PUBLIC, __LINE__ },
+		{ "0.0.0.0", ADDR_FORBIDDEN, __LINE__ },
+		{ "0.1.2.3", ADDR_FORBIDDEN, __LINE__ },
+		{ "224.0.0.1", ADDR_FORBIDDEN, __LINE__ },
+		{ "255.255.255.255", ADDR_FORBIDDEN, __LINE__ },
+		{ "127.0.0.1", ADDR_LOOPBACK, __LINE__ },
+		{ "127.255.255.254", ADDR_LOOPBACK, __LINE__ },
+		{ "10.0.0.1", ADDR_PRIVATE, __LINE__ },
+		{ "172.16.0.1", ADDR_PRIVATE, __LINE__ },
+		{ "172.31.255.255", ADDR_PRIVATE, __LINE__ },
+		{ "172.32.0.0", ADDR_PUBLIC, __LINE__ },
+		{ "172.15.255.255", ADDR_PUBLIC, __LINE__ },
+		{ "192.168.1.1", ADDR_PRIVATE, __LINE__ },
+		{ "192.169.0.0", ADDR_PUBLIC, __LINE__ },
+		{ "100.64.0.1", ADDR_PRIVATE, __LINE__ },
+		{ "100.127.255.255", ADDR_PRIVATE, __LINE__ },
+		{ "100.128.0.0", ADDR_PUBLIC, __LINE__ },
+		{ "::", ADDR_FORBIDDEN, __LINE__ },
+		{ "::1", ADDR_LOOPBACK, __LINE__ },
+		{ "fe80::1", ADDR_FORBIDDEN, __LINE__ },
+		{ "febf:ffff::1", ADDR_FORBIDDEN, __LINE__ },
+		{ "fd00:ec2::254", ADDR_FORBIDDEN, __LINE__ },
+		{ "fd00:ec2::253", ADDR_PRIVATE, __LINE__ },
+		{ "fc00::1", ADDR_PRIVATE, __LINE__ },
+		{ "fdff::1", ADDR_PRIVATE, __LINE__ },
+		{ "fec0::1", ADDR_PRIVATE, __LINE__ },
+		{ "ff02::1", ADDR_FORBIDDEN, __LINE__ },
+		{ "2001:4860:4860::8888", ADDR_PUBLIC, __LINE__ },
+		{ "::ffff:169.254.169.254", ADDR_FORBIDDEN, __LINE__ },
+		{ "::ffff:127.0.0.1", ADDR_LOOPBACK, __LINE__ },
+		{ "::ffff:10.1.2.3", ADDR_PRIVATE, __LINE__ },
+		{ "::ffff:8.8.8.8", ADDR_PUBLIC, __LINE__ },
+		{ "::ffff:0.0.0.0", ADDR_FORBIDDEN, __LINE__ },
+		{ "::169.254.169.254", ADDR_FORBIDDEN, __LINE__ },
+		{ "::127.0.0.1", ADDR_LOOPBACK, __LINE__ },
+		{ "::ffff:0:169.254.169.254", ADDR_FORBIDDEN, __LINE__ },
+		{ "64:ff9b::169.254.169.254", ADDR_FORBIDDEN, __LINE__ },
+		{ "64:ff9b::a9fe:a9fe", ADDR_FORBIDDEN, __LINE__ },
+		{ "64:ff9b::7f00:1", ADDR_LOOPBACK, __LINE__ },
+		{ "64:ff9b::8.8.8.8", ADDR_PUBLIC, __LINE__ },
+		{ "64:ff9b:1::a9fe:a9fe", ADDR_FORBIDDEN, __LINE__ },
+		{ "2002:a9fe:a9fe::1", ADDR_FORBIDDEN, __LINE__ },
+		{ "2002:808:808::1", ADDR_PUBLIC, __LINE__ },
+	};
+	struct sockaddr		 un = { .sa_family = AF_UNIX };
+	struct curl_sockaddr	 ca;
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)(void *)&ca.addr;
+	enum addr_class		 w;
+	curl_socket_t		 fd;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		check(lit_class(t[i].a) == t[i].c, t[i].a, t[i].line);
+	CHECK(addr_class_of(&un) == ADDR_FORBIDDEN);
+	CHECK(addr_class_of(NULL) == ADDR_FORBIDDEN);
+	CHECK(strcmp(addr_class_name(ADDR_PRIVATE), "private") == 0);
+	CHECK(strcmp(addr_class_name(ADDR_FORBIDDEN), "forbidden") == 0);
+
+	CHECK(host_class("8.8.8.8", &w) == 0 && w == ADDR_PUBLIC);
+	CHECK(host_class("169.254.169.254", &w) == 0 && w == ADDR_FORBIDDEN);
+	CHECK(host_class("[::1]", &w) == 0 && w == ADDR_LOOPBACK);
+	CHECK(host_class("::ffff:169.254.169.254", &w) == 0 &&
+	    w == ADDR_FORBIDDEN);
+	/* inet_aton's shorthand forms reach the same address */
+	CHECK(host_class("0x7f.1", &w) == 0 && w == ADDR_LOOPBACK);
+	CHECK(host_class("2852039166", &w) == 0 && w == ADDR_FORBIDDEN);
+	CHECK(host_class("localhost", &w) == 0 && w == ADDR_LOOPBACK);
+	CHECK(host_class("", &w) == -1);
+	CHECK(host_class("no-such-host.invalid", &w) == -1);
+	CHECK(host_class("[]", &w) == -1);
+
+	memset(&ca, 0, sizeof(ca));
+	ca.family = AF_INET;
+	ca.socktype = SOCK_STREAM;
+	ca.addrlen = sizeof(*s4);
+	s4->sin_family = AF_INET;
+	inet_pton(AF_INET, "169.254.169.254", &s4->sin_addr);
+	errno = 0;
+	CHECK(netaddr_opensocket(NULL, CURLSOCKTYPE_IPCXN, &ca) ==
+	    CURL_SOCKET_BAD && errno == EACCES);
+	inet_pton(AF_INET, "127.0.0.1", &s4->sin_addr);
+	fd = netaddr_opensocket(NULL, CURLSOCKTYPE_IPCXN, &ca);
+	CHECK(fd != CURL_SOCKET_BAD);
+	if (fd != CURL_SOCKET_BAD)
+		close(fd);
+}
+
+/* data deflated with wbits (31 gzip, 15 zlib, -15 raw) into out */
+static size_t
+deflated(const char *data, size_t n, int wbits, unsigned char *out, size_t outsz)
+{
+	z_stream	 z;
+	size_t		 got;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 9, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return 0;
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)n;
+	z.next_out = out;
+	z.avail_out = (uInt)outsz;
+	got = deflate(&z, Z_FINISH) == Z_STREAM_END ? outsz - z.avail_out : 0;
+	deflateEnd(&z);
+	return got;
+}
+
+static void
+test_answer_decode(void)
+{
+	static const char plain[] = "{\"task_id\":\"z-1\"}";
+	/* brotli in one uncompressed meta-block, as the stub upstream sends */
+	static const char br[] = "\x00\x01\x10\x7b\x22\x74\x61\x73\x6b\x5f\x69"
+	    "\x64\x22\x3a\x22\x7a\x2d\x31\x22\x7d\x03";
+	static const int wb[] = { 31, 15, -15 };
+	static const enum up_coding cd[] = { UPC_GZIP, UPC_DEFLATE, UPC_DEFLATE };
+	unsigned char	 z[256], twice[512];
+	char		*spaces;
+	size_t		 zn, i, bn = 2 * UP_CAPTURE_MAX;
+	struct buf	 o;
+
+	for (i = 0; i < 3; i++) {
+		zn = deflated(plain, sizeof(plain) - 1, wb[i], z, sizeof(z));
+		buf_init(&o, UP_CAPTURE_MAX);
+		CHECK(zn > 0 && answer_decode(cd[i], (char *)z, zn, &o) == 0 &&
+		    o.len == sizeof(plain) - 1 && memcmp(o.p, plain, o.len) == 0);
+		buf_reset(&o);
+		/* cut short: not read */
+		CHECK(answer_decode(cd[i], (char *)z, zn - 1, &o) == -1);
+		buf_free(&o);
+		if (i == 0) {	/* gzip in two members */
+			memcpy(twice, z, zn);
+			memcpy(twice + zn, z, zn);
+			buf_init(&o, UP_CAPTURE_MAX);
+			CHECK(answer_decode(UPC_GZIP, (char *)twice, 2 * zn, &o) == 0 &&
+			    o.len == 2 * (sizeof(plain) - 1));
+			buf_free(&o);
+			buf_init(&o, UP_CAPTURE_MAX);
+			CHECK(answer_decode(UPC_DEFLATE, (char *)z, zn, &o) == -1);
+			buf_free(&o);
+		}
+	}
+	buf_init(&o, UP_CAPTURE_MAX);
+	CHECK(answer_decode(UPC_BR, br, sizeof(br) - 1, &o) == 0 &&
+	    o.len == sizeof(plain) - 1 && memcmp(o.p, plain, o.len) == 0);
+	buf_reset(&o);
+	CHECK(answer_decode(UPC_BR, br, sizeof(br) - 2, &o) == -1);
+	buf_reset(&o);
+	CHECK(answer_decode(UPC_BR, "garbage", 7, &o) == -1);
+	buf_reset(&o);
+	CHECK(answer_decode(UPC_GZIP, "garbage", 7, &o) == -1);
+	buf_reset(&o);
+	CHECK(answer_decode(UPC_OTHER, plain, 3, &o) == -1);
+	buf_free(&o);
+	/* a small answer that decodes past the cap is not read */
+	if ((spaces = malloc(bn)) != NULL) {
+		unsigned char *zz = malloc(bn);
+		memset(spaces, ' ', bn);
+		zn = zz ? deflated(spaces, bn, 31, zz, bn) : 0;
+		buf_init(&o, UP_CAPTURE_MAX);
+		CHECK(zn > 0 && zn < 1024 &&
+		    answer_decode(UPC_GZIP, (char *)zz, zn, &o) == -1);
+		buf_free(&o);
+		free(zz);
+		free(spaces);
+	}
+	CHECK(coding_of(" gzip\r\n", 7) == UPC_GZIP);
+	CHECK(coding_of("X-GZIP", 6) == UPC_GZIP);
+	CHECK(coding_of("br", 2) == UPC_BR);
+	CHECK(coding_of("", 0) == UPC_IDENTITY);
+	CHECK(coding_of("zstd", 4) == UPC_OTHER);
+	CHECK(coding_of("gzip, br", 8) == UPC_OTHER);
+}
+
+static void
+test_bad_url(void)
+{
+	static const struct { const char *url; enum up_err err; int line; } t[] = {
+		{ "http://127.0.0.1:1/a b", UPE_BAD_URL, __LINE__ },
+		{ "http://127.0.0.1:1/a?b=\x01", UPE_BAD_URL, __LINE__ },
+		{ "http://bad host/x", UPE_CONNECT, __LINE__ },
+		/* nothing listens on port 1 */
+		{ "http://127.0.0.1:1/x", UPE_REFUSED, __LINE__ },
+		/* never dialled: not even the refusal of a closed port */
+		{ "http://0.0.0.0:1/x", UPE_CONNECT, __LINE__ },
+		{ "http://[::ffff:169.254.169.254]:1/x", UPE_CONNECT, __LINE__ },
+	};
+	static char		*env[] = { NULL };
+	FCGX_Request		 fr;
+	struct upstream_req	 rq;
+	struct up_result	 res;
+	CURL			*c = curl_easy_init();
+	size_t			 i;
+
+	memset(&fr, 0, sizeof(fr));
+	fr.envp = env;
+	CHECK(url_request_fault("http://127.0.0.1:1/a b"));
+	CHECK(url_request_fault("http://127.0.0.1:1/x?a=\x01"));
+	CHECK(!url_request_fault("http://bad host/x"));
+	CHECK(!url_request_fault("http://127.0.0.1:1"));
+	CHECK(!url_request_fault("no-scheme/x"));
+	/* through libcurl: the request's fault, or the channel's */
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(&rq, 0, sizeof(rq));
+		rq.fr = &fr;
+		rq.request_id = "unit";
+		rq.method = "GET";
+		rq.url = t[i].url;
+		rq.key = "k";
+		rq.proxy = "";
+		rq.content_length = -1;
+		upstream_forward(c, &rq, &res);
+		check(res.err == t[i].err && res.status == 0 && res.nothing_sent,
+		    t[i].url, t[i].line);
+		up_result_free(&res);
+	}
+	curl_easy_cleanup(c);
 }
 
 static void
@@ -461,6 +862,7 @@ int
 main(void)
 {
 	test_path();
+	test_query();
 	test_routes();
 	test_token_parse();
 	test_token_check();
@@ -473,6 +875,9 @@ main(void)
 	test_crypto();
 	test_jsonw();
 	test_task_ids();
+	test_netaddr();
+	test_answer_decode();
+	test_bad_url();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
