@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +18,30 @@ static time_t		 stamp_t = -1;	/* the second stamp[] shows */
 static char		 stamp[64];
 
 static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERR" };
+
+/*
+ * Errors are folded: a call site (its format string, not the formatted
+ * text, which carries request ids) writes at most one line per second; the
+ * lines it would have written meanwhile are counted, and once that second
+ * is over a summary line repeats the one written with the count. A
+ * database outage thus costs a few lines a second per process, not several
+ * per request. Lower levels are never folded, as the line of each request
+ * (INFO, or WARN for a 5xx) is logged at one call site; nor are call sites
+ * beyond FOLD_MAX in one second.
+ */
+#define FOLD_MAX	64
+#define LINE_MAX_	2048
+
+struct fold {
+	const char	*fmt;		/* the key; NULL: free */
+	time_t		 sec;		/* when its line was written */
+	unsigned long	 more;		/* lines folded since */
+	enum log_level	 lv;
+	char		 line[LINE_MAX_];	/* the message written, no stamp */
+};
+
+static struct fold	 folds[FOLD_MAX];
+static time_t		 folds_sec = -1;	/* the second folds[] were swept */
 
 int
 log_open(const char *file, const char *level)
@@ -69,18 +94,17 @@ log_enabled(enum log_level lv)
 	return lv >= log_min;
 }
 
-void
-logmsg(enum log_level lv, const char *fmt, ...)
+/* One whole line: stamp, level, pid, then msg; one write(2). */
+static void
+put_line(enum log_level lv, const char *msg, size_t msglen,
+    const char *suffix)
 {
-	char		 line[2048];
+	char		 line[LINE_MAX_ + 96];
 	struct tm	 tm;
 	time_t		 t;
-	va_list		 ap;
 	int		 n, m;
 	size_t		 len;
 
-	if (lv < log_min)
-		return;
 	t = time(NULL);
 	if (t != stamp_t) {
 		gmtime_r(&t, &tm);
@@ -93,21 +117,111 @@ logmsg(enum log_level lv, const char *fmt, ...)
 		log_pid = (long)getpid();
 	n = snprintf(line, sizeof(line), "%s %s [%ld] ", stamp, names[lv],
 	    log_pid);
-	if (n < 0)
+	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
-	va_start(ap, fmt);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	if (m < 0)
-		return;
-	len = (size_t)n + (size_t)m;
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2;
-	/* one line each: control bytes from a request never split it */
-	for (size_t i = (size_t)n; i < len; i++)
-		if ((unsigned char)line[i] < 0x20)
-			line[i] = ' ';
+	len = (size_t)n;
+	if (msglen > sizeof(line) - 2 - len)
+		msglen = sizeof(line) - 2 - len;
+	memcpy(line + len, msg, msglen);
+	len += msglen;
+	if (suffix != NULL) {
+		m = snprintf(line + len, sizeof(line) - 1 - len, "%s", suffix);
+		if (m > 0)
+			len += (size_t)m < sizeof(line) - 2 - len ?
+			    (size_t)m : sizeof(line) - 2 - len;
+	}
 	line[len++] = '\n';
 	while (write(log_fd, line, len) == -1 && errno == EINTR)
 		;
+}
+
+/* Summary lines for call sites whose second is over; frees their entry. */
+static void
+fold_sweep(time_t now)
+{
+	char		 suffix[80];
+	size_t		 i;
+
+	if (now == folds_sec)
+		return;
+	folds_sec = now;
+	for (i = 0; i < FOLD_MAX; i++) {
+		struct fold *f = &folds[i];
+
+		if (f->fmt == NULL || f->sec == now)
+			continue;
+		if (f->more > 0) {
+			snprintf(suffix, sizeof(suffix), " (and %lu more like "
+			    "this in the last second)", f->more);
+			put_line(f->lv, f->line, strlen(f->line), suffix);
+		}
+		f->fmt = NULL;
+	}
+}
+
+/*
+ * Whether this line of call site fmt is folded (1, counted) or written
+ * (0; then *slot, unless NULL when the table is full, is where to keep it).
+ */
+static int
+fold_find(const char *fmt, struct fold **slot)
+{
+	size_t	 i;
+
+	*slot = NULL;
+	for (i = 0; i < FOLD_MAX; i++) {
+		struct fold *f = &folds[i];
+
+		if (f->fmt == fmt) {
+			f->more++;	/* swept: it wrote this second */
+			return 1;
+		}
+		if (f->fmt == NULL && *slot == NULL)
+			*slot = f;
+	}
+	return 0;
+}
+
+void
+log_flush(void)
+{
+	fold_sweep(time(NULL) + 1);
+}
+
+void
+logmsg(enum log_level lv, const char *fmt, ...)
+{
+	char		 msg[LINE_MAX_];
+	struct fold	*slot = NULL;
+	time_t		 now;
+	va_list		 ap;
+	int		 m;
+	size_t		 len, i;
+
+	if (lv < log_min)
+		return;
+	/* any line ends the second of those folded before it */
+	now = time(NULL);
+	fold_sweep(now);
+	if (lv >= LV_ERR && fold_find(fmt, &slot))
+		return;
+	va_start(ap, fmt);
+	m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		return;
+	len = (size_t)m < sizeof(msg) - 1 ? (size_t)m : sizeof(msg) - 1;
+	/* one line each: control bytes from a request never split it */
+	for (i = 0; i < len; i++)
+		if ((unsigned char)msg[i] < 0x20)
+			msg[i] = ' ';
+	if (slot != NULL) {
+		slot->fmt = fmt;
+		slot->sec = now;
+		slot->more = 0;
+		slot->lv = lv;
+		memcpy(slot->line, msg, len);
+		slot->line[len] = '\0';
+	}
+	put_line(lv, msg, len, NULL);
 }

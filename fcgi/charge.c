@@ -156,7 +156,7 @@ gc_many(struct db *db, struct wslot **b, size_t n, int alone)
 	/* token, user and n slot rows; anything else would mean the server
 	 * checked the quota again after changing the token's row */
 	if (rc == DB_OK && changed > 0 && changed != n + 2)
-		log_err("ERR a charge group of %zu changed %llu rows", n, changed);
+		log_err("a charge group of %zu changed %llu rows", n, changed);
 	if (rc == DB_OK && changed == 0 && alone)
 		rc = lost_reply(db, b[0], &changed);
 	if (rc == DB_OK && changed > 0) {
@@ -224,7 +224,7 @@ gc_lead(struct db *db)
 			break;
 	}
 	if (rc != DB_OK)
-		log_err("ERR %zu charges: %s", n, db_error(db));
+		log_err("%zu charges: %s", n, db_error(db));
 	for (i = 0; i < n; i++) {
 		int taken = GC_TAKEN;
 
@@ -280,7 +280,7 @@ charge_commit(struct db *db, const struct usage *rec, int unlimited,
 		if (slow && st == GC_QUEUED && gone(holder))
 			CAS(&L->gc_lock, &holder, 0);
 		if (slow && st == GC_TAKEN && gone(me->gleader)) {
-			log_err("ERR req=%s: the worker committing this charge "
+			log_err("req=%s: the worker committing this charge "
 			    "died", rec->rid);
 			st = GC_FAILED;
 			break;

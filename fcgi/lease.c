@@ -1,6 +1,7 @@
 #include <sys/mman.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,13 @@ struct wslot		*me;		/* this worker's slot */
 const char		*lhost;
 int			 mypid;
 static struct db	*mdb;		/* the master's connection */
+static struct db	*rdb;		/* and one for gone workers' refunds */
+static int		 owed_file;	/* refunds were loaded from a file */
+static size_t		 want_slots = SLOTS;	/* LEASE_SLOTS */
 static int		 lstrict;	/* METERING=strict: the ring only */
+
+static void	 owed_load(void);
+static size_t	 settle_owed(const struct dsn *);
 
 /*
  * The master's statements. A batch of usage is written in one transaction:
@@ -88,12 +95,18 @@ static const char *const master_sql[] = {
 	"DELETE FROM bltcy_leases WHERE host = ? AND amount <= 0",
 	"UPDATE tokens SET used_quota = used_quota + ?,"
 	" accessed_time = GREATEST(IFNULL(accessed_time, 0), ?) WHERE id = ?",
+	"INSERT INTO bltcy_usage_rejected (request_id, host, created_at,"
+	" rejected_at, user_id, token_id, channel_id, quota, use_time,"
+	" recovered, prepaid, method, path, ip, username, token_name, `group`,"
+	" service, task_ids, error)"
+	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 };
 enum {
 	MS_RETURN, MS_RECONCILE, MS_CONN, MS_SLOT, MS_APPLIED, MS_APPLIED_OLD,
 	MS_LOG1, MS_LOG4, MS_LOG16, MS_LOG64,
 	MS_TASK1, MS_TASK4, MS_TASK16, MS_TASK64,
-	MS_USER, MS_CHANNEL, MS_SPENT, MS_SPENT_ALL, MS_TOKEN, MS__MAX
+	MS_USER, MS_CHANNEL, MS_SPENT, MS_SPENT_ALL, MS_TOKEN, MS_REJECTED,
+	MS__MAX
 };
 
 int
@@ -103,8 +116,19 @@ lease_enabled(void)
 }
 
 int
+lease_set_slots(long long n)
+{
+	if (n < SLOTS_MIN || n > SLOTS_MAX)
+		return -1;
+	want_slots = (size_t)n;
+	return 0;
+}
+
+int
 lease_init(const char *host, int strict)
 {
+	void	*p;
+
 	lhost = host;
 	lstrict = strict;
 	L = mmap(NULL, sizeof(*L), PROT_READ | PROT_WRITE,
@@ -113,6 +137,16 @@ lease_init(const char *host, int strict)
 		L = NULL;
 		return -1;
 	}
+	p = mmap(NULL, want_slots * sizeof(struct lslot), PROT_READ |
+	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		munmap(L, sizeof(*L));
+		L = NULL;
+		return -1;
+	}
+	L->slots = p;
+	L->nslots = want_slots;
+	owed_load();
 	return 0;
 }
 
@@ -136,27 +170,77 @@ lease_attach(int wslot)
 	mypid = (int)getpid();
 }
 
-/* The token's lease slot; with claim, a free one becomes its slot. */
+/*
+ * The token's lease slot; with claim, a free one becomes its slot: the
+ * first given up on its probe path, or else the first never used. NULL
+ * when the token has none (or, with claim, every slot is taken).
+ *
+ * NOTE: two workers claiming for one token while the master gives up a
+ * slot earlier on its path may end up with a slot each. That costs a
+ * slot, not quota: each slot's lease is the host's, counted in the
+ * database per token, and the later one is given up when idle.
+ */
 static struct lslot *
 find_slot(long long token_id, int claim)
 {
-	size_t	 i, h = (size_t)((unsigned long long)token_id * 2654435761ULL) % SLOTS;
+	size_t		 n = L->nslots, i, tries;
+	size_t		 h = (size_t)((unsigned long long)token_id * 2654435761ULL) % n;
+	struct lslot	*gone;
 
-	for (i = 0; i < SLOTS; i++) {
-		struct lslot	*s = &L->slots[(h + i) % SLOTS];
-		long long	 id = LOAD(&s->token_id);
+	for (tries = 0; tries < 8; tries++) {
+		gone = NULL;
+		for (i = 0; i < n; i++) {
+			struct lslot	*s = &L->slots[(h + i) % n];
+			long long	 id = LOAD(&s->token_id);
 
-		if (id == token_id)
-			return s;
-		if (id == 0) {
-			long long zero = 0;
-			if (!claim)
-				return NULL;
-			if (CAS(&s->token_id, &zero, token_id) || zero == token_id)
+			if (id == token_id)
+				return s;
+			if (id == SLOT_GONE && gone == NULL)
+				gone = s;
+			if (id == 0)
+				break;
+		}
+		if (!claim)
+			return NULL;
+		if (i == n && gone == NULL)
+			break;		/* all taken */
+		{
+			struct lslot	*s = gone ? gone : &L->slots[(h + i) % n];
+			long long	 old = gone ? SLOT_GONE : 0;
+
+			if (CAS(&s->token_id, &old, token_id) || old == token_id)
 				return s;
 		}
+		/* taken by another token meanwhile: look again */
 	}
 	return NULL;
+}
+
+/*
+ * Count this worker in s (as spending from it) if s is still the token's:
+ * the master gives a slot up only with none counted there, and checks
+ * that after it marked it SLOT_CLOSING; both sides use sequentially
+ * consistent operations, so one of them sees the other.
+ */
+static int
+slot_pin(struct lslot *s, long long token_id)
+{
+	__atomic_fetch_add(&s->inflight, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&s->token_id, __ATOMIC_SEQ_CST) != token_id) {
+		ADD(&s->inflight, -1);
+		return -1;
+	}
+	if (me != NULL)
+		STORE(&me->pin, (int)(s - L->slots) + 1);
+	return 0;
+}
+
+static void
+slot_unpin(struct lslot *s)
+{
+	ADD(&s->inflight, -1);
+	if (me != NULL)
+		STORE(&me->pin, 0);
 }
 
 int64_t
@@ -204,11 +288,20 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 	int64_t		 now, grow;
 	int		 zero, tries;
 
-	if ((s = find_slot(t->id, 1)) == NULL)
-		return -2;
+	for (tries = 0;; tries++) {
+		if (tries == 8 || (s = find_slot(t->id, 1)) == NULL) {
+			log_err("no lease slot for token %lld: %zu slots, "
+			    "all taken (LEASE_SLOTS)", t->id, L->nslots);
+			return -2;
+		}
+		if (slot_pin(s, t->id) == 0)
+			break;
+	}
 	for (tries = 0; !take(s, q); tries++) {
-		if (tries > 0 && grant < q)
+		if (tries > 0 && grant < q) {
+			slot_unpin(s);
 			return -1;
+		}
 		zero = 0;
 		if (!CAS(&s->lock, &zero, mypid)) {
 			/* another worker is leasing: wait for it, or take over
@@ -217,8 +310,10 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 				CAS(&s->lock, &zero, 0);
 			usleep(1000);
 			grant = q;
-			if (tries > 5000)
+			if (tries > 5000) {
+				slot_unpin(s);
 				return -2;
+			}
 			continue;
 		}
 		if (take(s, q)) {
@@ -253,6 +348,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		if (db_run(db, ST_LEASE, a, 8, NULL, NULL, NULL) != DB_OK ||
 		    db_run(db, ST_LEASE_GRANT, a, 2, int_row, &grant, NULL) != DB_OK) {
 			STORE(&s->lock, 0);
+			slot_unpin(s);
 			log_err("lease for token %lld: %s", t->id, db_error(db));
 			return -2;
 		}
@@ -261,13 +357,14 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		STORE(&s->lock, 0);
 		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, t->id);
 	}
-	ADD(&s->inflight, 1);
+	/* counted in inflight since slot_pin, until lease_finish */
 	STORE(&s->last_use, mono_ms());
 	if (me != NULL) {
 		me->rec = *rec;
 		me->slot = (int)(s - L->slots);
 		STORE(&me->pushed, 0);
 		STORE(&me->active, CH_CHARGED);
+		STORE(&me->pin, 0);
 	}
 	return 0;
 }
@@ -284,6 +381,7 @@ ring_push(const struct usage *rec, int wslot_pushed)
 	if (wslot_pushed && me != NULL)
 		STORE(&me->pushed, h + 1);
 	L->ring[h % RING] = *rec;
+	STORE(&L->ring_at[h % RING], mono_ms());
 	STORE(&L->ring[h % RING].ready, h + 1);
 	/* half full before the master's tick: have it write now */
 	if (me != NULL && h - LOAD(&L->tail) == RING / 2)
@@ -341,6 +439,28 @@ int
 charge_slot(void)
 {
 	return me != NULL ? (int)(me - L->w) : -1;
+}
+
+void
+refund_owed(const char *rid, long long token, long long user,
+    long long quota, int unlimited)
+{
+	if (me == NULL)
+		return;
+	STORE(&me->owing, 0);
+	strlcpy_(me->refund.rid, rid, sizeof(me->refund.rid));
+	me->refund.token = token;
+	me->refund.user = user;
+	me->refund.quota = quota;
+	me->refund.unlimited = unlimited;
+	STORE(&me->owing, 1);
+}
+
+void
+refund_done(void)
+{
+	if (me != NULL)
+		STORE(&me->owing, 0);
 }
 
 /* ---- master side ---- */
@@ -515,9 +635,105 @@ sum_update(size_t st, struct sum *s, size_t ns, int with_n, int with_ts,
 	return rc;
 }
 
-/* Write the records r[0..n) in one transaction, once under the name op. */
+/*
+ * Text for bltcy_usage_rejected: the bytes of field s (at most max, as
+ * it may lack its NUL) with every byte that is not part of valid UTF-8,
+ * every control byte and the backslash written as \xNN, so that the row
+ * holds exactly what the record held and the database cannot refuse it.
+ * out has room for 4 * max + 1.
+ */
+static const char *
+escaped(const char *s, size_t max, char *out)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i = 0, o = 0, n = strnlen(s, max), k, j;
+	unsigned int		 cp;
+
+	while (i < n) {
+		k = p[i] < 0x80 ? 1 : (p[i] & 0xe0) == 0xc0 ? 2 :
+		    (p[i] & 0xf0) == 0xe0 ? 3 : (p[i] & 0xf8) == 0xf0 ? 4 : 0;
+		cp = k == 1 ? p[i] : k == 2 ? p[i] & 0x1fU : k == 3 ?
+		    p[i] & 0x0fU : p[i] & 0x07U;
+		for (j = 1; k > 1 && j < k; j++) {
+			if (i + j >= n || (p[i + j] & 0xc0) != 0x80) {
+				k = 0;
+				break;
+			}
+			cp = cp << 6 | (p[i + j] & 0x3fU);
+		}
+		/* overlong forms, surrogates and beyond U+10FFFF are invalid */
+		if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) ||
+		    (k == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			k = 0;
+		if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f ||
+		    p[i] == '\\'))) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[p[i] >> 4];
+			out[o++] = hex[p[i] & 0xf];
+			i++;
+			continue;
+		}
+		memcpy(out + o, p + i, k);
+		o += k;
+		i += k;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* A buffer for field f of struct usage, escaped */
+#define ESC(f)	char f[4 * sizeof(((struct usage *)0)->f) + 1]
+
+/* The record set aside, with the reason the database gave for it. */
 static enum db_rc
-write_batch(struct usage *const *r, size_t n, const char *op)
+rejected_row(const struct usage *r, const char *why)
+{
+	struct dbv	 a[20];
+	ESC(rid);
+	ESC(m);
+	ESC(p);
+	ESC(ip);
+	ESC(un);
+	ESC(tn);
+	ESC(g);
+	ESC(s);
+	ESC(k);
+	char		 err[4 * 512 + 1], host[4 * 64 + 1];
+
+	a[0] = DBS(escaped(r->rid, sizeof(r->rid), rid));
+	a[1] = DBS(escaped(lhost, 64, host));
+	a[2] = DBI(r->ts);
+	a[3] = DBI(now_s());
+	a[4] = DBI(r->u);
+	a[5] = DBI(r->t);
+	a[6] = DBI(r->c);
+	a[7] = DBI(r->q);
+	a[8] = DBI(r->ut);
+	a[9] = DBI(r->rc);
+	a[10] = DBI(r->x);
+	a[11] = DBS(escaped(r->m, sizeof(r->m), m));
+	a[12] = DBS(escaped(r->p, sizeof(r->p), p));
+	a[13] = DBS(escaped(r->ip, sizeof(r->ip), ip));
+	a[14] = DBS(escaped(r->un, sizeof(r->un), un));
+	a[15] = DBS(escaped(r->tn, sizeof(r->tn), tn));
+	a[16] = DBS(escaped(r->g, sizeof(r->g), g));
+	a[17] = DBS(escaped(r->s, sizeof(r->s), s));
+	a[18] = DBS(escaped(r->k, sizeof(r->k), k));
+	a[19] = DBS(escaped(why, 512, err));
+	return db_run(mdb, MS_REJECTED, a, 20, NULL, NULL, NULL);
+}
+
+/*
+ * Write the records r[0..n) in one transaction, once under the name op.
+ * With why (n is 1 then), the record's text goes into bltcy_usage_rejected
+ * instead of a logs row and task ids; its counters are written all the
+ * same, so that the charge it stands for is kept.
+ */
+static enum db_rc
+write_batch(struct usage *const *r, size_t n, const char *op, const char *why)
 {
 	static struct sum	 users[BATCH_MAX], chans[BATCH_MAX];
 	static struct sum	 spent[BATCH_MAX], toks[BATCH_MAX];
@@ -544,9 +760,11 @@ write_batch(struct usage *const *r, size_t n, const char *op)
 		db_rollback(mdb);	/* written before; its reply was lost */
 		return DB_OK;
 	}
-	for (i = 0; rc == DB_OK && i < n; i += k)
+	if (why != NULL)
+		rc = rejected_row(r[0], why);
+	for (i = 0; why == NULL && rc == DB_OK && i < n; i += k)
 		rc = log_rows(r + i, k = rows_step(n - i));
-	if (rc == DB_OK)
+	if (rc == DB_OK && why == NULL)
 		rc = task_rows(r, n);
 	if (rc == DB_OK)
 		rc = sum_update(MS_USER, users, nu, 1, 0, 0);
@@ -568,9 +786,79 @@ write_batch(struct usage *const *r, size_t n, const char *op)
 }
 
 /*
- * Write what the ring holds. Returns the number of records written. A
- * batch that failed is tried again as it was, under the same name, so
- * that one whose reply was lost is recognised and not written twice.
+ * Whether the server refused what a batch holds (a value it will not
+ * take: bad text, too long, a CHECK or a trigger), rather than failing for
+ * a reason of its own that passes (lock wait, deadlock, a full disk, read
+ * only, a missing table or grant), after which the same batch is tried
+ * again.
+ */
+static int
+refused(enum db_rc rc)
+{
+	if (rc == DB_SIGNAL)
+		return 1;
+	if (rc != DB_ERR)
+		return 0;
+	switch (db_errno(mdb)) {
+	case 0:
+	case 1021: case 1030: case 1037: case 1038: case 1040: case 1041:
+	case 1054: case 1114: case 1142: case 1146: case 1180: case 1181:
+	case 1205: case 1213: case 1290: case 1792: case 1836:
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Write r[0..n), named by its first record and n. A batch the server
+ * refuses is split in halves until the records it refuses are found; each
+ * of those is set aside (bltcy_usage_rejected), so that one record can
+ * never hold up the others. Returns how many records from r[0] are done;
+ * fewer than n when the database failed otherwise, and then *again is the
+ * size of the batch to try again from there, under the same name, so that
+ * one whose reply was lost is recognised and not written twice.
+ */
+static size_t
+write_split(struct usage *const *r, size_t n, size_t *again)
+{
+	char		 op[80], why[512];
+	enum db_rc	 rc;
+	size_t		 k, done;
+
+	snprintf(op, sizeof(op), "flush:%s:%zu", r[0]->rid, n);
+	if ((rc = write_batch(r, n, op, NULL)) == DB_OK)
+		return n;
+	if (!refused(rc)) {
+		log_err("writing %zu usage records: %s (kept, retrying)",
+		    n, db_error(mdb));
+		*again = n;
+		return 0;
+	}
+	if (n > 1) {
+		k = n / 2;
+		if ((done = write_split(r, k, again)) < k)
+			return done;
+		return k + write_split(r + k, n - k, again);
+	}
+	/* the name stays: once set aside, a retry finds it applied */
+	strlcpy_(why, db_error(mdb), sizeof(why));
+	if ((rc = write_batch(r, 1, op, why)) != DB_OK) {
+		log_err("req=%s usage record refused (%s), and setting it "
+		    "aside failed: %s (kept, retrying)", r[0]->rid, why,
+		    db_error(mdb));
+		*again = 1;
+		return 0;
+	}
+	ADD(&L->rejected, 1);
+	log_err("req=%s usage record refused by the database: %s; its "
+	    "charge of %lld is kept, the record set aside in "
+	    "bltcy_usage_rejected", r[0]->rid, why, r[0]->q);
+	return 1;
+}
+
+/*
+ * Write what the ring holds. Returns the number of records done (written
+ * or set aside). A batch that failed is tried again as it was.
  */
 static size_t
 flush_ring(const struct dsn *dsn)
@@ -578,8 +866,7 @@ flush_ring(const struct dsn *dsn)
 	static struct usage	*r[BATCH_MAX];
 	static size_t		 again;
 	uint64_t		 t = LOAD(&L->tail), h = LOAD(&L->head), i;
-	size_t			 n = 0, max = again ? again : BATCH_MAX;
-	char			 op[80];
+	size_t			 n = 0, max = again ? again : BATCH_MAX, done;
 
 	if (t == h || master_db(dsn) == NULL)
 		return 0;
@@ -590,16 +877,35 @@ flush_ring(const struct dsn *dsn)
 	}
 	if (n == 0 || n < again)
 		return 0;
-	snprintf(op, sizeof(op), "flush:%s:%zu", r[0]->rid, n);
-	if (write_batch(r, n, op) != DB_OK) {
-		log_err("ERR writing %zu usage records: %s (kept, retrying)",
-		    n, db_error(mdb));
-		again = n;
-		return 0;
-	}
 	again = 0;
-	STORE(&L->tail, t + n);
-	return n;
+	done = write_split(r, n, &again);
+	STORE(&L->tail, t + done);
+	return done == n ? n : 0;
+}
+
+int
+usage_writer_stuck(int64_t now_ms)
+{
+	uint64_t	 t, h;
+
+	if (L == NULL)
+		return 0;
+	t = LOAD(&L->tail);
+	h = LOAD(&L->head);
+	if (h == t)
+		return 0;
+	if (h - t >= RING)
+		return 1;
+	/* a record being pushed right now is not old */
+	if (LOAD(&L->ring[t % RING].ready) != t + 1)
+		return 0;
+	return now_ms - LOAD(&L->ring_at[t % RING]) > USAGE_STUCK_MS;
+}
+
+uint64_t
+usage_rejected_total(void)
+{
+	return L ? LOAD(&L->rejected) : 0;
 }
 
 static void
@@ -608,7 +914,7 @@ return_idle(const struct dsn *dsn, int all)
 	int64_t	 now = mono_ms();
 	size_t	 i;
 
-	for (i = 0; i < SLOTS; i++) {
+	for (i = 0; i < L->nslots; i++) {
 		struct lslot	*s = &L->slots[i];
 		struct dbv	 a[5];
 		uint64_t	 nonce[2];
@@ -616,7 +922,7 @@ return_idle(const struct dsn *dsn, int all)
 		int64_t		 give;
 		int		 zero = 0;
 
-		if (LOAD(&s->token_id) == 0 || LOAD(&s->avail) <= 0)
+		if (LOAD(&s->token_id) <= 0 || LOAD(&s->avail) <= 0)
 			continue;
 		/* idle: nothing in flight, no use and no new lease for a while
 		 * (a lease just granted has not been used yet) */
@@ -640,10 +946,50 @@ return_idle(const struct dsn *dsn, int all)
 		a[3] = DBI(now_s());
 		a[4] = DBS(op);
 		if (db_run(mdb, MS_RETURN, a, 5, NULL, NULL, NULL) != DB_OK) {
-			log_err("ERR returning lease of token %lld: %s",
+			log_err("returning lease of token %lld: %s",
 			    s->token_id, db_error(mdb));
 			ADD(&s->avail, give);	/* keep it; try again later */
 		}
+	}
+}
+
+/*
+ * Give up the slots of tokens that hold nothing here (no lease, nothing in
+ * flight, no worker leasing) and were not used for IDLE_MS: a host sees
+ * more tokens over its life than it has slots. Such a slot costs its token
+ * nothing: its next request leases anew, as it would have to anyway.
+ */
+static void
+reclaim_idle(void)
+{
+	int64_t	 now = mono_ms();
+	size_t	 i;
+
+	for (i = 0; i < L->nslots; i++) {
+		struct lslot	*s = &L->slots[i];
+		long long	 id = LOAD(&s->token_id), old = id;
+		int		 zero = 0;
+
+		if (id <= 0 || LOAD(&s->avail) != 0 || LOAD(&s->inflight) != 0 ||
+		    LOAD(&s->lock) != 0 || now - LOAD(&s->last_use) < IDLE_MS ||
+		    now - LOAD(&s->leased_at) < IDLE_MS)
+			continue;
+		if (!CAS(&s->lock, &zero, (int)getpid()))
+			continue;
+		/* see slot_pin: a worker counted there now keeps the slot */
+		if (__atomic_compare_exchange_n(&s->token_id, &old, SLOT_CLOSING,
+		    0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			if (__atomic_load_n(&s->inflight, __ATOMIC_SEQ_CST) != 0 ||
+			    LOAD(&s->avail) != 0)
+				STORE(&s->token_id, id);
+			else {
+				STORE(&s->grow, 0);
+				STORE(&s->last_use, 0);
+				STORE(&s->leased_at, 0);
+				STORE(&s->token_id, SLOT_GONE);
+			}
+		}
+		STORE(&s->lock, 0);
 	}
 }
 
@@ -654,6 +1000,7 @@ lease_tick(const struct dsn *dsn)
 
 	while (flush_ring(dsn) == BATCH_MAX)
 		;
+	settle_owed(dsn);
 	if (mdb != NULL && mono_ms() - last_prune > 60000) {
 		struct dbv a = DBI(now_s() - 86400);
 
@@ -664,6 +1011,7 @@ lease_tick(const struct dsn *dsn)
 	if (!lstrict && mono_ms() - last_idle > 1000) {
 		last_idle = mono_ms();
 		return_idle(dsn, 0);
+		reclaim_idle();
 	}
 }
 
@@ -734,7 +1082,12 @@ lease_worker_died(const struct dsn *dsn, int wslot)
 {
 	struct wslot	*w = &L->w[wslot];
 	int		 st = LOAD(&w->active);
+	int		 pin = LOAD(&w->pin);
 
+	/* it died in lease_spend, counted in a slot it had not spent from */
+	if (pin > 0 && st != CH_CHARGED && !lstrict)
+		ADD(&L->slots[pin - 1].inflight, -1);
+	STORE(&w->pin, 0);
 	if (st == CH_CHARGING)
 		st = group_outcome(w);
 	if (st == CH_CHARGING || st == CH_REFUNDING) {
@@ -746,7 +1099,7 @@ lease_worker_died(const struct dsn *dsn, int wslot)
 			st = -1;
 			break;
 		default:
-			log_err("ERR req=%s: a worker died charging and the "
+			log_err("req=%s: a worker died charging and the "
 			    "database cannot say whether it was charged: %s",
 			    w->rec.rid, mdb ? db_error(mdb) : "no connection");
 			st = -1;
@@ -760,6 +1113,7 @@ lease_worker_died(const struct dsn *dsn, int wslot)
 			/* it died writing to the ring: finish the write */
 			if (LOAD(&L->ring[(p - 1) % RING].ready) != p) {
 				L->ring[(p - 1) % RING] = w->rec;
+				STORE(&L->ring_at[(p - 1) % RING], mono_ms());
 				STORE(&L->ring[(p - 1) % RING].ready, p);
 			}
 		} else {
@@ -767,7 +1121,7 @@ lease_worker_died(const struct dsn *dsn, int wslot)
 			w->rec.x = lstrict;
 			w->rec.ut = now_s() - w->rec.ts;
 			if (ring_push(&w->rec, 0) == -1)
-				log_err("ERR usage ring full: a dead worker's "
+				log_err("usage ring full: a dead worker's "
 				    "charge of %lld is %s", w->rec.q, lstrict ?
 				    "kept without its logs row" :
 				    "refunded at the next start");
@@ -775,7 +1129,201 @@ lease_worker_died(const struct dsn *dsn, int wslot)
 		if (!lstrict)
 			ADD(&L->slots[w->slot].inflight, -1);
 	}
+	if (LOAD(&w->owing)) {
+		/* its slot row must name the request until the refund is done,
+		 * so the slot waits for the master to do it (settle_owed) */
+		log_warn("WARN req=%s a worker is gone with its refund waiting "
+		    "for the database; the master does it", w->refund.rid);
+		STORE(&w->active, W_OWED);
+		return;
+	}
 	STORE(&w->active, 0);		/* free for the next worker */
+}
+
+/*
+ * Strict refunds of gone workers survive the pool too: what the database
+ * could not take by the time the master stops is written to a file next
+ * to LOG_FILE (named for this host), read at the next start, and done
+ * then, each under the slot of the worker that charged it. Without
+ * LOG_FILE they are only logged, for an operator to do.
+ */
+static int
+owed_path(char *out, size_t sz)
+{
+	const char		*log = cfg_s(CFG_LOG_FILE);
+	unsigned long long	 h = 1469598103934665603ULL;
+	const char		*p;
+	int			 n;
+
+	if (log == NULL || *log == '\0')
+		return -1;
+	for (p = lhost; p != NULL && *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	n = snprintf(out, sz, "%s.refunds-%016llx", log, h);
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
+
+/* Do the refunds of gone workers; returns how many are still owed. */
+static size_t
+settle_owed(const struct dsn *dsn)
+{
+	char	 path[600];
+	size_t	 i, left = 0;
+
+	for (i = 0; i < WSLOTS; i++) {
+		struct wslot	*w = &L->w[i];
+		struct owed	*o = &w->refund;
+		struct dbv	 a[11];
+		enum db_rc	 rc;
+
+		if (LOAD(&w->active) != W_OWED)
+			continue;
+		if (left > 0 || (rdb == NULL &&
+		    (rdb = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL)) {
+			left++;
+			continue;
+		}
+		/* as worker.c's uncharge: applies only while the row names it */
+		a[0] = DBI(o->user);
+		a[1] = DBS(lhost);
+		a[2] = DBI(i);
+		a[3] = DBI(o->unlimited);
+		a[4] = a[5] = a[6] = a[7] = DBI(o->quota);
+		a[8] = DBI(now_s());
+		a[9] = DBI(o->token);
+		a[10] = DBS(o->rid);
+		if ((rc = db_run(rdb, ST_UNCHARGE, a, 11, NULL, NULL,
+		    NULL)) == DB_DOWN) {
+			left++;
+			continue;
+		}
+		if (rc != DB_OK)
+			log_err("req=%s refund failed for good: %s", o->rid,
+			    db_error(rdb));
+		else
+			log_info("req=%s delayed refund done (its worker is "
+			    "gone)", o->rid);
+		STORE(&w->owing, 0);
+		STORE(&w->active, 0);
+	}
+	if (left == 0 && owed_file) {
+		owed_file = 0;
+		if (owed_path(path, sizeof(path)) == 0 && unlink(path) == -1 &&
+		    errno != ENOENT)
+			log_err("removing %s: %s", path, strerror(errno));
+	}
+	return left;
+}
+
+/* At stop: the refunds still owed, into the file for the next start. */
+static void
+owed_save(void)
+{
+	char	 path[600], tmp[640], line[160];
+	size_t	 i, n = 0;
+	int	 fd, len, bad = 0;
+
+	if (owed_path(path, sizeof(path)) == -1) {
+		for (i = 0; i < WSLOTS; i++)
+			if (LOAD(&L->w[i].active) == W_OWED)
+				log_err("req=%s refund of %lld to token %lld "
+				    "(user %lld) not done: the database is down "
+				    "and there is no LOG_FILE to keep it in",
+				    L->w[i].refund.rid, L->w[i].refund.quota,
+				    L->w[i].refund.token, L->w[i].refund.user);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1) {
+		log_err("%s: %s", tmp, strerror(errno));
+		return;
+	}
+	for (i = 0; i < WSLOTS; i++) {
+		struct owed *o = &L->w[i].refund;
+
+		if (LOAD(&L->w[i].active) != W_OWED)
+			continue;
+		len = snprintf(line, sizeof(line), "%zu %lld %lld %lld %d %s\n",
+		    i, o->token, o->user, o->quota, o->unlimited, o->rid);
+		if (len < 0 || (size_t)len >= sizeof(line) ||
+		    write(fd, line, (size_t)len) != len)
+			bad = 1;
+		log_err("req=%s refund of %lld to token %lld waits for the "
+		    "database; kept in %s for the next start", o->rid,
+		    o->quota, o->token, path);
+		n++;
+	}
+	if (fsync(fd) == -1)
+		bad = 1;
+	close(fd);
+	if (bad || rename(tmp, path) == -1)
+		log_err("writing %s: %s; %zu refunds are only in this log",
+		    path, strerror(errno), n);
+}
+
+/* The next field of a line: a number in [min, max]; -1 if it is not. */
+static int
+owed_num(const char **p, long long min, long long max, long long *v)
+{
+	char	*end;
+
+	errno = 0;
+	*v = strtoll(*p, &end, 10);
+	if (end == *p || *end != ' ' || errno != 0 || *v < min || *v > max)
+		return -1;
+	*p = end + 1;
+	return 0;
+}
+
+/* At start: refunds an earlier run left owed, back into their slots. */
+static void
+owed_load(void)
+{
+	static char	 buf[WSLOTS * 160];
+	char		 path[600];
+	const char	*p, *eol;
+	long long	 slot, tok, user, q, unl;
+	ssize_t		 got;
+	size_t		 len = 0, n = 0;
+	int		 fd;
+
+	if (owed_path(path, sizeof(path)) == -1 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	while (len < sizeof(buf) - 1 &&
+	    (got = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)got;
+	close(fd);
+	buf[len] = '\0';
+	owed_file = 1;
+	for (p = buf; (eol = strchr(p, '\n')) != NULL; p = eol + 1) {
+		struct wslot	*w;
+		size_t		 rl;
+
+		if (owed_num(&p, 0, WSLOTS - 1, &slot) == -1 ||
+		    owed_num(&p, 1, INT64_MAX, &tok) == -1 ||
+		    owed_num(&p, 0, INT64_MAX, &user) == -1 ||
+		    owed_num(&p, 0, INT64_MAX, &q) == -1 ||
+		    owed_num(&p, 0, 1, &unl) == -1 ||
+		    (rl = (size_t)(eol - p)) == 0 ||
+		    rl >= sizeof(w->refund.rid) || memchr(p, ' ', rl) != NULL) {
+			log_err("%s: a line that is not a refund; skipped",
+			    path);
+			continue;
+		}
+		w = &L->w[slot];
+		memcpy(w->refund.rid, p, rl);
+		w->refund.rid[rl] = '\0';
+		w->refund.token = tok;
+		w->refund.user = user;
+		w->refund.quota = q;
+		w->refund.unlimited = (int)unl;
+		w->owing = 1;
+		w->active = W_OWED;
+		n++;
+	}
+	log_info("%zu refunds of an earlier run wait for the database (%s)",
+	    n, path);
 }
 
 /* At start: give back what an earlier run of this host left leased. */
@@ -789,7 +1337,7 @@ lease_reconcile(const struct dsn *dsn)
 	a[0] = DBS(lhost);
 	a[1] = DBI(now_s());
 	if (db_run(mdb, MS_RECONCILE, a, 2, NULL, NULL, NULL) != DB_OK)
-		log_err("ERR reconciling leases: %s", db_error(mdb));
+		log_err("reconciling leases: %s", db_error(mdb));
 }
 
 /* At stop: write everything and give every lease back. */
@@ -803,8 +1351,12 @@ lease_shutdown(const struct dsn *dsn)
 			usleep(100000);
 	if (!lstrict)
 		return_idle(dsn, 1);
+	if (settle_owed(dsn) > 0)
+		owed_save();
 	db_free(mdb);
 	mdb = NULL;
+	db_free(rdb);
+	rdb = NULL;
 }
 
 uint64_t

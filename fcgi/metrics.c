@@ -20,7 +20,7 @@ static const double lat_le[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 static const char *const uperr_names[UPE__MAX] = {
 	"none", "refused", "dns", "tls", "connect", "connect_timeout",
-	"header_timeout", "timeout", "lost",
+	"header_timeout", "timeout", "lost", "bad_url",
 };
 
 struct breaker {
@@ -272,10 +272,14 @@ metrics_render(struct buf *o)
 	    "bltcy_breaker_skips_total %llu\n"
 	    "# HELP bltcy_usage_backlog Settled requests whose logs rows are not written yet.\n"
 	    "# TYPE bltcy_usage_backlog gauge\n"
-	    "bltcy_usage_backlog %llu\n",
+	    "bltcy_usage_backlog %llu\n"
+	    "# HELP bltcy_usage_rejected_total Usage records the database refused, set aside in bltcy_usage_rejected.\n"
+	    "# TYPE bltcy_usage_rejected_total counter\n"
+	    "bltcy_usage_rejected_total %llu\n",
 	    (unsigned long long)LOAD(&m->quota), inflight(),
 	    (unsigned long long)LOAD(&m->restarts),
 	    (unsigned long long)LOAD(&m->breaker_skips),
-	    (unsigned long long)lease_backlog());
+	    (unsigned long long)lease_backlog(),
+	    (unsigned long long)usage_rejected_total());
 	return rc == 0 ? 0 : -1;
 }

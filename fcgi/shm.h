@@ -12,12 +12,24 @@
 
 #include "relay.h"
 
-#define SLOTS		16384		/* tokens with a lease on this host */
+#define SLOTS		16384		/* tokens with a lease on this host, */
+#define SLOTS_MIN	64		/* by default; LEASE_SLOTS in this range */
+#define SLOTS_MAX	(1 << 20)
 #define RING		1024		/* settled requests waiting for the DB */
 #define WSLOTS		2048		/* workers, all generations */
 
+/*
+ * A token's lease on this host. token_id 0 is a slot never used,
+ * SLOT_GONE one given up (the token's lookups probe on past it, a new
+ * token may take it), SLOT_CLOSING one the master is giving up. A worker
+ * counts itself in inflight before it looks at a slot's avail, and the
+ * master gives a slot up only while none is counted there (lease.c).
+ */
+#define SLOT_GONE	(-1)
+#define SLOT_CLOSING	(-2)
+
 struct lslot {
-	long long	 token_id;	/* 0: free */
+	long long	 token_id;	/* or 0, SLOT_GONE, SLOT_CLOSING */
 	int		 lock;		/* pid leasing more, or 0 */
 	int64_t		 avail;
 	int64_t		 inflight;
@@ -26,9 +38,19 @@ struct lslot {
 	int64_t		 grow;		/* blocks per lease, 1..LEASE_GROW */
 };
 
+/* A strict refund the database could not take yet (worker.c's pending). */
+struct owed {
+	char		 rid[40];
+	long long	 token, user, quota;
+	int		 unlimited;
+};
+
+#define W_OWED		(-2)	/* wslot active: worker gone, refund owed */
+
 struct wslot {
-	int		 active;	/* 0 free, -1 idle, or a charge_state */
+	int		 active;	/* 0 free, -1 idle, W_OWED or a charge_state */
 	int		 slot;		/* its lslot (lease) */
+	int		 pin;		/* lslot + 1 it counts in, spending */
 	unsigned long	 conn;		/* its DB connection id (strict) */
 	uint64_t	 pushed;	/* ring position + 1 once pushed */
 	int		 gc;		/* group commit state (charge.c) */
@@ -39,12 +61,17 @@ struct wslot {
 	int		 gleader;	/* pid of the worker that took it */
 	unsigned long	 gconn;		/* and that worker's connection */
 	struct usage	 rec;
+	int		 owing;		/* refund holds a refund still to do */
+	struct owed	 refund;
 };
 
 struct lshm {
-	struct lslot	 slots[SLOTS];
+	struct lslot	*slots;		/* nslots of them, mapped apart */
+	size_t		 nslots;
 	uint64_t	 head, tail;
 	struct usage	 ring[RING];
+	int64_t		 ring_at[RING];	/* mono ms each record was pushed */
+	uint64_t	 rejected;	/* records the DB refused, set aside */
 	struct wslot	 w[WSLOTS];
 	int		 gc_lock;	/* pid of the worker committing charges */
 	int		 gc_hi;		/* highest wslot that ever queued one */
