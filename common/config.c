@@ -36,10 +36,18 @@ static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_LOG_LEVEL] =	{ "LOG_LEVEL", T_ENUM, "info", 0, 0, "debug|info|warn|error" },
 	[CFG_LOG_FILE] =	{ "LOG_FILE", T_STR, "", 0, 0, NULL },
 	[CFG_ADMIN_SESSION_TTL] = { "ADMIN_SESSION_TTL", T_INT, "43200", 60, 2592000, NULL },
+	[CFG_RELAY_SPOOL_DIR] =	{ "RELAY_SPOOL_DIR", T_STR, "/tmp", 0, 0, NULL },
+	[CFG_LEASE_SLOTS] =	{ "LEASE_SLOTS", T_INT, "16384", 64, 1048576, NULL },
 };
 
-static char		*vals[CFG__MAX];
-static long long	 nums[CFG__MAX];
+/* A whole configuration: the one in force, one being read, the last one. */
+struct cfgset {
+	char		*vals[CFG__MAX];
+	long long	 nums[CFG__MAX];
+};
+
+static struct cfgset	 sets[3];
+static struct cfgset	*cur = &sets[0], *next = &sets[1], *prev = &sets[2];
 
 static int
 find(const char *name, size_t n)
@@ -79,8 +87,23 @@ check(enum cfg k, const char *v, long long *num, char *err, size_t errsz)
 	return 0;
 }
 
-int
-cfg_set(enum cfg k, const char *v, char *err, size_t errsz)
+static void
+set_clear(struct cfgset *c)
+{
+	int	 i;
+
+	for (i = 0; i < CFG__MAX; i++) {
+		if (c->vals[i] != NULL) {
+			wipe(c->vals[i], strlen(c->vals[i]));
+			free(c->vals[i]);
+		}
+		c->vals[i] = NULL;
+		c->nums[i] = 0;
+	}
+}
+
+static int
+set_value(struct cfgset *c, enum cfg k, const char *v, char *err, size_t errsz)
 {
 	long long	 num;
 	char		*copy;
@@ -91,13 +114,19 @@ cfg_set(enum cfg k, const char *v, char *err, size_t errsz)
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	if (vals[k] != NULL) {
-		wipe(vals[k], strlen(vals[k]));
-		free(vals[k]);
+	if (c->vals[k] != NULL) {
+		wipe(c->vals[k], strlen(c->vals[k]));
+		free(c->vals[k]);
 	}
-	vals[k] = copy;
-	nums[k] = num;
+	c->vals[k] = copy;
+	c->nums[k] = num;
 	return 0;
+}
+
+int
+cfg_set(enum cfg k, const char *v, char *err, size_t errsz)
+{
+	return set_value(cur, k, v, err, errsz);
 }
 
 /* Strip blanks and one pair of matching quotes, in place. */
@@ -158,7 +187,7 @@ load_file(const char *path, int must_exist, char *err, size_t errsz)
 			    path, lineno, key);
 			continue;
 		}
-		if (cfg_set((enum cfg)k, unquote(eq + 1), err, errsz) == -1) {
+		if (set_value(next, (enum cfg)k, unquote(eq + 1), err, errsz) == -1) {
 			rc = -1;
 			break;
 		}
@@ -174,49 +203,69 @@ load_file(const char *path, int must_exist, char *err, size_t errsz)
 int
 config_load(const char *path, char *err, size_t errsz)
 {
+	struct cfgset	*t;
 	int		 i, must_exist = 1;
 	const char	*env;
 
-	for (i = 0; i < CFG__MAX; i++) {
-		if (vals[i] != NULL) {
-			wipe(vals[i], strlen(vals[i]));
-			free(vals[i]);
-			vals[i] = NULL;
-		}
-	}
+	set_clear(next);
 	if (path == NULL && (path = getenv("BLTCY_CONFIG")) == NULL) {
 		path = CONFIG_DEFAULT_PATH;
 		must_exist = 0;
 	}
 	if (load_file(path, must_exist, err, errsz) == -1)
-		return -1;
+		goto fail;
 	for (i = 0; i < CFG__MAX; i++) {
 		if ((env = getenv(defs[i].name)) != NULL &&
-		    cfg_set((enum cfg)i, env, err, errsz) == -1)
-			return -1;
-		if (vals[i] != NULL)
+		    set_value(next, (enum cfg)i, env, err, errsz) == -1)
+			goto fail;
+		if (next->vals[i] != NULL)
 			continue;
 		if (defs[i].def == NULL) {
 			snprintf(err, errsz, "%s is required (in %s or the "
 			    "environment)", defs[i].name, path);
-			return -1;
+			goto fail;
 		}
-		if (cfg_set((enum cfg)i, defs[i].def, err, errsz) == -1)
-			return -1;
+		if (set_value(next, (enum cfg)i, defs[i].def, err, errsz) == -1)
+			goto fail;
 	}
+	/* whole: it is the one in force, and the old one is kept once */
+	set_clear(prev);
+	t = prev;
+	prev = cur;
+	cur = next;
+	next = t;
 	return 0;
+fail:
+	set_clear(next);
+	return -1;
+}
+
+void
+config_revert(void)
+{
+	struct cfgset	*t;
+	int		 i, any = 0;
+
+	for (i = 0; i < CFG__MAX; i++)
+		any |= prev->vals[i] != NULL;
+	if (!any)
+		return;
+	set_clear(cur);
+	t = cur;
+	cur = prev;
+	prev = t;
 }
 
 const char *
 cfg_s(enum cfg k)
 {
-	return vals[k] != NULL ? vals[k] : "";
+	return cur->vals[k] != NULL ? cur->vals[k] : "";
 }
 
 long long
 cfg_i(enum cfg k)
 {
-	return nums[k];
+	return cur->nums[k];
 }
 
 const char *

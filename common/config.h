@@ -28,6 +28,8 @@ enum cfg {
 	CFG_LOG_LEVEL,
 	CFG_LOG_FILE,
 	CFG_ADMIN_SESSION_TTL,
+	CFG_RELAY_SPOOL_DIR,
+	CFG_LEASE_SLOTS,
 	CFG__MAX
 };
 
@@ -37,9 +39,14 @@ enum cfg {
  * Load path (NULL: $BLTCY_CONFIG, else the default path, which may be
  * missing) then the environment. Returns 0, or -1 with a message naming the
  * key in err. Unknown keys in the file are warned about on stderr.
- * May be called again (SIGHUP): the old values are replaced.
+ * May be called again (SIGHUP): the new values replace the old ones only
+ * when the whole file and environment were read without an error; until
+ * then, and on an error, the old ones stay as they were. config_revert()
+ * brings back the values before the last successful load (once), for a
+ * caller whose own checks of the new values fail.
  */
 int		 config_load(const char *path, char *err, size_t errsz);
+void		 config_revert(void);
 
 const char	*cfg_s(enum cfg);	/* "" when unset */
 long long	 cfg_i(enum cfg);

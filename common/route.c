@@ -129,6 +129,36 @@ service_list(void)
 	return out;
 }
 
+/*
+ * A byte of a path or query, raw or decoded from a %-escape: never a
+ * control byte or DEL, and raw never a space (libcurl would refuse the
+ * URL, and no client that means well sends one).
+ */
+static int
+url_byte_ok(int c, int raw)
+{
+	return c >= 0x20 && c != 0x7f && !(raw && c == ' ');
+}
+
+/*
+ * The byte at s[*i], a %-escape decoded (then *i moves past it and *raw
+ * is 0); -1 for a malformed escape.
+ */
+static int
+url_byte(const char *s, size_t len, size_t *i, int *raw)
+{
+	int	 h, l;
+
+	*raw = s[*i] != '%';
+	if (*raw)
+		return (unsigned char)s[*i];
+	if (*i + 2 >= len || (h = hex_digit(s[*i + 1])) < 0 ||
+	    (l = hex_digit(s[*i + 2])) < 0)
+		return -1;
+	*i += 2;
+	return h * 16 + l;
+}
+
 /* A decoded piece between separators is "." or "..". */
 static int
 dotseg(const char *s, size_t n)
@@ -145,7 +175,7 @@ path_is_safe(const char *path, size_t len)
 	if (len == 0 || path[0] != '/')
 		return 0;
 	for (i = 0; i <= len; i++) {
-		int	 c;
+		int	 c, raw = 1;
 
 		if (i == len || path[i] == '/' || path[i] == '\\') {
 			if (dotseg(seg, o))
@@ -153,28 +183,33 @@ path_is_safe(const char *path, size_t len)
 			o = 0;
 			continue;
 		}
-		c = (unsigned char)path[i];
-		if (c == '%') {
-			int h, l;
-			if (i + 2 >= len)
+		if ((c = url_byte(path, len, &i, &raw)) == -1)
+			return 0;
+		if (!raw && (c == '/' || c == '\\')) {	/* encoded separator */
+			if (dotseg(seg, o))
 				return 0;
-			if ((h = hex_digit(path[i + 1])) < 0 ||
-			    (l = hex_digit(path[i + 2])) < 0)
-				return 0;
-			c = h * 16 + l;
-			i += 2;
-			if (c == '/' || c == '\\') {	/* encoded separator */
-				if (dotseg(seg, o))
-					return 0;
-				o = 0;
-				continue;
-			}
+			o = 0;
+			continue;
 		}
-		if (c < 0x20 || c == 0x7f)
+		if (!url_byte_ok(c, raw))
 			return 0;
 		if (o < sizeof(seg))
 			seg[o] = (char)c;
 		o++;			/* a long segment is never a dot one */
+	}
+	return 1;
+}
+
+int
+query_is_safe(const char *q, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++) {
+		int	 raw, c = url_byte(q, len, &i, &raw);
+
+		if (c == -1 || !url_byte_ok(c, raw))
+			return 0;
 	}
 	return 1;
 }

@@ -27,4 +27,11 @@ const char	*service_list(void);
  */
 int		 path_is_safe(const char *path, size_t len);
 
+/*
+ * A raw query string (after '?') is safe to forward under the same rules
+ * as a path's bytes: no control byte or DEL, raw or %-encoded, no raw
+ * space, no malformed %-escape. Dots mean nothing in a query.
+ */
+int		 query_is_safe(const char *query, size_t len);
+
 #endif

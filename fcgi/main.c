@@ -32,8 +32,13 @@
 
 static volatile sig_atomic_t	 got_chld, got_term, got_hup, got_usr1, got_alrm;
 
-/* Which lease slot each live worker (of any generation) holds. */
-static struct { pid_t pid; int wslot; } owners[2 * WORKERS_MAX];
+/*
+ * Each live worker of any generation: its lease slot, and whether it was
+ * told to finish. Workers hold SIGTERM while they answer a request, so a
+ * request in flight is never cut by it; the master repeats it until they
+ * are gone, so that one which was between two accepts hears it too.
+ */
+static struct { pid_t pid; int wslot; int stopping; } owners[2 * WORKERS_MAX];
 
 static pid_t	 pids[WORKERS_MAX];	/* the current generation */
 static size_t	 nworkers;
@@ -151,7 +156,7 @@ recover(pid_t pid)
 	a[1] = DBI(pid);
 	a[2] = DBI(now_s());
 	if (db_run(db, 0, a, 3, NULL, NULL, NULL) != DB_OK)
-		log_err("ERR recovering charges of %s: %s (bltcy-ctl recover "
+		log_err("recovering charges of %s: %s (bltcy-ctl recover "
 		    "settles them later)", pid ? "a dead worker" : "the last run",
 		    db_error(db));
 	db_free(db);
@@ -196,12 +201,12 @@ spawn(void)
 		if (owners[o].pid == 0)
 			break;
 	if (o == sizeof(owners) / sizeof(owners[0])) {
-		log_err("ERR too many workers");
+		log_err("too many workers");
 		return -1;
 	}
 	random_bytes(&seed, sizeof(seed));
 	if ((wslot = lease_worker_slot()) == -1) {
-		log_err("ERR no free lease slot for a worker");
+		log_err("no free lease slot for a worker");
 		return -1;
 	}
 	if ((pid = fork()) == -1) {
@@ -216,7 +221,33 @@ spawn(void)
 	}
 	owners[o].pid = pid;
 	owners[o].wslot = wslot;
+	owners[o].stopping = 0;
 	return pid;
+}
+
+/* Tell a worker to finish what it has and exit. */
+static void
+stop_worker(pid_t pid)
+{
+	size_t	 i;
+
+	if (pid <= 0)
+		return;
+	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
+		if (owners[i].pid == pid)
+			owners[i].stopping = 1;
+	kill(pid, SIGTERM);
+}
+
+/* Say it again to those told before (see owners[]). */
+static void
+stop_again(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
+		if (owners[i].pid > 0 && owners[i].stopping)
+			kill(owners[i].pid, SIGTERM);
 }
 
 /* A worker is gone: its lease slot (and any charge in it) is settled. */
@@ -248,32 +279,49 @@ pool_size(void)
 	return n > WORKERS_MAX ? WORKERS_MAX : (size_t)n;
 }
 
+/*
+ * Read the config (again, on SIGHUP). A reload is all or nothing: when
+ * any value, the services or the DSN are refused, the pool keeps the
+ * config it had, whole, and workers forked later get that one.
+ */
 static int
 load_config(const char *path, int first)
 {
 	char		 err[512];
 	struct dsn	 d;
 
-	if (config_load(path, err, sizeof(err)) == -1 ||
-	    services_init(cfg_s(CFG_RELAY_SERVICES), err, sizeof(err)) == -1 ||
+	if (config_load(path, err, sizeof(err)) == -1)
+		goto refused;
+	if (services_init(cfg_s(CFG_RELAY_SERVICES), err, sizeof(err)) == -1 ||
 	    dsn_parse(cfg_s(CFG_SQL_DSN), &d, err, sizeof(err)) == -1) {
-		if (first)
-			fprintf(stderr, "bltcy-relay: %s\n", err);
-		else
-			log_err("ERR reload refused, keeping the old config: %s", err);
-		return -1;
+		config_revert();
+		if (!first)	/* it was accepted before */
+			services_init(cfg_s(CFG_RELAY_SERVICES), NULL, 0);
+		goto refused;
+	}
+	if (log_open(cfg_s(CFG_LOG_FILE), cfg_s(CFG_LOG_LEVEL)) == -1) {
+		snprintf(err, sizeof(err), "LOG_FILE %s: %s",
+		    cfg_s(CFG_LOG_FILE), strerror(errno));
+		wipe(&d, sizeof(d));
+		if (!first) {
+			config_revert();
+			services_init(cfg_s(CFG_RELAY_SERVICES), NULL, 0);
+			log_open(cfg_s(CFG_LOG_FILE), cfg_s(CFG_LOG_LEVEL));
+		}
+		goto refused;
 	}
 	dsn = d;
 	wipe(&d, sizeof(d));
-	if (log_open(cfg_s(CFG_LOG_FILE), cfg_s(CFG_LOG_LEVEL)) == -1) {
-		fprintf(stderr, "bltcy-relay: LOG_FILE %s: %s\n",
-		    cfg_s(CFG_LOG_FILE), strerror(errno));
-		return -1;
-	}
 	if (*cfg_s(CFG_REDIS_CONN_STRING) != '\0' && first)
 		log_info("REDIS_CONN_STRING is set and ignored: the relay needs "
 		    "no Redis");
 	return 0;
+refused:
+	if (first)
+		fprintf(stderr, "bltcy-relay: %s\n", err);
+	else
+		log_err("reload refused, keeping the old config: %s", err);
+	return -1;
 }
 
 /* A worker killed by a signal or exiting non-zero left charges open. */
@@ -308,7 +356,7 @@ reap(void)
 			continue;
 		}
 		if (abnormal) {
-			log_err("ERR worker %ld died (%s %d); replacing it",
+			log_err("worker %ld died (%s %d); replacing it",
 			    (long)pid, WIFSIGNALED(status) ? "signal" : "exit",
 			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 			recover(pid);
@@ -325,7 +373,7 @@ reap(void)
 		}
 		if (++deaths > (int)nworkers * 2 + 2) {
 			struct timespec ts = { 1, 0 };
-			log_err("ERR workers keep dying; waiting a second");
+			log_err("workers keep dying; waiting a second");
 			nanosleep(&ts, NULL);
 		}
 		pids[i] = spawn();
@@ -410,8 +458,9 @@ main(int argc, char *argv[])
 	sigaction(SIGPIPE, &sa, NULL);
 
 	recover(0);
+	lease_set_slots(cfg_i(CFG_LEASE_SLOTS));
 	if (lease_init(host, strcmp(cfg_s(CFG_METERING), "lease") != 0) == -1) {
-		log_err("ERR cannot map the usage ring");
+		log_err("cannot map the usage ring");
 		return 1;
 	}
 	if (lease_enabled())
@@ -434,14 +483,23 @@ main(int argc, char *argv[])
 			reap();
 		}
 		if (got_term) {
+			sigset_t	 chld;
+
 			for (size_t k = 0; k < nworkers; k++)
-				if (pids[k] > 0)
-					kill(pids[k], SIGTERM);
+				stop_worker(pids[k]);
 			log_info("stopping: letting %zu workers finish", nworkers);
+			sigemptyset(&chld);
+			sigaddset(&chld, SIGCHLD);
 			while (nworkers > 0 || nold > 0) {
+				struct timespec ts = { 0, 200 * 1000000L };
 				pid_t pid;
 				int status, current = 0;
-				if ((pid = wait(&status)) == -1)
+				if ((pid = waitpid(-1, &status, WNOHANG)) == 0) {
+					sigtimedwait(&chld, NULL, &ts);
+					stop_again();
+					continue;
+				}
+				if (pid == -1)
 					break;
 				for (size_t k = 0; k < nworkers; k++)
 					if (pids[k] == pid) {
@@ -457,6 +515,7 @@ main(int argc, char *argv[])
 			}
 			lease_shutdown(&dsn);
 			log_info("stopped");
+			log_flush();
 			return 0;
 		}
 		if (got_hup) {
@@ -470,8 +529,10 @@ main(int argc, char *argv[])
 					    "as it started", cfg_s(CFG_METERING));
 				/* the old generation finishes what it has */
 				for (size_t k = 0; k < nworkers; k++)
-					if (pids[k] > 0 && kill(pids[k], SIGTERM) == 0)
+					if (pids[k] > 0) {
+						stop_worker(pids[k]);
 						nold++;
+					}
 				n = pool_size();
 				for (size_t k = 0; k < n; k++)
 					if ((pids[k] = spawn()) == -1)
@@ -482,6 +543,7 @@ main(int argc, char *argv[])
 		}
 		if (got_alrm) {
 			got_alrm = 0;
+			stop_again();
 			lease_tick(&dsn);
 			prune_tasks();
 		}

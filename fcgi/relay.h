@@ -17,7 +17,7 @@ struct db;
 /* The relay's statements, by index into relay_sql[] (sql.c). */
 enum stmt {
 	ST_AUTH,
-	ST_AUTH_PLAIN,
+	ST_COUNTERS,
 	ST_CHANNELS,
 	ST_ABILITIES,
 	ST_CHARGE,
@@ -88,6 +88,7 @@ enum up_err {
 	UPE_HEADER_TIMEOUT,
 	UPE_TIMEOUT,
 	UPE_LOST,
+	UPE_BAD_URL,	/* libcurl refused the request's URL: not the channel's */
 	UPE__MAX
 };
 
@@ -115,6 +116,22 @@ void	 breaker_result(long long channel_id, int connect_failed, int64_t now_ms);
 
 /* ---- upstream.c: one transfer to the old gateway ---- */
 
+/*
+ * Sent with every answer, relayed or the gateway's own: an answer is
+ * data for a program, never a page of the gateway's origin, so a browser
+ * that is led to one must not sniff it into HTML, run or load anything in
+ * it, or frame it; sandbox also takes the origin away from it, so no
+ * cookie or storage of the gateway's host is reachable. An upstream's own
+ * X-Content-Type-Options and Content-Security-Policy are replaced.
+ */
+#define RELAY_SAFE_HEADERS						\
+	"X-Content-Type-Options: nosniff\r\n"				\
+	"Content-Security-Policy: default-src 'none'; "			\
+	"frame-ancestors 'none'; sandbox\r\n"
+
+/* The Content-Encoding of an answer, as far as the task id scan reads it. */
+enum up_coding { UPC_IDENTITY, UPC_GZIP, UPC_DEFLATE, UPC_BR, UPC_OTHER };
+
 struct up_result {
 	int		 status;	/* upstream HTTP status, 0 if none */
 	int		 headers_sent;	/* response headers reached the client */
@@ -124,7 +141,9 @@ struct up_result {
 	int		 body_too_large;
 	int		 nothing_sent;	/* failed before any request byte */
 	int		 json;		/* Content-Type says JSON */
-	int		 capture_overflow;
+	enum up_coding	 coding;	/* Content-Encoding */
+	int		 capture_overflow;	/* capture unusable: over cap,
+					   undecodable or not decoded */
 	long long	 content_length;	/* of the answer, -1 unknown */
 	int64_t		 bytes_out;
 	struct buf	 hdrs;		/* the answer's header block */
@@ -164,16 +183,26 @@ const char *http_reason(int);
 #define TASK_IDS_MAX	8
 #define TASK_ID_MAX	191
 
+/*
+ * overflow: the text named more distinct ids than fit. A request that
+ * does is refused, since the ones past the cap go unchecked.
+ */
 struct task_ids {
 	char	 id[TASK_IDS_MAX][TASK_ID_MAX + 1];
 	size_t	 n;
+	int	 overflow;
 };
 
 void	 task_ids_from_answer(struct task_ids *, const char *json, size_t);
-/* Path segments count only when with_path (GET, HEAD, DELETE). */
+/*
+ * Every id-shaped value a request names, for any method: path segments
+ * after the service prefix (last first), the id keys of the query and of
+ * a body of any length, in any case, at any depth, lists included. The
+ * last argument is ignored.
+ */
 void	 task_ids_from_request(struct task_ids *, const char *path,
 	    size_t pathlen, const char *query, const char *body, size_t bodylen,
-	    int with_path);
+	    int unused);
 int	 task_ids_join(const struct task_ids *, char *out, size_t outsz);
 
 /* Tasks created moments ago on this host (shared memory, master maps it). */
@@ -196,9 +225,9 @@ struct usage {
 	char		 m[16];
 	char		 p[160];
 	char		 ip[48];
-	char		 un[64];
-	char		 tn[64];
-	char		 g[64];
+	char		 un[LIM_BYTES(LIM_USERNAME)];
+	char		 tn[LIM_BYTES(LIM_TOKEN_NAME)];
+	char		 g[LIM_BYTES(LIM_LOG_GROUP)];
 	char		 s[32];
 	char		 k[256];	/* task ids, comma-separated */
 };
@@ -219,6 +248,9 @@ enum charge_state {
 };
 
 struct dsn;
+/* Lease slots (tokens leasing on this host at once): LEASE_SLOTS; -1 if
+ * out of range. Before lease_init. */
+int	 lease_set_slots(long long);
 int	 lease_init(const char *host, int strict);	/* master, before fork */
 int	 lease_enabled(void);			/* METERING=lease */
 int	 lease_worker_slot(void);		/* master: a free slot */
@@ -231,6 +263,15 @@ void	 lease_finish(long long q, int ok, long long channel,
 void	 charge_state(const struct usage *, enum charge_state,
 	    unsigned long conn);
 int	 charge_slot(void);			/* worker: its row's slot */
+/*
+ * Strict metering: this worker's refund waiting for the database, kept in
+ * shared memory so that the master does it if the worker is gone first
+ * (and keeps the worker's slot row from being reused until it is done);
+ * refund_done once the worker did it, or gave up.
+ */
+void	 refund_owed(const char *rid, long long token, long long user,
+	    long long quota, int unlimited);
+void	 refund_done(void);
 /* charge.c: a strict charge, through the group commit */
 enum db_rc charge_commit(struct db *, const struct usage *, int unlimited,
 	    long long chan_version, long long auth_version, int *paid);
@@ -240,6 +281,14 @@ void	 lease_worker_died(const struct dsn *, int wslot);
 void	 lease_reconcile(const struct dsn *);
 void	 lease_shutdown(const struct dsn *);
 uint64_t lease_backlog(void);
+/*
+ * The usage writer is stuck: the ring is full, or its oldest record has
+ * waited more than USAGE_STUCK_MS (health answers 503 then).
+ */
+#define USAGE_STUCK_MS	10000
+int	 usage_writer_stuck(int64_t now_ms);
+/* Usage records the database refused, kept in bltcy_usage_rejected. */
+uint64_t usage_rejected_total(void);
 
 /* ---- worker.c ---- */
 struct dsn;

@@ -1,8 +1,8 @@
 #include "relay.h"
 
 /*
- * The token lookup, with or without the owner of a task the request
- * names: the same columns in the same places (auth_row in worker.c).
+ * The token lookup, with the change counters it was read at (auth_row in
+ * worker.c reads the columns by place).
  */
 #define AUTH_SELECT \
 	    "SELECT t.id, t.user_id, t.status, t.name, t.expired_time," \
@@ -10,8 +10,7 @@
 	    " t.model_limits, t.allow_ips, t.`group`," \
 	    " u.id, u.username, u.role, u.status, u.quota, u.`group`," \
 	    " u.deleted_at IS NOT NULL," \
-	    " (SELECT v FROM bltcy_meta WHERE k = 'channels'),"
-#define AUTH_FROM \
+	    " (SELECT v FROM bltcy_meta WHERE k = 'channels')," \
 	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')" \
 	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id" \
 	    " WHERE t.`key` = ? AND t.deleted_at IS NULL"
@@ -21,14 +20,11 @@
  * so the reconnect-and-retry in db.c is safe for each.
  */
 const char *const relay_sql[ST__MAX] = {
-	[ST_AUTH] = AUTH_SELECT
-	    /* the owner of a task the request names; another user's first */
-	    " (SELECT CONCAT(k.channel_id, ',', k.user_id) FROM bltcy_tasks k"
-	    "   WHERE k.service = ? AND k.task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
-	    "   ORDER BY k.user_id = t.user_id LIMIT 1),"
-	    AUTH_FROM,
-	/* the same when the request names no task id: no task lookup at all */
-	[ST_AUTH_PLAIN] = AUTH_SELECT " NULL," AUTH_FROM,
+	[ST_AUTH] = AUTH_SELECT,
+	/* what kept token rows and channels are checked against */
+	[ST_COUNTERS] =
+	    "SELECT (SELECT v FROM bltcy_meta WHERE k = 'channels'),"
+	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')",
 	[ST_CHANNELS] =
 	    "SELECT id, name, base_url, `key`, setting, auto_ban FROM channels"
 	    " WHERE type = 55 AND status = 1 ORDER BY id",

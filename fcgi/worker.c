@@ -1,4 +1,7 @@
+#include <sys/mman.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,9 +23,19 @@
  * and one MariaDB connection kept for the worker's life.
  */
 
-#define HOLD_MAX	(64 * 1024)	/* bodies up to this are read whole */
+#define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
 #define PENDING_MAX	64		/* refunds waiting for the DB */
 #define MSG_MAX		512
+
+/*
+ * Ids a request names that turned out to be nobody's task are remembered
+ * for NO_TASK_MS, so that the words of an API's paths ("v1", "videos",
+ * "text2video") cost one lookup every NO_TASK_MS, not one per request. A
+ * task id becomes known only through the answer that creates it, which
+ * goes to its owner; this host's newest tasks are looked at first anyway.
+ */
+#define NO_TASK		1024
+#define NO_TASK_MS	2000
 
 /*
  * A strict refund the database could not take yet. It applies only while
@@ -44,6 +57,14 @@ struct worker {
 	uint64_t	 rng;
 	int		 mslot;		/* the master's number for us */
 	int		 slot_ready;	/* our bltcy_slots row exists */
+	long long	 meta_chan;	/* the change counters, as of meta_at */
+	long long	 meta_auth;
+	int64_t		 meta_at;
+	struct no_task {		/* ids known to be nobody's task */
+		char		 service[SERVICE_SLOT];
+		char		 id[TASK_ID_MAX + 1];
+		int64_t		 until;
+	}		 no_task[NO_TASK];
 	struct pending	 pend[PENDING_MAX];
 	size_t		 npend;
 };
@@ -68,8 +89,11 @@ struct req {
 	struct channel	*ch;
 	long long	 quota;
 	int		 reserved;
-	struct buf	 held;
+	struct buf	 held;		/* the whole body (see read_body) */
 	int		 held_all;
+	int		 spool_fd;	/* a larger body's file, or -1 */
+	void		*spool_map;	/* and its mapping */
+	size_t		 spool_len;
 	int		 status;
 	enum up_err	 err;
 	int64_t		 start_ms;
@@ -81,7 +105,7 @@ enum gw_err {
 	GW_ROUTE, GW_PATH, GW_TOO_LARGE, GW_NO_TOKEN, GW_BAD_TOKEN,
 	GW_EXHAUSTED, GW_EXPIRED, GW_DISABLED, GW_IP, GW_BANNED, GW_MODEL,
 	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
-	GW_TASK, GW__MAX
+	GW_TASK, GW_METHOD, GW_TASK_IDS, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -104,6 +128,8 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	[GW_DB] =	  { 503, "database_unavailable", "数据库暂时不可用，请稍后重试" },
 	[GW_INTERNAL] =	  { 500, "internal_error", "内部错误" },
 	[GW_TASK] =	  { 404, "task_not_exist", "任务不存在" },
+	[GW_METHOD] =	  { 405, "method_not_allowed", "不支持的请求方法 %s" },
+	[GW_TASK_IDS] =	  { 400, "too_many_task_ids", "请求中的任务 ID 过多" },
 };
 
 static const char *const up_reasons[UPE__MAX] = {
@@ -116,21 +142,28 @@ static const char *const up_reasons[UPE__MAX] = {
 	[UPE_HEADER_TIMEOUT] = "response header timeout",
 	[UPE_TIMEOUT] = "timeout",
 	[UPE_LOST] = "upstream connection lost",
+	[UPE_BAD_URL] = "request URL refused",
 };
 
 static volatile sig_atomic_t	 stop, reopen;
 
 /*
  * Each worker keeps token rows, so that most requests make no lookup.
- * Strict metering's charge applies only while the change counters are as
- * they were when the row was read, so there the rows are kept for
- * AUTH_CHECKED_MS. Lease metering spends without a statement, so an edit
- * to a token or a channel reaches a worker within AUTH_CACHE_MS. A row
- * that fails the token check is always looked up again first.
+ * A kept row is used only while the change counters (bltcy_meta 'auth'
+ * and 'channels', moved by triggers on every edit of a token, a user, a
+ * channel or an ability) are as they were when it was read, and the
+ * worker reads the counters at least every COUNTERS_MS: a disabled or
+ * deleted token, a banned user or a disabled channel is refused within
+ * that time, free requests included. Strict metering's charge checks the
+ * counters again in its statement, so there rows are kept for
+ * AUTH_CHECKED_MS; lease metering spends without a statement and keeps
+ * them for AUTH_CACHE_MS. A row that fails the token check is always
+ * looked up again first.
  */
 #define AUTH_CACHE	1024
 #define AUTH_CACHE_MS	2000
 #define AUTH_CHECKED_MS	60000
+#define COUNTERS_MS	1000
 
 struct auth_entry {
 	char			 key[TOKEN_KEY_MAX];
@@ -155,7 +188,8 @@ send_body(struct req *r, int status, const char *ctype, const char *body,
     size_t len)
 {
 	FCGX_FPrintF(r->fr->out, "Status: %d %s\r\nContent-Type: %s\r\n"
-	    "X-Request-Id: %s\r\n\r\n", status, http_reason(status), ctype, r->id);
+	    RELAY_SAFE_HEADERS "X-Request-Id: %s\r\n\r\n", status,
+	    http_reason(status), ctype, r->id);
 	FCGX_PutStr(body, (int)len, r->fr->out);
 	r->status = status;
 	r->bytes = (int64_t)len;
@@ -215,11 +249,27 @@ make_id(struct worker *w, char id[40])
 	    (unsigned long long)(x & 0xffffffffffffULL));
 }
 
+/* A list column, whole: -1 when it is longer than dst holds (never cut). */
+static int
+copy_list(char *dst, size_t sz, const struct dbv *v)
+{
+	size_t	 n;
+
+	dst[0] = '\0';
+	if (v->t != DBV_STR)
+		return 0;
+	if ((n = strlen(v->s)) >= sz)
+		return -1;
+	memcpy(dst, v->s, n + 1);
+	return 0;
+}
+
+/* A name column: sized for the column, so a cut (whole characters) is moot. */
 static void
-copy_col(char *dst, size_t sz, const struct dbv *v)
+copy_name(char *dst, size_t sz, const struct dbv *v)
 {
 	if (v->t == DBV_STR)
-		strlcpy_(dst, v->s, sz);
+		utf8_copy(dst, v->s, sz);
 	else
 		dst[0] = '\0';
 }
@@ -230,9 +280,10 @@ struct auth_out {
 	long long		 auth_version;
 	int			 found;
 	int			 cached;	/* the row came from the cache */
-	long long		 task_channel;	/* owner of a named task, or 0 */
-	long long		 task_user;
+	int			 too_long;	/* list columns we cannot hold */
 };
+#define TOO_LONG_IPS	0x1
+#define TOO_LONG_MODELS	0x2
 
 static int
 auth_row(void *arg, const struct dbv *c, size_t n)
@@ -244,26 +295,25 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	t->id = c[0].i;
 	t->user_id = c[1].i;
 	t->status = c[2].i;
-	copy_col(t->name, sizeof(t->name), &c[3]);
+	copy_name(t->name, sizeof(t->name), &c[3]);
 	t->expired_time = c[4].t == DBV_INT ? c[4].i : -1;
 	t->remain_quota = c[5].i;
 	t->unlimited = c[6].i != 0;
 	t->model_limits_enabled = c[7].i != 0;
-	copy_col(t->model_limits, sizeof(t->model_limits), &c[8]);
-	copy_col(t->allow_ips, sizeof(t->allow_ips), &c[9]);
-	copy_col(t->group, sizeof(t->group), &c[10]);
+	if (copy_list(t->model_limits, sizeof(t->model_limits), &c[8]) == -1)
+		a->too_long |= TOO_LONG_MODELS;
+	if (copy_list(t->allow_ips, sizeof(t->allow_ips), &c[9]) == -1)
+		a->too_long |= TOO_LONG_IPS;
+	copy_name(t->group, sizeof(t->group), &c[10]);
 	t->user_found = c[11].t == DBV_INT;
-	copy_col(t->username, sizeof(t->username), &c[12]);
+	copy_name(t->username, sizeof(t->username), &c[12]);
 	t->user_role = c[13].i;
 	t->user_status = c[14].i;
 	t->user_quota = c[15].i;
-	copy_col(t->user_group, sizeof(t->user_group), &c[16]);
+	copy_name(t->user_group, sizeof(t->user_group), &c[16]);
 	t->user_deleted = c[17].i != 0;
 	a->version = c[18].t == DBV_INT ? c[18].i : 0;
-	if (c[19].t == DBV_STR &&
-	    sscanf(c[19].s, "%lld,%lld", &a->task_channel, &a->task_user) != 2)
-		a->task_channel = a->task_user = 0;
-	a->auth_version = c[20].t == DBV_INT ? c[20].i : 0;
+	a->auth_version = c[19].t == DBV_INT ? c[19].i : 0;
 	a->found = 1;
 	return 1;
 }
@@ -275,66 +325,99 @@ acache_slot(const char *key)
 }
 
 static int
-owner_row(void *arg, const struct dbv *c, size_t n)
+counters_row(void *arg, const struct dbv *c, size_t n)
 {
-	struct auth_out	*a = arg;
+	struct worker	*w = arg;
 
-	if (c[0].t == DBV_STR &&
-	    sscanf(c[0].s, "%lld,%lld", &a->task_channel, &a->task_user) != 2)
-		a->task_channel = a->task_user = 0;
+	w->meta_chan = c[0].t == DBV_INT ? c[0].i : 0;
+	w->meta_auth = c[1].t == DBV_INT ? c[1].i : 0;
 	return 1;
 }
 
 /*
- * The token, its user, the change counters and the owner of a task the
- * request names: one round trip, or none from the cache (plus one when
- * the request names a task). fresh: not from the cache.
+ * The change counters, read again when the last reading is COUNTERS_MS
+ * old. -1 when the database cannot say: kept rows are then not used.
+ */
+static int
+counters_fresh(struct worker *w)
+{
+	int64_t	 now = mono_ms();
+
+	if (w->meta_at != 0 && now - w->meta_at < COUNTERS_MS)
+		return 0;
+	if (db_run(w->db, ST_COUNTERS, NULL, 0, counters_row, w, NULL) != DB_OK)
+		return -1;
+	w->meta_at = now;
+	return 0;
+}
+
+/*
+ * The token, its user and the change counters: one round trip, or none
+ * from the cache while the counters are unchanged. fresh: not from the
+ * cache.
  */
 static enum db_rc
 authenticate(struct worker *w, struct req *r, const char *key,
-    const struct task_ids *cand, struct auth_out *ao, int fresh)
+    struct auth_out *ao, int fresh)
 {
 	struct auth_entry	*e = NULL;
-	struct dbv		 a[10];
+	struct dbv		 a;
 	enum db_rc		 rc;
-	size_t			 i, klen = strlen(key);
+	int64_t			 t0 = mono_ms();
+	size_t			 klen = strlen(key);
 
 	memset(ao, 0, sizeof(*ao));
 	ao->t = &r->tok;
-	a[0] = DBS(r->service);
-	for (i = 0; i < TASK_IDS_MAX; i++)
-		a[1 + i] = DBS(i < cand->n ? cand->id[i] : "");
 	if (acache != NULL) {
 		e = acache_slot(key);
-		if (!fresh && e->at != 0 && mono_ms() - e->at <
+		if (!fresh && e->at != 0 && t0 - e->at <
 		    (lease_enabled() ? AUTH_CACHE_MS : AUTH_CHECKED_MS) &&
-		    strlen(e->key) == klen && ct_memeq(e->key, key, klen)) {
+		    strlen(e->key) == klen && ct_memeq(e->key, key, klen) &&
+		    counters_fresh(w) == 0 && e->auth_version == w->meta_auth) {
 			r->tok = e->row;
 			ao->found = 1;
 			ao->cached = 1;
 			ao->auth_version = e->auth_version;
-			/* the channels this worker has, unless it has none yet */
-			ao->version = w->cache.version >= 0 ? w->cache.version :
-			    e->version;
-			if (cand->n == 0)
-				return DB_OK;
-			a[9] = DBI(r->tok.user_id);
-			return db_run(w->db, ST_TASK_OWNER, a, 10, owner_row, ao, NULL);
+			ao->version = w->meta_chan;
+			return DB_OK;
 		}
 	}
-	a[9] = DBS(key);
-	if (cand->n > 0)
-		rc = db_run(w->db, ST_AUTH, a, 10, auth_row, ao, NULL);
-	else
-		rc = db_run(w->db, ST_AUTH_PLAIN, &a[9], 1, auth_row, ao, NULL);
-	if (e != NULL && rc == DB_OK && ao->found && klen < sizeof(e->key)) {
+	a = DBS(key);
+	rc = db_run(w->db, ST_AUTH, &a, 1, auth_row, ao, NULL);
+	if (rc != DB_OK || !ao->found)
+		return rc;
+	/* the counters came with the row */
+	w->meta_chan = ao->version;
+	w->meta_auth = ao->auth_version;
+	w->meta_at = t0;
+	if (e != NULL && !ao->too_long && klen < sizeof(e->key)) {
 		memcpy(e->key, key, klen + 1);
 		e->row = r->tok;
 		e->version = ao->version;
 		e->auth_version = ao->auth_version;
-		e->at = mono_ms();
+		e->at = t0;
 	}
 	return rc;
+}
+
+static int
+owner_row(void *arg, const struct dbv *c, size_t n)
+{
+	long long	*o = arg;
+	const char	*comma;
+	char		 num[24];
+	size_t		 l;
+
+	o[0] = o[1] = 0;
+	if (c[0].t != DBV_STR || (comma = strchr(c[0].s, ',')) == NULL ||
+	    (l = (size_t)(comma - c[0].s)) >= sizeof(num))
+		return 1;
+	memcpy(num, c[0].s, l);
+	num[l] = '\0';
+	if (parse_ll(num, 1, INT64_MAX, &o[0]) == -1 ||
+	    parse_ll(comma + 1, 1, INT64_MAX, &o[1]) == -1)
+		o[0] = o[1] = 0;
+	return 1;
 }
 
 /* Strict metering: the refund statement; DB_OK once it is done. */
@@ -374,11 +457,13 @@ uncharge_later(struct worker *w, const struct pending *p)
 {
 	log_err("req=%s refund failed: %s; will retry", p->id, db_error(w->db));
 	if (w->npend == PENDING_MAX) {
-		log_err("req=%s ERR pending refunds full; the charge of %lld "
+		log_err("req=%s pending refunds full; the charge of %lld "
 		    "stands", p->id, p->quota);
 		return;
 	}
 	w->pend[w->npend++] = *p;
+	/* the master does it if this worker is gone first */
+	refund_owed(p->id, p->token, p->user, p->quota, p->unlimited);
 }
 
 /* Retry refunds the DB could not take earlier. */
@@ -394,12 +479,13 @@ flush_pending(struct worker *w)
 		if (rc == DB_DOWN)
 			return;
 		if (rc != DB_OK)
-			log_err("req=%s ERR refund failed for good: %s", p->id,
+			log_err("req=%s refund failed for good: %s", p->id,
 			    db_error(w->db));
 		else
 			log_info("req=%s delayed refund done", p->id);
 		w->pend[i] = w->pend[--w->npend];
 	}
+	refund_done();
 }
 
 /*
@@ -436,39 +522,133 @@ is_query_method(const char *m)
 	    strcmp(m, "OPTIONS") == 0;
 }
 
+static int	 write_all(int, const char *, size_t);
+static int	 spool_open(struct req *);
+static int	 spool_map(struct req *, size_t);
+
 /*
- * Read the body up to HOLD_MAX. Small bodies end up whole in r->held (and
- * can be sent again); larger ones are streamed on from where this stops.
- * Returns 0, or -1 when the client is gone or the body is too large.
+ * Read the whole body before anything is forwarded, so that the task ids
+ * it names are known first; the front server has buffered it by then, so
+ * this is quick. Up to HOLD_MAX it stays in memory. A larger one goes to
+ * an unlinked file in RELAY_SPOOL_DIR, mapped for the task-id scan and
+ * sent from the mapping: a 64 MiB upload costs page cache, not heap, and
+ * can be sent again to another channel. r->held is the body either way.
+ * Returns 0, or -1 with the answer sent (413, 500) or r->status 499 when
+ * the client went away.
  */
 static int
-hold_body(struct req *r)
+read_body(struct req *r)
 {
-	char		 tmp[8192];
+	char		 tmp[16384];
 	long long	 want = r->content_length;
+	long long	 max = cfg_i(CFG_RELAY_MAX_BODY);
+	size_t		 total = 0;
 	int		 n;
 
-	buf_init(&r->held, HOLD_MAX + sizeof(tmp));
-	if (want > HOLD_MAX)
-		return 0;		/* known and large: stream it all */
-	while (r->held.len <= HOLD_MAX) {
-		n = FCGX_GetStr(tmp, sizeof(tmp), r->fr->in);
-		if (n <= 0)
+	buf_init(&r->held, HOLD_MAX);
+	r->held_all = 1;
+	while (want < 0 || (long long)total < want) {
+		if ((n = FCGX_GetStr(tmp, sizeof(tmp), r->fr->in)) <= 0)
 			break;
-		if (buf_add(&r->held, tmp, (size_t)n) == -1)
+		if ((size_t)n > (size_t)max - total) {
+			gw_error(r, GW_TOO_LARGE);
 			return -1;
-		if (want >= 0 && (long long)r->held.len >= want)
-			break;
+		}
+		if (r->spool_fd == -1 && (size_t)n <= HOLD_MAX - r->held.len) {
+			if (buf_add(&r->held, tmp, (size_t)n) == -1)
+				goto fail;
+		} else if ((r->spool_fd == -1 && spool_open(r) == -1) ||
+		    write_all(r->spool_fd, tmp, (size_t)n) == -1)
+			goto fail;
+		total += (size_t)n;
 	}
-	if (want >= 0 && (long long)r->held.len != want) {
-		if ((long long)r->held.len < want)
-			return -1;	/* cut short */
-		r->held.len = (size_t)want;	/* the front server's length wins */
-	}
-	r->held_all = want >= 0 || r->held.len <= HOLD_MAX;
-	if ((long long)r->held.len > cfg_i(CFG_RELAY_MAX_BODY))
+	if (want >= 0 && (long long)total < want) {
+		r->status = 499;	/* cut short: the client went away */
 		return -1;
+	}
+	if (want >= 0)		/* the front server's length wins */
+		total = (size_t)want;
+	if (r->spool_fd != -1 && spool_map(r, total) == -1)
+		goto fail;
 	return 0;
+fail:
+	log_err("req=%s spooling the request body: %s", r->id, strerror(errno));
+	gw_error(r, GW_INTERNAL);
+	return -1;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t	 w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* An unlinked file for a body over HOLD_MAX, starting with what is held. */
+static int
+spool_open(struct req *r)
+{
+	const char	*dir = cfg_s(CFG_RELAY_SPOOL_DIR);
+	char		 path[4096];
+	int		 fd;
+
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
+		/* a file system without O_TMPFILE */
+		if (snprintf(path, sizeof(path), "%s/bltcy-body.XXXXXX", dir) >=
+		    (int)sizeof(path) || (fd = mkostemp(path, O_CLOEXEC)) == -1)
+			return -1;
+		unlink(path);
+	}
+	r->spool_fd = fd;
+	if (r->held.len > 0 && write_all(fd, r->held.p, r->held.len) == -1)
+		return -1;
+	buf_free(&r->held);
+	return 0;
+}
+
+/*
+ * Map the spooled body with one NUL after it, so that it reads as the
+ * held buffer does.
+ */
+static int
+spool_map(struct req *r, size_t len)
+{
+	void	*m;
+
+	if (ftruncate(r->spool_fd, (off_t)len + 1) == -1)
+		return -1;
+	m = mmap(NULL, len + 1, PROT_READ, MAP_SHARED, r->spool_fd, 0);
+	if (m == MAP_FAILED)
+		return -1;
+	r->spool_map = m;
+	r->spool_len = len + 1;
+	r->held.p = m;
+	r->held.len = len;
+	r->held.cap = r->held.max = 0;
+	return 0;
+}
+
+/* What the request owns beyond its struct, given back. */
+static void
+req_free(struct req *r)
+{
+	if (r->spool_map != NULL) {
+		munmap(r->spool_map, r->spool_len);
+		memset(&r->held, 0, sizeof(r->held));
+	}
+	if (r->spool_fd != -1)
+		close(r->spool_fd);
+	buf_free(&r->held);
 }
 
 /* What the logs row of this request will say, but for the answer. */
@@ -492,9 +672,10 @@ usage_record(struct usage *u, const struct req *r, const char *group)
 		if ((unsigned char)u->p[i] >= 0x80)
 			u->p[i] = '?';
 	strlcpy_(u->ip, r->ip, sizeof(u->ip));
-	strlcpy_(u->un, r->tok.username, sizeof(u->un));
-	strlcpy_(u->tn, r->tok.name, sizeof(u->tn));
-	strlcpy_(u->g, group, sizeof(u->g));
+	/* sized for their columns: whole characters, as a guard only */
+	utf8_copy(u->un, r->tok.username, sizeof(u->un));
+	utf8_copy(u->tn, r->tok.name, sizeof(u->tn));
+	utf8_copy(u->g, group, sizeof(u->g));
 	strlcpy_(u->s, r->service, sizeof(u->s));
 }
 
@@ -675,7 +856,8 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		up_result_free(&res);
 		upstream_forward(w->curl, &up, &res);
 		r->up_ms = mono_ms() - r->up_ms;
-		breaker_result(r->ch->id, connect_failure(&res), mono_ms());
+		if (res.err != UPE_BAD_URL)
+			breaker_result(r->ch->id, connect_failure(&res), mono_ms());
 		if (res.status == 401 && r->ch->auto_ban)
 			auto_ban(w, r);
 		if (res.err != UPE_NONE && res.status == 0)
@@ -733,9 +915,13 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		r->status = 499;
 	else if (res.body_too_large)
 		gw_error(r, GW_TOO_LARGE);
-	else {
+	else if (res.err == UPE_BAD_URL) {
+		/* the request's URL, not the channel: no breaker, no failover */
+		log_warn("req=%s upstream URL refused: %s", r->id, res.errbuf);
+		gw_error(r, GW_PATH);
+	} else {
 		r->err = res.err;
-		log_err("req=%s ERR upstream channel %lld: %s (%s)", r->id,
+		log_err("req=%s upstream channel %lld: %s (%s)", r->id,
 		    r->ch->id, up_reasons[res.err], res.errbuf);
 		upstream_error(r, res.err);
 	}
@@ -744,40 +930,47 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 
 /* a refusal; one that came from a kept row is looked at afresh first */
 #define REFUSE(...) do {						\
-	if (ao.cached)							\
+	if (ao->cached)							\
 		return -2;						\
 	gw_error(r, __VA_ARGS__);					\
 	return -1;							\
 } while (0)
 
 /*
- * Token, user, task owner and channel of the request: 0, or -1 with the
- * answer sent, or -2 when a kept token row leads to a refusal: the token
- * and the channels are read afresh before saying no.
+ * The token and its user: 0, or -1 with the answer sent, or -2 when a
+ * kept token row leads to a refusal: the token is read afresh before
+ * saying no.
  */
 static int
-admit(struct worker *w, struct req *r, const char *key,
-    const struct task_ids *cand, int fresh, const char **group, int *fixed)
+admit(struct worker *w, struct req *r, const char *key, int fresh,
+    struct auth_out *ao)
 {
-	struct auth_out		 ao;
-	enum auth_result	 ar;
-	enum db_rc		 rc;
+	enum db_rc	 rc;
 
-	*fixed = 0;
-	if ((rc = authenticate(w, r, key, cand, &ao, fresh)) != DB_OK) {
+	if ((rc = authenticate(w, r, key, ao, fresh)) != DB_OK) {
 		log_err("req=%s token lookup: %s", r->id, db_error(w->db));
 		gw_error(r, GW_DB);
 		return -1;
 	}
-	if (!ao.found) {
+	if (!ao->found) {
 		gw_error(r, GW_BAD_TOKEN);
 		return -1;
 	}
 	r->have_tok = 1;
 	if (lease_enabled())	/* what this host holds counts as the token's */
 		r->tok.remain_quota += lease_available(r->tok.id);
-	ar = token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s());
-	switch (ar) {
+	/* a list we cannot hold whole is never cut: it admits nobody */
+	if (ao->too_long) {
+		log_warn("req=%s token %lld: %s longer than this relay holds; "
+		    "refused", r->id, r->tok.id, ao->too_long & TOO_LONG_IPS ?
+		    "allow_ips" : "model_limits");
+		if (ao->too_long & TOO_LONG_IPS)
+			gw_error(r, GW_IP);
+		else
+			gw_error(r, GW_MODEL, r->service);
+		return -1;
+	}
+	switch (token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s())) {
 	case AUTH_OK: break;
 	case AUTH_EXHAUSTED: REFUSE(GW_EXHAUSTED);
 	case AUTH_EXPIRED: REFUSE(GW_EXPIRED);
@@ -787,20 +980,96 @@ admit(struct worker *w, struct req *r, const char *key,
 	case AUTH_MODEL: REFUSE(GW_MODEL, r->service);
 	case AUTH_PIN_FORBIDDEN: REFUSE(GW_PIN);
 	}
-	if (cand->n > 0)	/* this host's newest tasks first */
-		tasks_recent_get(r->service, cand, r->tok.user_id,
-		    &ao.task_channel, &ao.task_user);
-	/* a task of another user: as if it did not exist, and nothing sent */
-	if (ao.task_channel > 0 && ao.task_user != r->tok.user_id)
+	r->chan_version = ao->version;
+	r->auth_version = ao->auth_version;
+	return 0;
+}
+
+/* The entry for (service, id): compared whole, as ids are the client's. */
+static struct no_task *
+no_task_slot(struct worker *w, const char *service, const char *id)
+{
+	return &w->no_task[fnv1a(fnv1a(fnv1a(FNV1A_INIT, service), "/"), id) %
+	    NO_TASK];
+}
+
+/* Is every id of cand known to be nobody's task? */
+static int
+known_no_tasks(struct worker *w, const char *service,
+    const struct task_ids *cand)
+{
+	int64_t	 now = mono_ms();
+	size_t	 i;
+
+	for (i = 0; i < cand->n; i++) {
+		struct no_task	*e = no_task_slot(w, service, cand->id[i]);
+
+		if (e->until <= now || strcmp(e->id, cand->id[i]) != 0 ||
+		    strcmp(e->service, service) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+remember_no_tasks(struct worker *w, const char *service,
+    const struct task_ids *cand)
+{
+	int64_t	 until = mono_ms() + NO_TASK_MS;
+	size_t	 i;
+
+	if (strlen(service) >= SERVICE_SLOT)
+		return;
+	for (i = 0; i < cand->n; i++) {
+		struct no_task	*e = no_task_slot(w, service, cand->id[i]);
+
+		strlcpy_(e->service, service, sizeof(e->service));
+		strlcpy_(e->id, cand->id[i], sizeof(e->id));
+		e->until = until;
+	}
+}
+
+/*
+ * The channel of the request: the one that made a task it names, a
+ * pinned one, or new-api's pick. A task of another user is as if it did
+ * not exist, and nothing is sent. 0, -1 or -2 as admit().
+ */
+static int
+route(struct worker *w, struct req *r, const struct task_ids *cand,
+    const struct auth_out *ao, const char **group, int *fixed)
+{
+	long long	 owner[2] = { 0, 0 };	/* channel, user */
+	struct dbv	 a[2 + TASK_IDS_MAX];
+	size_t		 i;
+
+	*fixed = 0;
+	if (cand->n > 0 && !known_no_tasks(w, r->service, cand)) {
+		a[0] = DBS(r->service);
+		for (i = 0; i < TASK_IDS_MAX; i++)
+			a[1 + i] = DBS(i < cand->n ? cand->id[i] : "");
+		a[1 + TASK_IDS_MAX] = DBI(r->tok.user_id);
+		if (db_run(w->db, ST_TASK_OWNER, a, 2 + TASK_IDS_MAX, owner_row,
+		    owner, NULL) != DB_OK) {
+			log_err("req=%s task lookup: %s", r->id, db_error(w->db));
+			gw_error(r, GW_DB);
+			return -1;
+		}
+		if (owner[0] == 0)
+			remember_no_tasks(w, r->service, cand);
+	}
+	/* this host's newest tasks, maybe not written yet */
+	if (cand->n > 0)
+		tasks_recent_get(r->service, cand, r->tok.user_id, &owner[0],
+		    &owner[1]);
+	if (owner[0] > 0 && owner[1] != r->tok.user_id)
 		REFUSE(GW_TASK);
-	if (ao.version != w->cache.version &&
-	    chcache_load(&w->cache, w->db, ao.version) == -1) {
+	if (ao->version != w->cache.version &&
+	    chcache_load(&w->cache, w->db, ao->version) == -1) {
 		log_err("req=%s channel load: %s", r->id, db_error(w->db));
 		gw_error(r, GW_DB);
 		return -1;
 	}
 	r->chan_version = w->cache.version;
-	r->auth_version = ao.auth_version;
 	*group = token_group(&r->tok);
 	if (r->pin > 0) {
 		char num[24];
@@ -809,8 +1078,8 @@ admit(struct worker *w, struct req *r, const char *key,
 			REFUSE(GW_BAD_CHANNEL, num);
 		}
 		*fixed = 1;
-	} else if (ao.task_channel > 0 &&
-	    (r->ch = chcache_by_id(&w->cache, ao.task_channel)) != NULL) {
+	} else if (owner[0] > 0 &&
+	    (r->ch = chcache_by_id(&w->cache, owner[0])) != NULL) {
 		*fixed = 1;	/* only the channel that made the task knows it */
 		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld",
 		    r->id, r->ch->id);
@@ -820,17 +1089,24 @@ admit(struct worker *w, struct req *r, const char *key,
 	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
 	    r->ch->set.quota;
 	return 0;
-#undef REFUSE
 }
+#undef REFUSE
 
-
+/*
+ * One relayed request: the token is checked before a byte of the body is
+ * read, then the body (and the task ids it names), the channel, the
+ * charge, and the transfer. A kept token row that fails a check, or whose
+ * charge did not apply (the rows changed, or quota ran out), is read once
+ * more before the client is told no.
+ */
 static void
 relay(struct worker *w, struct req *r)
 {
 	struct task_ids		 cand;
+	struct auth_out		 ao;
 	const char		*hdr, *group = NULL;
 	char			 key[TOKEN_KEY_MAX];
-	int			 fixed = 0, again, rr;
+	int			 fixed = 0, again, rr, have_body = 0;
 
 	if ((hdr = FCGX_GetParam("HTTP_AUTHORIZATION", r->fr->envp)) == NULL &&
 	    (hdr = FCGX_GetParam("HTTP_X_PTOKEN", r->fr->envp)) == NULL &&
@@ -844,26 +1120,27 @@ relay(struct worker *w, struct req *r)
 		gw_error(r, GW_BAD_TOKEN);
 		return;
 	}
-	if (hold_body(r) == -1) {
-		wipe(key, sizeof(key));
-		if (r->content_length > cfg_i(CFG_RELAY_MAX_BODY) ||
-		    (long long)r->held.len > cfg_i(CFG_RELAY_MAX_BODY))
-			gw_error(r, GW_TOO_LARGE);
-		else
-			r->status = 499;	/* client went away */
-		return;
-	}
-	task_ids_from_request(&cand, r->path, r->pathlen, r->query,
-	    r->held_all ? r->held.p : NULL, r->held_all ? r->held.len : 0,
-	    strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
-	    strcmp(r->method, "DELETE") == 0);
 	flush_pending(w);
-	/*
-	 * A kept token row that fails the check, or whose charge did not
-	 * apply (the rows changed, or quota ran out), is read once more.
-	 */
+	memset(&cand, 0, sizeof(cand));
 	for (again = 1;; again = 0) {
-		if ((rr = admit(w, r, key, &cand, !again, &group, &fixed)) == 0)
+		rr = admit(w, r, key, !again, &ao);
+		if (rr == 0 && !have_body) {
+			have_body = 1;
+			if (read_body(r) == -1) {
+				rr = -1;
+				break;
+			}
+			task_ids_from_request(&cand, r->path, r->pathlen,
+			    r->query, r->held.p, r->held.len, 1);
+			if (cand.overflow) {
+				gw_error(r, GW_TASK_IDS);
+				rr = -1;
+				break;
+			}
+		}
+		if (rr == 0)
+			rr = route(w, r, &cand, &ao, &group, &fixed);
+		if (rr == 0)
 			rr = reserve(w, r, group, again);
 		if (rr != -2)
 			break;
@@ -873,14 +1150,17 @@ relay(struct worker *w, struct req *r)
 		forward(w, r, group, fixed);
 }
 
-
 static void
 health(struct worker *w, struct req *r)
 {
 	static const char ok[] = "{\"status\":\"ok\"}";
 	static const char down[] = "{\"status\":\"database_unavailable\"}";
+	static const char stuck[] = "{\"status\":\"usage_writer_stuck\"}";
 
-	if (db_run(w->db, ST_PING, NULL, 0, NULL, NULL, NULL) == DB_OK)
+	/* answering while settled requests cannot reach the database is no health */
+	if (usage_writer_stuck(mono_ms()))
+		send_body(r, 503, "application/json", stuck, sizeof(stuck) - 1);
+	else if (db_run(w->db, ST_PING, NULL, 0, NULL, NULL, NULL) == DB_OK)
 		send_body(r, 200, "application/json", ok, sizeof(ok) - 1);
 	else
 		send_body(r, 503, "application/json", down, sizeof(down) - 1);
@@ -908,6 +1188,7 @@ handle(struct worker *w, FCGX_Request *fr)
 
 	memset(&r, 0, sizeof(r));
 	buf_init(&r.held, 0);
+	r.spool_fd = -1;
 	r.fr = fr;
 	r.start_ms = mono_ms();
 	make_id(w, r.id);
@@ -928,18 +1209,22 @@ handle(struct worker *w, FCGX_Request *fr)
 	    *cl != '\0' && parse_ll(cl, 0, INT64_MAX, &v) == 0)
 		r.content_length = v;
 
-	if (r.pathlen == 13 && memcmp(r.path, "/bltcy/health", 13) == 0)
+	/* TRACE would echo the channel key back; CONNECT is no proxy's here */
+	if (strcmp(r.method, "TRACE") == 0 || strcmp(r.method, "CONNECT") == 0)
+		gw_error(&r, GW_METHOD, r.method);
+	else if (r.pathlen == 13 && memcmp(r.path, "/bltcy/health", 13) == 0)
 		health(w, &r);
 	else if (r.pathlen == 14 && memcmp(r.path, "/bltcy/metrics", 14) == 0)
 		metrics(&r);
+	else if (!path_is_safe(r.path, r.pathlen) ||
+	    (r.query != NULL && !query_is_safe(r.query, strlen(r.query))))
+		gw_error(&r, GW_PATH);
 	else if ((r.service = service_for_path(r.path, r.pathlen)) == NULL) {
 		char what[300];
 		snprintf(what, sizeof(what), "%s %.*s", r.method,
 		    (int)(r.pathlen > 256 ? 256 : r.pathlen), r.path);
 		gw_error(&r, GW_ROUTE, what);
-	} else if (!path_is_safe(r.path, r.pathlen))
-		gw_error(&r, GW_PATH);
-	else if (r.content_length > cfg_i(CFG_RELAY_MAX_BODY))
+	} else if (r.content_length > cfg_i(CFG_RELAY_MAX_BODY))
 		gw_error(&r, GW_TOO_LARGE);
 	else
 		relay(w, &r);
@@ -956,7 +1241,7 @@ handle(struct worker *w, FCGX_Request *fr)
 	    r.ch ? r.ch->id : 0, r.status, (long long)r.up_ms,
 	    (long long)r.bytes, r.ch && r.status > 0 && r.status < 400 ? r.quota : 0,
 	    (long long)(mono_ms() - r.start_ms));
-	buf_free(&r.held);
+	req_free(&r);
 }
 
 int
@@ -966,7 +1251,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	struct worker		 w;
 	struct sigaction	 sa;
 	FCGX_Request		 fr;
-	sigset_t		 none;
+	sigset_t		 none, held;
 
 	memset(&w, 0, sizeof(w));
 	w.host = host;
@@ -985,6 +1270,17 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	sigaction(SIGCHLD, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/*
+	 * While a request is answered its signals wait: libfcgi takes a read
+	 * or write cut by EINTR as a broken stream, so a log rotation
+	 * (SIGUSR1) or a reload (SIGTERM to the old generation) would fail
+	 * uploads in flight. They are taken between requests, where accept()
+	 * returns for them; the master repeats SIGTERM until we are gone.
+	 */
+	sigemptyset(&held);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGINT);
+	sigaddset(&held, SIGUSR1);
 
 	lease_attach(wslot);
 	if ((acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL)
@@ -1008,6 +1304,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 			usleep(100000);
 			goto again;
 		}
+		sigprocmask(SIG_BLOCK, &held, NULL);
 		handle(&w, &fr);
 		/*
 		 * libfcgi closes with shutdown() and waits up to 2 s for the
@@ -1018,6 +1315,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		if (FCGX_HasSeenEOF(fr.in) == EOF)
 			FCGX_Detach(&fr);
 		FCGX_Finish_r(&fr);
+		sigprocmask(SIG_UNBLOCK, &held, NULL);
 again:
 		if (reopen) {
 			reopen = 0;
@@ -1029,5 +1327,6 @@ again:
 	chcache_free(&w.cache);
 	db_free(w.db);
 	curl_easy_cleanup(w.curl);
+	log_flush();
 	return 0;
 }

@@ -772,8 +772,9 @@ def test_auto_ban_401(front, port):
 
 @test()
 def test_auto_ban_401_large_body(front, port):
-    """A body too large to hold (256 KiB): the 401 itself is relayed (not
-    charged), X is banned all the same, the next request goes to Y."""
+    """A body over what is kept in memory (256 KiB) is spooled, so it can
+    be sent again: X answers 401 and is banned, and the same request goes
+    on to Y, which answers and is charged."""
     user = H.make_user()
     token = H.make_token(user)
     mark = uniq("ab")
@@ -781,12 +782,15 @@ def test_auto_ban_401_large_body(front, port):
                           "headers": [["Content-Type", "application/json"]]})
     x = channel(user["group"], "stubC", priority=10, auto_ban=1)
     y = channel(user["group"], "stubA", priority=0)
-    before = state(user, token, [y])
+    before = state(user, token, [x, y])
     seen0 = stub_count()
-    r = request(port, "POST", "/kling/v1/%s/big" % mark, auth(token), b"x" * (256 * 1024))
-    eq((r.status, r.body), (401, UNAUTH.encode()), "large body, 401 from X relayed")
-    eq(len(stub_new(seen0)["stubA"]), 0, "large body: requests at Y")
-    expect_unchanged(before, user, token, [y], "large body answered 401")
+    p = "/kling/v1/%s/big" % mark
+    r = request(port, "POST", p, auth(token), b"x" * (256 * 1024))
+    eq(echo_of(r, "large body after X's 401").get("stub"), "stubA", "large body: answered by")
+    got = stub_new(seen0)["stubA"]
+    eq([g["body_len"] for g in got], [256 * 1024], "large body: sent whole to Y")
+    expect_charged(before, user, token, y, 1000, r.header("X-Request-Id"), "POST", p, "large body at Y",
+                   others=[x])
     expect_banned(x, "large body 401")
     p = "/kling/v1/%s/after" % mark
     before = state(user, token, [x, y])
