@@ -14,7 +14,8 @@ Environment (all optional):
   BENCH_SECONDS=10        length of each 32-connection wrk run
   BENCH_LAT_SECONDS=5     length of each single-connection wrk run
   BENCH_CONNS=32          connections of the throughput runs
-  BENCH_THREADS=2         wrk threads of the throughput runs
+  BENCH_THREADS=2         wrk threads of the throughput runs; client processes
+                          of the in-flight scenario
   BENCH_WORKERS=4         RELAY_WORKERS
   BENCH_MODES=strict      METERING values to run, e.g. "strict lease"
   BENCH_FRONTS="lighttpd nginx"
@@ -30,12 +31,28 @@ Environment (all optional):
   BENCH_DB_ARGS=          more mariadbd options, e.g. "--innodb-flush-method=O_DSYNC"
   BENCH_JSON=FILE         also write every figure as JSON to FILE
   BENCH_KEEP=1            keep the temporary directory (logs, perf data)
+  BENCH_SCENARIOS="zero inflight"  what to run: zero = the metering modes
+                          and the floor against a stand-in that answers at
+                          once; inflight = a stand-in that answers late
+  BENCH_RELAY_ENV=        more relay config keys, "KEY=VAL KEY=VAL", written
+                          to the relay's config file after the bench's own
+                          (so they can override them), for every pool
+
+The in-flight scenario (see BENCHMARKS.md): for every delay and client
+count, proxy_pass and the gateway through every front, the first of
+BENCH_MODES as metering, the pool started afresh for each run.
+  BENCH_DELAYS="0.2 1 3"  seconds the stand-in waits before it answers
+  BENCH_CLIENTS="256 1024 4096"  concurrent clients (keep-alive, closed loop)
+  BENCH_SECONDS, BENCH_ROUNDS  as above; unset, in-flight uses 5 s, 1 round
+  BENCH_INFLIGHT_TIMEOUT= seconds before an answer is a timeout; default
+                          2 x delay + 2, at least 5
 """
 
 import atexit
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -43,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -81,6 +99,35 @@ DB_POOL = os.environ.get("BENCH_DB_POOL", "256M")
 DB_ARGS = os.environ.get("BENCH_DB_ARGS", "").split()
 KEEP = env_int("BENCH_KEEP", 0)
 JSON_OUT = os.environ.get("BENCH_JSON", "")
+SCENARIOS = os.environ.get("BENCH_SCENARIOS", "").split() or ["zero", "inflight"]
+RELAY_ENV = os.environ.get("BENCH_RELAY_ENV", "").split()
+IF_ROUNDS = env_int("BENCH_ROUNDS", 1)
+IF_SECONDS = env_int("BENCH_SECONDS", 5)
+IF_TIMEOUT = os.environ.get("BENCH_INFLIGHT_TIMEOUT", "")
+
+
+def env_list(name, default, kind):
+    v = os.environ.get(name, "").replace(",", " ").split()
+    try:
+        xs = [kind(x) for x in v] if v else default
+    except ValueError:
+        sys.exit("bench: %s must be a list of numbers, not %r" % (name, os.environ[name]))
+    if any(x <= 0 for x in xs):
+        sys.exit("bench: %s: every value must be above 0" % name)
+    return xs
+
+
+DELAYS = env_list("BENCH_DELAYS", [0.2, 1.0, 3.0], float)
+CLIENTS = env_list("BENCH_CLIENTS", [256, 1024, 4096], int)
+# File descriptors wanted by the in-flight scenario: every front holds a
+# client and a FastCGI or upstream connection per request. Set to what
+# the bench got before anything starts.
+NOFILE = 65536
+ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+# The relay socket's listen queue in the in-flight scenario: every client
+# may wait there (spawn-fcgi's default is 1024; the kernel caps it at
+# net.core.somaxconn).
+BACKLOG = max(1024, max(CLIENTS))
 
 PATH = "/kling/v1/videos/text2video"
 
@@ -104,6 +151,17 @@ for bad in ("ROUNDS", "SECONDS", "LAT_SECONDS", "CONNS", "THREADS", "WORKERS"):
 for f in FRONTS:
     if f not in ("lighttpd", "nginx"):
         sys.exit("bench: unknown front %r in BENCH_FRONTS" % f)
+for s in SCENARIOS:
+    if s not in ("zero", "inflight"):
+        sys.exit("bench: unknown scenario %r in BENCH_SCENARIOS (zero, inflight)" % s)
+for kv in RELAY_ENV:
+    if not re.match(r"^[A-Z][A-Z0-9_]*=", kv):
+        sys.exit("bench: BENCH_RELAY_ENV: %r is not KEY=VALUE" % kv)
+if IF_TIMEOUT:
+    try:
+        IF_TIMEOUT = float(IF_TIMEOUT)
+    except ValueError:
+        sys.exit("bench: BENCH_INFLIGHT_TIMEOUT must be a number of seconds")
 
 
 # the integration harness's helpers: a failure to set up is a SetupError
@@ -207,8 +265,8 @@ class Bench:
             f.close()
 
     def stop(self):
-        for name in ["wrk", "perf", "lighttpd", "front-nginx", "relay", "baseline",
-                     "upstream", "mariadbd"]:
+        for name in ["wrk", "client0", "client1", "perf", "lighttpd", "front-nginx", "relay",
+                     "baseline", "baseline-delay", "upstream", "upstream-delay", "mariadbd"]:
             if name in self.procs:
                 self.kill(name, wait=30 if name == "mariadbd" else 10)
         for name in list(self.procs):
@@ -310,8 +368,9 @@ class Bench:
     def nginx(self, name, template, **kw):
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(self.dir, name.split("-")[0] + "-tmp", sub), exist_ok=True)
+        kw.setdefault("NAME", name)
         conf = self.render(template, name + ".conf", DIR=self.dir,
-                           NGINX_WORKERS=NGINX_WORKERS, **kw)
+                           NGINX_WORKERS=NGINX_WORKERS, NOFILE=NOFILE, **kw)
         self.spawn(name, ["nginx", "-p", self.dir, "-e", os.path.join(self.dir, name + "-boot.log"),
                           "-c", conf, "-g", "daemon off;"])
 
@@ -341,10 +400,48 @@ class Bench:
             raise BenchError("stub_status: %d %r" % (st, body[:200]))
         return int(m.group(1))
 
+    def start_upstream_delay(self):
+        """The stand-in of the in-flight scenario (upstream-delay.nginx.conf.in)."""
+        if not os.path.exists(ECHO_MODULE):
+            raise BenchError("%s is missing (apt-get install libnginx-mod-http-echo)" %
+                             ECHO_MODULE)
+        self.dl_port = free_port()
+        self.dl_status_port = free_port()
+        self.dl_reads = 0
+        self.nginx("upstream-delay", "upstream-delay.nginx.conf.in", PORT=self.dl_port,
+                   STATUS_PORT=self.dl_status_port, ECHO_MODULE=ECHO_MODULE)
+        self.wait_port("upstream-delay", self.dl_port)
+        self.wait_port("upstream-delay", self.dl_status_port)
+        st, body = http(self.dl_port, PATH + "?delay=0", "POST",
+                        {"Content-Type": "application/json"}, b"{}")
+        if st != 200 or b"task_id" not in body:
+            raise BenchError("the delaying stand-in answered %d %r" % (st, body[:200]))
+
+    def delay_status(self):
+        """(accepts, requests being answered less this reading) of the
+        delaying stand-in; every reading is one connection of its own."""
+        self.dl_reads += 1
+        st, body = http(self.dl_status_port, "/")
+        m = re.search(rb"server accepts handled requests\s+(\d+)", body)
+        w = re.search(rb"Writing: (\d+)", body)
+        if st != 200 or not m or not w:
+            raise BenchError("stub_status: %d %r" % (st, body[:200]))
+        return int(m.group(1)), int(w.group(1)) - 1
+
+    def start_baseline_delay(self):
+        """proxy_pass to the delaying stand-in, with an idle pool as large
+        as the clients: the best an HTTP proxy does with its connections."""
+        if not hasattr(self, "dbase_port"):
+            self.dbase_port = free_port()
+        self.nginx("baseline-delay", "baseline.nginx.conf.in", PORT=self.dbase_port,
+                   UPSTREAM_PORT=self.dl_port, KEEPALIVE=max(CLIENTS),
+                   WORKER_CONNECTIONS=16384)
+        self.wait_port("baseline-delay", self.dbase_port)
+
     def start_baseline(self):
         self.base_port = free_port()
         self.nginx("baseline", "baseline.nginx.conf.in", PORT=self.base_port,
-                   UPSTREAM_PORT=self.up_port)
+                   UPSTREAM_PORT=self.up_port, KEEPALIVE=64, WORKER_CONNECTIONS=4096)
         self.wait_port("baseline", self.base_port)
         st, body = http(self.base_port, PATH, "POST", {"Content-Type": "application/json"}, b"{}")
         if st != 200 or b"task_id" not in body:
@@ -369,8 +466,10 @@ class Bench:
             "LOG_FILE": os.path.join(self.dir, "relay.log"),
             "LOG_LEVEL": "info",
         }
+        # BENCH_RELAY_ENV last: a later line of the same key wins
+        extra = [kv.split("=", 1) for kv in RELAY_ENV]
         with open(self.config_path, "w") as f:
-            for k, v in cfg.items():
+            for k, v in list(cfg.items()) + extra:
                 f.write("%s=%s\n" % (k, v))
 
     def ctl(self, *args):
@@ -396,14 +495,14 @@ class Bench:
         rows = self.mq("SELECT id FROM bltcy.tokens WHERE `key` = %s", (self.token[3:],))
         self.token_id = rows[0][0]
 
-    def spawn_pool(self, argv, env, children_needed, what):
+    def spawn_pool(self, argv, env, children_needed, what, backlog=None):
         """argv under spawn-fcgi on the relay socket, ready once it listens
         with children_needed children. Returns the process, or why it did not start."""
         self.relay_sock = os.path.join(self.dir, "relay.sock")
         if os.path.exists(self.relay_sock):
             os.unlink(self.relay_sock)
-        p = self.spawn("relay", ["spawn-fcgi", "-n", "-s", self.relay_sock, "-M", "0660", "--"]
-                       + argv, env=env)
+        p = self.spawn("relay", ["spawn-fcgi", "-n", "-s", self.relay_sock, "-M", "0660"] +
+                       (["-b", str(backlog)] if backlog else []) + ["--"] + argv, env=env)
 
         def ready():
             if p.poll() is not None:
@@ -419,11 +518,11 @@ class Bench:
             return why
         return p
 
-    def start_relay(self, mode):
+    def start_relay(self, mode, backlog=None):
         """Start the pool with METERING=mode. Returns None, or why it did not start."""
         self.write_config(mode)
         p = self.spawn_pool([os.path.join(BUILD, "bltcy-relay")], self.relay_env(), WORKERS,
-                            "the relay pool")
+                            "the relay pool", backlog)
         if isinstance(p, str):
             return p
         self.master = p.pid
@@ -459,7 +558,7 @@ class Bench:
         if "lighttpd" in FRONTS:
             port = free_port()
             conf = self.render("front.lighttpd.conf.in", "front-lighttpd.conf", PORT=port,
-                               DIR=self.dir, SOCK=self.relay_sock)
+                               DIR=self.dir, SOCK=self.relay_sock, NOFILE=NOFILE)
             self.spawn("lighttpd", ["lighttpd", "-D", "-f", conf])
             self.wait_port("lighttpd", port)
             self.fronts["lighttpd"] = port
@@ -899,6 +998,380 @@ def relay_log_split(b, last=20000):
 
 
 # ---------------------------------------------------------------------------
+# In-flight scenario: a stand-in that answers late, thousands of clients
+
+
+def raise_nofile():
+    """Room for thousands of connections in the fronts, the stand-in and
+    the clients, which inherit this limit; root may raise the hard one."""
+    inf = resource.RLIM_INFINITY
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == inf or soft >= NOFILE:
+        return NOFILE if soft == inf else soft
+    up = (NOFILE, hard if hard == inf else max(hard, NOFILE))
+    # without the right to raise the hard limit, as far as it goes
+    within = (NOFILE if hard == inf else min(NOFILE, hard), hard)
+    for lim in (up, within):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, lim)
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def read_sysctl(name):
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as f:
+            return f.read().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def tree_pids(pid):
+    out = [pid]
+    for c in children(pid):
+        out.extend(tree_pids(c))
+    return out
+
+
+def tree_rss(pid):
+    """VmRSS of pid and all its descendants, KiB."""
+    total = 0
+    for p in tree_pids(pid):
+        m = proc_mem(p)
+        if m:
+            total += m[0]
+    return total
+
+
+def if_timeout(delay):
+    return IF_TIMEOUT or max(5.0, 2 * delay + 2)
+
+
+def fmt_lat(us, to_us, f="%.1f", added_to=None):
+    """Milliseconds; a latency at the timeout is a lower bound (">")."""
+    if us is None:
+        return "-"
+    if added_to is not None and added_to >= to_us:
+        return ">" + f % (us / 1000.0)
+    if added_to is None and us >= to_us:
+        return ">" + f % (us / 1000.0)
+    return f % (us / 1000.0)
+
+
+class Sampler(threading.Thread):
+    """Every 0.2 s during a run: RSS of a process tree, requests in flight
+    at the stand-in, and (for the relay) MariaDB's Threads_connected."""
+
+    def __init__(self, b, pid, db):
+        super().__init__(daemon=True)
+        self.b, self.pid, self.db = b, pid, db
+        self.halt = threading.Event()
+        self.rss = self.inflight = self.threads = 0
+        self.samples = 0
+        self.error = None
+
+    def run(self):
+        while True:
+            try:
+                self.rss = max(self.rss, tree_rss(self.pid))
+                self.inflight = max(self.inflight, self.b.delay_status()[1])
+                if self.db is not None:
+                    with self.db.cursor() as c:
+                        c.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+                        self.threads = max(self.threads, int(c.fetchone()[1]))
+                self.samples += 1
+            except Exception as e:  # noqa: BLE001
+                self.error = str(e)
+            if self.halt.wait(0.2):
+                return
+
+
+def drive(b, port, delay, clients, token, seconds=None, timeout=None):
+    """Run THREADS client processes sharing the clients; the merged result."""
+    n = min(THREADS, clients)
+    to = timeout or if_timeout(delay)
+    seconds = seconds or IF_SECONDS
+    names = []
+    for i in range(n):
+        name = "client%d" % i
+        try:
+            os.unlink(os.path.join(b.dir, name + ".out"))
+        except OSError:
+            pass
+        argv = [sys.executable, os.path.join(HERE, "inflight_client.py"), "--port", str(port),
+                "--path", "%s?delay=%g" % (PATH, delay),
+                "--conns", str(clients // n + (1 if i < clients % n else 0)),
+                "--seconds", str(seconds), "--timeout", str(to)]
+        if token:
+            argv += ["--token", token]
+        b.spawn(name, argv)
+        names.append(name)
+    outs = []
+    deadline = time.time() + seconds + to + 60
+    for name in names:
+        p = b.procs[name]
+        try:
+            p.wait(max(1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            pass
+        rc = p.poll()
+        b.kill(name)
+        text = b.tail(name + ".out", 1)
+        try:
+            outs.append(json.loads(text))
+        except ValueError:
+            raise BenchError("in-flight client %s (exit %s): %s" %
+                             (name, rc, b.tail(name + ".out", 10)[-1500:]))
+    lat = sorted(x for o in outs for x in o["lat_us"])
+    good = len(lat)
+    timeouts = sum(o["timeouts"] for o in outs)
+    t0 = min(o["t0"] for o in outs)
+    t_last = max(o["t_last_good"] for o in outs)
+    # Answers still in flight when sending stops are waited for, so the
+    # rate is over the time until the last good answer (a whole number of
+    # delays for proxy_pass), at least `seconds`: a fixed window would
+    # cut a 3 s delay's answers in half, and the wait for the requests
+    # that only time out would count against a slow gateway twice.
+    elapsed = max(float(seconds), t_last - t0)
+    to_us = int(to * 1e6)
+
+    def pc(q):
+        # Timed-out requests count as slower than every answer, so a slow
+        # gateway's percentile is "more than the timeout" (to_us) rather
+        # than that of the few lucky answers. Other errors are left out.
+        n = good + timeouts
+        if n == 0:
+            return None
+        k = max(0, min(n - 1, -(-q * n // 100) - 1))
+        return lat[k] if k < good else to_us
+    status, sock = {}, {}
+    for o in outs:
+        for k, v in o["status"].items():
+            status[k] = status.get(k, 0) + v
+        for k, v in o["sock"].items():
+            sock[k] = sock.get(k, 0) + v
+    return {"good": good, "elapsed": elapsed, "rps": good / elapsed,
+            "p50_us": pc(50), "p99_us": pc(99), "max_good_us": lat[-1] if lat else None,
+            "non2xx": sum(status.values()), "status": status, "timeouts": timeouts,
+            "sock_errors": sum(sock.values()), "sock": sock, "timeout_us": to_us}
+
+
+def inflight_run(b, target, delay, clients, mode):
+    """One cell for one target: proxy_pass, or the relay through a front.
+    Both start afresh: the relay's pool (nothing left queued from the run
+    before, no upstream connection kept) and the proxy_pass nginx (no
+    idle upstream connection kept from the run before)."""
+    r = {"target": target, "delay": delay, "clients": clients}
+    reads0 = b.dl_reads
+    acc0 = b.delay_status()[0]
+    if target == "proxy_pass":
+        b.kill("baseline-delay")
+        b.start_baseline_delay()
+        pid, db, port, token = b.procs["baseline-delay"].pid, None, b.dbase_port, ""
+    else:
+        b.stop_relay()
+        why = b.start_relay(mode, backlog=BACKLOG)
+        if why:
+            r["skipped"] = why
+            return r
+        port, token = b.fronts[target], b.token
+        b.wait_health()
+        st, body = http(port, "%s?delay=0" % PATH, "POST",
+                        {"Content-Type": "application/json",
+                         "Authorization": "Bearer " + token}, b"{}")
+        if st != 200 or b"task_id" not in body:
+            r["skipped"] = "gateway via %s answered %d %r" % (target, st, body[:200])
+            return r
+        pid, db = b.master, b.sdb
+    # Warm-up, so that idle is the pool after every process has answered
+    # (libraries paged in, connections open, allocator grown) and the peak
+    # over it is what requests in flight cost: 1 s of 4 clients per relay
+    # worker with answers at once.
+    w = drive(b, port, 0, 4 * WORKERS, token, seconds=1, timeout=10)
+    if not w["good"]:
+        r["skipped"] = "no good answer in the warm-up: %r" % ({k: w[k] for k in (
+            "status", "timeouts", "sock")},)
+        return r
+    r["rss_idle_kib"] = tree_rss(pid)
+    s = Sampler(b, pid, db)
+    s.start()
+    try:
+        r.update(drive(b, port, delay, clients, token))
+    finally:
+        s.halt.set()
+        s.join()
+    acc1 = b.delay_status()[0]
+    # every stub_status reading is a connection of its own
+    r["upstream_conns"] = acc1 - acc0 - (b.dl_reads - reads0 - 1)
+    r["rss_peak_kib"] = max(s.rss, r["rss_idle_kib"])
+    r["inflight_peak"] = s.inflight
+    r["rss_per_inflight_kib"] = ((r["rss_peak_kib"] - r["rss_idle_kib"]) / s.inflight
+                                 if s.inflight else None)
+    r["db_conns_peak"] = s.threads - b.db_idle_threads if db is not None else None
+    r["samples"] = s.samples
+    if s.error:
+        r["sampler_error"] = s.error
+    r["errors"] = r["non2xx"] + r["timeouts"] + r["sock_errors"]
+    return r
+
+
+def print_inflight_run(rnd, r):
+    if r.get("skipped"):
+        print("round %d [inflight %gs x%d] %-10s not measured: %s" %
+              (rnd, r["delay"], r["clients"], r["target"], r["skipped"]), flush=True)
+        return
+    to = r["timeout_us"]
+    print("round %d [inflight %gs x%d] %-10s %.1f good/s (%d in %.1f s) p50 %s p99 %s ms | "
+          "RSS %.1f -> %.1f MiB, %d in flight | DB conns %s | upstream conns %d | "
+          "non-2xx %d %s timeouts %d socket %d %s" %
+          (rnd, r["delay"], r["clients"], r["target"], r["rps"], r["good"], r["elapsed"],
+           fmt_lat(r["p50_us"], to), fmt_lat(r["p99_us"], to), r["rss_idle_kib"] / 1024.0,
+           r["rss_peak_kib"] / 1024.0, r["inflight_peak"],
+           "-" if r["db_conns_peak"] is None else r["db_conns_peak"], r["upstream_conns"],
+           r["non2xx"], json.dumps(r["status"]) if r["status"] else "", r["timeouts"],
+           r["sock_errors"], json.dumps(r["sock"]) if r["sock"] else ""), flush=True)
+
+
+def run_inflight(b):
+    """Every delay x client count, proxy_pass then each front, BENCH_ROUNDS
+    times. The first of BENCH_MODES is the metering."""
+    mode = MODES[0]
+    res = {"mode": mode, "targets": ["proxy_pass"] + list(b.fronts), "cells": [],
+           "seconds": IF_SECONDS, "rounds": IF_ROUNDS, "backlog": BACKLOG}
+    b.start_upstream_delay()
+    b.mq("UPDATE bltcy.channels SET base_url = %s WHERE name = 'bench-upstream'",
+         ("http://127.0.0.1:%d" % b.dl_port,))
+    b.sdb = pymysql.connect(unix_socket=b.db_sock, user="root", password="", autocommit=True)
+    try:
+        # no pool runs now: what is connected is the bench itself
+        with b.sdb.cursor() as c:
+            c.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+            b.db_idle_threads = int(c.fetchone()[1])
+        for delay in DELAYS:
+            for clients in CLIENTS:
+                cell = {"delay": delay, "clients": clients, "rounds": []}
+                log("inflight: %g s delay, %d clients" % (delay, clients))
+                for rnd in range(1, IF_ROUNDS + 1):
+                    row = {}
+                    for target in res["targets"]:
+                        row[target] = inflight_run(b, target, delay, clients, mode)
+                        print_inflight_run(rnd, row[target])
+                    base = row["proxy_pass"]
+                    for target in res["targets"][1:]:
+                        g = row[target]
+                        if g.get("skipped") or base.get("skipped"):
+                            continue
+                        g["ratio"] = g["rps"] / base["rps"] if base["rps"] else None
+                        g["added_p50_us"] = (g["p50_us"] - base["p50_us"]
+                                             if g["p50_us"] is not None and
+                                             base["p50_us"] is not None else None)
+                        g["added_p99_us"] = (g["p99_us"] - base["p99_us"]
+                                             if g["p99_us"] is not None and
+                                             base["p99_us"] is not None else None)
+                    cell["rounds"].append(row)
+                b.stop_relay()
+                res["cells"].append(cell)
+    finally:
+        b.stop_relay()
+        b.mq("UPDATE bltcy.channels SET base_url = %s WHERE name = 'bench-upstream'",
+             ("http://127.0.0.1:%d" % b.up_port,))
+        b.sdb.close()
+    return res
+
+
+def summarise_inflight(res):
+    """The in-flight table (medians over rounds; errors are totals)."""
+    lines = ["in-flight [%s], %d workers, %d s of sending per run + the answers still in "
+             "flight, %d round%s, FastCGI backlog %d; timeout %s" %
+             (res["mode"], WORKERS, res["seconds"], res["rounds"],
+              "" if res["rounds"] == 1 else "s (medians; errors are totals)", res["backlog"],
+              ", ".join("%gs at %gs delay" % (if_timeout(d), d) for d in DELAYS))]
+    W = "%-6s %7s %-10s %9s %6s %9s %9s %9s %9s %8s %8s %9s %6s %5s %5s %7s %8s %6s"
+    head = W % ("delay", "clients", "target", "good/s", "ratio", "p50 ms", "p99 ms",
+                "+p50 ms", "+p99 ms", "RSS idle", "RSS peak", "KiB/in-fl", "in-fl",
+                "DB", "up", "non-2xx", "timeouts", "sock")
+    lines.append(head)
+    lines.append("-" * len(head))
+
+    def med(rows, k):
+        return median([r.get(k) for r in rows if not r.get("skipped")])
+
+    def tot(rows, k):
+        xs = [r[k] for r in rows if not r.get("skipped")]
+        return sum(xs) if xs else None
+
+    def ms(us):
+        return None if us is None else us / 1000.0
+
+    for cell in res["cells"]:
+        first = True
+        for target in res["targets"]:
+            rows = [row[target] for row in cell["rounds"]]
+            if all(r.get("skipped") for r in rows):
+                lines.append("%-6s %7s %-10s not measured: %s" %
+                             ("%gs" % cell["delay"] if first else "",
+                              cell["clients"] if first else "", target, rows[0]["skipped"]))
+                first = False
+                continue
+            m = {k: med(rows, k) for k in ("rps", "ratio", "p50_us", "p99_us", "added_p50_us",
+                                           "added_p99_us", "rss_idle_kib", "rss_peak_kib",
+                                           "rss_per_inflight_kib", "inflight_peak",
+                                           "db_conns_peak", "upstream_conns")}
+            m.update({k: tot(rows, k) for k in ("non2xx", "timeouts", "sock_errors")})
+            to = m["timeout_us"] = next(r["timeout_us"] for r in rows if not r.get("skipped"))
+            cell.setdefault("medians", {})[target] = m
+            lines.append(W % ("%gs" % cell["delay"] if first else "",
+                              cell["clients"] if first else "", target,
+                              fmt(m["rps"], "%.1f"), fmt(m["ratio"], "%.3f"),
+                              fmt_lat(m["p50_us"], to), fmt_lat(m["p99_us"], to),
+                              fmt_lat(m["added_p50_us"], to, "%+.1f", m["p50_us"] or 0),
+                              fmt_lat(m["added_p99_us"], to, "%+.1f", m["p99_us"] or 0),
+                              fmt(kib_mib(m["rss_idle_kib"]), "%.1f"),
+                              fmt(kib_mib(m["rss_peak_kib"]), "%.1f"),
+                              fmt(m["rss_per_inflight_kib"], "%.1f"),
+                              fmt(m["inflight_peak"], "%d"), fmt(m["db_conns_peak"], "%d"),
+                              fmt(m["upstream_conns"], "%d"), fmt(m["non2xx"], "%d"),
+                              fmt(m["timeouts"], "%d"), fmt(m["sock_errors"], "%d")))
+            first = False
+    lines.append("good/s: 2xx answers per second, from the start to the last one (at "
+                 "least the seconds of sending); ratio: gateway / proxy_pass; p50/p99: of "
+                 "2xx answers and timeouts (\">\": at the timeout, so more), +: over "
+                 "proxy_pass in the same round; RSS: MiB of the "
+                 "relay pool (master + workers) or of the proxy_pass nginx; KiB/in-fl: (peak - "
+                 "idle) / in-fl; in-fl: most requests in flight at the stand-in; DB: MariaDB "
+                 "connections at the peak (Threads_connected less the bench's own); up: "
+                 "upstream TCP connections opened")
+    return lines
+
+
+def inflight_summary(res):
+    out = []
+    for cell in res["cells"]:
+        m = cell.get("medians") or {}
+        base = m.get("proxy_pass")
+        if not base:
+            continue
+        parts = ["proxy_pass %.1f good/s" % base["rps"]]
+        for t in res["targets"][1:]:
+            g = m.get(t)
+            if not g:
+                parts.append("%s not measured" % t)
+                continue
+            to = g["timeout_us"]
+            parts.append("%s %.1f good/s = %s of proxy_pass, %s/%s ms p50/p99, %s KiB per "
+                         "request in flight, %d errors" %
+                         (t, g["rps"], fmt(g["ratio"], "%.3f"),
+                          fmt_lat(g["added_p50_us"], to, "%+.1f", g["p50_us"] or 0),
+                          fmt_lat(g["added_p99_us"], to, "%+.1f", g["p99_us"] or 0),
+                          fmt(g["rss_per_inflight_kib"], "%.0f"),
+                          g["non2xx"] + g["timeouts"] + g["sock_errors"]))
+        out.append("inflight %gs x%d: %s" % (cell["delay"], cell["clients"], "; ".join(parts)))
+    return out
+
+
+# ---------------------------------------------------------------------------
 # Output
 
 
@@ -1124,15 +1597,24 @@ def main():
         if shutil.which(tool) is None:
             sys.exit("bench: %s is not installed (apt-get install wrk nginx lighttpd "
                      "spawn-fcgi mariadb-server curl)" % tool)
-    for exe in ("bltcy-relay", "bltcy-ctl") + (("bench-floor",) if FLOOR else ()):
+    zero, inflight = "zero" in SCENARIOS, "inflight" in SCENARIOS
+    exes = ("bltcy-relay", "bltcy-ctl") + (("bench-floor",) if zero and FLOOR else ())
+    for exe in exes:
         if not os.access(os.path.join(BUILD, exe), os.X_OK):
             sys.exit("bench: %s/%s is not built (make bench builds it)" % (BUILD, exe))
+    if inflight and not os.path.exists(ECHO_MODULE):
+        sys.exit("bench: %s is missing (apt-get install libnginx-mod-http-echo)" % ECHO_MODULE)
+    global NOFILE
+    nofile = NOFILE = raise_nofile()
+    if inflight and nofile < 4 * max(CLIENTS) + 1024:
+        sys.exit("bench: only %d file descriptors (ulimit -n) for %d clients" %
+                 (nofile, max(CLIENTS)))
 
     b = Bench()
     # One build for the whole run, even if `make` replaces build/ meanwhile.
     bindir = os.path.join(b.dir, "bin")
     os.makedirs(bindir)
-    for exe in ("bltcy-relay", "bltcy-ctl") + (("bench-floor",) if FLOOR else ()):
+    for exe in exes:
         shutil.copy2(os.path.join(BUILD, exe), bindir)
     BUILD = bindir
 
@@ -1146,10 +1628,28 @@ def main():
     print("bench: %s, %d cpus, %s, load %.2f %.2f %.2f" %
           (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), os.cpu_count(),
            mem_total(), *load))
-    print("bench: rounds %d x %d s at %d connections (wrk -t%d) + %d s at 1 connection; "
-          "workers %d; modes %s; fronts %s" %
-          (ROUNDS, SECONDS, CONNS, THREADS, LAT_SECONDS, WORKERS, " ".join(MODES),
-           " ".join(FRONTS)), flush=True)
+    if zero:
+        print("bench: rounds %d x %d s at %d connections (wrk -t%d) + %d s at 1 connection; "
+              "workers %d; modes %s; fronts %s" %
+              (ROUNDS, SECONDS, CONNS, THREADS, LAT_SECONDS, WORKERS, " ".join(MODES),
+               " ".join(FRONTS)), flush=True)
+    if inflight:
+        print("bench: in-flight: delays %s s, clients %s, %d s + drain per run, %d round%s, "
+              "workers %d, metering %s, fronts %s; ulimit -n %d, net.core.somaxconn %s, "
+              "tcp_max_syn_backlog %s" %
+              (" ".join("%g" % d for d in DELAYS), " ".join(str(c) for c in CLIENTS),
+               IF_SECONDS, IF_ROUNDS, "" if IF_ROUNDS == 1 else "s", WORKERS, MODES[0],
+               " ".join(FRONTS), nofile,
+               read_sysctl("net.core.somaxconn"), read_sysctl("net.ipv4.tcp_max_syn_backlog")),
+              flush=True)
+        try:
+            if int(read_sysctl("net.core.somaxconn")) < max(CLIENTS):
+                print("bench: warning: net.core.somaxconn is below %d: connections beyond it "
+                      "may be refused or retried by the kernel" % max(CLIENTS))
+        except ValueError:
+            pass
+    if RELAY_ENV:
+        print("bench: relay config added: %s" % " ".join(RELAY_ENV))
     log("setting up in %s" % b.dir)
     b.start_db()
     print("bench: MariaDB %s, innodb_flush_log_at_trx_commit=%s, innodb_flush_method %s, "
@@ -1166,7 +1666,7 @@ def main():
 
     all_checks = []
     tables = []
-    for mode in MODES:
+    for mode in MODES if zero else ():
         res = run_mode(b, mode)
         b.results["modes"][mode] = res
         if res.get("skipped"):
@@ -1183,19 +1683,23 @@ def main():
                                   "relay does not lease yet (METERING=lease behaves as strict)"
                                   % min(rts))
 
-    if FLOOR:
+    if zero and FLOOR:
         b.results["floor"] = run_floor(b)
+    if inflight:
+        b.results["inflight"] = run_inflight(b)
+        tables.append(summarise_inflight(b.results["inflight"]))
 
     print()
     for t in tables:
         print("\n".join(t))
         print()
-    for mode in MODES:
+    for mode in b.results["modes"]:
         res = b.results["modes"][mode]
         if res.get("profile"):
             print_profile(mode, res["profile"])
-    print("\n==== summary (medians of %d rounds; targets from BENCHMARKS.md) ====" % ROUNDS)
-    for mode in MODES:
+    print("\n==== summary (medians of %d rounds; targets from BENCHMARKS.md) ====" %
+          (ROUNDS if zero else IF_ROUNDS))
+    for mode in b.results["modes"]:
         res = b.results["modes"][mode]
         if res.get("medians"):
             print("%-7s baseline %.0f req/s; %s" % (
@@ -1209,12 +1713,15 @@ def main():
             print("floor   a FastCGI program that %s (no token, no database): %s" % (
                 what, "; ".join("%s %.3f of proxy_pass" % kv for kv in fl.items())))
     fl = b.results.get("floor", {}).get("forward", {})
-    for mode in MODES:
+    for mode in b.results["modes"]:
         med = b.results["modes"][mode].get("medians") or {}
         parts = ["%s %.2f" % (f, m["ratio"] / fl[f]) for f, m in med.items()
                  if fl.get(f) and m.get("ratio")]
         if parts:
             print("%-7s of the forwarding floor: %s" % (mode, "; ".join(parts)))
+    if inflight:
+        for line in inflight_summary(b.results["inflight"]):
+            print(line)
     failed = 0
     for name, val, f, ok in all_checks:
         status = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
