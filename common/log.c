@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,10 @@ static time_t		 stamp_t = -1;	/* the second stamp[] shows */
 static char		 stamp[64];
 
 static const char *const names[] = { "DEBUG", "INFO", "WARN", "ERR" };
+
+/* The request threads of a worker log at once: the fold table, the stamp
+ * and the descriptor are this lock's. */
+static pthread_mutex_t	 log_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * Errors are folded: a call site (its format string, not the formatted
@@ -76,9 +81,17 @@ log_reopen(void)
 	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd == -1)
 		return -1;
-	if (log_fd != STDERR_FILENO)
-		close(log_fd);
+	pthread_mutex_lock(&log_mu);
+	if (log_fd != STDERR_FILENO) {
+		/* the same number names the new file: a writer never sees it closed */
+		if (dup3(fd, log_fd, O_CLOEXEC) != -1) {
+			close(fd);
+			fd = log_fd;
+		} else
+			close(log_fd);
+	}
 	log_fd = fd;
+	pthread_mutex_unlock(&log_mu);
 	return 0;
 }
 
@@ -185,7 +198,9 @@ fold_find(const char *fmt, struct fold **slot)
 void
 log_flush(void)
 {
+	pthread_mutex_lock(&log_mu);
 	fold_sweep(time(NULL) + 1);
+	pthread_mutex_unlock(&log_mu);
 }
 
 void
@@ -202,14 +217,19 @@ logmsg(enum log_level lv, const char *fmt, ...)
 		return;
 	/* any line ends the second of those folded before it */
 	now = time(NULL);
+	pthread_mutex_lock(&log_mu);
 	fold_sweep(now);
-	if (lv >= LV_ERR && fold_find(fmt, &slot))
+	if (lv >= LV_ERR && fold_find(fmt, &slot)) {
+		pthread_mutex_unlock(&log_mu);
 		return;
+	}
 	va_start(ap, fmt);
 	m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (m < 0)
+	if (m < 0) {
+		pthread_mutex_unlock(&log_mu);
 		return;
+	}
 	len = (size_t)m < sizeof(msg) - 1 ? (size_t)m : sizeof(msg) - 1;
 	/* one line each: control bytes from a request never split it */
 	for (i = 0; i < len; i++)
@@ -224,4 +244,5 @@ logmsg(enum log_level lv, const char *fmt, ...)
 		slot->line[len] = '\0';
 	}
 	put_line(lv, msg, len, NULL);
+	pthread_mutex_unlock(&log_mu);
 }

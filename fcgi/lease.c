@@ -1,4 +1,5 @@
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,13 +39,14 @@
 #define IDLE_MS		10000		/* an unused lease goes back after this */
 
 struct lshm		*L;
-struct wslot		*me;		/* this worker's slot */
+__thread struct wslot	*me;		/* this thread's slot */
 const char		*lhost;
-int			 mypid;
+__thread int		 mypid;
 static struct db	*mdb;		/* the master's connection */
 static struct db	*rdb;		/* and one for gone workers' refunds */
 static int		 owed_file;	/* refunds were loaded from a file */
 static size_t		 want_slots = SLOTS;	/* LEASE_SLOTS */
+static size_t		 want_wslots = 2048;	/* request threads, all generations */
 static int		 lstrict;	/* METERING=strict: the ring only */
 
 static void	 owed_load(void);
@@ -124,6 +126,12 @@ lease_set_slots(long long n)
 	return 0;
 }
 
+void
+lease_set_threads(size_t n)
+{
+	want_wslots = n < 64 ? 64 : n;
+}
+
 int
 lease_init(const char *host, int strict)
 {
@@ -146,6 +154,16 @@ lease_init(const char *host, int strict)
 	}
 	L->slots = p;
 	L->nslots = want_slots;
+	p = mmap(NULL, want_wslots * sizeof(struct wslot), PROT_READ |
+	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		munmap(L->slots, want_slots * sizeof(struct lslot));
+		munmap(L, sizeof(*L));
+		L = NULL;
+		return -1;
+	}
+	L->w = p;
+	L->nw = want_wslots;
 	owed_load();
 	return 0;
 }
@@ -155,7 +173,7 @@ lease_worker_slot(void)
 {
 	int	 i;
 
-	for (i = 0; i < WSLOTS; i++) {
+	for (i = 0; (size_t)i < L->nw; i++) {
 		int zero = 0;
 		if (CAS(&L->w[i].active, &zero, -1))	/* -1: taken, idle */
 			return i;
@@ -167,7 +185,7 @@ void
 lease_attach(int wslot)
 {
 	me = wslot >= 0 ? &L->w[wslot] : NULL;
-	mypid = (int)getpid();
+	mypid = (int)syscall(SYS_gettid);
 }
 
 /*
@@ -1170,7 +1188,7 @@ settle_owed(const struct dsn *dsn)
 	char	 path[600];
 	size_t	 i, left = 0;
 
-	for (i = 0; i < WSLOTS; i++) {
+	for (i = 0; i < L->nw; i++) {
 		struct wslot	*w = &L->w[i];
 		struct owed	*o = &w->refund;
 		struct dbv	 a[11];
@@ -1224,7 +1242,7 @@ owed_save(void)
 	int	 fd, len, bad = 0;
 
 	if (owed_path(path, sizeof(path)) == -1) {
-		for (i = 0; i < WSLOTS; i++)
+		for (i = 0; i < L->nw; i++)
 			if (LOAD(&L->w[i].active) == W_OWED)
 				log_err("req=%s refund of %lld to token %lld "
 				    "(user %lld) not done: the database is down "
@@ -1238,7 +1256,7 @@ owed_save(void)
 		log_err("%s: %s", tmp, strerror(errno));
 		return;
 	}
-	for (i = 0; i < WSLOTS; i++) {
+	for (i = 0; i < L->nw; i++) {
 		struct owed *o = &L->w[i].refund;
 
 		if (LOAD(&L->w[i].active) != W_OWED)
@@ -1279,7 +1297,8 @@ owed_num(const char **p, long long min, long long max, long long *v)
 static void
 owed_load(void)
 {
-	static char	 buf[WSLOTS * 160];
+	char		*buf;
+	size_t		 cap = L->nw * 160;
 	char		 path[600];
 	const char	*p, *eol;
 	long long	 slot, tok, user, q, unl;
@@ -1290,8 +1309,12 @@ owed_load(void)
 	if (owed_path(path, sizeof(path)) == -1 ||
 	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return;
-	while (len < sizeof(buf) - 1 &&
-	    (got = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+	if ((buf = malloc(cap)) == NULL) {
+		close(fd);
+		log_err("%s: out of memory", path);
+		return;
+	}
+	while (len < cap - 1 && (got = read(fd, buf + len, cap - 1 - len)) > 0)
 		len += (size_t)got;
 	close(fd);
 	buf[len] = '\0';
@@ -1300,7 +1323,7 @@ owed_load(void)
 		struct wslot	*w;
 		size_t		 rl;
 
-		if (owed_num(&p, 0, WSLOTS - 1, &slot) == -1 ||
+		if (owed_num(&p, 0, (long long)L->nw - 1, &slot) == -1 ||
 		    owed_num(&p, 1, INT64_MAX, &tok) == -1 ||
 		    owed_num(&p, 0, INT64_MAX, &user) == -1 ||
 		    owed_num(&p, 0, INT64_MAX, &q) == -1 ||
@@ -1322,6 +1345,7 @@ owed_load(void)
 		w->active = W_OWED;
 		n++;
 	}
+	free(buf);
 	log_info("%zu refunds of an earlier run wait for the database (%s)",
 	    n, path);
 }

@@ -38,7 +38,12 @@ static volatile sig_atomic_t	 got_chld, got_term, got_hup, got_usr1, got_alrm;
  * request in flight is never cut by it; the master repeats it until they
  * are gone, so that one which was between two accepts hears it too.
  */
-static struct { pid_t pid; int wslot; int stopping; } owners[2 * WORKERS_MAX];
+static struct {
+	pid_t	 pid;
+	int	*wslots;	/* one charge slot per request thread */
+	size_t	 nwslots;
+	int	 stopping;
+} owners[2 * WORKERS_MAX];
 
 static pid_t	 pids[WORKERS_MAX];	/* the current generation */
 static size_t	 nworkers;
@@ -194,8 +199,8 @@ spawn(void)
 {
 	uint64_t	 seed = 0;
 	pid_t		 pid;
-	int		 wslot = -1;
-	size_t		 o;
+	int		*ws;
+	size_t		 o, n = (size_t)cfg_i(CFG_RELAY_THREADS), k;
 
 	for (o = 0; o < sizeof(owners) / sizeof(owners[0]); o++)
 		if (owners[o].pid == 0)
@@ -205,24 +210,35 @@ spawn(void)
 		return -1;
 	}
 	random_bytes(&seed, sizeof(seed));
-	if ((wslot = lease_worker_slot()) == -1) {
-		log_err("no free lease slot for a worker");
+	if ((ws = calloc(n, sizeof(*ws))) == NULL) {
+		log_err("spawn: out of memory");
 		return -1;
 	}
+	for (k = 0; k < n; k++)
+		if ((ws[k] = lease_worker_slot()) == -1) {
+			log_err("no free charge slot for a request thread "
+			    "(RELAY_WORKERS x RELAY_THREADS grew past what the "
+			    "pool mapped at start: restart it)");
+			goto fail;
+		}
 	if ((pid = fork()) == -1) {
 		log_err("fork: %s", strerror(errno));
-		if (wslot != -1)
-			lease_worker_died(&dsn, wslot);
-		return -1;
+		goto fail;
 	}
 	if (pid == 0) {
 		log_forked();
-		_exit(worker_main(listen_fd, &dsn, host, seed, wslot, (int)o));
+		_exit(worker_main(listen_fd, &dsn, host, seed, ws, n, (int)o));
 	}
 	owners[o].pid = pid;
-	owners[o].wslot = wslot;
+	owners[o].wslots = ws;
+	owners[o].nwslots = n;
 	owners[o].stopping = 0;
 	return pid;
+fail:
+	while (k-- > 0)
+		lease_worker_died(&dsn, ws[k]);
+	free(ws);
+	return -1;
 }
 
 /* Tell a worker to finish what it has and exit. */
@@ -260,8 +276,11 @@ release(pid_t pid)
 		return;
 	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
 		if (owners[i].pid == pid) {
-			if (owners[i].wslot != -1)
-				lease_worker_died(&dsn, owners[i].wslot);
+			for (size_t k = 0; k < owners[i].nwslots; k++)
+				lease_worker_died(&dsn, owners[i].wslots[k]);
+			free(owners[i].wslots);
+			owners[i].wslots = NULL;
+			owners[i].nwslots = 0;
 			metrics_worker_gone(i);
 			owners[i].pid = 0;
 			return;
@@ -459,6 +478,7 @@ main(int argc, char *argv[])
 
 	recover(0);
 	lease_set_slots(cfg_i(CFG_LEASE_SLOTS));
+	lease_set_threads(2 * (pool_size() + 1) * (size_t)cfg_i(CFG_RELAY_THREADS));
 	if (lease_init(host, strcmp(cfg_s(CFG_METERING), "lease") != 0) == -1) {
 		log_err("cannot map the usage ring");
 		return 1;

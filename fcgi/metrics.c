@@ -38,7 +38,7 @@ struct shm {
 	uint64_t	 lat[LAT_N + 1];
 	uint64_t	 lat_sum_ms;
 	uint64_t	 quota;
-	uint8_t		 busy[2048];	/* per worker slot of the master */
+	uint32_t	 busy[2048];	/* requests in flight, per worker of the master */
 	uint64_t	 restarts;
 	uint64_t	 breaker_skips;
 	uint64_t	 rr[BRK_SLOTS];
@@ -110,14 +110,14 @@ metrics_quota(long long q)
 void
 metrics_busy(int mslot, int busy)
 {
-	if (m != NULL && mslot >= 0 && (size_t)mslot < sizeof(m->busy))
-		STORE(&m->busy[mslot], (uint8_t)busy);
+	if (m != NULL && mslot >= 0 && (size_t)mslot < sizeof(m->busy) / sizeof(m->busy[0]))
+		ADD(&m->busy[mslot], busy ? 1u : (uint32_t)-1);
 }
 
 void
 metrics_worker_gone(size_t mslot)
 {
-	if (m != NULL && mslot < sizeof(m->busy))
+	if (m != NULL && mslot < sizeof(m->busy) / sizeof(m->busy[0]))
 		STORE(&m->busy[mslot], 0);
 }
 
@@ -127,7 +127,7 @@ inflight(void)
 	long long	 n = 0;
 	size_t		 i;
 
-	for (i = 0; i < sizeof(m->busy); i++)
+	for (i = 0; i < sizeof(m->busy) / sizeof(m->busy[0]); i++)
 		n += LOAD(&m->busy[i]);
 	return n;
 }

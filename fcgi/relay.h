@@ -173,6 +173,8 @@ struct upstream_req {
  * drops it to try another channel). up_result_free after each call.
  */
 void	 upstream_forward(CURL *, const struct upstream_req *, struct up_result *);
+/* The worker process's share handle (DNS, TLS sessions), or NULL. */
+extern CURLSH	*upstream_share;
 int	 upstream_release(const struct upstream_req *, struct up_result *);
 void	 up_result_free(struct up_result *);
 
@@ -251,6 +253,9 @@ struct dsn;
 /* Lease slots (tokens leasing on this host at once): LEASE_SLOTS; -1 if
  * out of range. Before lease_init. */
 int	 lease_set_slots(long long);
+/* Charge slots to map: one per request thread of every worker, with
+ * room for a generation finishing while the next starts. */
+void	 lease_set_threads(size_t);
 int	 lease_init(const char *host, int strict);	/* master, before fork */
 int	 lease_enabled(void);			/* METERING=lease */
 int	 lease_worker_slot(void);		/* master: a free slot */
@@ -292,7 +297,8 @@ uint64_t usage_rejected_total(void);
 
 /* ---- worker.c ---- */
 struct dsn;
+/* A worker process: one request thread for each of its nthreads wslots. */
 int	 worker_main(int listen_fd, const struct dsn *, const char *host,
-	    uint64_t seed, int wslot, int mslot);
+	    uint64_t seed, const int *wslots, size_t nthreads, int mslot);
 
 #endif

@@ -16,7 +16,6 @@
 #define SLOTS_MIN	64		/* by default; LEASE_SLOTS in this range */
 #define SLOTS_MAX	(1 << 20)
 #define RING		1024		/* settled requests waiting for the DB */
-#define WSLOTS		2048		/* workers, all generations */
 
 /*
  * A token's lease on this host. token_id 0 is a slot never used,
@@ -72,15 +71,16 @@ struct lshm {
 	struct usage	 ring[RING];
 	int64_t		 ring_at[RING];	/* mono ms each record was pushed */
 	uint64_t	 rejected;	/* records the DB refused, set aside */
-	struct wslot	 w[WSLOTS];
-	int		 gc_lock;	/* pid of the worker committing charges */
+	struct wslot	*w;		/* a request thread's each, all generations */
+	size_t		 nw;
+	int		 gc_lock;	/* tid of the thread committing charges */
 	int		 gc_hi;		/* highest wslot that ever queued one */
 };
 
 extern struct lshm	*L;
-extern struct wslot	*me;		/* this worker's slot, or NULL */
+extern __thread struct wslot *me;	/* this thread's slot, or NULL */
 extern const char	*lhost;		/* this pool's instance name */
-extern int		 mypid;
+extern __thread int	 mypid;		/* this thread's id (gettid) */
 
 #define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)

@@ -21,6 +21,8 @@
  * the client's body streamed up, the answer streamed down as it arrives.
  */
 
+CURLSH	*upstream_share;
+
 #define UP_HEADERS_MAX	(64 * 1024)	/* upstream response header block */
 #define UP_HOLD_MAX	(64 * 1024)	/* a withheld answer's body */
 #define UP_CAPTURE_MAX	(64 * 1024)	/* a JSON answer searched for task ids */
@@ -888,6 +890,8 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 		return;
 	}
 	curl_easy_reset(c);
+	if (upstream_share != NULL)
+		curl_easy_setopt(c, CURLOPT_SHARE, upstream_share);
 	curl_easy_setopt(c, CURLOPT_URL, rq->url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");

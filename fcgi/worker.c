@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,13 +21,24 @@
 #include "route.h"
 
 /*
- * A worker: one FastCGI request at a time, on one persistent curl handle
- * and one MariaDB connection kept for the worker's life.
+ * A worker process: RELAY_THREADS request threads, each answering one
+ * FastCGI request at a time on its own persistent curl handle; the
+ * threads of a process share one MariaDB connection (db.c holds it per
+ * call), the token and channel caches, curl's DNS and TLS session caches,
+ * and a stack of curl easy handles: a transfer takes the one given back
+ * last, whose connection to the old gateway is the most likely still open,
+ * so the connections a process keeps are as many as its transfers at once. A request waiting for the old gateway costs a thread, not a
+ * process or a database connection.
+ *
+ * Lock order: proc.load_mu, then proc.chan_mu; no other lock is held
+ * while taking one of the others (acache stripes, meta_mu, no_task_mu,
+ * pool_mu, curl_mu), and none is held across a database call but load_mu.
  */
 
 #define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
 #define PENDING_MAX	64		/* refunds waiting for the DB */
 #define MSG_MAX		512
+#define THREAD_STACK	(512 * 1024)	/* touched: a few pages */
 
 /*
  * Ids a request names that turned out to be nobody's task are remembered
@@ -49,22 +62,60 @@ struct pending {
 };
 
 
-struct worker {
-	CURL		*curl;
-	struct db	*db;
-	struct chcache	 cache;
+/* What the threads of a worker process share. */
+struct proc {
+	struct db	*db;		/* one connection for all threads */
 	const char	*host;
-	uint64_t	 rng;
 	int		 mslot;		/* the master's number for us */
-	int		 slot_ready;	/* our bltcy_slots row exists */
+	CURLSH		*share;		/* DNS and TLS sessions */
+	pthread_mutex_t	 curl_mu;
+	CURL		**curls;	/* easy handles not in use, last in on top */
+	size_t		 ncurls;
+	pthread_mutex_t	 share_mu[CURL_LOCK_DATA_LAST];
+
+	pthread_mutex_t	 load_mu;	/* one thread reloads the channels */
+	pthread_mutex_t	 chan_mu;	/* chan, chan_stale, refs */
+	struct chsnap	*chan;
+	int		 chan_stale;
+
+	pthread_mutex_t	 meta_mu;
 	long long	 meta_chan;	/* the change counters, as of meta_at */
 	long long	 meta_auth;
 	int64_t		 meta_at;
+
+	pthread_mutex_t	 no_task_mu;
 	struct no_task {		/* ids known to be nobody's task */
 		char		 service[SERVICE_SLOT];
 		char		 id[TASK_ID_MAX + 1];
 		int64_t		 until;
 	}		 no_task[NO_TASK];
+
+	/* the accept turn: one thread waits in accept, the most recent idle next */
+	pthread_mutex_t	 pool_mu;
+	struct worker	**idle;
+	size_t		 nidle;
+	int		 accepting;
+	int		 stop;		/* atomic */
+	int		 wake[2];	/* readable once stopping */
+	int		 listen_fd;
+};
+
+/* The channel table one load made; requests hold it until they end. */
+struct chsnap {
+	struct chcache	 c;
+	int		 refs;		/* under proc.chan_mu */
+};
+
+/* A request thread. */
+struct worker {
+	struct proc	*p;
+	pthread_t	 tid;
+	uint64_t	 rng;
+	int		 wslot;		/* its shared-memory charge slot */
+	int		 slot_ready;	/* its bltcy_slots row exists */
+	pthread_cond_t	 turn;		/* woken to take the accept turn */
+	int		 picked;
+	FCGX_Request	 fr;
 	struct pending	 pend[PENDING_MAX];
 	size_t		 npend;
 };
@@ -86,6 +137,7 @@ struct req {
 	long long	 auth_version;	/* the counters the charge checks */
 	long long	 chan_version;
 	long long	 pin;
+	struct chsnap	*snap;		/* the channel table r->ch is in */
 	struct channel	*ch;
 	long long	 quota;
 	int		 reserved;
@@ -145,7 +197,6 @@ static const char *const up_reasons[UPE__MAX] = {
 	[UPE_BAD_URL] = "request URL refused",
 };
 
-static volatile sig_atomic_t	 stop, reopen;
 
 /*
  * Each worker keeps token rows, so that most requests make no lookup.
@@ -173,15 +224,8 @@ struct auth_entry {
 	int64_t			 at;
 };
 static struct auth_entry	*acache;
-
-static void
-on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		reopen = 1;
-	else
-		stop = 1;
-}
+#define AUTH_STRIPES	64
+static pthread_mutex_t		 acache_mu[AUTH_STRIPES];
 
 static void
 send_body(struct req *r, int status, const char *ctype, const char *body,
@@ -327,27 +371,50 @@ acache_slot(const char *key)
 static int
 counters_row(void *arg, const struct dbv *c, size_t n)
 {
-	struct worker	*w = arg;
+	long long	*v = arg;
 
-	w->meta_chan = c[0].t == DBV_INT ? c[0].i : 0;
-	w->meta_auth = c[1].t == DBV_INT ? c[1].i : 0;
+	v[0] = c[0].t == DBV_INT ? c[0].i : 0;
+	v[1] = c[1].t == DBV_INT ? c[1].i : 0;
 	return 1;
 }
 
+/* Take counters read at t0, unless newer ones are there already. */
+static void
+counters_seen(struct proc *p, long long chan, long long auth, int64_t t0)
+{
+	pthread_mutex_lock(&p->meta_mu);
+	if (t0 >= p->meta_at) {
+		p->meta_chan = chan;
+		p->meta_auth = auth;
+		p->meta_at = t0;
+	}
+	pthread_mutex_unlock(&p->meta_mu);
+}
+
 /*
- * The change counters, read again when the last reading is COUNTERS_MS
- * old. -1 when the database cannot say: kept rows are then not used.
+ * The change counters (channels, auth), read again when the last reading
+ * is COUNTERS_MS old. -1 when the database cannot say: kept rows are then
+ * not used.
  */
 static int
-counters_fresh(struct worker *w)
+counters_fresh(struct proc *p, long long *chan, long long *auth)
 {
-	int64_t	 now = mono_ms();
+	long long	 v[2];
+	int64_t		 now = mono_ms();
+	int		 fresh;
 
-	if (w->meta_at != 0 && now - w->meta_at < COUNTERS_MS)
+	pthread_mutex_lock(&p->meta_mu);
+	fresh = p->meta_at != 0 && now - p->meta_at < COUNTERS_MS;
+	*chan = p->meta_chan;
+	*auth = p->meta_auth;
+	pthread_mutex_unlock(&p->meta_mu);
+	if (fresh)
 		return 0;
-	if (db_run(w->db, ST_COUNTERS, NULL, 0, counters_row, w, NULL) != DB_OK)
+	if (db_run(p->db, ST_COUNTERS, NULL, 0, counters_row, v, NULL) != DB_OK)
 		return -1;
-	w->meta_at = now;
+	counters_seen(p, v[0], v[1], now);
+	*chan = v[0];
+	*auth = v[1];
 	return 0;
 }
 
@@ -361,8 +428,10 @@ authenticate(struct worker *w, struct req *r, const char *key,
     struct auth_out *ao, int fresh)
 {
 	struct auth_entry	*e = NULL;
+	pthread_mutex_t		*mu = NULL;
 	struct dbv		 a;
 	enum db_rc		 rc;
+	long long		 chan, auth;
 	int64_t			 t0 = mono_ms();
 	size_t			 klen = strlen(key);
 
@@ -370,32 +439,38 @@ authenticate(struct worker *w, struct req *r, const char *key,
 	ao->t = &r->tok;
 	if (acache != NULL) {
 		e = acache_slot(key);
-		if (!fresh && e->at != 0 && t0 - e->at <
+		mu = &acache_mu[(size_t)(e - acache) % AUTH_STRIPES];
+	}
+	if (e != NULL && !fresh && counters_fresh(w->p, &chan, &auth) == 0) {
+		pthread_mutex_lock(mu);
+		if (e->at != 0 && t0 - e->at <
 		    (lease_enabled() ? AUTH_CACHE_MS : AUTH_CHECKED_MS) &&
 		    strlen(e->key) == klen && ct_memeq(e->key, key, klen) &&
-		    counters_fresh(w) == 0 && e->auth_version == w->meta_auth) {
+		    e->auth_version == auth) {
 			r->tok = e->row;
 			ao->found = 1;
 			ao->cached = 1;
 			ao->auth_version = e->auth_version;
-			ao->version = w->meta_chan;
-			return DB_OK;
+			ao->version = chan;
 		}
+		pthread_mutex_unlock(mu);
+		if (ao->found)
+			return DB_OK;
 	}
 	a = DBS(key);
-	rc = db_run(w->db, ST_AUTH, &a, 1, auth_row, ao, NULL);
+	rc = db_run(w->p->db, ST_AUTH, &a, 1, auth_row, ao, NULL);
 	if (rc != DB_OK || !ao->found)
 		return rc;
 	/* the counters came with the row */
-	w->meta_chan = ao->version;
-	w->meta_auth = ao->auth_version;
-	w->meta_at = t0;
+	counters_seen(w->p, ao->version, ao->auth_version, t0);
 	if (e != NULL && !ao->too_long && klen < sizeof(e->key)) {
+		pthread_mutex_lock(mu);
 		memcpy(e->key, key, klen + 1);
 		e->row = r->tok;
 		e->version = ao->version;
 		e->auth_version = ao->auth_version;
 		e->at = t0;
+		pthread_mutex_unlock(mu);
 	}
 	return rc;
 }
@@ -427,7 +502,7 @@ uncharge(struct worker *w, const struct pending *p, int in_flight)
 	struct dbv	 a[11];
 
 	a[0] = DBI(p->user);
-	a[1] = DBS(w->host);
+	a[1] = DBS(w->p->host);
 	a[2] = DBI(charge_slot());
 	a[3] = DBI(p->unlimited);
 	a[4] = a[5] = a[6] = a[7] = DBI(p->quota);
@@ -436,8 +511,8 @@ uncharge(struct worker *w, const struct pending *p, int in_flight)
 	a[10] = DBS(p->id);
 	/* the master looks at this request if we die now */
 	if (in_flight)
-		charge_state(NULL, CH_REFUNDING, db_conn_id(w->db));
-	return db_run(w->db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
+		charge_state(NULL, CH_REFUNDING, db_conn_id(w->p->db));
+	return db_run(w->p->db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
 }
 
 static void
@@ -455,7 +530,7 @@ refund_of(struct pending *p, const struct req *r)
 static void
 uncharge_later(struct worker *w, const struct pending *p)
 {
-	log_err("req=%s refund failed: %s; will retry", p->id, db_error(w->db));
+	log_err("req=%s refund failed: %s; will retry", p->id, db_error(w->p->db));
 	if (w->npend == PENDING_MAX) {
 		log_err("req=%s pending refunds full; the charge of %lld "
 		    "stands", p->id, p->quota);
@@ -480,7 +555,7 @@ flush_pending(struct worker *w)
 			return;
 		if (rc != DB_OK)
 			log_err("req=%s refund failed for good: %s", p->id,
-			    db_error(w->db));
+			    db_error(w->p->db));
 		else
 			log_info("req=%s delayed refund done", p->id);
 		w->pend[i] = w->pend[--w->npend];
@@ -691,14 +766,14 @@ charge(struct worker *w, struct req *r, const struct usage *u)
 	int		 paid;
 
 	if (!w->slot_ready) {
-		a[0] = DBS(w->host);
+		a[0] = DBS(w->p->host);
 		a[1] = DBI(charge_slot());
 		a[2] = DBI(now_s());
-		if ((rc = db_run(w->db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL)) != DB_OK)
+		if ((rc = db_run(w->p->db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL)) != DB_OK)
 			return rc;
 		w->slot_ready = 1;
 	}
-	rc = charge_commit(w->db, u, r->tok.unlimited, r->chan_version,
+	rc = charge_commit(w->p->db, u, r->tok.unlimited, r->chan_version,
 	    r->auth_version, &paid);
 	r->reserved = rc == DB_OK && paid;
 	charge_state(NULL, r->reserved ? CH_CHARGED : CH_IDLE, 0);
@@ -721,7 +796,7 @@ reserve(struct worker *w, struct req *r, const char *group, int again)
 		return 0;
 	usage_record(&u, r, group);
 	if (lease_enabled()) {
-		lr = lease_spend(w->db, &r->tok, r->quota, &u);
+		lr = lease_spend(w->p->db, &r->tok, r->quota, &u);
 		if (lr == -1) {
 			gw_error(r, GW_QUOTA);
 			return -1;
@@ -745,7 +820,7 @@ reserve(struct worker *w, struct req *r, const char *group, int again)
 	if ((rc = charge(w, r, &u)) != DB_OK) {
 		struct pending p;
 
-		log_err("req=%s charge: %s", r->id, db_error(w->db));
+		log_err("req=%s charge: %s", r->id, db_error(w->p->db));
 		/* it may have applied before the connection broke */
 		refund_of(&p, r);
 		if (rc == DB_DOWN)
@@ -780,13 +855,38 @@ auto_ban(struct worker *w, struct req *r)
 	a[0] = DBI(r->ch->id);
 	a[1] = DBI(now_s());
 	a[2] = DBS("上游返回 401（密钥无效）");
-	if (db_run(w->db, ST_AUTO_BAN, a, 3, NULL, NULL, NULL) != DB_OK)
+	if (db_run(w->p->db, ST_AUTO_BAN, a, 3, NULL, NULL, NULL) != DB_OK)
 		log_err("req=%s auto-ban of channel %lld: %s", r->id, r->ch->id,
-		    db_error(w->db));
+		    db_error(w->p->db));
 	else
 		log_warn("req=%s channel %lld answered 401: disabled (auto_ban)",
 		    r->id, r->ch->id);
-	w->cache.version = -1;		/* reload on the next request */
+	pthread_mutex_lock(&w->p->chan_mu);	/* reload on the next request */
+	w->p->chan_stale = 1;
+	pthread_mutex_unlock(&w->p->chan_mu);
+}
+
+/* The easy handle given back last (a new one when none is free). */
+static CURL *
+curl_get(struct proc *p)
+{
+	CURL	*c = NULL;
+
+	pthread_mutex_lock(&p->curl_mu);
+	if (p->ncurls > 0)
+		c = p->curls[--p->ncurls];
+	pthread_mutex_unlock(&p->curl_mu);
+	return c != NULL ? c : curl_easy_init();
+}
+
+static void
+curl_put(struct proc *p, CURL *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&p->curl_mu);
+	p->curls[p->ncurls++] = c;	/* at most one per thread */
+	pthread_mutex_unlock(&p->curl_mu);
 }
 
 /*
@@ -806,6 +906,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 	char			 url[8192], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
 	int			 n, query = is_query_method(r->method);
 	int			 max = (int)cfg_i(CFG_RELAY_FAILOVER_MAX);
+	CURL			*curl;
 
 	memset(&res, 0, sizeof(res));
 	for (;;) {
@@ -854,7 +955,14 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 
 		r->up_ms = mono_ms();
 		up_result_free(&res);
-		upstream_forward(w->curl, &up, &res);
+		if ((curl = curl_get(w->p)) == NULL) {
+			log_err("req=%s curl_easy_init failed", r->id);
+			finish_charge(w, r, 0, NULL);
+			gw_error(r, GW_INTERNAL);
+			return;
+		}
+		upstream_forward(curl, &up, &res);
+		curl_put(w->p, curl);
 		r->up_ms = mono_ms() - r->up_ms;
 		if (res.err != UPE_BAD_URL)
 			breaker_result(r->ch->id, connect_failure(&res), mono_ms());
@@ -864,7 +972,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			metrics_upstream_error(res.err);
 		if (!fixed && (int)ntried < max && ntried < 16 &&
 		    (connect_failure(&res) || res.withheld))
-			next = channel_pick(&w->cache, group, r->service, tried,
+			next = channel_pick(&r->snap->c, group, r->service, tried,
 			    ntried, &w->rng);
 		if (next == NULL)
 			break;
@@ -898,9 +1006,9 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			a[3] = DBI(r->tok.user_id);
 			a[4] = DBI(r->tok.id);
 			a[5] = DBI(now_s());
-			if (db_run(w->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
+			if (db_run(w->p->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
 				log_err("req=%s recording tasks: %s", r->id,
-				    db_error(w->db));
+				    db_error(w->p->db));
 		}
 		if (res.client_gone)
 			log_info("req=%s client went away mid-response", r->id);
@@ -948,7 +1056,7 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 	enum db_rc	 rc;
 
 	if ((rc = authenticate(w, r, key, ao, fresh)) != DB_OK) {
-		log_err("req=%s token lookup: %s", r->id, db_error(w->db));
+		log_err("req=%s token lookup: %s", r->id, db_error(w->p->db));
 		gw_error(r, GW_DB);
 		return -1;
 	}
@@ -985,11 +1093,75 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 	return 0;
 }
 
+static void	 chan_put(struct proc *, struct chsnap *);
+
+/*
+ * The channel table at least as new as version (the counter a token was
+ * read with), loaded by one thread at a time; held until chan_put. NULL
+ * when the database cannot give it.
+ */
+static struct chsnap *
+chan_get(struct proc *p, long long version)
+{
+	struct chsnap	*s, *old;
+
+	pthread_mutex_lock(&p->chan_mu);
+	if ((s = p->chan) != NULL && s->c.version >= version && !p->chan_stale) {
+		s->refs++;
+		pthread_mutex_unlock(&p->chan_mu);
+		return s;
+	}
+	pthread_mutex_unlock(&p->chan_mu);
+	pthread_mutex_lock(&p->load_mu);
+	pthread_mutex_lock(&p->chan_mu);
+	if ((s = p->chan) != NULL && s->c.version >= version && !p->chan_stale) {
+		s->refs++;
+		pthread_mutex_unlock(&p->chan_mu);
+		pthread_mutex_unlock(&p->load_mu);
+		return s;
+	}
+	p->chan_stale = 0;	/* a change after this load marks it again */
+	pthread_mutex_unlock(&p->chan_mu);
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->c.version = -1, chcache_load(&s->c, p->db, version)) == -1) {
+		free(s);
+		pthread_mutex_lock(&p->chan_mu);
+		p->chan_stale = 1;
+		pthread_mutex_unlock(&p->chan_mu);
+		pthread_mutex_unlock(&p->load_mu);
+		return NULL;
+	}
+	s->refs = 2;		/* the process's and the caller's */
+	pthread_mutex_lock(&p->chan_mu);
+	old = p->chan;
+	p->chan = s;
+	pthread_mutex_unlock(&p->chan_mu);
+	pthread_mutex_unlock(&p->load_mu);
+	chan_put(p, old);
+	return s;
+}
+
+static void
+chan_put(struct proc *p, struct chsnap *s)
+{
+	int	 last;
+
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&p->chan_mu);
+	last = --s->refs == 0;
+	pthread_mutex_unlock(&p->chan_mu);
+	if (last) {
+		chcache_free(&s->c);
+		free(s);
+	}
+}
+
 /* The entry for (service, id): compared whole, as ids are the client's. */
 static struct no_task *
-no_task_slot(struct worker *w, const char *service, const char *id)
+no_task_slot(struct proc *p, const char *service, const char *id)
 {
-	return &w->no_task[fnv1a(fnv1a(fnv1a(FNV1A_INIT, service), "/"), id) %
+	return &p->no_task[fnv1a(fnv1a(fnv1a(FNV1A_INIT, service), "/"), id) %
 	    NO_TASK];
 }
 
@@ -1000,15 +1172,17 @@ known_no_tasks(struct worker *w, const char *service,
 {
 	int64_t	 now = mono_ms();
 	size_t	 i;
+	int	 all = 1;
 
-	for (i = 0; i < cand->n; i++) {
-		struct no_task	*e = no_task_slot(w, service, cand->id[i]);
+	pthread_mutex_lock(&w->p->no_task_mu);
+	for (i = 0; i < cand->n && all; i++) {
+		struct no_task	*e = no_task_slot(w->p, service, cand->id[i]);
 
-		if (e->until <= now || strcmp(e->id, cand->id[i]) != 0 ||
-		    strcmp(e->service, service) != 0)
-			return 0;
+		all = e->until > now && strcmp(e->id, cand->id[i]) == 0 &&
+		    strcmp(e->service, service) == 0;
 	}
-	return 1;
+	pthread_mutex_unlock(&w->p->no_task_mu);
+	return all;
 }
 
 static void
@@ -1020,13 +1194,15 @@ remember_no_tasks(struct worker *w, const char *service,
 
 	if (strlen(service) >= SERVICE_SLOT)
 		return;
+	pthread_mutex_lock(&w->p->no_task_mu);
 	for (i = 0; i < cand->n; i++) {
-		struct no_task	*e = no_task_slot(w, service, cand->id[i]);
+		struct no_task	*e = no_task_slot(w->p, service, cand->id[i]);
 
 		strlcpy_(e->service, service, sizeof(e->service));
 		strlcpy_(e->id, cand->id[i], sizeof(e->id));
 		e->until = until;
 	}
+	pthread_mutex_unlock(&w->p->no_task_mu);
 }
 
 /*
@@ -1048,9 +1224,9 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 		for (i = 0; i < TASK_IDS_MAX; i++)
 			a[1 + i] = DBS(i < cand->n ? cand->id[i] : "");
 		a[1 + TASK_IDS_MAX] = DBI(r->tok.user_id);
-		if (db_run(w->db, ST_TASK_OWNER, a, 2 + TASK_IDS_MAX, owner_row,
+		if (db_run(w->p->db, ST_TASK_OWNER, a, 2 + TASK_IDS_MAX, owner_row,
 		    owner, NULL) != DB_OK) {
-			log_err("req=%s task lookup: %s", r->id, db_error(w->db));
+			log_err("req=%s task lookup: %s", r->id, db_error(w->p->db));
 			gw_error(r, GW_DB);
 			return -1;
 		}
@@ -1063,27 +1239,30 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 		    &owner[1]);
 	if (owner[0] > 0 && owner[1] != r->tok.user_id)
 		REFUSE(GW_TASK);
-	if (ao->version != w->cache.version &&
-	    chcache_load(&w->cache, w->db, ao->version) == -1) {
-		log_err("req=%s channel load: %s", r->id, db_error(w->db));
+	if (r->snap != NULL && r->snap->c.version < ao->version) {
+		chan_put(w->p, r->snap);	/* read again, newer */
+		r->snap = NULL;
+	}
+	if (r->snap == NULL && (r->snap = chan_get(w->p, ao->version)) == NULL) {
+		log_err("req=%s channel load: %s", r->id, db_error(w->p->db));
 		gw_error(r, GW_DB);
 		return -1;
 	}
-	r->chan_version = w->cache.version;
+	r->chan_version = r->snap->c.version;
 	*group = token_group(&r->tok);
 	if (r->pin > 0) {
 		char num[24];
-		if ((r->ch = chcache_by_id(&w->cache, r->pin)) == NULL) {
+		if ((r->ch = chcache_by_id(&r->snap->c, r->pin)) == NULL) {
 			snprintf(num, sizeof(num), "%lld", r->pin);
 			REFUSE(GW_BAD_CHANNEL, num);
 		}
 		*fixed = 1;
 	} else if (owner[0] > 0 &&
-	    (r->ch = chcache_by_id(&w->cache, owner[0])) != NULL) {
+	    (r->ch = chcache_by_id(&r->snap->c, owner[0])) != NULL) {
 		*fixed = 1;	/* only the channel that made the task knows it */
 		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld",
 		    r->id, r->ch->id);
-	} else if ((r->ch = channel_pick(&w->cache, *group, r->service, NULL, 0,
+	} else if ((r->ch = channel_pick(&r->snap->c, *group, r->service, NULL, 0,
 	    &w->rng)) == NULL)
 		REFUSE(GW_NO_CHANNEL, *group, r->service);
 	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
@@ -1160,7 +1339,7 @@ health(struct worker *w, struct req *r)
 	/* answering while settled requests cannot reach the database is no health */
 	if (usage_writer_stuck(mono_ms()))
 		send_body(r, 503, "application/json", stuck, sizeof(stuck) - 1);
-	else if (db_run(w->db, ST_PING, NULL, 0, NULL, NULL, NULL) == DB_OK)
+	else if (db_run(w->p->db, ST_PING, NULL, 0, NULL, NULL, NULL) == DB_OK)
 		send_body(r, 200, "application/json", ok, sizeof(ok) - 1);
 	else
 		send_body(r, 503, "application/json", down, sizeof(down) - 1);
@@ -1192,7 +1371,7 @@ handle(struct worker *w, FCGX_Request *fr)
 	r.fr = fr;
 	r.start_ms = mono_ms();
 	make_id(w, r.id);
-	metrics_busy(w->mslot, 1);
+	metrics_busy(w->p->mslot, 1);
 	if ((r.method = FCGX_GetParam("REQUEST_METHOD", fr->envp)) == NULL)
 		r.method = "GET";
 	if ((r.uri = FCGX_GetParam("REQUEST_URI", fr->envp)) == NULL &&
@@ -1231,7 +1410,7 @@ handle(struct worker *w, FCGX_Request *fr)
 
 	if (r.reserved)		/* every path out of relay() settles; belt */
 		finish_charge(w, &r, 0, NULL);
-	metrics_busy(w->mslot, 0);
+	metrics_busy(w->p->mslot, 0);
 	metrics_request(r.service, r.status, mono_ms() - r.start_ms);
 	logmsg(r.status >= 500 ? LV_WARN : LV_INFO, "req=%s %s %.*s service=%s "
 	    "token=%lld channel=%lld status=%d upstream_ms=%lld bytes=%lld "
@@ -1241,92 +1420,265 @@ handle(struct worker *w, FCGX_Request *fr)
 	    r.ch ? r.ch->id : 0, r.status, (long long)r.up_ms,
 	    (long long)r.bytes, r.ch && r.status > 0 && r.status < 400 ? r.quota : 0,
 	    (long long)(mono_ms() - r.start_ms));
+	chan_put(w->p, r.snap);
 	req_free(&r);
 }
 
-int
-worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
-    int wslot, int mslot)
+/* ---- the request threads of a worker process ---- */
+
+static void
+share_lock(CURL *c, curl_lock_data data, curl_lock_access acc, void *arg)
 {
-	struct worker		 w;
-	struct sigaction	 sa;
-	FCGX_Request		 fr;
-	sigset_t		 none, held;
+	struct proc	*p = arg;
 
-	memset(&w, 0, sizeof(w));
-	w.host = host;
-	w.mslot = mslot;
-	w.rng = seed | 1;
-	w.cache.version = -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;	/* no SA_RESTART: accept() returns */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/*
-	 * While a request is answered its signals wait: libfcgi takes a read
-	 * or write cut by EINTR as a broken stream, so a log rotation
-	 * (SIGUSR1) or a reload (SIGTERM to the old generation) would fail
-	 * uploads in flight. They are taken between requests, where accept()
-	 * returns for them; the master repeats SIGTERM until we are gone.
-	 */
-	sigemptyset(&held);
-	sigaddset(&held, SIGTERM);
-	sigaddset(&held, SIGINT);
-	sigaddset(&held, SIGUSR1);
+	pthread_mutex_lock(&p->share_mu[data]);
+}
 
-	lease_attach(wslot);
-	if ((acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL)
-		return 1;
-	if ((w.curl = curl_easy_init()) == NULL ||
-	    (w.db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL) {
-		log_err("worker: out of memory");
-		return 1;
-	}
-	if (FCGX_InitRequest(&fr, fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
-		log_err("worker: FCGX_InitRequest failed");
-		return 1;
-	}
-	while (!stop) {
-		if (FCGX_Accept_r(&fr) < 0) {
-			if (stop)
-				break;
-			if (errno == EINTR || reopen)
-				goto again;
-			log_err("worker: accept: %s", strerror(errno));
-			usleep(100000);
-			goto again;
+static void
+share_unlock(CURL *c, curl_lock_data data, void *arg)
+{
+	struct proc	*p = arg;
+
+	pthread_mutex_unlock(&p->share_mu[data]);
+}
+
+/*
+ * Wait for this thread's turn to accept: one thread at a time waits in
+ * accept(), and the one that went idle last takes the next turn, so that
+ * the threads (and their upstream connections) in use stay as few as the
+ * requests in flight. -1 once the process is stopping.
+ */
+static int
+take_turn(struct worker *w)
+{
+	struct proc	*p = w->p;
+
+	pthread_mutex_lock(&p->pool_mu);
+	while (!p->stop) {
+		if (!p->accepting) {
+			p->accepting = 1;
+			pthread_mutex_unlock(&p->pool_mu);
+			return 0;
 		}
-		sigprocmask(SIG_BLOCK, &held, NULL);
-		handle(&w, &fr);
+		w->picked = 0;
+		p->idle[p->nidle++] = w;
+		while (!w->picked && !p->stop)
+			pthread_cond_wait(&w->turn, &p->pool_mu);
+	}
+	pthread_mutex_unlock(&p->pool_mu);
+	return -1;
+}
+
+/* The turn goes to the thread that went idle last. */
+static void
+pass_turn(struct proc *p)
+{
+	struct worker	*next;
+
+	pthread_mutex_lock(&p->pool_mu);
+	p->accepting = 0;
+	if (p->nidle > 0) {
+		next = p->idle[--p->nidle];
+		next->picked = 1;
+		pthread_cond_signal(&next->turn);
+	}
+	pthread_mutex_unlock(&p->pool_mu);
+}
+
+/*
+ * One request, or -1 once stopping. The listening socket is non-blocking
+ * (all workers wait on it): poll, then accept, and a connection another
+ * process took first is EAGAIN.
+ */
+static int
+accept_one(struct worker *w)
+{
+	struct proc	*p = w->p;
+	struct pollfd	 pf[2];
+
+	for (;;) {
+		if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+			return -1;
+		pf[0].fd = p->listen_fd;
+		pf[0].events = POLLIN;
+		pf[1].fd = p->wake[0];
+		pf[1].events = POLLIN;
+		pf[0].revents = pf[1].revents = 0;
+		if (poll(pf, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_err("worker: poll: %s", strerror(errno));
+			return -1;
+		}
+		if (pf[1].revents != 0)
+			return -1;
+		if (FCGX_Accept_r(&w->fr) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED) {
+			log_err("worker: accept: %s", strerror(errno));
+			poll(NULL, 0, 100);	/* e.g. EMFILE: not a busy loop */
+		}
+	}
+}
+
+static void *
+thread_main(void *arg)
+{
+	struct worker	*w = arg;
+
+	lease_attach(w->wslot);
+	while (take_turn(w) == 0) {
+		int rc = accept_one(w);
+
+		pass_turn(w->p);
+		if (rc == -1)
+			break;
+		handle(w, &w->fr);
 		/*
 		 * libfcgi closes with shutdown() and waits up to 2 s for the
 		 * front server to close first, so that unread input cannot
 		 * turn into a reset that loses the answer. With the input read
 		 * to its end there is nothing to lose: close at once.
 		 */
-		if (FCGX_HasSeenEOF(fr.in) == EOF)
-			FCGX_Detach(&fr);
-		FCGX_Finish_r(&fr);
-		sigprocmask(SIG_UNBLOCK, &held, NULL);
-again:
-		if (reopen) {
-			reopen = 0;
-			log_reopen();
-		}
+		if (FCGX_HasSeenEOF(w->fr.in) == EOF)
+			FCGX_Detach(&w->fr);
+		FCGX_Finish_r(&w->fr);
 	}
-	flush_pending(&w);
-	FCGX_Free(&fr, 0);
-	chcache_free(&w.cache);
-	db_free(w.db);
-	curl_easy_cleanup(w.curl);
-	log_flush();
+	flush_pending(w);
+	return NULL;
+}
+
+static void
+stop_threads(struct proc *p)
+{
+	size_t	 i;
+	char	 c = 1;
+
+	pthread_mutex_lock(&p->pool_mu);
+	__atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < p->nidle; i++)
+		pthread_cond_signal(&p->idle[i]->turn);
+	pthread_mutex_unlock(&p->pool_mu);
+	while (write(p->wake[1], &c, 1) == -1 && errno == EINTR)
+		;
+}
+
+static int
+proc_init(struct proc *p, int fd, const struct dsn *dsn, const char *host,
+    int mslot, size_t nthreads)
+{
+	int	 i;
+
+	memset(p, 0, sizeof(*p));
+	p->host = host;
+	p->mslot = mslot;
+	p->listen_fd = fd;
+	pthread_mutex_init(&p->load_mu, NULL);
+	pthread_mutex_init(&p->chan_mu, NULL);
+	pthread_mutex_init(&p->meta_mu, NULL);
+	pthread_mutex_init(&p->no_task_mu, NULL);
+	pthread_mutex_init(&p->pool_mu, NULL);
+	pthread_mutex_init(&p->curl_mu, NULL);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&p->share_mu[i], NULL);
+	for (i = 0; i < AUTH_STRIPES; i++)
+		pthread_mutex_init(&acache_mu[i], NULL);
+	if (pipe2(p->wake, O_CLOEXEC) == -1 ||
+	    (p->idle = calloc(nthreads, sizeof(*p->idle))) == NULL ||
+	    (p->curls = calloc(nthreads, sizeof(*p->curls))) == NULL ||
+	    (acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL ||
+	    (p->db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL ||
+	    (p->share = curl_share_init()) == NULL)
+		return -1;
+	/*
+	 * DNS answers and TLS sessions are shared; connections are not
+	 * (libcurl does not support sharing them between threads at once):
+	 * each thread keeps its own to the old gateway.
+	 */
+	curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(p->share, CURLSHOPT_USERDATA, p);
+	curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	upstream_share = p->share;
+	/* every worker waits on the socket: take a connection without blocking */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1)
+		return -1;
 	return 0;
+}
+
+int
+worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
+    const int *wslots, size_t nthreads, int mslot)
+{
+	struct proc		 p;
+	struct worker		*ws;
+	struct sigaction	 sa;
+	pthread_attr_t		 attr;
+	sigset_t		 all, want;
+	size_t			 i, started = 0;
+	int			 sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	/*
+	 * No request thread ever takes a signal, so none cuts a read or a
+	 * write (libfcgi takes EINTR for a broken stream): this thread waits
+	 * for them instead.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	sigemptyset(&want);
+	sigaddset(&want, SIGTERM);
+	sigaddset(&want, SIGINT);
+	sigaddset(&want, SIGUSR1);
+
+	if (proc_init(&p, fd, dsn, host, mslot, nthreads) == -1 ||
+	    (ws = calloc(nthreads, sizeof(*ws))) == NULL) {
+		log_err("worker: cannot start: %s", strerror(errno));
+		return 1;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	for (i = 0; i < nthreads; i++) {
+		struct worker *w = &ws[i];
+
+		w->p = &p;
+		w->wslot = wslots[i];
+		w->rng = (seed + 0x9e3779b97f4a7c15ULL * (i + 1)) | 1;
+		pthread_cond_init(&w->turn, NULL);
+		if (FCGX_InitRequest(&w->fr, fd, 0) != 0 ||
+		    pthread_create(&w->tid, &attr, thread_main, w) != 0) {
+			log_err("worker: thread %zu of %zu: %s", i + 1, nthreads,
+			    strerror(errno));
+			break;
+		}
+		started++;
+	}
+	pthread_attr_destroy(&attr);
+	while (started == nthreads) {
+		if (sigwait(&want, &sig) != 0)
+			continue;
+		if (sig != SIGUSR1)
+			break;
+		log_reopen();
+	}
+	stop_threads(&p);
+	for (i = 0; i < started; i++)
+		pthread_join(ws[i].tid, NULL);
+	for (i = 0; i < started; i++)
+		FCGX_Free(&ws[i].fr, 0);
+	while (p.ncurls > 0)
+		curl_easy_cleanup(p.curls[--p.ncurls]);
+	chan_put(&p, p.chan);
+	db_free(p.db);
+	curl_share_cleanup(p.share);
+	free(ws);
+	log_flush();
+	return started == nthreads ? 0 : 1;
 }
