@@ -13,8 +13,8 @@
 #include "relay.h"
 #include "shm.h"
 
-#define GROUP_MAX	64		/* strict charges per batch */
-#define GROUP_STMT	8		/* of one token in one statement */
+#define GROUP_MAX	256		/* strict charges per batch */
+#define GROUP_STMT	32		/* of one token in one statement (sql.c) */
 
 /* Where a worker's charge is in the group commit (struct wslot's gc). */
 enum { GC_NONE, GC_QUEUED, GC_TAKEN, GC_PAID, GC_REFUSED, GC_FAILED };
@@ -126,33 +126,35 @@ gc_one(struct db *db, struct wslot *w, int alone)
 static enum db_rc
 gc_many(struct db *db, struct wslot **b, size_t n, int alone)
 {
-	struct dbv		 a[47];
+	struct dbv		 a[15 + 4 * GROUP_STMT];
 	unsigned long long	 changed = 0;
 	long long		 sum = 0;
 	enum db_rc		 rc;
 	size_t			 i, k;
+	const size_t		 G = GROUP_STMT;
 
 	if (n == 1)
 		return gc_one(db, b[0], alone);
 	for (i = 0; i < n; i++)
 		sum += b[i]->rec.q;
+	/* the places of ST_CHARGE_GROUP's arguments, for G slots */
 	a[0] = DBI(b[0]->rec.u);
 	a[1] = DBS(lhost);
-	a[10] = DBI(b[0]->unlimited);
-	a[11] = a[12] = a[13] = a[14] = DBI(sum);
-	a[15] = DBI(n);
-	a[32] = DBI(b[0]->rec.ts);
-	a[33] = DBI(b[0]->rec.t);
-	a[42] = DBI(b[0]->unlimited);
-	a[43] = a[44] = DBI(sum);
-	a[45] = DBI(b[0]->cv);
-	a[46] = DBI(b[0]->av);
-	for (k = 0; k < GROUP_STMT; k++) {	/* short lists repeat the first */
+	a[2 + G] = DBI(b[0]->unlimited);
+	a[3 + G] = a[4 + G] = a[5 + G] = a[6 + G] = DBI(sum);
+	a[7 + G] = DBI(n);
+	a[8 + 3 * G] = DBI(b[0]->rec.ts);
+	a[9 + 3 * G] = DBI(b[0]->rec.t);
+	a[10 + 4 * G] = DBI(b[0]->unlimited);
+	a[11 + 4 * G] = a[12 + 4 * G] = DBI(sum);
+	a[13 + 4 * G] = DBI(b[0]->cv);
+	a[14 + 4 * G] = DBI(b[0]->av);
+	for (k = 0; k < G; k++) {	/* short lists repeat the first */
 		struct wslot *w = b[k < n ? k : 0];
-		a[2 + k] = a[16 + k] = DBI(w - L->w);
-		a[24 + k] = a[34 + k] = DBS(w->rec.rid);
+		a[2 + k] = a[8 + G + k] = DBI(w - L->w);
+		a[8 + 2 * G + k] = a[10 + 3 * G + k] = DBS(w->rec.rid);
 	}
-	rc = db_run(db, ST_CHARGE_GROUP, a, 47, NULL, NULL, &changed);
+	rc = db_run(db, ST_CHARGE_GROUP, a, 15 + 4 * G, NULL, NULL, &changed);
 	/* token, user and n slot rows; anything else would mean the server
 	 * checked the quota again after changing the token's row */
 	if (rc == DB_OK && changed > 0 && changed != n + 2)

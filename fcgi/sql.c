@@ -52,7 +52,7 @@ const char *const relay_sql[ST__MAX] = {
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'channels') = ?"
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?",
 	/*
-	 * The same for up to 8 charges to one token at once: the token's and
+	 * The same for up to 32 charges to one token at once: the token's and
 	 * user's rows once for their sum, and each charging worker's slot
 	 * row, which then names that worker's request. The token and the user
 	 * are const tables (primary key), so their conditions are evaluated
@@ -61,14 +61,26 @@ const char *const relay_sql[ST__MAX] = {
 	[ST_CHARGE_GROUP] =
 	    "UPDATE tokens t JOIN users u ON u.id = ?"
 	    " JOIN bltcy_slots s ON s.host = ?"
-	    "  AND s.slot IN (?, ?, ?, ?, ?, ?, ?, ?)"
+	    "  AND s.slot IN (?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?)"
 	    " SET t.remain_quota = t.remain_quota - IF(?, 0, ?),"
 	    " t.used_quota = t.used_quota + ?,"
 	    " u.quota = u.quota - ?, u.used_quota = u.used_quota + ?,"
 	    " u.request_count = u.request_count + ?,"
-	    " s.req = ELT(FIELD(s.slot, ?, ?, ?, ?, ?, ?, ?, ?),"
-	    "  ?, ?, ?, ?, ?, ?, ?, ?), s.updated_at = ?"
-	    " WHERE t.id = ? AND s.req NOT IN (?, ?, ?, ?, ?, ?, ?, ?)"
+	    " s.req = ELT(FIELD(s.slot, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?),"
+	    "  ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?), s.updated_at = ?"
+	    " WHERE t.id = ? AND s.req NOT IN (?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?, ?)"
 	    " AND (? OR t.remain_quota >= ?) AND u.quota >= ?"
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'channels') = ?"
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?",

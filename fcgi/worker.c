@@ -1608,6 +1608,35 @@ proc_init(struct proc *p, int fd, const struct dsn *dsn, const char *host,
 	return 0;
 }
 
+/*
+ * Strict metering: the bltcy_slots row of every thread's charge slot, made
+ * in one transaction before the threads start, so that no first charge
+ * waits for a durable insert of its own. A thread whose row this could
+ * not make makes it before its first charge (charge()).
+ */
+static void
+slots_init(struct proc *p, struct worker *ws, const int *wslots, size_t n)
+{
+	struct dbv	 a[3];
+	size_t		 i;
+
+	if (lease_enabled() || db_begin(p->db) != DB_OK)
+		return;
+	a[0] = DBS(p->host);
+	a[2] = DBI(now_s());
+	for (i = 0; i < n; i++) {
+		a[1] = DBI(wslots[i]);
+		if (db_run(p->db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL) != DB_OK) {
+			db_rollback(p->db);
+			return;
+		}
+	}
+	if (db_commit(p->db) != DB_OK)
+		return;
+	for (i = 0; i < n; i++)
+		ws[i].slot_ready = 1;
+}
+
 int
 worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
     const int *wslots, size_t nthreads, int mslot)
@@ -1643,6 +1672,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		log_err("worker: cannot start: %s", strerror(errno));
 		return 1;
 	}
+	slots_init(&p, ws, wslots, nthreads);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
 	for (i = 0; i < nthreads; i++) {

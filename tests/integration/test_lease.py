@@ -887,7 +887,7 @@ def test_charge_group_statement():
     stmt = harness.relay_sql("ST_CHARGE_GROUP")
     host = "group-test-host"
     now = int(time.time())
-    for n in (2, 3, 8):
+    for n in (2, 3, 8, 32):
         user, token, chan = H.setup_account(quota=10 ** 6, remain_quota=7 * n)
         cv = H.sql("SELECT v FROM bltcy_meta WHERE k='channels'")[0]["v"]
         av = H.sql("SELECT v FROM bltcy_meta WHERE k='auth'")[0]["v"]
@@ -897,7 +897,7 @@ def test_charge_group_statement():
         rids = ["group-%d-%d" % (n, sl) for sl in slots]
 
         def pad(xs):
-            return (xs + [xs[0]] * 8)[:8]
+            return (xs + [xs[0]] * 32)[:32]
 
         def args(q, auth=av):
             s_ = q * n
