@@ -4,6 +4,8 @@
 #   make test         build, then run every test (tests/run)
 #   make asan         the same binaries with AddressSanitizer + UBSan in build-asan/
 #   make test-asan    the test suite against the sanitizer build
+#   make tsan         the same binaries with ThreadSanitizer in build-tsan/
+#   make test-tsan    the integration suites against the ThreadSanitizer build
 #   make valgrind     unit tests under valgrind
 #   make fuzz         libFuzzer targets for the parsers of untrusted bytes
 #   make bench        benchmarks against nginx proxy_pass (not part of test;
@@ -84,6 +86,20 @@ test-asan: asan
 	@if ls build-asan/reports/* >/dev/null 2>&1; then \
 	    echo "sanitizer reports:"; cat build-asan/reports/*; exit 1; fi
 
+tsan:
+	$(MAKE) B=build-tsan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread"
+
+# The relay's request threads under ThreadSanitizer, over the suites that
+# drive it (every worker process reports into build-tsan/reports).
+test-tsan: tsan
+	rm -rf build-tsan/reports && mkdir -p build-tsan/reports
+	BLTCY_BUILD=build-tsan \
+	TSAN_OPTIONS=halt_on_error=0:report_signal_unsafe=0:log_path=$(CURDIR)/build-tsan/reports/tsan \
+	    tests/run
+	@if ls build-tsan/reports/* >/dev/null 2>&1; then \
+	    echo "ThreadSanitizer reports:"; cat build-tsan/reports/*; exit 1; fi
+
 valgrind: all
 	valgrind --error-exitcode=1 --leak-check=full -q $(B)/unit-tests
 
@@ -110,4 +126,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all test asan test-asan valgrind fuzz bench install clean
+.PHONY: all test asan test-asan tsan test-tsan valgrind fuzz bench install clean

@@ -802,15 +802,20 @@ tasks_recent_get(const char *service, const struct task_ids *t, long long user,
 		return 0;
 	for (i = 0; i < t->n; i++) {
 		struct recent	*e = recent_slot(service, t->id[i]), copy;
-		uint32_t	 s1, s2;
+		uint32_t	 s1;
 
+		/*
+		 * An odd seq is a holder's, reader or writer: the copy is
+		 * made under it (a writer meanwhile skips its put, as when
+		 * another writer has the entry).
+		 */
 		s1 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-		if (s1 == 0 || (s1 & 1))
+		if (s1 == 0 || (s1 & 1) || !__atomic_compare_exchange_n(&e->seq,
+		    &s1, s1 + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			continue;
 		memcpy(&copy, e, sizeof(copy));
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		s2 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-		if (s1 != s2 || strcmp(copy.service, service) != 0 ||
+		__atomic_store_n(&e->seq, s1, __ATOMIC_RELEASE);
+		if (strcmp(copy.service, service) != 0 ||
 		    strcmp(copy.id, t->id[i]) != 0)
 			continue;
 		*channel = copy.channel;

@@ -474,11 +474,37 @@ refund_owed(const char *rid, long long token, long long user,
 	STORE(&me->owing, 1);
 }
 
-void
-refund_done(void)
+int
+refund_waiting(int wslot, char rid[40], long long *token, long long *user,
+    long long *quota, int *unlimited)
 {
-	if (me != NULL)
-		STORE(&me->owing, 0);
+	struct wslot	*w;
+
+	if (L == NULL || wslot < 0 || (size_t)wslot >= L->nw)
+		return 0;
+	w = &L->w[wslot];
+	if (!LOAD(&w->owing))
+		return 0;
+	if (rid != NULL) {
+		strlcpy_(rid, w->refund.rid, 40);
+		*token = w->refund.token;
+		*user = w->refund.user;
+		*quota = w->refund.quota;
+		*unlimited = w->refund.unlimited;
+	}
+	return 1;
+}
+
+void
+refund_settled(int wslot, const char *rid)
+{
+	struct wslot	*w;
+
+	if (L == NULL || wslot < 0 || (size_t)wslot >= L->nw)
+		return;
+	w = &L->w[wslot];
+	if (strcmp(w->refund.rid, rid) == 0)
+		STORE(&w->owing, 0);
 }
 
 /* ---- master side ---- */

@@ -272,11 +272,15 @@ int	 charge_slot(void);			/* worker: its row's slot */
  * Strict metering: this worker's refund waiting for the database, kept in
  * shared memory so that the master does it if the worker is gone first
  * (and keeps the worker's slot row from being reused until it is done);
- * refund_done once the worker did it, or gave up.
+ * refund_settled once it is done, or given up.
  */
 void	 refund_owed(const char *rid, long long token, long long user,
 	    long long quota, int unlimited);
-void	 refund_done(void);
+/* The refund waiting in a charge slot, if one does (1); its fields when
+ * rid is not NULL. refund_settled: done (or given up), if it is still rid. */
+int	 refund_waiting(int wslot, char rid[40], long long *token,
+	    long long *user, long long *quota, int *unlimited);
+void	 refund_settled(int wslot, const char *rid);
 /* charge.c: a strict charge, through the group commit */
 enum db_rc charge_commit(struct db *, const struct usage *, int unlimited,
 	    long long chan_version, long long auth_version, int *paid);

@@ -1,3 +1,4 @@
+#include <sys/epoll.h>
 #include <sys/mman.h>
 
 #include <errno.h>
@@ -32,11 +33,11 @@
  *
  * Lock order: proc.load_mu, then proc.chan_mu; no other lock is held
  * while taking one of the others (acache stripes, meta_mu, no_task_mu,
- * pool_mu, curl_mu), and none is held across a database call but load_mu.
+ * curl_mu), and none is held across a database call but load_mu.
  */
 
 #define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
-#define PENDING_MAX	64		/* refunds waiting for the DB */
+#define REFUND_RETRY_MS	100		/* waiting refunds are tried this often */
 #define MSG_MAX		512
 #define THREAD_STACK	(512 * 1024)	/* touched: a few pages */
 
@@ -90,12 +91,10 @@ struct proc {
 		int64_t		 until;
 	}		 no_task[NO_TASK];
 
-	/* the accept turn: one thread waits in accept, the most recent idle next */
-	pthread_mutex_t	 pool_mu;
-	struct worker	**idle;
-	size_t		 nidle;
-	int		 accepting;
 	int		 stop;		/* atomic */
+	const int	*wslots;	/* the threads' charge slots */
+	size_t		 nwslots;
+	int64_t		 refunds_at;	/* atomic: the last retry of waiting refunds */
 	int		 wake[2];	/* readable once stopping */
 	int		 listen_fd;
 };
@@ -113,11 +112,8 @@ struct worker {
 	uint64_t	 rng;
 	int		 wslot;		/* its shared-memory charge slot */
 	int		 slot_ready;	/* its bltcy_slots row exists */
-	pthread_cond_t	 turn;		/* woken to take the accept turn */
-	int		 picked;
+	int		 ep;		/* its epoll (accept_one) */
 	FCGX_Request	 fr;
-	struct pending	 pend[PENDING_MAX];
-	size_t		 npend;
 };
 
 /* Everything one request owns; made afresh in handle() for each request. */
@@ -495,15 +491,18 @@ owner_row(void *arg, const struct dbv *c, size_t n)
 	return 1;
 }
 
-/* Strict metering: the refund statement; DB_OK once it is done. */
+/*
+ * Strict metering: the refund statement, under the charge slot whose row
+ * names the request; DB_OK once it is done (or was done before).
+ */
 static enum db_rc
-uncharge(struct worker *w, const struct pending *p, int in_flight)
+uncharge(struct proc *pr, int wslot, const struct pending *p, int in_flight)
 {
 	struct dbv	 a[11];
 
 	a[0] = DBI(p->user);
-	a[1] = DBS(w->p->host);
-	a[2] = DBI(charge_slot());
+	a[1] = DBS(pr->host);
+	a[2] = DBI(wslot);
 	a[3] = DBI(p->unlimited);
 	a[4] = a[5] = a[6] = a[7] = DBI(p->quota);
 	a[8] = DBI(now_s());
@@ -511,8 +510,8 @@ uncharge(struct worker *w, const struct pending *p, int in_flight)
 	a[10] = DBS(p->id);
 	/* the master looks at this request if we die now */
 	if (in_flight)
-		charge_state(NULL, CH_REFUNDING, db_conn_id(w->p->db));
-	return db_run(w->p->db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
+		charge_state(NULL, CH_REFUNDING, db_conn_id(pr->db));
+	return db_run(pr->db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
 }
 
 static void
@@ -526,41 +525,49 @@ refund_of(struct pending *p, const struct req *r)
 	p->unlimited = r->tok.unlimited;
 }
 
-/* Remember a refund for later; the charge stands until it is done. */
+/*
+ * A refund the database could not take waits in this thread's charge
+ * slot in shared memory; the charge stands until it is done. The slot
+ * takes no new charge meanwhile (its row must keep naming the request),
+ * and any thread of the process, the process's main thread every second,
+ * or the master once the process is gone, does it.
+ */
 static void
-uncharge_later(struct worker *w, const struct pending *p)
+uncharge_later(struct proc *pr, const struct pending *p)
 {
-	log_err("req=%s refund failed: %s; will retry", p->id, db_error(w->p->db));
-	if (w->npend == PENDING_MAX) {
-		log_err("req=%s pending refunds full; the charge of %lld "
-		    "stands", p->id, p->quota);
-		return;
-	}
-	w->pend[w->npend++] = *p;
-	/* the master does it if this worker is gone first */
+	log_err("req=%s refund failed: %s; will retry", p->id, db_error(pr->db));
 	refund_owed(p->id, p->token, p->user, p->quota, p->unlimited);
 }
 
-/* Retry refunds the DB could not take earlier. */
+/* Try the refunds waiting in this process's charge slots. */
 static void
-flush_pending(struct worker *w)
+flush_pending(struct proc *pr, int force)
 {
-	size_t	 i = 0;
+	struct pending	 p;
+	int64_t		 now = mono_ms(), last;
+	size_t		 i;
 
-	while (i < w->npend) {
-		struct pending	*p = &w->pend[i];
-		enum db_rc	 rc = uncharge(w, p, 0);
+	last = __atomic_load_n(&pr->refunds_at, __ATOMIC_RELAXED);
+	if (!force && now - last < REFUND_RETRY_MS)
+		return;
+	if (!__atomic_compare_exchange_n(&pr->refunds_at, &last, now, 0,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED) && !force)
+		return;		/* another thread is at it */
+	for (i = 0; i < pr->nwslots; i++) {
+		enum db_rc	 rc;
 
-		if (rc == DB_DOWN)
+		if (refund_waiting(pr->wslots[i], p.id, &p.token, &p.user,
+		    &p.quota, &p.unlimited) == 0)
+			continue;
+		if ((rc = uncharge(pr, pr->wslots[i], &p, 0)) == DB_DOWN)
 			return;
 		if (rc != DB_OK)
-			log_err("req=%s refund failed for good: %s", p->id,
-			    db_error(w->p->db));
+			log_err("req=%s refund failed for good: %s", p.id,
+			    db_error(pr->db));
 		else
-			log_info("req=%s delayed refund done", p->id);
-		w->pend[i] = w->pend[--w->npend];
+			log_info("req=%s delayed refund done", p.id);
+		refund_settled(pr->wslots[i], p.id);
 	}
-	refund_done();
 }
 
 /*
@@ -585,8 +592,8 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 		return;
 	}
 	refund_of(&p, r);
-	if (uncharge(w, &p, 1) != DB_OK)
-		uncharge_later(w, &p);
+	if (uncharge(w->p, w->wslot, &p, 1) != DB_OK)
+		uncharge_later(w->p, &p);
 	charge_state(NULL, CH_IDLE, 0);
 }
 
@@ -813,7 +820,7 @@ reserve(struct worker *w, struct req *r, const char *group, int again)
 	 * needs this worker's slot row to keep naming its request: no new
 	 * charge until it is done.
 	 */
-	if (w->npend > 0) {
+	if (refund_waiting(w->wslot, NULL, NULL, NULL, NULL, NULL)) {
 		gw_error(r, GW_DB);
 		return -1;
 	}
@@ -824,7 +831,7 @@ reserve(struct worker *w, struct req *r, const char *group, int again)
 		/* it may have applied before the connection broke */
 		refund_of(&p, r);
 		if (rc == DB_DOWN)
-			uncharge_later(w, &p);
+			uncharge_later(w->p, &p);
 		gw_error(r, GW_DB);
 		return -1;
 	}
@@ -1299,7 +1306,7 @@ relay(struct worker *w, struct req *r)
 		gw_error(r, GW_BAD_TOKEN);
 		return;
 	}
-	flush_pending(w);
+	flush_pending(w->p, 0);
 	memset(&cand, 0, sizeof(cand));
 	for (again = 1;; again = 0) {
 		rr = admit(w, r, key, !again, &ao);
@@ -1443,75 +1450,30 @@ share_unlock(CURL *c, curl_lock_data data, void *arg)
 }
 
 /*
- * Wait for this thread's turn to accept: one thread at a time waits in
- * accept(), and the one that went idle last takes the next turn, so that
- * the threads (and their upstream connections) in use stay as few as the
- * requests in flight. -1 once the process is stopping.
- */
-static int
-take_turn(struct worker *w)
-{
-	struct proc	*p = w->p;
-
-	pthread_mutex_lock(&p->pool_mu);
-	while (!p->stop) {
-		if (!p->accepting) {
-			p->accepting = 1;
-			pthread_mutex_unlock(&p->pool_mu);
-			return 0;
-		}
-		w->picked = 0;
-		p->idle[p->nidle++] = w;
-		while (!w->picked && !p->stop)
-			pthread_cond_wait(&w->turn, &p->pool_mu);
-	}
-	pthread_mutex_unlock(&p->pool_mu);
-	return -1;
-}
-
-/* The turn goes to the thread that went idle last. */
-static void
-pass_turn(struct proc *p)
-{
-	struct worker	*next;
-
-	pthread_mutex_lock(&p->pool_mu);
-	p->accepting = 0;
-	if (p->nidle > 0) {
-		next = p->idle[--p->nidle];
-		next->picked = 1;
-		pthread_cond_signal(&next->turn);
-	}
-	pthread_mutex_unlock(&p->pool_mu);
-}
-
-/*
- * One request, or -1 once stopping. The listening socket is non-blocking
- * (all workers wait on it): poll, then accept, and a connection another
- * process took first is EAGAIN.
+ * One request, or -1 once stopping. Every thread waits in an epoll of its
+ * own on the listening socket (non-blocking, shared by all workers) with
+ * EPOLLEXCLUSIVE, so a connection wakes one waiting thread, not all; the
+ * wake pipe, in every thread's epoll, wakes them all to stop. A
+ * connection another thread or process took first is EAGAIN.
  */
 static int
 accept_one(struct worker *w)
 {
-	struct proc	*p = w->p;
-	struct pollfd	 pf[2];
+	struct proc		*p = w->p;
+	struct epoll_event	 ev;
+	int			 n;
 
 	for (;;) {
 		if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
 			return -1;
-		pf[0].fd = p->listen_fd;
-		pf[0].events = POLLIN;
-		pf[1].fd = p->wake[0];
-		pf[1].events = POLLIN;
-		pf[0].revents = pf[1].revents = 0;
-		if (poll(pf, 2, -1) == -1) {
+		if ((n = epoll_wait(w->ep, &ev, 1, -1)) == -1) {
 			if (errno == EINTR)
 				continue;
-			log_err("worker: poll: %s", strerror(errno));
+			log_err("worker: epoll_wait: %s", strerror(errno));
 			return -1;
 		}
-		if (pf[1].revents != 0)
-			return -1;
+		if (n == 0 || ev.data.fd == p->wake[0])
+			continue;	/* stop is checked above */
 		if (FCGX_Accept_r(&w->fr) == 0)
 			return 0;
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
@@ -1522,18 +1484,31 @@ accept_one(struct worker *w)
 	}
 }
 
+/* The thread's epoll: the listening socket (exclusive) and the wake pipe. */
+static int
+epoll_open(struct worker *w)
+{
+	struct epoll_event	 ev;
+
+	if ((w->ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return -1;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = w->p->listen_fd;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->p->listen_fd, &ev) == -1)
+		return -1;
+	ev.events = EPOLLIN;
+	ev.data.fd = w->p->wake[0];
+	return epoll_ctl(w->ep, EPOLL_CTL_ADD, w->p->wake[0], &ev);
+}
+
 static void *
 thread_main(void *arg)
 {
 	struct worker	*w = arg;
 
 	lease_attach(w->wslot);
-	while (take_turn(w) == 0) {
-		int rc = accept_one(w);
-
-		pass_turn(w->p);
-		if (rc == -1)
-			break;
+	while (accept_one(w) == 0) {
 		handle(w, &w->fr);
 		/*
 		 * libfcgi closes with shutdown() and waits up to 2 s for the
@@ -1545,21 +1520,15 @@ thread_main(void *arg)
 			FCGX_Detach(&w->fr);
 		FCGX_Finish_r(&w->fr);
 	}
-	flush_pending(w);
 	return NULL;
 }
 
 static void
 stop_threads(struct proc *p)
 {
-	size_t	 i;
 	char	 c = 1;
 
-	pthread_mutex_lock(&p->pool_mu);
 	__atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
-	for (i = 0; i < p->nidle; i++)
-		pthread_cond_signal(&p->idle[i]->turn);
-	pthread_mutex_unlock(&p->pool_mu);
 	while (write(p->wake[1], &c, 1) == -1 && errno == EINTR)
 		;
 }
@@ -1578,14 +1547,12 @@ proc_init(struct proc *p, int fd, const struct dsn *dsn, const char *host,
 	pthread_mutex_init(&p->chan_mu, NULL);
 	pthread_mutex_init(&p->meta_mu, NULL);
 	pthread_mutex_init(&p->no_task_mu, NULL);
-	pthread_mutex_init(&p->pool_mu, NULL);
 	pthread_mutex_init(&p->curl_mu, NULL);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&p->share_mu[i], NULL);
 	for (i = 0; i < AUTH_STRIPES; i++)
 		pthread_mutex_init(&acache_mu[i], NULL);
 	if (pipe2(p->wake, O_CLOEXEC) == -1 ||
-	    (p->idle = calloc(nthreads, sizeof(*p->idle))) == NULL ||
 	    (p->curls = calloc(nthreads, sizeof(*p->curls))) == NULL ||
 	    (acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL ||
 	    (p->db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL ||
@@ -1672,6 +1639,8 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		log_err("worker: cannot start: %s", strerror(errno));
 		return 1;
 	}
+	p.wslots = wslots;
+	p.nwslots = nthreads;
 	slots_init(&p, ws, wslots, nthreads);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
@@ -1681,8 +1650,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		w->p = &p;
 		w->wslot = wslots[i];
 		w->rng = (seed + 0x9e3779b97f4a7c15ULL * (i + 1)) | 1;
-		pthread_cond_init(&w->turn, NULL);
-		if (FCGX_InitRequest(&w->fr, fd, 0) != 0 ||
+		if (epoll_open(w) == -1 || FCGX_InitRequest(&w->fr, fd, 0) != 0 ||
 		    pthread_create(&w->tid, &attr, thread_main, w) != 0) {
 			log_err("worker: thread %zu of %zu: %s", i + 1, nthreads,
 			    strerror(errno));
@@ -1692,8 +1660,12 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	}
 	pthread_attr_destroy(&attr);
 	while (started == nthreads) {
-		if (sigwait(&want, &sig) != 0)
+		struct timespec ts = { 1, 0 };
+
+		if ((sig = sigtimedwait(&want, NULL, &ts)) == -1) {
+			flush_pending(&p, 1);	/* refunds no request came to do */
 			continue;
+		}
 		if (sig != SIGUSR1)
 			break;
 		log_reopen();
@@ -1701,8 +1673,11 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	stop_threads(&p);
 	for (i = 0; i < started; i++)
 		pthread_join(ws[i].tid, NULL);
-	for (i = 0; i < started; i++)
+	flush_pending(&p, 1);
+	for (i = 0; i < started; i++) {
 		FCGX_Free(&ws[i].fr, 0);
+		close(ws[i].ep);
+	}
 	while (p.ncurls > 0)
 		curl_easy_cleanup(p.curls[--p.ncurls]);
 	chan_put(&p, p.chan);

@@ -28,8 +28,12 @@ Usage: test_fronts.py [-k SUBSTRING]... [--keep]
 import sys
 sys.dont_write_bytecode = True
 import hashlib
+import json
 import os
 import re
+import resource
+import socket
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -420,6 +424,149 @@ def test_sse_event_by_event(front, port):
         c.close()
 
 
+
+# ---------------------------------------------------------------------------
+# tests: requests in flight (SPEC 4.8)
+
+QUOTA_CODES = {(403, "insufficient_quota"), (401, "token_quota_exhausted")}
+
+
+def _hold_many(port, token, n, paid, what):
+    """n requests at once on a token with quota for `paid` of them, the
+    upstream holding every answer until all were sent: exactly `paid` are
+    forwarded and held in flight together, the rest refused for quota;
+    then every held one is answered 200."""
+    mark = harness.rand_name("hold")
+    ev = "ev-" + mark
+    H.stub.script({"path": mark, "mode": "hang", "hang": 90, "event": ev, "status": 200,
+                   "body": '{"ok":true}', "headers": [["Content-Type", "application/json"]]})
+    results = [None] * n
+
+    def one(i):
+        try:
+            r = request(port, "POST", "/kling/v1/%s/%d" % (mark, i), auth(token), b"{}", timeout=120)
+            code = None
+            if r.status != 200:
+                try:
+                    code = json.loads(r.body)["error"]["code"]
+                except (ValueError, KeyError, TypeError):
+                    code = r.body[:100]
+            results[i] = (r.status, code)
+        except Exception as e:  # noqa: BLE001
+            results[i] = ("exception", repr(e))
+    ts = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+    released = False
+    try:
+        for t in ts:
+            t.start()
+        # readiness: the paid ones wait at the upstream, the others are answered
+        check(H.stub.wait(mark, count=paid, timeout=90), "%s: %d requests never all reached the upstream"
+              % (what, paid))
+        wait_for(lambda: sum(1 for x in results if x is not None) >= n - paid, 90,
+                 "%s: the %d refusals" % (what, n - paid))
+        eq(len(H.stub.matching(mark)), paid, what + ": requests held at the upstream at once")
+        H.stub.release(ev)
+        released = True
+        for t in ts:
+            t.join(120)
+    finally:
+        if not released:
+            H.stub.release(ev)
+    got = {}
+    for x in results:
+        got[x] = got.get(x, 0) + 1
+    ok = got.pop((200, None), 0)
+    refused = sum(v for k, v in got.items() if k in QUOTA_CODES)
+    other = {k: v for k, v in got.items() if k not in QUOTA_CODES}
+    eq(other, {}, what + ": answers other than 200 and the quota refusal")
+    eq((ok, refused), (paid, n - paid), what + ": answered 200, refused for quota")
+
+
+def _expect_paid(user, token, paid, q, what):
+    def settled():
+        return len(H.logs(token)) >= paid
+    wait_for(settled, 30, what + ": logs rows")
+    t = H.sql("SELECT remain_quota, used_quota FROM tokens WHERE id=%s", (token["id"],))[0]
+    wait_for(lambda: H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (token["id"],))[0]["remain_quota"] == 0,
+             30, what + ": remain_quota 0")
+    t = H.sql("SELECT remain_quota, used_quota FROM tokens WHERE id=%s", (token["id"],))[0]
+    eq((t["remain_quota"], t["used_quota"]), (0, paid * q), what + ": token remain_quota, used_quota")
+    eq(len(H.logs(token)), paid, what + ": logs rows")
+    u = H.sql("SELECT used_quota, request_count FROM users WHERE id=%s", (user["id"],))[0]
+    eq((u["used_quota"], u["request_count"]), (paid * q, paid), what + ": user used_quota, request_count")
+
+
+@S.test(fronts=False)
+def test_thousand_in_flight_strict():
+    """1,000 requests at once through the shipped lighttpd sample, strict
+    metering, on a token with quota for 100: 100 held in flight at once
+    and answered 200, 900 refused for quota, remain 0, 100 logs rows."""
+    user, token, chan = H.setup_account(remain_quota=100 * 1000)
+    _hold_many(H.fronts["lighttpd"], token, 1000, 100, "strict")
+    _expect_paid(user, token, 100, 1000, "strict")
+
+
+@S.test(fronts=False)
+def test_thousand_in_flight_lease():
+    """The same with METERING=lease (a pool of its own, 4 workers)."""
+    pool = H.start_pool("inflight-lease", workers=4, METERING="lease")
+    try:
+        user, token, chan = H.setup_account(remain_quota=100 * 1000)
+        _hold_many(pool.port, token, 1000, 100, "lease")
+        _expect_paid(user, token, 100, 1000, "lease")
+    finally:
+        pool.stop()
+
+
+@test()
+def test_slow_clients_hold_nothing(front, port):
+    """400 clients that send their bodies a byte a second (half with a
+    good token, half with an unknown one) and 64 that never read a 4 MiB
+    answer: 20 ordinary requests in a row are each answered within 1 s."""
+    _, token, _ = account()
+    mark = harness.rand_name("slow")
+    H.stub.script({"path": mark + "-big", "mode": "download", "size": 4 << 20, "seed": mark})
+    socks, stop = [], threading.Event()
+    try:
+        for i in range(400):
+            key = token["key"] if i % 2 == 0 else harness.rand_key(48)
+            s_ = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s_.sendall(("POST /kling/v1/%s-up/%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-%s\r\n"
+                        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" % (mark, i, key)).encode())
+            socks.append(s_)
+        readers = []
+        for i in range(64):
+            s_ = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s_.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s_.sendall(("GET /kling/v1/files/%s-big/%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-%s\r\n\r\n"
+                        % (mark, i, token["key"])).encode())
+            readers.append(s_)
+
+        def trickle():
+            while not stop.wait(1.0):
+                for s_ in socks:
+                    try:
+                        s_.send(b" ")
+                    except OSError:
+                        pass
+        th = threading.Thread(target=trickle, daemon=True)
+        th.start()
+        # the 64 downloads are under way at the upstream first
+        check(H.stub.wait(mark + "-big", count=64, timeout=30), "the 64 downloads never reached the upstream")
+        for i in range(20):
+            t0 = time.time()
+            r = request(port, "POST", "/kling/v1/%s-ok/%d" % (mark, i), auth(token), b"{}", timeout=10)
+            took = time.time() - t0
+            expect_ok(r, "ordinary request %d" % i)
+            check(took < 1.0, "ordinary request %d took %.2f s beside the slow clients" % (i, took))
+    finally:
+        stop.set()
+        for s_ in socks + locals().get("readers", []):
+            try:
+                s_.close()
+            except OSError:
+                pass
+
 # ---------------------------------------------------------------------------
 # the samples, rendered for a private directory
 
@@ -507,7 +654,10 @@ def start_samples():
 
 def start(keep):
     global H
-    H = Harness(workers=2, keep=keep)
+    # a thousand clients at once: descriptors for them, here and in the fronts
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    H = Harness(workers=4, keep=keep)
 
     def setup():
         H.start()

@@ -574,20 +574,15 @@ def _round_trips(p, token, n=200):
             with mc.cursor() as cur:
                 cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_stmt_execute')")
                 return {k: int(v) for k, v in cur.fetchall()}
-        # warm up every worker (its channel cache is loaded once, on its
-        # first request): concurrent rounds until each has logged one
-        workers = set(p.workers_pids())
-        for k in range(30):
-            res = concurrent([(p.port, token, "/kling/v1/rt/warm%d-%d" % (k, i)) for i in range(len(workers))])
+        # warm up the workers that take requests (a process's channel cache
+        # is loaded once, on its first request; connections go to the
+        # processes whose threads wait first, so not every one gets some)
+        for k in range(10):
+            res = concurrent([(p.port, token, "/kling/v1/rt/warm%d-%d" % (k, i)) for i in range(4)])
             for r in res:
                 expect_ok(r if isinstance(r, harness.Response) else harness.Response(0, str(r), [], b""),
                           "warm-up POST")
-            wait_flushed(p)
-            with open(p.log_file, encoding="utf-8", errors="replace") as f:
-                seen = {int(x) for x in re.findall(r"\[(\d+)\] req=\S+ POST /kling/v1/rt/warm", f.read())}
-            if workers <= seen:
-                break
-        check(workers <= seen, "warm-up never reached every worker (%r of %r)" % (seen, workers))
+        wait_flushed(p)
         warm = len(H.logs(token))
         # what our own SHOW adds
         a = questions()

@@ -725,6 +725,8 @@ def test_upload_24mib(front, port):
     peak = AnonPeak()
     with peak:
         _uploads(port, token, data, sha, front)
+    if "tsan" in os.path.basename(harness.BUILD):
+        return  # ThreadSanitizer shadows every byte a worker touches, the mapped body too
     check(peak.worst() < 16 * 1024, "a worker's anonymous memory grew by %d KiB during 24 MiB uploads "
           "(body held in memory?): %r" % (peak.worst(), peak.peak))
 
