@@ -1,0 +1,306 @@
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "worker.h"
+
+/*
+ * What the request threads of a worker process keep between requests and
+ * share: token rows, the change counters, the channel table, ids known to
+ * be nobody's task, and idle curl handles. Each has its lock (worker.h).
+ */
+
+/*
+ * Each worker process keeps token rows, so that most requests make no
+ * lookup.
+ * A kept row is used only while the change counters (bltcy_meta 'auth'
+ * and 'channels', moved by triggers on every edit of a token, a user, a
+ * channel or an ability) are as they were when it was read, and the
+ * worker reads the counters at least every COUNTERS_MS: a disabled or
+ * deleted token, a banned user or a disabled channel is refused within
+ * that time, free requests included. Strict metering's charge checks the
+ * counters again in its statement, so there rows are kept for
+ * AUTH_CHECKED_MS; lease metering spends without a statement and keeps
+ * them for AUTH_CACHE_MS. A row that fails the token check is always
+ * looked up again first.
+ */
+#define AUTH_CACHE	1024
+#define AUTH_CACHE_MS	2000
+#define AUTH_CHECKED_MS	60000
+#define COUNTERS_MS	1000
+
+struct auth_entry {
+	char			 key[TOKEN_KEY_MAX];
+	struct token_row	 row;
+	long long		 version;	/* channel counter seen with it */
+	long long		 auth_version;	/* and the token counter */
+	int64_t			 at;
+};
+static struct auth_entry	*acache;
+#define AUTH_STRIPES	64
+static pthread_mutex_t		 acache_mu[AUTH_STRIPES];
+
+static struct auth_entry *
+acache_slot(const char *key)
+{
+	return &acache[fnv1a(FNV1A_INIT, key) % AUTH_CACHE];
+}
+
+static int
+counters_row(void *arg, const struct dbv *c, size_t n)
+{
+	long long	*v = arg;
+
+	v[0] = c[0].t == DBV_INT ? c[0].i : 0;
+	v[1] = c[1].t == DBV_INT ? c[1].i : 0;
+	return 1;
+}
+
+/* Take counters read at t0, unless newer ones are there already. */
+void
+counters_seen(struct proc *p, long long chan, long long auth, int64_t t0)
+{
+	pthread_mutex_lock(&p->meta_mu);
+	if (t0 >= p->meta_at) {
+		p->meta_chan = chan;
+		p->meta_auth = auth;
+		p->meta_at = t0;
+	}
+	pthread_mutex_unlock(&p->meta_mu);
+}
+
+/*
+ * The change counters (channels, auth), read again when the last reading
+ * is COUNTERS_MS old. -1 when the database cannot say: kept rows are then
+ * not used.
+ */
+static int
+counters_fresh(struct proc *p, long long *chan, long long *auth)
+{
+	long long	 v[2];
+	int64_t		 now = mono_ms();
+	int		 fresh;
+
+	pthread_mutex_lock(&p->meta_mu);
+	fresh = p->meta_at != 0 && now - p->meta_at < COUNTERS_MS;
+	*chan = p->meta_chan;
+	*auth = p->meta_auth;
+	pthread_mutex_unlock(&p->meta_mu);
+	if (fresh)
+		return 0;
+	if (db_run(p->db, ST_COUNTERS, NULL, 0, counters_row, v, NULL) != DB_OK)
+		return -1;
+	counters_seen(p, v[0], v[1], now);
+	*chan = v[0];
+	*auth = v[1];
+	return 0;
+}
+
+/*
+ * A kept row for key that may be used now: 1, with *row and the counters
+ * it stands at (*auth_version, and the channels counter in *chan).
+ * Lease metering keeps rows for AUTH_CACHE_MS, strict for AUTH_CHECKED_MS.
+ */
+int
+tokcache_get(struct proc *p, const char *key, struct token_row *row,
+    long long *auth_version, long long *chan)
+{
+	struct auth_entry	*e;
+	pthread_mutex_t		*mu;
+	long long		 auth;
+	int64_t			 now = mono_ms();
+	size_t			 klen = strlen(key);
+	int			 hit = 0;
+
+	if (acache == NULL || counters_fresh(p, chan, &auth) == -1)
+		return 0;
+	e = acache_slot(key);
+	mu = &acache_mu[(size_t)(e - acache) % AUTH_STRIPES];
+	pthread_mutex_lock(mu);
+	if (e->at != 0 && now - e->at <
+	    (lease_enabled() ? AUTH_CACHE_MS : AUTH_CHECKED_MS) &&
+	    strlen(e->key) == klen && ct_memeq(e->key, key, klen) &&
+	    e->auth_version == auth) {
+		*row = e->row;
+		*auth_version = e->auth_version;
+		hit = 1;
+	}
+	pthread_mutex_unlock(mu);
+	return hit;
+}
+
+/* Keep row for key, read at t0 with the counters given. */
+void
+tokcache_put(const char *key, const struct token_row *row, long long chan,
+    long long auth_version, int64_t t0)
+{
+	struct auth_entry	*e;
+	pthread_mutex_t		*mu;
+	size_t			 klen = strlen(key);
+
+	if (acache == NULL || klen >= sizeof(e->key))
+		return;
+	e = acache_slot(key);
+	mu = &acache_mu[(size_t)(e - acache) % AUTH_STRIPES];
+	pthread_mutex_lock(mu);
+	memcpy(e->key, key, klen + 1);
+	e->row = *row;
+	e->version = chan;
+	e->auth_version = auth_version;
+	e->at = t0;
+	pthread_mutex_unlock(mu);
+}
+
+int
+tokcache_init(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < AUTH_STRIPES; i++)
+		pthread_mutex_init(&acache_mu[i], NULL);
+	return (acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL ? -1 : 0;
+}
+
+/*
+ * The channel table at least as new as version (the counter a token was
+ * read with), loaded by one thread at a time; held until chan_put. NULL
+ * when the database cannot give it.
+ */
+struct chsnap *
+chan_get(struct proc *p, long long version)
+{
+	struct chsnap	*s, *old;
+
+	pthread_mutex_lock(&p->chan_mu);
+	if ((s = p->chan) != NULL && s->c.version >= version && !p->chan_stale) {
+		s->refs++;
+		pthread_mutex_unlock(&p->chan_mu);
+		return s;
+	}
+	pthread_mutex_unlock(&p->chan_mu);
+	pthread_mutex_lock(&p->load_mu);
+	pthread_mutex_lock(&p->chan_mu);
+	if ((s = p->chan) != NULL && s->c.version >= version && !p->chan_stale) {
+		s->refs++;
+		pthread_mutex_unlock(&p->chan_mu);
+		pthread_mutex_unlock(&p->load_mu);
+		return s;
+	}
+	p->chan_stale = 0;	/* a change after this load marks it again */
+	pthread_mutex_unlock(&p->chan_mu);
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->c.version = -1, chcache_load(&s->c, p->db, version)) == -1) {
+		free(s);
+		pthread_mutex_lock(&p->chan_mu);
+		p->chan_stale = 1;
+		pthread_mutex_unlock(&p->chan_mu);
+		pthread_mutex_unlock(&p->load_mu);
+		return NULL;
+	}
+	s->refs = 2;		/* the process's and the caller's */
+	pthread_mutex_lock(&p->chan_mu);
+	old = p->chan;
+	p->chan = s;
+	pthread_mutex_unlock(&p->chan_mu);
+	pthread_mutex_unlock(&p->load_mu);
+	chan_put(p, old);
+	return s;
+}
+
+void
+chan_put(struct proc *p, struct chsnap *s)
+{
+	int	 last;
+
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&p->chan_mu);
+	last = --s->refs == 0;
+	pthread_mutex_unlock(&p->chan_mu);
+	if (last) {
+		chcache_free(&s->c);
+		free(s);
+	}
+}
+
+/* The channel table is to be read again (a channel was disabled). */
+void
+chan_stale(struct proc *p)
+{
+	pthread_mutex_lock(&p->chan_mu);
+	p->chan_stale = 1;
+	pthread_mutex_unlock(&p->chan_mu);
+}
+
+/* The entry for (service, id): compared whole, as ids are the client's. */
+static struct no_task *
+no_task_slot(struct proc *p, const char *service, const char *id)
+{
+	return &p->no_task[fnv1a(fnv1a(fnv1a(FNV1A_INIT, service), "/"), id) %
+	    NO_TASK];
+}
+
+/* Is every id of cand known to be nobody's task? */
+int
+known_no_tasks(struct proc *p, const char *service,
+    const struct task_ids *cand)
+{
+	int64_t	 now = mono_ms();
+	size_t	 i;
+	int	 all = 1;
+
+	pthread_mutex_lock(&p->no_task_mu);
+	for (i = 0; i < cand->n && all; i++) {
+		struct no_task	*e = no_task_slot(p, service, cand->id[i]);
+
+		all = e->until > now && strcmp(e->id, cand->id[i]) == 0 &&
+		    strcmp(e->service, service) == 0;
+	}
+	pthread_mutex_unlock(&p->no_task_mu);
+	return all;
+}
+
+void
+remember_no_tasks(struct proc *p, const char *service,
+    const struct task_ids *cand)
+{
+	int64_t	 until = mono_ms() + NO_TASK_MS;
+	size_t	 i;
+
+	if (strlen(service) >= SERVICE_SLOT)
+		return;
+	pthread_mutex_lock(&p->no_task_mu);
+	for (i = 0; i < cand->n; i++) {
+		struct no_task	*e = no_task_slot(p, service, cand->id[i]);
+
+		strlcpy_(e->service, service, sizeof(e->service));
+		strlcpy_(e->id, cand->id[i], sizeof(e->id));
+		e->until = until;
+	}
+	pthread_mutex_unlock(&p->no_task_mu);
+}
+
+/* The easy handle given back last (a new one when none is free). */
+CURL *
+curl_get(struct proc *p)
+{
+	CURL	*c = NULL;
+
+	pthread_mutex_lock(&p->curl_mu);
+	if (p->ncurls > 0)
+		c = p->curls[--p->ncurls];
+	pthread_mutex_unlock(&p->curl_mu);
+	return c != NULL ? c : curl_easy_init();
+}
+
+void
+curl_put(struct proc *p, CURL *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&p->curl_mu);
+	p->curls[p->ncurls++] = c;	/* at most one per thread */
+	pthread_mutex_unlock(&p->curl_mu);
+}

@@ -1,0 +1,1145 @@
+#include <sys/mman.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "jsonw.h"
+#include "log.h"
+#include "route.h"
+#include "worker.h"
+
+/*
+ * One request, in the order it happens:
+ *
+ *   request_serve	the FastCGI params; TRACE/CONNECT, bad paths and
+ *			queries refused; health and metrics answered
+ *   relay		the token from the headers, then in turn:
+ *     admit		  the token and its user checked (kept rows or one
+ *			  round trip), before a byte of the body is read
+ *     read_body	  the whole body (memory, or a spooled file)
+ *     route		  the task ids it names checked for their owner,
+ *			  and the channel chosen
+ *     reserve		  the charge, through the metering mode
+ *     forward		  the transfer to the old gateway, with failover
+ *     finish_charge	  settled (kept) or refunded, by the answer
+ *   answers		the gateway's own answers and errors
+ *   req_free		what the request owned given back
+ *
+ * struct req owns everything one request allocated; req_free frees it.
+ */
+
+#define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
+#define REFUND_RETRY_MS	100		/* waiting refunds are tried this often */
+#define MSG_MAX		512
+
+/* Everything one request owns; made afresh in handle() for each request. */
+struct req {
+	FCGX_Request	*fr;
+	char		 id[40];
+	const char	*method;
+	const char	*uri;
+	const char	*path;
+	size_t		 pathlen;
+	const char	*query;		/* after '?', or NULL */
+	const char	*ip;
+	const char	*service;
+	long long	 content_length;
+	struct token_row tok;
+	int		 have_tok;
+	long long	 auth_version;	/* the counters the charge checks */
+	long long	 chan_version;
+	long long	 pin;
+	struct chsnap	*snap;		/* the channel table r->ch is in */
+	struct channel	*ch;
+	long long	 quota;
+	int		 reserved;
+	struct buf	 held;		/* the whole body (see read_body) */
+	int		 held_all;
+	int		 spool_fd;	/* a larger body's file, or -1 */
+	void		*spool_map;	/* and its mapping */
+	size_t		 spool_len;
+	int		 status;
+	enum up_err	 err;
+	int64_t		 start_ms;
+	int64_t		 up_ms;
+	int64_t		 bytes;
+};
+
+enum gw_err {
+	GW_ROUTE, GW_PATH, GW_TOO_LARGE, GW_NO_TOKEN, GW_BAD_TOKEN,
+	GW_EXHAUSTED, GW_EXPIRED, GW_DISABLED, GW_IP, GW_BANNED, GW_MODEL,
+	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
+	GW_TASK, GW_METHOD, GW_TASK_IDS, GW__MAX
+};
+
+/* new-api's statuses and messages; %s takes the detail noted. */
+static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
+	[GW_ROUTE] =	  { 404, "invalid_url", "Invalid URL (%s)" },
+	[GW_PATH] =	  { 400, "invalid_path", "非法的请求路径" },
+	[GW_TOO_LARGE] =  { 413, "request_too_large", "请求体过大" },
+	[GW_NO_TOKEN] =	  { 401, "missing_token", "未提供令牌" },
+	[GW_BAD_TOKEN] =  { 401, "invalid_token", "无效的令牌" },
+	[GW_EXHAUSTED] =  { 401, "token_quota_exhausted", "该令牌额度已用尽" },
+	[GW_EXPIRED] =	  { 401, "token_expired", "该令牌已过期" },
+	[GW_DISABLED] =	  { 401, "token_disabled", "该令牌状态不可用" },
+	[GW_IP] =	  { 403, "ip_not_allowed", "您的 IP 不在令牌允许访问的列表中" },
+	[GW_BANNED] =	  { 403, "user_banned", "用户已被封禁" },
+	[GW_MODEL] =	  { 403, "model_not_allowed", "该令牌无权访问模型 %s" },
+	[GW_PIN] =	  { 403, "channel_pin_forbidden", "普通用户不支持指定渠道" },
+	[GW_BAD_CHANNEL] = { 403, "invalid_channel", "无效的渠道 Id: %s" },
+	[GW_QUOTA] =	  { 403, "insufficient_quota", "额度不足" },
+	[GW_NO_CHANNEL] = { 503, "model_not_found", "分组 %s 下模型 %s 无可用渠道" },
+	[GW_DB] =	  { 503, "database_unavailable", "数据库暂时不可用，请稍后重试" },
+	[GW_INTERNAL] =	  { 500, "internal_error", "内部错误" },
+	[GW_TASK] =	  { 404, "task_not_exist", "任务不存在" },
+	[GW_METHOD] =	  { 405, "method_not_allowed", "不支持的请求方法 %s" },
+	[GW_TASK_IDS] =	  { 400, "too_many_task_ids", "请求中的任务 ID 过多" },
+};
+
+static const char *const up_reasons[UPE__MAX] = {
+	[UPE_NONE] = "unknown error",
+	[UPE_REFUSED] = "connection refused",
+	[UPE_DNS] = "could not resolve host",
+	[UPE_TLS] = "TLS handshake failed",
+	[UPE_CONNECT] = "connection failed",
+	[UPE_CONNECT_TIMEOUT] = "connect timeout",
+	[UPE_HEADER_TIMEOUT] = "response header timeout",
+	[UPE_TIMEOUT] = "timeout",
+	[UPE_LOST] = "upstream connection lost",
+	[UPE_BAD_URL] = "request URL refused",
+};
+
+struct auth_out {
+	struct token_row	*t;
+	long long		 version;
+	long long		 auth_version;
+	int			 found;
+	int			 cached;	/* the row came from the cache */
+	int			 too_long;	/* list columns we cannot hold */
+};
+#define TOO_LONG_IPS	0x1
+#define TOO_LONG_MODELS	0x2
+
+static void	 relay(struct worker *, struct req *);
+static int	 admit(struct worker *, struct req *, const char *, int,
+		    struct auth_out *);
+static enum db_rc authenticate(struct worker *, struct req *, const char *,
+		    struct auth_out *, int);
+static int	 read_body(struct req *);
+static int	 write_all(int, const char *, size_t);
+static int	 spool_open(struct req *);
+static int	 spool_map(struct req *, size_t);
+static int	 route(struct worker *, struct req *, const struct task_ids *,
+		    const struct auth_out *, const char **, int *);
+static int	 reserve(struct worker *, struct req *, const char *, int);
+static void	 forward(struct worker *, struct req *, const char *, int);
+static void	 finish_charge(struct worker *, struct req *, int, const char *);
+static void	 health(struct worker *, struct req *);
+static void	 metrics(struct req *);
+static void	 send_body(struct req *, int, const char *, const char *, size_t);
+static void	 gw_error(struct req *, enum gw_err, ...);
+static void	 upstream_error(struct req *, enum up_err);
+static void	 make_id(struct worker *, char[40]);
+static int	 is_query_method(const char *);
+static void	 req_free(struct req *);
+static int	 auth_row(void *, const struct dbv *, size_t);
+static int	 owner_row(void *, const struct dbv *, size_t);
+static void	 usage_record(struct usage *, const struct req *, const char *);
+static enum db_rc charge(struct worker *, struct req *, const struct usage *);
+static int	 connect_failure(const struct up_result *);
+static void	 auto_ban(struct worker *, struct req *);
+static void	 refund_of(struct pending *, const struct req *);
+static enum db_rc uncharge(struct proc *, int, const struct pending *, int);
+static void	 uncharge_later(struct proc *, const struct pending *);
+
+/*
+ * One request from accept to answer: read the FastCGI params, refuse what
+ * is never forwarded, answer health and metrics, relay the rest; then the
+ * request's line in the log, and everything it owned given back.
+ */
+void
+request_serve(struct worker *w, FCGX_Request *fr)
+{
+	struct req	 r;
+	const char	*cl, *q;
+	long long	 v;
+
+	memset(&r, 0, sizeof(r));
+	buf_init(&r.held, 0);
+	r.spool_fd = -1;
+	r.fr = fr;
+	r.start_ms = mono_ms();
+	make_id(w, r.id);
+	metrics_busy(w->p->mslot, 1);
+	if ((r.method = FCGX_GetParam("REQUEST_METHOD", fr->envp)) == NULL)
+		r.method = "GET";
+	if ((r.uri = FCGX_GetParam("REQUEST_URI", fr->envp)) == NULL &&
+	    (r.uri = FCGX_GetParam("SCRIPT_NAME", fr->envp)) == NULL)
+		r.uri = "/";
+	if ((r.ip = FCGX_GetParam("REMOTE_ADDR", fr->envp)) == NULL)
+		r.ip = "";
+	r.path = r.uri;
+	q = strchr(r.uri, '?');
+	r.pathlen = q ? (size_t)(q - r.uri) : strlen(r.uri);
+	r.query = q ? q + 1 : NULL;
+	r.content_length = -1;
+	if ((cl = FCGX_GetParam("CONTENT_LENGTH", fr->envp)) != NULL &&
+	    *cl != '\0' && parse_ll(cl, 0, INT64_MAX, &v) == 0)
+		r.content_length = v;
+
+	/* TRACE would echo the channel key back; CONNECT is no proxy's here */
+	if (strcmp(r.method, "TRACE") == 0 || strcmp(r.method, "CONNECT") == 0)
+		gw_error(&r, GW_METHOD, r.method);
+	else if (r.pathlen == 13 && memcmp(r.path, "/bltcy/health", 13) == 0)
+		health(w, &r);
+	else if (r.pathlen == 14 && memcmp(r.path, "/bltcy/metrics", 14) == 0)
+		metrics(&r);
+	else if (!path_is_safe(r.path, r.pathlen) ||
+	    (r.query != NULL && !query_is_safe(r.query, strlen(r.query))))
+		gw_error(&r, GW_PATH);
+	else if ((r.service = service_for_path(r.path, r.pathlen)) == NULL) {
+		char what[300];
+		snprintf(what, sizeof(what), "%s %.*s", r.method,
+		    (int)(r.pathlen > 256 ? 256 : r.pathlen), r.path);
+		gw_error(&r, GW_ROUTE, what);
+	} else if (r.content_length > cfg_i(CFG_RELAY_MAX_BODY))
+		gw_error(&r, GW_TOO_LARGE);
+	else
+		relay(w, &r);
+
+	if (r.reserved)		/* every path out of relay() settles; belt */
+		finish_charge(w, &r, 0, NULL);
+	metrics_busy(w->p->mslot, 0);
+	metrics_request(r.service, r.status, mono_ms() - r.start_ms);
+	logmsg(r.status >= 500 ? LV_WARN : LV_INFO, "req=%s %s %.*s service=%s "
+	    "token=%lld channel=%lld status=%d upstream_ms=%lld bytes=%lld "
+	    "quota=%lld ms=%lld", r.id, r.method,
+	    (int)(r.pathlen > 256 ? 256 : r.pathlen), r.path,
+	    r.service ? r.service : "-", r.have_tok ? r.tok.id : 0,
+	    r.ch ? r.ch->id : 0, r.status, (long long)r.up_ms,
+	    (long long)r.bytes, r.ch && r.status > 0 && r.status < 400 ? r.quota : 0,
+	    (long long)(mono_ms() - r.start_ms));
+	chan_put(w->p, r.snap);
+	req_free(&r);
+}
+
+
+/*
+ * One relayed request: the token is checked before a byte of the body is
+ * read, then the body (and the task ids it names), the channel, the
+ * charge, and the transfer. A kept token row that fails a check, or whose
+ * charge did not apply (the rows changed, or quota ran out), is read once
+ * more before the client is told no.
+ */
+static void
+relay(struct worker *w, struct req *r)
+{
+	struct task_ids		 cand;
+	struct auth_out		 ao;
+	const char		*hdr, *group = NULL;
+	char			 key[TOKEN_KEY_MAX];
+	int			 fixed = 0, again, rr, have_body = 0;
+
+	if ((hdr = FCGX_GetParam("HTTP_AUTHORIZATION", r->fr->envp)) == NULL &&
+	    (hdr = FCGX_GetParam("HTTP_X_PTOKEN", r->fr->envp)) == NULL &&
+	    (hdr = FCGX_GetParam("HTTP_X_VTOKEN", r->fr->envp)) == NULL)
+		hdr = FCGX_GetParam("HTTP_X_CTOKEN", r->fr->envp);
+	if (hdr == NULL || hdr[strspn(hdr, " \t")] == '\0') {
+		gw_error(r, GW_NO_TOKEN);
+		return;
+	}
+	if (token_parse(hdr, key, &r->pin) == -1) {
+		gw_error(r, GW_BAD_TOKEN);
+		return;
+	}
+	flush_pending(w->p, 0);
+	memset(&cand, 0, sizeof(cand));
+	for (again = 1;; again = 0) {
+		rr = admit(w, r, key, !again, &ao);
+		if (rr == 0 && !have_body) {
+			have_body = 1;
+			if (read_body(r) == -1) {
+				rr = -1;
+				break;
+			}
+			task_ids_from_request(&cand, r->path, r->pathlen,
+			    r->query, r->held.p, r->held.len, 1);
+			if (cand.overflow) {
+				gw_error(r, GW_TASK_IDS);
+				rr = -1;
+				break;
+			}
+		}
+		if (rr == 0)
+			rr = route(w, r, &cand, &ao, &group, &fixed);
+		if (rr == 0)
+			rr = reserve(w, r, group, again);
+		if (rr != -2)
+			break;
+	}
+	wipe(key, sizeof(key));
+	if (rr == 0)
+		forward(w, r, group, fixed);
+}
+
+/* a refusal; one that came from a kept row is looked at afresh first */
+#define REFUSE(...) do {						\
+	if (ao->cached)							\
+		return -2;						\
+	gw_error(r, __VA_ARGS__);					\
+	return -1;							\
+} while (0)
+
+/*
+ * The token and its user: 0, or -1 with the answer sent, or -2 when a
+ * kept token row leads to a refusal: the token is read afresh before
+ * saying no.
+ */
+static int
+admit(struct worker *w, struct req *r, const char *key, int fresh,
+    struct auth_out *ao)
+{
+	enum db_rc	 rc;
+
+	if ((rc = authenticate(w, r, key, ao, fresh)) != DB_OK) {
+		log_err("req=%s token lookup: %s", r->id, db_error(w->p->db));
+		gw_error(r, GW_DB);
+		return -1;
+	}
+	if (!ao->found) {
+		gw_error(r, GW_BAD_TOKEN);
+		return -1;
+	}
+	r->have_tok = 1;
+	if (lease_enabled())	/* what this host holds counts as the token's */
+		r->tok.remain_quota += lease_available(r->tok.id);
+	/* a list we cannot hold whole is never cut: it admits nobody */
+	if (ao->too_long) {
+		log_warn("req=%s token %lld: %s longer than this relay holds; "
+		    "refused", r->id, r->tok.id, ao->too_long & TOO_LONG_IPS ?
+		    "allow_ips" : "model_limits");
+		if (ao->too_long & TOO_LONG_IPS)
+			gw_error(r, GW_IP);
+		else
+			gw_error(r, GW_MODEL, r->service);
+		return -1;
+	}
+	switch (token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s())) {
+	case AUTH_OK: break;
+	case AUTH_EXHAUSTED: REFUSE(GW_EXHAUSTED);
+	case AUTH_EXPIRED: REFUSE(GW_EXPIRED);
+	case AUTH_DISABLED: REFUSE(GW_DISABLED);
+	case AUTH_IP: REFUSE(GW_IP);
+	case AUTH_USER_BANNED: REFUSE(GW_BANNED);
+	case AUTH_MODEL: REFUSE(GW_MODEL, r->service);
+	case AUTH_PIN_FORBIDDEN: REFUSE(GW_PIN);
+	}
+	r->chan_version = ao->version;
+	r->auth_version = ao->auth_version;
+	return 0;
+}
+
+/*
+ * The token, its user and the change counters: one round trip, or none
+ * from the cache while the counters are unchanged. fresh: not from the
+ * cache.
+ */
+static enum db_rc
+authenticate(struct worker *w, struct req *r, const char *key,
+    struct auth_out *ao, int fresh)
+{
+	struct dbv	 a;
+	enum db_rc	 rc;
+	int64_t		 t0 = mono_ms();
+
+	memset(ao, 0, sizeof(*ao));
+	ao->t = &r->tok;
+	if (!fresh && tokcache_get(w->p, key, &r->tok, &ao->auth_version,
+	    &ao->version)) {
+		ao->found = 1;
+		ao->cached = 1;
+		return DB_OK;
+	}
+	a = DBS(key);
+	rc = db_run(w->p->db, ST_AUTH, &a, 1, auth_row, ao, NULL);
+	if (rc != DB_OK || !ao->found)
+		return rc;
+	/* the counters came with the row */
+	counters_seen(w->p, ao->version, ao->auth_version, t0);
+	if (!ao->too_long)
+		tokcache_put(key, &r->tok, ao->version, ao->auth_version, t0);
+	return rc;
+}
+
+/* A list column, whole: -1 when it is longer than dst holds (never cut). */
+static int
+copy_list(char *dst, size_t sz, const struct dbv *v)
+{
+	size_t	 n;
+
+	dst[0] = '\0';
+	if (v->t != DBV_STR)
+		return 0;
+	if ((n = strlen(v->s)) >= sz)
+		return -1;
+	memcpy(dst, v->s, n + 1);
+	return 0;
+}
+
+/* A name column: sized for the column, so a cut (whole characters) is moot. */
+static void
+copy_name(char *dst, size_t sz, const struct dbv *v)
+{
+	if (v->t == DBV_STR)
+		utf8_copy(dst, v->s, sz);
+	else
+		dst[0] = '\0';
+}
+
+static int
+auth_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct auth_out		*a = arg;
+	struct token_row	*t = a->t;
+
+	memset(t, 0, sizeof(*t));
+	t->id = c[0].i;
+	t->user_id = c[1].i;
+	t->status = c[2].i;
+	copy_name(t->name, sizeof(t->name), &c[3]);
+	t->expired_time = c[4].t == DBV_INT ? c[4].i : -1;
+	t->remain_quota = c[5].i;
+	t->unlimited = c[6].i != 0;
+	t->model_limits_enabled = c[7].i != 0;
+	if (copy_list(t->model_limits, sizeof(t->model_limits), &c[8]) == -1)
+		a->too_long |= TOO_LONG_MODELS;
+	if (copy_list(t->allow_ips, sizeof(t->allow_ips), &c[9]) == -1)
+		a->too_long |= TOO_LONG_IPS;
+	copy_name(t->group, sizeof(t->group), &c[10]);
+	t->user_found = c[11].t == DBV_INT;
+	copy_name(t->username, sizeof(t->username), &c[12]);
+	t->user_role = c[13].i;
+	t->user_status = c[14].i;
+	t->user_quota = c[15].i;
+	copy_name(t->user_group, sizeof(t->user_group), &c[16]);
+	t->user_deleted = c[17].i != 0;
+	a->version = c[18].t == DBV_INT ? c[18].i : 0;
+	a->auth_version = c[19].t == DBV_INT ? c[19].i : 0;
+	a->found = 1;
+	return 1;
+}
+
+/*
+ * Read the whole body before anything is forwarded, so that the task ids
+ * it names are known first; the front server has buffered it by then, so
+ * this is quick. Up to HOLD_MAX it stays in memory. A larger one goes to
+ * an unlinked file in RELAY_SPOOL_DIR, mapped for the task-id scan and
+ * sent from the mapping: a 64 MiB upload costs page cache, not heap, and
+ * can be sent again to another channel. r->held is the body either way.
+ * Returns 0, or -1 with the answer sent (413, 500) or r->status 499 when
+ * the client went away.
+ */
+static int
+read_body(struct req *r)
+{
+	char		 tmp[16384];
+	long long	 want = r->content_length;
+	long long	 max = cfg_i(CFG_RELAY_MAX_BODY);
+	size_t		 total = 0;
+	int		 n;
+
+	buf_init(&r->held, HOLD_MAX);
+	r->held_all = 1;
+	while (want < 0 || (long long)total < want) {
+		if ((n = FCGX_GetStr(tmp, sizeof(tmp), r->fr->in)) <= 0)
+			break;
+		if ((size_t)n > (size_t)max - total) {
+			gw_error(r, GW_TOO_LARGE);
+			return -1;
+		}
+		if (r->spool_fd == -1 && (size_t)n <= HOLD_MAX - r->held.len) {
+			if (buf_add(&r->held, tmp, (size_t)n) == -1)
+				goto fail;
+		} else if ((r->spool_fd == -1 && spool_open(r) == -1) ||
+		    write_all(r->spool_fd, tmp, (size_t)n) == -1)
+			goto fail;
+		total += (size_t)n;
+	}
+	if (want >= 0 && (long long)total < want) {
+		r->status = 499;	/* cut short: the client went away */
+		return -1;
+	}
+	if (want >= 0)		/* the front server's length wins */
+		total = (size_t)want;
+	if (r->spool_fd != -1 && spool_map(r, total) == -1)
+		goto fail;
+	return 0;
+fail:
+	log_err("req=%s spooling the request body: %s", r->id, strerror(errno));
+	gw_error(r, GW_INTERNAL);
+	return -1;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t	 w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* An unlinked file for a body over HOLD_MAX, starting with what is held. */
+static int
+spool_open(struct req *r)
+{
+	const char	*dir = cfg_s(CFG_RELAY_SPOOL_DIR);
+	char		 path[4096];
+	int		 fd;
+
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
+		/* a file system without O_TMPFILE */
+		if (snprintf(path, sizeof(path), "%s/bltcy-body.XXXXXX", dir) >=
+		    (int)sizeof(path) || (fd = mkostemp(path, O_CLOEXEC)) == -1)
+			return -1;
+		unlink(path);
+	}
+	r->spool_fd = fd;
+	if (r->held.len > 0 && write_all(fd, r->held.p, r->held.len) == -1)
+		return -1;
+	buf_free(&r->held);
+	return 0;
+}
+
+/*
+ * Map the spooled body with one NUL after it, so that it reads as the
+ * held buffer does.
+ */
+static int
+spool_map(struct req *r, size_t len)
+{
+	void	*m;
+
+	if (ftruncate(r->spool_fd, (off_t)len + 1) == -1)
+		return -1;
+	m = mmap(NULL, len + 1, PROT_READ, MAP_SHARED, r->spool_fd, 0);
+	if (m == MAP_FAILED)
+		return -1;
+	r->spool_map = m;
+	r->spool_len = len + 1;
+	r->held.p = m;
+	r->held.len = len;
+	r->held.cap = r->held.max = 0;
+	return 0;
+}
+
+/*
+ * The channel of the request: the one that made a task it names, a
+ * pinned one, or new-api's pick. A task of another user is as if it did
+ * not exist, and nothing is sent. 0, -1 or -2 as admit().
+ */
+static int
+route(struct worker *w, struct req *r, const struct task_ids *cand,
+    const struct auth_out *ao, const char **group, int *fixed)
+{
+	long long	 owner[2] = { 0, 0 };	/* channel, user */
+	struct dbv	 a[2 + TASK_IDS_MAX];
+	size_t		 i;
+
+	*fixed = 0;
+	if (cand->n > 0 && !known_no_tasks(w->p, r->service, cand)) {
+		a[0] = DBS(r->service);
+		for (i = 0; i < TASK_IDS_MAX; i++)
+			a[1 + i] = DBS(i < cand->n ? cand->id[i] : "");
+		a[1 + TASK_IDS_MAX] = DBI(r->tok.user_id);
+		if (db_run(w->p->db, ST_TASK_OWNER, a, 2 + TASK_IDS_MAX, owner_row,
+		    owner, NULL) != DB_OK) {
+			log_err("req=%s task lookup: %s", r->id, db_error(w->p->db));
+			gw_error(r, GW_DB);
+			return -1;
+		}
+		if (owner[0] == 0)
+			remember_no_tasks(w->p, r->service, cand);
+	}
+	/* this host's newest tasks, maybe not written yet */
+	if (cand->n > 0)
+		tasks_recent_get(r->service, cand, r->tok.user_id, &owner[0],
+		    &owner[1]);
+	if (owner[0] > 0 && owner[1] != r->tok.user_id)
+		REFUSE(GW_TASK);
+	if (r->snap != NULL && r->snap->c.version < ao->version) {
+		chan_put(w->p, r->snap);	/* read again, newer */
+		r->snap = NULL;
+	}
+	if (r->snap == NULL && (r->snap = chan_get(w->p, ao->version)) == NULL) {
+		log_err("req=%s channel load: %s", r->id, db_error(w->p->db));
+		gw_error(r, GW_DB);
+		return -1;
+	}
+	r->chan_version = r->snap->c.version;
+	*group = token_group(&r->tok);
+	if (r->pin > 0) {
+		char num[24];
+		if ((r->ch = chcache_by_id(&r->snap->c, r->pin)) == NULL) {
+			snprintf(num, sizeof(num), "%lld", r->pin);
+			REFUSE(GW_BAD_CHANNEL, num);
+		}
+		*fixed = 1;
+	} else if (owner[0] > 0 &&
+	    (r->ch = chcache_by_id(&r->snap->c, owner[0])) != NULL) {
+		*fixed = 1;	/* only the channel that made the task knows it */
+		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld",
+		    r->id, r->ch->id);
+	} else if ((r->ch = channel_pick(&r->snap->c, *group, r->service, NULL, 0,
+	    &w->rng)) == NULL)
+		REFUSE(GW_NO_CHANNEL, *group, r->service);
+	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
+	    r->ch->set.quota;
+	return 0;
+}
+#undef REFUSE
+
+static int
+owner_row(void *arg, const struct dbv *c, size_t n)
+{
+	long long	*o = arg;
+	const char	*comma;
+	char		 num[24];
+	size_t		 l;
+
+	o[0] = o[1] = 0;
+	if (c[0].t != DBV_STR || (comma = strchr(c[0].s, ',')) == NULL ||
+	    (l = (size_t)(comma - c[0].s)) >= sizeof(num))
+		return 1;
+	memcpy(num, c[0].s, l);
+	num[l] = '\0';
+	if (parse_ll(num, 1, INT64_MAX, &o[0]) == -1 ||
+	    parse_ll(comma + 1, 1, INT64_MAX, &o[1]) == -1)
+		o[0] = o[1] = 0;
+	return 1;
+}
+
+/*
+ * Charge the request: 0, or -1 with the answer sent. With again set, a
+ * strict charge that did not apply returns -2 instead, for the caller to
+ * read the token afresh and try once more.
+ */
+static int
+reserve(struct worker *w, struct req *r, const char *group, int again)
+{
+	struct usage	 u;
+	enum db_rc	 rc;
+	int		 lr;
+
+	if (r->quota <= 0)
+		return 0;
+	usage_record(&u, r, group);
+	if (lease_enabled()) {
+		lr = lease_spend(w->p->db, &r->tok, r->quota, &u);
+		if (lr == -1) {
+			gw_error(r, GW_QUOTA);
+			return -1;
+		}
+		if (lr != 0) {
+			gw_error(r, GW_DB);
+			return -1;
+		}
+		r->reserved = 1;
+		return 0;
+	}
+	/*
+	 * A refund still waiting for the database (relay() retries it first)
+	 * needs this worker's slot row to keep naming its request: no new
+	 * charge until it is done.
+	 */
+	if (refund_waiting(w->wslot, NULL, NULL, NULL, NULL, NULL)) {
+		gw_error(r, GW_DB);
+		return -1;
+	}
+	if ((rc = charge(w, r, &u)) != DB_OK) {
+		struct pending p;
+
+		log_err("req=%s charge: %s", r->id, db_error(w->p->db));
+		/* it may have applied before the connection broke */
+		refund_of(&p, r);
+		if (rc == DB_DOWN)
+			uncharge_later(w->p, &p);
+		gw_error(r, GW_DB);
+		return -1;
+	}
+	if (!r->reserved) {
+		if (again)
+			return -2;
+		gw_error(r, GW_QUOTA);
+		return -1;
+	}
+	return 0;
+}
+
+/* What the logs row of this request will say, but for the answer. */
+static void
+usage_record(struct usage *u, const struct req *r, const char *group)
+{
+	size_t	 i;
+
+	memset(u, 0, sizeof(*u));
+	strlcpy_(u->rid, r->id, sizeof(u->rid));
+	u->u = r->tok.user_id;
+	u->t = r->tok.id;
+	u->c = r->ch->id;
+	u->q = r->quota;
+	u->ts = now_s();
+	strlcpy_(u->m, r->method, sizeof(u->m));
+	snprintf(u->p, sizeof(u->p), "%.*s", (int)(r->pathlen < sizeof(u->p) ?
+	    r->pathlen : sizeof(u->p) - 1), r->path);
+	/* ASCII only: the cut above may have split a UTF-8 character */
+	for (i = 0; u->p[i]; i++)
+		if ((unsigned char)u->p[i] >= 0x80)
+			u->p[i] = '?';
+	strlcpy_(u->ip, r->ip, sizeof(u->ip));
+	/* sized for their columns: whole characters, as a guard only */
+	utf8_copy(u->un, r->tok.username, sizeof(u->un));
+	utf8_copy(u->tn, r->tok.name, sizeof(u->tn));
+	utf8_copy(u->g, group, sizeof(u->g));
+	strlcpy_(u->s, r->service, sizeof(u->s));
+}
+
+/*
+ * Strict metering: one statement, durable before forwarding, committed
+ * with the charges other workers make at the same moment.
+ */
+static enum db_rc
+charge(struct worker *w, struct req *r, const struct usage *u)
+{
+	struct dbv	 a[3];
+	enum db_rc	 rc;
+	int		 paid;
+
+	if (!w->slot_ready) {
+		a[0] = DBS(w->p->host);
+		a[1] = DBI(charge_slot());
+		a[2] = DBI(now_s());
+		if ((rc = db_run(w->p->db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL)) != DB_OK)
+			return rc;
+		w->slot_ready = 1;
+	}
+	rc = charge_commit(w->p->db, u, r->tok.unlimited, r->chan_version,
+	    r->auth_version, &paid);
+	r->reserved = rc == DB_OK && paid;
+	charge_state(NULL, r->reserved ? CH_CHARGED : CH_IDLE, 0);
+	return rc;
+}
+
+/*
+ * Send the request to r->ch, and on to further candidates while the
+ * failure allows it: a connect failure before any byte was sent, a 401
+ * (the key; the body is held so it can be sent again) or, for GET, a
+ * 502/503/504. Never the same channel twice, at most RELAY_FAILOVER_MAX.
+ */
+static void
+forward(struct worker *w, struct req *r, const char *group, int fixed)
+{
+	struct upstream_req	 up;
+	struct up_result	 res;
+	struct task_ids		 tasks;
+	long long		 tried[16];
+	size_t			 ntried = 0, ki;
+	char			 url[8192], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
+	int			 n, query = is_query_method(r->method);
+	int			 max = (int)cfg_i(CFG_RELAY_FAILOVER_MAX);
+	CURL			*curl;
+
+	memset(&res, 0, sizeof(res));
+	for (;;) {
+		struct channel	*next = NULL;
+		long long	 q;
+
+		tried[ntried++] = r->ch->id;
+		q = query ? r->ch->set.query_quota : r->ch->set.quota;
+		if (q != r->quota) {	/* this channel has another price */
+			finish_charge(w, r, 0, NULL);
+			r->quota = q;
+			if (reserve(w, r, group, 0) == -1) {
+				up_result_free(&res);
+				return;
+			}
+		}
+		n = snprintf(url, sizeof(url), "%s%.*s%s%s", r->ch->base_url,
+		    (int)r->pathlen, r->path, r->query ? "?" : "",
+		    r->query ? r->query : "");
+		if (n < 0 || (size_t)n >= sizeof(url)) {
+			up_result_free(&res);
+			gw_error(r, GW_PATH);
+			return;
+		}
+		ki = r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
+		memset(&up, 0, sizeof(up));
+		up.fr = r->fr;
+		up.request_id = r->id;
+		up.method = r->method;
+		up.url = url;
+		up.key = r->ch->keys[ki];
+		up.proxy = r->ch->set.proxy;
+		up.content_length = r->content_length;
+		up.held = &r->held;
+		up.held_all = r->held_all;
+		up.hold_401 = !fixed && r->held_all;
+		up.hold_5xx = !fixed && query;
+		up.capture = !query;
+		log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
+		    r->id, r->method, (int)r->pathlen, r->path, r->ch->id,
+		    r->ch->name, ki + 1);
+		if (strcmp(r->service, "kling") == 0)
+			log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
+			    r->method, (int)r->pathlen, r->path, r->held.len,
+			    r->held_all ? "" : "+ (streamed)");
+
+		r->up_ms = mono_ms();
+		up_result_free(&res);
+		if ((curl = curl_get(w->p)) == NULL) {
+			log_err("req=%s curl_easy_init failed", r->id);
+			finish_charge(w, r, 0, NULL);
+			gw_error(r, GW_INTERNAL);
+			return;
+		}
+		upstream_forward(curl, &up, &res);
+		curl_put(w->p, curl);
+		r->up_ms = mono_ms() - r->up_ms;
+		if (res.err != UPE_BAD_URL)
+			breaker_result(r->ch->id, connect_failure(&res), mono_ms());
+		if (res.status == 401 && r->ch->auto_ban)
+			auto_ban(w, r);
+		if (res.err != UPE_NONE && res.status == 0)
+			metrics_upstream_error(res.err);
+		if (!fixed && (int)ntried < max && ntried < 16 &&
+		    (connect_failure(&res) || res.withheld))
+			next = channel_pick(&r->snap->c, group, r->service, tried,
+			    ntried, &w->rng);
+		if (next == NULL)
+			break;
+		log_warn("req=%s channel %lld failed (%s); trying channel %lld",
+		    r->id, r->ch->id, res.status ? http_reason(res.status) :
+		    up_reasons[res.err], next->id);
+		r->ch = next;
+	}
+	if (res.withheld && upstream_release(&up, &res) == -1)
+		res.client_gone = 1;
+	r->bytes = res.bytes_out;
+
+	if (res.status > 0 && res.headers_sent) {
+		int ok = res.status < 400 && !res.body_too_large;
+
+		r->status = res.status;
+		joined[0] = '\0';
+		if (ok && !query && res.json && !res.capture_overflow) {
+			task_ids_from_answer(&tasks, res.capture.p ? res.capture.p : "",
+			    res.capture.len);
+			task_ids_join(&tasks, joined, sizeof(joined));
+			tasks_recent_put(r->service, &tasks, r->ch->id, r->tok.user_id);
+		}
+		if (r->reserved)
+			finish_charge(w, r, ok, joined);
+		else if (joined[0] != '\0') {
+			struct dbv a[6];
+			a[0] = DBS(r->service);
+			a[1] = DBS(joined);
+			a[2] = DBI(r->ch->id);
+			a[3] = DBI(r->tok.user_id);
+			a[4] = DBI(r->tok.id);
+			a[5] = DBI(now_s());
+			if (db_run(w->p->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
+				log_err("req=%s recording tasks: %s", r->id,
+				    db_error(w->p->db));
+		}
+		if (res.client_gone)
+			log_info("req=%s client went away mid-response", r->id);
+		else if (res.err != UPE_NONE)
+			log_warn("req=%s upstream broke off mid-response: %s",
+			    r->id, res.errbuf);
+		up_result_free(&res);
+		return;
+	}
+	finish_charge(w, r, 0, NULL);
+	if (res.client_gone)
+		r->status = 499;
+	else if (res.body_too_large)
+		gw_error(r, GW_TOO_LARGE);
+	else if (res.err == UPE_BAD_URL) {
+		/* the request's URL, not the channel: no breaker, no failover */
+		log_warn("req=%s upstream URL refused: %s", r->id, res.errbuf);
+		gw_error(r, GW_PATH);
+	} else {
+		r->err = res.err;
+		log_err("req=%s upstream channel %lld: %s (%s)", r->id,
+		    r->ch->id, up_reasons[res.err], res.errbuf);
+		upstream_error(r, res.err);
+	}
+	up_result_free(&res);
+}
+
+static int
+connect_failure(const struct up_result *res)
+{
+	return res->status == 0 && res->nothing_sent &&
+	    (res->err == UPE_REFUSED || res->err == UPE_DNS ||
+	    res->err == UPE_TLS || res->err == UPE_CONNECT ||
+	    res->err == UPE_CONNECT_TIMEOUT);
+}
+
+/* The upstream refused the channel's key: new-api's automatic disabling. */
+static void
+auto_ban(struct worker *w, struct req *r)
+{
+	struct dbv	 a[3];
+
+	a[0] = DBI(r->ch->id);
+	a[1] = DBI(now_s());
+	a[2] = DBS("上游返回 401（密钥无效）");
+	if (db_run(w->p->db, ST_AUTO_BAN, a, 3, NULL, NULL, NULL) != DB_OK)
+		log_err("req=%s auto-ban of channel %lld: %s", r->id, r->ch->id,
+		    db_error(w->p->db));
+	else
+		log_warn("req=%s channel %lld answered 401: disabled (auto_ban)",
+		    r->id, r->ch->id);
+	chan_stale(w->p);		/* read again by the next request */
+}
+
+/*
+ * Settle (upstream answered < 400) or refund the charge. A settlement goes
+ * into the usage ring, which the master writes in batches: the logs row,
+ * the channel that answered, the task ids. In strict mode the charge was
+ * complete when it was made; a refund is one statement.
+ */
+static void
+finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
+{
+	struct pending	 p;
+	long long	 use_time = (mono_ms() - r->start_ms + 500) / 1000;
+
+	if (!r->reserved)
+		return;
+	r->reserved = 0;
+	if (settle || lease_enabled()) {
+		lease_finish(r->quota, settle, r->ch->id, use_time, tasks);
+		if (settle)
+			metrics_quota(r->quota);
+		return;
+	}
+	refund_of(&p, r);
+	if (uncharge(w->p, w->wslot, &p, 1) != DB_OK)
+		uncharge_later(w->p, &p);
+	charge_state(NULL, CH_IDLE, 0);
+}
+
+static void
+refund_of(struct pending *p, const struct req *r)
+{
+	memset(p, 0, sizeof(*p));
+	strlcpy_(p->id, r->id, sizeof(p->id));
+	p->token = r->tok.id;
+	p->user = r->tok.user_id;
+	p->quota = r->quota;
+	p->unlimited = r->tok.unlimited;
+}
+
+/*
+ * Strict metering: the refund statement, under the charge slot whose row
+ * names the request; DB_OK once it is done (or was done before).
+ */
+static enum db_rc
+uncharge(struct proc *pr, int wslot, const struct pending *p, int in_flight)
+{
+	struct dbv	 a[11];
+
+	a[0] = DBI(p->user);
+	a[1] = DBS(pr->host);
+	a[2] = DBI(wslot);
+	a[3] = DBI(p->unlimited);
+	a[4] = a[5] = a[6] = a[7] = DBI(p->quota);
+	a[8] = DBI(now_s());
+	a[9] = DBI(p->token);
+	a[10] = DBS(p->id);
+	/* the master looks at this request if we die now */
+	if (in_flight)
+		charge_state(NULL, CH_REFUNDING, db_conn_id(pr->db));
+	return db_run(pr->db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
+}
+
+/*
+ * A refund the database could not take waits in this thread's charge
+ * slot in shared memory; the charge stands until it is done. The slot
+ * takes no new charge meanwhile (its row must keep naming the request),
+ * and any thread of the process, the process's main thread every second,
+ * or the master once the process is gone, does it.
+ */
+static void
+uncharge_later(struct proc *pr, const struct pending *p)
+{
+	log_err("req=%s refund failed: %s; will retry", p->id, db_error(pr->db));
+	refund_owed(p->id, p->token, p->user, p->quota, p->unlimited);
+}
+
+/* Try the refunds waiting in this process's charge slots. */
+void
+flush_pending(struct proc *pr, int force)
+{
+	struct pending	 p;
+	int64_t		 now = mono_ms(), last;
+	size_t		 i;
+
+	last = __atomic_load_n(&pr->refunds_at, __ATOMIC_RELAXED);
+	if (!force && now - last < REFUND_RETRY_MS)
+		return;
+	if (!__atomic_compare_exchange_n(&pr->refunds_at, &last, now, 0,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED) && !force)
+		return;		/* another thread is at it */
+	for (i = 0; i < pr->nwslots; i++) {
+		enum db_rc	 rc;
+
+		if (refund_waiting(pr->wslots[i], p.id, &p.token, &p.user,
+		    &p.quota, &p.unlimited) == 0)
+			continue;
+		if ((rc = uncharge(pr, pr->wslots[i], &p, 0)) == DB_DOWN)
+			return;
+		if (rc != DB_OK)
+			log_err("req=%s refund failed for good: %s", p.id,
+			    db_error(pr->db));
+		else
+			log_info("req=%s delayed refund done", p.id);
+		refund_settled(pr->wslots[i], p.id);
+	}
+}
+
+/* ---- answers ---- */
+
+static void
+health(struct worker *w, struct req *r)
+{
+	static const char ok[] = "{\"status\":\"ok\"}";
+	static const char down[] = "{\"status\":\"database_unavailable\"}";
+	static const char stuck[] = "{\"status\":\"usage_writer_stuck\"}";
+
+	/* answering while settled requests cannot reach the database is no health */
+	if (usage_writer_stuck(mono_ms()))
+		send_body(r, 503, "application/json", stuck, sizeof(stuck) - 1);
+	else if (db_run(w->p->db, ST_PING, NULL, 0, NULL, NULL, NULL) == DB_OK)
+		send_body(r, 200, "application/json", ok, sizeof(ok) - 1);
+	else
+		send_body(r, 503, "application/json", down, sizeof(down) - 1);
+}
+
+static void
+metrics(struct req *r)
+{
+	struct buf	 o;
+
+	buf_init(&o, 1 << 20);
+	if (metrics_render(&o) == 0)
+		send_body(r, 200, "text/plain; version=0.0.4", o.p, o.len);
+	else
+		gw_error(r, GW_INTERNAL);
+	buf_free(&o);
+}
+
+static void
+send_body(struct req *r, int status, const char *ctype, const char *body,
+    size_t len)
+{
+	FCGX_FPrintF(r->fr->out, "Status: %d %s\r\nContent-Type: %s\r\n"
+	    RELAY_SAFE_HEADERS "X-Request-Id: %s\r\n\r\n", status,
+	    http_reason(status), ctype, r->id);
+	FCGX_PutStr(body, (int)len, r->fr->out);
+	r->status = status;
+	r->bytes = (int64_t)len;
+}
+
+/* Answer with a gateway error in new-api's shape. */
+static void
+gw_error(struct req *r, enum gw_err e, ...)
+{
+	char		 msg[MSG_MAX];
+	struct buf	 o;
+	va_list		 ap;
+
+	va_start(ap, e);
+	vsnprintf(msg, sizeof(msg), gw_errs[e].msg, ap);
+	va_end(ap);
+	buf_init(&o, 4096);
+	if (buf_adds(&o, "{\"error\":{\"message\":\"") == -1 ||
+	    json_escape(&o, msg) == -1 ||
+	    buf_printf(&o, " (request id: %s)\",\"type\":\"new_api_error\","
+	    "\"code\":\"%s\"}}", r->id, gw_errs[e].code) == -1) {
+		buf_free(&o);
+		return;
+	}
+	send_body(r, gw_errs[e].status, "application/json", o.p, o.len);
+	buf_free(&o);
+}
+
+/* The seed's body for a request the old gateway never answered. */
+static void
+upstream_error(struct req *r, enum up_err e)
+{
+	char	 body[256];
+	int	 n, status = e == UPE_CONNECT_TIMEOUT || e == UPE_HEADER_TIMEOUT ||
+		    e == UPE_TIMEOUT ? 504 : 502;
+
+	n = snprintf(body, sizeof(body), "{\"code\":\"request_failed\","
+	    "\"message\":\"转发请求到旧网关失败: %s\",\"data\":null}",
+	    up_reasons[e]);
+	send_body(r, status, "application/json", body, (size_t)n);
+}
+
+static void
+make_id(struct worker *w, char id[40])
+{
+	struct tm	 tm;
+	time_t		 t = time(NULL);
+	uint64_t	 x;
+
+	gmtime_r(&t, &tm);
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	x = w->rng;
+	strftime(id, 15, "%Y%m%d%H%M%S", &tm);
+	snprintf(id + 14, 40 - 14, "%012llx",
+	    (unsigned long long)(x & 0xffffffffffffULL));
+}
+
+static int
+is_query_method(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+	    strcmp(m, "OPTIONS") == 0;
+}
+
+/* What the request owns beyond its struct, given back. */
+static void
+req_free(struct req *r)
+{
+	if (r->spool_map != NULL) {
+		munmap(r->spool_map, r->spool_len);
+		memset(&r->held, 0, sizeof(r->held));
+	}
+	if (r->spool_fd != -1)
+		close(r->spool_fd);
+	buf_free(&r->held);
+}

@@ -1,0 +1,128 @@
+#ifndef BLTCY_WORKER_H
+#define BLTCY_WORKER_H
+
+/*
+ * A worker process, private to worker.c (the process and its threads),
+ * request.c (one request, start to end) and cache.c (what the threads
+ * share). worker.c calls into the other two; request.c into cache.c.
+ */
+
+#include <pthread.h>
+
+#include <curl/curl.h>
+#include <fcgiapp.h>
+
+#include "relay.h"
+
+/*
+ * A worker process: RELAY_THREADS request threads, each answering one
+ * FastCGI request at a time on its own persistent curl handle; the
+ * threads of a process share one MariaDB connection (db.c holds it per
+ * call), the token and channel caches, curl's DNS and TLS session caches,
+ * and a stack of curl easy handles: a transfer takes the one given back
+ * last, whose connection to the old gateway is the most likely still open,
+ * so the connections a process keeps are as many as its transfers at once. A request waiting for the old gateway costs a thread, not a
+ * process or a database connection.
+ *
+ * Lock order: proc.load_mu, then proc.chan_mu; no other lock is held
+ * while taking one of the others (acache stripes, meta_mu, no_task_mu,
+ * curl_mu), and none is held across a database call but load_mu.
+ */
+
+/*
+ * Ids a request names that turned out to be nobody's task are remembered
+ * for NO_TASK_MS, so that the words of an API's paths ("v1", "videos",
+ * "text2video") cost one lookup every NO_TASK_MS, not one per request. A
+ * task id becomes known only through the answer that creates it, which
+ * goes to its owner; this host's newest tasks are looked at first anyway.
+ */
+#define NO_TASK		1024
+#define NO_TASK_MS	2000
+
+/*
+ * A strict refund the database could not take yet. It applies only while
+ * the worker's slot row names the request, so trying it again is safe,
+ * also when the charge it undoes never happened.
+ */
+struct pending {
+	char		 id[40];
+	long long	 token, user, quota;
+	int		 unlimited;
+};
+
+
+/* What the threads of a worker process share. */
+struct proc {
+	struct db	*db;		/* one connection for all threads */
+	const char	*host;
+	int		 mslot;		/* the master's number for us */
+	CURLSH		*share;		/* DNS and TLS sessions */
+	pthread_mutex_t	 curl_mu;
+	CURL		**curls;	/* easy handles not in use, last in on top */
+	size_t		 ncurls;
+	pthread_mutex_t	 share_mu[CURL_LOCK_DATA_LAST];
+
+	pthread_mutex_t	 load_mu;	/* one thread reloads the channels */
+	pthread_mutex_t	 chan_mu;	/* chan, chan_stale, refs */
+	struct chsnap	*chan;
+	int		 chan_stale;
+
+	pthread_mutex_t	 meta_mu;
+	long long	 meta_chan;	/* the change counters, as of meta_at */
+	long long	 meta_auth;
+	int64_t		 meta_at;
+
+	pthread_mutex_t	 no_task_mu;
+	struct no_task {		/* ids known to be nobody's task */
+		char		 service[SERVICE_SLOT];
+		char		 id[TASK_ID_MAX + 1];
+		int64_t		 until;
+	}		 no_task[NO_TASK];
+
+	int		 stop;		/* atomic */
+	const int	*wslots;	/* the threads' charge slots */
+	size_t		 nwslots;
+	int64_t		 refunds_at;	/* atomic: the last retry of waiting refunds */
+	int		 wake[2];	/* readable once stopping */
+	int		 listen_fd;
+};
+
+/* The channel table one load made; requests hold it until they end. */
+struct chsnap {
+	struct chcache	 c;
+	int		 refs;		/* under proc.chan_mu */
+};
+
+/* A request thread. */
+struct worker {
+	struct proc	*p;
+	pthread_t	 tid;
+	uint64_t	 rng;
+	int		 wslot;		/* its shared-memory charge slot */
+	int		 slot_ready;	/* its bltcy_slots row exists */
+	int		 ep;		/* its epoll (accept_one) */
+	FCGX_Request	 fr;
+};
+
+/* cache.c: what the threads share */
+int	 tokcache_init(void);
+int	 tokcache_get(struct proc *, const char *key, struct token_row *,
+	    long long *auth_version, long long *chan_version);
+void	 tokcache_put(const char *key, const struct token_row *,
+	    long long chan_version, long long auth_version, int64_t at);
+void	 counters_seen(struct proc *, long long chan, long long auth, int64_t);
+struct chsnap *chan_get(struct proc *, long long version);
+void	 chan_put(struct proc *, struct chsnap *);
+void	 chan_stale(struct proc *);
+int	 known_no_tasks(struct proc *, const char *service,
+	    const struct task_ids *);
+void	 remember_no_tasks(struct proc *, const char *service,
+	    const struct task_ids *);
+CURL	*curl_get(struct proc *);
+void	 curl_put(struct proc *, CURL *);
+
+/* request.c */
+void	 request_serve(struct worker *, FCGX_Request *);
+void	 flush_pending(struct proc *, int force);
+
+#endif
