@@ -57,11 +57,13 @@ $(B)/libcommon.a: $(COMMON_OBJ)
 $(B)/bltcy-relay: $(RELAY_OBJ) $(B)/libcommon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_RELAY)
 
+# The command line needs neither FastCGI nor libcurl; the admin pages use
+# libcurl for a channel's test button only.
 $(B)/bltcy-ctl: $(CTL_OBJ) $(B)/libcommon.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_RELAY)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
 
 $(B)/bltcy-admin.cgi: $(ADMIN_OBJ) $(B)/libcommon.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_RELAY)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl) $(LDLIBS_COMMON)
 
 # Unit tests include the sources they test, to reach static functions.
 $(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.a

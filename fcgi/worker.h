@@ -15,14 +15,14 @@
 #include "relay.h"
 
 /*
- * A worker process: RELAY_THREADS request threads, each answering one
- * FastCGI request at a time on its own persistent curl handle; the
- * threads of a process share one MariaDB connection (db.c holds it per
- * call), the token and channel caches, curl's DNS and TLS session caches,
- * and a stack of curl easy handles: a transfer takes the one given back
- * last, whose connection to the old gateway is the most likely still open,
- * so the connections a process keeps are as many as its transfers at once. A request waiting for the old gateway costs a thread, not a
- * process or a database connection.
+ * A worker process runs RELAY_THREADS request threads, each answering one
+ * FastCGI request at a time. They share one MariaDB connection (db.c
+ * holds it per call), the token and channel caches, curl's DNS and TLS
+ * session caches, and a stack of idle curl easy handles: a transfer takes
+ * the one given back last, whose connection to the old gateway is the
+ * most likely still open, so a process keeps as many connections as it
+ * had transfers at once. A request waiting for the old gateway costs a
+ * thread, not a process or a database connection.
  *
  * Lock order: proc.load_mu, then proc.chan_mu; no other lock is held
  * while taking one of the others (acache stripes, meta_mu, no_task_mu,
