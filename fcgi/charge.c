@@ -56,17 +56,17 @@ gone(int pid)
 static int
 same_charge(const struct wslot *a, const struct wslot *b)
 {
-	return a->rec.t == b->rec.t && a->rec.u == b->rec.u &&
+	return a->rec.token_id == b->rec.token_id && a->rec.user_id == b->rec.user_id &&
 	    a->unlimited == b->unlimited && a->cv == b->cv && a->av == b->av;
 }
 
 static int
 before(const struct wslot *a, const struct wslot *b)
 {
-	if (a->rec.t != b->rec.t)
-		return a->rec.t < b->rec.t;
-	if (a->rec.u != b->rec.u)
-		return a->rec.u < b->rec.u;
+	if (a->rec.token_id != b->rec.token_id)
+		return a->rec.token_id < b->rec.token_id;
+	if (a->rec.user_id != b->rec.user_id)
+		return a->rec.user_id < b->rec.user_id;
 	if (a->cv != b->cv)
 		return a->cv < b->cv;
 	if (a->av != b->av)
@@ -102,17 +102,17 @@ gc_one(struct db *db, struct wslot *w, int alone)
 	unsigned long long	 changed = 0;
 	enum db_rc		 rc;
 
-	a[0] = DBI(u->u);
+	a[0] = DBI(u->user_id);
 	a[1] = DBS(lhost);
 	a[2] = DBI(w - L->w);
 	a[3] = DBI(w->unlimited);
-	a[4] = a[5] = a[6] = a[7] = DBI(u->q);
+	a[4] = a[5] = a[6] = a[7] = DBI(u->quota);
 	a[8] = DBS(u->rid);
-	a[9] = DBI(u->ts);
-	a[10] = DBI(u->t);
+	a[9] = DBI(u->at);
+	a[10] = DBI(u->token_id);
 	a[11] = DBS(u->rid);
 	a[12] = DBI(w->unlimited);
-	a[13] = a[14] = DBI(u->q);
+	a[13] = a[14] = DBI(u->quota);
 	a[15] = DBI(w->cv);
 	a[16] = DBI(w->av);
 	rc = db_run(db, ST_CHARGE, a, 17, NULL, NULL, &changed);
@@ -136,15 +136,15 @@ gc_many(struct db *db, struct wslot **b, size_t n, int alone)
 	if (n == 1)
 		return gc_one(db, b[0], alone);
 	for (i = 0; i < n; i++)
-		sum += b[i]->rec.q;
+		sum += b[i]->rec.quota;
 	/* the places of ST_CHARGE_GROUP's arguments, for G slots */
-	a[0] = DBI(b[0]->rec.u);
+	a[0] = DBI(b[0]->rec.user_id);
 	a[1] = DBS(lhost);
 	a[2 + G] = DBI(b[0]->unlimited);
 	a[3 + G] = a[4 + G] = a[5 + G] = a[6 + G] = DBI(sum);
 	a[7 + G] = DBI(n);
-	a[8 + 3 * G] = DBI(b[0]->rec.ts);
-	a[9 + 3 * G] = DBI(b[0]->rec.t);
+	a[8 + 3 * G] = DBI(b[0]->rec.at);
+	a[9 + 3 * G] = DBI(b[0]->rec.token_id);
 	a[10 + 4 * G] = DBI(b[0]->unlimited);
 	a[11 + 4 * G] = a[12 + 4 * G] = DBI(sum);
 	a[13 + 4 * G] = DBI(b[0]->cv);

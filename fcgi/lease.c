@@ -266,8 +266,17 @@ lease_available(long long token_id)
 {
 	struct lslot	*s;
 
+	int		 waited;
+
 	if (L == NULL || (s = find_slot(token_id, 0)) == NULL)
 		return 0;
+	/*
+	 * While a lease is being taken, its quota is neither in the token's
+	 * row nor in the slot yet: wait for it (bounded), or the token would
+	 * look exhausted to the requests that arrive meanwhile.
+	 */
+	for (waited = 0; LOAD(&s->lock) != 0 && waited < 2000; waited++)
+		usleep(1000);
 	return LOAD(&s->avail);
 }
 
@@ -415,10 +424,10 @@ lease_finish(long long q, int ok, long long channel, long long use_time,
 	if (me == NULL || LOAD(&me->active) != CH_CHARGED)
 		return;
 	if (ok) {
-		me->rec.c = channel;
-		me->rec.ut = use_time;
-		me->rec.x = lstrict;
-		strlcpy_(me->rec.k, tasks ? tasks : "", sizeof(me->rec.k));
+		me->rec.channel_id = channel;
+		me->rec.use_time = use_time;
+		me->rec.prepaid = lstrict;
+		strlcpy_(me->rec.task_ids, tasks ? tasks : "", sizeof(me->rec.task_ids));
 		/* the master is behind (a slow or absent DB): wait for room */
 		for (int waited = 0; ring_push(&me->rec, 1) == -1; waited++) {
 			if (waited % 500 == 0)
@@ -570,22 +579,22 @@ log_rows(struct usage *const *r, size_t n)
 
 	for (i = 0, v = a; i < n; i++, v += LOG_ARGS) {
 		snprintf(content[i], sizeof(content[i]),
-		    "Bltcy透传模式（%s %s），消费配额: %lld", r[i]->m, r[i]->p,
-		    r[i]->q);
-		snprintf(model[i], sizeof(model[i]), "%s_passthrough", r[i]->s);
+		    "Bltcy透传模式（%s %s），消费配额: %lld", r[i]->method, r[i]->path,
+		    r[i]->quota);
+		snprintf(model[i], sizeof(model[i]), "%s_passthrough", r[i]->service);
 		snprintf(other[i], sizeof(other[i]), "{\"request_id\":\"%s\"%s}",
-		    r[i]->rid, r[i]->rc ? ",\"recovered\":true" : "");
-		v[0] = DBI(r[i]->u);
-		v[1] = DBI(r[i]->ts);
+		    r[i]->rid, r[i]->recovered ? ",\"recovered\":true" : "");
+		v[0] = DBI(r[i]->user_id);
+		v[1] = DBI(r[i]->at);
 		v[2] = DBS(content[i]);
-		v[3] = DBS(r[i]->un);
-		v[4] = DBS(r[i]->tn);
+		v[3] = DBS(r[i]->username);
+		v[4] = DBS(r[i]->token_name);
 		v[5] = DBS(model[i]);
-		v[6] = DBI(r[i]->q);
-		v[7] = DBI(r[i]->ut);
-		v[8] = DBI(r[i]->c);
-		v[9] = DBI(r[i]->t);
-		v[10] = DBS(r[i]->g);
+		v[6] = DBI(r[i]->quota);
+		v[7] = DBI(r[i]->use_time);
+		v[8] = DBI(r[i]->channel_id);
+		v[9] = DBI(r[i]->token_id);
+		v[10] = DBS(r[i]->group);
 		v[11] = DBS(r[i]->ip);
 		v[12] = DBS(other[i]);
 	}
@@ -607,12 +616,12 @@ task_insert(const struct task_row *t, size_t n)
 	size_t		 i;
 
 	for (i = 0, v = a; i < n; i++, v += TASK_ARGS) {
-		v[0] = DBS(t[i].r->s);
+		v[0] = DBS(t[i].r->service);
 		v[1] = DBS(t[i].id);
-		v[2] = DBI(t[i].r->c);
-		v[3] = DBI(t[i].r->u);
-		v[4] = DBI(t[i].r->t);
-		v[5] = DBI(t[i].r->ts);
+		v[2] = DBI(t[i].r->channel_id);
+		v[3] = DBI(t[i].r->user_id);
+		v[4] = DBI(t[i].r->token_id);
+		v[5] = DBI(t[i].r->at);
 	}
 	return db_run(mdb, rows_stmt(MS_TASK1, n), a, n * TASK_ARGS, NULL, NULL,
 	    NULL);
@@ -627,7 +636,7 @@ task_rows(struct usage *const *r, size_t n)
 	enum db_rc	 rc = DB_OK;
 
 	for (i = 0; rc == DB_OK && i < n; i++) {
-		const char *p = r[i]->k;
+		const char *p = r[i]->task_ids;
 
 		for (; rc == DB_OK && *p != '\0'; p += len + (p[len] == ',')) {
 			if ((len = strcspn(p, ",")) == 0 || len > TASK_ID_MAX)
@@ -737,35 +746,35 @@ rejected_row(const struct usage *r, const char *why)
 {
 	struct dbv	 a[20];
 	ESC(rid);
-	ESC(m);
-	ESC(p);
+	ESC(method);
+	ESC(path);
 	ESC(ip);
-	ESC(un);
-	ESC(tn);
-	ESC(g);
-	ESC(s);
-	ESC(k);
+	ESC(username);
+	ESC(token_name);
+	ESC(group);
+	ESC(service);
+	ESC(task_ids);
 	char		 err[4 * 512 + 1], host[4 * 64 + 1];
 
 	a[0] = DBS(escaped(r->rid, sizeof(r->rid), rid));
 	a[1] = DBS(escaped(lhost, 64, host));
-	a[2] = DBI(r->ts);
+	a[2] = DBI(r->at);
 	a[3] = DBI(now_s());
-	a[4] = DBI(r->u);
-	a[5] = DBI(r->t);
-	a[6] = DBI(r->c);
-	a[7] = DBI(r->q);
-	a[8] = DBI(r->ut);
-	a[9] = DBI(r->rc);
-	a[10] = DBI(r->x);
-	a[11] = DBS(escaped(r->m, sizeof(r->m), m));
-	a[12] = DBS(escaped(r->p, sizeof(r->p), p));
+	a[4] = DBI(r->user_id);
+	a[5] = DBI(r->token_id);
+	a[6] = DBI(r->channel_id);
+	a[7] = DBI(r->quota);
+	a[8] = DBI(r->use_time);
+	a[9] = DBI(r->recovered);
+	a[10] = DBI(r->prepaid);
+	a[11] = DBS(escaped(r->method, sizeof(r->method), method));
+	a[12] = DBS(escaped(r->path, sizeof(r->path), path));
 	a[13] = DBS(escaped(r->ip, sizeof(r->ip), ip));
-	a[14] = DBS(escaped(r->un, sizeof(r->un), un));
-	a[15] = DBS(escaped(r->tn, sizeof(r->tn), tn));
-	a[16] = DBS(escaped(r->g, sizeof(r->g), g));
-	a[17] = DBS(escaped(r->s, sizeof(r->s), s));
-	a[18] = DBS(escaped(r->k, sizeof(r->k), k));
+	a[14] = DBS(escaped(r->username, sizeof(r->username), username));
+	a[15] = DBS(escaped(r->token_name, sizeof(r->token_name), token_name));
+	a[16] = DBS(escaped(r->group, sizeof(r->group), group));
+	a[17] = DBS(escaped(r->service, sizeof(r->service), service));
+	a[18] = DBS(escaped(r->task_ids, sizeof(r->task_ids), task_ids));
 	a[19] = DBS(escaped(why, 512, err));
 	return db_run(mdb, MS_REJECTED, a, 20, NULL, NULL, NULL);
 }
@@ -787,13 +796,13 @@ write_batch(struct usage *const *r, size_t n, const char *op, const char *why)
 	enum db_rc		 rc;
 
 	for (i = 0; i < n; i++) {
-		/* x: a strict charge wrote token and user counters already */
-		if (!r[i]->x) {
-			sum_add(users, &nu, r[i]->u, r[i]->q, 0);
-			sum_add(spent, &ns, r[i]->t, r[i]->q, 0);
+		/* prepaid: a strict charge wrote token and user counters already */
+		if (!r[i]->prepaid) {
+			sum_add(users, &nu, r[i]->user_id, r[i]->quota, 0);
+			sum_add(spent, &ns, r[i]->token_id, r[i]->quota, 0);
 		}
-		sum_add(chans, &nc, r[i]->c, r[i]->q, 0);
-		sum_add(toks, &nt, r[i]->t, r[i]->x ? 0 : r[i]->q, r[i]->ts);
+		sum_add(chans, &nc, r[i]->channel_id, r[i]->quota, 0);
+		sum_add(toks, &nt, r[i]->token_id, r[i]->prepaid ? 0 : r[i]->quota, r[i]->at);
 	}
 	if ((rc = db_begin(mdb)) != DB_OK)
 		return rc;
@@ -896,7 +905,7 @@ write_split(struct usage *const *r, size_t n, size_t *again)
 	ADD(&L->rejected, 1);
 	log_err("req=%s usage record refused by the database: %s; its "
 	    "charge of %lld is kept, the record set aside in "
-	    "bltcy_usage_rejected", r[0]->rid, why, r[0]->q);
+	    "bltcy_usage_rejected", r[0]->rid, why, r[0]->quota);
 	return 1;
 }
 
@@ -1161,12 +1170,12 @@ lease_worker_died(const struct dsn *dsn, int wslot)
 				STORE(&L->ring[(p - 1) % RING].ready, p);
 			}
 		} else {
-			w->rec.rc = 1;
-			w->rec.x = lstrict;
-			w->rec.ut = now_s() - w->rec.ts;
+			w->rec.recovered = 1;
+			w->rec.prepaid = lstrict;
+			w->rec.use_time = now_s() - w->rec.at;
 			if (ring_push(&w->rec, 0) == -1)
 				log_err("usage ring full: a dead worker's "
-				    "charge of %lld is %s", w->rec.q, lstrict ?
+				    "charge of %lld is %s", w->rec.quota, lstrict ?
 				    "kept without its logs row" :
 				    "refunded at the next start");
 		}

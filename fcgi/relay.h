@@ -220,18 +220,21 @@ int	 tasks_recent_get(const char *service, const struct task_ids *,
 /* A settled request on its way to the database (the usage ring). */
 struct usage {
 	uint64_t	 ready;		/* ring position + 1 once written */
-	char		 rid[40];
-	long long	 u, t, c, q, ts, ut;
-	int		 rc;		/* settled by recovery */
-	int		 x;		/* strict: token and user already charged */
-	char		 m[16];
-	char		 p[160];
+	char		 rid[40];	/* the request id */
+	long long	 user_id, token_id, channel_id;
+	long long	 quota;
+	long long	 at;		/* when it was charged, epoch seconds */
+	long long	 use_time;	/* seconds the request took */
+	int		 recovered;	/* settled by recovery */
+	int		 prepaid;	/* strict: token and user already charged */
+	char		 method[16];
+	char		 path[160];
 	char		 ip[48];
-	char		 un[LIM_BYTES(LIM_USERNAME)];
-	char		 tn[LIM_BYTES(LIM_TOKEN_NAME)];
-	char		 g[LIM_BYTES(LIM_LOG_GROUP)];
-	char		 s[32];
-	char		 k[256];	/* task ids, comma-separated */
+	char		 username[LIM_BYTES(LIM_USERNAME)];
+	char		 token_name[LIM_BYTES(LIM_TOKEN_NAME)];
+	char		 group[LIM_BYTES(LIM_LOG_GROUP)];
+	char		 service[32];
+	char		 task_ids[256];	/* comma-separated */
 };
 
 /*

@@ -701,24 +701,24 @@ usage_record(struct usage *u, const struct req *r, const char *group)
 
 	memset(u, 0, sizeof(*u));
 	strlcpy_(u->rid, r->id, sizeof(u->rid));
-	u->u = r->tok.user_id;
-	u->t = r->tok.id;
-	u->c = r->ch->id;
-	u->q = r->quota;
-	u->ts = now_s();
-	strlcpy_(u->m, r->method, sizeof(u->m));
-	snprintf(u->p, sizeof(u->p), "%.*s", (int)(r->pathlen < sizeof(u->p) ?
-	    r->pathlen : sizeof(u->p) - 1), r->path);
+	u->user_id = r->tok.user_id;
+	u->token_id = r->tok.id;
+	u->channel_id = r->ch->id;
+	u->quota = r->quota;
+	u->at = now_s();
+	strlcpy_(u->method, r->method, sizeof(u->method));
+	snprintf(u->path, sizeof(u->path), "%.*s", (int)(r->pathlen <
+	    sizeof(u->path) ? r->pathlen : sizeof(u->path) - 1), r->path);
 	/* ASCII only: the cut above may have split a UTF-8 character */
-	for (i = 0; u->p[i]; i++)
-		if ((unsigned char)u->p[i] >= 0x80)
-			u->p[i] = '?';
+	for (i = 0; u->path[i]; i++)
+		if ((unsigned char)u->path[i] >= 0x80)
+			u->path[i] = '?';
 	strlcpy_(u->ip, r->ip, sizeof(u->ip));
 	/* sized for their columns: whole characters, as a guard only */
-	utf8_copy(u->un, r->tok.username, sizeof(u->un));
-	utf8_copy(u->tn, r->tok.name, sizeof(u->tn));
-	utf8_copy(u->g, group, sizeof(u->g));
-	strlcpy_(u->s, r->service, sizeof(u->s));
+	utf8_copy(u->username, r->tok.username, sizeof(u->username));
+	utf8_copy(u->token_name, r->tok.name, sizeof(u->token_name));
+	utf8_copy(u->group, group, sizeof(u->group));
+	strlcpy_(u->service, r->service, sizeof(u->service));
 }
 
 /*
