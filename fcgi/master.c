@@ -1,4 +1,5 @@
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -343,6 +344,22 @@ refused:
 	return -1;
 }
 
+/*
+ * Each request in flight holds two descriptors (the front's FastCGI
+ * connection and the upstream one): take the hard limit, whatever soft
+ * one supervisor or the shell left.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* A worker killed by a signal or exiting non-zero left charges open. */
 static int
 died_badly(int status)
@@ -426,6 +443,7 @@ main(int argc, char *argv[])
 	}
 	if (load_config(conf, 1) == -1)
 		return 1;
+	raise_nofile();
 	if (forced > 0) {
 		char n[24], err[128];
 		snprintf(n, sizeof(n), "%lld", forced);
