@@ -1,6 +1,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "log.h"
@@ -37,10 +38,14 @@ struct auth_entry {
 	long long		 version;	/* channel counter seen with it */
 	long long		 auth_version;	/* and the token counter */
 	int64_t			 at;
+	int			 loading;	/* a thread reads loading_key now */
+	char			 loading_key[TOKEN_KEY_MAX];
 };
 static struct auth_entry	*acache;
 #define AUTH_STRIPES	64
 static pthread_mutex_t		 acache_mu[AUTH_STRIPES];
+static pthread_cond_t		 acache_cv[AUTH_STRIPES];	/* a load ended */
+#define LOAD_WAIT_MS	2000	/* waiting for another thread's read, at most */
 
 static struct auth_entry *
 acache_slot(const char *key)
@@ -81,18 +86,49 @@ counters_fresh(struct proc *p, long long *chan, long long *auth)
 {
 	long long	 v[2];
 	int64_t		 now = mono_ms();
-	int		 fresh;
+	struct timespec	 ts;
+	int		 fresh, reader = 0;
 
 	pthread_mutex_lock(&p->meta_mu);
-	fresh = p->meta_at != 0 && now - p->meta_at < COUNTERS_MS;
+	for (;;) {
+		fresh = p->meta_at != 0 && now - p->meta_at < COUNTERS_MS;
+		/*
+		 * Another thread is reading them: its reading is as good,
+		 * and a reading a second older is still good while it comes.
+		 */
+		if (!fresh && p->meta_reading && p->meta_at != 0 &&
+		    now - p->meta_at < 2 * COUNTERS_MS)
+			fresh = 1;
+		if (fresh || !p->meta_reading)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (pthread_cond_timedwait(&p->meta_cv, &p->meta_mu, &ts) != 0)
+			break;
+	}
 	*chan = p->meta_chan;
 	*auth = p->meta_auth;
+	if (!fresh && !p->meta_reading)
+		reader = p->meta_reading = 1;
 	pthread_mutex_unlock(&p->meta_mu);
 	if (fresh)
 		return 0;
-	if (db_run(p->db, ST_COUNTERS, NULL, 0, counters_row, v, NULL) != DB_OK)
+	if (db_run(p->db, ST_COUNTERS, NULL, 0, counters_row, v, NULL) != DB_OK) {
+		if (reader) {
+			pthread_mutex_lock(&p->meta_mu);
+			p->meta_reading = 0;
+			pthread_cond_broadcast(&p->meta_cv);
+			pthread_mutex_unlock(&p->meta_mu);
+		}
 		return -1;
+	}
 	counters_seen(p, v[0], v[1], now);
+	if (reader) {
+		pthread_mutex_lock(&p->meta_mu);
+		p->meta_reading = 0;
+		pthread_cond_broadcast(&p->meta_cv);
+		pthread_mutex_unlock(&p->meta_mu);
+	}
 	*chan = v[0];
 	*auth = v[1];
 	return 0;
@@ -153,13 +189,68 @@ tokcache_put(const char *key, const struct token_row *row, long long chan,
 	pthread_mutex_unlock(mu);
 }
 
+/*
+ * A miss: when another thread is reading the same token, wait for it
+ * (at most LOAD_WAIT_MS) and return 0, to look in the cache again;
+ * otherwise 1: this thread reads it, and calls tokcache_done after.
+ * A burst of one token's requests thus costs one read, not one each.
+ */
+int
+tokcache_claim(const char *key)
+{
+	struct auth_entry	*e;
+	struct timespec		 ts;
+	size_t			 st;
+	int			 mine = 1;
+
+	if (acache == NULL || strlen(key) >= sizeof(e->key))
+		return 1;
+	e = acache_slot(key);
+	st = (size_t)(e - acache) % AUTH_STRIPES;
+	pthread_mutex_lock(&acache_mu[st]);
+	if (e->loading && strcmp(e->loading_key, key) == 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += LOAD_WAIT_MS / 1000;
+		while (e->loading && strcmp(e->loading_key, key) == 0 &&
+		    pthread_cond_timedwait(&acache_cv[st], &acache_mu[st],
+		    &ts) == 0)
+			;
+		mine = 0;
+	} else if (!e->loading) {	/* another key's load: no waiting */
+		e->loading = 1;
+		strlcpy_(e->loading_key, key, sizeof(e->loading_key));
+	}
+	pthread_mutex_unlock(&acache_mu[st]);
+	return mine;
+}
+
+void
+tokcache_done(const char *key)
+{
+	struct auth_entry	*e;
+	size_t			 st;
+
+	if (acache == NULL || strlen(key) >= sizeof(e->key))
+		return;
+	e = acache_slot(key);
+	st = (size_t)(e - acache) % AUTH_STRIPES;
+	pthread_mutex_lock(&acache_mu[st]);
+	if (e->loading && strcmp(e->loading_key, key) == 0) {
+		e->loading = 0;
+		pthread_cond_broadcast(&acache_cv[st]);
+	}
+	pthread_mutex_unlock(&acache_mu[st]);
+}
+
 int
 tokcache_init(void)
 {
 	size_t	 i;
 
-	for (i = 0; i < AUTH_STRIPES; i++)
+	for (i = 0; i < AUTH_STRIPES; i++) {
 		pthread_mutex_init(&acache_mu[i], NULL);
+		pthread_cond_init(&acache_cv[i], NULL);
+	}
 	return (acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL ? -1 : 0;
 }
 

@@ -37,6 +37,8 @@
 #define LEASE_GROW	64		/* times up to this for a busy token */
 #define LEASE_FAST_MS	1000		/* the last lease went quicker: double */
 #define IDLE_MS		10000		/* an unused lease goes back after this */
+#define DRY_MS		1000		/* a token the DB had too little for is
+					   not asked again for this long */
 
 struct lshm		*L;
 __thread struct wslot	*me;		/* this thread's slot */
@@ -325,7 +327,15 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 			break;
 	}
 	for (tries = 0; !take(s, q); tries++) {
-		if (tries > 0 && grant < q) {
+		int64_t dry = LOAD(&s->dry_at);
+
+		/*
+		 * The database had too little for this token a moment ago: the
+		 * requests that queued behind that lease are refused at once,
+		 * not each asking again (a top-up counts after DRY_MS).
+		 */
+		if ((tries > 0 && grant < q) ||
+		    (dry != 0 && mono_ms() - dry < DRY_MS)) {
 			slot_unpin(s);
 			return -1;
 		}
@@ -337,7 +347,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 				CAS(&s->lock, &zero, 0);
 			usleep(1000);
 			grant = q;
-			if (tries > 5000) {
+			if (tries > 30000) {	/* 30 s and more */
 				slot_unpin(s);
 				return -2;
 			}
@@ -381,6 +391,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		}
 		if (grant > 0)
 			ADD(&s->avail, grant);
+		STORE(&s->dry_at, grant < q ? mono_ms() : 0);
 		STORE(&s->lock, 0);
 		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, t->id);
 	}
@@ -1039,6 +1050,7 @@ reclaim_idle(void)
 				STORE(&s->grow, 0);
 				STORE(&s->last_use, 0);
 				STORE(&s->leased_at, 0);
+				STORE(&s->dry_at, 0);
 				STORE(&s->token_id, SLOT_GONE);
 			}
 		}

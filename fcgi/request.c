@@ -361,22 +361,30 @@ authenticate(struct worker *w, struct req *r, const char *key,
 	enum db_rc	 rc;
 	int64_t		 t0 = mono_ms();
 
+	int		 tries, claimed = 0;
+
 	memset(ao, 0, sizeof(*ao));
 	ao->t = &r->tok;
-	if (!fresh && tokcache_get(w->p, key, &r->tok, &ao->auth_version,
-	    &ao->version)) {
-		ao->found = 1;
-		ao->cached = 1;
-		return DB_OK;
+	for (tries = 0; !fresh && tries < 2 && !claimed; tries++) {
+		if (tokcache_get(w->p, key, &r->tok, &ao->auth_version,
+		    &ao->version)) {
+			ao->found = 1;
+			ao->cached = 1;
+			return DB_OK;
+		}
+		claimed = tokcache_claim(key);	/* or another thread read it */
 	}
 	a = DBS(key);
 	rc = db_run(w->p->db, ST_AUTH, &a, 1, auth_row, ao, NULL);
-	if (rc != DB_OK || !ao->found)
-		return rc;
-	/* the counters came with the row */
-	counters_seen(w->p, ao->version, ao->auth_version, t0);
-	if (!ao->too_long)
-		tokcache_put(key, &r->tok, ao->version, ao->auth_version, t0);
+	if (rc == DB_OK && ao->found) {
+		/* the counters came with the row */
+		counters_seen(w->p, ao->version, ao->auth_version, t0);
+		if (!ao->too_long)
+			tokcache_put(key, &r->tok, ao->version, ao->auth_version,
+			    t0);
+	}
+	if (claimed)
+		tokcache_done(key);
 	return rc;
 }
 

@@ -29,12 +29,13 @@
 
 struct lslot {
 	long long	 token_id;	/* or 0, SLOT_GONE, SLOT_CLOSING */
-	int		 lock;		/* pid leasing more, or 0 */
+	int		 lock;		/* thread id leasing more, or 0 */
 	int64_t		 avail;
 	int64_t		 inflight;
 	int64_t		 last_use;	/* mono ms */
 	int64_t		 leased_at;	/* mono ms of the last lease */
 	int64_t		 grow;		/* blocks per lease, 1..LEASE_GROW */
+	int64_t		 dry_at;	/* mono ms the database last had too little */
 };
 
 /* A strict refund the database could not take yet (worker.c's pending). */

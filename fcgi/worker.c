@@ -140,6 +140,7 @@ proc_init(struct proc *p, int fd, const struct dsn *dsn, const char *host,
 	pthread_mutex_init(&p->load_mu, NULL);
 	pthread_mutex_init(&p->chan_mu, NULL);
 	pthread_mutex_init(&p->meta_mu, NULL);
+	pthread_cond_init(&p->meta_cv, NULL);
 	pthread_mutex_init(&p->no_task_mu, NULL);
 	pthread_mutex_init(&p->curl_mu, NULL);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)

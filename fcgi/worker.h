@@ -68,6 +68,8 @@ struct proc {
 	int		 chan_stale;
 
 	pthread_mutex_t	 meta_mu;
+	pthread_cond_t	 meta_cv;	/* a reading of the counters ended */
+	int		 meta_reading;	/* a thread reads them now */
 	long long	 meta_chan;	/* the change counters, as of meta_at */
 	long long	 meta_auth;
 	int64_t		 meta_at;
@@ -110,6 +112,8 @@ int	 tokcache_get(struct proc *, const char *key, struct token_row *,
 	    long long *auth_version, long long *chan_version);
 void	 tokcache_put(const char *key, const struct token_row *,
 	    long long chan_version, long long auth_version, int64_t at);
+int	 tokcache_claim(const char *key);
+void	 tokcache_done(const char *key);
 void	 counters_seen(struct proc *, long long chan, long long auth, int64_t);
 struct chsnap *chan_get(struct proc *, long long version);
 void	 chan_put(struct proc *, struct chsnap *);
