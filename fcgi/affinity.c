@@ -1,10 +1,9 @@
-#include <sys/mman.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "relay.h"
+#include "shared.h"
 
 /*
  * Task ids, both ways: found in an upstream answer to remember which
@@ -752,13 +751,7 @@ static struct recent	*recent;
 int
 tasks_recent_init(void)
 {
-	recent = mmap(NULL, RECENT * sizeof(*recent), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (recent == MAP_FAILED) {
-		recent = NULL;
-		return -1;
-	}
-	return 0;
+	return (recent = shm_map(RECENT * sizeof(*recent))) == NULL ? -1 : 0;
 }
 
 static struct recent *

@@ -141,29 +141,14 @@ lease_init(const char *host, int strict)
 
 	lhost = host;
 	lstrict = strict;
-	L = mmap(NULL, sizeof(*L), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (L == MAP_FAILED) {
+	/* never unmapped: the pool lives as long as the master */
+	if ((L = shm_map(sizeof(*L))) == NULL ||
+	    (L->slots = shm_map(want_slots * sizeof(struct lslot))) == NULL ||
+	    (p = shm_map(want_wslots * sizeof(struct wslot))) == NULL) {
 		L = NULL;
 		return -1;
 	}
-	p = mmap(NULL, want_slots * sizeof(struct lslot), PROT_READ |
-	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		munmap(L, sizeof(*L));
-		L = NULL;
-		return -1;
-	}
-	L->slots = p;
 	L->nslots = want_slots;
-	p = mmap(NULL, want_wslots * sizeof(struct wslot), PROT_READ |
-	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		munmap(L->slots, want_slots * sizeof(struct lslot));
-		munmap(L, sizeof(*L));
-		L = NULL;
-		return -1;
-	}
 	L->w = p;
 	L->nw = want_wslots;
 	owed_load();

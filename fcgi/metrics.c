@@ -1,8 +1,8 @@
 #include <string.h>
-#include <sys/mman.h>
 
 #include "config.h"
 #include "relay.h"
+#include "shared.h"
 
 /*
  * Counters and breaker state in one anonymous shared mapping made by the
@@ -47,21 +47,14 @@ struct shm {
 
 static struct shm	*m;
 
-#define ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
-#define LOAD(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
 int
 metrics_init(const char *services)
 {
 	const char	*p = services;
 
-	m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED) {
-		m = NULL;
+	if ((m = shm_map(sizeof(*m))) == NULL)
 		return -1;
-	}
 	while (*p != '\0' && m->nsvc < SVC_SLOTS) {
 		size_t n = strcspn(p, ",");
 		if (n > 0 && n < SVC_NAME)

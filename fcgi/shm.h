@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "relay.h"
+#include "shared.h"
 
 #define SLOTS		16384		/* tokens with a lease on this host, */
 #define SLOTS_MIN	64		/* by default; LEASE_SLOTS in this range */
@@ -82,12 +83,6 @@ extern struct lshm	*L;
 extern __thread struct wslot *me;	/* this thread's slot, or NULL */
 extern const char	*lhost;		/* this pool's instance name */
 extern __thread int	 mypid;		/* this thread's id (gettid) */
-
-#define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
-#define CAS(p, o, n)	__atomic_compare_exchange_n((p), (o), (n), 0, \
-			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 
 /* charge.c: what the group commit says of a dead worker's charge */
 int	 group_outcome(struct wslot *);

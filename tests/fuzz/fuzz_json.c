@@ -13,6 +13,7 @@
 
 #include "../../common/util.c"
 #include "../../common/setting.c"
+#include "../../fcgi/shared.c"
 #include "../../fcgi/affinity.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);

@@ -29,6 +29,7 @@
 #include "../../common/config.c"
 #include "../../common/netaddr.c"
 #include "../../fcgi/upstream.c"
+#include "../../fcgi/shared.c"
 #include "../../fcgi/affinity.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);

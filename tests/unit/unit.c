@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 
 #include "../../fcgi/upstream.c"
+#include "../../fcgi/shared.c"
 #include "../../fcgi/affinity.c"
 
 #include "auth.h"

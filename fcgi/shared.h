@@ -1,0 +1,23 @@
+#ifndef BLTCY_SHARED_H
+#define BLTCY_SHARED_H
+
+/*
+ * The memory the master and every worker process share. Each mapping is
+ * made by shm_map() in the master before it forks (metrics and circuit
+ * breakers in metrics.c, the newest task ids in affinity.c, lease slots,
+ * the usage ring and the charge slots in lease.c), and every access to a
+ * shared word goes through the atomics below.
+ */
+
+#include <stddef.h>
+
+/* A zeroed shared mapping of size bytes, or NULL. Never unmapped. */
+void	*shm_map(size_t size);
+
+#define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
+#define CAS(p, o, n)	__atomic_compare_exchange_n((p), (o), (n), 0, \
+			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+
+#endif
