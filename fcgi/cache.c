@@ -53,6 +53,13 @@ acache_slot(const char *key)
 	return &acache[fnv1a(FNV1A_INIT, key) % AUTH_CACHE];
 }
 
+/* The lock and wake-up of an entry's stripe. */
+static size_t
+acache_stripe(const struct auth_entry *e)
+{
+	return (size_t)(e - acache) % AUTH_STRIPES;
+}
+
 static int
 counters_row(void *arg, const struct dbv *c, size_t n)
 {
@@ -87,6 +94,7 @@ counters_fresh(struct proc *p, long long *chan, long long *auth)
 	long long	 v[2];
 	int64_t		 now = mono_ms();
 	struct timespec	 ts;
+	enum db_rc	 rc;
 	int		 fresh, reader = 0;
 
 	pthread_mutex_lock(&p->meta_mu);
@@ -113,22 +121,17 @@ counters_fresh(struct proc *p, long long *chan, long long *auth)
 	pthread_mutex_unlock(&p->meta_mu);
 	if (fresh)
 		return 0;
-	if (db_run(p->db, ST_COUNTERS, NULL, 0, counters_row, v, NULL) != DB_OK) {
-		if (reader) {
-			pthread_mutex_lock(&p->meta_mu);
-			p->meta_reading = 0;
-			pthread_cond_broadcast(&p->meta_cv);
-			pthread_mutex_unlock(&p->meta_mu);
-		}
-		return -1;
-	}
-	counters_seen(p, v[0], v[1], now);
+	rc = db_run(p->db, ST_COUNTERS, NULL, 0, counters_row, v, NULL);
+	if (rc == DB_OK)
+		counters_seen(p, v[0], v[1], now);
 	if (reader) {
 		pthread_mutex_lock(&p->meta_mu);
 		p->meta_reading = 0;
 		pthread_cond_broadcast(&p->meta_cv);
 		pthread_mutex_unlock(&p->meta_mu);
 	}
+	if (rc != DB_OK)
+		return -1;
 	*chan = v[0];
 	*auth = v[1];
 	return 0;
@@ -153,7 +156,7 @@ tokcache_get(struct proc *p, const char *key, struct token_row *row,
 	if (acache == NULL || counters_fresh(p, chan, &auth) == -1)
 		return 0;
 	e = acache_slot(key);
-	mu = &acache_mu[(size_t)(e - acache) % AUTH_STRIPES];
+	mu = &acache_mu[acache_stripe(e)];
 	pthread_mutex_lock(mu);
 	if (e->at != 0 && now - e->at <
 	    (lease_enabled() ? AUTH_CACHE_MS : AUTH_CHECKED_MS) &&
@@ -179,7 +182,7 @@ tokcache_put(const char *key, const struct token_row *row, long long chan,
 	if (acache == NULL || klen >= sizeof(e->key))
 		return;
 	e = acache_slot(key);
-	mu = &acache_mu[(size_t)(e - acache) % AUTH_STRIPES];
+	mu = &acache_mu[acache_stripe(e)];
 	pthread_mutex_lock(mu);
 	memcpy(e->key, key, klen + 1);
 	e->row = *row;
@@ -206,7 +209,7 @@ tokcache_claim(const char *key)
 	if (acache == NULL || strlen(key) >= sizeof(e->key))
 		return 1;
 	e = acache_slot(key);
-	st = (size_t)(e - acache) % AUTH_STRIPES;
+	st = acache_stripe(e);
 	pthread_mutex_lock(&acache_mu[st]);
 	if (e->loading && strcmp(e->loading_key, key) == 0) {
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -233,7 +236,7 @@ tokcache_done(const char *key)
 	if (acache == NULL || strlen(key) >= sizeof(e->key))
 		return;
 	e = acache_slot(key);
-	st = (size_t)(e - acache) % AUTH_STRIPES;
+	st = acache_stripe(e);
 	pthread_mutex_lock(&acache_mu[st]);
 	if (e->loading && strcmp(e->loading_key, key) == 0) {
 		e->loading = 0;

@@ -458,12 +458,6 @@ charge_state(const struct usage *rec, enum charge_state st, unsigned long conn)
 	STORE(&me->active, (int)st);
 }
 
-int
-charge_slot(void)
-{
-	return me != NULL ? (int)(me - L->w) : -1;
-}
-
 void
 refund_owed(const char *rid, long long token, long long user,
     long long quota, int unlimited)

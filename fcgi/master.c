@@ -34,16 +34,14 @@
 static volatile sig_atomic_t	 got_chld, got_term, got_hup, got_usr1, got_alrm;
 
 /*
- * Each live worker of any generation: its lease slot, and whether it was
- * told to finish. Workers hold SIGTERM while they answer a request, so a
- * request in flight is never cut by it; the master repeats it until they
- * are gone, so that one which was between two accepts hears it too.
+ * Each live worker of any generation and its charge slots. A worker's
+ * request threads never take a signal (its main thread waits for them),
+ * so SIGTERM cuts no request in flight and is never missed.
  */
 static struct {
 	pid_t	 pid;
 	int	*wslots;	/* one charge slot per request thread */
 	size_t	 nwslots;
-	int	 stopping;
 } owners[2 * WORKERS_MAX];
 
 static pid_t	 pids[WORKERS_MAX];	/* the current generation */
@@ -233,38 +231,12 @@ spawn(void)
 	owners[o].pid = pid;
 	owners[o].wslots = ws;
 	owners[o].nwslots = n;
-	owners[o].stopping = 0;
 	return pid;
 fail:
 	while (k-- > 0)
 		lease_worker_died(&dsn, ws[k]);
 	free(ws);
 	return -1;
-}
-
-/* Tell a worker to finish what it has and exit. */
-static void
-stop_worker(pid_t pid)
-{
-	size_t	 i;
-
-	if (pid <= 0)
-		return;
-	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
-		if (owners[i].pid == pid)
-			owners[i].stopping = 1;
-	kill(pid, SIGTERM);
-}
-
-/* Say it again to those told before (see owners[]). */
-static void
-stop_again(void)
-{
-	size_t	 i;
-
-	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
-		if (owners[i].pid > 0 && owners[i].stopping)
-			kill(owners[i].pid, SIGTERM);
 }
 
 /* A worker is gone: its lease slot (and any charge in it) is settled. */
@@ -521,23 +493,14 @@ main(int argc, char *argv[])
 			reap();
 		}
 		if (got_term) {
-			sigset_t	 chld;
-
 			for (size_t k = 0; k < nworkers; k++)
-				stop_worker(pids[k]);
+				if (pids[k] > 0)
+					kill(pids[k], SIGTERM);
 			log_info("stopping: letting %zu workers finish", nworkers);
-			sigemptyset(&chld);
-			sigaddset(&chld, SIGCHLD);
 			while (nworkers > 0 || nold > 0) {
-				struct timespec ts = { 0, 200 * 1000000L };
 				pid_t pid;
 				int status, current = 0;
-				if ((pid = waitpid(-1, &status, WNOHANG)) == 0) {
-					sigtimedwait(&chld, NULL, &ts);
-					stop_again();
-					continue;
-				}
-				if (pid == -1)
+				if ((pid = wait(&status)) == -1)
 					break;
 				for (size_t k = 0; k < nworkers; k++)
 					if (pids[k] == pid) {
@@ -567,10 +530,8 @@ main(int argc, char *argv[])
 					    "as it started", cfg_s(CFG_METERING));
 				/* the old generation finishes what it has */
 				for (size_t k = 0; k < nworkers; k++)
-					if (pids[k] > 0) {
-						stop_worker(pids[k]);
+					if (pids[k] > 0 && kill(pids[k], SIGTERM) == 0)
 						nold++;
-					}
 				n = pool_size();
 				for (size_t k = 0; k < n; k++)
 					if ((pids[k] = spawn()) == -1)
@@ -581,7 +542,6 @@ main(int argc, char *argv[])
 		}
 		if (got_alrm) {
 			got_alrm = 0;
-			stop_again();
 			lease_tick(&dsn);
 			prune_tasks();
 		}

@@ -270,7 +270,6 @@ void	 lease_finish(long long q, int ok, long long channel,
 	    long long use_time, const char *tasks);
 void	 charge_state(const struct usage *, enum charge_state,
 	    unsigned long conn);
-int	 charge_slot(void);			/* worker: its row's slot */
 /*
  * Strict metering: this worker's refund waiting for the database, kept in
  * shared memory so that the master does it if the worker is gone first

@@ -742,7 +742,7 @@ charge(struct worker *w, struct req *r, const struct usage *u)
 
 	if (!w->slot_ready) {
 		a[0] = DBS(w->p->host);
-		a[1] = DBI(charge_slot());
+		a[1] = DBI(w->wslot);
 		a[2] = DBI(now_s());
 		if ((rc = db_run(w->p->db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL)) != DB_OK)
 			return rc;
