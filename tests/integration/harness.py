@@ -677,6 +677,10 @@ class Pool:
                 f.write("%s=%s\n" % (k, v))
         env = h.env()
         env["BLTCY_CONFIG"] = self.config_path
+        # a pool of the same name killed just before may still be going
+        # away (its workers' threads exiting): spawn-fcgi refuses a socket
+        # that still accepts, so wait until it no longer does
+        wait_for(lambda: not socket_accepts(self.sock), 20, "the old %s socket to close" % name)
         self.proc = h.spawn(name, ["spawn-fcgi", "-n", "-s", self.sock, "-M", "0660", "--",
                                    os.path.join(BUILD, "bltcy-relay")], env=env)
         self.pid = self.proc.pid
@@ -695,6 +699,21 @@ class Pool:
     def stop(self):
         self.h.kill(self.name + "-lighttpd", wait=5)
         self.h.kill(self.name, wait=10)
+
+
+def socket_accepts(path):
+    """Is something listening on the Unix socket path?"""
+    if not os.path.exists(path):
+        return False
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        c.settimeout(1)
+        c.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        c.close()
 
 
 def children_of(pid):

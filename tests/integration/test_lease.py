@@ -788,9 +788,9 @@ def test_strict_pool_sigterm_exit():
 
 @S.test(fronts=False)
 def test_sigterm_in_flight_failure_not_charged():
-    """SIGTERM while the first worker (lease slot 0) relays a request, the
-    other worker idle and leaving at once: the request then fails upstream
-    (500), so it must not be charged, and nothing is "recovered"."""
+    """SIGTERM while one worker relays a request and the other is idle and
+    leaves at once: the request then fails upstream (500), so it must not
+    be charged, and nothing is "recovered"."""
     R0 = 10 ** 7
     user, token, chan = account(remain_quota=R0)
     p = lease_pool("lease9")
@@ -799,41 +799,32 @@ def test_sigterm_in_flight_failure_not_charged():
     try:
         expect_ok(request(p.port, "POST", "/kling/v1/stop/warm", auth(token), b"{}"), "warm-up POST")
         wait_flushed(p)
-        first = min(p.workers_pids())     # spawned first: lease slot 0
-        holder = None
         outs = []
-        for k in range(2):
-            m = uniq("stop")
-            ev = "ev-" + m
-            evs.append(ev)
-            H.stub.script({"path": m, "mode": "hang", "hang": 60, "event": ev, "status": 500,
-                           "body": '{"error":"late failure"}', "times": 1})
-            out = {}
-            outs.append(out)
+        m = uniq("stop")
+        ev = "ev-" + m
+        evs.append(ev)
+        H.stub.script({"path": m, "mode": "hang", "hang": 60, "event": ev, "status": 500,
+                       "body": '{"error":"late failure"}', "times": 1})
+        out = {}
+        outs.append(out)
 
-            def client(path=("/kling/v1/" + m), out=out):
-                try:
-                    out["r"] = request(p.port, "POST", path, auth(token), b"{}", timeout=90)
-                except Exception as e:  # noqa: BLE001
-                    out["e"] = e
-            th = threading.Thread(target=client)
-            th.start()
-            ths.append(th)
-            found = H.stub.wait(m, timeout=15)
-            check(found, "hanging request %d never reached the stub" % k)
-            holder = harness.pid_with_local_port(p.workers_pids(), found[0]["peer_port"], H.stub_port)
-            if holder == first:
-                break
-        check(holder == first, "could not place a request on the first worker %d" % first)
-        # the other worker, if it holds the first hang, answers it (500) and goes idle
-        if len(evs) == 2:
-            H.stub.release(evs[0])
-            ths[0].join(20)
-            eq(outs[0]["r"].status, 500, "the first hanging request on the other worker")
+        def client(path=("/kling/v1/" + m), out=out):
+            try:
+                out["r"] = request(p.port, "POST", path, auth(token), b"{}", timeout=90)
+            except Exception as e:  # noqa: BLE001
+                out["e"] = e
+        th = threading.Thread(target=client)
+        th.start()
+        ths.append(th)
+        found = H.stub.wait(m, timeout=15)
+        check(found, "the hanging request never reached the stub")
+        # the worker holding it may be either: a process holds many requests
+        holder = harness.pid_with_local_port(p.workers_pids(), found[0]["peer_port"], H.stub_port)
+        check(holder in p.workers_pids(), "no worker holds the hanging request (%r)" % holder)
         wait_ev = evs[-1]
         before = state(user, token, chan)
         os.kill(p.pid, signal.SIGTERM)
-        # the idle worker leaves; the master reaps it while the first still relays
+        # the idle worker leaves; the master reaps it while the other still relays
         harness.wait_for(lambda: len(p.workers_pids()) == 1, 10, "the idle worker to exit")
         time.sleep(0.3)
         H.stub.release(wait_ev)
