@@ -29,6 +29,11 @@ Environment (all optional):
   BENCH_NGINX_WORKERS=auto  worker_processes of the three nginx instances
   BENCH_DB_POOL=256M      innodb buffer pool of the private MariaDB
   BENCH_DB_ARGS=          more mariadbd options, e.g. "--innodb-flush-method=O_DSYNC"
+  BENCH_DB_DIR=           where MariaDB's data directory goes (default: in
+                          the temporary directory, with everything else)
+  BENCH_DISK_PROBE=5      seconds of synchronous 4 KiB writes in that
+                          directory first, to show what a durable commit
+                          waits for on this disk (0: skip)
   BENCH_JSON=FILE         also write every figure as JSON to FILE
   BENCH_KEEP=1            keep the temporary directory (logs, perf data)
   BENCH_SCENARIOS="zero inflight"  what to run: zero = the metering modes
@@ -46,6 +51,13 @@ BENCH_MODES as metering, the pool started afresh for each run.
   BENCH_SECONDS, BENCH_ROUNDS  as above; unset, in-flight uses 5 s, 1 round
   BENCH_INFLIGHT_TIMEOUT= seconds before an answer is a timeout; default
                           2 x delay + 2, at least 5
+  BENCH_RAMP=             seconds over which the clients start, one after
+                          another (0: all at the same instant); default
+                          the delay, so that requests arrive evenly
+  BENCH_WARMUP=           seconds of load before the measured BENCH_SECONDS
+                          (same clients; answers not counted but for the
+                          first wave's p99; errors counted); default
+                          the ramp + the delay, at least ramp + 2
 """
 
 import atexit
@@ -97,12 +109,17 @@ FRONTS = os.environ.get("BENCH_FRONTS", "").split() or ["lighttpd", "nginx"]
 NGINX_WORKERS = os.environ.get("BENCH_NGINX_WORKERS", "auto")
 DB_POOL = os.environ.get("BENCH_DB_POOL", "256M")
 DB_ARGS = os.environ.get("BENCH_DB_ARGS", "").split()
+DB_DIR = os.environ.get("BENCH_DB_DIR", "")
+DISK_PROBE = env_int("BENCH_DISK_PROBE", 5)
 KEEP = env_int("BENCH_KEEP", 0)
 JSON_OUT = os.environ.get("BENCH_JSON", "")
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "").split() or ["zero", "inflight"]
 RELAY_ENV = os.environ.get("BENCH_RELAY_ENV", "").split()
 IF_ROUNDS = env_int("BENCH_ROUNDS", 1)
 IF_SECONDS = env_int("BENCH_SECONDS", 5)
+IF_WARMUP = (float(os.environ["BENCH_WARMUP"]) if os.environ.get("BENCH_WARMUP")
+             else None)
+IF_RAMP = float(os.environ["BENCH_RAMP"]) if os.environ.get("BENCH_RAMP") else None
 IF_TIMEOUT = os.environ.get("BENCH_INFLIGHT_TIMEOUT", "")
 
 
@@ -309,13 +326,18 @@ class Bench:
     # -- MariaDB ----------------------------------------------------------
     def start_db(self):
         self.db_sock = os.path.join(self.dir, "mysql.sock")
+        datadir = os.path.join(self.dir, "data")
+        if DB_DIR:
+            datadir = tempfile.mkdtemp(prefix="bltcy-bench-db.", dir=DB_DIR)
+            atexit.register(shutil.rmtree, datadir, True)
+        self.datadir = datadir
         p = subprocess.run(["mariadb-install-db", "--no-defaults",
-                            "--datadir=%s/data" % self.dir, "--user=root",
+                            "--datadir=%s" % datadir, "--user=root",
                             "--auth-root-authentication-method=normal"],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=180)
         if p.returncode != 0:
             raise BenchError("mariadb-install-db: %s" % p.stderr.decode()[-2000:])
-        self.spawn("mariadbd", ["mariadbd", "--no-defaults", "--datadir=%s/data" % self.dir,
+        self.spawn("mariadbd", ["mariadbd", "--no-defaults", "--datadir=%s" % datadir,
                                 "--socket=%s" % self.db_sock, "--port=0",
                                 "--skip-networking", "--user=root",
                                 "--innodb-buffer-pool-size=%s" % DB_POOL,
@@ -1089,7 +1111,40 @@ class Sampler(threading.Thread):
                 return
 
 
-def drive(b, port, delay, clients, token, seconds=None, timeout=None):
+def disk_probe(where, seconds):
+    """Latency of synchronous 4 KiB writes in directory where, as InnoDB
+    makes them to its redo log (O_DIRECT, then durable), for seconds."""
+    import mmap
+    path = os.path.join(where, "bench-disk-probe")
+    buf = mmap.mmap(-1, 4096)   # page-aligned, as O_DIRECT wants
+    buf.write(b"x" * 4096)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT | os.O_DSYNC, 0o600)
+    lat = []
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t = time.monotonic()
+            os.pwrite(fd, buf, (len(lat) % 256) * 4096)
+            lat.append((time.monotonic() - t) * 1000.0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    lat.sort()
+    return {"writes": len(lat), "p50_ms": lat[len(lat) // 2],
+            "p999_ms": lat[min(len(lat) - 1, len(lat) * 999 // 1000)], "max_ms": lat[-1],
+            "over_50ms": sum(1 for x in lat if x > 50)}
+
+
+def if_ramp(delay):
+    return IF_RAMP if IF_RAMP is not None else delay
+
+
+def if_warmup(delay):
+    return IF_WARMUP if IF_WARMUP is not None else if_ramp(delay) + max(2.0, delay)
+
+
+def drive(b, port, delay, clients, token, seconds=None, timeout=None, warmup=0.0,
+          ramp=0.0):
     """Run THREADS client processes sharing the clients; the merged result."""
     n = min(THREADS, clients)
     to = timeout or if_timeout(delay)
@@ -1104,13 +1159,14 @@ def drive(b, port, delay, clients, token, seconds=None, timeout=None):
         argv = [sys.executable, os.path.join(HERE, "inflight_client.py"), "--port", str(port),
                 "--path", "%s?delay=%g" % (PATH, delay),
                 "--conns", str(clients // n + (1 if i < clients % n else 0)),
-                "--seconds", str(seconds), "--timeout", str(to)]
+                "--seconds", str(seconds), "--timeout", str(to), "--warmup", str(warmup),
+                "--ramp", str(ramp)]
         if token:
             argv += ["--token", token]
         b.spawn(name, argv)
         names.append(name)
     outs = []
-    deadline = time.time() + seconds + to + 60
+    deadline = time.time() + warmup + seconds + to + 60
     for name in names:
         p = b.procs[name]
         try:
@@ -1126,6 +1182,7 @@ def drive(b, port, delay, clients, token, seconds=None, timeout=None):
             raise BenchError("in-flight client %s (exit %s): %s" %
                              (name, rc, b.tail(name + ".out", 10)[-1500:]))
     lat = sorted(x for o in outs for x in o["lat_us"])
+    first = sorted(x for o in outs for x in o["first_us"])
     good = len(lat)
     timeouts = sum(o["timeouts"] for o in outs)
     t0 = min(o["t0"] for o in outs)
@@ -1155,6 +1212,8 @@ def drive(b, port, delay, clients, token, seconds=None, timeout=None):
             sock[k] = sock.get(k, 0) + v
     return {"good": good, "elapsed": elapsed, "rps": good / elapsed,
             "p50_us": pc(50), "p99_us": pc(99), "max_good_us": lat[-1] if lat else None,
+            "warmup": warmup, "first_wave": len(first),
+            "first_p99_us": first[max(0, -(-99 * len(first) // 100) - 1)] if first else None,
             "non2xx": sum(status.values()), "status": status, "timeouts": timeouts,
             "sock_errors": sum(sock.values()), "sock": sock, "timeout_us": to_us}
 
@@ -1199,7 +1258,8 @@ def inflight_run(b, target, delay, clients, mode):
     s = Sampler(b, pid, db)
     s.start()
     try:
-        r.update(drive(b, port, delay, clients, token))
+        r.update(drive(b, port, delay, clients, token, warmup=if_warmup(delay),
+                       ramp=if_ramp(delay)))
     finally:
         s.halt.set()
         s.join()
@@ -1224,11 +1284,13 @@ def print_inflight_run(rnd, r):
               (rnd, r["delay"], r["clients"], r["target"], r["skipped"]), flush=True)
         return
     to = r["timeout_us"]
-    print("round %d [inflight %gs x%d] %-10s %.1f good/s (%d in %.1f s) p50 %s p99 %s ms | "
+    print("round %d [inflight %gs x%d] %-10s %.1f good/s (%d in %.1f s) p50 %s p99 %s ms "
+          "(first wave of %d: p99 %s ms) | "
           "RSS %.1f -> %.1f MiB, %d in flight | DB conns %s | upstream conns %d | "
           "non-2xx %d %s timeouts %d socket %d %s" %
           (rnd, r["delay"], r["clients"], r["target"], r["rps"], r["good"], r["elapsed"],
-           fmt_lat(r["p50_us"], to), fmt_lat(r["p99_us"], to), r["rss_idle_kib"] / 1024.0,
+           fmt_lat(r["p50_us"], to), fmt_lat(r["p99_us"], to), r["first_wave"],
+           fmt_lat(r["first_p99_us"], to), r["rss_idle_kib"] / 1024.0,
            r["rss_peak_kib"] / 1024.0, r["inflight_peak"],
            "-" if r["db_conns_peak"] is None else r["db_conns_peak"], r["upstream_conns"],
            r["non2xx"], json.dumps(r["status"]) if r["status"] else "", r["timeouts"],
@@ -1284,14 +1346,17 @@ def run_inflight(b):
 
 def summarise_inflight(res):
     """The in-flight table (medians over rounds; errors are totals)."""
-    lines = ["in-flight [%s], %d workers, %d s of sending per run + the answers still in "
-             "flight, %d round%s, FastCGI backlog %d; timeout %s" %
-             (res["mode"], WORKERS, res["seconds"], res["rounds"],
+    lines = ["in-flight [%s], %d workers, clients started over %s s, %s s of warm-up then "
+             "%d s measured per run + the answers still in flight, %d round%s, FastCGI "
+             "backlog %d; timeout %s" %
+             (res["mode"], WORKERS, "/".join("%g" % if_ramp(d) for d in DELAYS),
+              "/".join("%g" % if_warmup(d) for d in DELAYS),
+              res["seconds"], res["rounds"],
               "" if res["rounds"] == 1 else "s (medians; errors are totals)", res["backlog"],
               ", ".join("%gs at %gs delay" % (if_timeout(d), d) for d in DELAYS))]
-    W = "%-6s %7s %-10s %9s %6s %9s %9s %9s %9s %8s %8s %9s %6s %5s %5s %7s %8s %6s"
+    W = "%-6s %7s %-10s %9s %6s %9s %9s %9s %9s %9s %8s %8s %9s %6s %5s %5s %7s %8s %6s"
     head = W % ("delay", "clients", "target", "good/s", "ratio", "p50 ms", "p99 ms",
-                "+p50 ms", "+p99 ms", "RSS idle", "RSS peak", "KiB/in-fl", "in-fl",
+                "+p50 ms", "+p99 ms", "1st p99", "RSS idle", "RSS peak", "KiB/in-fl", "in-fl",
                 "DB", "up", "non-2xx", "timeouts", "sock")
     lines.append(head)
     lines.append("-" * len(head))
@@ -1317,7 +1382,8 @@ def summarise_inflight(res):
                 first = False
                 continue
             m = {k: med(rows, k) for k in ("rps", "ratio", "p50_us", "p99_us", "added_p50_us",
-                                           "added_p99_us", "rss_idle_kib", "rss_peak_kib",
+                                           "added_p99_us", "first_p99_us",
+                                           "rss_idle_kib", "rss_peak_kib",
                                            "rss_per_inflight_kib", "inflight_peak",
                                            "db_conns_peak", "upstream_conns")}
             m.update({k: tot(rows, k) for k in ("non2xx", "timeouts", "sock_errors")})
@@ -1329,6 +1395,7 @@ def summarise_inflight(res):
                               fmt_lat(m["p50_us"], to), fmt_lat(m["p99_us"], to),
                               fmt_lat(m["added_p50_us"], to, "%+.1f", m["p50_us"] or 0),
                               fmt_lat(m["added_p99_us"], to, "%+.1f", m["p99_us"] or 0),
+                              fmt_lat(m["first_p99_us"], to),
                               fmt(kib_mib(m["rss_idle_kib"]), "%.1f"),
                               fmt(kib_mib(m["rss_peak_kib"]), "%.1f"),
                               fmt(m["rss_per_inflight_kib"], "%.1f"),
@@ -1336,10 +1403,12 @@ def summarise_inflight(res):
                               fmt(m["upstream_conns"], "%d"), fmt(m["non2xx"], "%d"),
                               fmt(m["timeouts"], "%d"), fmt(m["sock_errors"], "%d")))
             first = False
-    lines.append("good/s: 2xx answers per second, from the start to the last one (at "
-                 "least the seconds of sending); ratio: gateway / proxy_pass; p50/p99: of "
-                 "2xx answers and timeouts (\">\": at the timeout, so more), +: over "
-                 "proxy_pass in the same round; RSS: MiB of the "
+    lines.append("good/s: 2xx answers to the requests sent after the warm-up per second, "
+                 "from the end of the warm-up to the last one (at least the seconds of "
+                 "sending); ratio: gateway / proxy_pass; p50/p99: of those 2xx answers and "
+                 "the timeouts (\">\": at the timeout, so more), +: over "
+                 "proxy_pass in the same round; 1st p99: of the first wave, every client's "
+                 "first request, to a pool just started; RSS: MiB of the "
                  "relay pool (master + workers) or of the proxy_pass nginx; KiB/in-fl: (peak - "
                  "idle) / in-fl; in-fl: most requests in flight at the stand-in; DB: MariaDB "
                  "connections at the peak (Threads_connected less the bench's own); up: "
@@ -1361,11 +1430,12 @@ def inflight_summary(res):
                 parts.append("%s not measured" % t)
                 continue
             to = g["timeout_us"]
-            parts.append("%s %.1f good/s = %s of proxy_pass, %s/%s ms p50/p99, %s KiB per "
-                         "request in flight, %d errors" %
+            parts.append("%s %.1f good/s = %s of proxy_pass, %s/%s ms p50/p99 (first "
+                         "wave p99 %s ms against %s), %s KiB per request in flight, %d errors" %
                          (t, g["rps"], fmt(g["ratio"], "%.3f"),
                           fmt_lat(g["added_p50_us"], to, "%+.1f", g["p50_us"] or 0),
                           fmt_lat(g["added_p99_us"], to, "%+.1f", g["p99_us"] or 0),
+                          fmt_lat(g["first_p99_us"], to), fmt_lat(base["first_p99_us"], to),
                           fmt(g["rss_per_inflight_kib"], "%.0f"),
                           g["non2xx"] + g["timeouts"] + g["sock_errors"]))
         out.append("inflight %gs x%d: %s" % (cell["delay"], cell["clients"], "; ".join(parts)))
@@ -1660,6 +1730,13 @@ def main():
           % (b.db_vars.get("version"), b.db_vars.get("innodb_flush_log_at_trx_commit"),
              b.db_vars.get("innodb_flush_method"),
              int(b.db_vars.get("innodb_buffer_pool_size", 0)) // MIB, b.db_vars.get("log_bin")))
+    if DISK_PROBE > 0:
+        d = disk_probe(b.datadir, DISK_PROBE)
+        b.results["disk"] = d
+        print("bench: disk of the MariaDB data directory, %d s of 4 KiB O_DIRECT|O_DSYNC "
+              "writes: %d writes, p50 %.2f ms, p99.9 %.1f ms, max %.1f ms, %d over 50 ms "
+              "(a strict charge waits for one such write)" %
+              (DISK_PROBE, d["writes"], d["p50_ms"], d["p999_ms"], d["max_ms"], d["over_50ms"]))
     b.start_upstream()
     b.start_baseline()
     b.setup_data()

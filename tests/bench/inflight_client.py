@@ -3,18 +3,23 @@
 tests/bench/bench.py.
 
 Keeps CONNS keep-alive connections to 127.0.0.1:PORT busy with the same
-POST for SECONDS, then stops sending and waits for the answers still
-outstanding (each until its own timeout), so a slow answer is counted
-instead of dropped at the end of the run. A request that gets no whole
-answer within TIMEOUT seconds is a timeout: its connection is closed and,
-while the run lasts, opened again. Prints one JSON line:
+POST for WARMUP + SECONDS, then stops sending and waits for the answers
+still outstanding (each until its own timeout), so a slow answer is
+counted instead of dropped at the end of the run. The connections open
+one after another, evenly over the first RAMP seconds (0: all at once).
+Only the requests sent after the first WARMUP seconds are measured (good
+answers, latency); the first wave (every client's first request) is
+reported on its own. A request that gets no whole answer within TIMEOUT seconds is a
+timeout: its connection is closed and, while the run lasts, opened again.
+Errors are counted over the whole run. Prints one JSON line:
 
-  t0, t_last_good,     wall clock (time.time()) of the start, of the
-  t_end                last good (2xx) answer and of the end
-  good, status         good answers; answers by status code
+  t0, t_last_good,     wall clock (time.time()) of the end of the warm-up,
+  t_end                of the last good (2xx) answer and of the end
+  good, status         good answers measured; answers by status code
   timeouts, sock       timeouts; socket errors (connect, reset, closed
                        before a whole answer) by kind
-  lat_us               latency of every good answer, microseconds
+  lat_us               latency of every good answer measured, microseconds
+  first_us             latency of every good answer of the first wave
   left_unopened        connections that could not be opened by the end
 
 wrk is not used here because it drops the requests in flight when its run
@@ -37,7 +42,7 @@ MAX_ANSWER = 1 << 20
 
 
 class Conn:
-    __slots__ = ("sock", "fd", "start", "buf", "busy", "connecting")
+    __slots__ = ("sock", "fd", "start", "buf", "busy", "connecting", "first")
 
 
 def answer_end(buf):
@@ -101,6 +106,8 @@ def main():
     ap.add_argument("--conns", type=int, required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--timeout", type=float, required=True)
+    ap.add_argument("--warmup", type=float, default=0.0)
+    ap.add_argument("--ramp", type=float, default=0.0)
     ap.add_argument("--token", default="")
     a = ap.parse_args()
 
@@ -112,18 +119,19 @@ def main():
     ep = select.epoll()
     conns = {}
     res = {"good": 0, "status": {}, "timeouts": 0, "sock": {}, "lat_us": [],
-           "t0": 0.0, "t_last_good": 0.0}
-    lat = res["lat_us"]
+           "first_us": [], "t0": 0.0, "t_last_good": 0.0}
+    lat, first = res["lat_us"], res["first_us"]
 
     def sock_err(kind):
         res["sock"][kind] = res["sock"].get(kind, 0) + 1
 
-    def open_conn():
+    def open_conn(initial=False):
         c = Conn()
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         c.sock, c.fd, c.buf, c.busy, c.connecting = s, s.fileno(), bytearray(), True, True
+        c.first = initial
         c.start = time.monotonic()
         r = s.connect_ex(addr)
         if r not in (0, errno.EINPROGRESS):
@@ -152,29 +160,33 @@ def main():
             return False
         return True
 
-    t0 = time.monotonic()
-    res["t0"] = time.time()
+    start = time.monotonic()
+    t0 = start + a.warmup
+    res["t0"] = time.time() + a.warmup
     stop_at = t0 + a.seconds
     running = True
     # connections that failed to open, tried again on the next turn
-    want = a.conns
-    for _ in range(a.conns):
-        if open_conn():
-            want -= 1
-    next_scan = t0 + 0.1
-    while conns or (running and want):
+    want = 0
+    # the clients start one after another over the first RAMP seconds
+    opened = 0
+    next_scan = start + 0.1
+    while conns or (running and (want or opened < a.conns)):
         now = time.monotonic()
         if running and now >= stop_at:
             running = False
             for c in [c for c in conns.values() if not c.busy]:
                 drop(c)
+        while running and opened < a.conns and now >= start + a.ramp * opened / a.conns:
+            opened += 1
+            if not open_conn(initial=True):
+                want += 1
         while running and want:
             if not open_conn():
                 break
             want -= 1
         if not conns:
             if running:
-                time.sleep(0.01)
+                time.sleep(0.001 if opened < a.conns else 0.01)
             continue
         if now >= next_scan:
             next_scan = now + 0.1
@@ -183,7 +195,10 @@ def main():
                 drop(c)
                 if running:
                     want += 1
-        wait = max(0.0, min(next_scan, stop_at if running else next_scan) - now)
+        wait = min(next_scan, stop_at if running else next_scan)
+        if running and opened < a.conns:
+            wait = min(wait, start + a.ramp * opened / a.conns)
+        wait = max(0.0, wait - now)
         for fd, ev in ep.poll(wait, 1024):
             c = conns.get(fd)
             if c is None:
@@ -238,10 +253,14 @@ def main():
                 continue
             end, status, close = done
             t = time.monotonic()
+            was_first, c.first = c.first, False
             if 200 <= status < 300:
-                res["good"] += 1
-                lat.append(int((t - c.start) * 1e6))
-                res["t_last_good"] = res["t0"] + (t - t0)
+                if was_first:
+                    first.append(int((t - c.start) * 1e6))
+                if c.start >= t0:
+                    res["good"] += 1
+                    lat.append(int((t - c.start) * 1e6))
+                    res["t_last_good"] = res["t0"] + (t - t0)
             else:
                 k = str(status)
                 res["status"][k] = res["status"].get(k, 0) + 1
