@@ -70,7 +70,7 @@ $(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.
 	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/unit/unit.c $(B)/libcommon.a $(LDLIBS_RELAY)
 
 test: all
-	tests/run
+	BLTCY_BUILD=$(B) tests/run
 
 asan:
 	$(MAKE) B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
