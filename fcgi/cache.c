@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "meter.h"
 #include "worker.h"
 
 /*
@@ -159,7 +160,7 @@ tokcache_get(struct proc *p, const char *key, struct token_row *row,
 	mu = &acache_mu[acache_stripe(e)];
 	pthread_mutex_lock(mu);
 	if (e->at != 0 && now - e->at <
-	    (lease_enabled() ? AUTH_CACHE_MS : AUTH_CHECKED_MS) &&
+	    (meter->checks_rows ? AUTH_CHECKED_MS : AUTH_CACHE_MS) &&
 	    strlen(e->key) == klen && ct_memeq(e->key, key, klen) &&
 	    e->auth_version == auth) {
 		*row = e->row;

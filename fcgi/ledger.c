@@ -1,4 +1,3 @@
-#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include <errno.h>
@@ -17,45 +16,34 @@
 #include "shm.h"
 
 /*
- * METERING=lease. Quota is leased from the database in blocks (one CALL,
- * recorded in bltcy_leases) and spent from shared memory with atomic
- * compare-and-swap, so a charge costs no database round trip. Settled
- * requests go into a ring in the same mapping; the master writes them in
- * batches (logs rows, used counters, the spent part of the lease) and
- * gives idle leases back. A worker's in-flight charge sits in a slot of
- * its own, so the master settles it if the worker dies, as in strict mode,
- * whose charges go through the group commit in charge.c.
- *
- * What a power loss of the host can lose: the ring not yet written (at
- * most LEASE_FLUSH_MS of settled requests); those charges are refunded
- * by the reconciliation at the next start, never charged twice, and the
- * leases keep every host within what the database granted.
+ * What both meterings share (meter.h). Every request thread has a charge
+ * slot in shared memory, where its mode keeps the charge in flight, so
+ * that the master settles it if the worker dies: the mode says whether
+ * the charge stands, and it is kept once. Kept charges go into a ring in
+ * the same mapping; the master writes them in batches (logs rows, used
+ * counters, task ids, and the spent part of a lease). Strict refunds the
+ * database could not take wait in the charge slot until a thread of the
+ * worker, or the master once the worker is gone, does them.
  */
 
 #define BATCH_MAX	1000
-#define LEASE_BLOCKS	100		/* a lease is worth this many requests, */
-#define LEASE_GROW	64		/* times up to this for a busy token */
-#define LEASE_FAST_MS	1000		/* the last lease went quicker: double */
-#define IDLE_MS		10000		/* an unused lease goes back after this */
-#define DRY_MS		1000		/* a token the DB had too little for is
-					   not asked again for this long */
 
 struct lshm		*L;
 __thread struct wslot	*me;		/* this thread's slot */
 const char		*lhost;
 __thread int		 mypid;
+const struct meter	*meter;
 static struct db	*mdb;		/* the master's connection */
 static struct db	*rdb;		/* and one for gone workers' refunds */
 static int		 owed_file;	/* refunds were loaded from a file */
-static size_t		 want_slots = SLOTS;	/* LEASE_SLOTS */
-static size_t		 want_wslots = 2048;	/* request threads, all generations */
-static int		 lstrict;	/* METERING=strict: the ring only */
 
 static void	 owed_load(void);
 static size_t	 settle_owed(const struct dsn *);
 
 /*
- * The master's statements. A batch of usage is written in one transaction:
+ * The master's statements (master_db): lease metering's return and
+ * reconciliation, strict metering's look at a dead worker's charge, and
+ * the usage writer's. A batch of usage is written in one transaction:
  * its name into bltcy_applied (so it is written once), the logs rows and
  * task ids up to FLUSH_ROWS at a time (statements of 64, 16, 4 and 1
  * rows), then one UPDATE per user, channel, lease and token, the token
@@ -105,58 +93,30 @@ static const char *const master_sql[] = {
 	" service, task_ids, error)"
 	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 };
-enum {
-	MS_RETURN, MS_RECONCILE, MS_CONN, MS_SLOT, MS_APPLIED, MS_APPLIED_OLD,
-	MS_LOG1, MS_LOG4, MS_LOG16, MS_LOG64,
-	MS_TASK1, MS_TASK4, MS_TASK16, MS_TASK64,
-	MS_USER, MS_CHANNEL, MS_SPENT, MS_SPENT_ALL, MS_TOKEN, MS_REJECTED,
-	MS__MAX
-};
 
 int
-lease_enabled(void)
+meter_init(const struct meter *m, const char *host, size_t threads,
+    const struct dsn *dsn)
 {
-	return L != NULL && !lstrict;
-}
-
-int
-lease_set_slots(long long n)
-{
-	if (n < SLOTS_MIN || n > SLOTS_MAX)
-		return -1;
-	want_slots = (size_t)n;
-	return 0;
-}
-
-void
-lease_set_threads(size_t n)
-{
-	want_wslots = n < 64 ? 64 : n;
-}
-
-int
-lease_init(const char *host, int strict)
-{
+	size_t	 nw = threads < 64 ? 64 : threads;
 	void	*p;
 
 	lhost = host;
-	lstrict = strict;
+	meter = m;
 	/* never unmapped: the pool lives as long as the master */
 	if ((L = shm_map(sizeof(*L))) == NULL ||
-	    (L->slots = shm_map(want_slots * sizeof(struct lslot))) == NULL ||
-	    (p = shm_map(want_wslots * sizeof(struct wslot))) == NULL) {
+	    (p = shm_map(nw * sizeof(struct wslot))) == NULL) {
 		L = NULL;
 		return -1;
 	}
-	L->nslots = want_slots;
 	L->w = p;
-	L->nw = want_wslots;
+	L->nw = nw;
 	owed_load();
-	return 0;
+	return m->start != NULL ? m->start(dsn) : 0;
 }
 
 int
-lease_worker_slot(void)
+meter_worker_slot(void)
 {
 	int	 i;
 
@@ -169,11 +129,35 @@ lease_worker_slot(void)
 }
 
 void
-lease_attach(int wslot)
+meter_attach(int wslot)
 {
 	me = wslot >= 0 ? &L->w[wslot] : NULL;
 	mypid = (int)syscall(SYS_gettid);
 }
+
+/* ---- METERING=lease ---- */
+
+/*
+ * METERING=lease. Quota is leased from the database in blocks (one CALL,
+ * recorded in bltcy_leases) and spent from shared memory with atomic
+ * compare-and-swap, so a charge costs no database round trip. A kept
+ * charge goes through the usage ring, whose writer also takes the spent
+ * part from the lease; the master gives idle leases back. A thread's
+ * charge in flight sits in its charge slot, so the master settles it if
+ * the worker dies, as in strict mode.
+ *
+ * What a power loss of the host can lose: the ring not yet written (at
+ * most LEASE_FLUSH_MS of settled requests); those charges are refunded
+ * by the reconciliation at the next start, never charged twice, and the
+ * leases keep every host within what the database granted.
+ */
+
+#define LEASE_BLOCKS	100		/* a lease is worth this many requests, */
+#define LEASE_GROW	64		/* times up to this for a busy token */
+#define LEASE_FAST_MS	1000		/* the last lease went quicker: double */
+#define IDLE_MS		10000		/* an unused lease goes back after this */
+#define DRY_MS		1000		/* a token the DB had too little for is
+					   not asked again for this long */
 
 /*
  * The token's lease slot; with claim, a free one becomes its slot: the
@@ -248,7 +232,7 @@ slot_unpin(struct lslot *s)
 		STORE(&me->pin, 0);
 }
 
-int64_t
+static int64_t
 lease_available(long long token_id)
 {
 	struct lslot	*s;
@@ -278,8 +262,7 @@ take(struct lslot *s, long long q)
 	return 0;
 }
 
-/* A one-number answer into *(long long *)arg; 0 for NULL. */
-static int
+int
 int_row(void *arg, const struct dbv *c, size_t n)
 {
 	(void)n;
@@ -288,13 +271,14 @@ int_row(void *arg, const struct dbv *c, size_t n)
 }
 
 /*
- * Spend q from the token's lease, leasing a new block when it is short.
- * Returns 0, -1 when token or user cannot pay, -2 when the DB is down.
+ * Spend rec's quota from the token's lease, leasing a new block when it
+ * is short. METER_QUOTA when token or user cannot pay.
  */
-int
-lease_spend(struct db *db, const struct token_row *t, long long q,
-    const struct usage *rec)
+static enum meter_rc
+lease_reserve(struct db *db, const struct usage *rec, int unlimited,
+    long long chan_version, long long auth_version)
 {
+	long long	 q = rec->quota, token = rec->token_id;
 	struct lslot	*s;
 	struct dbv	 a[8];
 	char		 op[64];
@@ -303,12 +287,12 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 	int		 zero, tries;
 
 	for (tries = 0;; tries++) {
-		if (tries == 8 || (s = find_slot(t->id, 1)) == NULL) {
+		if (tries == 8 || (s = find_slot(token, 1)) == NULL) {
 			log_err("no lease slot for token %lld: %zu slots, "
-			    "all taken (LEASE_SLOTS)", t->id, L->nslots);
-			return -2;
+			    "all taken (LEASE_SLOTS)", token, L->nslots);
+			return METER_DB;
 		}
-		if (slot_pin(s, t->id) == 0)
+		if (slot_pin(s, token) == 0)
 			break;
 	}
 	for (tries = 0; !take(s, q); tries++) {
@@ -322,7 +306,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		if ((tries > 0 && grant < q) ||
 		    (dry != 0 && mono_ms() - dry < DRY_MS)) {
 			slot_unpin(s);
-			return -1;
+			return METER_QUOTA;
 		}
 		zero = 0;
 		if (!CAS(&s->lock, &zero, mypid)) {
@@ -334,7 +318,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 			grant = q;
 			if (tries > 30000) {	/* 30 s and more */
 				slot_unpin(s);
-				return -2;
+				return METER_DB;
 			}
 			continue;
 		}
@@ -343,9 +327,9 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 			break;
 		}
 		a[0] = DBS(lhost);
-		a[1] = DBI(t->id);
-		a[2] = DBI(t->user_id);
-		a[3] = DBI(t->unlimited);
+		a[1] = DBI(token);
+		a[2] = DBI(rec->user_id);
+		a[3] = DBI(unlimited);
 		/*
 		 * A token spending a lease within a second gets twice as much
 		 * next time, so a busy token leases about once a second; one
@@ -371,16 +355,16 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		    db_run(db, ST_LEASE_GRANT, a, 2, int_row, &grant, NULL) != DB_OK) {
 			STORE(&s->lock, 0);
 			slot_unpin(s);
-			log_err("lease for token %lld: %s", t->id, db_error(db));
-			return -2;
+			log_err("lease for token %lld: %s", token, db_error(db));
+			return METER_DB;
 		}
 		if (grant > 0)
 			ADD(&s->avail, grant);
 		STORE(&s->dry_at, grant < q ? mono_ms() : 0);
 		STORE(&s->lock, 0);
-		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, t->id);
+		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, token);
 	}
-	/* counted in inflight since slot_pin, until lease_finish */
+	/* counted in inflight since slot_pin, until lease_settle */
 	STORE(&s->last_use, mono_ms());
 	if (me != NULL) {
 		me->rec = *rec;
@@ -389,7 +373,7 @@ lease_spend(struct db *db, const struct token_row *t, long long q,
 		STORE(&me->active, CH_CHARGED);
 		STORE(&me->pin, 0);
 	}
-	return 0;
+	return METER_OK;
 }
 
 static int
@@ -412,39 +396,50 @@ ring_push(const struct usage *rec, int wslot_pushed)
 	return 0;
 }
 
-/* The request is over: usage into the ring (ok) or the lease back. */
 void
-lease_finish(long long q, int ok, long long channel, long long use_time,
-    const char *tasks)
+usage_keep(long long channel, long long use_time, const char *tasks)
 {
-	if (me == NULL || LOAD(&me->active) != CH_CHARGED)
-		return;
-	if (ok) {
-		me->rec.channel_id = channel;
-		me->rec.use_time = use_time;
-		me->rec.prepaid = lstrict;
-		strlcpy_(me->rec.task_ids, tasks ? tasks : "", sizeof(me->rec.task_ids));
-		/* the master is behind (a slow or absent DB): wait for room */
-		for (int waited = 0; ring_push(&me->rec, 1) == -1; waited++) {
-			if (waited % 500 == 0)
-				log_warn("usage ring full; waiting for the database");
-			usleep(2000);
-		}
+	me->rec.channel_id = channel;
+	me->rec.use_time = use_time;
+	me->rec.prepaid = meter->prepaid;
+	strlcpy_(me->rec.task_ids, tasks ? tasks : "", sizeof(me->rec.task_ids));
+	/* the master is behind (a slow or absent DB): wait for room */
+	for (int waited = 0; ring_push(&me->rec, 1) == -1; waited++) {
+		if (waited % 500 == 0)
+			log_warn("usage ring full; waiting for the database");
+		usleep(2000);
 	}
-	if (!lstrict) {
-		struct lslot *s = &L->slots[me->slot];
-		if (!ok)
-			ADD(&s->avail, q);
-		ADD(&s->inflight, -1);
-	}
-	STORE(&me->active, -1);
 }
 
-/*
- * Strict metering: where this worker's charge statement stands. rec (may
- * be NULL to keep the one recorded) is what the master writes if the
- * worker dies charged; conn is the connection the statement runs on.
- */
+/* The request is over: usage into the ring (keep) or the lease back. */
+static void
+lease_settle(struct db *db, int keep, long long channel, long long use_time,
+    const char *tasks)
+{
+	struct lslot	*s;
+
+	if (me == NULL || LOAD(&me->active) != CH_CHARGED)
+		return;
+	if (keep)
+		usage_keep(channel, use_time, tasks);
+	s = &L->slots[me->slot];
+	if (!keep)
+		ADD(&s->avail, me->rec.quota);
+	ADD(&s->inflight, -1);
+	STORE(&me->active, CH_IDLE);
+}
+
+/* Lease metering owes the database nothing outside a request. */
+static void
+lease_worker_start(struct db *db, const int *wslots, size_t n)
+{
+}
+
+static void
+lease_retry(struct db *db, int force)
+{
+}
+
 void
 charge_state(const struct usage *rec, enum charge_state st, unsigned long conn)
 {
@@ -508,7 +503,7 @@ refund_settled(int wslot, const char *rid)
 
 /* ---- master side ---- */
 
-static struct db *
+struct db *
 master_db(const struct dsn *dsn)
 {
 	if (mdb == NULL)
@@ -959,6 +954,7 @@ return_idle(const struct dsn *dsn, int all)
 
 	for (i = 0; i < L->nslots; i++) {
 		struct lslot	*s = &L->slots[i];
+		struct db	*db;
 		struct dbv	 a[5];
 		uint64_t	 nonce[2];
 		char		 op[64];
@@ -977,7 +973,7 @@ return_idle(const struct dsn *dsn, int all)
 			continue;
 		give = __atomic_exchange_n(&s->avail, 0, __ATOMIC_ACQ_REL);
 		STORE(&s->lock, 0);
-		if (give <= 0 || master_db(dsn) == NULL)
+		if (give <= 0 || (db = master_db(dsn)) == NULL)
 			continue;
 		if (random_bytes(nonce, sizeof(nonce)) == -1)
 			nonce[0] = nonce[1] = (uint64_t)mono_ms();
@@ -988,9 +984,9 @@ return_idle(const struct dsn *dsn, int all)
 		a[2] = DBI(give);
 		a[3] = DBI(now_s());
 		a[4] = DBS(op);
-		if (db_run(mdb, MS_RETURN, a, 5, NULL, NULL, NULL) != DB_OK) {
+		if (db_run(db, MS_RETURN, a, 5, NULL, NULL, NULL) != DB_OK) {
 			log_err("returning lease of token %lld: %s",
-			    s->token_id, db_error(mdb));
+			    s->token_id, db_error(db));
 			ADD(&s->avail, give);	/* keep it; try again later */
 		}
 	}
@@ -1038,9 +1034,9 @@ reclaim_idle(void)
 }
 
 void
-lease_tick(const struct dsn *dsn)
+meter_tick(const struct dsn *dsn)
 {
-	static int64_t	 last_idle, last_prune;
+	static int64_t	 last_prune;
 
 	while (flush_ring(dsn) == BATCH_MAX)
 		;
@@ -1052,105 +1048,50 @@ lease_tick(const struct dsn *dsn)
 		if (db_run(mdb, MS_APPLIED_OLD, &a, 1, NULL, NULL, NULL) != DB_OK)
 			log_warn("pruning bltcy_applied: %s", db_error(mdb));
 	}
-	if (!lstrict && mono_ms() - last_idle > 1000) {
+	if (meter->tick != NULL)
+		meter->tick(dsn);
+}
+
+static void
+lease_tick(const struct dsn *dsn)
+{
+	static int64_t	 last_idle;
+
+	if (mono_ms() - last_idle > 1000) {
 		last_idle = mono_ms();
 		return_idle(dsn, 0);
 		reclaim_idle();
 	}
 }
 
-struct slot_q {
-	const char	*rid;
-	int		 found;
-};
-
-static int
-slot_row(void *arg, const struct dbv *c, size_t n)
-{
-	struct slot_q	*q = arg;
-
-	(void)n;
-	q->found = c[0].t == DBV_STR && strcmp(c[0].s, q->rid) == 0;
-	return 1;
-}
-
 /*
- * Strict metering: does worker slot's row name request rid, i.e. was its
- * charge applied and not refunded? st selects "SELECT req FROM bltcy_slots
- * WHERE host = ? AND slot = ?" in db's statement table. 1, 0, or -1.
- */
-int
-slot_names(struct db *db, size_t st, int slot, const char *rid)
-{
-	struct dbv	 a[2];
-	struct slot_q	 q = { rid, 0 };
-
-	a[0] = DBS(lhost);
-	a[1] = DBI(slot);
-	if (db_run(db, st, a, 2, slot_row, &q, NULL) != DB_OK)
-		return -1;
-	return q.found;
-}
-
-/*
- * Strict metering: a worker died with its charge or refund statement
- * perhaps in flight. Once its connection is gone from the server nothing
- * more can apply, and its slot's row tells whether it is charged.
- * Returns 1 charged, 0 not, -1 unknown (database unreachable).
+ * A worker died: the slot it was counted in is let go. Its charge stands
+ * if it had one; the ledger writes it, and the writer takes it from the
+ * lease.
  */
 static int
-dead_worker_charged(const struct dsn *dsn, struct wslot *w, int wslot)
-{
-	struct dbv	 a[1];
-	long long	 n = 1;
-	int		 tries;
-
-	if (master_db(dsn) == NULL)
-		return -1;
-	a[0] = DBI(w->conn);
-	for (tries = 0; tries < 100 && n > 0 && w->conn != 0; tries++) {
-		if (db_run(mdb, MS_CONN, a, 1, int_row, &n, NULL) != DB_OK)
-			return -1;
-		if (n > 0)
-			usleep(50000);
-	}
-	if (n > 0)
-		log_warn("WARN req=%s: the dead worker's connection %lu is still "
-		    "open after 5 s", w->rec.rid, w->conn);
-	return slot_names(mdb, MS_SLOT, wslot, w->rec.rid);
-}
-
-/* A worker died: what it had charged is kept, once, marked recovered. */
-void
-lease_worker_died(const struct dsn *dsn, int wslot)
+lease_dead_charge(const struct dsn *dsn, int wslot)
 {
 	struct wslot	*w = &L->w[wslot];
 	int		 st = LOAD(&w->active);
 	int		 pin = LOAD(&w->pin);
 
-	/* it died in lease_spend, counted in a slot it had not spent from */
-	if (pin > 0 && st != CH_CHARGED && !lstrict)
+	/* it died in lease_reserve, counted in a slot it had not spent from */
+	if (pin > 0 && st != CH_CHARGED)
 		ADD(&L->slots[pin - 1].inflight, -1);
 	STORE(&w->pin, 0);
-	if (st == CH_CHARGING)
-		st = group_outcome(w);
-	if (st == CH_CHARGING || st == CH_REFUNDING) {
-		switch (dead_worker_charged(dsn, w, wslot)) {
-		case 1:
-			st = CH_CHARGED;
-			break;
-		case 0:
-			st = -1;
-			break;
-		default:
-			log_err("req=%s: a worker died charging and the "
-			    "database cannot say whether it was charged: %s",
-			    w->rec.rid, mdb ? db_error(mdb) : "no connection");
-			st = -1;
-			break;
-		}
-	}
-	if (st == CH_CHARGED) {
+	if (st != CH_CHARGED)
+		return 0;
+	ADD(&L->slots[w->slot].inflight, -1);
+	return 1;
+}
+
+void
+meter_worker_died(const struct dsn *dsn, int wslot)
+{
+	struct wslot	*w = &L->w[wslot];
+
+	if (meter->dead_charge(dsn, wslot)) {
 		uint64_t	 p = LOAD(&w->pushed);
 
 		if (p != 0) {
@@ -1162,16 +1103,14 @@ lease_worker_died(const struct dsn *dsn, int wslot)
 			}
 		} else {
 			w->rec.recovered = 1;
-			w->rec.prepaid = lstrict;
+			w->rec.prepaid = meter->prepaid;
 			w->rec.use_time = now_s() - w->rec.at;
 			if (ring_push(&w->rec, 0) == -1)
 				log_err("usage ring full: a dead worker's "
-				    "charge of %lld is %s", w->rec.quota, lstrict ?
-				    "kept without its logs row" :
+				    "charge of %lld is %s", w->rec.quota,
+				    meter->prepaid ? "kept without its logs row" :
 				    "refunded at the next start");
 		}
-		if (!lstrict)
-			ADD(&L->slots[w->slot].inflight, -1);
 	}
 	if (LOAD(&w->owing)) {
 		/* its slot row must name the request until the refund is done,
@@ -1227,7 +1166,7 @@ settle_owed(const struct dsn *dsn)
 			left++;
 			continue;
 		}
-		/* as worker.c's uncharge: applies only while the row names it */
+		/* as strict.c's uncharge: applies only while the row names it */
 		a[0] = DBI(o->user);
 		a[1] = DBS(lhost);
 		a[2] = DBI(i);
@@ -1376,31 +1315,41 @@ owed_load(void)
 	    n, path);
 }
 
-/* At start: give back what an earlier run of this host left leased. */
-void
-lease_reconcile(const struct dsn *dsn)
+/*
+ * The lease slots (LEASE_SLOTS of them), and what an earlier run of this
+ * host left leased given back.
+ */
+static int
+lease_start(const struct dsn *dsn)
 {
+	long long	 n = cfg_i(CFG_LEASE_SLOTS);
+	struct db	*db;
 	struct dbv	 a[2];
 
-	if (master_db(dsn) == NULL)
-		return;
+	L->nslots = n >= SLOTS_MIN && n <= SLOTS_MAX ? (size_t)n : SLOTS;
+	/* never unmapped: the pool lives as long as the master */
+	if ((L->slots = shm_map(L->nslots * sizeof(struct lslot))) == NULL)
+		return -1;
+	if ((db = master_db(dsn)) == NULL)
+		return 0;
 	a[0] = DBS(lhost);
 	a[1] = DBI(now_s());
-	if (db_run(mdb, MS_RECONCILE, a, 2, NULL, NULL, NULL) != DB_OK)
-		log_err("reconciling leases: %s", db_error(mdb));
+	if (db_run(db, MS_RECONCILE, a, 2, NULL, NULL, NULL) != DB_OK)
+		log_err("reconciling leases: %s", db_error(db));
+	return 0;
 }
 
-/* At stop: write everything and give every lease back. */
+/* At stop: write everything, then the mode's own, then the refunds. */
 void
-lease_shutdown(const struct dsn *dsn)
+meter_shutdown(const struct dsn *dsn)
 {
 	int	 tries;
 
 	for (tries = 0; tries < 50 && LOAD(&L->tail) != LOAD(&L->head); tries++)
 		if (flush_ring(dsn) == 0)
 			usleep(100000);
-	if (!lstrict)
-		return_idle(dsn, 1);
+	if (meter->shutdown != NULL)
+		meter->shutdown(dsn);
 	if (settle_owed(dsn) > 0)
 		owed_save();
 	db_free(mdb);
@@ -1409,8 +1358,30 @@ lease_shutdown(const struct dsn *dsn)
 	rdb = NULL;
 }
 
+/* At stop: every lease given back. */
+static void
+lease_shutdown(const struct dsn *dsn)
+{
+	return_idle(dsn, 1);
+}
+
 uint64_t
-lease_backlog(void)
+usage_backlog(void)
 {
 	return L ? LOAD(&L->head) - LOAD(&L->tail) : 0;
 }
+
+const struct meter meter_lease = {
+	.name = "lease",
+	.prepaid = 0,
+	.checks_rows = 0,
+	.available = lease_available,
+	.reserve = lease_reserve,
+	.settle = lease_settle,
+	.worker_start = lease_worker_start,
+	.retry = lease_retry,
+	.start = lease_start,
+	.dead_charge = lease_dead_charge,
+	.tick = lease_tick,
+	.shutdown = lease_shutdown,
+};

@@ -18,6 +18,7 @@
 #include "db.h"
 #include "dsn.h"
 #include "log.h"
+#include "meter.h"
 #include "relay.h"
 #include "route.h"
 
@@ -214,7 +215,7 @@ spawn(void)
 		return -1;
 	}
 	for (k = 0; k < n; k++)
-		if ((ws[k] = lease_worker_slot()) == -1) {
+		if ((ws[k] = meter_worker_slot()) == -1) {
 			log_err("no free charge slot for a request thread "
 			    "(RELAY_WORKERS x RELAY_THREADS grew past what the "
 			    "pool mapped at start: restart it)");
@@ -234,7 +235,7 @@ spawn(void)
 	return pid;
 fail:
 	while (k-- > 0)
-		lease_worker_died(&dsn, ws[k]);
+		meter_worker_died(&dsn, ws[k]);
 	free(ws);
 	return -1;
 }
@@ -250,7 +251,7 @@ release(pid_t pid)
 	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
 		if (owners[i].pid == pid) {
 			for (size_t k = 0; k < owners[i].nwslots; k++)
-				lease_worker_died(&dsn, owners[i].wslots[k]);
+				meter_worker_died(&dsn, owners[i].wslots[k]);
 			free(owners[i].wslots);
 			owners[i].wslots = NULL;
 			owners[i].nwslots = 0;
@@ -467,14 +468,12 @@ main(int argc, char *argv[])
 	sigaction(SIGPIPE, &sa, NULL);
 
 	recover(0);
-	lease_set_slots(cfg_i(CFG_LEASE_SLOTS));
-	lease_set_threads(2 * (pool_size() + 1) * (size_t)cfg_i(CFG_RELAY_THREADS));
-	if (lease_init(host, strcmp(cfg_s(CFG_METERING), "lease") != 0) == -1) {
+	if (meter_init(strcmp(cfg_s(CFG_METERING), "lease") == 0 ? &meter_lease :
+	    &meter_strict, host,
+	    2 * (pool_size() + 1) * (size_t)cfg_i(CFG_RELAY_THREADS), &dsn) == -1) {
 		log_err("cannot map the usage ring");
 		return 1;
 	}
-	if (lease_enabled())
-		lease_reconcile(&dsn);
 	{	/* the batch writer's clock */
 		struct itimerval it = { { 0, 100000 }, { 0, 100000 } };
 		setitimer(ITIMER_REAL, &it, NULL);
@@ -514,7 +513,7 @@ main(int argc, char *argv[])
 					recover(pid);
 				release(pid);
 			}
-			lease_shutdown(&dsn);
+			meter_shutdown(&dsn);
 			log_info("stopped");
 			log_flush();
 			return 0;
@@ -523,8 +522,7 @@ main(int argc, char *argv[])
 			size_t	 n;
 			got_hup = 0;
 			if (load_config(conf, 0) == 0) {
-				if ((strcmp(cfg_s(CFG_METERING), "lease") == 0) !=
-				    lease_enabled())
+				if (strcmp(cfg_s(CFG_METERING), meter->name) != 0)
 					log_warn("METERING=%s takes effect at the "
 					    "next start; the pool keeps metering "
 					    "as it started", cfg_s(CFG_METERING));
@@ -542,7 +540,7 @@ main(int argc, char *argv[])
 		}
 		if (got_alrm) {
 			got_alrm = 0;
-			lease_tick(&dsn);
+			meter_tick(&dsn);
 			prune_tasks();
 		}
 		if (got_usr1) {

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "meter.h"
 #include "relay.h"
 #include "shared.h"
 
@@ -272,7 +273,7 @@ metrics_render(struct buf *o)
 	    (unsigned long long)LOAD(&m->quota), inflight(),
 	    (unsigned long long)LOAD(&m->restarts),
 	    (unsigned long long)LOAD(&m->breaker_skips),
-	    (unsigned long long)lease_backlog(),
+	    (unsigned long long)usage_backlog(),
 	    (unsigned long long)usage_rejected_total());
 	return rc == 0 ? 0 : -1;
 }

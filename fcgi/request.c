@@ -14,6 +14,7 @@
 #include "db.h"
 #include "jsonw.h"
 #include "log.h"
+#include "meter.h"
 #include "route.h"
 #include "worker.h"
 
@@ -28,7 +29,7 @@
  *     read_body	  the whole body (memory, or a spooled file)
  *     route		  the task ids it names checked for their owner,
  *			  and the channel chosen
- *     reserve		  the charge, through the metering mode
+ *     reserve		  the charge, through the metering mode (meter.h)
  *     forward		  the transfer to the old gateway, with failover
  *     finish_charge	  settled (kept) or refunded, by the answer
  *   answers		the gateway's own answers and errors
@@ -38,7 +39,6 @@
  */
 
 #define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
-#define REFUND_RETRY_MS	100		/* waiting refunds are tried this often */
 #define MSG_MAX		512
 
 /* Everything one request owns; made afresh in handle() for each request. */
@@ -154,12 +154,8 @@ static void	 req_free(struct req *);
 static int	 auth_row(void *, const struct dbv *, size_t);
 static int	 owner_row(void *, const struct dbv *, size_t);
 static void	 usage_record(struct usage *, const struct req *, const char *);
-static enum db_rc charge(struct worker *, struct req *, const struct usage *);
 static int	 connect_failure(const struct up_result *);
 static void	 auto_ban(struct worker *, struct req *);
-static void	 refund_of(struct pending *, const struct req *);
-static enum db_rc uncharge(struct proc *, int, const struct pending *, int);
-static void	 uncharge_later(struct proc *, const struct pending *);
 
 /*
  * One request from accept to answer: read the FastCGI params, refuse what
@@ -261,7 +257,7 @@ relay(struct worker *w, struct req *r)
 		gw_error(r, GW_BAD_TOKEN);
 		return;
 	}
-	flush_pending(w->p, 0);
+	meter->retry(w->p->db, 0);
 	memset(&cand, 0, sizeof(cand));
 	for (again = 1;; again = 0) {
 		rr = admit(w, r, key, !again, &ao);
@@ -320,8 +316,8 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 		return -1;
 	}
 	r->have_tok = 1;
-	if (lease_enabled())	/* what this host holds counts as the token's */
-		r->tok.remain_quota += lease_available(r->tok.id);
+	/* what this host holds counts as the token's */
+	r->tok.remain_quota += meter->available(r->tok.id);
 	/* a list we cannot hold whole is never cut: it admits nobody */
 	if (ao->too_long) {
 		log_warn("req=%s token %lld: %s longer than this relay holds; "
@@ -646,58 +642,27 @@ owner_row(void *arg, const struct dbv *c, size_t n)
 
 /*
  * Charge the request: 0, or -1 with the answer sent. With again set, a
- * strict charge that did not apply returns -2 instead, for the caller to
- * read the token afresh and try once more.
+ * charge that did not apply but may once the token is read afresh
+ * (METER_RECHECK) returns -2 instead, for the caller to try once more.
  */
 static int
 reserve(struct worker *w, struct req *r, const char *group, int again)
 {
 	struct usage	 u;
-	enum db_rc	 rc;
-	int		 lr;
+	enum meter_rc	 rc;
 
 	if (r->quota <= 0)
 		return 0;
 	usage_record(&u, r, group);
-	if (lease_enabled()) {
-		lr = lease_spend(w->p->db, &r->tok, r->quota, &u);
-		if (lr == -1) {
-			gw_error(r, GW_QUOTA);
-			return -1;
-		}
-		if (lr != 0) {
-			gw_error(r, GW_DB);
-			return -1;
-		}
-		r->reserved = 1;
-		return 0;
-	}
-	/*
-	 * A refund still waiting for the database (relay() retries it first)
-	 * needs this worker's slot row to keep naming its request: no new
-	 * charge until it is done.
-	 */
-	if (refund_waiting(w->wslot, NULL, NULL, NULL, NULL, NULL)) {
-		gw_error(r, GW_DB);
+	rc = meter->reserve(w->p->db, &u, r->tok.unlimited, r->chan_version,
+	    r->auth_version);
+	if (rc == METER_RECHECK && again)
+		return -2;
+	if (rc != METER_OK) {
+		gw_error(r, rc == METER_DB ? GW_DB : GW_QUOTA);
 		return -1;
 	}
-	if ((rc = charge(w, r, &u)) != DB_OK) {
-		struct pending p;
-
-		log_err("req=%s charge: %s", r->id, db_error(w->p->db));
-		/* it may have applied before the connection broke */
-		refund_of(&p, r);
-		if (rc == DB_DOWN)
-			uncharge_later(w->p, &p);
-		gw_error(r, GW_DB);
-		return -1;
-	}
-	if (!r->reserved) {
-		if (again)
-			return -2;
-		gw_error(r, GW_QUOTA);
-		return -1;
-	}
+	r->reserved = 1;
 	return 0;
 }
 
@@ -727,32 +692,6 @@ usage_record(struct usage *u, const struct req *r, const char *group)
 	utf8_copy(u->token_name, r->tok.name, sizeof(u->token_name));
 	utf8_copy(u->group, group, sizeof(u->group));
 	strlcpy_(u->service, r->service, sizeof(u->service));
-}
-
-/*
- * Strict metering: one statement, durable before forwarding, committed
- * with the charges other workers make at the same moment.
- */
-static enum db_rc
-charge(struct worker *w, struct req *r, const struct usage *u)
-{
-	struct dbv	 a[3];
-	enum db_rc	 rc;
-	int		 paid;
-
-	if (!w->slot_ready) {
-		a[0] = DBS(w->p->host);
-		a[1] = DBI(w->wslot);
-		a[2] = DBI(now_s());
-		if ((rc = db_run(w->p->db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL)) != DB_OK)
-			return rc;
-		w->slot_ready = 1;
-	}
-	rc = charge_commit(w->p->db, u, r->tok.unlimited, r->chan_version,
-	    r->auth_version, &paid);
-	r->reserved = rc == DB_OK && paid;
-	charge_state(NULL, r->reserved ? CH_CHARGED : CH_IDLE, 0);
-	return rc;
 }
 
 /*
@@ -930,109 +869,22 @@ auto_ban(struct worker *w, struct req *r)
 }
 
 /*
- * Settle (upstream answered < 400) or refund the charge. A settlement goes
- * into the usage ring, which the master writes in batches: the logs row,
- * the channel that answered, the task ids. In strict mode the charge was
- * complete when it was made; a refund is one statement.
+ * Settle (upstream answered < 400) or refund the charge, as the metering
+ * mode does it. A settlement goes into the usage ring, which the master
+ * writes in batches: the logs row, the channel that answered, the task
+ * ids.
  */
 static void
 finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 {
-	struct pending	 p;
 	long long	 use_time = (mono_ms() - r->start_ms + 500) / 1000;
 
 	if (!r->reserved)
 		return;
 	r->reserved = 0;
-	if (settle || lease_enabled()) {
-		lease_finish(r->quota, settle, r->ch->id, use_time, tasks);
-		if (settle)
-			metrics_quota(r->quota);
-		return;
-	}
-	refund_of(&p, r);
-	if (uncharge(w->p, w->wslot, &p, 1) != DB_OK)
-		uncharge_later(w->p, &p);
-	charge_state(NULL, CH_IDLE, 0);
-}
-
-static void
-refund_of(struct pending *p, const struct req *r)
-{
-	memset(p, 0, sizeof(*p));
-	strlcpy_(p->id, r->id, sizeof(p->id));
-	p->token = r->tok.id;
-	p->user = r->tok.user_id;
-	p->quota = r->quota;
-	p->unlimited = r->tok.unlimited;
-}
-
-/*
- * Strict metering: the refund statement, under the charge slot whose row
- * names the request; DB_OK once it is done (or was done before).
- */
-static enum db_rc
-uncharge(struct proc *pr, int wslot, const struct pending *p, int in_flight)
-{
-	struct dbv	 a[11];
-
-	a[0] = DBI(p->user);
-	a[1] = DBS(pr->host);
-	a[2] = DBI(wslot);
-	a[3] = DBI(p->unlimited);
-	a[4] = a[5] = a[6] = a[7] = DBI(p->quota);
-	a[8] = DBI(now_s());
-	a[9] = DBI(p->token);
-	a[10] = DBS(p->id);
-	/* the master looks at this request if we die now */
-	if (in_flight)
-		charge_state(NULL, CH_REFUNDING, db_conn_id(pr->db));
-	return db_run(pr->db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
-}
-
-/*
- * A refund the database could not take waits in this thread's charge
- * slot in shared memory; the charge stands until it is done. The slot
- * takes no new charge meanwhile (its row must keep naming the request),
- * and any thread of the process, the process's main thread every second,
- * or the master once the process is gone, does it.
- */
-static void
-uncharge_later(struct proc *pr, const struct pending *p)
-{
-	log_err("req=%s refund failed: %s; will retry", p->id, db_error(pr->db));
-	refund_owed(p->id, p->token, p->user, p->quota, p->unlimited);
-}
-
-/* Try the refunds waiting in this process's charge slots. */
-void
-flush_pending(struct proc *pr, int force)
-{
-	struct pending	 p;
-	int64_t		 now = mono_ms(), last;
-	size_t		 i;
-
-	last = __atomic_load_n(&pr->refunds_at, __ATOMIC_RELAXED);
-	if (!force && now - last < REFUND_RETRY_MS)
-		return;
-	if (!__atomic_compare_exchange_n(&pr->refunds_at, &last, now, 0,
-	    __ATOMIC_RELAXED, __ATOMIC_RELAXED) && !force)
-		return;		/* another thread is at it */
-	for (i = 0; i < pr->nwslots; i++) {
-		enum db_rc	 rc;
-
-		if (refund_waiting(pr->wslots[i], p.id, &p.token, &p.user,
-		    &p.quota, &p.unlimited) == 0)
-			continue;
-		if ((rc = uncharge(pr, pr->wslots[i], &p, 0)) == DB_DOWN)
-			return;
-		if (rc != DB_OK)
-			log_err("req=%s refund failed for good: %s", p.id,
-			    db_error(pr->db));
-		else
-			log_info("req=%s delayed refund done", p.id);
-		refund_settled(pr->wslots[i], p.id);
-	}
+	meter->settle(w->p->db, settle, r->ch->id, use_time, tasks);
+	if (settle)
+		metrics_quota(r->quota);
 }
 
 /* ---- answers ---- */

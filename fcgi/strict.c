@@ -13,8 +13,30 @@
 #include "relay.h"
 #include "shm.h"
 
+/*
+ * METERING=strict. A request's charge is one durable statement, made
+ * before the request is forwarded: it takes the quota from the token's
+ * remain_quota (unless unlimited) and the user's quota, adds it to their
+ * used counters, and names the request in the thread's row of bltcy_slots
+ * (host, charge slot), which is what tells later whether it applied; it
+ * applies only while the token's and the channels' change counters are
+ * those the request was checked at. Giving it back is one statement that
+ * applies only while that row names the request. The charge slot in
+ * shared memory (ledger.c) says where the statements stand, so that the
+ * master can tell whether a worker that died with one in flight was
+ * charged, and holds a refund the database could not take until it is
+ * done.
+ */
+
 #define GROUP_MAX	256		/* strict charges per batch */
 #define GROUP_STMT	32		/* of one token in one statement (sql.c) */
+#define REFUND_RETRY_MS	100		/* waiting refunds are tried this often */
+
+static int		 slots_made;	/* every thread's bltcy_slots row is */
+static __thread int	 slot_ready;	/* this thread's is */
+static const int	*pwslots;	/* this process's charge slots */
+static size_t		 npwslots;
+static int64_t		 refunds_at;	/* atomic: the last retry of waiting refunds */
 
 /* Where a worker's charge is in the group commit (struct wslot's gc). */
 enum { GC_NONE, GC_QUEUED, GC_TAKEN, GC_PAID, GC_REFUSED, GC_FAILED };
@@ -72,6 +94,39 @@ before(const struct wslot *a, const struct wslot *b)
 	if (a->av != b->av)
 		return a->av < b->av;
 	return a->unlimited < b->unlimited;
+}
+
+struct slot_q {
+	const char	*rid;
+	int		 found;
+};
+
+static int
+slot_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct slot_q	*q = arg;
+
+	(void)n;
+	q->found = c[0].t == DBV_STR && strcmp(c[0].s, q->rid) == 0;
+	return 1;
+}
+
+/*
+ * Does the row of charge slot slot name request rid, i.e. was its charge
+ * applied and not refunded? st selects "SELECT req FROM bltcy_slots WHERE
+ * host = ? AND slot = ?" in db's statement table. 1, 0, or -1.
+ */
+static int
+slot_names(struct db *db, size_t st, int slot, const char *rid)
+{
+	struct dbv	 a[2];
+	struct slot_q	 q = { rid, 0 };
+
+	a[0] = DBS(lhost);
+	a[1] = DBI(slot);
+	if (db_run(db, st, a, 2, slot_row, &q, NULL) != DB_OK)
+		return -1;
+	return q.found;
 }
 
 /*
@@ -243,7 +298,7 @@ gc_lead(struct db *db)
  * (charged) or 0 (it did not apply: quota, or changed rows); otherwise the
  * charge may or may not have applied, as after a lost reply.
  */
-enum db_rc
+static enum db_rc
 charge_commit(struct db *db, const struct usage *rec, int unlimited,
     long long chan_version, long long auth_version, int *paid)
 {
@@ -301,7 +356,7 @@ charge_commit(struct db *db, const struct usage *rec, int unlimited,
  * CH_CHARGED, CH_IDLE, or CH_CHARGING when only the database can tell,
  * its conn then being the connection that ran the batch.
  */
-int
+static int
 group_outcome(struct wslot *w)
 {
 	int	 q = GC_QUEUED, st, tries;
@@ -323,3 +378,270 @@ group_outcome(struct wslot *w)
 	w->conn = w->gconn;
 	return CH_CHARGING;
 }
+
+/* ---- the request path ---- */
+
+static int64_t
+strict_available(long long token_id)
+{
+	return 0;		/* the token's row holds all it has */
+}
+
+/*
+ * The charge statement, through the group commit, under this thread's
+ * bltcy_slots row (made first if the worker could not make it at start).
+ * DB_OK with *paid 1 or 0, or the charge may have applied.
+ */
+static enum db_rc
+charge(struct db *db, const struct usage *rec, int unlimited,
+    long long chan_version, long long auth_version, int *paid)
+{
+	struct dbv	 a[3];
+	enum db_rc	 rc;
+
+	if (!slots_made && !slot_ready) {
+		a[0] = DBS(lhost);
+		a[1] = DBI(me - L->w);
+		a[2] = DBI(now_s());
+		if ((rc = db_run(db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL)) != DB_OK)
+			return rc;
+		slot_ready = 1;
+	}
+	rc = charge_commit(db, rec, unlimited, chan_version, auth_version, paid);
+	charge_state(NULL, rc == DB_OK && *paid ? CH_CHARGED : CH_IDLE, 0);
+	return rc;
+}
+
+static void
+refund_of(struct owed *p, const struct usage *rec, int unlimited)
+{
+	memset(p, 0, sizeof(*p));
+	strlcpy_(p->rid, rec->rid, sizeof(p->rid));
+	p->token = rec->token_id;
+	p->user = rec->user_id;
+	p->quota = rec->quota;
+	p->unlimited = unlimited;
+}
+
+/*
+ * The refund statement, under the charge slot whose row names the
+ * request; DB_OK once it is done (or was done before).
+ */
+static enum db_rc
+uncharge(struct db *db, int wslot, const struct owed *p, int in_flight)
+{
+	struct dbv	 a[11];
+
+	a[0] = DBI(p->user);
+	a[1] = DBS(lhost);
+	a[2] = DBI(wslot);
+	a[3] = DBI(p->unlimited);
+	a[4] = a[5] = a[6] = a[7] = DBI(p->quota);
+	a[8] = DBI(now_s());
+	a[9] = DBI(p->token);
+	a[10] = DBS(p->rid);
+	/* the master looks at this request if we die now */
+	if (in_flight)
+		charge_state(NULL, CH_REFUNDING, db_conn_id(db));
+	return db_run(db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
+}
+
+/*
+ * A refund the database could not take waits in this thread's charge
+ * slot in shared memory; the charge stands until it is done. The slot
+ * takes no new charge meanwhile (its row must keep naming the request),
+ * and any thread of the process, the process's main thread every second,
+ * or the master once the process is gone, does it.
+ */
+static void
+uncharge_later(struct db *db, const struct owed *p)
+{
+	log_err("req=%s refund failed: %s; will retry", p->rid, db_error(db));
+	refund_owed(p->rid, p->token, p->user, p->quota, p->unlimited);
+}
+
+static enum meter_rc
+strict_reserve(struct db *db, const struct usage *rec, int unlimited,
+    long long chan_version, long long auth_version)
+{
+	struct owed	 p;
+	enum db_rc	 rc;
+	int		 paid = 0;
+
+	/*
+	 * A refund still waiting for the database (retry does it first)
+	 * needs this thread's slot row to keep naming its request: no new
+	 * charge until it is done.
+	 */
+	if (refund_waiting((int)(me - L->w), NULL, NULL, NULL, NULL, NULL))
+		return METER_DB;
+	if ((rc = charge(db, rec, unlimited, chan_version, auth_version,
+	    &paid)) != DB_OK) {
+		log_err("req=%s charge: %s", rec->rid, db_error(db));
+		/* it may have applied before the connection broke */
+		refund_of(&p, rec, unlimited);
+		if (rc == DB_DOWN)
+			uncharge_later(db, &p);
+		return METER_DB;
+	}
+	return paid ? METER_OK : METER_RECHECK;
+}
+
+/*
+ * The charge was complete when it was made: keeping it is its usage into
+ * the ring (logs row, channel, task ids); giving it back is one statement.
+ */
+static void
+strict_settle(struct db *db, int keep, long long channel, long long use_time,
+    const char *tasks)
+{
+	struct owed	 p;
+
+	if (keep) {
+		if (me == NULL || LOAD(&me->active) != CH_CHARGED)
+			return;
+		usage_keep(channel, use_time, tasks);
+		STORE(&me->active, CH_IDLE);
+		return;
+	}
+	refund_of(&p, &me->rec, me->unlimited);
+	if (uncharge(db, (int)(me - L->w), &p, 1) != DB_OK)
+		uncharge_later(db, &p);
+	charge_state(NULL, CH_IDLE, 0);
+}
+
+/* ---- a worker process ---- */
+
+/*
+ * The bltcy_slots row of every thread's charge slot, made in one
+ * transaction before the threads start, so that no first charge waits
+ * for a durable insert of its own. A thread whose row this could not
+ * make makes it before its first charge (charge()).
+ */
+static void
+strict_worker_start(struct db *db, const int *wslots, size_t n)
+{
+	struct dbv	 a[3];
+	size_t		 i;
+
+	pwslots = wslots;
+	npwslots = n;
+	if (db_begin(db) != DB_OK)
+		return;
+	a[0] = DBS(lhost);
+	a[2] = DBI(now_s());
+	for (i = 0; i < n; i++) {
+		a[1] = DBI(wslots[i]);
+		if (db_run(db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL) != DB_OK) {
+			db_rollback(db);
+			return;
+		}
+	}
+	if (db_commit(db) != DB_OK)
+		return;
+	slots_made = 1;
+}
+
+/* Try the refunds waiting in this process's charge slots. */
+static void
+strict_retry(struct db *db, int force)
+{
+	struct owed	 p;
+	int64_t		 now = mono_ms(), last;
+	size_t		 i;
+
+	last = __atomic_load_n(&refunds_at, __ATOMIC_RELAXED);
+	if (!force && now - last < REFUND_RETRY_MS)
+		return;
+	if (!__atomic_compare_exchange_n(&refunds_at, &last, now, 0,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED) && !force)
+		return;		/* another thread is at it */
+	for (i = 0; i < npwslots; i++) {
+		enum db_rc	 rc;
+
+		if (refund_waiting(pwslots[i], p.rid, &p.token, &p.user,
+		    &p.quota, &p.unlimited) == 0)
+			continue;
+		if ((rc = uncharge(db, pwslots[i], &p, 0)) == DB_DOWN)
+			return;
+		if (rc != DB_OK)
+			log_err("req=%s refund failed for good: %s", p.rid,
+			    db_error(db));
+		else
+			log_info("req=%s delayed refund done", p.rid);
+		refund_settled(pwslots[i], p.rid);
+	}
+}
+
+/* ---- master side ---- */
+
+/*
+ * A worker died with its charge or refund statement perhaps in flight.
+ * Once its connection is gone from the server nothing more can apply, and
+ * its slot's row tells whether it is charged. db is the master's. Returns
+ * 1 charged, 0 not, -1 unknown (database unreachable).
+ */
+static int
+dead_worker_charged(struct db *db, struct wslot *w, int wslot)
+{
+	struct dbv	 a[1];
+	long long	 n = 1;
+	int		 tries;
+
+	a[0] = DBI(w->conn);
+	for (tries = 0; tries < 100 && n > 0 && w->conn != 0; tries++) {
+		if (db_run(db, MS_CONN, a, 1, int_row, &n, NULL) != DB_OK)
+			return -1;
+		if (n > 0)
+			usleep(50000);
+	}
+	if (n > 0)
+		log_warn("WARN req=%s: the dead worker's connection %lu is still "
+		    "open after 5 s", w->rec.rid, w->conn);
+	return slot_names(db, MS_SLOT, wslot, w->rec.rid);
+}
+
+/*
+ * A worker died with a charge in its slot: the group commit says what
+ * became of one it had queued; a statement perhaps in flight, the
+ * database. A charge nobody can tell of is taken as not made.
+ */
+static int
+strict_dead_charge(const struct dsn *dsn, int wslot)
+{
+	struct wslot	*w = &L->w[wslot];
+	struct db	*db;
+	int		 st = LOAD(&w->active);
+
+	if (st == CH_CHARGING)
+		st = group_outcome(w);
+	if (st != CH_CHARGING && st != CH_REFUNDING)
+		return st == CH_CHARGED;
+	db = master_db(dsn);
+	switch (db != NULL ? dead_worker_charged(db, w, wslot) : -1) {
+	case 1:
+		return 1;
+	case 0:
+		return 0;
+	default:
+		log_err("req=%s: a worker died charging and the database "
+		    "cannot say whether it was charged: %s", w->rec.rid,
+		    db ? db_error(db) : "no connection");
+		return 0;
+	}
+}
+
+const struct meter meter_strict = {
+	.name = "strict",
+	.prepaid = 1,
+	.checks_rows = 1,
+	.available = strict_available,
+	.reserve = strict_reserve,
+	.settle = strict_settle,
+	.worker_start = strict_worker_start,
+	.retry = strict_retry,
+	.start = NULL,
+	.dead_charge = strict_dead_charge,
+	.tick = NULL,
+	.shutdown = NULL,
+};

@@ -15,6 +15,7 @@
 #include "db.h"
 #include "dsn.h"
 #include "log.h"
+#include "meter.h"
 #include "worker.h"
 
 /*
@@ -101,7 +102,7 @@ thread_main(void *arg)
 {
 	struct worker	*w = arg;
 
-	lease_attach(w->wslot);
+	meter_attach(w->wslot);
 	while (accept_one(w) == 0) {
 		request_serve(w, &w->fr);
 		/*
@@ -168,35 +169,6 @@ proc_init(struct proc *p, int fd, const struct dsn *dsn, const char *host,
 	return 0;
 }
 
-/*
- * Strict metering: the bltcy_slots row of every thread's charge slot, made
- * in one transaction before the threads start, so that no first charge
- * waits for a durable insert of its own. A thread whose row this could
- * not make makes it before its first charge (charge()).
- */
-static void
-slots_init(struct proc *p, struct worker *ws, const int *wslots, size_t n)
-{
-	struct dbv	 a[3];
-	size_t		 i;
-
-	if (lease_enabled() || db_begin(p->db) != DB_OK)
-		return;
-	a[0] = DBS(p->host);
-	a[2] = DBI(now_s());
-	for (i = 0; i < n; i++) {
-		a[1] = DBI(wslots[i]);
-		if (db_run(p->db, ST_SLOT_INIT, a, 3, NULL, NULL, NULL) != DB_OK) {
-			db_rollback(p->db);
-			return;
-		}
-	}
-	if (db_commit(p->db) != DB_OK)
-		return;
-	for (i = 0; i < n; i++)
-		ws[i].slot_ready = 1;
-}
-
 int
 worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
     const int *wslots, size_t nthreads, int mslot)
@@ -232,9 +204,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		log_err("worker: cannot start: %s", strerror(errno));
 		return 1;
 	}
-	p.wslots = wslots;
-	p.nwslots = nthreads;
-	slots_init(&p, ws, wslots, nthreads);
+	meter->worker_start(p.db, wslots, nthreads);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
 	for (i = 0; i < nthreads; i++) {
@@ -256,7 +226,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		struct timespec ts = { 1, 0 };
 
 		if ((sig = sigtimedwait(&want, NULL, &ts)) == -1) {
-			flush_pending(&p, 1);	/* refunds no request came to do */
+			meter->retry(p.db, 1);	/* refunds no request came to do */
 			continue;
 		}
 		if (sig != SIGUSR1)
@@ -266,7 +236,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	stop_threads(&p);
 	for (i = 0; i < started; i++)
 		pthread_join(ws[i].tid, NULL);
-	flush_pending(&p, 1);
+	meter->retry(p.db, 1);
 	for (i = 0; i < started; i++) {
 		FCGX_Free(&ws[i].fr, 0);
 		close(ws[i].ep);

@@ -39,18 +39,6 @@
 #define NO_TASK		1024
 #define NO_TASK_MS	2000
 
-/*
- * A strict refund the database could not take yet. It applies only while
- * the worker's slot row names the request, so trying it again is safe,
- * also when the charge it undoes never happened.
- */
-struct pending {
-	char		 id[40];
-	long long	 token, user, quota;
-	int		 unlimited;
-};
-
-
 /* What the threads of a worker process share. */
 struct proc {
 	struct db	*db;		/* one connection for all threads */
@@ -82,9 +70,6 @@ struct proc {
 	}		 no_task[NO_TASK];
 
 	int		 stop;		/* atomic */
-	const int	*wslots;	/* the threads' charge slots */
-	size_t		 nwslots;
-	int64_t		 refunds_at;	/* atomic: the last retry of waiting refunds */
 	int		 wake[2];	/* readable once stopping */
 	int		 listen_fd;
 };
@@ -101,7 +86,6 @@ struct worker {
 	pthread_t	 tid;
 	uint64_t	 rng;
 	int		 wslot;		/* its shared-memory charge slot */
-	int		 slot_ready;	/* its bltcy_slots row exists */
 	int		 ep;		/* its epoll (accept_one) */
 	FCGX_Request	 fr;
 };
@@ -127,6 +111,5 @@ void	 curl_put(struct proc *, CURL *);
 
 /* request.c */
 void	 request_serve(struct worker *, FCGX_Request *);
-void	 flush_pending(struct proc *, int force);
 
 #endif
