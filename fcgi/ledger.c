@@ -135,245 +135,12 @@ meter_attach(int wslot)
 	mypid = (int)syscall(SYS_gettid);
 }
 
-/* ---- METERING=lease ---- */
-
-/*
- * METERING=lease. Quota is leased from the database in blocks (one CALL,
- * recorded in bltcy_leases) and spent from shared memory with atomic
- * compare-and-swap, so a charge costs no database round trip. A kept
- * charge goes through the usage ring, whose writer also takes the spent
- * part from the lease; the master gives idle leases back. A thread's
- * charge in flight sits in its charge slot, so the master settles it if
- * the worker dies, as in strict mode.
- *
- * What a power loss of the host can lose: the ring not yet written (at
- * most LEASE_FLUSH_MS of settled requests); those charges are refunded
- * by the reconciliation at the next start, never charged twice, and the
- * leases keep every host within what the database granted.
- */
-
-#define LEASE_BLOCKS	100		/* a lease is worth this many requests, */
-#define LEASE_GROW	64		/* times up to this for a busy token */
-#define LEASE_FAST_MS	1000		/* the last lease went quicker: double */
-#define IDLE_MS		10000		/* an unused lease goes back after this */
-#define DRY_MS		1000		/* a token the DB had too little for is
-					   not asked again for this long */
-
-/*
- * The token's lease slot; with claim, a free one becomes its slot: the
- * first given up on its probe path, or else the first never used. NULL
- * when the token has none (or, with claim, every slot is taken).
- *
- * NOTE: two workers claiming for one token while the master gives up a
- * slot earlier on its path may end up with a slot each. That costs a
- * slot, not quota: each slot's lease is the host's, counted in the
- * database per token, and the later one is given up when idle.
- */
-static struct lslot *
-find_slot(long long token_id, int claim)
-{
-	size_t		 n = L->nslots, i, tries;
-	size_t		 h = (size_t)((unsigned long long)token_id * 2654435761ULL) % n;
-	struct lslot	*gone;
-
-	for (tries = 0; tries < 8; tries++) {
-		gone = NULL;
-		for (i = 0; i < n; i++) {
-			struct lslot	*s = &L->slots[(h + i) % n];
-			long long	 id = LOAD(&s->token_id);
-
-			if (id == token_id)
-				return s;
-			if (id == SLOT_GONE && gone == NULL)
-				gone = s;
-			if (id == 0)
-				break;
-		}
-		if (!claim)
-			return NULL;
-		if (i == n && gone == NULL)
-			break;		/* all taken */
-		{
-			struct lslot	*s = gone ? gone : &L->slots[(h + i) % n];
-			long long	 old = gone ? SLOT_GONE : 0;
-
-			if (CAS(&s->token_id, &old, token_id) || old == token_id)
-				return s;
-		}
-		/* taken by another token meanwhile: look again */
-	}
-	return NULL;
-}
-
-/*
- * Count this worker in s (as spending from it) if s is still the token's:
- * the master gives a slot up only with none counted there, and checks
- * that after it marked it SLOT_CLOSING; both sides use sequentially
- * consistent operations, so one of them sees the other.
- */
-static int
-slot_pin(struct lslot *s, long long token_id)
-{
-	__atomic_fetch_add(&s->inflight, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&s->token_id, __ATOMIC_SEQ_CST) != token_id) {
-		ADD(&s->inflight, -1);
-		return -1;
-	}
-	if (me != NULL)
-		STORE(&me->pin, (int)(s - L->slots) + 1);
-	return 0;
-}
-
-static void
-slot_unpin(struct lslot *s)
-{
-	ADD(&s->inflight, -1);
-	if (me != NULL)
-		STORE(&me->pin, 0);
-}
-
-static int64_t
-lease_available(long long token_id)
-{
-	struct lslot	*s;
-
-	int		 waited;
-
-	if (L == NULL || (s = find_slot(token_id, 0)) == NULL)
-		return 0;
-	/*
-	 * While a lease is being taken, its quota is neither in the token's
-	 * row nor in the slot yet: wait for it (bounded), or the token would
-	 * look exhausted to the requests that arrive meanwhile.
-	 */
-	for (waited = 0; LOAD(&s->lock) != 0 && waited < 2000; waited++)
-		usleep(1000);
-	return LOAD(&s->avail);
-}
-
-static int
-take(struct lslot *s, long long q)
-{
-	int64_t	 a = LOAD(&s->avail);
-
-	while (a >= q)
-		if (CAS(&s->avail, &a, a - q))
-			return 1;
-	return 0;
-}
-
 int
 int_row(void *arg, const struct dbv *c, size_t n)
 {
 	(void)n;
 	*(long long *)arg = c[0].t == DBV_INT ? c[0].i : 0;
 	return 1;
-}
-
-/*
- * Spend rec's quota from the token's lease, leasing a new block when it
- * is short. METER_QUOTA when token or user cannot pay.
- */
-static enum meter_rc
-lease_reserve(struct db *db, const struct usage *rec, int unlimited,
-    long long chan_version, long long auth_version)
-{
-	long long	 q = rec->quota, token = rec->token_id;
-	struct lslot	*s;
-	struct dbv	 a[8];
-	char		 op[64];
-	long long	 grant = 0;
-	int64_t		 now, grow;
-	int		 zero, tries;
-
-	for (tries = 0;; tries++) {
-		if (tries == 8 || (s = find_slot(token, 1)) == NULL) {
-			log_err("no lease slot for token %lld: %zu slots, "
-			    "all taken (LEASE_SLOTS)", token, L->nslots);
-			return METER_DB;
-		}
-		if (slot_pin(s, token) == 0)
-			break;
-	}
-	for (tries = 0; !take(s, q); tries++) {
-		int64_t dry = LOAD(&s->dry_at);
-
-		/*
-		 * The database had too little for this token a moment ago: the
-		 * requests that queued behind that lease are refused at once,
-		 * not each asking again (a top-up counts after DRY_MS).
-		 */
-		if ((tries > 0 && grant < q) ||
-		    (dry != 0 && mono_ms() - dry < DRY_MS)) {
-			slot_unpin(s);
-			return METER_QUOTA;
-		}
-		zero = 0;
-		if (!CAS(&s->lock, &zero, mypid)) {
-			/* another worker is leasing: wait for it, or take over
-			 * from one that died holding the lock */
-			if (zero != 0 && kill(zero, 0) == -1 && errno == ESRCH)
-				CAS(&s->lock, &zero, 0);
-			usleep(1000);
-			grant = q;
-			if (tries > 30000) {	/* 30 s and more */
-				slot_unpin(s);
-				return METER_DB;
-			}
-			continue;
-		}
-		if (take(s, q)) {
-			STORE(&s->lock, 0);
-			break;
-		}
-		a[0] = DBS(lhost);
-		a[1] = DBI(token);
-		a[2] = DBI(rec->user_id);
-		a[3] = DBI(unlimited);
-		/*
-		 * A token spending a lease within a second gets twice as much
-		 * next time, so a busy token leases about once a second; one
-		 * that slows down gets back to a single block.
-		 */
-		now = mono_ms();
-		grow = LOAD(&s->grow);
-		if (grow < 1)
-			grow = 1;
-		else if (now - LOAD(&s->leased_at) < LEASE_FAST_MS)
-			grow = grow * 2 > LEASE_GROW ? LEASE_GROW : grow * 2;
-		else if (now - LOAD(&s->leased_at) > 5 * LEASE_FAST_MS)
-			grow = grow / 2 > 1 ? grow / 2 : 1;
-		STORE(&s->grow, grow);
-		STORE(&s->leased_at, now);
-		a[4] = DBI(q);
-		a[5] = DBI(q * LEASE_BLOCKS * grow);
-		a[6] = DBI(now_s());
-		snprintf(op, sizeof(op), "lease:%s:%d", rec->rid, tries);
-		a[7] = DBS(op);
-		grant = 0;
-		if (db_run(db, ST_LEASE, a, 8, NULL, NULL, NULL) != DB_OK ||
-		    db_run(db, ST_LEASE_GRANT, a, 2, int_row, &grant, NULL) != DB_OK) {
-			STORE(&s->lock, 0);
-			slot_unpin(s);
-			log_err("lease for token %lld: %s", token, db_error(db));
-			return METER_DB;
-		}
-		if (grant > 0)
-			ADD(&s->avail, grant);
-		STORE(&s->dry_at, grant < q ? mono_ms() : 0);
-		STORE(&s->lock, 0);
-		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, token);
-	}
-	/* counted in inflight since slot_pin, until lease_settle */
-	STORE(&s->last_use, mono_ms());
-	if (me != NULL) {
-		me->rec = *rec;
-		me->slot = (int)(s - L->slots);
-		STORE(&me->pushed, 0);
-		STORE(&me->active, CH_CHARGED);
-		STORE(&me->pin, 0);
-	}
-	return METER_OK;
 }
 
 static int
@@ -409,35 +176,6 @@ usage_keep(long long channel, long long use_time, const char *tasks)
 			log_warn("usage ring full; waiting for the database");
 		usleep(2000);
 	}
-}
-
-/* The request is over: usage into the ring (keep) or the lease back. */
-static void
-lease_settle(struct db *db, int keep, long long channel, long long use_time,
-    const char *tasks)
-{
-	struct lslot	*s;
-
-	if (me == NULL || LOAD(&me->active) != CH_CHARGED)
-		return;
-	if (keep)
-		usage_keep(channel, use_time, tasks);
-	s = &L->slots[me->slot];
-	if (!keep)
-		ADD(&s->avail, me->rec.quota);
-	ADD(&s->inflight, -1);
-	STORE(&me->active, CH_IDLE);
-}
-
-/* Lease metering owes the database nothing outside a request. */
-static void
-lease_worker_start(struct db *db, const int *wslots, size_t n)
-{
-}
-
-static void
-lease_retry(struct db *db, int force)
-{
 }
 
 void
@@ -946,93 +684,6 @@ usage_rejected_total(void)
 	return L ? LOAD(&L->rejected) : 0;
 }
 
-static void
-return_idle(const struct dsn *dsn, int all)
-{
-	int64_t	 now = mono_ms();
-	size_t	 i;
-
-	for (i = 0; i < L->nslots; i++) {
-		struct lslot	*s = &L->slots[i];
-		struct db	*db;
-		struct dbv	 a[5];
-		uint64_t	 nonce[2];
-		char		 op[64];
-		int64_t		 give;
-		int		 zero = 0;
-
-		if (LOAD(&s->token_id) <= 0 || LOAD(&s->avail) <= 0)
-			continue;
-		/* idle: nothing in flight, no use and no new lease for a while
-		 * (a lease just granted has not been used yet) */
-		if (!all && (LOAD(&s->inflight) > 0 ||
-		    now - LOAD(&s->last_use) < IDLE_MS ||
-		    now - LOAD(&s->leased_at) < IDLE_MS))
-			continue;
-		if (!CAS(&s->lock, &zero, (int)getpid()))
-			continue;
-		give = __atomic_exchange_n(&s->avail, 0, __ATOMIC_ACQ_REL);
-		STORE(&s->lock, 0);
-		if (give <= 0 || (db = master_db(dsn)) == NULL)
-			continue;
-		if (random_bytes(nonce, sizeof(nonce)) == -1)
-			nonce[0] = nonce[1] = (uint64_t)mono_ms();
-		snprintf(op, sizeof(op), "return:%016llx%016llx",
-		    (unsigned long long)nonce[0], (unsigned long long)nonce[1]);
-		a[0] = DBS(lhost);
-		a[1] = DBI(s->token_id);
-		a[2] = DBI(give);
-		a[3] = DBI(now_s());
-		a[4] = DBS(op);
-		if (db_run(db, MS_RETURN, a, 5, NULL, NULL, NULL) != DB_OK) {
-			log_err("returning lease of token %lld: %s",
-			    s->token_id, db_error(db));
-			ADD(&s->avail, give);	/* keep it; try again later */
-		}
-	}
-}
-
-/*
- * Give up the slots of tokens that hold nothing here (no lease, nothing in
- * flight, no worker leasing) and were not used for IDLE_MS: a host sees
- * more tokens over its life than it has slots. Such a slot costs its token
- * nothing: its next request leases anew, as it would have to anyway.
- */
-static void
-reclaim_idle(void)
-{
-	int64_t	 now = mono_ms();
-	size_t	 i;
-
-	for (i = 0; i < L->nslots; i++) {
-		struct lslot	*s = &L->slots[i];
-		long long	 id = LOAD(&s->token_id), old = id;
-		int		 zero = 0;
-
-		if (id <= 0 || LOAD(&s->avail) != 0 || LOAD(&s->inflight) != 0 ||
-		    LOAD(&s->lock) != 0 || now - LOAD(&s->last_use) < IDLE_MS ||
-		    now - LOAD(&s->leased_at) < IDLE_MS)
-			continue;
-		if (!CAS(&s->lock, &zero, (int)getpid()))
-			continue;
-		/* see slot_pin: a worker counted there now keeps the slot */
-		if (__atomic_compare_exchange_n(&s->token_id, &old, SLOT_CLOSING,
-		    0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-			if (__atomic_load_n(&s->inflight, __ATOMIC_SEQ_CST) != 0 ||
-			    LOAD(&s->avail) != 0)
-				STORE(&s->token_id, id);
-			else {
-				STORE(&s->grow, 0);
-				STORE(&s->last_use, 0);
-				STORE(&s->leased_at, 0);
-				STORE(&s->dry_at, 0);
-				STORE(&s->token_id, SLOT_GONE);
-			}
-		}
-		STORE(&s->lock, 0);
-	}
-}
-
 void
 meter_tick(const struct dsn *dsn)
 {
@@ -1050,40 +701,6 @@ meter_tick(const struct dsn *dsn)
 	}
 	if (meter->tick != NULL)
 		meter->tick(dsn);
-}
-
-static void
-lease_tick(const struct dsn *dsn)
-{
-	static int64_t	 last_idle;
-
-	if (mono_ms() - last_idle > 1000) {
-		last_idle = mono_ms();
-		return_idle(dsn, 0);
-		reclaim_idle();
-	}
-}
-
-/*
- * A worker died: the slot it was counted in is let go. Its charge stands
- * if it had one; the ledger writes it, and the writer takes it from the
- * lease.
- */
-static int
-lease_dead_charge(const struct dsn *dsn, int wslot)
-{
-	struct wslot	*w = &L->w[wslot];
-	int		 st = LOAD(&w->active);
-	int		 pin = LOAD(&w->pin);
-
-	/* it died in lease_reserve, counted in a slot it had not spent from */
-	if (pin > 0 && st != CH_CHARGED)
-		ADD(&L->slots[pin - 1].inflight, -1);
-	STORE(&w->pin, 0);
-	if (st != CH_CHARGED)
-		return 0;
-	ADD(&L->slots[w->slot].inflight, -1);
-	return 1;
 }
 
 void
@@ -1315,30 +932,6 @@ owed_load(void)
 	    n, path);
 }
 
-/*
- * The lease slots (LEASE_SLOTS of them), and what an earlier run of this
- * host left leased given back.
- */
-static int
-lease_start(const struct dsn *dsn)
-{
-	long long	 n = cfg_i(CFG_LEASE_SLOTS);
-	struct db	*db;
-	struct dbv	 a[2];
-
-	L->nslots = n >= SLOTS_MIN && n <= SLOTS_MAX ? (size_t)n : SLOTS;
-	/* never unmapped: the pool lives as long as the master */
-	if ((L->slots = shm_map(L->nslots * sizeof(struct lslot))) == NULL)
-		return -1;
-	if ((db = master_db(dsn)) == NULL)
-		return 0;
-	a[0] = DBS(lhost);
-	a[1] = DBI(now_s());
-	if (db_run(db, MS_RECONCILE, a, 2, NULL, NULL, NULL) != DB_OK)
-		log_err("reconciling leases: %s", db_error(db));
-	return 0;
-}
-
 /* At stop: write everything, then the mode's own, then the refunds. */
 void
 meter_shutdown(const struct dsn *dsn)
@@ -1358,30 +951,8 @@ meter_shutdown(const struct dsn *dsn)
 	rdb = NULL;
 }
 
-/* At stop: every lease given back. */
-static void
-lease_shutdown(const struct dsn *dsn)
-{
-	return_idle(dsn, 1);
-}
-
 uint64_t
 usage_backlog(void)
 {
 	return L ? LOAD(&L->head) - LOAD(&L->tail) : 0;
 }
-
-const struct meter meter_lease = {
-	.name = "lease",
-	.prepaid = 0,
-	.checks_rows = 0,
-	.available = lease_available,
-	.reserve = lease_reserve,
-	.settle = lease_settle,
-	.worker_start = lease_worker_start,
-	.retry = lease_retry,
-	.start = lease_start,
-	.dead_charge = lease_dead_charge,
-	.tick = lease_tick,
-	.shutdown = lease_shutdown,
-};
