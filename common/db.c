@@ -161,6 +161,12 @@ connect_db(struct db *db)
 		db->my = NULL;
 		return DB_DOWN;
 	}
+	if ((db->flags & DB_NO_AUTOCOMMIT) && mysql_autocommit(db->my, 0) != 0) {
+		set_err(db, mysql_errno(db->my), mysql_error(db->my));
+		mysql_close(db->my);
+		db->my = NULL;
+		return DB_DOWN;
+	}
 	return DB_OK;
 }
 
@@ -466,6 +472,14 @@ db_begin(struct db *db)
 	enum db_rc	 rc;
 
 	pthread_mutex_lock(&db->mu);
+	if (db->flags & DB_NO_AUTOCOMMIT) {
+		/* the first statement opens it */
+		rc = connect_db(db);
+		db->in_tx = rc == DB_OK;
+		if (rc != DB_OK)
+			pthread_mutex_unlock(&db->mu);
+		return rc;
+	}
 	if ((rc = text_once(db, "START TRANSACTION")) == DB_DOWN) {
 		disconnect(db);
 		rc = text_once(db, "START TRANSACTION");

@@ -50,6 +50,12 @@ enum db_rc {
 typedef int (*db_row_fn)(void *arg, const struct dbv *cols, size_t ncols);
 
 #define DB_MULTI	0x1	/* allow multi-statement text (migrations) */
+/*
+ * Autocommit off: a statement after db_begin opens the transaction
+ * itself, so db_begin costs no round trip. Every statement of such a
+ * handle belongs inside db_begin ... db_commit or db_rollback.
+ */
+#define DB_NO_AUTOCOMMIT 0x2
 
 struct db	*db_new(const struct dsn *, const char *const *sqls,
 		    size_t nsqls, int flags);
