@@ -46,8 +46,9 @@ static size_t	 settle_owed(const struct dsn *);
  * the usage writer's. A batch of usage is written in one transaction:
  * its name into bltcy_applied (so it is written once), the logs rows and
  * task ids up to FLUSH_ROWS at a time (statements of 64, 16, 4 and 1
- * rows), then one UPDATE per user, channel, lease and token, the token
- * rows last, as every charge waits for their locks.
+ * rows), then one UPDATE per channel and, for what lease metering spent,
+ * per user, lease and token, the token rows last, as every charge waits
+ * for their locks.
  */
 #define FLUSH_ROWS	64
 #define LOG_COLS	"INSERT INTO logs (user_id, created_at, type, content," \
@@ -519,13 +520,17 @@ write_batch(struct usage *const *r, size_t n, const char *op, const char *why)
 	enum db_rc		 rc;
 
 	for (i = 0; i < n; i++) {
-		/* prepaid: a strict charge wrote token and user counters already */
+		/*
+		 * prepaid: a strict charge wrote the token's and user's rows
+		 * already (also accessed_time). They are not locked here:
+		 * the charger holds them in a transaction of its own.
+		 */
 		if (!r[i]->prepaid) {
 			sum_add(users, &nu, r[i]->user_id, r[i]->quota, 0);
 			sum_add(spent, &ns, r[i]->token_id, r[i]->quota, 0);
+			sum_add(toks, &nt, r[i]->token_id, r[i]->quota, r[i]->at);
 		}
 		sum_add(chans, &nc, r[i]->channel_id, r[i]->quota, 0);
-		sum_add(toks, &nt, r[i]->token_id, r[i]->prepaid ? 0 : r[i]->quota, r[i]->at);
 	}
 	if ((rc = db_begin(mdb)) != DB_OK)
 		return rc;

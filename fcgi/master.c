@@ -24,7 +24,8 @@
 
 /*
  * The master: takes the FastCGI socket (fd 0 from spawn-fcgi, or
- * --listen), forks a fixed pool of workers and sleeps in sigsuspend.
+ * --listen), forks a fixed pool of workers (and, in strict metering, the
+ * charger, which makes their charges) and sleeps in sigsuspend.
  * It re-forks workers that die (settling their in-flight charges first),
  * finishes gracefully on SIGTERM, swaps in a new generation on SIGHUP and
  * passes SIGUSR1 (reopen logs) on.
@@ -46,6 +47,7 @@ static struct {
 } owners[2 * WORKERS_MAX];
 
 static pid_t	 pids[WORKERS_MAX];	/* the current generation */
+static pid_t	 charger;		/* the metering's own process, or 0 */
 static size_t	 nworkers;
 static size_t	 nold;			/* older generations still finishing */
 static int	 listen_fd;
@@ -240,6 +242,30 @@ fail:
 	return -1;
 }
 
+/*
+ * The metering's own process, if it has one (strict: the charger, which
+ * makes every charge of the pool): forked before the workers, again
+ * whenever it dies, stopped after them.
+ */
+static pid_t
+spawn_charger(void)
+{
+	pid_t	 pid;
+
+	if (meter->process_main == NULL)
+		return 0;
+	if ((pid = fork()) == -1) {
+		log_err("fork: %s", strerror(errno));
+		return 0;
+	}
+	if (pid == 0) {
+		log_forked();
+		close(listen_fd);
+		_exit(meter->process_main(&dsn));
+	}
+	return pid;
+}
+
 /* A worker is gone: its lease slot (and any charge in it) is settled. */
 static void
 release(pid_t pid)
@@ -353,6 +379,24 @@ reap(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		int abnormal = died_badly(status);
 
+		if (pid == charger) {
+			log_err("the charger %ld died (%s %d); replacing it",
+			    (long)pid, WIFSIGNALED(status) ? "signal" : "exit",
+			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			charger = 0;
+			if (got_term)
+				continue;
+			if (mono_ms() - window > 1000) {
+				window = mono_ms();
+				deaths = 0;
+			}
+			if (++deaths > (int)nworkers * 2 + 2) {
+				struct timespec ts = { 1, 0 };
+				nanosleep(&ts, NULL);
+			}
+			charger = spawn_charger();
+			continue;
+		}
 		release(pid);
 
 		for (i = 0; i < nworkers && pids[i] != pid; i++)
@@ -478,6 +522,7 @@ main(int argc, char *argv[])
 		struct itimerval it = { { 0, 100000 }, { 0, 100000 } };
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
+	charger = spawn_charger();
 	nworkers = pool_size();
 	for (size_t k = 0; k < nworkers; k++)
 		if ((pids[k] = spawn()) == -1)
@@ -501,6 +546,11 @@ main(int argc, char *argv[])
 				int status, current = 0;
 				if ((pid = wait(&status)) == -1)
 					break;
+				if (pid == charger) {
+					log_err("the charger died while stopping");
+					charger = 0;
+					continue;
+				}
 				for (size_t k = 0; k < nworkers; k++)
 					if (pids[k] == pid) {
 						pids[k] = pids[--nworkers];
@@ -513,6 +563,11 @@ main(int argc, char *argv[])
 					recover(pid);
 				release(pid);
 			}
+			/* every charge the workers made is committed by now */
+			if (charger > 0 && kill(charger, SIGTERM) == 0)
+				while (waitpid(charger, NULL, 0) == -1 &&
+				    errno == EINTR)
+					;
 			meter_shutdown(&dsn);
 			log_info("stopped");
 			log_flush();
@@ -549,6 +604,8 @@ main(int argc, char *argv[])
 			for (size_t k = 0; k < nworkers; k++)
 				if (pids[k] > 0)
 					kill(pids[k], SIGUSR1);
+			if (charger > 0)
+				kill(charger, SIGUSR1);
 		}
 	}
 }

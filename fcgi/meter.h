@@ -5,10 +5,11 @@
  * Metering: how a request's quota is charged. METERING picks one of two
  * modes, each a struct meter:
  *
- *   strict (strict.c)	one durable statement charges the token and its
- *			user before the request is forwarded, committed
- *			with the charges other threads make at the same
- *			moment; giving it back is one statement
+ *   strict (strict.c)	one statement charges the token and its user
+ *			before the request is forwarded, made by the
+ *			charger process with the charges other threads make
+ *			at the same moment; it is durable before the answer;
+ *			giving it back is one statement
  *   lease (lease.c)	quota leased from the database in blocks and
  *			spent from shared memory, without a round trip
  *
@@ -82,6 +83,14 @@ struct meter {
 			    int unlimited, long long chan_version,
 			    long long auth_version);
 	/*
+	 * Before the first byte of an answer while a charge is held: wait
+	 * until it is durable (strict: its transaction committed; NULL if
+	 * it always is once reserve returns). METER_OK, or METER_DB when it
+	 * may or may not be: then no charge is held any more (one that may
+	 * have applied is given back) and the answer is the gateway's 503.
+	 */
+	enum meter_rc	(*durable)(struct db *);
+	/*
 	 * The request is over: keep the charge (the answer was < 400; the
 	 * usage record goes to the writer with the channel that answered,
 	 * the seconds it took and the task ids its answer named) or give it
@@ -101,6 +110,13 @@ struct meter {
 	void		(*retry)(struct db *, int force);
 
 	/* ---- the master; ledger.c calls these, NULL if none ---- */
+
+	/*
+	 * A process of the mode's own (strict: the charger), forked by the
+	 * master before the workers and again whenever it dies, stopped
+	 * with SIGTERM once the workers are gone. Its exit status.
+	 */
+	int		(*process_main)(const struct dsn *);
 
 	/* At start, before any worker: the mode's own shared memory, and
 	 * what an earlier run of this host left (lease: its leases given

@@ -138,6 +138,7 @@ struct up_result {
 	int		 withheld;	/* a final answer kept back (hold_*) */
 	enum up_err	 err;
 	int		 client_gone;
+	int		 answer_refused;	/* before_answer kept it back */
 	int		 body_too_large;
 	int		 nothing_sent;	/* failed before any request byte */
 	int		 json;		/* Content-Type says JSON */
@@ -165,6 +166,13 @@ struct upstream_req {
 	int			 hold_401;	/* keep a 401 back (retry elsewhere) */
 	int			 hold_5xx;	/* keep a 502/503/504 back */
 	int			 capture;	/* keep a JSON answer for task ids */
+	/*
+	 * Called before the first byte of an answer goes to the client
+	 * (NULL: none); -1 keeps the answer back: nothing of it is sent,
+	 * the transfer stops, and answer_refused is set.
+	 */
+	int			(*before_answer)(void *);
+	void			*arg;
 };
 
 /*

@@ -43,6 +43,7 @@
 
 /* Everything one request owns; made afresh in handle() for each request. */
 struct req {
+	struct worker	*w;		/* the thread serving it */
 	FCGX_Request	*fr;
 	char		 id[40];
 	const char	*method;
@@ -142,6 +143,7 @@ static int	 route(struct worker *, struct req *, const struct task_ids *,
 		    const struct auth_out *, const char **, int *);
 static int	 reserve(struct worker *, struct req *, const char *, int);
 static void	 forward(struct worker *, struct req *, const char *, int);
+static int	 answer_ready(void *);
 static void	 finish_charge(struct worker *, struct req *, int, const char *);
 static void	 health(struct worker *, struct req *);
 static void	 metrics(struct req *);
@@ -172,6 +174,7 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	memset(&r, 0, sizeof(r));
 	buf_init(&r.held, 0);
 	r.spool_fd = -1;
+	r.w = w;
 	r.fr = fr;
 	r.start_ms = mono_ms();
 	make_id(w, r.id);
@@ -750,6 +753,8 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		up.hold_401 = !fixed && r->held_all;
 		up.hold_5xx = !fixed && query;
 		up.capture = !query;
+		up.before_answer = answer_ready;
+		up.arg = r;
 		log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
 		    r->id, r->method, (int)r->pathlen, r->path, r->ch->id,
 		    r->ch->name, ki + 1);
@@ -787,7 +792,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		r->ch = next;
 	}
 	if (res.withheld && upstream_release(&up, &res) == -1)
-		res.client_gone = 1;
+		res.client_gone = !res.answer_refused;
 	r->bytes = res.bytes_out;
 
 	if (res.status > 0 && res.headers_sent) {
@@ -826,6 +831,8 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 	finish_charge(w, r, 0, NULL);
 	if (res.client_gone)
 		r->status = 499;
+	else if (res.answer_refused)
+		gw_error(r, GW_DB);	/* the charge could not be made durable */
 	else if (res.body_too_large)
 		gw_error(r, GW_TOO_LARGE);
 	else if (res.err == UPE_BAD_URL) {
@@ -866,6 +873,24 @@ auto_ban(struct worker *w, struct req *r)
 		log_warn("req=%s channel %lld answered 401: disabled (auto_ban)",
 		    r->id, r->ch->id);
 	chan_stale(w->p);		/* read again by the next request */
+}
+
+/*
+ * The upstream's answer is about to reach the client: a charge held is
+ * durable first (strict: its transaction committed while the upstream
+ * worked). If it cannot be, the meter has given it back and the client
+ * gets the gateway's 503 instead of an answer it would not have paid for.
+ */
+static int
+answer_ready(void *arg)
+{
+	struct req	*r = arg;
+
+	if (!r->reserved || meter->durable == NULL ||
+	    meter->durable(r->w->p->db) == METER_OK)
+		return 0;
+	r->reserved = 0;
+	return -1;
 }
 
 /*

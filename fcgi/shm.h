@@ -60,13 +60,13 @@ struct wslot {
 	int		 pin;		/* lslot + 1 it counts in, spending */
 	unsigned long	 conn;		/* its DB connection id (strict) */
 	uint64_t	 pushed;	/* ring position + 1 once pushed */
-	int		 gc;		/* group commit state (strict.c) */
+	int		 gc;		/* where its strict charge is (strict.c) */
 	int		 wake;		/* futex word: +1 to wake the worker */
 	int		 result;	/* GC_PAID or GC_REFUSED, in a batch */
 	int		 unlimited;	/* the queued charge's token is */
 	long long	 cv, av;	/* counters the token was read at */
-	int		 gleader;	/* pid of the worker that took it */
-	unsigned long	 gconn;		/* and that worker's connection */
+	int		 gleader;	/* thread of the charger that took it */
+	unsigned long	 gconn;		/* and that thread's connection */
 	struct usage	 rec;
 	int		 owing;		/* refund holds a refund still to do */
 	struct owed	 refund;
@@ -81,7 +81,7 @@ struct lshm {
 	uint64_t	 rejected;	/* records the DB refused, set aside */
 	struct wslot	*w;		/* a request thread's each, all generations */
 	size_t		 nw;
-	int		 gc_lock;	/* tid of the thread committing charges */
+	int		 gc_seq;	/* futex word: +1 when a charge is queued */
 	int		 gc_hi;		/* highest wslot that ever queued one */
 };
 

@@ -33,10 +33,11 @@ const char *const relay_sql[ST__MAX] = {
 	    " FROM abilities a JOIN channels c ON c.id = a.channel_id"
 	    " WHERE a.enabled = 1 AND c.type = 55 AND c.status = 1",
 	/*
-	 * Strict metering's charge, in one durable statement: token and
-	 * user, and this worker's slot row, which then names the request.
-	 * Run again after a lost reply it changes nothing (s.req <> ?).
-	 * It applies only while the channels and the token rows are as the
+	 * Strict metering's charge, in one statement: token and user
+	 * (also the token's accessed_time, so that the usage writer need
+	 * not lock its row), and the thread's slot row, which then names
+	 * the request. Run again it changes nothing (s.req <> ?). It
+	 * applies only while the channels and the token rows are as the
 	 * worker saw them (the change counters), so a worker may keep them.
 	 */
 	[ST_CHARGE] =
@@ -46,7 +47,8 @@ const char *const relay_sql[ST__MAX] = {
 	    " t.used_quota = t.used_quota + ?,"
 	    " u.quota = u.quota - ?, u.used_quota = u.used_quota + ?,"
 	    " u.request_count = u.request_count + 1,"
-	    " s.req = ?, s.updated_at = ?"
+	    " s.req = ?, s.updated_at = ?,"
+	    " t.accessed_time = GREATEST(IFNULL(t.accessed_time, 0), ?)"
 	    " WHERE t.id = ? AND s.req <> ? AND (? OR t.remain_quota >= ?)"
 	    " AND u.quota >= ?"
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'channels') = ?"
@@ -76,7 +78,8 @@ const char *const relay_sql[ST__MAX] = {
 	    "  ?, ?, ?, ?, ?, ?, ?, ?, "
 	    "?, ?, ?, ?, ?, ?, ?, ?, "
 	    "?, ?, ?, ?, ?, ?, ?, ?, "
-	    "?, ?, ?, ?, ?, ?, ?, ?), s.updated_at = ?"
+	    "?, ?, ?, ?, ?, ?, ?, ?), s.updated_at = ?,"
+	    " t.accessed_time = GREATEST(IFNULL(t.accessed_time, 0), ?)"
 	    " WHERE t.id = ? AND s.req NOT IN (?, ?, ?, ?, ?, ?, ?, ?, "
 	    "?, ?, ?, ?, ?, ?, ?, ?, "
 	    "?, ?, ?, ?, ?, ?, ?, ?, "

@@ -1,36 +1,64 @@
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "db.h"
+#include "dsn.h"
 #include "log.h"
 #include "relay.h"
 #include "shm.h"
 
 /*
- * METERING=strict. A request's charge is one durable statement, made
- * before the request is forwarded: it takes the quota from the token's
- * remain_quota (unless unlimited) and the user's quota, adds it to their
- * used counters, and names the request in the thread's row of bltcy_slots
+ * METERING=strict. A request's charge is one statement, made before the
+ * request is forwarded: it takes the quota from the token's remain_quota
+ * (unless unlimited) and the user's quota, adds it to their used
+ * counters, and names the request in the thread's row of bltcy_slots
  * (host, charge slot), which is what tells later whether it applied; it
  * applies only while the token's and the channels' change counters are
- * those the request was checked at. Giving it back is one statement that
- * applies only while that row names the request. The charge slot in
- * shared memory (ledger.c) says where the statements stand, so that the
- * master can tell whether a worker that died with one in flight was
- * charged, and holds a refund the database could not take until it is
- * done.
+ * those the request was checked at. It is durable before the answer.
+ * Giving it back is one statement that applies only while that row names
+ * the request. The charge slot in shared memory (ledger.c) says where the
+ * statements stand, so that the master can tell whether a worker that
+ * died with one in flight was charged, and holds a refund the database
+ * could not take until it is done.
+ *
+ * The charges are made by the charger, one process per host with two
+ * database connections. A request thread puts its charge in its slot and
+ * wakes the charger, which applies every charge waiting in the open
+ * transaction of one of its connections: charges to one token at the same
+ * change counters in one statement (ST_CHARGE_GROUP, up to GROUP_STMT of
+ * them: the token's and user's rows once for all, and each thread's slot
+ * row naming its own request), others alone (ST_CHARGE). Each thread
+ * learns at once whether its charge applied: its rows are changed and
+ * locked, so no other charge can spend the same quota, and it forwards.
+ * That transaction is committed as soon as the other connection's commit
+ * is done, while the other connection takes the next charges in a
+ * transaction of its own; a thread waits for its charge's commit only
+ * before it answers (strict_durable). So a commit costs a request nothing
+ * while the upstream works, and a disk that takes its time over one (a
+ * durable commit waits for the disk) does not hold charges up.
+ *
+ * InnoDB releases a transaction's row locks when its commit begins,
+ * before the log is flushed, so the next transaction does not wait for
+ * the flush. Row locks are taken in one order within a statement, and in
+ * strict mode nothing else on the host locks a token's or user's row for
+ * longer than one statement (the usage writer leaves them alone), so the
+ * charger's open transaction cannot take part in a deadlock on this host.
  */
 
 #define GROUP_MAX	256		/* strict charges per batch */
 #define GROUP_STMT	32		/* of one token in one statement (sql.c) */
 #define REFUND_RETRY_MS	100		/* waiting refunds are tried this often */
+#define NO_CHARGER_MS	5000		/* a charge waits this long to be taken */
 
 static int		 slots_made;	/* every thread's bltcy_slots row is */
 static __thread int	 slot_ready;	/* this thread's is */
@@ -38,32 +66,35 @@ static const int	*pwslots;	/* this process's charge slots */
 static size_t		 npwslots;
 static int64_t		 refunds_at;	/* atomic: the last retry of waiting refunds */
 
-/* Where a worker's charge is in the group commit (struct wslot's gc). */
-enum { GC_NONE, GC_QUEUED, GC_TAKEN, GC_PAID, GC_REFUSED, GC_FAILED };
+/* Where a thread's charge is (struct wslot's gc). */
+enum {
+	GC_NONE,
+	GC_QUEUED,	/* for the charger to take */
+	GC_TAKEN,	/* in a statement */
+	GC_APPLIED,	/* applied in a transaction not yet committed */
+	GC_REFUSED,	/* did not apply (quota, or changed rows) */
+	GC_PAID,	/* applied and committed */
+	GC_FAILED,	/* the database failed: it may or may not apply */
+};
 
-/*
- * Strict metering's group commit. A worker puts its charge in its slot;
- * whichever worker holds gc_lock applies every charge waiting there, and
- * the others sleep until it is done with theirs, or hands the lock on.
- * Charges to one token at the same change counters go in one statement
- * (ST_CHARGE_GROUP, up to GROUP_STMT of them): the token's and user's
- * rows are updated once for all, and each worker's slot row names its own
- * request, so what tells whether a charge applied stays the same as for
- * a single charge. A busy token's row is thus locked, and a commit made
- * durable, once per batch instead of once per request.
- */
+static void
+futex_wake(int *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
 static void
 gc_wake(struct wslot *w)
 {
 	ADD(&w->wake, 1);
-	syscall(SYS_futex, &w->wake, FUTEX_WAKE, 1, NULL, NULL, 0);
+	futex_wake(&w->wake);
 }
 
-/* Sleep until woken; 1 if 10 ms passed without a wake. */
+/* Sleep while *word is val, at most ms; 1 if the time ran out. */
 static int
-gc_sleep(int *word, int val)
+gc_sleep(int *word, int val, long ms)
 {
-	struct timespec	 ts = { 0, 10 * 1000 * 1000 };
+	struct timespec	 ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	return syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0) == -1 &&
 	    errno == ETIMEDOUT;
@@ -129,180 +160,20 @@ slot_names(struct db *db, size_t st, int slot, const char *rid)
 	return q.found;
 }
 
-/*
- * A statement that changed nothing, run alone in autocommit: db_run runs
- * it again after a lost reply, so w's slot row tells whether the first
- * run applied. Sets *changed to 1 if it did.
- */
-static enum db_rc
-lost_reply(struct db *db, const struct wslot *w, unsigned long long *changed)
-{
-	switch (slot_names(db, ST_SLOT, (int)(w - L->w), w->rec.rid)) {
-	case 1:
-		*changed = 1;
-		return DB_OK;
-	case 0:
-		return DB_OK;
-	default:
-		return DB_DOWN;
-	}
-}
-
-/* One charge alone: ST_CHARGE. */
-static enum db_rc
-gc_one(struct db *db, struct wslot *w, int alone)
-{
-	struct dbv		 a[17];
-	const struct usage	*u = &w->rec;
-	unsigned long long	 changed = 0;
-	enum db_rc		 rc;
-
-	a[0] = DBI(u->user_id);
-	a[1] = DBS(lhost);
-	a[2] = DBI(w - L->w);
-	a[3] = DBI(w->unlimited);
-	a[4] = a[5] = a[6] = a[7] = DBI(u->quota);
-	a[8] = DBS(u->rid);
-	a[9] = DBI(u->at);
-	a[10] = DBI(u->token_id);
-	a[11] = DBS(u->rid);
-	a[12] = DBI(w->unlimited);
-	a[13] = a[14] = DBI(u->quota);
-	a[15] = DBI(w->cv);
-	a[16] = DBI(w->av);
-	rc = db_run(db, ST_CHARGE, a, 17, NULL, NULL, &changed);
-	if (rc == DB_OK && changed == 0 && alone)
-		rc = lost_reply(db, w, &changed);
-	w->result = changed > 0 ? GC_PAID : GC_REFUSED;
-	return rc;
-}
-
-/* Charges b[0..n) of one token together, or one by one if they cannot. */
-static enum db_rc
-gc_many(struct db *db, struct wslot **b, size_t n, int alone)
-{
-	struct dbv		 a[15 + 4 * GROUP_STMT];
-	unsigned long long	 changed = 0;
-	long long		 sum = 0;
-	enum db_rc		 rc;
-	size_t			 i, k;
-	const size_t		 G = GROUP_STMT;
-
-	if (n == 1)
-		return gc_one(db, b[0], alone);
-	for (i = 0; i < n; i++)
-		sum += b[i]->rec.quota;
-	/* the places of ST_CHARGE_GROUP's arguments, for G slots */
-	a[0] = DBI(b[0]->rec.user_id);
-	a[1] = DBS(lhost);
-	a[2 + G] = DBI(b[0]->unlimited);
-	a[3 + G] = a[4 + G] = a[5 + G] = a[6 + G] = DBI(sum);
-	a[7 + G] = DBI(n);
-	a[8 + 3 * G] = DBI(b[0]->rec.at);
-	a[9 + 3 * G] = DBI(b[0]->rec.token_id);
-	a[10 + 4 * G] = DBI(b[0]->unlimited);
-	a[11 + 4 * G] = a[12 + 4 * G] = DBI(sum);
-	a[13 + 4 * G] = DBI(b[0]->cv);
-	a[14 + 4 * G] = DBI(b[0]->av);
-	for (k = 0; k < G; k++) {	/* short lists repeat the first */
-		struct wslot *w = b[k < n ? k : 0];
-		a[2 + k] = a[8 + G + k] = DBI(w - L->w);
-		a[8 + 2 * G + k] = a[10 + 3 * G + k] = DBS(w->rec.rid);
-	}
-	rc = db_run(db, ST_CHARGE_GROUP, a, 15 + 4 * G, NULL, NULL, &changed);
-	/* token, user and n slot rows; anything else would mean the server
-	 * checked the quota again after changing the token's row */
-	if (rc == DB_OK && changed > 0 && changed != n + 2)
-		log_err("a charge group of %zu changed %llu rows", n, changed);
-	if (rc == DB_OK && changed == 0 && alone)
-		rc = lost_reply(db, b[0], &changed);
-	if (rc == DB_OK && changed > 0) {
-		for (i = 0; i < n; i++)
-			b[i]->result = GC_PAID;
-		return DB_OK;
-	}
-	/* not all can pay (or the rows changed): each on its own */
-	for (i = 0; rc == DB_OK && i < n; i++)
-		rc = gc_one(db, b[i], alone);
-	return rc;
-}
-
-/* Take every queued charge and apply them. */
-static void
-gc_lead(struct db *db)
-{
-	struct wslot	*b[GROUP_MAX], *t;
-	unsigned long	 conn = db_conn_id(db);
-	enum db_rc	 rc;
-	size_t		 n = 0, i, j, runs;
-	int		 k, hi = LOAD(&L->gc_hi), tries;
-
-	for (k = 0; k <= hi && n < GROUP_MAX; k++) {
-		struct wslot	*w = &L->w[k];
-		int		 q = GC_QUEUED;
-
-		if (LOAD(&w->gc) != GC_QUEUED)
-			continue;
-		w->gleader = mypid;
-		w->gconn = conn;
-		if (CAS(&w->gc, &q, GC_TAKEN))
-			b[n++] = w;
-	}
-	if (n == 0)
-		return;
-	/* one order of rows for every batch, so that batches cannot deadlock */
-	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && before(b[j], b[j - 1]); j--) {
-			t = b[j];
-			b[j] = b[j - 1];
-			b[j - 1] = t;
-		}
-	for (runs = 1, i = 1; i < n; i++)
-		if (!same_charge(b[i], b[i - 1]))
-			runs++;
-	for (tries = 0;; tries++) {
-		int alone = runs == 1 && n <= GROUP_STMT;
-
-		rc = alone ? DB_OK : db_begin(db);
-		for (i = 0; rc == DB_OK && i < n; i = j) {
-			for (j = i + 1; j < n && j - i < GROUP_STMT &&
-			    same_charge(b[j], b[i]); j++)
-				;
-			rc = gc_many(db, b + i, j - i, alone);
-		}
-		if (!alone) {
-			if (rc == DB_OK)
-				rc = db_commit(db);
-			if (rc != DB_OK)
-				db_rollback(db);
-		}
-		/* a deadlock victim's transaction is undone whole: again */
-		if (rc != DB_ERR || alone || tries == 2)
-			break;
-	}
-	if (rc != DB_OK)
-		log_err("%zu charges: %s", n, db_error(db));
-	for (i = 0; i < n; i++) {
-		int taken = GC_TAKEN;
-
-		/* unless the master gave up waiting for it (a stuck batch) */
-		if (CAS(&b[i]->gc, &taken, rc == DB_OK ? b[i]->result :
-		    GC_FAILED) && b[i] != me)
-			gc_wake(b[i]);
-	}
-}
+/* ---- a request thread's side ---- */
 
 /*
- * Charge rec (strict metering) through the group commit, at the change
- * counters the worker read token and channels at. DB_OK with *paid 1
- * (charged) or 0 (it did not apply: quota, or changed rows); otherwise the
- * charge may or may not have applied, as after a lost reply.
+ * Charge rec through the charger, at the change counters the thread read
+ * token and channels at. DB_OK with *paid 1 (applied: the answer waits
+ * for strict_durable) or 0 (it did not apply: quota, or changed rows);
+ * DB_DOWN when it may or may not have applied, as after a lost reply;
+ * DB_ERR when no charger took it (nothing applied).
  */
 static enum db_rc
-charge_commit(struct db *db, const struct usage *rec, int unlimited,
-    long long chan_version, long long auth_version, int *paid)
+charge_commit(const struct usage *rec, int unlimited, long long chan_version,
+    long long auth_version, int *paid)
 {
-	int	 st, hi, k, seq, slow = 0;
+	int	 k, hi, st, seq, waited = 0;
 
 	*paid = 0;
 	charge_state(rec, CH_CHARGING, 0);
@@ -313,48 +184,70 @@ charge_commit(struct db *db, const struct usage *rec, int unlimited,
 	for (hi = LOAD(&L->gc_hi); hi < k && !CAS(&L->gc_hi, &hi, k);)
 		;
 	STORE(&me->gc, GC_QUEUED);
+	ADD(&L->gc_seq, 1);
+	futex_wake(&L->gc_seq);
 	for (;;) {
-		int	 holder = 0;
-
 		seq = LOAD(&me->wake);
 		st = LOAD(&me->gc);
-		if (st >= GC_PAID)
+		if (st >= GC_APPLIED)
 			break;
-		if (st == GC_QUEUED && CAS(&L->gc_lock, &holder, mypid)) {
-			gc_lead(db);
-			/* a full barrier: a worker that queued and found the
-			 * lock taken is seen queued below */
-			__atomic_store_n(&L->gc_lock, 0, __ATOMIC_SEQ_CST);
-			hi = LOAD(&L->gc_hi);
-			for (k = 0; k <= hi; k++)
-				if (LOAD(&L->w[k].gc) == GC_QUEUED) {
-					gc_wake(&L->w[k]);	/* to lead next */
-					break;
-				}
+		if (!gc_sleep(&me->wake, seq, 100))
 			continue;
+		waited += 100;
+		if (st == GC_QUEUED && waited >= NO_CHARGER_MS) {
+			int q = GC_QUEUED;
+
+			if (CAS(&me->gc, &q, GC_NONE)) {
+				log_err("req=%s: no charger took the charge in "
+				    "%d s", rec->rid, NO_CHARGER_MS / 1000);
+				return DB_ERR;
+			}
+		} else if (st == GC_TAKEN && gone(me->gleader)) {
+			int taken = GC_TAKEN;
+
+			CAS(&me->gc, &taken, GC_FAILED);
 		}
-		/* nothing for 10 ms: is whoever we wait for still alive? */
-		if (slow && st == GC_QUEUED && gone(holder))
-			CAS(&L->gc_lock, &holder, 0);
-		if (slow && st == GC_TAKEN && gone(me->gleader)) {
-			log_err("req=%s: the worker committing this charge "
-			    "died", rec->rid);
-			st = GC_FAILED;
-			break;
-		}
-		slow = gc_sleep(&me->wake, seq);
 	}
 	me->conn = me->gconn;
-	STORE(&me->gc, GC_NONE);
-	*paid = st == GC_PAID;
+	if (st != GC_APPLIED && st != GC_PAID)
+		STORE(&me->gc, GC_NONE);
+	*paid = st == GC_APPLIED || st == GC_PAID;
 	return st == GC_FAILED ? DB_DOWN : DB_OK;
 }
 
 /*
- * A worker died with its charge in the group commit: withdraw it while
- * still queued; otherwise wait (at most 5 s) for the batch that took it.
- * CH_CHARGED, CH_IDLE, or CH_CHARGING when only the database can tell,
- * its conn then being the connection that ran the batch.
+ * Wait until the charge charge_commit applied is committed: DB_OK, or
+ * DB_DOWN when it may or may not be (the commit failed, or the charger
+ * died). Once per charge, before its answer.
+ */
+static enum db_rc
+charge_wait(void)
+{
+	int	 st, seq;
+
+	for (;;) {
+		seq = LOAD(&me->wake);
+		st = LOAD(&me->gc);
+		if (st != GC_APPLIED)
+			break;
+		if (gc_sleep(&me->wake, seq, 100) && gone(me->gleader)) {
+			int applied = GC_APPLIED;
+
+			if (CAS(&me->gc, &applied, GC_FAILED))
+				st = GC_FAILED;
+			break;
+		}
+	}
+	me->conn = me->gconn;
+	STORE(&me->gc, GC_NONE);
+	return st == GC_FAILED ? DB_DOWN : DB_OK;
+}
+
+/*
+ * A worker died with a charge with the charger: withdraw it while still
+ * queued; otherwise wait (at most 5 s) for its commit. CH_CHARGED,
+ * CH_IDLE, or CH_CHARGING when only the database can tell, its conn then
+ * being the connection that had it (0: none was left in flight).
  */
 static int
 group_outcome(struct wslot *w)
@@ -366,7 +259,8 @@ group_outcome(struct wslot *w)
 	if (q == GC_NONE)
 		return CH_CHARGING;
 	for (tries = 0; tries < 5000; tries++) {
-		if (LOAD(&w->gc) != GC_TAKEN || gone(w->gleader))
+		st = LOAD(&w->gc);
+		if ((st != GC_TAKEN && st != GC_APPLIED) || gone(w->gleader))
 			break;
 		usleep(1000);
 	}
@@ -377,6 +271,329 @@ group_outcome(struct wslot *w)
 		return CH_IDLE;
 	w->conn = w->gconn;
 	return CH_CHARGING;
+}
+
+/* ---- the charger ---- */
+
+/* One of the charger's connections, and the charges its transaction holds. */
+struct conn {
+	struct db	*db;
+	int		 in_tx;		/* a transaction is open */
+	int		 committing;	/* atomic */
+	size_t		 n;		/* charges applied in it */
+	struct wslot	**w;		/* and their slots: room for L->nw */
+};
+
+static struct {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	struct conn	 c[2];
+	int		 open;		/* the connection that takes charges */
+	int		 stop;		/* atomic */
+} C = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+/* One charge alone: ST_CHARGE. */
+static enum db_rc
+gc_one(struct db *db, struct wslot *w)
+{
+	struct dbv		 a[18];
+	const struct usage	*u = &w->rec;
+	unsigned long long	 changed = 0;
+	enum db_rc		 rc;
+
+	a[0] = DBI(u->user_id);
+	a[1] = DBS(lhost);
+	a[2] = DBI(w - L->w);
+	a[3] = DBI(w->unlimited);
+	a[4] = a[5] = a[6] = a[7] = DBI(u->quota);
+	a[8] = DBS(u->rid);
+	a[9] = a[10] = DBI(u->at);
+	a[11] = DBI(u->token_id);
+	a[12] = DBS(u->rid);
+	a[13] = DBI(w->unlimited);
+	a[14] = a[15] = DBI(u->quota);
+	a[16] = DBI(w->cv);
+	a[17] = DBI(w->av);
+	rc = db_run(db, ST_CHARGE, a, 18, NULL, NULL, &changed);
+	w->result = changed > 0 ? GC_APPLIED : GC_REFUSED;
+	return rc;
+}
+
+/* Charges b[0..n) of one token together, or one by one if they cannot. */
+static enum db_rc
+gc_many(struct db *db, struct wslot **b, size_t n)
+{
+	struct dbv		 a[16 + 4 * GROUP_STMT];
+	unsigned long long	 changed = 0;
+	long long		 sum = 0;
+	enum db_rc		 rc;
+	size_t			 i, k;
+	const size_t		 G = GROUP_STMT;
+
+	if (n == 1)
+		return gc_one(db, b[0]);
+	for (i = 0; i < n; i++)
+		sum += b[i]->rec.quota;
+	/* the places of ST_CHARGE_GROUP's arguments, for G slots */
+	a[0] = DBI(b[0]->rec.user_id);
+	a[1] = DBS(lhost);
+	a[2 + G] = DBI(b[0]->unlimited);
+	a[3 + G] = a[4 + G] = a[5 + G] = a[6 + G] = DBI(sum);
+	a[7 + G] = DBI(n);
+	a[8 + 3 * G] = a[9 + 3 * G] = DBI(b[0]->rec.at);
+	a[10 + 3 * G] = DBI(b[0]->rec.token_id);
+	a[11 + 4 * G] = DBI(b[0]->unlimited);
+	a[12 + 4 * G] = a[13 + 4 * G] = DBI(sum);
+	a[14 + 4 * G] = DBI(b[0]->cv);
+	a[15 + 4 * G] = DBI(b[0]->av);
+	for (k = 0; k < G; k++) {	/* short lists repeat the first */
+		struct wslot *w = b[k < n ? k : 0];
+		a[2 + k] = a[8 + G + k] = DBI(w - L->w);
+		a[8 + 2 * G + k] = a[11 + 3 * G + k] = DBS(w->rec.rid);
+	}
+	rc = db_run(db, ST_CHARGE_GROUP, a, 16 + 4 * G, NULL, NULL, &changed);
+	/* token, user and n slot rows; anything else would mean the server
+	 * checked the quota again after changing the token's row */
+	if (rc == DB_OK && changed > 0 && changed != n + 2)
+		log_err("a charge group of %zu changed %llu rows", n, changed);
+	if (rc == DB_OK && changed > 0) {
+		for (i = 0; i < n; i++)
+			b[i]->result = GC_APPLIED;
+		return DB_OK;
+	}
+	/* not all can pay (or the rows changed): each on its own */
+	for (i = 0; rc == DB_OK && i < n; i++)
+		rc = gc_one(db, b[i]);
+	return rc;
+}
+
+/* Take up to GROUP_MAX queued charges into b, in one order of rows. */
+static size_t
+take(struct wslot **b)
+{
+	struct wslot	*t;
+	size_t		 n = 0, i, j;
+	int		 k, hi = LOAD(&L->gc_hi);
+
+	for (k = 0; k <= hi && n < GROUP_MAX; k++) {
+		struct wslot	*w = &L->w[k];
+		int		 q = GC_QUEUED;
+
+		if (LOAD(&w->gc) != GC_QUEUED)
+			continue;
+		w->gleader = mypid;
+		w->gconn = 0;
+		if (CAS(&w->gc, &q, GC_TAKEN))
+			b[n++] = w;
+	}
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && before(b[j], b[j - 1]); j--) {
+			t = b[j];
+			b[j] = b[j - 1];
+			b[j - 1] = t;
+		}
+	return n;
+}
+
+static void
+settle_one(struct wslot *w, int st)
+{
+	STORE(&w->gc, st);
+	gc_wake(w);
+}
+
+/*
+ * The transaction of c is over: committed (GC_PAID), or undone or unknown
+ * (GC_FAILED; conn is then the connection whose commit may still apply,
+ * 0 if nothing can).
+ */
+static void
+settle_all(struct conn *c, int st, unsigned long conn)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		c->w[i]->gconn = conn;
+		settle_one(c->w[i], st);
+	}
+	c->n = 0;
+	c->in_tx = 0;
+}
+
+/*
+ * Apply b[0..n) in c's open transaction, begun if need be. A statement
+ * that fails undoes the transaction whole, so the charges it held before
+ * fail too (their requests answer 503, charged nothing); b's are then
+ * tried once more in a new one if the server chose it as a deadlock's
+ * victim or it waited too long for a lock, or if the connection had
+ * broken before the transaction held anything (the server was
+ * restarted: nothing of it can have applied).
+ */
+static void
+apply(struct conn *c, struct wslot **b, size_t n)
+{
+	enum db_rc	 rc;
+	size_t		 i, j;
+	int		 tries, err, fresh;
+
+	for (tries = 0;; tries++) {
+		fresh = !c->in_tx;
+		rc = c->in_tx ? DB_OK : db_begin(c->db);
+		c->in_tx = rc == DB_OK;
+		for (i = 0; rc == DB_OK && i < n; i++)
+			b[i]->gconn = db_conn_id(c->db);
+		for (i = 0; rc == DB_OK && i < n; i = j) {
+			for (j = i + 1; j < n && j - i < GROUP_STMT &&
+			    same_charge(b[j], b[i]); j++)
+				;
+			rc = gc_many(c->db, b + i, j - i);
+		}
+		if (rc == DB_OK)
+			break;
+		err = db_errno(c->db);
+		log_err("%zu charges, %zu before them in the transaction: %s",
+		    n, c->n, db_error(c->db));
+		if (c->in_tx)
+			db_rollback(c->db);
+		settle_all(c, GC_FAILED, 0);
+		if (tries == 1 || !((rc == DB_ERR && (err == 1213 ||
+		    err == 1205)) || (rc == DB_DOWN && fresh)))
+			break;
+	}
+	for (i = 0; i < n; i++) {
+		int st = rc == DB_OK ? b[i]->result : GC_FAILED;
+
+		if (rc != DB_OK)
+			b[i]->gconn = 0;
+		if (st == GC_APPLIED)
+			c->w[c->n++] = b[i];
+		settle_one(b[i], st);
+	}
+	/* a charge refused still locked the rows it looked at */
+	if (c->in_tx && c->n == 0) {
+		db_rollback(c->db);
+		c->in_tx = 0;
+	}
+}
+
+/*
+ * A connection's thread. While its connection is the open one it takes
+ * the charges waiting; it commits them as soon as the other connection
+ * is not committing, and the other takes the charges from then on.
+ */
+static void *
+conn_main(void *arg)
+{
+	struct wslot	*b[GROUP_MAX];
+	struct conn	*c = arg, *other = &C.c[c == &C.c[0]];
+	int		 i = c == &C.c[1], seq;
+	size_t		 n;
+
+	mypid = (int)syscall(SYS_gettid);
+	for (;;) {
+		int	 mine;
+
+		pthread_mutex_lock(&C.mu);
+		while (C.open != i && !LOAD(&C.stop))
+			pthread_cond_wait(&C.cv, &C.mu);
+		mine = C.open == i;
+		pthread_mutex_unlock(&C.mu);
+		if (!mine)
+			break;		/* stopping */
+		for (;;) {
+			if (c->n > 0 && !LOAD(&other->committing))
+				break;
+			seq = LOAD(&L->gc_seq);
+			if ((n = take(b)) > 0) {
+				apply(c, b, n);
+				continue;
+			}
+			if (LOAD(&C.stop) && !LOAD(&other->committing))
+				break;
+			gc_sleep(&L->gc_seq, seq, 100);
+		}
+		/* the other connection takes charges while these commit */
+		STORE(&c->committing, 1);
+		pthread_mutex_lock(&C.mu);
+		C.open = !i;
+		pthread_cond_broadcast(&C.cv);
+		pthread_mutex_unlock(&C.mu);
+		if (c->in_tx) {
+			unsigned long	 id = db_conn_id(c->db);
+			size_t		 held = c->n;
+			enum db_rc	 rc = db_commit(c->db);
+
+			if (rc != DB_OK)
+				log_err("committing %zu charges: %s", held,
+				    db_error(c->db));
+			/* a lost reply: the commit may still apply, on id */
+			settle_all(c, rc == DB_OK ? GC_PAID : GC_FAILED,
+			    rc == DB_DOWN ? id : 0);
+		}
+		STORE(&c->committing, 0);
+		ADD(&L->gc_seq, 1);
+		futex_wake(&L->gc_seq);
+		if (LOAD(&C.stop))
+			break;	/* the other finishes what is left */
+	}
+	/* let the other one see the stop */
+	pthread_mutex_lock(&C.mu);
+	C.open = !i;
+	pthread_cond_broadcast(&C.cv);
+	pthread_mutex_unlock(&C.mu);
+	return NULL;
+}
+
+/*
+ * The charger process: its two connections' threads, and the main
+ * thread, which takes the signals. It stops on SIGTERM, once nothing is
+ * queued or held (the master sends it after the workers are gone).
+ */
+static int
+charger_main(const struct dsn *dsn)
+{
+	pthread_t	 t[2];
+	sigset_t	 all, want;
+	int		 sig, i, started = 0;
+
+	prctl(PR_SET_NAME, "bltcy-charger");	/* for ps and top */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	sigemptyset(&want);
+	sigaddset(&want, SIGTERM);
+	sigaddset(&want, SIGINT);
+	sigaddset(&want, SIGUSR1);
+	for (i = 0; i < 2; i++)
+		if ((C.c[i].db = db_new(dsn, relay_sql, ST__MAX,
+		    DB_NO_AUTOCOMMIT)) == NULL ||
+		    (C.c[i].w = calloc(L->nw, sizeof(*C.c[i].w))) == NULL) {
+			log_err("charger: cannot start: out of memory");
+			return 1;
+		}
+	for (i = 0; i < 2; i++) {
+		if (pthread_create(&t[i], NULL, conn_main, &C.c[i]) != 0) {
+			log_err("charger: thread: %s", strerror(errno));
+			break;
+		}
+		started++;
+	}
+	while (started == 2) {
+		if ((sig = sigwaitinfo(&want, NULL)) == -1)
+			continue;
+		if (sig != SIGUSR1)
+			break;
+		log_reopen();
+	}
+	STORE(&C.stop, 1);
+	pthread_mutex_lock(&C.mu);
+	pthread_cond_broadcast(&C.cv);
+	pthread_mutex_unlock(&C.mu);
+	ADD(&L->gc_seq, 1);
+	futex_wake(&L->gc_seq);
+	for (i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	for (i = 0; i < 2; i++)
+		db_free(C.c[i].db);
+	log_flush();
+	return started == 2 ? 0 : 1;
 }
 
 /* ---- the request path ---- */
@@ -407,8 +624,10 @@ charge(struct db *db, const struct usage *rec, int unlimited,
 			return rc;
 		slot_ready = 1;
 	}
-	rc = charge_commit(db, rec, unlimited, chan_version, auth_version, paid);
-	charge_state(NULL, rc == DB_OK && *paid ? CH_CHARGED : CH_IDLE, 0);
+	rc = charge_commit(rec, unlimited, chan_version, auth_version, paid);
+	/* an applied charge stays CH_CHARGING until it is durable */
+	if (rc != DB_OK || !*paid)
+		charge_state(NULL, CH_IDLE, 0);
 	return rc;
 }
 
@@ -488,8 +707,33 @@ strict_reserve(struct db *db, const struct usage *rec, int unlimited,
 }
 
 /*
- * The charge was complete when it was made: keeping it is its usage into
- * the ring (logs row, channel, task ids); giving it back is one statement.
+ * Before the answer: the charge's transaction committed. If the commit
+ * failed it may or may not have applied: it is given back later, under
+ * the slot row that names it if it did, and no charge is held.
+ */
+static enum meter_rc
+strict_durable(struct db *db)
+{
+	struct owed	 p;
+
+	(void)db;
+	if (me == NULL || LOAD(&me->active) != CH_CHARGING)
+		return METER_OK;
+	if (charge_wait() == DB_OK) {
+		charge_state(NULL, CH_CHARGED, 0);
+		return METER_OK;
+	}
+	log_err("req=%s: the charge's commit failed; it is given back if it "
+	    "applied", me->rec.rid);
+	refund_of(&p, &me->rec, me->unlimited);
+	refund_owed(p.rid, p.token, p.user, p.quota, p.unlimited);
+	charge_state(NULL, CH_IDLE, 0);
+	return METER_DB;
+}
+
+/*
+ * Keeping the charge, once durable, is its usage into the ring (logs
+ * row, channel, task ids); giving it back is one statement.
  */
 static void
 strict_settle(struct db *db, int keep, long long channel, long long use_time,
@@ -497,6 +741,8 @@ strict_settle(struct db *db, int keep, long long channel, long long use_time,
 {
 	struct owed	 p;
 
+	if (strict_durable(db) != METER_OK)
+		return;		/* given back */
 	if (keep) {
 		if (me == NULL || LOAD(&me->active) != CH_CHARGED)
 			return;
@@ -637,9 +883,11 @@ const struct meter meter_strict = {
 	.checks_rows = 1,
 	.available = strict_available,
 	.reserve = strict_reserve,
+	.durable = strict_durable,
 	.settle = strict_settle,
 	.worker_start = strict_worker_start,
 	.retry = strict_retry,
+	.process_main = charger_main,
 	.start = NULL,
 	.dead_charge = strict_dead_charge,
 	.tick = NULL,

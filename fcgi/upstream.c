@@ -173,6 +173,10 @@ emit_headers(const struct upstream_req *rq, struct up_result *res)
 	size_t		 connlen = 0;
 	const char	*l;
 
+	if (rq->before_answer != NULL && rq->before_answer(rq->arg) == -1) {
+		res->answer_refused = 1;
+		return -1;
+	}
 	/* the Connection header may come after the headers it names */
 	for (l = p; l < end;) {
 		const char *nl = memchr(l, '\n', (size_t)(end - l));
@@ -480,7 +484,7 @@ on_header(char *line, size_t size, size_t n, void *arg)
 			return len;
 		}
 		if (emit_headers(x->rq, res) == -1) {
-			res->client_gone = 1;
+			res->client_gone = !res->answer_refused;
 			return 0;
 		}
 		return len;
@@ -526,7 +530,7 @@ on_body(char *data, size_t size, size_t n, void *arg)
 		goto gone;
 	return len;
 gone:
-	res->client_gone = 1;
+	res->client_gone = !res->answer_refused;
 	return CURL_WRITEFUNC_ERROR;
 }
 
@@ -942,11 +946,12 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
 
 	rc = curl_easy_perform(c);
-	if (rc != CURLE_OK && !res->client_gone && !res->body_too_large)
+	if (rc != CURLE_OK && !res->client_gone && !res->body_too_large &&
+	    !res->answer_refused)
 		classify(c, rc, &x);
 	else if (rc == CURLE_OK && !res->headers_sent && !res->withheld &&
 	    res->status >= 200 && emit_headers(rq, res) == -1)
-		res->client_gone = 1;
+		res->client_gone = !res->answer_refused;
 	if (rq->capture && res->json && !res->capture_overflow &&
 	    res->coding != UPC_IDENTITY)
 		decode_capture(rq, res);

@@ -49,7 +49,7 @@ def main():
 
     def single(i):
         rid = "cost-%d" % i
-        return [uid, HOST, 0, 0, 1, 1, 1, 1, rid, 1, tid, rid, 0, 1, 1, cv, av]
+        return [uid, HOST, 0, 0, 1, 1, 1, 1, rid, 1, 1, tid, rid, 0, 1, 1, cv, av]
 
     def group(i, k=4):
         slots = list(range(k))
@@ -57,7 +57,7 @@ def main():
 
         def pad(xs):
             return (xs + [xs[0]] * 8)[:8]
-        return ([uid, HOST] + pad(slots) + [0, k, k, k, k, k] + pad(slots) + pad(rids) + [1, tid] +
+        return ([uid, HOST] + pad(slots) + [0, k, k, k, k, k] + pad(slots) + pad(rids) + [1, 1, tid] +
                 pad(rids) + [0, k, k, cv, av])
 
     cases = [

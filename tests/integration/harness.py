@@ -506,7 +506,12 @@ class Harness:
         wait_for(ready, 20, "relay pool (%d workers)" % self.workers)
 
     def workers_pids(self):
-        return children_of(self.relay_pid)
+        return children_of(self.relay_pid, workers_only=True)
+
+    def charger_pid(self):
+        """The main pool's charger (strict metering), or None."""
+        c = set(children_of(self.relay_pid)) - set(self.workers_pids())
+        return c.pop() if len(c) == 1 else None
 
     def start_pool(self, name, workers=2, **config):
         """A second relay pool (own config, socket, log file and lighttpd
@@ -694,7 +699,7 @@ class Pool:
         self.port = h.start_lighttpd(name + "-lighttpd", self.sock)
 
     def workers_pids(self):
-        return children_of(self.pid)
+        return children_of(self.pid, workers_only=True)
 
     def stop(self):
         self.h.kill(self.name + "-lighttpd", wait=5)
@@ -716,7 +721,11 @@ def socket_accepts(path):
         c.close()
 
 
-def children_of(pid):
+CHARGER_COMM = "bltcy-charger"   # strict metering's charger process
+
+
+def children_of(pid, workers_only=False):
+    """The child processes of pid; with workers_only, not the charger."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -727,7 +736,8 @@ def children_of(pid):
         except OSError:
             continue
         fields = st[st.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        if int(fields[1]) == pid and not (workers_only and comm == CHARGER_COMM):
             out.append(int(d))
     return sorted(out)
 

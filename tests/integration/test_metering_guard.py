@@ -336,6 +336,120 @@ def refund_done_once(p, user, token, chan, before):
 
 
 @S.test(fronts=False)
+def test_charges_go_on_while_a_commit_waits():
+    """Strict metering: a charge is durable before its answer, not before
+    the request is forwarded. While MariaDB holds every commit back
+    (BACKUP STAGE BLOCK_COMMIT, as a disk that takes its time over a flush
+    would), requests of five accounts sent at once are all charged and
+    forwarded, and none is answered; once commits go on, each answers 200
+    and is charged exactly once, with its logs row."""
+    accts = [account() for _ in range(5)]
+    befores = [(H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
+                H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"]) for u, t, c in accts]
+    path = "/kling/v1/" + uniq("commit-wait")
+    out = {}
+
+    def send(i):
+        try:
+            out[i] = request(H.lighttpd_port, "POST", "%s/%d" % (path, i), auth(accts[i][1]), b"{}",
+                             timeout=60)
+        except Exception as e:  # noqa: BLE001
+            out[i] = e
+    blocker = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
+    th = []
+    try:
+        blocker.cursor().execute("BACKUP STAGE START")
+        blocker.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
+        th = [threading.Thread(target=send, args=(i,)) for i in range(5)]
+        for t in th:
+            t.start()
+        found = H.stub.wait("^" + re.escape(path) + "/", count=5, timeout=15)
+        check(found, "with commits held back, not every request was forwarded: the stub saw %d of 5"
+              % len(H.stub.matching("^" + re.escape(path) + "/")))
+        for t in th:
+            t.join(0.5)
+        eq(sorted(out), [], "requests answered before their charge was committed")
+    finally:
+        blocker.cursor().execute("BACKUP STAGE END")
+        blocker.close()
+        for t in th:
+            t.join(60)
+    for i, (u, t, c) in enumerate(accts):
+        r = out.get(i)
+        check(not isinstance(r, Exception) and r is not None, "request %d: %r" % (i, r))
+        expect_ok(r, "request %d once commits went on" % i)
+    wait_written(H.lighttpd_port)
+    for i, (u, t, c) in enumerate(accts):
+        eq((H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
+            H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"]),
+           (befores[i][0] - Q, befores[i][1] - Q), "account %d: token remain_quota, user quota" % i)
+        eq(H.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (t["id"],))[0]["n"], 1,
+           "account %d: logs rows" % i)
+
+
+@S.test(fronts=False)
+def test_charger_killed_before_commit():
+    """Strict metering: the charger dies (SIGKILL) while commits are held
+    back, with three requests charged in its open transaction and already
+    forwarded. None of them is answered with the upstream's answer: each
+    gets 503 database_unavailable and ends up charged nothing, whether
+    the server undid the transaction or committed it after all (then the
+    refund, under the slot rows, undoes it). The master starts a new
+    charger, which charges the next request."""
+    accts = [account() for _ in range(3)]
+    befores = [(H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
+                H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"]) for u, t, c in accts]
+    path = "/kling/v1/" + uniq("charger-killed")
+    out = {}
+    victim = H.charger_pid()
+    check(victim is not None, "no charger process under the main pool")
+
+    def send(i):
+        try:
+            out[i] = request(H.lighttpd_port, "POST", "%s/%d" % (path, i), auth(accts[i][1]), b"{}",
+                             timeout=60)
+        except Exception as e:  # noqa: BLE001
+            out[i] = e
+    blocker = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
+    th = []
+    try:
+        blocker.cursor().execute("BACKUP STAGE START")
+        blocker.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
+        th = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+        for t in th:
+            t.start()
+        check(H.stub.wait("^" + re.escape(path) + "/", count=3, timeout=15),
+              "the three requests were not forwarded")
+        os.kill(victim, signal.SIGKILL)
+        for t in th:
+            t.join(30)
+    finally:
+        blocker.cursor().execute("BACKUP STAGE END")
+        blocker.close()
+        for t in th:
+            t.join(60)
+    for i in range(3):
+        expect_gw_error(out.get(i), 503, "database_unavailable", "数据库暂时不可用，请稍后重试",
+                        "request %d" % i)
+    harness.wait_for(lambda: H.charger_pid() not in (None, victim), 10, "a new charger")
+
+    def unchanged():
+        return all((H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
+                    H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"]) == befores[i]
+                   for i, (u, t, c) in enumerate(accts))
+    harness.wait_for(unchanged, 10, "every account as before (charged nothing)")
+    wait_written(H.lighttpd_port)
+    for i, (u, t, c) in enumerate(accts):
+        eq(H.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (t["id"],))[0]["n"], 0,
+           "account %d: logs rows" % i)
+    r = request(H.lighttpd_port, "POST", path + "/after", auth(accts[0][1]), b"{}", timeout=30)
+    expect_ok(r, "a request after the new charger started")
+    wait_written(H.lighttpd_port)
+    eq(H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (accts[0][1]["id"],))[0]["remain_quota"],
+       befores[0][0] - Q, "account 0 after one more request")
+
+
+@S.test(fronts=False)
 def test_refund_outlives_killed_worker():
     """Strict, one worker: its refund waits for the stopped MariaDB and the
     worker is killed (SIGKILL). The master keeps the worker's slot from
