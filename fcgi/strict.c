@@ -282,6 +282,7 @@ struct conn {
 	int		 committing;	/* atomic */
 	size_t		 n;		/* charges applied in it */
 	struct wslot	**w;		/* and their slots: room for L->nw */
+	struct wslot	**again;	/* room for them and a batch more */
 };
 
 static struct {
@@ -367,12 +368,26 @@ gc_many(struct db *db, struct wslot **b, size_t n)
 	return rc;
 }
 
+/* Sort b[0..n) into one order of rows. */
+static void
+sort_charges(struct wslot **b, size_t n)
+{
+	struct wslot	*t;
+	size_t		 i, j;
+
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && before(b[j], b[j - 1]); j--) {
+			t = b[j];
+			b[j] = b[j - 1];
+			b[j - 1] = t;
+		}
+}
+
 /* Take up to GROUP_MAX queued charges into b, in one order of rows. */
 static size_t
 take(struct wslot **b)
 {
-	struct wslot	*t;
-	size_t		 n = 0, i, j;
+	size_t		 n = 0;
 	int		 k, hi = LOAD(&L->gc_hi);
 
 	for (k = 0; k <= hi && n < GROUP_MAX; k++) {
@@ -386,12 +401,7 @@ take(struct wslot **b)
 		if (CAS(&w->gc, &q, GC_TAKEN))
 			b[n++] = w;
 	}
-	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && before(b[j], b[j - 1]); j--) {
-			t = b[j];
-			b[j] = b[j - 1];
-			b[j - 1] = t;
-		}
+	sort_charges(b, n);
 	return n;
 }
 
@@ -418,46 +428,85 @@ settle_all(struct conn *c, int st, unsigned long conn)
 	c->in_tx = 0;
 }
 
+/* The charges b[0..n) in c's transaction, begun if need be. */
+static enum db_rc
+run_charges(struct conn *c, struct wslot **b, size_t n)
+{
+	enum db_rc	 rc;
+	size_t		 i, j;
+
+	rc = c->in_tx ? DB_OK : db_begin(c->db);
+	c->in_tx = rc == DB_OK;
+	for (i = 0; rc == DB_OK && i < n; i++)
+		b[i]->gconn = db_conn_id(c->db);
+	for (i = 0; rc == DB_OK && i < n; i = j) {
+		for (j = i + 1; j < n && j - i < GROUP_STMT &&
+		    same_charge(b[j], b[i]); j++)
+			;
+		rc = gc_many(c->db, b + i, j - i);
+	}
+	return rc;
+}
+
 /*
- * Apply b[0..n) in c's open transaction, begun if need be. A statement
- * that fails undoes the transaction whole, so the charges it held before
- * fail too (their requests answer 503, charged nothing); b's are then
- * tried once more in a new one if the server chose it as a deadlock's
- * victim or it waited too long for a lock, or if the connection had
- * broken before the transaction held anything (the server was
- * restarted: nothing of it can have applied).
+ * Apply b[0..n) in c's open transaction. A statement that fails undoes
+ * the transaction whole (we roll back what a lock wait timeout left),
+ * also the charges it held, whose requests are at the upstream. If the
+ * server chose the transaction as a deadlock's victim, or it waited too
+ * long for a lock, all of them are applied once more in a new one (the
+ * rows another host held are free by then); those that no longer apply
+ * fail (their requests answer 503, charged nothing). After a connection
+ * that broke before the transaction held anything (the server was
+ * restarted: nothing can have applied), b is tried once more.
  */
 static void
 apply(struct conn *c, struct wslot **b, size_t n)
 {
+	struct wslot	**all = c->again;
 	enum db_rc	 rc;
-	size_t		 i, j;
-	int		 tries, err, fresh;
+	size_t		 i, held = 0;
+	int		 err, fresh = !c->in_tx;
 
-	for (tries = 0;; tries++) {
-		fresh = !c->in_tx;
-		rc = c->in_tx ? DB_OK : db_begin(c->db);
-		c->in_tx = rc == DB_OK;
-		for (i = 0; rc == DB_OK && i < n; i++)
-			b[i]->gconn = db_conn_id(c->db);
-		for (i = 0; rc == DB_OK && i < n; i = j) {
-			for (j = i + 1; j < n && j - i < GROUP_STMT &&
-			    same_charge(b[j], b[i]); j++)
-				;
-			rc = gc_many(c->db, b + i, j - i);
-		}
-		if (rc == DB_OK)
-			break;
-		err = db_errno(c->db);
-		log_err("%zu charges, %zu before them in the transaction: %s",
-		    n, c->n, db_error(c->db));
+	if ((rc = run_charges(c, b, n)) == DB_OK)
+		goto done;
+	err = db_errno(c->db);
+	log_err("%zu charges, %zu before them in the transaction: %s",
+	    n, c->n, db_error(c->db));
+	if (c->in_tx)
+		db_rollback(c->db);
+	c->in_tx = 0;
+	if (!((rc == DB_ERR && (err == 1213 || err == 1205)) ||
+	    (rc == DB_DOWN && fresh))) {
+		settle_all(c, GC_FAILED, 0);
+		goto done;
+	}
+	/* again: what the transaction held, then b, in one order */
+	held = c->n;
+	log_warn("applying those %zu charges again", held + n);
+	memcpy(all, c->w, held * sizeof(*all));
+	memcpy(all + held, b, n * sizeof(*all));
+	c->n = 0;
+	sort_charges(all, held + n);
+	if ((rc = run_charges(c, all, held + n)) != DB_OK) {
+		log_err("%zu charges tried again: %s", held + n,
+		    db_error(c->db));
 		if (c->in_tx)
 			db_rollback(c->db);
-		settle_all(c, GC_FAILED, 0);
-		if (tries == 1 || !((rc == DB_ERR && (err == 1213 ||
-		    err == 1205)) || (rc == DB_DOWN && fresh)))
-			break;
+		c->in_tx = 0;
 	}
+	for (i = 0; i < held + n; i++) {
+		struct wslot *w = all[i];
+
+		if (LOAD(&w->gc) != GC_APPLIED)
+			continue;	/* one of b: below */
+		if (rc == DB_OK && w->result == GC_APPLIED) {
+			c->w[c->n++] = w;	/* as before */
+			continue;
+		}
+		w->gconn = 0;
+		settle_one(w, GC_FAILED);
+	}
+done:
 	for (i = 0; i < n; i++) {
 		int st = rc == DB_OK ? b[i]->result : GC_FAILED;
 
@@ -564,7 +613,9 @@ charger_main(const struct dsn *dsn)
 	for (i = 0; i < 2; i++)
 		if ((C.c[i].db = db_new(dsn, relay_sql, ST__MAX,
 		    DB_NO_AUTOCOMMIT)) == NULL ||
-		    (C.c[i].w = calloc(L->nw, sizeof(*C.c[i].w))) == NULL) {
+		    (C.c[i].w = calloc(L->nw, sizeof(*C.c[i].w))) == NULL ||
+		    (C.c[i].again = calloc(L->nw + GROUP_MAX,
+		    sizeof(*C.c[i].again))) == NULL) {
 			log_err("charger: cannot start: out of memory");
 			return 1;
 		}

@@ -450,6 +450,84 @@ def test_charger_killed_before_commit():
 
 
 @S.test(fronts=False)
+def test_charges_applied_again_after_a_deadlock():
+    """Strict metering: the charger's open transaction, holding a charge
+    whose request is already at the upstream, is chosen as a deadlock's
+    victim (another client holds a token row it wants, and wants one it
+    holds, as another host's charger could). The charges it held are
+    applied again in a new transaction: every request answers 200 and
+    is charged exactly once."""
+    accts = [account() for _ in range(3)]
+    befores = [H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"]
+               for u, t, c in accts]
+    H.sql("CREATE TABLE IF NOT EXISTS bltcy_test_weight (id INT PRIMARY KEY, v INT NOT NULL)"
+          " ENGINE=InnoDB")
+    H.sql("REPLACE INTO bltcy_test_weight (id, v) SELECT seq, 0 FROM seq_1_to_300")
+    path = "/kling/v1/" + uniq("deadlock")
+    out, th = {}, []
+
+    def send(i):
+        def go():
+            try:
+                out[i] = request(H.lighttpd_port, "POST", "%s/%d" % (path, i), auth(accts[i][1]),
+                                 b"{}", timeout=60)
+            except Exception as e:  # noqa: BLE001
+                out[i] = e
+        t = threading.Thread(target=go)
+        t.start()
+        th.append(t)
+
+    def lock_waits():
+        return sum(1 for r in H.sql("SELECT trx_state FROM information_schema.INNODB_TRX")
+                   if r["trx_state"] == "LOCK WAIT")
+    blocker = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
+    x = pymysql.connect(unix_socket=H.db_sock, user="root", password="", database="bltcy",
+                        autocommit=False)
+    try:
+        # commits held back: the first request's transaction stays in its
+        # commit, and the charger's other connection takes the next ones
+        blocker.cursor().execute("BACKUP STAGE START")
+        blocker.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
+        send(0)
+        check(H.stub.wait("^" + re.escape(path) + "/0$", timeout=15), "request 0 not forwarded")
+        xc = x.cursor()
+        xc.execute("UPDATE bltcy_test_weight SET v = v + 1")   # a heavier transaction than the charger's
+        xc.execute("UPDATE tokens SET accessed_time = accessed_time + 1 WHERE id = %s", (accts[2][1]["id"],))
+        send(1)
+        check(H.stub.wait("^" + re.escape(path) + "/1$", timeout=15), "request 1 not forwarded")
+        send(2)     # waits for the token row x holds
+        # INNODB_TRX is refreshed only after 0.1 s without a read
+        harness.wait_for(lambda: lock_waits() > 0, 10, "the charge of request 2 waiting for a lock",
+                         interval=0.25)
+        # x now wants the row the charger holds for request 1: a deadlock,
+        # whose victim is the lighter transaction, the charger's
+        xc.execute("UPDATE tokens SET accessed_time = accessed_time + 1 WHERE id = %s", (accts[1][1]["id"],))
+        x.rollback()
+    finally:
+        try:
+            x.rollback()
+        except Exception:  # noqa: BLE001
+            pass
+        x.close()
+        blocker.cursor().execute("BACKUP STAGE END")
+        blocker.close()
+        for t in th:
+            t.join(60)
+        H.sql("DROP TABLE IF EXISTS bltcy_test_weight")
+    for i in range(3):
+        r = out.get(i)
+        check(r is not None and not isinstance(r, Exception), "request %d: %r" % (i, r))
+        expect_ok(r, "request %d" % i)
+    eq(len(H.stub.matching("^" + re.escape(path) + "/")), 3, "requests forwarded")
+    wait_written(H.lighttpd_port)
+    for i, (u, t, c) in enumerate(accts):
+        eq(H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
+           befores[i] - Q, "account %d: token remain_quota" % i)
+        eq(H.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (t["id"],))[0]["n"], 1,
+           "account %d: logs rows" % i)
+
+
+@S.test(fronts=False)
 def test_refund_outlives_killed_worker():
     """Strict, one worker: its refund waits for the stopped MariaDB and the
     worker is killed (SIGKILL). The master keeps the worker's slot from
