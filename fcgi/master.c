@@ -368,10 +368,34 @@ died_badly(int status)
 }
 
 static void
-reap(void)
+log_died(const char *what, pid_t pid, int status)
+{
+	log_err("%s %ld died (%s %d); replacing it", what, (long)pid,
+	    WIFSIGNALED(status) ? "signal" : "exit",
+	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+/* Before forking one in place of a dead one: a crash loop must not spin. */
+static void
+crash_pause(void)
 {
 	static int64_t	 window;
 	static int	 deaths;
+
+	if (mono_ms() - window > 1000) {
+		window = mono_ms();
+		deaths = 0;
+	}
+	if (++deaths > (int)nworkers * 2 + 2) {
+		struct timespec ts = { 1, 0 };
+		log_err("processes of the pool keep dying; waiting a second");
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void
+reap(void)
+{
 	pid_t		 pid;
 	int		 status;
 	size_t		 i;
@@ -380,21 +404,12 @@ reap(void)
 		int abnormal = died_badly(status);
 
 		if (pid == charger) {
-			log_err("the charger %ld died (%s %d); replacing it",
-			    (long)pid, WIFSIGNALED(status) ? "signal" : "exit",
-			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			log_died("the charger", pid, status);
 			charger = 0;
-			if (got_term)
-				continue;
-			if (mono_ms() - window > 1000) {
-				window = mono_ms();
-				deaths = 0;
+			if (!got_term) {
+				crash_pause();
+				charger = spawn_charger();
 			}
-			if (++deaths > (int)nworkers * 2 + 2) {
-				struct timespec ts = { 1, 0 };
-				nanosleep(&ts, NULL);
-			}
-			charger = spawn_charger();
 			continue;
 		}
 		release(pid);
@@ -409,9 +424,7 @@ reap(void)
 			continue;
 		}
 		if (abnormal) {
-			log_err("worker %ld died (%s %d); replacing it",
-			    (long)pid, WIFSIGNALED(status) ? "signal" : "exit",
-			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			log_died("worker", pid, status);
 			recover(pid);
 			metrics_worker_restart();
 		}
@@ -419,16 +432,7 @@ reap(void)
 			pids[i] = pids[--nworkers];
 			continue;
 		}
-		/* a crash loop must not spin the CPU */
-		if (mono_ms() - window > 1000) {
-			window = mono_ms();
-			deaths = 0;
-		}
-		if (++deaths > (int)nworkers * 2 + 2) {
-			struct timespec ts = { 1, 0 };
-			log_err("workers keep dying; waiting a second");
-			nanosleep(&ts, NULL);
-		}
+		crash_pause();
 		pids[i] = spawn();
 		if (pids[i] == -1)
 			pids[i] = 0;

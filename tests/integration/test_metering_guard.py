@@ -335,56 +335,89 @@ def refund_done_once(p, user, token, chan, before):
     eq(sum("delayed refund done" in x for x in log_lines(p.log_file)), 1, "'delayed refund done' lines")
 
 
+def money(u, t):
+    """(the token's remain_quota, the user's quota)"""
+    return (H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
+            H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"])
+
+
+class HeldCommits:
+    """While it is entered MariaDB holds every commit back (BACKUP STAGE
+    BLOCK_COMMIT), as a disk that takes its time over a flush would;
+    send(i) posts PATH/i with account i's token from a thread of its own,
+    its answer (or exception) into out[i]. On leaving, commits go on and
+    every request is waited for."""
+
+    def __init__(self, accts, prefix):
+        self.accts = accts
+        self.path = "/kling/v1/" + uniq(prefix)
+        self.out, self.th = {}, []
+        self.before = [money(u, t) for u, t, c in accts]
+
+    def __enter__(self):
+        self.db = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
+        self.db.cursor().execute("BACKUP STAGE START")
+        self.db.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
+        return self
+
+    def __exit__(self, *exc):
+        self.db.cursor().execute("BACKUP STAGE END")
+        self.db.close()
+        for t in self.th:
+            t.join(60)
+        return False
+
+    def send(self, i):
+        def go():
+            try:
+                self.out[i] = request(H.lighttpd_port, "POST", "%s/%d" % (self.path, i),
+                                      auth(self.accts[i][1]), b"{}", timeout=60)
+            except Exception as e:  # noqa: BLE001
+                self.out[i] = e
+        t = threading.Thread(target=go)
+        t.start()
+        self.th.append(t)
+
+    def forwarded(self, which="", count=1):
+        """Wait until the stub has count requests to PATH/which..."""
+        return H.stub.wait("^" + re.escape("%s/%s" % (self.path, which)), count=count, timeout=15)
+
+    def seen(self):
+        return len(H.stub.matching("^" + re.escape(self.path) + "/"))
+
+    def answer(self, i):
+        r = self.out.get(i)
+        check(r is not None and not isinstance(r, Exception), "request %d: %r" % (i, r))
+        return r
+
+    def charged_once_each(self):
+        wait_written(H.lighttpd_port)
+        for i, (u, t, c) in enumerate(self.accts):
+            eq(money(u, t), (self.before[i][0] - Q, self.before[i][1] - Q),
+               "account %d: token remain_quota, user quota" % i)
+            eq(H.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (t["id"],))[0]["n"], 1,
+               "account %d: logs rows" % i)
+
+
 @S.test(fronts=False)
 def test_charges_go_on_while_a_commit_waits():
     """Strict metering: a charge is durable before its answer, not before
-    the request is forwarded. While MariaDB holds every commit back
-    (BACKUP STAGE BLOCK_COMMIT, as a disk that takes its time over a flush
-    would), requests of five accounts sent at once are all charged and
-    forwarded, and none is answered; once commits go on, each answers 200
-    and is charged exactly once, with its logs row."""
-    accts = [account() for _ in range(5)]
-    befores = [(H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
-                H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"]) for u, t, c in accts]
-    path = "/kling/v1/" + uniq("commit-wait")
-    out = {}
-
-    def send(i):
-        try:
-            out[i] = request(H.lighttpd_port, "POST", "%s/%d" % (path, i), auth(accts[i][1]), b"{}",
-                             timeout=60)
-        except Exception as e:  # noqa: BLE001
-            out[i] = e
-    blocker = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
-    th = []
-    try:
-        blocker.cursor().execute("BACKUP STAGE START")
-        blocker.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
-        th = [threading.Thread(target=send, args=(i,)) for i in range(5)]
-        for t in th:
-            t.start()
-        found = H.stub.wait("^" + re.escape(path) + "/", count=5, timeout=15)
-        check(found, "with commits held back, not every request was forwarded: the stub saw %d of 5"
-              % len(H.stub.matching("^" + re.escape(path) + "/")))
-        for t in th:
+    the request is forwarded. While MariaDB holds every commit back,
+    requests of five accounts sent at once are all charged and forwarded,
+    and none is answered; once commits go on, each answers 200 and is
+    charged exactly once, with its logs row."""
+    h = HeldCommits([account() for _ in range(5)], "commit-wait")
+    with h:
+        for i in range(5):
+            h.send(i)
+        check(h.forwarded(count=5), "with commits held back, not every request was forwarded: "
+              "the stub saw %d of 5" % h.seen())
+        for t in h.th:
             t.join(0.5)
-        eq(sorted(out), [], "requests answered before their charge was committed")
-    finally:
-        blocker.cursor().execute("BACKUP STAGE END")
-        blocker.close()
-        for t in th:
-            t.join(60)
-    for i, (u, t, c) in enumerate(accts):
-        r = out.get(i)
-        check(not isinstance(r, Exception) and r is not None, "request %d: %r" % (i, r))
-        expect_ok(r, "request %d once commits went on" % i)
-    wait_written(H.lighttpd_port)
-    for i, (u, t, c) in enumerate(accts):
-        eq((H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
-            H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"]),
-           (befores[i][0] - Q, befores[i][1] - Q), "account %d: token remain_quota, user quota" % i)
-        eq(H.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (t["id"],))[0]["n"], 1,
-           "account %d: logs rows" % i)
+        eq(sorted(h.out), [], "requests answered before their charge was committed")
+    for i in range(5):
+        expect_ok(h.answer(i), "request %d once commits went on" % i)
+    h.charged_once_each()
 
 
 @S.test(fronts=False)
@@ -396,57 +429,30 @@ def test_charger_killed_before_commit():
     the server undid the transaction or committed it after all (then the
     refund, under the slot rows, undoes it). The master starts a new
     charger, which charges the next request."""
-    accts = [account() for _ in range(3)]
-    befores = [(H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
-                H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"]) for u, t, c in accts]
-    path = "/kling/v1/" + uniq("charger-killed")
-    out = {}
+    h = HeldCommits([account() for _ in range(3)], "charger-killed")
     victim = H.charger_pid()
     check(victim is not None, "no charger process under the main pool")
-
-    def send(i):
-        try:
-            out[i] = request(H.lighttpd_port, "POST", "%s/%d" % (path, i), auth(accts[i][1]), b"{}",
-                             timeout=60)
-        except Exception as e:  # noqa: BLE001
-            out[i] = e
-    blocker = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
-    th = []
-    try:
-        blocker.cursor().execute("BACKUP STAGE START")
-        blocker.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
-        th = [threading.Thread(target=send, args=(i,)) for i in range(3)]
-        for t in th:
-            t.start()
-        check(H.stub.wait("^" + re.escape(path) + "/", count=3, timeout=15),
-              "the three requests were not forwarded")
+    with h:
+        for i in range(3):
+            h.send(i)
+        check(h.forwarded(count=3), "the three requests were not forwarded")
         os.kill(victim, signal.SIGKILL)
-        for t in th:
+        for t in h.th:
             t.join(30)
-    finally:
-        blocker.cursor().execute("BACKUP STAGE END")
-        blocker.close()
-        for t in th:
-            t.join(60)
     for i in range(3):
-        expect_gw_error(out.get(i), 503, "database_unavailable", "数据库暂时不可用，请稍后重试",
+        expect_gw_error(h.answer(i), 503, "database_unavailable", "数据库暂时不可用，请稍后重试",
                         "request %d" % i)
     harness.wait_for(lambda: H.charger_pid() not in (None, victim), 10, "a new charger")
-
-    def unchanged():
-        return all((H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
-                    H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"]) == befores[i]
-                   for i, (u, t, c) in enumerate(accts))
-    harness.wait_for(unchanged, 10, "every account as before (charged nothing)")
+    harness.wait_for(lambda: all(money(u, t) == h.before[i] for i, (u, t, c) in enumerate(h.accts)),
+                     10, "every account as before (charged nothing)")
     wait_written(H.lighttpd_port)
-    for i, (u, t, c) in enumerate(accts):
+    for i, (u, t, c) in enumerate(h.accts):
         eq(H.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (t["id"],))[0]["n"], 0,
            "account %d: logs rows" % i)
-    r = request(H.lighttpd_port, "POST", path + "/after", auth(accts[0][1]), b"{}", timeout=30)
+    r = request(H.lighttpd_port, "POST", h.path + "/after", auth(h.accts[0][1]), b"{}", timeout=30)
     expect_ok(r, "a request after the new charger started")
     wait_written(H.lighttpd_port)
-    eq(H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (accts[0][1]["id"],))[0]["remain_quota"],
-       befores[0][0] - Q, "account 0 after one more request")
+    eq(money(*h.accts[0][:2])[0], h.before[0][0] - Q, "account 0 after one more request")
 
 
 @S.test(fronts=False)
@@ -457,74 +463,44 @@ def test_charges_applied_again_after_a_deadlock():
     holds, as another host's charger could). The charges it held are
     applied again in a new transaction: every request answers 200 and
     is charged exactly once."""
-    accts = [account() for _ in range(3)]
-    befores = [H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"]
-               for u, t, c in accts]
+    h = HeldCommits([account() for _ in range(3)], "deadlock")
     H.sql("CREATE TABLE IF NOT EXISTS bltcy_test_weight (id INT PRIMARY KEY, v INT NOT NULL)"
           " ENGINE=InnoDB")
     H.sql("REPLACE INTO bltcy_test_weight (id, v) SELECT seq, 0 FROM seq_1_to_300")
-    path = "/kling/v1/" + uniq("deadlock")
-    out, th = {}, []
-
-    def send(i):
-        def go():
-            try:
-                out[i] = request(H.lighttpd_port, "POST", "%s/%d" % (path, i), auth(accts[i][1]),
-                                 b"{}", timeout=60)
-            except Exception as e:  # noqa: BLE001
-                out[i] = e
-        t = threading.Thread(target=go)
-        t.start()
-        th.append(t)
 
     def lock_waits():
         return sum(1 for r in H.sql("SELECT trx_state FROM information_schema.INNODB_TRX")
                    if r["trx_state"] == "LOCK WAIT")
-    blocker = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
     x = pymysql.connect(unix_socket=H.db_sock, user="root", password="", database="bltcy",
                         autocommit=False)
     try:
-        # commits held back: the first request's transaction stays in its
-        # commit, and the charger's other connection takes the next ones
-        blocker.cursor().execute("BACKUP STAGE START")
-        blocker.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
-        send(0)
-        check(H.stub.wait("^" + re.escape(path) + "/0$", timeout=15), "request 0 not forwarded")
-        xc = x.cursor()
-        xc.execute("UPDATE bltcy_test_weight SET v = v + 1")   # a heavier transaction than the charger's
-        xc.execute("UPDATE tokens SET accessed_time = accessed_time + 1 WHERE id = %s", (accts[2][1]["id"],))
-        send(1)
-        check(H.stub.wait("^" + re.escape(path) + "/1$", timeout=15), "request 1 not forwarded")
-        send(2)     # waits for the token row x holds
-        # INNODB_TRX is refreshed only after 0.1 s without a read
-        harness.wait_for(lambda: lock_waits() > 0, 10, "the charge of request 2 waiting for a lock",
-                         interval=0.25)
-        # x now wants the row the charger holds for request 1: a deadlock,
-        # whose victim is the lighter transaction, the charger's
-        xc.execute("UPDATE tokens SET accessed_time = accessed_time + 1 WHERE id = %s", (accts[1][1]["id"],))
-        x.rollback()
-    finally:
-        try:
+        # the first request's transaction stays in its commit; the
+        # charger's other connection takes the next ones
+        with h:
+            h.send(0)
+            check(h.forwarded("0"), "request 0 not forwarded")
+            xc = x.cursor()
+            xc.execute("UPDATE bltcy_test_weight SET v = v + 1")  # heavier than the charger's
+            xc.execute("UPDATE tokens SET accessed_time = accessed_time + 1 WHERE id = %s",
+                       (h.accts[2][1]["id"],))
+            h.send(1)
+            check(h.forwarded("1"), "request 1 not forwarded")
+            h.send(2)     # waits for the token row x holds
+            # INNODB_TRX is refreshed only after 0.1 s without a read
+            harness.wait_for(lambda: lock_waits() > 0, 10,
+                             "the charge of request 2 waiting for a lock", interval=0.25)
+            # x now wants the row the charger holds for request 1: a
+            # deadlock, whose victim is the lighter transaction
+            xc.execute("UPDATE tokens SET accessed_time = accessed_time + 1 WHERE id = %s",
+                       (h.accts[1][1]["id"],))
             x.rollback()
-        except Exception:  # noqa: BLE001
-            pass
+    finally:
         x.close()
-        blocker.cursor().execute("BACKUP STAGE END")
-        blocker.close()
-        for t in th:
-            t.join(60)
         H.sql("DROP TABLE IF EXISTS bltcy_test_weight")
     for i in range(3):
-        r = out.get(i)
-        check(r is not None and not isinstance(r, Exception), "request %d: %r" % (i, r))
-        expect_ok(r, "request %d" % i)
-    eq(len(H.stub.matching("^" + re.escape(path) + "/")), 3, "requests forwarded")
-    wait_written(H.lighttpd_port)
-    for i, (u, t, c) in enumerate(accts):
-        eq(H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (t["id"],))[0]["remain_quota"],
-           befores[i] - Q, "account %d: token remain_quota" % i)
-        eq(H.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (t["id"],))[0]["n"], 1,
-           "account %d: logs rows" % i)
+        expect_ok(h.answer(i), "request %d" % i)
+    eq(h.seen(), 3, "requests forwarded")
+    h.charged_once_each()
 
 
 @S.test(fronts=False)
