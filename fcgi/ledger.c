@@ -228,16 +228,16 @@ refund_waiting(int wslot, char rid[40], long long *token, long long *user,
 	return 1;
 }
 
-void
+int
 refund_settled(int wslot, const char *rid)
 {
 	struct wslot	*w;
+	int		 owing = 1;
 
 	if (L == NULL || wslot < 0 || (size_t)wslot >= L->nw)
-		return;
+		return 0;
 	w = &L->w[wslot];
-	if (strcmp(w->refund.rid, rid) == 0)
-		STORE(&w->owing, 0);
+	return strcmp(w->refund.rid, rid) == 0 && CAS(&w->owing, &owing, 0);
 }
 
 /* ---- master side ---- */

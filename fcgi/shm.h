@@ -129,7 +129,7 @@ void	 refund_owed(const char *rid, long long token, long long user,
  * rid is not NULL. refund_settled: done (or given up), if it is still rid. */
 int	 refund_waiting(int wslot, char rid[40], long long *token,
 	    long long *user, long long *quota, int *unlimited);
-void	 refund_settled(int wslot, const char *rid);
+int	 refund_settled(int wslot, const char *rid);	/* 1: this call did */
 
 /* The master's one connection, made on first use, and its statements. */
 enum {

@@ -730,6 +730,33 @@ uncharge_later(struct db *db, const struct owed *p)
 	refund_owed(p->rid, p->token, p->user, p->quota, p->unlimited);
 }
 
+/*
+ * The refund waiting in charge slot wslot, if one does, tried now: DB_OK
+ * once none waits there (done, or given up on an error of its own),
+ * DB_DOWN while the database is away.
+ */
+static enum db_rc
+retry_refund(struct db *db, int wslot)
+{
+	struct owed	 p;
+	enum db_rc	 rc;
+
+	if (refund_waiting(wslot, p.rid, &p.token, &p.user, &p.quota,
+	    &p.unlimited) == 0)
+		return DB_OK;
+	if ((rc = uncharge(db, wslot, &p, 0)) == DB_DOWN)
+		return rc;
+	/* it applies once, whichever thread tries it: one says so */
+	if (refund_settled(wslot, p.rid)) {
+		if (rc != DB_OK)
+			log_err("req=%s refund failed for good: %s", p.rid,
+			    db_error(db));
+		else
+			log_info("req=%s delayed refund done", p.rid);
+	}
+	return DB_OK;
+}
+
 static enum meter_rc
 strict_reserve(struct db *db, const struct usage *rec, int unlimited,
     long long chan_version, long long auth_version)
@@ -739,11 +766,11 @@ strict_reserve(struct db *db, const struct usage *rec, int unlimited,
 	int		 paid = 0;
 
 	/*
-	 * A refund still waiting for the database (retry does it first)
-	 * needs this thread's slot row to keep naming its request: no new
-	 * charge until it is done.
+	 * A refund still waiting for the database needs this thread's slot
+	 * row to keep naming its request: it is tried first, and no new
+	 * charge is made until it is done.
 	 */
-	if (refund_waiting((int)(me - L->w), NULL, NULL, NULL, NULL, NULL))
+	if (retry_refund(db, (int)(me - L->w)) != DB_OK)
 		return METER_DB;
 	if ((rc = charge(db, rec, unlimited, chan_version, auth_version,
 	    &paid)) != DB_OK) {
@@ -843,7 +870,6 @@ strict_worker_start(struct db *db, const int *wslots, size_t n)
 static void
 strict_retry(struct db *db, int force)
 {
-	struct owed	 p;
 	int64_t		 now = mono_ms(), last;
 	size_t		 i;
 
@@ -853,21 +879,9 @@ strict_retry(struct db *db, int force)
 	if (!__atomic_compare_exchange_n(&refunds_at, &last, now, 0,
 	    __ATOMIC_RELAXED, __ATOMIC_RELAXED) && !force)
 		return;		/* another thread is at it */
-	for (i = 0; i < npwslots; i++) {
-		enum db_rc	 rc;
-
-		if (refund_waiting(pwslots[i], p.rid, &p.token, &p.user,
-		    &p.quota, &p.unlimited) == 0)
-			continue;
-		if ((rc = uncharge(db, pwslots[i], &p, 0)) == DB_DOWN)
+	for (i = 0; i < npwslots; i++)
+		if (retry_refund(db, pwslots[i]) == DB_DOWN)
 			return;
-		if (rc != DB_OK)
-			log_err("req=%s refund failed for good: %s", p.rid,
-			    db_error(db));
-		else
-			log_info("req=%s delayed refund done", p.rid);
-		refund_settled(pwslots[i], p.rid);
-	}
 }
 
 /* ---- master side ---- */
