@@ -228,6 +228,22 @@ refund_waiting(int wslot, char rid[40], long long *token, long long *user,
 	return 1;
 }
 
+enum db_rc
+refund_run(struct db *db, int wslot, const struct owed *o)
+{
+	struct dbv	 a[11];
+
+	a[0] = DBI(o->user);
+	a[1] = DBS(lhost);
+	a[2] = DBI(wslot);
+	a[3] = DBI(o->unlimited);
+	a[4] = a[5] = a[6] = a[7] = DBI(o->quota);
+	a[8] = DBI(now_s());
+	a[9] = DBI(o->token);
+	a[10] = DBS(o->rid);
+	return db_run(db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
+}
+
 int
 refund_settled(int wslot, const char *rid)
 {
@@ -778,7 +794,6 @@ settle_owed(const struct dsn *dsn)
 	for (i = 0; i < L->nw; i++) {
 		struct wslot	*w = &L->w[i];
 		struct owed	*o = &w->refund;
-		struct dbv	 a[11];
 		enum db_rc	 rc;
 
 		if (LOAD(&w->active) != W_OWED)
@@ -788,17 +803,7 @@ settle_owed(const struct dsn *dsn)
 			left++;
 			continue;
 		}
-		/* as strict.c's uncharge: applies only while the row names it */
-		a[0] = DBI(o->user);
-		a[1] = DBS(lhost);
-		a[2] = DBI(i);
-		a[3] = DBI(o->unlimited);
-		a[4] = a[5] = a[6] = a[7] = DBI(o->quota);
-		a[8] = DBI(now_s());
-		a[9] = DBI(o->token);
-		a[10] = DBS(o->rid);
-		if ((rc = db_run(rdb, ST_UNCHARGE, a, 11, NULL, NULL,
-		    NULL)) == DB_DOWN) {
+		if ((rc = refund_run(rdb, (int)i, o)) == DB_DOWN) {
 			left++;
 			continue;
 		}

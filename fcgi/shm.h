@@ -130,6 +130,9 @@ void	 refund_owed(const char *rid, long long token, long long user,
 int	 refund_waiting(int wslot, char rid[40], long long *token,
 	    long long *user, long long *quota, int *unlimited);
 int	 refund_settled(int wslot, const char *rid);	/* 1: this call did */
+/* The refund statement (relay_sql's ST_UNCHARGE) of o under charge slot
+ * wslot: it applies only while the slot's row names the request. */
+enum db_rc refund_run(struct db *, int wslot, const struct owed *o);
 
 /* The master's one connection, made on first use, and its statements. */
 enum {

@@ -700,20 +700,10 @@ refund_of(struct owed *p, const struct usage *rec, int unlimited)
 static enum db_rc
 uncharge(struct db *db, int wslot, const struct owed *p, int in_flight)
 {
-	struct dbv	 a[11];
-
-	a[0] = DBI(p->user);
-	a[1] = DBS(lhost);
-	a[2] = DBI(wslot);
-	a[3] = DBI(p->unlimited);
-	a[4] = a[5] = a[6] = a[7] = DBI(p->quota);
-	a[8] = DBI(now_s());
-	a[9] = DBI(p->token);
-	a[10] = DBS(p->rid);
 	/* the master looks at this request if we die now */
 	if (in_flight)
 		charge_state(NULL, CH_REFUNDING, db_conn_id(db));
-	return db_run(db, ST_UNCHARGE, a, 11, NULL, NULL, NULL);
+	return refund_run(db, wslot, p);
 }
 
 /*
