@@ -706,6 +706,19 @@ class Pool:
         self.h.kill(self.name, wait=10)
 
 
+def request_in_thread(out, port, method, path, headers=(), body=None, timeout=60):
+    """request() from a thread of its own, started: its Response goes to
+    out["r"], or the exception it raised to out["e"]. Returns the thread."""
+    def go():
+        try:
+            out["r"] = request(port, method, path, headers, body, timeout=timeout)
+        except Exception as e:  # noqa: BLE001
+            out["e"] = e
+    th = threading.Thread(target=go)
+    th.start()
+    return th
+
+
 def socket_accepts(path):
     """Is something listening on the Unix socket path?"""
     if not os.path.exists(path):

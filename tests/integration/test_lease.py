@@ -433,13 +433,8 @@ def test_worker_killed_mid_request():
         restarts0 = metrics(p).get("bltcy_worker_restarts_total")
         H.stub.script({"path": m, "mode": "hang", "hang": 60, "event": ev, "status": 200, "body": "late"})
 
-        def client():
-            try:
-                out["r"] = request(p.port, "POST", path, auth(token), b'{"prompt":"x"}', timeout=90)
-            except Exception as e:  # noqa: BLE001
-                out["e"] = e
-        th = threading.Thread(target=client)
-        th.start()
+        th = harness.request_in_thread(out, p.port, "POST", path, auth(token), b'{"prompt":"x"}',
+                                       timeout=90)
         found = H.stub.wait(m, timeout=15)
         check(found, "the request never reached the stub")
         pids = p.workers_pids()
@@ -731,13 +726,8 @@ def test_strict_worker_died_in_charge():
             c.execute("START TRANSACTION")
             c.execute("SELECT remain_quota FROM tokens WHERE id=%s FOR UPDATE", (token["id"],))
 
-        def client():
-            try:
-                out["r"] = request(p.port, "POST", "/kling/v1/" + uniq("died"), auth(token), b"{}", timeout=60)
-            except Exception as e:  # noqa: BLE001
-                out["e"] = e
-        th = threading.Thread(target=client)
-        th.start()
+        th = harness.request_in_thread(out, p.port, "POST", "/kling/v1/" + uniq("died"), auth(token),
+                                       b"{}", timeout=60)
 
         def waiting():
             rows = H.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE tokens%%'")
@@ -807,15 +797,8 @@ def test_sigterm_in_flight_failure_not_charged():
                        "body": '{"error":"late failure"}', "times": 1})
         out = {}
         outs.append(out)
-
-        def client(path=("/kling/v1/" + m), out=out):
-            try:
-                out["r"] = request(p.port, "POST", path, auth(token), b"{}", timeout=90)
-            except Exception as e:  # noqa: BLE001
-                out["e"] = e
-        th = threading.Thread(target=client)
-        th.start()
-        ths.append(th)
+        ths.append(harness.request_in_thread(out, p.port, "POST", "/kling/v1/" + m, auth(token),
+                                             b"{}", timeout=90))
         found = H.stub.wait(m, timeout=15)
         check(found, "the hanging request never reached the stub")
         # the worker holding it may be either: a process holds many requests

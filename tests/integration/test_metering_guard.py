@@ -345,8 +345,8 @@ class HeldCommits:
     """While it is entered MariaDB holds every commit back (BACKUP STAGE
     BLOCK_COMMIT), as a disk that takes its time over a flush would;
     send(i) posts PATH/i with account i's token from a thread of its own,
-    its answer (or exception) into out[i]. On leaving, commits go on and
-    every request is waited for."""
+    its answer into out[i]["r"] (or exception into out[i]["e"]). On
+    leaving, commits go on and every request is waited for."""
 
     def __init__(self, accts, prefix):
         self.accts = accts
@@ -368,15 +368,10 @@ class HeldCommits:
         return False
 
     def send(self, i):
-        def go():
-            try:
-                self.out[i] = request(H.lighttpd_port, "POST", "%s/%d" % (self.path, i),
-                                      auth(self.accts[i][1]), b"{}", timeout=60)
-            except Exception as e:  # noqa: BLE001
-                self.out[i] = e
-        t = threading.Thread(target=go)
-        t.start()
-        self.th.append(t)
+        self.out[i] = {}
+        self.th.append(harness.request_in_thread(self.out[i], H.lighttpd_port, "POST",
+                                                 "%s/%d" % (self.path, i), auth(self.accts[i][1]),
+                                                 b"{}"))
 
     def forwarded(self, which="", count=1):
         """Wait until the stub has count requests to PATH/which..."""
@@ -386,9 +381,12 @@ class HeldCommits:
         return len(H.stub.matching("^" + re.escape(self.path) + "/"))
 
     def answer(self, i):
-        r = self.out.get(i)
-        check(r is not None and not isinstance(r, Exception), "request %d: %r" % (i, r))
-        return r
+        o = self.out.get(i, {})
+        check("r" in o, "request %d: %r" % (i, o.get("e")))
+        return o["r"]
+
+    def answered(self):
+        return sorted(i for i, o in self.out.items() if o)
 
     def charged_once_each(self):
         wait_written(H.lighttpd_port)
@@ -414,7 +412,7 @@ def test_charges_go_on_while_a_commit_waits():
               "the stub saw %d of 5" % h.seen())
         for t in h.th:
             t.join(0.5)
-        eq(sorted(h.out), [], "requests answered before their charge was committed")
+        eq(h.answered(), [], "requests answered before their charge was committed")
     for i in range(5):
         expect_ok(h.answer(i), "request %d once commits went on" % i)
     h.charged_once_each()

@@ -1459,14 +1459,7 @@ def test_pool_sigterm_finishes_in_flight():
     path = "/kling/v1/" + m
     before = state(user, token, chan)
     out = {}
-
-    def client():
-        try:
-            out["r"] = request(p.port, "POST", path, auth(token), b"{}", timeout=30)
-        except Exception as e:  # noqa: BLE001
-            out["e"] = e
-    th = threading.Thread(target=client)
-    th.start()
+    th = harness.request_in_thread(out, p.port, "POST", path, auth(token), b"{}", timeout=30)
     try:
         check(H.stub.wait(m, timeout=10), "request never reached the stub")
         os.kill(p.pid, signal.SIGTERM)
@@ -1544,14 +1537,7 @@ def test_worker_killed_mid_request(front, port):
     path = "/kling/v1/" + m
     before = state(user, token, chan)
     out = {}
-
-    def client():
-        try:
-            out["r"] = request(port, "POST", path, auth(token), b'{"prompt":"x"}', timeout=90)
-        except Exception as e:  # noqa: BLE001
-            out["e"] = e
-    th = threading.Thread(target=client)
-    th.start()
+    th = harness.request_in_thread(out, port, "POST", path, auth(token), b'{"prompt":"x"}', timeout=90)
     try:
         found = H.stub.wait(m, timeout=15)
         check(found, "the request never reached the stub")
