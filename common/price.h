@@ -1,0 +1,96 @@
+#ifndef BLTCY_PRICE_H
+#define BLTCY_PRICE_H
+
+#include <stddef.h>
+
+/*
+ * What a request costs. The base is new-api's: where the ModelPrice
+ * option names the request's model (the body's "model" or "model_name",
+ * else the service), price x QuotaPerUnit x GroupRatio[group], truncated
+ * as new-api does; otherwise the channel's PassthroughQuota. Then our
+ * rules (bltcy_price_rules): each rule of the service whose field has the
+ * value given multiplies the base and adds its surcharge; for one field,
+ * rules naming the model win over those for any model.
+ */
+
+#define PRICE_FIELD_MAX	64
+
+/* One row of bltcy_price_rules. The multiplier is in ten-thousandths. */
+struct price_rule {
+	long long	 id;
+	char		 service[32];
+	char		 model[64];	/* "" any */
+	char		 field[PRICE_FIELD_MAX + 1];	/* "" every request */
+	char		 value[PRICE_FIELD_MAX + 1];
+	long long	 mult_e4;	/* 10000 = x1 */
+	long long	 surcharge;	/* quota units */
+	char		 note[256];
+};
+
+#define MULT_ONE	10000LL
+#define MULT_MAX	(1000 * MULT_ONE)
+#define SURCHARGE_MAX	1000000000000LL
+
+/* A name -> number map of an option's JSON object. */
+struct price_map {
+	char		**name;
+	double		 *v;
+	size_t		  n;
+};
+
+struct prices {
+	struct price_map	 model_price;	/* ModelPrice: USD per call */
+	struct price_map	 group_ratio;	/* GroupRatio */
+	double			 quota_per_unit;	/* QuotaPerUnit, 500000 */
+	struct price_rule	*rules;
+	size_t			 nrules;
+};
+
+#define QUOTA_PER_UNIT	500000.0	/* new-api's default */
+
+/* Fill a map from an option's JSON text ("" or NULL: empty). 0 or -1. */
+int	 price_map_parse(struct price_map *, const char *json);
+void	 prices_free(struct prices *);
+
+/* How a price came about, for the quote endpoint and the logs. */
+struct price_out {
+	long long	 quota;
+	long long	 base;
+	int		 from_model_price;	/* base from ModelPrice */
+	double		 group_ratio;
+	char		 model[64];
+	char		 applied[512];	/* "duration=10 x2, mode=pro x3.5" */
+};
+
+/*
+ * The model a request names: the body's top-level "model" or
+ * "model_name" (a string), else the service. body may be NULL.
+ */
+void	 price_model(const char *body, size_t len, const char *service,
+	    char *out, size_t outsz);
+
+/*
+ * Price a request to service with this body (JSON, or anything: only a
+ * JSON object's fields match rules) for a user of group, where the
+ * channel asks flat quota. Never negative; saturates at INT64_MAX / 2.
+ */
+void	 price_of(const struct prices *, const char *service, const char *group,
+	    long long flat, const char *body, size_t len, struct price_out *);
+
+/*
+ * A rule as an operator types it (the admin form, bltcy-ctl): service a
+ * configured one; model "" or [A-Za-z0-9._:/-]{1,64}; field "" or dotted
+ * names of [A-Za-z0-9_] (at most 64 bytes), value then "" too, else 1..64
+ * printable characters; multiplier a decimal 0..1000 with at most four
+ * places ("" = 1); surcharge an integer 0..SURCHARGE_MAX ("" = 0); a rule
+ * must change something. 0 with out filled, or -1 with a message.
+ */
+int	 price_rule_check(const char *service, const char *model,
+	    const char *field, const char *value, const char *multiplier,
+	    const char *surcharge, const char *note, struct price_rule *out,
+	    char *msg, size_t msgsz);
+
+/* "1.5" for 15000: the multiplier as the form shows it. */
+void	 price_mult_text(long long mult_e4, char *out, size_t outsz);
+
+#endif
