@@ -23,7 +23,7 @@ WARN     = -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes \
 CPPFLAGS += -D_GNU_SOURCE -Icommon -I$(B)
 CFLAGS  += -std=c11 $(OPT) $(WARN) $(EXTRA_CFLAGS) \
            $(shell pkg-config --cflags libcurl json-c libmariadb 2>/dev/null)
-LDLIBS_COMMON = $(shell pkg-config --libs libmariadb json-c) -lcrypto -lcrypt
+LDLIBS_COMMON = $(shell pkg-config --libs libmariadb json-c) -lcrypto -lcrypt -lm
 LDLIBS_RELAY  = -lfcgi $(shell pkg-config --libs libcurl zlib libbrotlidec) $(LDLIBS_COMMON)
 LDFLAGS += $(EXTRA_LDFLAGS)
 

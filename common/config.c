@@ -39,6 +39,14 @@ static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_ADMIN_SESSION_TTL] = { "ADMIN_SESSION_TTL", T_INT, "43200", 60, 2592000, NULL },
 	[CFG_RELAY_SPOOL_DIR] =	{ "RELAY_SPOOL_DIR", T_STR, "/tmp", 0, 0, NULL },
 	[CFG_LEASE_SLOTS] =	{ "LEASE_SLOTS", T_INT, "16384", 64, 1048576, NULL },
+	/* seconds; new-api's 24 h */
+	[CFG_TASK_TIMEOUT] =	{ "TASK_TIMEOUT", T_INT, "86400", 1, 30 * 86400LL, NULL },
+	/* a task no poll answer was seen of for this long is polled */
+	[CFG_TASK_POLL_INTERVAL] = { "TASK_POLL_INTERVAL", T_INT, "60", 1, 86400, NULL },
+	/* the relay's own polls a minute, per host; 0: none */
+	[CFG_TASK_POLL_RATE] =	{ "TASK_POLL_RATE", T_INT, "120", 0, 600000, NULL },
+	/* seconds a repeat waits for the first of its Idempotency-Key */
+	[CFG_IDEMPOTENCY_WAIT] = { "IDEMPOTENCY_WAIT", T_INT, "60", 0, 3600, NULL },
 };
 
 /* A whole configuration: the one in force, one being read, the last one. */

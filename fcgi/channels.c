@@ -128,6 +128,106 @@ ability_row(void *arg, const struct dbv *c, size_t n)
 	return 0;
 }
 
+#define RULES_MAX	4096
+#define KINDS_MAX	256
+
+static void
+copy_col(char *dst, size_t sz, const struct dbv *v)
+{
+	dst[0] = '\0';
+	if (v->t == DBV_STR && v->len < sz)
+		memcpy(dst, v->s, v->len + 1);
+}
+
+static int
+option_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct load	*l = arg;
+	struct prices	*p = &l->c->prices;
+	const char	*v = c[1].t == DBV_STR ? c[1].s : "";
+	struct price_map *m = NULL;
+	double		 d;
+	char		*end;
+
+	if (c[0].t != DBV_STR)
+		return 0;
+	if (strcmp(c[0].s, "ModelPrice") == 0)
+		m = &p->model_price;
+	else if (strcmp(c[0].s, "GroupRatio") == 0)
+		m = &p->group_ratio;
+	else if (strcmp(c[0].s, "QuotaPerUnit") == 0) {
+		d = strtod(v, &end);
+		if (end != v && *end == '\0' && d > 0)
+			p->quota_per_unit = d;
+		else
+			log_warn("option QuotaPerUnit \"%.32s\" is no positive "
+			    "number; %.0f is used", v, QUOTA_PER_UNIT);
+		return 0;
+	}
+	if (m != NULL && price_map_parse(m, v) == -1)
+		log_warn("option %s is no JSON object of numbers; ignored",
+		    c[0].s);
+	return 0;
+}
+
+static int
+rule_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct load		*l = arg;
+	struct prices		*p = &l->c->prices;
+	struct price_rule	*r;
+
+	if (p->nrules >= RULES_MAX)
+		return 1;
+	r = &p->rules[p->nrules];
+	memset(r, 0, sizeof(*r));
+	r->id = c[0].i;
+	copy_col(r->service, sizeof(r->service), &c[1]);
+	copy_col(r->model, sizeof(r->model), &c[2]);
+	copy_col(r->field, sizeof(r->field), &c[3]);
+	copy_col(r->value, sizeof(r->value), &c[4]);
+	r->mult_e4 = c[5].t == DBV_INT ? c[5].i : MULT_ONE;
+	r->surcharge = c[6].t == DBV_INT ? c[6].i : 0;
+	if (r->mult_e4 < 0 || r->mult_e4 > MULT_MAX || r->surcharge < 0 ||
+	    r->surcharge > SURCHARGE_MAX) {
+		log_warn("price rule %lld is out of range; ignored", r->id);
+		return 0;
+	}
+	p->nrules++;
+	return 0;
+}
+
+static int
+kind_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct load		*l = arg;
+	struct task_kind	*k;
+
+	if (l->c->nkinds >= KINDS_MAX)
+		return 1;
+	k = &l->c->kinds[l->c->nkinds];
+	copy_col(k->service, sizeof(k->service), &c[0]);
+	copy_col(k->status_path, sizeof(k->status_path), &c[1]);
+	copy_col(k->succeeded, sizeof(k->succeeded), &c[2]);
+	copy_col(k->failed, sizeof(k->failed), &c[3]);
+	copy_col(k->reason_path, sizeof(k->reason_path), &c[4]);
+	copy_col(k->poll_path, sizeof(k->poll_path), &c[5]);
+	if (k->service[0] != '\0' && k->status_path[0] != '\0')
+		l->c->nkinds++;
+	return 0;
+}
+
+const struct task_kind *
+chcache_kind(const struct chcache *c, const char *service)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nkinds; i++)
+		if (strcmp(c->kinds[i].service, service) == 0)
+			return &c->kinds[i];
+	return NULL;
+}
+
 static int
 by_priority(const void *a, const void *b)
 {
@@ -149,12 +249,20 @@ chcache_load(struct chcache *cache, struct db *db, long long version)
 	fresh.ch = calloc(CHANNELS_MAX, sizeof(*fresh.ch));
 	/* calloc'd pages are not resident until written: only rows cost */
 	fresh.ab = calloc(ABILITIES_MAX, sizeof(*fresh.ab));
-	if (fresh.ch == NULL || fresh.ab == NULL)
+	fresh.prices.rules = calloc(RULES_MAX, sizeof(*fresh.prices.rules));
+	fresh.kinds = calloc(KINDS_MAX, sizeof(*fresh.kinds));
+	fresh.prices.quota_per_unit = QUOTA_PER_UNIT;
+	if (fresh.ch == NULL || fresh.ab == NULL || fresh.prices.rules == NULL ||
+	    fresh.kinds == NULL)
 		goto fail;
 	if (db_run(db, ST_CHANNELS, NULL, 0, channel_row, &l, NULL) != DB_OK ||
 	    l.failed)
 		goto fail;
 	if (db_run(db, ST_ABILITIES, NULL, 0, ability_row, &l, NULL) != DB_OK)
+		goto fail;
+	if (db_run(db, ST_OPTIONS, NULL, 0, option_row, &l, NULL) != DB_OK ||
+	    db_run(db, ST_PRICE_RULES, NULL, 0, rule_row, &l, NULL) != DB_OK ||
+	    db_run(db, ST_TASK_KINDS, NULL, 0, kind_row, &l, NULL) != DB_OK)
 		goto fail;
 	qsort(fresh.ab, fresh.nab, sizeof(*fresh.ab), by_priority);
 	chcache_free(cache);
@@ -183,6 +291,8 @@ chcache_free(struct chcache *c)
 	}
 	free(c->ch);
 	free(c->ab);
+	free(c->kinds);
+	prices_free(&c->prices);
 	memset(c, 0, sizeof(*c));
 	c->version = -1;
 }

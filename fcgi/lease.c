@@ -243,15 +243,14 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 
 /* The request is over: usage into the ring (keep) or the lease back. */
 static void
-lease_settle(struct db *db, int keep, long long channel, long long use_time,
-    const char *tasks)
+lease_settle(struct db *db, int keep, const struct usage_end *e)
 {
 	struct lslot	*s;
 
 	if (me == NULL || LOAD(&me->active) != CH_CHARGED)
 		return;
 	if (keep)
-		usage_keep(channel, use_time, tasks);
+		usage_keep(e);
 	s = &L->slots[me->slot];
 	if (!keep)
 		ADD(&s->avail, me->rec.quota);

@@ -165,12 +165,15 @@ ring_push(const struct usage *rec, int wslot_pushed)
 }
 
 void
-usage_keep(long long channel, long long use_time, const char *tasks)
+usage_keep(const struct usage_end *e)
 {
-	me->rec.channel_id = channel;
-	me->rec.use_time = use_time;
+	me->rec.channel_id = e->channel;
+	me->rec.use_time = e->use_time;
 	me->rec.prepaid = meter->prepaid;
-	strlcpy_(me->rec.task_ids, tasks ? tasks : "", sizeof(me->rec.task_ids));
+	strlcpy_(me->rec.task_ids, e->tasks ? e->tasks : "",
+	    sizeof(me->rec.task_ids));
+	strlcpy_(me->rec.key_hash, e->key_hash ? e->key_hash : "",
+	    sizeof(me->rec.key_hash));
 	/* the master is behind (a slow or absent DB): wait for room */
 	for (int waited = 0; ring_push(&me->rec, 1) == -1; waited++) {
 		if (waited % 500 == 0)

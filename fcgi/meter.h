@@ -48,6 +48,16 @@ struct usage {
 	char		 group[LIM_BYTES(LIM_LOG_GROUP)];
 	char		 service[32];
 	char		 task_ids[256];	/* comma-separated */
+	char		 model[64];	/* what it was priced as (price.h) */
+	char		 key_hash[17];	/* which key of the channel (tasks) */
+};
+
+/* How a kept request ended: what its usage record takes on. */
+struct usage_end {
+	long long	 channel;	/* the channel that answered */
+	long long	 use_time;	/* seconds */
+	const char	*tasks;		/* the task ids its answer named */
+	const char	*key_hash;	/* the key it went with (task polling) */
 };
 
 /* What reserve made of a charge. */
@@ -96,8 +106,7 @@ struct meter {
 	 * the seconds it took and the task ids its answer named) or give it
 	 * back.
 	 */
-	void		(*settle)(struct db *, int keep, long long channel,
-			    long long use_time, const char *tasks);
+	void		(*settle)(struct db *, int keep, const struct usage_end *);
 
 	/* ---- a worker process ---- */
 

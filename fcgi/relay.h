@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "db.h"
+#include "price.h"
 #include "setting.h"
 #include "util.h"
 
@@ -31,6 +32,11 @@ enum stmt {
 	ST_LEASE,
 	ST_LEASE_GRANT,
 	ST_CHARGE_GROUP,
+	ST_TASK_SEEN,
+	ST_TASK_GET,
+	ST_OPTIONS,
+	ST_PRICE_RULES,
+	ST_TASK_KINDS,
 	ST__MAX
 };
 extern const char *const relay_sql[ST__MAX];
@@ -55,13 +61,29 @@ struct ability {
 	long long	 weight;
 };
 
+/* One row of bltcy_task_kinds: where a service's poll answer says how
+ * a task stands (see schema/010_prices_tasks.sql). */
+struct task_kind {
+	char		 service[32];
+	char		 status_path[128];
+	char		 succeeded[256];
+	char		 failed[256];
+	char		 reason_path[128];
+	char		 poll_path[256];
+};
+
 struct chcache {
 	long long	 version;	/* bltcy_meta 'channels' it was loaded at */
 	struct channel	*ch;
 	size_t		 nch;
 	struct ability	*ab;
 	size_t		 nab;
+	struct prices	 prices;	/* options and bltcy_price_rules */
+	struct task_kind *kinds;	/* bltcy_task_kinds */
+	size_t		 nkinds;
 };
+
+const struct task_kind *chcache_kind(const struct chcache *, const char *service);
 
 int	 chcache_load(struct chcache *, struct db *, long long version);
 void	 chcache_free(struct chcache *);
@@ -166,6 +188,8 @@ struct upstream_req {
 	int			 hold_401;	/* keep a 401 back (retry elsewhere) */
 	int			 hold_5xx;	/* keep a 502/503/504 back */
 	int			 capture;	/* keep a JSON answer for task ids */
+	int			 capture_any;	/* keep any answer (not only JSON) */
+	const char		*extra_headers;	/* lines the relay adds, or NULL */
 	/*
 	 * Called before the first byte of an answer goes to the client
 	 * (NULL: none); -1 keeps the answer back: nothing of it is sent,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "jsonw.h"
 #include "log.h"
@@ -61,8 +62,10 @@ struct req {
 	long long	 pin;
 	struct chsnap	*snap;		/* the channel table r->ch is in */
 	struct channel	*ch;
-	long long	 quota;
+	long long	 quota;		/* the price (price.h) */
+	struct price_out price;
 	int		 reserved;
+	char		 key_hash[17];	/* of the key it went with */
 	struct buf	 held;		/* the whole body (see read_body) */
 	int		 held_all;
 	int		 spool_fd;	/* a larger body's file, or -1 */
@@ -141,6 +144,7 @@ static int	 spool_open(struct req *);
 static int	 spool_map(struct req *, size_t);
 static int	 route(struct worker *, struct req *, const struct task_ids *,
 		    const struct auth_out *, const char **, int *);
+static void	 price(struct req *, const char *);
 static int	 reserve(struct worker *, struct req *, const char *, int);
 static void	 forward(struct worker *, struct req *, const char *, int);
 static int	 answer_ready(void *);
@@ -157,6 +161,7 @@ static int	 auth_row(void *, const struct dbv *, size_t);
 static int	 owner_row(void *, const struct dbv *, size_t);
 static void	 usage_record(struct usage *, const struct req *, const char *);
 static int	 connect_failure(const struct up_result *);
+static void	 key_hash(const char *, char[17]);
 static void	 auto_ban(struct worker *, struct req *);
 
 /*
@@ -617,11 +622,29 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 	} else if ((r->ch = channel_pick(&r->snap->c, *group, r->service, NULL, 0,
 	    &w->rng)) == NULL)
 		REFUSE(GW_NO_CHANNEL, *group, r->service);
-	r->quota = is_query_method(r->method) ? r->ch->set.query_quota :
-	    r->ch->set.quota;
+	price(r, *group);
 	return 0;
 }
 #undef REFUSE
+
+/*
+ * The price of the request on r->ch: a GET (a poll) the channel's flat
+ * query amount, free unless it says otherwise; anything else by
+ * price_of (ModelPrice, the channel's amount, the rules).
+ */
+static void
+price(struct req *r, const char *group)
+{
+	if (is_query_method(r->method)) {
+		memset(&r->price, 0, sizeof(r->price));
+		r->quota = r->price.quota = r->price.base = r->ch->set.query_quota;
+		strlcpy_(r->price.model, r->service, sizeof(r->price.model));
+		return;
+	}
+	price_of(&r->snap->c.prices, r->service, group, r->ch->set.quota,
+	    r->held.p, r->held.len, &r->price);
+	r->quota = r->price.quota;
+}
 
 static int
 owner_row(void *arg, const struct dbv *c, size_t n)
@@ -695,6 +718,18 @@ usage_record(struct usage *u, const struct req *r, const char *group)
 	utf8_copy(u->token_name, r->tok.name, sizeof(u->token_name));
 	utf8_copy(u->group, group, sizeof(u->group));
 	strlcpy_(u->service, r->service, sizeof(u->service));
+	strlcpy_(u->model, r->price.model, sizeof(u->model));
+}
+
+/* Which key of its channel a task went with, without keeping the key. */
+static void
+key_hash(const char *key, char out[17])
+{
+	char	 hex[65];
+
+	sha256_hex(key, strlen(key), hex);
+	memcpy(out, hex, 16);
+	out[16] = '\0';
 }
 
 /*
@@ -712,6 +747,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 	long long		 tried[16];
 	size_t			 ntried = 0, ki;
 	char			 url[8192], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
+	char			 quota_hdr[48];
 	int			 n, query = is_query_method(r->method);
 	int			 max = (int)cfg_i(CFG_RELAY_FAILOVER_MAX);
 	CURL			*curl;
@@ -722,10 +758,11 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		long long	 q;
 
 		tried[ntried++] = r->ch->id;
-		q = query ? r->ch->set.query_quota : r->ch->set.quota;
-		if (q != r->quota) {	/* this channel has another price */
+		q = r->quota;
+		if (ntried > 1)		/* another channel: its own price */
+			price(r, group);
+		if (q != r->quota) {
 			finish_charge(w, r, 0, NULL);
-			r->quota = q;
 			if (reserve(w, r, group, 0) == -1) {
 				up_result_free(&res);
 				return;
@@ -740,6 +777,9 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			return;
 		}
 		ki = r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
+		key_hash(r->ch->keys[ki], r->key_hash);
+		snprintf(quota_hdr, sizeof(quota_hdr), "X-Bltcy-Quota: %lld\r\n",
+		    r->quota);
 		memset(&up, 0, sizeof(up));
 		up.fr = r->fr;
 		up.request_id = r->id;
@@ -753,6 +793,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		up.hold_401 = !fixed && r->held_all;
 		up.hold_5xx = !fixed && query;
 		up.capture = !query;
+		up.extra_headers = quota_hdr;
 		up.before_answer = answer_ready;
 		up.arg = r;
 		log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
@@ -902,12 +943,16 @@ answer_ready(void *arg)
 static void
 finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 {
-	long long	 use_time = (mono_ms() - r->start_ms + 500) / 1000;
+	struct usage_end e;
 
 	if (!r->reserved)
 		return;
 	r->reserved = 0;
-	meter->settle(w->p->db, settle, r->ch->id, use_time, tasks);
+	e.channel = r->ch->id;
+	e.use_time = (mono_ms() - r->start_ms + 500) / 1000;
+	e.tasks = tasks;
+	e.key_hash = r->key_hash;
+	meter->settle(w->p->db, settle, &e);
 	if (settle)
 		metrics_quota(r->quota);
 }

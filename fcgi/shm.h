@@ -109,7 +109,7 @@ extern __thread int	 mypid;		/* this thread's id (gettid) */
  * answered, the seconds it took and the task ids, into the ring (waiting
  * for room while the master is behind). me is set and charged.
  */
-void	 usage_keep(long long channel, long long use_time, const char *tasks);
+void	 usage_keep(const struct usage_end *);
 /*
  * Strict metering: where this thread's charge statement stands. rec (may
  * be NULL to keep the one recorded) is what the master writes if the

@@ -109,6 +109,22 @@ const char *const relay_sql[ST__MAX] = {
 	    " WHERE service = ? AND task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
 	    " ORDER BY user_id = ? LIMIT 1",
 	[ST_LEASE] = "CALL bltcy_lease(?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_TASK_SEEN] = "CALL bltcy_task_seen(?, ?, ?, ?, ?, ?)",
+	/* a poll's task: who owns it and how it stands */
+	[ST_TASK_GET] =
+	    "SELECT channel_id, user_id, state, updated_at, quota"
+	    " FROM bltcy_tasks WHERE service = ? AND task_id = ?",
+	/* what prices are made of, loaded with the channels */
+	[ST_OPTIONS] =
+	    "SELECT `key`, value FROM options"
+	    " WHERE `key` IN ('ModelPrice', 'GroupRatio', 'QuotaPerUnit')",
+	[ST_PRICE_RULES] =
+	    "SELECT id, service, model, field, value,"
+	    " CAST(ROUND(multiplier * 10000) AS SIGNED), surcharge"
+	    " FROM bltcy_price_rules ORDER BY id",
+	[ST_TASK_KINDS] =
+	    "SELECT service, status_path, succeeded, failed, reason_path,"
+	    " poll_path FROM bltcy_task_kinds",
 	[ST_LEASE_GRANT] =
 	    "SELECT last_grant FROM bltcy_leases WHERE host = ? AND token_id = ?",
 };

@@ -804,8 +804,7 @@ strict_durable(struct db *db)
  * row, channel, task ids); giving it back is one statement.
  */
 static void
-strict_settle(struct db *db, int keep, long long channel, long long use_time,
-    const char *tasks)
+strict_settle(struct db *db, int keep, const struct usage_end *e)
 {
 	struct owed	 p;
 
@@ -814,7 +813,7 @@ strict_settle(struct db *db, int keep, long long channel, long long use_time,
 	if (keep) {
 		if (me == NULL || LOAD(&me->active) != CH_CHARGED)
 			return;
-		usage_keep(channel, use_time, tasks);
+		usage_keep(e);
 		STORE(&me->active, CH_IDLE);
 		return;
 	}

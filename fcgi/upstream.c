@@ -219,7 +219,8 @@ emit_headers(const struct upstream_req *rq, struct up_result *res)
 	if (res->content_length < 0 &&
 	    FCGX_PutS("X-Accel-Buffering: no\r\n", out) < 0)
 		return -1;
-	if (FCGX_PutS(RELAY_SAFE_HEADERS, out) < 0 ||
+	if ((rq->extra_headers != NULL && FCGX_PutS(rq->extra_headers, out) < 0) ||
+	    FCGX_PutS(RELAY_SAFE_HEADERS, out) < 0 ||
 	    FCGX_FPrintF(out, "X-Request-Id: %s\r\n\r\n", rq->request_id) < 0)
 		return -1;
 	res->headers_sent = 1;
@@ -514,7 +515,8 @@ on_body(char *data, size_t size, size_t n, void *arg)
 	}
 	if (!res->headers_sent && emit_headers(x->rq, res) == -1)
 		goto gone;
-	if (x->rq->capture && res->json && buf_add(&res->capture, data, len) == -1)
+	if (x->rq->capture && (res->json || x->rq->capture_any) &&
+	    buf_add(&res->capture, data, len) == -1)
 		res->capture_overflow = 1;
 	if (len > 0 && FCGX_PutStr(data, (int)len, out) < 0)
 		goto gone;
@@ -952,7 +954,8 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 	else if (rc == CURLE_OK && !res->headers_sent && !res->withheld &&
 	    res->status >= 200 && emit_headers(rq, res) == -1)
 		res->client_gone = !res->answer_refused;
-	if (rq->capture && res->json && !res->capture_overflow &&
+	if (rq->capture && (res->json || rq->capture_any) &&
+	    !res->capture_overflow &&
 	    res->coding != UPC_IDENTITY)
 		decode_capture(rq, res);
 	/* the Authorization line held the key */
