@@ -17,6 +17,7 @@
 #include "log.h"
 #include "meter.h"
 #include "route.h"
+#include "tasks.h"
 #include "worker.h"
 
 /*
@@ -42,6 +43,14 @@
 #define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
 #define MSG_MAX		512
 
+/* A task a request names, as bltcy_tasks has it (route). */
+struct task_row {
+	long long	 channel, user;
+	char		 id[TASK_ID_MAX + 1];
+	enum task_state	 state;
+	long long	 updated_at;
+};
+
 /* Everything one request owns; made afresh in handle() for each request. */
 struct req {
 	struct worker	*w;		/* the thread serving it */
@@ -61,6 +70,7 @@ struct req {
 	long long	 chan_version;
 	long long	 pin;
 	struct chsnap	*snap;		/* the channel table r->ch is in */
+	struct task_row	 task;		/* the known task it names, if any */
 	struct channel	*ch;
 	long long	 quota;		/* the price (price.h) */
 	struct price_out price;
@@ -162,6 +172,9 @@ static int	 owner_row(void *, const struct dbv *, size_t);
 static void	 usage_record(struct usage *, const struct req *, const char *);
 static int	 connect_failure(const struct up_result *);
 static void	 key_hash(const char *, char[17]);
+static const struct task_kind *poll_kind(const struct req *);
+static void	 poll_seen(struct worker *, struct req *, const struct task_kind *,
+		    const struct up_result *);
 static void	 auto_ban(struct worker *, struct req *);
 
 /*
@@ -572,6 +585,7 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
     const struct auth_out *ao, const char **group, int *fixed)
 {
 	long long	 owner[2] = { 0, 0 };	/* channel, user */
+	struct task_row	*t = &r->task;
 	struct dbv	 a[2 + TASK_IDS_MAX];
 	size_t		 i;
 
@@ -581,12 +595,15 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 		for (i = 0; i < TASK_IDS_MAX; i++)
 			a[1 + i] = DBS(i < cand->n ? cand->id[i] : "");
 		a[1 + TASK_IDS_MAX] = DBI(r->tok.user_id);
+		memset(t, 0, sizeof(*t));
 		if (db_run(w->p->db, ST_TASK_OWNER, a, 2 + TASK_IDS_MAX, owner_row,
-		    owner, NULL) != DB_OK) {
+		    t, NULL) != DB_OK) {
 			log_err("req=%s task lookup: %s", r->id, db_error(w->p->db));
 			gw_error(r, GW_DB);
 			return -1;
 		}
+		owner[0] = t->channel;
+		owner[1] = t->user;
 		if (owner[0] == 0)
 			remember_no_tasks(w->p, r->service, cand);
 	}
@@ -649,20 +666,26 @@ price(struct req *r, const char *group)
 static int
 owner_row(void *arg, const struct dbv *c, size_t n)
 {
-	long long	*o = arg;
+	struct task_row	*t = arg;
 	const char	*comma;
 	char		 num[24];
 	size_t		 l;
 
-	o[0] = o[1] = 0;
+	memset(t, 0, sizeof(*t));
 	if (c[0].t != DBV_STR || (comma = strchr(c[0].s, ',')) == NULL ||
 	    (l = (size_t)(comma - c[0].s)) >= sizeof(num))
 		return 1;
 	memcpy(num, c[0].s, l);
 	num[l] = '\0';
-	if (parse_ll(num, 1, INT64_MAX, &o[0]) == -1 ||
-	    parse_ll(comma + 1, 1, INT64_MAX, &o[1]) == -1)
-		o[0] = o[1] = 0;
+	if (parse_ll(num, 1, INT64_MAX, &t->channel) == -1 ||
+	    parse_ll(comma + 1, 1, INT64_MAX, &t->user) == -1) {
+		t->channel = t->user = 0;
+		return 1;
+	}
+	if (c[1].t == DBV_STR)
+		strlcpy_(t->id, c[1].s, sizeof(t->id));
+	t->state = c[2].t == DBV_STR ? task_state_parse(c[2].s) : TS_UNKNOWN;
+	t->updated_at = c[3].t == DBV_INT ? c[3].i : 0;
 	return 1;
 }
 
@@ -748,6 +771,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 	size_t			 ntried = 0, ki;
 	char			 url[8192], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
 	char			 quota_hdr[48];
+	const struct task_kind	*kind = NULL;
 	int			 n, query = is_query_method(r->method);
 	int			 max = (int)cfg_i(CFG_RELAY_FAILOVER_MAX);
 	CURL			*curl;
@@ -792,7 +816,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		up.held_all = r->held_all;
 		up.hold_401 = !fixed && r->held_all;
 		up.hold_5xx = !fixed && query;
-		up.capture = !query;
+		up.capture = !query || (kind = poll_kind(r)) != NULL;
 		up.extra_headers = quota_hdr;
 		up.before_answer = answer_ready;
 		up.arg = r;
@@ -847,6 +871,8 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			task_ids_join(&tasks, joined, sizeof(joined));
 			tasks_recent_put(r->service, &tasks, r->ch->id, r->tok.user_id);
 		}
+		if (ok && kind != NULL && res.json && !res.capture_overflow)
+			poll_seen(w, r, kind, &res);
 		if (r->reserved)
 			finish_charge(w, r, ok, joined);
 		else if (joined[0] != '\0') {
@@ -887,6 +913,50 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		upstream_error(r, res.err);
 	}
 	up_result_free(&res);
+}
+
+/*
+ * A GET of one task of the caller's, unfinished, on the channel that made
+ * it, of a service whose answers say how a task stands: its answer is
+ * read for the task's state.
+ */
+static const struct task_kind *
+poll_kind(const struct req *r)
+{
+	const struct task_row *t = &r->task;
+
+	if (!is_query_method(r->method) || t->id[0] == '\0' ||
+	    t->user != r->tok.user_id || t->channel != r->ch->id ||
+	    (t->state != TS_SUBMITTED && t->state != TS_RUNNING))
+		return NULL;
+	return chcache_kind(&r->snap->c, r->service);
+}
+
+/*
+ * What a client's poll answer says of its task goes to bltcy_tasks: a
+ * change of state at once (a failure is refunded there and then), an
+ * unchanged one now and then, so that the relay's own polling leaves a
+ * task alone while a client polls it.
+ */
+static void
+poll_seen(struct worker *w, struct req *r, const struct task_kind *kind,
+    const struct up_result *res)
+{
+	enum task_state	 st;
+	char		 reason[256];
+	long long	 now = now_s();
+
+	st = task_answer_state(kind, res->capture.p ? res->capture.p : "",
+	    res->capture.len, reason, sizeof(reason));
+	if (st == TS_UNKNOWN || (st == r->task.state &&
+	    now - r->task.updated_at < cfg_i(CFG_TASK_POLL_INTERVAL) / 2))
+		return;
+	if (task_seen(w->p->db, r->service, r->task.id, st, reason, now) == -1)
+		log_err("req=%s task %s: recording its state: %s", r->id,
+		    r->task.id, db_error(w->p->db));
+	else if (st != r->task.state)
+		log_info("req=%s task %s of %s: %s", r->id, r->task.id,
+		    r->service, task_state_name(st));
 }
 
 static int

@@ -105,7 +105,8 @@ const char *const relay_sql[ST__MAX] = {
 	[ST_TASKS_ADD] = "CALL bltcy_tasks_add(?, ?, ?, ?, ?, ?)",
 	[ST_AUTO_BAN] = "CALL bltcy_auto_ban(?, ?, ?)",
 	[ST_TASK_OWNER] =
-	    "SELECT CONCAT(channel_id, ',', user_id) FROM bltcy_tasks"
+	    "SELECT CONCAT(channel_id, ',', user_id), task_id, state, updated_at"
+	    " FROM bltcy_tasks"
 	    " WHERE service = ? AND task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
 	    " ORDER BY user_id = ? LIMIT 1",
 	[ST_LEASE] = "CALL bltcy_lease(?, ?, ?, ?, ?, ?, ?, ?)",
