@@ -261,7 +261,7 @@ price_of(const struct prices *p, const char *service, const char *group,
 {
 	json_object	*o = parse(body, len);
 	long double	 q;
-	double		 usd, ratio = 1;
+	double		 usd, ratio = 1, d;
 	long long	 add = 0;
 	size_t		 i;
 
@@ -271,11 +271,14 @@ price_of(const struct prices *p, const char *service, const char *group,
 	if (map_get(&p->model_price, out->model, &usd) && usd >= 0) {
 		if (!map_get(&p->group_ratio, group, &ratio) || ratio < 0)
 			ratio = 1;
-		q = (long double)usd * (p->quota_per_unit > 0 ?
-		    p->quota_per_unit : QUOTA_PER_UNIT) * ratio;
-		/* new-api: int(modelPrice * QuotaPerUnit * groupRatio) */
-		out->base = q >= (long double)QUOTA_CAP ? QUOTA_CAP :
-		    (long long)q;
+		/*
+		 * new-api: int(modelPrice * QuotaPerUnit * groupRatio), in
+		 * float64 and in that order, so the truncation agrees
+		 */
+		d = usd * (p->quota_per_unit > 0 ? p->quota_per_unit :
+		    QUOTA_PER_UNIT);
+		d = d * ratio;
+		out->base = d >= (double)QUOTA_CAP ? QUOTA_CAP : (long long)d;
 		out->from_model_price = 1;
 		out->group_ratio = ratio;
 	} else

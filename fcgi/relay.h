@@ -37,6 +37,11 @@ enum stmt {
 	ST_OPTIONS,
 	ST_PRICE_RULES,
 	ST_TASK_KINDS,
+	ST_IDEM_TAKE,
+	ST_IDEM_GET,
+	ST_IDEM_DROP,
+	ST_IDEM_KEEP,
+	ST_IDEM_EXPIRE,
 	ST__MAX
 };
 extern const char *const relay_sql[ST__MAX];
@@ -190,6 +195,7 @@ struct upstream_req {
 	int			 capture;	/* keep a JSON answer for task ids */
 	int			 capture_any;	/* keep any answer (not only JSON) */
 	const char		*extra_headers;	/* lines the relay adds, or NULL */
+	struct buf		*keep_headers;	/* gets the header lines relayed */
 	/*
 	 * Called before the first byte of an answer goes to the client
 	 * (NULL: none); -1 keeps the answer back: nothing of it is sent,

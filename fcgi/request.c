@@ -13,6 +13,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "idem.h"
 #include "jsonw.h"
 #include "log.h"
 #include "meter.h"
@@ -41,6 +42,7 @@
  */
 
 #define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
+#define QUOTE		"/bltcy/quote"
 #define MSG_MAX		512
 
 /* A task a request names, as bltcy_tasks has it (route). */
@@ -63,6 +65,9 @@ struct req {
 	const char	*query;		/* after '?', or NULL */
 	const char	*ip;
 	const char	*service;
+	int		 quote;		/* /bltcy/quote/...: priced, not sent */
+	struct idem	 idem;		/* its Idempotency-Key, if held */
+	struct buf	 kept;		/* the header lines relayed, for it */
 	long long	 content_length;
 	struct token_row tok;
 	int		 have_tok;
@@ -92,7 +97,8 @@ enum gw_err {
 	GW_ROUTE, GW_PATH, GW_TOO_LARGE, GW_NO_TOKEN, GW_BAD_TOKEN,
 	GW_EXHAUSTED, GW_EXPIRED, GW_DISABLED, GW_IP, GW_BANNED, GW_MODEL,
 	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
-	GW_TASK, GW_METHOD, GW_TASK_IDS, GW__MAX
+	GW_TASK, GW_METHOD, GW_TASK_IDS, GW_IDEM_KEY, GW_IDEM_BUSY,
+	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -117,6 +123,14 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	[GW_TASK] =	  { 404, "task_not_exist", "任务不存在" },
 	[GW_METHOD] =	  { 405, "method_not_allowed", "不支持的请求方法 %s" },
 	[GW_TASK_IDS] =	  { 400, "too_many_task_ids", "请求中的任务 ID 过多" },
+	[GW_IDEM_KEY] =	  { 400, "invalid_idempotency_key",
+	    "Idempotency-Key 须为 1 到 255 个可打印 ASCII 字符" },
+	[GW_IDEM_BUSY] =  { 409, "idempotency_key_in_flight",
+	    "相同 Idempotency-Key 的请求仍在处理中，请稍后重试" },
+	[GW_IDEM_UNKEPT] = { 409, "idempotency_answer_not_kept",
+	    "相同 Idempotency-Key 的请求已完成，但其响应过大或不完整，未能保留" },
+	[GW_IDEM_REUSED] = { 422, "idempotency_key_reused",
+	    "该 Idempotency-Key 已用于另一个请求（方法、路径或请求体不同）" },
 };
 
 static const char *const up_reasons[UPE__MAX] = {
@@ -154,11 +168,14 @@ static int	 spool_open(struct req *);
 static int	 spool_map(struct req *, size_t);
 static int	 route(struct worker *, struct req *, const struct task_ids *,
 		    const struct auth_out *, const char **, int *);
+static int	 idempotent(struct worker *, struct req *);
+static void	 replay(struct req *);
 static void	 price(struct req *, const char *);
 static int	 reserve(struct worker *, struct req *, const char *, int);
 static void	 forward(struct worker *, struct req *, const char *, int);
 static int	 answer_ready(void *);
 static void	 finish_charge(struct worker *, struct req *, int, const char *);
+static void	 quote(struct req *, const char *);
 static void	 health(struct worker *, struct req *);
 static void	 metrics(struct req *);
 static void	 send_body(struct req *, int, const char *, const char *, size_t);
@@ -191,6 +208,7 @@ request_serve(struct worker *w, FCGX_Request *fr)
 
 	memset(&r, 0, sizeof(r));
 	buf_init(&r.held, 0);
+	buf_init(&r.kept, 0);
 	r.spool_fd = -1;
 	r.w = w;
 	r.fr = fr;
@@ -213,12 +231,22 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	    *cl != '\0' && parse_ll(cl, 0, INT64_MAX, &v) == 0)
 		r.content_length = v;
 
+	/* the price of the request the rest of the path names, unsent */
+	if (r.pathlen > sizeof(QUOTE) && memcmp(r.path, QUOTE "/",
+	    sizeof(QUOTE)) == 0) {
+		r.quote = 1;
+		r.path += sizeof(QUOTE) - 1;
+		r.pathlen -= sizeof(QUOTE) - 1;
+	}
+
 	/* TRACE would echo the channel key back; CONNECT is no proxy's here */
 	if (strcmp(r.method, "TRACE") == 0 || strcmp(r.method, "CONNECT") == 0)
 		gw_error(&r, GW_METHOD, r.method);
-	else if (r.pathlen == 13 && memcmp(r.path, "/bltcy/health", 13) == 0)
+	else if (!r.quote && r.pathlen == 13 &&
+	    memcmp(r.path, "/bltcy/health", 13) == 0)
 		health(w, &r);
-	else if (r.pathlen == 14 && memcmp(r.path, "/bltcy/metrics", 14) == 0)
+	else if (!r.quote && r.pathlen == 14 &&
+	    memcmp(r.path, "/bltcy/metrics", 14) == 0)
 		metrics(&r);
 	else if (!path_is_safe(r.path, r.pathlen) ||
 	    (r.query != NULL && !query_is_safe(r.query, strlen(r.query))))
@@ -235,6 +263,7 @@ request_serve(struct worker *w, FCGX_Request *fr)
 
 	if (r.reserved)		/* every path out of relay() settles; belt */
 		finish_charge(w, &r, 0, NULL);
+	idem_release(w->p->db, &r.idem);	/* no answer was kept */
 	metrics_busy(w->p->mslot, 0);
 	metrics_request(r.service, r.status, mono_ms() - r.start_ms);
 	logmsg(r.status >= 500 ? LV_WARN : LV_INFO, "req=%s %s %.*s service=%s "
@@ -295,9 +324,15 @@ relay(struct worker *w, struct req *r)
 				rr = -1;
 				break;
 			}
+			if ((rr = idempotent(w, r)) != 0)
+				break;
 		}
 		if (rr == 0)
 			rr = route(w, r, &cand, &ao, &group, &fixed);
+		if (rr == 0 && r->quote) {
+			quote(r, group);
+			rr = -1;
+		}
 		if (rr == 0)
 			rr = reserve(w, r, group, again);
 		if (rr != -2)
@@ -576,6 +611,48 @@ spool_map(struct req *r, size_t len)
 }
 
 /*
+ * A submit with an Idempotency-Key: 0 when this request is the key's
+ * first (it goes on and is forwarded), -1 with the answer sent: the
+ * first's answer again, or why not (idem.h).
+ */
+static int
+idempotent(struct worker *w, struct req *r)
+{
+	const char	*key;
+	char		 owner[96];
+
+	if (r->quote || is_query_method(r->method) ||
+	    (key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", r->fr->envp)) == NULL)
+		return 0;
+	snprintf(owner, sizeof(owner), "%s/%s", w->p->host, r->id);
+	switch (idem_begin(w->p->db, &r->idem, r->tok.id, key, owner,
+	    r->method, r->path, r->pathlen, r->query, r->held.p, r->held.len)) {
+	case IDEM_FIRST:
+		return 0;
+	case IDEM_REPLAY:
+		replay(r);
+		break;
+	case IDEM_BUSY:
+		gw_error(r, GW_IDEM_BUSY);
+		break;
+	case IDEM_UNKEPT:
+		gw_error(r, GW_IDEM_UNKEPT);
+		break;
+	case IDEM_MISMATCH:
+		gw_error(r, GW_IDEM_REUSED);
+		break;
+	case IDEM_BAD_KEY:
+		gw_error(r, GW_IDEM_KEY);
+		break;
+	case IDEM_DB:
+		log_err("req=%s Idempotency-Key: %s", r->id, db_error(w->p->db));
+		gw_error(r, GW_DB);
+		break;
+	}
+	return -1;
+}
+
+/*
  * The channel of the request: the one that made a task it names, a
  * pinned one, or new-api's pick. A task of another user is as if it did
  * not exist, and nothing is sent. 0, -1 or -2 as admit().
@@ -818,6 +895,12 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		up.hold_5xx = !fixed && query;
 		up.capture = !query || (kind = poll_kind(r)) != NULL;
 		up.extra_headers = quota_hdr;
+		if (r->idem.held) {	/* the answer is kept for repeats */
+			buf_free(&r->kept);
+			buf_init(&r->kept, 2 * 64 * 1024);
+			up.keep_headers = &r->kept;
+			up.capture = up.capture_any = 1;
+		}
 		up.before_answer = answer_ready;
 		up.arg = r;
 		log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
@@ -873,6 +956,13 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		}
 		if (ok && kind != NULL && res.json && !res.capture_overflow)
 			poll_seen(w, r, kind, &res);
+		if (r->idem.held)
+			idem_keep(w->p->db, &r->idem, res.status, r->kept.p,
+			    r->kept.len,
+			    res.capture.p, res.capture.len, !res.capture_overflow &&
+			    res.coding == UPC_IDENTITY && (res.content_length >= 0 ?
+			    (long long)res.capture.len == res.content_length :
+			    res.err == UPE_NONE && !res.client_gone));
 		if (r->reserved)
 			finish_charge(w, r, ok, joined);
 		else if (joined[0] != '\0') {
@@ -1029,6 +1119,63 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 
 /* ---- answers ---- */
 
+/*
+ * The answer the first request of an Idempotency-Key got, again: its
+ * status, header lines and body; nothing is forwarded or charged.
+ */
+static void
+replay(struct req *r)
+{
+	FCGX_FPrintF(r->fr->out, "Status: %d %s\r\n", r->idem.status,
+	    http_reason(r->idem.status));
+	if (r->idem.headers.len > 0)
+		FCGX_PutStr(r->idem.headers.p, (int)r->idem.headers.len,
+		    r->fr->out);
+	FCGX_FPrintF(r->fr->out, "Idempotent-Replayed: true\r\n"
+	    "X-Bltcy-Quota: 0\r\n" RELAY_SAFE_HEADERS "X-Request-Id: %s\r\n"
+	    "\r\n", r->id);
+	if (r->idem.body.len > 0)
+		FCGX_PutStr(r->idem.body.p, (int)r->idem.body.len, r->fr->out);
+	r->status = r->idem.status;
+	r->bytes = (int64_t)r->idem.body.len;
+}
+
+/* The price of a request, as reserve would charge it; nothing is sent. */
+static void
+quote(struct req *r, const char *group)
+{
+	const struct price_out *p = &r->price;
+	struct buf	 o;
+
+	buf_init(&o, 4096);
+	if (buf_adds(&o, "{\"service\":\"") == -1 ||
+	    json_escape(&o, r->service) == -1 ||
+	    buf_adds(&o, "\",\"method\":\"") == -1 ||
+	    json_escape(&o, r->method) == -1 ||
+	    buf_adds(&o, "\",\"model\":\"") == -1 ||
+	    json_escape(&o, p->model) == -1 ||
+	    buf_printf(&o, "\",\"quota\":%lld,\"base\":%lld,\"base_from\":"
+	    "\"%s\",\"group\":\"", r->quota, p->base,
+	    is_query_method(r->method) ? "query" : p->from_model_price ?
+	    "ModelPrice" : "PassthroughQuota") == -1 ||
+	    json_escape(&o, group) == -1 ||
+	    buf_printf(&o, "\",\"group_ratio\":%g,\"rules\":\"",
+	    p->group_ratio) == -1 ||
+	    json_escape(&o, p->applied) == -1 || buf_adds(&o, "\"}") == -1) {
+		buf_free(&o);
+		gw_error(r, GW_INTERNAL);
+		return;
+	}
+	FCGX_FPrintF(r->fr->out, "Status: 200 OK\r\nContent-Type: "
+	    "application/json\r\nX-Bltcy-Quota: %lld\r\n" RELAY_SAFE_HEADERS
+	    "X-Request-Id: %s\r\n\r\n", r->quota, r->id);
+	FCGX_PutStr(o.p, (int)o.len, r->fr->out);
+	r->status = 200;
+	r->bytes = (int64_t)o.len;
+	r->quota = 0;		/* nothing charged (the log line's quota=) */
+	buf_free(&o);
+}
+
 static void
 health(struct worker *w, struct req *r)
 {
@@ -1142,4 +1289,6 @@ req_free(struct req *r)
 	if (r->spool_fd != -1)
 		close(r->spool_fd);
 	buf_free(&r->held);
+	buf_free(&r->kept);
+	idem_free(&r->idem);
 }

@@ -126,6 +126,24 @@ const char *const relay_sql[ST__MAX] = {
 	[ST_TASK_KINDS] =
 	    "SELECT service, status_path, succeeded, failed, reason_path,"
 	    " poll_path FROM bltcy_task_kinds",
+	/* Idempotency-Key (idem.c): taken by the first, read by repeats */
+	[ST_IDEM_TAKE] =
+	    "INSERT IGNORE INTO bltcy_idempotency (token_id, idem_key,"
+	    " body_hash, state, owner, created_at) VALUES (?, ?, ?, 0, ?, ?)",
+	[ST_IDEM_GET] =
+	    "SELECT body_hash, state, owner, created_at, status, headers, body,"
+	    " complete FROM bltcy_idempotency WHERE token_id = ? AND idem_key = ?",
+	[ST_IDEM_DROP] =
+	    "DELETE FROM bltcy_idempotency WHERE token_id = ? AND idem_key = ?"
+	    " AND owner = ? AND state = 0",
+	[ST_IDEM_KEEP] =
+	    "UPDATE bltcy_idempotency SET state = 1, status = ?, headers = ?,"
+	    " body = ?, complete = ? WHERE token_id = ? AND idem_key = ?"
+	    " AND owner = ?",
+	/* a key past its day is free again */
+	[ST_IDEM_EXPIRE] =
+	    "DELETE FROM bltcy_idempotency WHERE token_id = ? AND idem_key = ?"
+	    " AND created_at < ?",
 	[ST_LEASE_GRANT] =
 	    "SELECT last_grant FROM bltcy_leases WHERE host = ? AND token_id = ?",
 };

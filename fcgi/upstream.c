@@ -205,6 +205,10 @@ emit_headers(const struct upstream_req *rq, struct up_result *res)
 		} else if (colon != NULL && colon > l && l[0] != ' ' &&
 		    l[0] != '\t' &&
 		    response_header_ok(l, (size_t)(colon - l), conn, connlen)) {
+			/* sized for a whole block: it cannot fill up */
+			if (rq->keep_headers != NULL &&
+			    buf_add(rq->keep_headers, l, len) == 0)
+				buf_add(rq->keep_headers, "\r\n", 2);
 			if (FCGX_PutStr(l, (int)len, out) < 0 ||
 			    FCGX_PutStr("\r\n", 2, out) < 0)
 				return -1;
@@ -513,11 +517,12 @@ on_body(char *data, size_t size, size_t n, void *arg)
 		if (upstream_release(x->rq, res) == -1)
 			goto gone;
 	}
-	if (!res->headers_sent && emit_headers(x->rq, res) == -1)
-		goto gone;
+	/* kept first: an answer the client left is still known (repeats) */
 	if (x->rq->capture && (res->json || x->rq->capture_any) &&
 	    buf_add(&res->capture, data, len) == -1)
 		res->capture_overflow = 1;
+	if (!res->headers_sent && emit_headers(x->rq, res) == -1)
+		goto gone;
 	if (len > 0 && FCGX_PutStr(data, (int)len, out) < 0)
 		goto gone;
 	res->bytes_out += (int64_t)len;

@@ -19,6 +19,7 @@
 #include "dsn.h"
 #include "jsonw.h"
 #include "netaddr.h"
+#include "price.h"
 #include "route.h"
 #include "setting.h"
 #include "store.h"
@@ -859,6 +860,71 @@ test_jsonw(void)
 	buf_free(&b);
 }
 
+/* Prices: ModelPrice x QuotaPerUnit x GroupRatio, else flat; then rules. */
+static void
+test_price(void)
+{
+	struct price_rule r[] = {
+		{ 1, "kling", "", "duration", "10", 20000, 0, "" },
+		{ 2, "kling", "", "mode", "pro", 35000, 0, "" },
+		{ 3, "kling", "kling-v2", "mode", "pro", 50000, 0, "" },
+		{ 4, "kling", "", "opts.n", "2", 10000, 250, "" },
+		{ 5, "suno", "", "", "", 10000, 7, "" },
+	};
+	struct prices	 p;
+	struct price_out o;
+	char		 t[32];
+#define BODY(s)	s, sizeof(s) - 1
+
+	memset(&p, 0, sizeof(p));
+	p.quota_per_unit = QUOTA_PER_UNIT;
+	p.rules = r;
+	p.nrules = sizeof(r) / sizeof(r[0]);
+	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":5}"), &o);
+	CHECK(o.quota == 1000 && strcmp(o.model, "kling") == 0 && !o.from_model_price);
+	price_of(&p, "kling", "default", 1000,
+	    BODY("{\"duration\":10,\"mode\":\"pro\"}"), &o);
+	CHECK(o.quota == 7000);
+	CHECK(strcmp(o.applied, "duration=10 x2, mode=pro x3.5") == 0);
+	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":\"10\","
+	    "\"mode\":\"pro\",\"model_name\":\"kling-v2\"}"), &o);
+	CHECK(o.quota == 10000 && strcmp(o.model, "kling-v2") == 0);
+	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10.0,"
+	    "\"opts\":{\"n\":2}}"), &o);
+	CHECK(o.quota == 2250);
+	price_of(&p, "kling", "default", 1000, BODY("not json"), &o);
+	CHECK(o.quota == 1000);
+	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10} x"), &o);
+	CHECK(o.quota == 1000);		/* trailing garbage: no fields */
+	price_of(&p, "suno", "default", 0, NULL, 0, &o);
+	CHECK(o.quota == 7);		/* a surcharge on a free base */
+	price_of(&p, "pika", "default", 1000, BODY("{\"duration\":10}"), &o);
+	CHECK(o.quota == 1000 && o.applied[0] == '\0');
+
+	/* new-api: int(0.0213 * 500000 * 1.5) = 15975 */
+	CHECK(price_map_parse(&p.model_price, "{\"kling-v1\":0.0213,\"x\":\"y\"}") == 0);
+	CHECK(p.model_price.n == 1);
+	CHECK(price_map_parse(&p.group_ratio, "{\"vip\":1.5}") == 0);
+	price_of(&p, "kling", "vip", 1000, BODY("{\"model\":\"kling-v1\"}"), &o);
+	CHECK(o.quota == 15975 && o.base == 15975 && o.from_model_price);
+	price_of(&p, "kling", "other", 1000, BODY("{\"model\":\"kling-v1\"}"), &o);
+	CHECK(o.quota == 10650);	/* a group without a ratio: 1 */
+	p.rules = NULL;
+	p.nrules = 0;
+	prices_free(&p);
+	CHECK(price_map_parse(&p.model_price, "[1]") == -1);
+	CHECK(price_map_parse(&p.model_price, "{") == -1);
+	prices_free(&p);
+
+	price_mult_text(15000, t, sizeof(t));
+	CHECK(strcmp(t, "1.5") == 0);
+	price_mult_text(20000, t, sizeof(t));
+	CHECK(strcmp(t, "2") == 0);
+	price_mult_text(1, t, sizeof(t));
+	CHECK(strcmp(t, "0.0001") == 0);
+#undef BODY
+}
+
 int
 main(void)
 {
@@ -879,6 +945,7 @@ main(void)
 	test_netaddr();
 	test_answer_decode();
 	test_bad_url();
+	test_price();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

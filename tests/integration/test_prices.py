@@ -1,0 +1,327 @@
+#!/usr/bin/python3
+"""Integration tests of prices and idempotent submits (SPEC 4.4): price
+rules on request fields, new-api's ModelPrice x QuotaPerUnit x GroupRatio
+from the options table, the X-Bltcy-Quota header, the quote endpoint
+under /bltcy/quote/, and Idempotency-Key.
+
+The real pool behind lighttpd and nginx, a private MariaDB and the stub
+upstream. BLTCY_METERING=lease runs the same tests in lease metering (the
+suite is then named prices-lease).
+
+Prints one line per test and ends with `prices: N passed, M failed`.
+
+Usage: test_prices.py [-k SUBSTRING]... [--keep]
+"""
+
+import sys
+sys.dont_write_bytecode = True
+import json
+import os
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import runner  # noqa: E402
+from harness import Harness, request  # noqa: E402
+
+METERING = os.environ.get("BLTCY_METERING", "strict")
+NAME = "prices" if METERING == "strict" else "prices-" + METERING
+H = None
+S = runner.Suite(NAME, timeout=120, after_each=lambda: H.stub.script(replace=True))
+Fail, check, eq = runner.Fail, runner.check, runner.eq
+short, expect_gw_error, expect_ok = runner.short, runner.expect_gw_error, runner.expect_ok
+
+KLING = "/kling/v1/videos/text2video"
+
+
+def auth(token, extra=()):
+    return [("Authorization", "Bearer sk-" + token["key"]),
+            ("Content-Type", "application/json")] + list(extra)
+
+
+def account(setting=None):
+    user, token, chan = H.setup_account(setting=setting)
+    return user, token, chan
+
+
+def counters(user, token, chan):
+    """The account as the customer sees it: in lease metering, what a host
+    holds leased and has not spent still counts as the token's and user's."""
+    s = H.snapshot(user, token, chan)
+    t = H.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE token_id=%s",
+              (token["id"],))[0]["a"]
+    u = H.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE user_id=%s",
+              (user["id"],))[0]["a"]
+    s["token_remain"] += int(t)
+    s["user_quota"] += int(u)
+    return s
+
+
+def rule(service, field="", value="", mult="1", surcharge=0, model=""):
+    H.sql("INSERT INTO bltcy_price_rules (service, model, field, value, multiplier, surcharge)"
+          " VALUES (%s, %s, %s, %s, %s, %s)", (service, model, field, value, mult, surcharge))
+
+
+def option(key, value):
+    H.sql("INSERT INTO options (`key`, value) VALUES (%s, %s)"
+          " ON DUPLICATE KEY UPDATE value = VALUES(value)", (key, value))
+
+
+def drop_rules():
+    H.sql("DELETE FROM bltcy_price_rules")
+    H.sql("DELETE FROM options WHERE `key` IN ('ModelPrice', 'GroupRatio', 'QuotaPerUnit')")
+
+
+def charged(user, token, chan, before, q, n=1, what=""):
+    """Exactly q more on token, user and channel, in n more logs rows."""
+    deadline = time.time() + 5
+    while True:
+        after = counters(user, token, chan)
+        want = dict(before)
+        want["token_remain"] -= q
+        want["token_used"] += q
+        want["user_quota"] -= q
+        want["user_used"] += q
+        want["user_count"] += n
+        want["chan_used"] += q
+        want["logs"] += n
+        if after == want or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    eq(after, want, what + ": counters")
+
+
+def submit(port, token, body, extra=(), path=KLING):
+    return request(port, "POST", path, auth(token, extra), json.dumps(body).encode())
+
+
+# ---------------------------------------------------------------------------
+# prices
+
+
+@S.test()
+def test_rules_duration_and_mode(front, port):
+    """A Kling submit with duration 10 and mode pro costs base x2 x3.5; 5/std
+    the base; a rule for the model wins over the any-model rule of its field;
+    the answer says the quota in X-Bltcy-Quota and the logs row agrees."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    rule("kling", "duration", "10", "2")
+    rule("kling", "mode", "pro", "3.5")
+    rule("kling", "mode", "pro", "5", model="kling-v2")
+    rule("kling", "n", "2", "1", surcharge=250)
+    H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
+    cases = [({"duration": 5, "mode": "std"}, 1000),
+             ({"duration": "10", "mode": "pro"}, 7000),
+             ({"duration": 10.0, "mode": "pro", "model_name": "kling-v2"}, 10000),
+             ({"duration": 10, "mode": "std", "n": 2}, 2250),
+             ({"mode": "PRO"}, 1000)]
+    for body, q in cases:
+        before = counters(user, token, chan)
+        r = submit(port, token, body)
+        expect_ok(r, "submit %r" % body)
+        eq(r.header("X-Bltcy-Quota"), str(q), "submit %r: X-Bltcy-Quota" % body)
+        charged(user, token, chan, before, q, what="submit %r" % body)
+        row = H.sql("SELECT quota, type FROM logs WHERE token_id=%s ORDER BY id DESC LIMIT 1",
+                    (token["id"],))[0]
+        eq((row["quota"], row["type"]), (q, 2), "submit %r: logs row" % body)
+    drop_rules()
+
+
+@S.test(("lighttpd",))
+def test_model_price_group_ratio(front, port):
+    """ModelPrice (USD per call) x QuotaPerUnit x GroupRatio of the user's
+    group, truncated as new-api does; a model without a price falls back to
+    the channel's amount; rules apply on top of the ModelPrice base."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    option("ModelPrice", json.dumps({"kling-v1": 0.0213, "suno_music": 0.1}))
+    option("GroupRatio", json.dumps({user["group"]: 1.5, "default": 1}))
+    H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
+    # int(0.0213 * 500000 * 1.5) = int(15975.000000000002) = 15975
+    for body, q in [({"model_name": "kling-v1"}, 15975),
+                    ({"model": "kling-v1", "mode": "pro"}, 15975),
+                    ({"model_name": "kling-v9"}, 1000)]:
+        before = counters(user, token, chan)
+        r = submit(port, token, body)
+        expect_ok(r, "submit %r" % body)
+        eq(r.header("X-Bltcy-Quota"), str(q), "submit %r: X-Bltcy-Quota" % body)
+        charged(user, token, chan, before, q, what="submit %r" % body)
+    option("QuotaPerUnit", "1000000")
+    rule("kling", "mode", "pro", "2")
+    # a kept token row is checked against the change counters within a
+    # moment (lease metering): the quote says when the pool sees the edit
+    harness.wait_for(lambda: submit(port, token, {"model": "kling-v1", "mode": "pro"},
+                                    path="/bltcy/quote" + KLING).json()["quota"] == 63900,
+                     5, "the new prices seen")
+    before = counters(user, token, chan)
+    r = submit(port, token, {"model": "kling-v1", "mode": "pro"})
+    expect_ok(r, "QuotaPerUnit 1000000, mode pro")
+    # int(0.0213 * 1000000 * 1.5) = 31950, x2
+    eq(r.header("X-Bltcy-Quota"), "63900", "QuotaPerUnit 1000000, mode pro: X-Bltcy-Quota")
+    charged(user, token, chan, before, 63900, what="QuotaPerUnit 1000000, mode pro")
+    drop_rules()
+
+
+@S.test()
+def test_quote_agrees_and_forwards_nothing(front, port):
+    """The quote endpoint prices a request with the same token and rules:
+    nothing is forwarded or charged, and the charge of the real request is
+    the quote."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    rule("kling", "duration", "10", "2", surcharge=30)
+    H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
+    body = {"duration": 10, "mode": "std", "model_name": "kling-v1"}
+    seen = len(H.stub.requests())
+    before = counters(user, token, chan)
+    r = submit(port, token, body, path="/bltcy/quote" + KLING)
+    eq(r.status, 200, "quote: status (%s)" % short(r))
+    want = {"service": "kling", "method": "POST", "model": "kling-v1", "quota": 2030,
+            "base": 1000, "base_from": "PassthroughQuota", "group": user["group"],
+            "group_ratio": 1, "rules": "duration=10 x2 +30"}
+    eq(r.json(), want, "quote: body")
+    eq(r.header("X-Bltcy-Quota"), "2030", "quote: X-Bltcy-Quota")
+    time.sleep(0.3)
+    eq(len(H.stub.requests()), seen, "quote: requests at the stub")
+    eq(counters(user, token, chan), before, "quote: counters")
+    r = submit(port, token, body)
+    expect_ok(r, "the real submit")
+    charged(user, token, chan, before, 2030, what="the real submit")
+    # the same refusals as a real request
+    r = request(port, "POST", "/bltcy/quote" + KLING, [("Authorization", "Bearer sk-nope")], b"{}")
+    expect_gw_error(r, 401, "invalid_token", "无效的令牌", "quote with a bad token")
+    r = request(port, "POST", "/bltcy/quote/nosuch/x", auth(token), b"{}")
+    eq(r.status, 404, "quote of no service")
+    drop_rules()
+
+
+@S.test(("lighttpd",))
+def test_free_get_stays_free(front, port):
+    """A GET (a poll) is the channel's query amount, free by default, with
+    no rule or ModelPrice applied."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    rule("kling", "", "", "3", surcharge=7)
+    option("ModelPrice", json.dumps({"kling": 1}))
+    before = counters(user, token, chan)
+    r = request(port, "GET", KLING + "/nosuchtask", auth(token))
+    expect_ok(r, "GET")
+    eq(r.header("X-Bltcy-Quota"), "0", "GET: X-Bltcy-Quota")
+    time.sleep(0.3)
+    eq(counters(user, token, chan), before, "GET: counters")
+    drop_rules()
+
+
+# ---------------------------------------------------------------------------
+# idempotent submits
+
+
+def idem(key):
+    return [("Idempotency-Key", key)]
+
+
+@S.test(("lighttpd",))
+def test_idempotent_concurrent_submits(front, port):
+    """20 identical submits with one Idempotency-Key at once: one is
+    forwarded and charged, all 20 get its answer; a repeat afterwards gets
+    the stored answer, nothing forwarded."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    key = harness.rand_name("idem")
+    H.stub.script({"path": "^" + KLING + "$", "method": "POST", "mode": "task_create",
+                   "hang": 1.0}, replace=True)
+    body = json.dumps({"prompt": "a cat", "duration": 5}).encode()
+    seen = len(H.stub.matching("^" + KLING + "$"))
+    before = counters(user, token, chan)
+    out = [None] * 20
+
+    def go(i):
+        try:
+            out[i] = request(port, "POST", KLING, auth(token, idem(key)), body, timeout=60)
+        except Exception as e:  # noqa: BLE001
+            out[i] = e
+    th = [threading.Thread(target=go, args=(i,)) for i in range(20)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join(90)
+    for i, r in enumerate(out):
+        check(not isinstance(r, Exception) and r is not None, "submit %d: %r" % (i, r))
+        expect_ok(r, "submit %d" % i)
+    eq(len({r.body for r in out}), 1, "20 answers: distinct bodies")
+    check(b"task_id" in out[0].body, "the answer names a task: %s" % short(out[0]))
+    eq(len(H.stub.matching("^" + KLING + "$")) - seen, 1, "20 submits: forwarded")
+    eq(sorted(r.header("Idempotent-Replayed", "-") for r in out), ["-"] + ["true"] * 19,
+       "20 submits: replayed")
+    charged(user, token, chan, before, 1000, what="20 submits")
+    # after completion: the stored answer, nothing forwarded or charged
+    before = counters(user, token, chan)
+    r = request(port, "POST", KLING, auth(token, idem(key)), body)
+    expect_ok(r, "repeat")
+    eq((r.body, r.header("Idempotent-Replayed"), r.header("X-Bltcy-Quota")),
+       (out[0].body, "true", "0"), "repeat: body, replayed, quota")
+    eq(r.header("Content-Type"), "application/json", "repeat: Content-Type")
+    time.sleep(0.3)
+    eq(len(H.stub.matching("^" + KLING + "$")) - seen, 1, "repeat: forwarded")
+    eq(counters(user, token, chan), before, "repeat: counters")
+    # another token's same key is its own
+    user2, token2, chan2 = H.make_user(), None, None
+    token2 = H.make_token(user2)
+    H.sql("UPDATE users SET `group`=%s WHERE id=%s", (user["group"], user2["id"]))
+    r = request(port, "POST", KLING, auth(token2, idem(key)), body)
+    expect_ok(r, "another token, same key")
+    check(r.body != out[0].body and r.header("Idempotent-Replayed") is None,
+          "another token's key is not replayed: %s" % short(r))
+
+
+@S.test(("lighttpd",))
+def test_idempotency_key_misuse(front, port):
+    """The same key with another body is 422, nothing forwarded; a key that
+    is no printable ASCII is 400; an upstream 5xx gives the key up, so the
+    retry is forwarded."""
+    user, token, chan = account({"PassthroughQuota": 1000})
+    key = harness.rand_name("idem")
+    H.stub.script({"path": "^" + KLING + "$", "method": "POST", "mode": "task_create"}, replace=True)
+    r = request(port, "POST", KLING, auth(token, idem(key)), b'{"duration":5}')
+    expect_ok(r, "first")
+    seen = len(H.stub.requests())
+    before = counters(user, token, chan)
+    r = request(port, "POST", KLING, auth(token, idem(key)), b'{"duration":10}')
+    expect_gw_error(r, 422, "idempotency_key_reused",
+                    "该 Idempotency-Key 已用于另一个请求（方法、路径或请求体不同）", "another body")
+    r = request(port, "POST", KLING + "/x", auth(token, idem(key)), b'{"duration":5}')
+    eq(r.status, 422, "another path")
+    r = request(port, "POST", KLING, auth(token, idem("a" * 256)), b'{}')
+    expect_gw_error(r, 400, "invalid_idempotency_key",
+                    "Idempotency-Key 须为 1 到 255 个可打印 ASCII 字符", "a key of 256 bytes")
+    time.sleep(0.3)
+    eq(len(H.stub.requests()), seen, "misuse: forwarded")
+    eq(counters(user, token, chan), before, "misuse: counters")
+    # a 5xx frees the key
+    key = harness.rand_name("idem")
+    H.stub.script({"path": "^" + KLING + "$", "method": "POST", "status": 503, "times": 1,
+                   "body": '{"error":"busy"}'},
+                  {"path": "^" + KLING + "$", "method": "POST", "mode": "task_create"}, replace=True)
+    r = request(port, "POST", KLING, auth(token, idem(key)), b'{"duration":5}')
+    eq(r.status, 503, "first: upstream 503")
+    r = request(port, "POST", KLING, auth(token, idem(key)), b'{"duration":5}')
+    expect_ok(r, "retry after a 503")
+    check(r.header("Idempotent-Replayed") is None, "retry after a 503 was forwarded")
+    eq(len(H.sql("SELECT state FROM bltcy_idempotency WHERE token_id=%s AND idem_key=%s",
+                 (token["id"], key))), 1, "the key's row")
+
+
+# ---------------------------------------------------------------------------
+# runner
+
+
+def start(keep):
+    global H
+    H = Harness(workers=4, keep=keep, extra_config={"METERING": METERING})
+    return H.started(None)
+
+
+if __name__ == "__main__":
+    sys.exit(S.main(sys.argv[1:], start))
