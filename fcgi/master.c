@@ -17,6 +17,7 @@
 #include "config.h"
 #include "db.h"
 #include "dsn.h"
+#include "idem.h"
 #include "log.h"
 #include "meter.h"
 #include "relay.h"
@@ -170,8 +171,9 @@ recover(pid_t pid)
 }
 
 /*
- * Task ids are needed while a task is polled: hours, not months. Once an
- * hour, forget those older than TASK_KEEP_DAYS, a slice at a time.
+ * Task rows are needed while a task runs and for the admin's history:
+ * weeks, not years; an Idempotency-Key for a day. Once an hour, forget
+ * older ones, a slice at a time.
  */
 #define TASK_KEEP_DAYS	30
 
@@ -179,7 +181,8 @@ static void
 prune_tasks(void)
 {
 	static const char *const sql[] = {
-		"DELETE FROM bltcy_tasks WHERE created_at < ? LIMIT 10000"
+		"DELETE FROM bltcy_tasks WHERE created_at < ? LIMIT 10000",
+		"DELETE FROM bltcy_idempotency WHERE created_at < ? LIMIT 10000",
 	};
 	static int64_t	 last;
 	struct db	*db;
@@ -188,11 +191,14 @@ prune_tasks(void)
 	if (last != 0 && mono_ms() - last < 3600 * 1000)
 		return;
 	last = mono_ms();
-	if ((db = db_new(&dsn, sql, 1, 0)) == NULL)
+	if ((db = db_new(&dsn, sql, 2, 0)) == NULL)
 		return;
 	a = DBI(now_s() - TASK_KEEP_DAYS * 86400LL);
 	if (db_run(db, 0, &a, 1, NULL, NULL, NULL) != DB_OK)
 		log_warn("pruning old task ids: %s", db_error(db));
+	a = DBI(now_s() - IDEM_TTL);
+	if (db_run(db, 1, &a, 1, NULL, NULL, NULL) != DB_OK)
+		log_warn("pruning old Idempotency-Keys: %s", db_error(db));
 	db_free(db);
 }
 

@@ -33,6 +33,7 @@ Fail, check, eq = runner.Fail, runner.check, runner.eq
 short, expect_gw_error, expect_ok = runner.short, runner.expect_gw_error, runner.expect_ok
 
 KLING = "/kling/v1/videos/text2video"
+IDEM_WAIT = 3       # seconds a repeat waits for the first
 
 
 def auth(token, extra=()):
@@ -313,13 +314,46 @@ def test_idempotency_key_misuse(front, port):
                  (token["id"], key))), 1, "the key's row")
 
 
+@S.test(("lighttpd",))
+def test_idempotent_repeat_while_in_flight(front, port):
+    """A repeat while the first is still in flight waits IDEMPOTENCY_WAIT
+    seconds for it, then gets 409; nothing of it is forwarded or charged,
+    and once the first is answered a repeat gets that answer."""
+    user, token, chan = account({"PassthroughQuota": 1000})
+    key = harness.rand_name("idem")
+    ev = harness.rand_name("ev")
+    H.stub.script({"path": "^" + KLING + "$", "method": "POST", "mode": "task_create",
+                   "hang": 30, "event": ev}, replace=True)
+    body = b'{"duration":5}'
+    first = {}
+    before = counters(user, token, chan)
+    seen = len(H.stub.matching("^" + KLING + "$"))
+    t = harness.request_in_thread(first, port, "POST", KLING, auth(token, idem(key)), body)
+    check(H.stub.wait("^" + KLING + "$", seen + 1), "the first reached the stub")
+    t0 = time.time()
+    r = request(port, "POST", KLING, auth(token, idem(key)), body)
+    waited = time.time() - t0
+    expect_gw_error(r, 409, "idempotency_key_in_flight",
+                    "相同 Idempotency-Key 的请求仍在处理中，请稍后重试", "repeat in flight")
+    check(IDEM_WAIT - 0.2 <= waited < IDEM_WAIT + 2, "repeat in flight waited %.1f s" % waited)
+    eq(len(H.stub.matching("^" + KLING + "$")) - seen, 1, "repeat in flight: forwarded")
+    H.stub.release(ev)
+    t.join(30)
+    expect_ok(first.get("r"), "the first")
+    r = request(port, "POST", KLING, auth(token, idem(key)), body)
+    expect_ok(r, "repeat once answered")
+    eq((r.body, r.header("Idempotent-Replayed")), (first["r"].body, "true"), "repeat once answered")
+    charged(user, token, chan, before, 1000, what="first and repeats")
+
+
 # ---------------------------------------------------------------------------
 # runner
 
 
 def start(keep):
     global H
-    H = Harness(workers=4, keep=keep, extra_config={"METERING": METERING})
+    H = Harness(workers=4, keep=keep, extra_config={"METERING": METERING,
+                                                    "IDEMPOTENCY_WAIT": str(IDEM_WAIT)})
     return H.started(None)
 
 
