@@ -52,6 +52,8 @@ struct prices {
 int	 price_map_parse(struct price_map *, const char *json);
 void	 prices_free(struct prices *);
 
+/* ---- the relay's (fcgi/price.c) ---- */
+
 /* How a price came about, for the quote endpoint and the logs. */
 struct price_out {
 	long long	 quota;
@@ -76,6 +78,8 @@ void	 price_model(const char *body, size_t len, const char *service,
  */
 void	 price_of(const struct prices *, const char *service, const char *group,
 	    long long flat, const char *body, size_t len, struct price_out *);
+
+/* ---- the admin's and bltcy-ctl's ---- */
 
 /*
  * A rule as an operator types it (the admin form, bltcy-ctl): service a

@@ -191,7 +191,7 @@ static int
 jr_members(struct jr *j, int (*each)(void *, struct jr *, const char *, int),
     void *arg)
 {
-	char	 key[16];
+	char	 key[JSON_SCALAR_MAX + 1];	/* the longest key wanted */
 	char	 close = *j->p == '{' ? '}' : ']';
 	size_t	 kn;
 
@@ -423,6 +423,182 @@ task_ids_from_answer(struct task_ids *t, const char *body, size_t len)
 	add(t, a.top[1].s, a.top[1].n);
 	add_all(t, &a.data);
 	add_all(t, &a.clips);
+}
+
+/*
+ * The fields a price reads (price rules, the model): scalars at dotted
+ * paths of a JSON object, of any length. A member on the way to a path is
+ * entered; every other value is stepped over by skip_value, which keeps a
+ * nesting counter, not a stack, so no depth hides a field. Keys compare
+ * without case, as the old gateway's Go matches them, and of a key given
+ * twice the last counts: what a price reads is what the job is made of.
+ */
+struct jscan {
+	const char *const	*paths;
+	size_t			 n;
+	char			(*out)[JSON_SCALAR_MAX + 1];
+	int			*found;
+	char			 at[2 * JSON_SCALAR_MAX + 2];	/* path so far */
+	size_t			 atlen;
+};
+
+/* Any value at j->p, of any depth: strings are read, brackets counted. */
+static int
+skip_value(struct jr *j)
+{
+	size_t	 depth = 0, n;
+
+	do {
+		jr_ws(j);
+		if (j->p == j->end)
+			return -1;
+		switch (*j->p) {
+		case '"':
+			if (jr_string(j, NULL, 0, &n) == -1)
+				return -1;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			j->p++;
+			break;
+		case '}':
+		case ']':
+			if (depth == 0)
+				return -1;
+			depth--;
+			j->p++;
+			break;
+		default:
+			j->p++;	/* ',', ':', literals, numbers: their bytes */
+		}
+	} while (depth > 0);
+	return 0;
+}
+
+/* A scalar as a rule's value reads; found 0 for anything else. */
+static int
+scalar_value(struct jr *j, char *out, int *found)
+{
+	const char	*start = j->p;
+	char		 num[64];
+	size_t		 n;
+	double		 d;
+	int		 integer;
+
+	*found = 0;
+	if (j->p == j->end)
+		return -1;
+	if (*j->p == '"') {
+		if (jr_string(j, out, JSON_SCALAR_MAX, &n) == -1)
+			return -1;
+		if (n <= JSON_SCALAR_MAX) {
+			out[n] = '\0';
+			*found = 1;
+		}
+		return 0;
+	}
+	if (*j->p == 't' || *j->p == 'f') {
+		n = *j->p == 't' ? 4 : 5;
+		if ((size_t)(j->end - j->p) < n ||
+		    memcmp(j->p, n == 4 ? "true" : "false", n) != 0)
+			return -1;
+		memcpy(out, j->p, n);
+		out[n] = '\0';
+		j->p += n;
+		*found = 1;
+		return 0;
+	}
+	if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
+		if (jr_number(j, &integer) == -1)
+			return -1;
+		if ((n = (size_t)(j->p - start)) >= sizeof(num))
+			return 0;
+		memcpy(num, start, n);
+		num[n] = '\0';
+		d = strtod(num, NULL);
+		/* 10, 10.0 and 1e1 are one duration */
+		if (d == (double)(long long)d && d > -1e15 && d < 1e15)
+			snprintf(out, JSON_SCALAR_MAX + 1, "%lld", (long long)d);
+		else
+			snprintf(out, JSON_SCALAR_MAX + 1, "%.15g", d);
+		*found = 1;
+		return 0;
+	}
+	return skip_value(j);	/* null, an object, an array */
+}
+
+static int
+scan_each(void *arg, struct jr *j, const char *key, int kl)
+{
+	struct jscan	*s = arg;
+	size_t		 i, at = s->atlen, len;
+	int		 into = 0, leaf = -1, r;
+
+	if (kl < 0 || (size_t)kl > JSON_SCALAR_MAX ||
+	    at + 1 + (size_t)kl >= sizeof(s->at))
+		return skip_value(j);
+	if (at > 0)
+		s->at[s->atlen++] = '.';
+	memcpy(s->at + s->atlen, key, (size_t)kl);
+	s->atlen += (size_t)kl;
+	s->at[s->atlen] = '\0';
+	for (i = 0; i < s->n; i++) {
+		len = strlen(s->paths[i]);
+		if (len == s->atlen && strncasecmp(s->paths[i], s->at, len) == 0)
+			leaf = (int)i;
+		else if (len > s->atlen && s->paths[i][s->atlen] == '.' &&
+		    strncasecmp(s->paths[i], s->at, s->atlen) == 0)
+			into = 1;
+	}
+	if (leaf >= 0) {
+		r = scalar_value(j, s->out[leaf], &s->found[leaf]);
+		/* the same path again, maybe in another case: this one too */
+		for (i = 0; r == 0 && i < s->n; i++)
+			if ((int)i != leaf &&
+			    strcasecmp(s->paths[i], s->paths[leaf]) == 0) {
+				memcpy(s->out[i], s->out[leaf], sizeof(s->out[i]));
+				s->found[i] = s->found[leaf];
+			}
+	} else if (into && j->p < j->end && *j->p == '{')
+		r = jr_members(j, scan_each, s);
+	else
+		r = skip_value(j);
+	s->atlen = at;
+	s->at[at] = '\0';
+	return r;
+}
+
+void
+json_scalars(const char *body, size_t len, const char *const *paths, size_t n,
+    char (*out)[JSON_SCALAR_MAX + 1], int *found)
+{
+	struct jscan	 s;
+	struct jr	 j;
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		out[i][0] = '\0';
+		found[i] = 0;
+	}
+	if (body == NULL || len == 0)
+		return;
+	memset(&s, 0, sizeof(s));
+	s.paths = paths;
+	s.n = n;
+	s.out = out;
+	s.found = found;
+	j.p = body;
+	j.end = body + len;
+	j.depth = 0;
+	jr_ws(&j);
+	if (j.p < j.end && *j.p == '{' && jr_members(&j, scan_each, &s) == 0 &&
+	    jr_end(&j) == 0)
+		return;
+	for (i = 0; i < n; i++) {	/* not JSON: it names nothing */
+		out[i][0] = '\0';
+		found[i] = 0;
+	}
 }
 
 /*

@@ -2,7 +2,8 @@
  * libFuzzer: channel settings and task ids in upstream answers and
  * requests. The task ids of an answer are also read with json-c (strict
  * mode) the way the relay once did; where json-c takes the text as JSON,
- * both must find the same ids in the same order.
+ * both must find the same ids in the same order. The fields a price reads
+ * come from the same bytes, with rules on nested and repeated fields.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include "../../common/setting.c"
 #include "../../fcgi/shared.c"
 #include "../../fcgi/affinity.c"
+#include "../../common/price.c"
+#include "../../fcgi/price.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -107,6 +110,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < t.n; i++)
 			if (strcmp(t.id[i], ref.id[i]) != 0)
 				abort();
+	}
+	{
+		static struct price_rule r[] = {
+			{ 1, "kling", "", "duration", "10", 20000, 0, "" },
+			{ 2, "kling", "kling-v2", "mode", "pro", 35000, 5, "" },
+			{ 3, "kling", "", "a.b.c", "x", 15000, 0, "" },
+			{ 4, "kling", "", "", "", 10000, 1, "" },
+		};
+		struct prices	 p;
+		struct price_out o;
+
+		memset(&p, 0, sizeof(p));
+		p.rules = r;
+		p.nrules = sizeof(r) / sizeof(r[0]);
+		price_of(&p, "kling", "default", 1000, str, size, &o);
+		if (o.quota < 0 || strlen(o.model) >= sizeof(o.model))
+			abort();
 	}
 	task_ids_from_request(&t, "/kling/v1/x/abc123", 18, str, str, size, 1);
 	task_ids_from_request(&t, str[0] == '/' ? str : "/k", str[0] == '/' ? size : 2,

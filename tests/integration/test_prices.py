@@ -117,7 +117,7 @@ def test_rules_duration_and_mode(front, port):
              ({"duration": "10", "mode": "pro"}, 7000),
              ({"duration": 10.0, "mode": "pro", "model_name": "kling-v2"}, 10000),
              ({"duration": 10, "mode": "std", "n": 2}, 2250),
-             ({"mode": "PRO"}, 1000)]
+             ({"MODE": "PRO", "Duration": 5}, 3500)]
     for body, q in cases:
         before = counters(user, token, chan)
         r = submit(port, token, body)

@@ -12,6 +12,7 @@
 #include "../../fcgi/upstream.c"
 #include "../../fcgi/shared.c"
 #include "../../fcgi/affinity.c"
+#include "../../fcgi/price.c"
 
 #include "auth.h"
 #include "config.h"
@@ -892,6 +893,13 @@ test_price(void)
 	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10.0,"
 	    "\"opts\":{\"n\":2}}"), &o);
 	CHECK(o.quota == 2250);
+	price_of(&p, "kling", "default", 1000,
+	    BODY("{\"Duration\":5,\"duration\":10,\"MODE\":\"PRO\"}"), &o);
+	CHECK(o.quota == 7000);		/* Go's reading: no case, the last */
+	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10,"
+	    "\"deep\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]"
+	    "]]]]]]]]]]]]]]]]]]]]]]],\"mode\":\"pro\"}"), &o);
+	CHECK(o.quota == 7000);		/* no depth hides a field */
 	price_of(&p, "kling", "default", 1000, BODY("not json"), &o);
 	CHECK(o.quota == 1000);
 	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10} x"), &o);
