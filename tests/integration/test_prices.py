@@ -277,6 +277,35 @@ def test_idempotent_concurrent_submits(front, port):
           "another token's key is not replayed: %s" % short(r))
 
 
+@S.test(False)
+def test_idempotent_across_hosts():
+    """Two pools (two hosts) sharing the database take one key once: 10
+    identical submits to each at once, one forwarded and charged, 20 equal
+    answers."""
+    pool = H.start_pool("idemhost", workers=2)
+    try:
+        user, token, chan = account({"PassthroughQuota": 1000})
+        key = harness.rand_name("idem")
+        H.stub.script({"path": "^" + KLING + "$", "method": "POST", "mode": "task_create",
+                       "hang": 1.0}, replace=True)
+        body = b'{"prompt":"two hosts"}'
+        seen = len(H.stub.matching("^" + KLING + "$"))
+        before = counters(user, token, chan)
+        out = [{} for _ in range(20)]
+        th = [harness.request_in_thread(out[i], H.lighttpd_port if i % 2 else pool.port,
+                                        "POST", KLING, auth(token, idem(key)), body)
+              for i in range(20)]
+        for t in th:
+            t.join(90)
+        for i, o in enumerate(out):
+            expect_ok(o.get("r"), "submit %d (%s)" % (i, o.get("e")))
+        eq(len({o["r"].body for o in out}), 1, "20 answers: distinct bodies")
+        eq(len(H.stub.matching("^" + KLING + "$")) - seen, 1, "20 submits: forwarded")
+        charged(user, token, chan, before, 1000, what="20 submits on two hosts")
+    finally:
+        pool.stop()
+
+
 @S.test(("lighttpd",))
 def test_idempotency_key_misuse(front, port):
     """The same key with another body is 422, nothing forwarded; a key that
