@@ -244,13 +244,14 @@ parse_date(const char *s, int days, long long *out)
 		return -1;
 	memcpy(part, s, 4);
 	part[4] = '\0';
-	y = strtoll(part, NULL, 10);
+	if (parse_ll(part, 1970, 9999, &y) == -1)
+		return -1;
 	memcpy(part, s + 5, 2);
 	part[2] = '\0';
-	mo = strtoll(part, NULL, 10);
+	if (parse_ll(part, 1, 12, &mo) == -1)
+		return -1;
 	memcpy(part, s + 8, 2);
-	d = strtoll(part, NULL, 10);
-	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31)
+	if (parse_ll(part, 1, 31, &d) == -1)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = (int)y - 1900;

@@ -160,8 +160,10 @@ price_rule_check(const char *service, const char *model, const char *field,
 		    "most 4 decimals, e.g. 1.5）");
 		return -1;
 	}
-	if (*surcharge != '\0' &&
-	    parse_ll(surcharge, 0, SURCHARGE_MAX, &r.surcharge) == -1) {
+	/* digits only: strtoll would take a sign too */
+	if (*surcharge != '\0' && (strspn(surcharge, "0123456789") !=
+	    strlen(surcharge) ||
+	    parse_ll(surcharge, 0, SURCHARGE_MAX, &r.surcharge) == -1)) {
 		snprintf(msg, msgsz, "附加额度必须是 0 到 %lld 之间的整数，如 500"
 		    "（Surcharge: a whole number of quota from 0 to %lld, e.g. "
 		    "500）", SURCHARGE_MAX, SURCHARGE_MAX);

@@ -897,6 +897,7 @@ test_price_rule(void)
 		{ "kling", "", "duration", "10", "abc", "", "", -1, 0, "倍率必须是 0 到 1000 之间的数字", __LINE__ },
 		{ "kling", "", "duration", "10", "", "-5", "", -1, 0, "Surcharge: a whole number", __LINE__ },
 		{ "kling", "", "duration", "10", "", "1.5", "", -1, 0, "Surcharge:", __LINE__ },
+		{ "kling", "", "duration", "10", "", "+5", "", -1, 0, "Surcharge:", __LINE__ },
 		{ "kling", "", "duration", "10", "", "1000000000001", "", -1, 0, "Surcharge:", __LINE__ },
 		{ "kling", "", "duration", "10", "1", "0", "", -1, 0, "A rule must change the price", __LINE__ },
 		{ "kling", "", "duration", "10", "1.0000", "", "", -1, 0, "A rule must change", __LINE__ },
