@@ -24,7 +24,8 @@ enum field {
 	F_KEY, F_STATUS, F_PRIORITY, F_WEIGHT, F_GROUP, F_MODELS, F_SETTING,
 	F_REMARK, F_AUTO_BAN, F_QUOTA, F_UNLIMITED, F_EXPIRES, F_MODEL_LIMITS,
 	F_ALLOW_IPS, F_ROLE, F_DISPLAY, F_USER, F_TOKEN, F_SERVICE, F_CHANNEL,
-	F_FROM, F_TO, F_PAGE, F_FLASH,
+	F_FROM, F_TO, F_PAGE, F_FLASH, F_MODEL, F_FIELD, F_VALUE, F_MULTIPLIER,
+	F_SURCHARGE, F_NOTE, F_STATE, F_DAY_FROM, F_DAY_TO,
 	F__MAX
 };
 
@@ -33,6 +34,7 @@ enum validator {
 	V_TEXT,		/* several lines: V_LINE plus \r \n \t */
 	V_INT,		/* optional '-' and up to 18 digits */
 	V_DATETIME,	/* YYYY-MM-DDTHH:MM[:SS] (datetime-local) */
+	V_DATE,		/* YYYY-MM-DD (date) */
 	V__MAX
 };
 
@@ -159,6 +161,11 @@ void	 fmt_time(long long t, char *out, size_t outsz);
 /* "a,b" -> "a\nb": a stored list shown one item per line. */
 void	 list_lines(const char *list, char *out, size_t outsz);
 int	 parse_datetime(const char *s, long long *out);
+/*
+ * "YYYY-MM-DD": the first second (server time) of that day plus days
+ * (1: the end of the day, for a range's end). 1 empty, 0 ok, -1 bad.
+ */
+int	 parse_date(const char *s, int days, long long *out);
 
 /* ---- session and login (session.c) ---- */
 #define SESSION_COOKIE	"bltcy_session"
@@ -199,6 +206,9 @@ enum admin_stmt {
 	AS_TOKEN_DELETE,
 	AS_USER_LIST, AS_USER_GET, AS_USER_UPDATE, AS_USER_PASSWORD,
 	AS_LOGS_PAGE, AS_LOGS_TOTAL,
+	AS_TASK_STATES,
+	AS_PRICE_CHANNELS, AS_PRICE_OPTIONS,
+	AS_TASKS_PAGE, AS_TASKS_TOTAL,
 	AS__MAX
 };
 extern const char *const admin_sql[AS__MAX];
@@ -206,6 +216,19 @@ extern const char *const admin_sql[AS__MAX];
 /* Column helpers for row callbacks. */
 const char *col_s(const struct dbv *);	/* "" for NULL */
 long long col_i(const struct dbv *);	/* 0 for NULL; parses strings */
+
+/* ---- task states (pages_tasks.c; the dashboard counts by them) ---- */
+enum task_state_id {
+	TS_SUBMITTED, TS_RUNNING, TS_SUCCEEDED, TS_FAILED, TS_TIMEOUT,
+	TS_REFUNDED, TASK_STATE__MAX
+};
+struct task_state {
+	const char	*name;		/* bltcy_tasks.state */
+	enum label	 label;
+	const char	*badge;		/* class of its badge */
+};
+extern const struct task_state task_states[TASK_STATE__MAX];
+const struct task_state *task_state_of(const char *name);	/* or NULL */
 
 /* ---- pages ---- */
 int	 pg_login(struct req *);
@@ -229,5 +252,9 @@ int	 pg_users(struct req *);
 int	 pg_user_form(struct req *);
 int	 pg_user_save(struct req *);
 int	 pg_logs(struct req *);
+int	 pg_prices(struct req *);
+int	 pg_price_add(struct req *);
+int	 pg_price_delete(struct req *);
+int	 pg_tasks(struct req *);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * bltcy-ctl: what install.sh and operators do from a shell: schema
- * migrations, the first admin, channels, tokens, quota, recovery.
+ * migrations, the first admin, channels, tokens, quota, recovery, price
+ * rules.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,12 @@ usage(void)
 	    "  add-token --user NAME [--name N] [--quota N | --unlimited]\n"
 	    "            [--expires UNIX_TS] [--models a,b] [--ips LIST]\n"
 	    "  token-quota sk-KEY              remaining and used quota of a token\n"
-	    "  recover [--older-than SECONDS]  settle charges a crash left (default 600)\n",
+	    "  recover [--older-than SECONDS]  settle charges a crash left (default 600)\n"
+	    "  price list                      the price rules\n"
+	    "  price add --service S [--model M] [--field F --value V]\n"
+	    "            [--multiplier X] [--surcharge N] [--note T]\n"
+	    "                                  a rule: x X and + N quota where F is V\n"
+	    "  price delete ID                 remove a rule\n",
 	    stderr);
 	exit(2);
 }
@@ -259,6 +265,59 @@ cmd_recover(int argc, char *argv[])
 	return 0;
 }
 
+static int
+print_rule(void *arg, const struct price_rule *r)
+{
+	char	 m[32];
+
+	price_mult_text(r->mult_e4, m, sizeof(m));
+	printf("id=%lld service=%s model=%s field=%s value=%s multiplier=%s "
+	    "surcharge=%lld note=%s\n", r->id, r->service,
+	    r->model[0] ? r->model : "*", r->field[0] ? r->field : "*",
+	    r->value, m, r->surcharge, r->note);
+	return 0;
+}
+
+static int
+cmd_price(int argc, char *argv[])
+{
+	struct price_rule	 r;
+	char			 msg[MSG_SZ];
+	long long		 id;
+	int			 rc;
+
+	if (argc < 1)
+		usage();
+	if (strcmp(argv[0], "list") == 0) {
+		if (price_rule_list(db, print_rule, NULL) == -1)
+			die("database", db_error(db));
+		return 0;
+	}
+	if (strcmp(argv[0], "add") == 0) {
+		if (price_rule_check(opt(argc, argv, "--service", ""),
+		    opt(argc, argv, "--model", ""), opt(argc, argv, "--field", ""),
+		    opt(argc, argv, "--value", ""),
+		    opt(argc, argv, "--multiplier", ""),
+		    opt(argc, argv, "--surcharge", ""),
+		    opt(argc, argv, "--note", ""), &r, msg, sizeof(msg)) == -1)
+			die("price add", msg);
+		if ((id = price_rule_insert(db, &r, msg, sizeof(msg))) < 0)
+			die("price add", msg);
+		printf("%lld\n", id);
+		return 0;
+	}
+	if (strcmp(argv[0], "delete") == 0) {
+		if (argc != 2 || parse_ll(argv[1], 1, INT64_MAX, &id) == -1)
+			usage();
+		if ((rc = price_rule_delete(db, id, msg, sizeof(msg))) != 0)
+			die("price delete", msg);
+		printf("deleted rule %lld\n", id);
+		return 0;
+	}
+	usage();
+	return 2;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -296,6 +355,8 @@ main(int argc, char *argv[])
 		rc = cmd_token_quota(argc, argv);
 	else if (strcmp(cmd, "recover") == 0)
 		rc = cmd_recover(argc, argv);
+	else if (strcmp(cmd, "price") == 0)
+		rc = cmd_price(argc, argv);
 	else
 		usage();
 	db_free(db);

@@ -53,6 +53,16 @@ const struct field_def fields[F__MAX] = {
 	[F_TO] =		{ "to", V_DATETIME, 19, 0 },
 	[F_PAGE] =		{ "page", V_INT, 20, 0 },
 	[F_FLASH] =		{ "ok", V_INT, 20, 0 },
+	/* a price rule: price_rule_check says what is wrong with a value */
+	[F_MODEL] =		{ "model", V_LINE, 255, 0 },
+	[F_FIELD] =		{ "field", V_LINE, 255, 0 },
+	[F_VALUE] =		{ "value", V_LINE, 255, 0 },
+	[F_MULTIPLIER] =	{ "multiplier", V_LINE, 64, 0 },
+	[F_SURCHARGE] =		{ "surcharge", V_LINE, 64, 0 },
+	[F_NOTE] =		{ "note", V_LINE, 1024, 0 },
+	[F_STATE] =		{ "state", V_LINE, 16, 0 },
+	[F_DAY_FROM] =		{ "created_from", V_DATE, 10, 0 },
+	[F_DAY_TO] =		{ "created_to", V_DATE, 10, 0 },
 };
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
@@ -137,6 +147,23 @@ valid_datetime(const char *s, size_t n)
 }
 
 static int
+valid_date(const char *s, size_t n)
+{
+	/* "2025-10-11"; empty means absent */
+	static const char	 shape[] = "dddd-dd-dd";
+	size_t			 i;
+
+	if (n == 0)
+		return 1;
+	if (n != 10)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+			return 0;
+	return 1;
+}
+
+static int
 valid_line(const char *s, size_t n)
 {
 	return valid_text(s, n, 0);
@@ -153,6 +180,7 @@ static int (*const validators[V__MAX])(const char *, size_t) = {
 	[V_TEXT] = valid_lines,
 	[V_INT] = valid_int,
 	[V_DATETIME] = valid_datetime,
+	[V_DATE] = valid_date,
 };
 
 int

@@ -141,7 +141,54 @@ LABEL(L_HOURS_AGO, "小时前", "h ago") \
 LABEL(L_NOW, "现在", "now") \
 LABEL(L_SIGNED_IN, "当前用户：", "Signed in: ") \
 LABEL(L_AUTO_DISABLED_CH, "已被自动禁用的渠道", "Channels disabled automatically") \
-LABEL(L_TEST_NOTE, "测试会向 Base URL 发送一个 GET 请求（带密钥）", "Test sends one GET request (with the key) to the Base URL")
+LABEL(L_TEST_NOTE, "测试会向 Base URL 发送一个 GET 请求（带密钥）", "Test sends one GET request (with the key) to the Base URL") \
+LABEL(L_PRICES, "价格", "Prices") \
+LABEL(L_TASKS, "任务", "Tasks") \
+LABEL(L_BASE_PRICES, "基础价格（按服务）", "Base prices by service") \
+LABEL(L_BASE_HELP, "请求的模型（请求体的 model 或 model_name，否则为服务名）在 ModelPrice 中有价格时按 ModelPrice 计费，否则按渠道的 PassthroughQuota 计费", "Where ModelPrice names the request's model (the body's model or model_name, else the service), ModelPrice is the base; otherwise the channel's PassthroughQuota") \
+LABEL(L_SOURCE, "来源", "Source") \
+LABEL(L_QUOTA_PER_CALL, "每次额度", "Quota per call") \
+LABEL(L_NO_CHANNEL, "没有启用的渠道", "No enabled channel") \
+LABEL(L_MODEL_PRICES, "ModelPrice（按模型，每次调用）", "ModelPrice (per model, per call)") \
+LABEL(L_MODEL, "模型", "Model") \
+LABEL(L_USD_PER_CALL, "美元/次", "USD per call") \
+LABEL(L_BY_GROUP, "按分组（GroupRatio）", "By group (GroupRatio)") \
+LABEL(L_OPTION_BAD, "选项不是由数字组成的 JSON 对象，已忽略：", "The option is no JSON object of numbers and is ignored: ") \
+LABEL(L_RULES, "价格规则", "Price rules") \
+LABEL(L_RULES_HELP, "价格 = 基础价格 × 各条适用规则的倍率 + 附加额度。规则在请求体 JSON 的字段等于给定值时适用（字段为以 . 分隔的路径）；字段留空的规则适用于该服务（和模型）的每个请求；同一字段上，指定模型的规则优先于任意模型的规则。", "Price = base x the multiplier of each rule that applies + its surcharge. A rule applies where the request body's JSON field has the value given (a dotted path); one without a field applies to every request of its service (and model); for one field, rules naming the model win over those for any model.") \
+LABEL(L_ADD_RULE, "添加规则", "Add rule") \
+LABEL(L_FIELD, "字段", "Field") \
+LABEL(L_VALUE, "值", "Value") \
+LABEL(L_MULTIPLIER, "倍率", "Multiplier") \
+LABEL(L_SURCHARGE, "附加额度", "Surcharge") \
+LABEL(L_NOTE, "说明", "Note") \
+LABEL(L_ANY_MODEL, "任意", "any") \
+LABEL(L_EVERY_REQUEST, "每个请求", "every request") \
+LABEL(L_RULE_MODEL_HELP, "留空表示任意模型", "Empty: any model") \
+LABEL(L_RULE_FIELD_HELP, "留空表示每个请求；如 duration、input.mode", "Empty: every request; e.g. duration, input.mode") \
+LABEL(L_MULT_HELP, "0 到 1000，最多 4 位小数；留空为 1", "0 to 1000, at most 4 decimals; empty: 1") \
+LABEL(L_SURCHARGE_HELP, "额度（整数）；留空为 0", "Quota (a whole number); empty: 0") \
+LABEL(L_TASK_ID, "任务 ID", "Task ID") \
+LABEL(L_TASK_STATE, "任务状态", "State") \
+LABEL(L_ST_SUBMITTED, "已提交", "submitted") \
+LABEL(L_ST_RUNNING, "进行中", "running") \
+LABEL(L_ST_SUCCEEDED, "成功", "succeeded") \
+LABEL(L_ST_FAILED, "失败", "failed") \
+LABEL(L_ST_TIMEOUT, "超时", "timeout") \
+LABEL(L_ST_REFUNDED, "已退款", "refunded") \
+LABEL(L_CREATED, "创建时间", "Created") \
+LABEL(L_CHARGED, "扣除额度", "Charged quota") \
+LABEL(L_REFUNDED_QUOTA, "退还额度", "Refunded quota") \
+LABEL(L_REASON, "原因", "Reason") \
+LABEL(L_UPDATED, "更新 / 完成", "Updated / finished") \
+LABEL(L_USER_FILTER, "用户（名称或 ID）", "User (name or id)") \
+LABEL(L_TOKEN_FILTER, "令牌（名称或 ID）", "Token (name or id)") \
+LABEL(L_CREATED_FROM, "创建日期从", "Created from") \
+LABEL(L_CREATED_TO, "创建日期至", "Created to") \
+LABEL(L_TYPE_REFUND, "退款", "Refund") \
+LABEL(L_REFUNDS_24H, "24 小时退款次数", "Refunds, 24 h") \
+LABEL(L_REFUND_QUOTA_24H, "24 小时退还额度", "Quota refunded, 24 h") \
+LABEL(L_TASKS_BY_STATE, "任务（按状态）", "Tasks by state")
 
 #define LABEL(id, zh, en) id,
 enum label { LABELS L__MAX };

@@ -51,6 +51,10 @@ static const struct page {
 	{ "/users/edit", M_GET, pg_user_form, 1 },
 	{ "/users/edit", M_POST, pg_user_save, 1 },
 	{ "/logs", M_GET, pg_logs, 1 },
+	{ "/tasks", M_GET, pg_tasks, 1 },
+	{ "/prices", M_GET, pg_prices, 1 },
+	{ "/prices/new", M_POST, pg_price_add, 1 },
+	{ "/prices/delete", M_POST, pg_price_delete, 1 },
 };
 
 /* The navigation bar: page path and label. */
@@ -63,6 +67,8 @@ static const struct nav {
 	{ "/tokens", L_TOKENS },
 	{ "/users", L_USERS },
 	{ "/logs", L_LOGS },
+	{ "/tasks", L_TASKS },
+	{ "/prices", L_PRICES },
 };
 
 /* What ?ok=N after a redirect says. */
@@ -215,6 +221,42 @@ parse_datetime(const char *s, long long *out)
 	tm.tm_hour = hh;
 	tm.tm_min = mm;
 	tm.tm_sec = ss;
+	tm.tm_isdst = -1;
+	if ((t = mktime(&tm)) == (time_t)-1)
+		return -1;
+	*out = (long long)t;
+	return 0;
+}
+
+int
+parse_date(const char *s, int days, long long *out)
+{
+	struct tm	 tm;
+	long long	 y, mo, d;
+	char		 part[5];
+	time_t		 t;
+
+	if (s == NULL || *s == '\0')
+		return 1;
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+	    strspn(s, "0123456789") != 4 || strspn(s + 5, "0123456789") != 2 ||
+	    strspn(s + 8, "0123456789") != 2)
+		return -1;
+	memcpy(part, s, 4);
+	part[4] = '\0';
+	if (parse_ll(part, 1970, 9999, &y) == -1)
+		return -1;
+	memcpy(part, s + 5, 2);
+	part[2] = '\0';
+	if (parse_ll(part, 1, 12, &mo) == -1)
+		return -1;
+	memcpy(part, s + 8, 2);
+	if (parse_ll(part, 1, 31, &d) == -1)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = (int)y - 1900;
+	tm.tm_mon = (int)mo - 1;
+	tm.tm_mday = (int)d + days;	/* mktime carries into the month */
 	tm.tm_isdst = -1;
 	if ((t = mktime(&tm)) == (time_t)-1)
 		return -1;

@@ -1,7 +1,7 @@
 /*
- * Dashboard: counts, the last 24 hours of requests and quota by service
- * (stacked bars drawn here as inline SVG; no script, no external asset),
- * and recent errors.
+ * Dashboard: counts, refunds beside consumption, tasks by state, the last
+ * 24 hours of requests and quota by service (stacked bars drawn here as
+ * inline SVG; no script, no external asset), and recent errors.
  */
 #include <stdio.h>
 #include <string.h>
@@ -168,7 +168,7 @@ counts_row(void *arg, const struct dbv *c, size_t n)
 	long long	*v = arg;
 	size_t		 i;
 
-	for (i = 0; i < n && i < 6; i++)
+	for (i = 0; i < n && i < 8; i++)
 		v[i] = col_i(&c[i]);
 	return 1;
 }
@@ -205,17 +205,47 @@ banned_row(void *arg, const struct dbv *c, size_t n)
 	return 0;
 }
 
+/* Tasks by state: one count each, in the order of task_states. */
+static int
+state_row(void *arg, const struct dbv *c, size_t n)
+{
+	long long		*v = arg;
+	const struct task_state	*st = task_state_of(col_s(&c[0]));
+
+	if (st != NULL)
+		v[st - task_states] += col_i(&c[1]);
+	return 0;
+}
+
+static void
+task_counts(struct req *r, const long long v[TASK_STATE__MAX])
+{
+	size_t	 i;
+
+	h(&r->out, "<h2>%s</h2><div class=\"stats\" id=\"task-states\">",
+	    T(r, L_TASKS_BY_STATE));
+	for (i = 0; i < TASK_STATE__MAX; i++)
+		h(&r->out, "<a class=\"stat\" href=\"%s/tasks?state=%s\">"
+		    "<div class=\"v\" id=\"tasks-%s\">%L</div><div class=\"k\">"
+		    "%s</div></a>", r->base, task_states[i].name,
+		    task_states[i].name, v[i], T(r, task_states[i].label));
+	h(&r->out, "</div>");
+}
+
 int
 pg_dashboard(struct req *r)
 {
 	static struct chart	 c;
-	long long		 v[6] = { 0 }, now = now_s();
-	struct dbv		 a[2];
+	long long		 v[8] = { 0 }, now = now_s();
+	long long		 states[TASK_STATE__MAX] = { 0 };
+	struct dbv		 a[4];
 	struct banned		 banned;
 
 	a[0] = DBI(now - 86400);
-	a[1] = a[0];
-	if (db_run(r->db, AS_COUNTS, a, 2, counts_row, v, NULL) != DB_OK)
+	a[1] = a[2] = a[3] = a[0];
+	if (db_run(r->db, AS_COUNTS, a, 4, counts_row, v, NULL) != DB_OK ||
+	    db_run(r->db, AS_TASK_STATES, NULL, 0, state_row, states,
+	    NULL) != DB_OK)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
 	memset(&c, 0, sizeof(c));
 	chart_services(&c);
@@ -232,9 +262,15 @@ pg_dashboard(struct req *r)
 	    "<div class=\"stat\"><div class=\"v\">%L</div><div class=\"k\">%s</div></div>"
 	    "<div class=\"stat\"><div class=\"v\">%L</div><div class=\"k\">%s</div></div>"
 	    "<div class=\"stat\"><div class=\"v\">%L</div><div class=\"k\">%s</div></div>"
+	    "<div class=\"stat\"><div class=\"v\" id=\"refunds-24h\">%L</div>"
+	    "<div class=\"k\">%s</div></div>"
+	    "<div class=\"stat\"><div class=\"v\" id=\"refund-quota-24h\">%L</div>"
+	    "<div class=\"k\">%s</div></div>"
 	    "</div>", v[1], v[0], T(r, L_CH_ENABLED), v[2], T(r, L_TOKEN_COUNT),
 	    v[3], T(r, L_USER_COUNT), v[4], T(r, L_REQ_24H), v[5],
-	    T(r, L_QUOTA_24H));
+	    T(r, L_QUOTA_24H), v[6], T(r, L_REFUNDS_24H), v[7],
+	    T(r, L_REFUND_QUOTA_24H));
+	task_counts(r, states);
 	h(&r->out, "<div class=\"charts\">");
 	draw(r, &c, c.req, L_CHART_REQ, "chart-requests");
 	draw(r, &c, c.quota, L_CHART_QUOTA, "chart-quota");

@@ -24,6 +24,7 @@ static const struct {
 	{ 0, L_ALL },
 	{ 2, L_TYPE_CONSUME },
 	{ 5, L_TYPE_ERROR },
+	{ 6, L_TYPE_REFUND },
 };
 
 static void
@@ -65,8 +66,9 @@ log_row(void *arg, const struct dbv *c, size_t n)
 	    "<td class=\"num\">%L</td><td><span class=\"badge %s\">%s</span></td>"
 	    "<td class=\"num\">%L</td><td class=\"num\">%L</td><td class=\"mono\">%s</td>"
 	    "<td class=\"wrap\">%s</td></tr>", t, col_s(&c[3]), col_s(&c[4]),
-	    col_s(&c[5]), col_i(&c[8]), type == 5 ? "bad" : "on",
-	    T(r, type == 5 ? L_TYPE_ERROR : type == 2 ? L_TYPE_CONSUME : L_ALL),
+	    col_s(&c[5]), col_i(&c[8]), type == 5 ? "bad" : type == 6 ? "off" :
+	    "on", T(r, type == 5 ? L_TYPE_ERROR : type == 2 ? L_TYPE_CONSUME :
+	    type == 6 ? L_TYPE_REFUND : L_ALL),
 	    col_i(&c[6]), col_i(&c[7]), col_s(&c[9]), col_s(&c[10]));
 	return 0;
 }

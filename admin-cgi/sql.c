@@ -53,7 +53,12 @@ const char *const admin_sql[AS__MAX] = {
 	    " (SELECT COUNT(*) FROM users WHERE deleted_at IS NULL),"
 	    " (SELECT COUNT(*) FROM logs WHERE type = 2 AND created_at >= ?),"
 	    " (SELECT CAST(COALESCE(SUM(quota), 0) AS SIGNED) FROM logs"
-	    "   WHERE type = 2 AND created_at >= ?)",
+	    "   WHERE type = 2 AND created_at >= ?),"
+	    " (SELECT COUNT(*) FROM logs WHERE type = 6 AND created_at >= ?),"
+	    " (SELECT CAST(COALESCE(SUM(quota), 0) AS SIGNED) FROM logs"
+	    "   WHERE type = 6 AND created_at >= ?)",
+	[AS_TASK_STATES] =
+	    "SELECT state, COUNT(*) FROM bltcy_tasks GROUP BY state",
 	[AS_RECENT_ERRORS] =
 	    "SELECT created_at, username, token_name, model_name, channel_id,"
 	    " content FROM logs WHERE type = 5 ORDER BY id DESC LIMIT 10",
@@ -123,6 +128,39 @@ const char *const admin_sql[AS__MAX] = {
 	    " WHERE (? = '' OR username = ?) AND (? = '' OR token_name = ?)"
 	    " AND (? = '' OR model_name = ?) AND (? = 0 OR channel_id = ?)"
 	    " AND (? = 0 OR type = ?) AND created_at >= ? AND created_at < ?",
+	/* the price page: what each service's base comes from */
+	[AS_PRICE_CHANNELS] =
+	    "SELECT id, name, models, setting FROM channels"
+	    " WHERE type = 55 AND status = 1 ORDER BY priority DESC, id",
+	[AS_PRICE_OPTIONS] =
+	    "SELECT `key`, value FROM options"
+	    " WHERE `key` IN ('ModelPrice', 'GroupRatio', 'QuotaPerUnit')",
+	/*
+	 * Tasks, newest first. Filters as the logs': '' or 0 means "any"; a
+	 * user or token is matched by name or by id (-1 when the text is no
+	 * number). The same WHERE in both, bound in the same order.
+	 */
+	[AS_TASKS_PAGE] =
+	    "SELECT t.created_at, t.service, t.task_id, t.user_id,"
+	    " IFNULL(u.username, ''), t.token_id, IFNULL(k.name, ''),"
+	    " t.channel_id, t.model, t.state, t.quota, t.refunded_quota,"
+	    " t.reason, t.updated_at, t.finished_at FROM bltcy_tasks t"
+	    " LEFT JOIN users u ON u.id = t.user_id"
+	    " LEFT JOIN tokens k ON k.id = t.token_id"
+	    " WHERE (? = '' OR u.username = ? OR t.user_id = ?)"
+	    " AND (? = '' OR k.name = ? OR t.token_id = ?)"
+	    " AND (? = '' OR t.service = ?) AND (? = 0 OR t.channel_id = ?)"
+	    " AND (? = '' OR t.state = ?) AND t.created_at >= ? AND t.created_at < ?"
+	    " ORDER BY t.created_at DESC, t.service, t.task_id DESC LIMIT ? OFFSET ?",
+	[AS_TASKS_TOTAL] =
+	    "SELECT COUNT(*), CAST(COALESCE(SUM(t.quota), 0) AS SIGNED),"
+	    " CAST(COALESCE(SUM(t.refunded_quota), 0) AS SIGNED) FROM bltcy_tasks t"
+	    " LEFT JOIN users u ON u.id = t.user_id"
+	    " LEFT JOIN tokens k ON k.id = t.token_id"
+	    " WHERE (? = '' OR u.username = ? OR t.user_id = ?)"
+	    " AND (? = '' OR k.name = ? OR t.token_id = ?)"
+	    " AND (? = '' OR t.service = ?) AND (? = 0 OR t.channel_id = ?)"
+	    " AND (? = '' OR t.state = ?) AND t.created_at >= ? AND t.created_at < ?",
 };
 
 const char *

@@ -76,6 +76,7 @@ static const char css[] =
 ".stat{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px}\n"
 ".stat .v{font-size:24px;font-weight:600;font-variant-numeric:tabular-nums}\n"
 ".stat .k{color:var(--muted);font-size:12px}\n"
+"a.stat{color:inherit}a.stat:hover{border-color:var(--acc);text-decoration:none}\n"
 ".charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:12px}\n"
 ".chart{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px}\n"
 ".chart h2{margin:0 0 8px;font-size:14px}\n"

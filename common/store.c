@@ -50,6 +50,15 @@ const char *const store_sql[STORE__MAX] = {
 	    "UPDATE channels SET status = ? WHERE id = ? AND type = 55",
 	[SS_ABILITIES_ENABLE] =
 	    "UPDATE abilities SET enabled = ? WHERE channel_id = ?",
+	/* the multiplier is bound in ten-thousandths: 15000 / 10000 = 1.5000 */
+	[SS_PRICE_RULE_INSERT] =
+	    "INSERT INTO bltcy_price_rules (service, model, field, value,"
+	    " multiplier, surcharge, note) VALUES (?, ?, ?, ?, ? / 10000, ?, ?)",
+	[SS_PRICE_RULE_DELETE] = "DELETE FROM bltcy_price_rules WHERE id = ?",
+	[SS_PRICE_RULE_LIST] =
+	    "SELECT id, service, model, field, value,"
+	    " CAST(ROUND(multiplier * 10000) AS SIGNED), surcharge, note"
+	    " FROM bltcy_price_rules ORDER BY service, model, field, value, id",
 };
 
 static const char base_url_help[] =

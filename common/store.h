@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "fieldlimits.h"
+#include "price.h"
 
 #define PASSWORD_MAX	72	/* bytes bcrypt reads */
 
@@ -28,6 +29,9 @@ enum store_stmt {
 	SS_RECOVER,
 	SS_CHANNEL_STATUS,
 	SS_ABILITIES_ENABLE,
+	SS_PRICE_RULE_INSERT,
+	SS_PRICE_RULE_DELETE,
+	SS_PRICE_RULE_LIST,
 	STORE__MAX
 };
 extern const char *const store_sql[STORE__MAX];
@@ -148,5 +152,18 @@ long long user_id_by_name(struct db *, const char *username);
 long long token_create(struct db *, long long user_id, const char *name,
 	    long long quota, long long expires, const char *model_limits,
 	    const char *allow_ips, char key_out[49], char *msg, size_t msgsz);
+
+/*
+ * Price rules (pricerule.c), checked first with price_rule_check. Insert
+ * returns the new id, or -1 with msg (a rule with the same service,
+ * model, field and value: a message saying so). Delete returns 0, 1 when
+ * there is no such rule, -1 on a database error, with msg. List calls fn
+ * for each rule by id (non-zero stops); 0, or -1 on a database error.
+ */
+long long price_rule_insert(struct db *, const struct price_rule *, char *msg,
+	    size_t msgsz);
+int	 price_rule_delete(struct db *, long long id, char *msg, size_t msgsz);
+typedef int (*price_rule_fn)(void *arg, const struct price_rule *);
+int	 price_rule_list(struct db *, price_rule_fn, void *arg);
 
 #endif

@@ -135,7 +135,7 @@ def test_security_headers():
 def test_login_required():
     b = Browser(E.port)
     for path in ("/admin/", "/admin/channels", "/admin/tokens", "/admin/users", "/admin/logs",
-                 "/admin/channels/new", "/admin/channels/edit?id=1"):
+                 "/admin/channels/new", "/admin/channels/edit?id=1", "/admin/prices", "/admin/tasks"):
         r = b.get(path)
         eq(r.status, 303, path + " without a session")
         eq(r.header("Location"), "/admin/login", path + " Location")
@@ -1107,6 +1107,302 @@ def test_dashboard():
                     ((int(time.time()) // 3600 - 23) * 3600,)), "requests drawn")
     check("最近错误" in t and "Bltcy透传模式" in t, "recent errors listed")
     check("24 小时请求数" in t, "counts")
+
+
+# ---------------------------------------------------------------------------
+# prices
+
+RULE = {"service": "kling", "model": "kling-v1-6", "field": "duration", "value": "10",
+        "multiplier": "1.5", "surcharge": "200", "note": "ten seconds <b>x</b>"}
+
+
+def post_rule(b, **kw):
+    f = dict(RULE)
+    f.update(kw)
+    f["csrf"] = b.csrf("/admin/prices")
+    return b.post("/admin/prices/new", f)
+
+
+def rule_rows():
+    return E.sql("SELECT service, model, field, value, CAST(multiplier AS CHAR) m, surcharge, note"
+                 " FROM bltcy_price_rules ORDER BY id")
+
+
+@S.test(fronts=False)
+def test_price_rule_add():
+    E.sql("DELETE FROM bltcy_price_rules")
+    b = root()
+    r = post_rule(b)
+    eq(r.status, 303, "add: %s" % main_of(r.text)[:300])
+    eq(r.header("Location"), "/admin/prices?ok=1", "Location")
+    rows = rule_rows()
+    eq([(x["service"], x["model"], x["field"], x["value"], x["m"], x["surcharge"], x["note"]) for x in rows],
+       [("kling", "kling-v1-6", "duration", "10", "1.5000", 200, "ten seconds <b>x</b>")], "row as typed")
+    t = main_of(b.get("/admin/prices?ok=1").text)
+    check("已保存" in t, "saved notice")
+    rules = t[t.index('id="rules"'):]
+    for s in ("kling-v1-6", "duration=10", "x1.5", "+200", "ten seconds &lt;b&gt;x&lt;/b&gt;"):
+        check(s in rules, "%r in the rules table" % s)
+    no_raw(t, "<b>x</b>", "rule note")
+    # a rule for every request, any model; the defaults (x1, +0) where empty
+    r = post_rule(b, model="", field="", value="", multiplier="", surcharge="50", note="")
+    eq(r.status, 303, "rule without a field: %s" % main_of(r.text)[:300])
+    x = rule_rows()[-1]
+    eq((x["model"], x["field"], x["value"], x["m"], x["surcharge"]), ("", "", "", "1.0000", 50), "defaults")
+    t = main_of(b.get("/admin/prices").text)
+    check("每个请求" in t and "任意" in t, "every request / any model shown")
+
+
+BAD_RULES = [
+    ({"multiplier": "1.23456"}, "倍率必须是 0 到 1000 之间的数字，最多 4 位小数，如 1.5"
+     "（Multiplier: a number from 0 to 1000 with at most 4 decimals, e.g. 1.5）"),
+    ({"multiplier": "-1"}, "Multiplier: a number from 0 to 1000 with at most 4 decimals, e.g. 1.5"),
+    ({"multiplier": "1000.5"}, "Multiplier: a number from 0 to 1000 with at most 4 decimals, e.g. 1.5"),
+    ({"multiplier": "x2"}, "Multiplier: a number from 0 to 1000 with at most 4 decimals, e.g. 1.5"),
+    ({"surcharge": "-5"}, "Surcharge: a whole number of quota from 0 to 1000000000000, e.g. 500"),
+    ({"surcharge": "1.5"}, "Surcharge: a whole number of quota from 0 to 1000000000000, e.g. 500"),
+    ({"service": "midjourney"}, "服务必须是已配置的服务之一"),
+    ({"model": "kling v1"}, "Model: empty for any, or 1 to 64 of letters, digits and . _ : / -"),
+    ({"field": "input..mode"}, "Field: empty for every request, or dotted names"),
+    ({"field": "du-ration"}, "Field: empty for every request, or dotted names"),
+    ({"field": "", "value": "10"}, "Value: empty when there is no field"),
+    ({"value": ""}, "Value: 1 to 64 printable ASCII characters, e.g. 10 or pro"),
+    ({"multiplier": "1", "surcharge": "0"}, "A rule must change the price: a multiplier other than 1 or a surcharge above 0"),
+    ({"multiplier": "", "surcharge": ""}, "A rule must change the price"),
+]
+
+
+@S.test(fronts=False)
+def test_price_rule_refused():
+    E.sql("DELETE FROM bltcy_price_rules")
+    b = root()
+    for fields, msg in BAD_RULES:
+        r = post_rule(b, **fields)
+        eq(r.status, 422, "status for %r" % fields)
+        body = main_of(r.text)
+        m = re.search(r'<div class="msg err" role="alert">(.*?)</div>', body, re.S)
+        check(m and msg in m.group(1), "message %r for %r: %r" % (msg, fields, m and m.group(1)))
+        form = body[body.index('id="add-rule"'):]
+        for k, v in dict(RULE, **fields).items():
+            if k == "service":
+                continue
+            want = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            check(re.search(r'name="%s"[^>]* value="%s"' % (k, re.escape(want)), form),
+                  "%s kept as typed for %r" % (k, fields))
+        svc = fields.get("service", "kling")
+        check('<option value="%s" selected>' % svc in form or svc not in ("kling", "runway"),
+              "service kept for %r" % fields)
+    eq(count("SELECT COUNT(*) FROM bltcy_price_rules"), 0, "no row written")
+    # the same service, model, field and value twice: a message, not a SQL error
+    eq(post_rule(b).status, 303, "first")
+    r = post_rule(b, multiplier="3")
+    eq(r.status, 422, "duplicate")
+    check("a rule for this service, model, field and value exists" in main_of(r.text), "duplicate message")
+    check("Duplicate entry" not in r.text, "no SQL error shown")
+    eq(count("SELECT COUNT(*) FROM bltcy_price_rules"), 1, "one row")
+    # English
+    en = Browser(E.port, lang="en-US,en;q=0.9")
+    en.login("root", ROOT_PW)
+    t = en.get("/admin/prices").text
+    for s in ("Base prices by service", "Price rules", "Add rule", "Multiplier", "Surcharge"):
+        check(s in t, "English label %r" % s)
+
+
+@S.test(fronts=False)
+def test_price_rule_delete():
+    E.sql("DELETE FROM bltcy_price_rules")
+    b = root()
+    eq(post_rule(b, note="to delete").status, 303, "add")
+    rid = one("SELECT id FROM bltcy_price_rules")["id"]
+    t = b.get("/admin/prices").text
+    check('action="/admin/prices/delete"' in t and 'name="id" value="%d"' % rid in t, "delete button")
+    r = b.post("/admin/prices/delete", {"csrf": b.csrf("/admin/prices"), "id": str(rid)})
+    eq(r.status, 303, "delete")
+    eq(r.header("Location"), "/admin/prices?ok=2", "Location")
+    eq(count("SELECT COUNT(*) FROM bltcy_price_rules"), 0, "row gone")
+    r = b.post("/admin/prices/delete", {"csrf": b.csrf("/admin/prices"), "id": str(rid)})
+    eq(r.status, 404, "again")
+    eq(b.post("/admin/prices/delete", {"id": str(rid)}).status, 403, "without a CSRF token")
+
+
+@S.test(fronts=False)
+def test_price_table():
+    b = root()
+    r = post_channel(b, name="price-chan", models="kling\nsuno", setting='{"PassthroughQuota": 1234}')
+    eq(r.status, 303, "channel")
+    cid = one("SELECT id FROM channels WHERE name='price-chan'")["id"]
+    r = post_channel(b, name="price-off", models="kling", status="2", setting='{"PassthroughQuota": 777}')
+    eq(r.status, 303, "disabled channel")
+    E.sql("REPLACE INTO options (`key`, value) VALUES ('ModelPrice', %s), ('GroupRatio', %s)",
+          ('{"suno": 0.1, "kling-v2-master": 0.02}', '{"default": 1, "vip": 0.5}'))
+    try:
+        t = main_of(b.get("/admin/prices").text)
+        base = t[t.index('id="base-prices"'):t.index('id="model-prices"')]
+        check(re.search(r'<td>kling</td><td><a href="/admin/channels/edit\?id=%d">#%d price-chan</a>'
+                        r'.*?</td><td class="num">1234</td>' % (cid, cid), base), "channel base for kling")
+        check(re.search(r'<td>suno</td><td><a href="/admin/channels/edit\?id=%d">' % cid, base),
+              "the channel serves suno too")
+        check(re.search(r'<td>suno</td><td>ModelPrice suno</td><td class="num">50000</td>', base),
+              "ModelPrice base of suno (0.1 x 500000)")
+        check("price-off" not in base and ">777<" not in base, "a disabled channel is not a base")
+        mp = t[t.index('id="model-prices"'):t.index('id="rules"')]
+        check(re.search(r'kling-v2-master</td><td class="num">0.02</td><td class="num">10000</td>', mp),
+              "ModelPrice entry as quota per call: %r" % mp[:800])
+        check("vip x0.5 = 5000" in mp, "GroupRatio shown")
+        check("QuotaPerUnit = 500000" in t, "QuotaPerUnit default")
+        E.sql("REPLACE INTO options (`key`, value) VALUES ('QuotaPerUnit', '1000000')")
+        mp = main_of(b.get("/admin/prices").text)
+        check(re.search(r'kling-v2-master</td><td class="num">0.02</td><td class="num">20000</td>', mp),
+              "QuotaPerUnit from the options")
+    finally:
+        E.sql("DELETE FROM options WHERE `key` IN ('ModelPrice', 'GroupRatio', 'QuotaPerUnit')")
+        E.sql("DELETE FROM abilities WHERE channel_id IN (SELECT id FROM channels WHERE name LIKE 'price-%%')")
+        E.sql("DELETE FROM channels WHERE name LIKE 'price-%%'")
+
+
+@S.test(fronts=False)
+def test_ctl_price():
+    E.sql("DELETE FROM bltcy_price_rules")
+    p = E.ctl("price", "add", "--service", "kling", "--field", "mode", "--value", "pro",
+              "--multiplier", "1.23456", check=False)
+    eq(p.returncode, 1, "bad multiplier exit code")
+    err = p.stderr.decode()
+    check("Multiplier: a number from 0 to 1000 with at most 4 decimals, e.g. 1.5" in err, "message: %r" % err)
+    eq(count("SELECT COUNT(*) FROM bltcy_price_rules"), 0, "no row")
+    p = E.ctl("price", "add", "--service", "nope", "--multiplier", "2", check=False)
+    check(p.returncode == 1 and "Service: one of the configured services" in p.stderr.decode(), "bad service")
+    p = E.ctl("price", "add", "--service", "kling", "--field", "mode", "--value", "pro",
+              "--multiplier", "3.5", "--surcharge", "100", "--note", "pro mode")
+    rid = int(p.stdout.decode().strip())
+    x = one("SELECT * FROM bltcy_price_rules WHERE id=%s", (rid,))
+    eq((x["service"], x["model"], x["field"], x["value"], str(x["multiplier"]), x["surcharge"], x["note"]),
+       ("kling", "", "mode", "pro", "3.5000", 100, "pro mode"), "row")
+    p = E.ctl("price", "add", "--service", "kling", "--field", "mode", "--value", "pro", "--multiplier", "2",
+              check=False)
+    check(p.returncode == 1 and "exists" in p.stderr.decode(), "duplicate: %r" % p.stderr)
+    out = E.ctl("price", "list").stdout.decode()
+    eq(out, "id=%d service=kling model=* field=mode value=pro multiplier=3.5 surcharge=100 note=pro mode\n" % rid,
+       "list")
+    eq(E.ctl("price", "delete", str(rid)).returncode, 0, "delete")
+    eq(count("SELECT COUNT(*) FROM bltcy_price_rules"), 0, "deleted")
+    p = E.ctl("price", "delete", str(rid), check=False)
+    check(p.returncode == 1 and "no rule" in p.stderr.decode(), "delete again: %r" % p.stderr)
+    eq(E.ctl("price", "frobnicate", check=False).returncode, 2, "usage")
+    check("price add --service S" in E.ctl("price", check=False).stderr.decode(), "usage text")
+
+
+# ---------------------------------------------------------------------------
+# tasks
+
+def seed_tasks():
+    """Four tasks of two users and tokens, over ten days; returns ids."""
+    E.sql("DELETE FROM bltcy_tasks")
+    if not one("SELECT id FROM users WHERE username='taskuser'"):
+        E.ctl("add-user", "taskuser", "--password", "taskuser-pw-1")
+        E.ctl("add-token", "--user", "taskuser", "--name", "task-tok")
+    uid = one("SELECT id FROM users WHERE username='taskuser'")["id"]
+    tid = one("SELECT id FROM tokens WHERE name='task-tok'")["id"]
+    now = int(time.time())
+    rows = [
+        ("kling", "T-k1", 7, uid, tid, now - 100, "succeeded", 1000, 0, "", now - 50, now - 50),
+        ("kling", "T-k2", 8, root_id(), 0, now - 200, "refunded", 1500, 1500, "upstream said no", now - 150,
+         now - 150),
+        ("runway", "T-r1", 7, uid, tid, now - 3 * 86400, "running", 2000, 0, "", now - 3 * 86400 + 60, 0),
+        ("suno", "T-s1", 9, 99999, 0, now - 10 * 86400, "timeout", 700, 0, "no answer in 3600 s",
+         now - 9 * 86400, now - 9 * 86400),
+    ]
+    for r in rows:
+        E.sql("INSERT INTO bltcy_tasks (service, task_id, channel_id, user_id, token_id, created_at, state,"
+              " quota, refunded_quota, reason, updated_at, finished_at, model, request_id)"
+              " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'm-1', 'rid')", r)
+    return uid, tid
+
+
+@S.test(fronts=False)
+def test_tasks_page_filters():
+    uid, tid = seed_tasks()
+    b = root()
+
+    def ids(q=""):
+        r = b.get("/admin/tasks" + q)
+        eq(r.status, 200, "status of " + q)
+        return re.findall(r'<tr data-task="([^"]+)"', r.text)
+
+    day = lambda days: time.strftime("%Y-%m-%d", time.localtime(time.time() - days * 86400))  # noqa: E731
+    eq(ids(), ["T-k1", "T-k2", "T-r1", "T-s1"], "all, newest first")
+    eq(ids("?user=taskuser"), ["T-k1", "T-r1"], "user by name")
+    eq(ids("?user=%d" % uid), ["T-k1", "T-r1"], "user by id")
+    eq(ids("?user=99999"), ["T-s1"], "user id without a row")
+    eq(ids("?user=nobody"), [], "unknown user")
+    eq(ids("?token=task-tok"), ["T-k1", "T-r1"], "token by name")
+    eq(ids("?token=%d" % tid), ["T-k1", "T-r1"], "token by id")
+    eq(ids("?service=kling"), ["T-k1", "T-k2"], "service")
+    eq(ids("?channel=7"), ["T-k1", "T-r1"], "channel")
+    eq(ids("?state=refunded"), ["T-k2"], "state")
+    eq(ids("?state=running&service=runway&user=taskuser"), ["T-r1"], "combined")
+    eq(ids("?created_from=%s" % day(4)), ["T-k1", "T-k2", "T-r1"], "from a day")
+    eq(ids("?created_to=%s" % day(2)), ["T-r1", "T-s1"], "to a day (the whole day)")
+    eq(ids("?created_from=%s&created_to=%s" % (day(4), day(2))), ["T-r1"], "a range")
+    eq(ids("?created_to=%s" % day(0)), ["T-k1", "T-k2", "T-r1", "T-s1"], "to today includes today")
+    t = main_of(b.get("/admin/tasks?service=kling").text)
+    row = t[t.index('data-task="T-k2"'):]
+    row = row[:row.index("</tr>")]
+    for s in ("已退款", "upstream said no", '<td class="num">1500</td><td class="num">1500</td>', "root", "m-1"):
+        check(s in row, "%r in the refunded task's row: %r" % (s, row))
+    check('id="total-rows">2<' in t and 'id="total-quota">2500<' in t and 'id="total-refunded">1500<' in t,
+          "totals")
+    r = b.get("/admin/tasks?state=bogus")
+    check("格式无效：任务状态" in r.text, "bad state")
+    r = b.get("/admin/tasks?created_from=yesterday")
+    check("格式无效：创建日期从" in r.text, "bad date")
+    t = b.get("/admin/tasks?user=taskuser&page=1").text
+    check('<input name="user" value="taskuser">' in t, "filter kept")
+
+
+@S.test(fronts=False)
+def test_tasks_paged():
+    E.sql("DELETE FROM bltcy_tasks")
+    now = int(time.time())
+    for i in range(120):
+        E.sql("INSERT INTO bltcy_tasks (service, task_id, channel_id, user_id, token_id, created_at, state)"
+              " VALUES ('kling', %s, 1, 1, 1, %s, 'submitted')", ("P-%03d" % i, now - i))
+    b = root()
+    t = b.get("/admin/tasks").text
+    shown = re.findall(r'<tr data-task="([^"]+)"', t)
+    eq(len(shown), 50, "page 1")
+    eq(shown[0], "P-000", "newest first")
+    check(re.search(r'href="/admin/tasks\?user=&amp;token=&amp;service=&amp;channel=0&amp;state=&amp;'
+                    r'created_from=&amp;created_to=&amp;page=2"', t), "next link")
+    eq(re.findall(r'<tr data-task="([^"]+)"', b.get("/admin/tasks?page=3").text)[0], "P-100", "page 3")
+    E.sql("DELETE FROM bltcy_tasks")
+
+
+@S.test(fronts=False)
+def test_dashboard_refunds_and_tasks():
+    seed_tasks()
+    now = int(time.time())
+    for q in (700, 300):
+        E.sql("INSERT INTO logs (user_id, created_at, type, content, username, token_name, model_name, quota,"
+              " channel_id, token_id, ip, other) VALUES (1, %s, 6, '任务失败，退还配额', 'root', 't',"
+              " 'kling_passthrough', %s, 1, 1, '', '{}')", (now - 60, q))
+    E.sql("INSERT INTO logs (user_id, created_at, type, content, username, token_name, model_name, quota,"
+          " channel_id, token_id, ip, other) VALUES (1, %s, 6, 'old', 'root', 't', 'kling_passthrough', 5,"
+          " 1, 1, '', '{}')", (now - 2 * 86400,))
+    n, qsum = (lambda x: (x["n"], x["q"]))(one(
+        "SELECT COUNT(*) n, CAST(COALESCE(SUM(quota), 0) AS SIGNED) q FROM logs WHERE type=6 AND created_at >= %s",
+        (now - 86400,)))
+    check(n >= 2 and qsum >= 1000, "seeded")
+    b = root()
+    t = main_of(b.get("/admin/").text)
+    eq(re.search(r'id="refunds-24h">(\d+)<', t).group(1), str(n), "refunds shown")
+    eq(re.search(r'id="refund-quota-24h">(\d+)<', t).group(1), str(qsum), "refund sum shown")
+    check("24 小时退还额度" in t and "24 小时消耗额度" in t, "beside consumption")
+    for state, k in (("succeeded", 1), ("refunded", 1), ("running", 1), ("timeout", 1), ("failed", 0)):
+        eq(re.search(r'id="tasks-%s">(\d+)<' % state, t).group(1), str(k), "tasks %s" % state)
+    check('href="/admin/tasks?state=refunded"' in t, "state links to the tasks page")
+    lt = b.get("/admin/logs?type=6").text
+    check('id="total-rows">%d<' % count("SELECT COUNT(*) FROM logs WHERE type=6") in lt and "退款" in lt,
+          "logs filter by refund")
 
 
 @S.test(fronts=False)

@@ -1,7 +1,8 @@
 // The operator's whole path in a real browser (Debian's chromium, headless,
 // driven by playwright-core): log in, give the admin some quota, add a
 // type-55 channel by typing into the form, add a token, send a request
-// with that token through the relay, look at the logs and the dashboard.
+// with that token through the relay, look at the logs, filter the tasks,
+// add a price rule, and look at the dashboard.
 // Screenshots go to OUT_DIR. Prints one JSON line of what it saw; the
 // Python side (test_browser.py) checks the database and the stub.
 'use strict';
@@ -107,6 +108,38 @@ async function main() {
     seen.logs_rows = await page.locator('#total-rows').innerText();
     seen.logs_table = await page.locator('tbody').innerText();
     await page.screenshot({ path: OUT + '/logs.png', fullPage: true });
+
+    step('tasks page');
+    await page.getByRole('link', { name: '任务', exact: true }).click();
+    seen.tasks_all = await page.locator('tr[data-task]').evaluateAll(
+      (rows) => rows.map((r) => r.getAttribute('data-task')));
+    await page.getByLabel('任务状态').selectOption('refunded');
+    await page.getByRole('button', { name: '筛选' }).click();
+    await page.waitForURL(/state=refunded/);
+    seen.tasks_refunded = await page.locator('tr[data-task]').evaluateAll(
+      (rows) => rows.map((r) => r.getAttribute('data-task')));
+    seen.tasks_refunded_row = await page.locator('#tasks tbody').innerText();
+    await page.screenshot({ path: OUT + '/tasks.png', fullPage: true });
+
+    step('prices page');
+    await page.getByRole('link', { name: '价格', exact: true }).click();
+    seen.base_prices = await page.locator('#base-prices tbody').innerText();
+    // the form's inputs by name: a label's text holds its help and value too
+    const rule = page.locator('#add-rule');
+    await rule.locator('select[name=service]').selectOption('kling');
+    await rule.locator('input[name=field]').fill('duration');
+    await rule.locator('input[name=value]').fill('10');
+    await rule.locator('input[name=multiplier]').fill('abc');
+    await page.getByRole('button', { name: '添加规则' }).click();
+    seen.rule_error = await page.locator('.msg.err').innerText();
+    seen.rule_kept = await rule.locator('input[name=value]').inputValue();
+    await rule.locator('input[name=multiplier]').fill('2');
+    await rule.locator('input[name=surcharge]').fill('100');
+    await rule.locator('input[name=note]').fill('browser rule');
+    await page.getByRole('button', { name: '添加规则' }).click();
+    await page.waitForURL(/\/admin\/prices\?ok=1$/);
+    seen.rules_table = await page.locator('#rules tbody').innerText();
+    await page.screenshot({ path: OUT + '/prices.png', fullPage: true });
 
     step('dashboard');
     await page.getByRole('link', { name: '仪表盘' }).click();
