@@ -60,10 +60,11 @@ enum own { OWN_CHARGER, OWN_TASKS, OWN__MAX };
 static struct {
 	const char	*what;		/* for the log */
 	int		(*run)(const struct dsn *);	/* NULL: none */
+	int		 needed;	/* by the workers until they are gone */
 	pid_t		 pid;		/* 0: not running */
 } own[OWN__MAX] = {
-	[OWN_CHARGER] = { "the charger", NULL, 0 },	/* the metering's */
-	[OWN_TASKS] = { "the task poller", tasks_main, 0 },
+	[OWN_CHARGER] = { "the charger", NULL, 1, 0 },	/* the metering's */
+	[OWN_TASKS] = { "the task poller", tasks_main, 0, 0 },
 };
 static size_t	 nworkers;
 static size_t	 nold;			/* older generations still finishing */
@@ -581,8 +582,10 @@ main(int argc, char *argv[])
 				enum own o;
 
 				if ((o = own_of(pid)) != OWN__MAX) {
-					log_err("%s died while stopping",
-					    own[o].what);
+					/* a SIGTERM to the process group */
+					if (own[o].needed || died_badly(status))
+						log_err("%s died while stopping",
+						    own[o].what);
 					own[o].pid = 0;
 					continue;
 				}
