@@ -435,7 +435,7 @@ poll_key(const struct channel *ch, const char *key_hash)
 }
 
 static size_t
-on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+poll_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct buf	*b = arg;
 
@@ -445,7 +445,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 
 /* A SIGTERM waiting ends a poll: the pool's stop waits for nothing. */
 static int
-on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+poll_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
     curl_off_t un)
 {
 	const sigset_t	*stop = arg;
@@ -508,9 +508,9 @@ poll_one(struct poller *p, const struct due *d, long long now)
 	curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT,
 	    (long)cfg_i(CFG_RELAY_CONNECT_TIMEOUT));
 	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT, (long)POLL_TIMEOUT);
-	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, poll_body);
 	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, poll_progress);
 	curl_easy_setopt(p->curl, CURLOPT_XFERINFODATA, &p->stop);
 	curl_easy_setopt(p->curl, CURLOPT_NOPROGRESS, 0L);
 	proxy = ch->set.proxy[0] != '\0' ? ch->set.proxy :
@@ -537,10 +537,8 @@ poll_one(struct poller *p, const struct due *d, long long now)
 		goto done;
 	if (task_seen(p->db, d->service, d->id, st, reason, now) == 0 &&
 	    st != d->state)
-		log_info("task %s of %s: %s%s%s", d->id, d->service,
-		    task_state_name(st), st == TS_FAILED ? ", refunded" : "",
-		    st == TS_FAILED && reason[0] ? " (upstream's reason given)" :
-		    "");
+		log_info("task %s of %s: %s%s", d->id, d->service,
+		    task_state_name(st), st == TS_FAILED ? ", refunded" : "");
 done:
 	if (hl != NULL) {
 		for (struct curl_slist *i = hl; i != NULL; i = i->next)
