@@ -310,7 +310,6 @@ struct poller {
 	struct db	*db;
 	struct chcache	 cache;
 	CURL		*curl;
-	sigset_t	 stop;		/* TERM and INT */
 	double		 bucket;	/* polls it may make now */
 	int64_t		 filled_ms;	/* when the bucket was last filled */
 	struct due	 due[POLL_ROWS > SWEEP_ROWS ? POLL_ROWS : SWEEP_ROWS];
@@ -443,20 +442,19 @@ poll_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	return buf_add(b, ptr, nmemb) == 0 ? nmemb : 0;
 }
 
-/* A SIGTERM waiting ends a poll: the pool's stop waits for nothing. */
+/*
+ * A SIGTERM waiting (the poller blocks every signal and takes them with
+ * sigtimedwait) ends a poll: the pool's stop waits for no upstream.
+ */
 static int
 poll_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
     curl_off_t un)
 {
-	const sigset_t	*stop = arg;
 	sigset_t	 pending;
 
-	if (sigpending(&pending) == 0 &&
+	return sigpending(&pending) == 0 &&
 	    (sigismember(&pending, SIGTERM) == 1 ||
-	    sigismember(&pending, SIGINT) == 1))
-		return 1;
-	(void)stop;
-	return 0;
+	    sigismember(&pending, SIGINT) == 1);
 }
 
 /* One GET of a task's state with its own channel and key. */
@@ -511,7 +509,6 @@ poll_one(struct poller *p, const struct due *d, long long now)
 	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, poll_body);
 	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &body);
 	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, poll_progress);
-	curl_easy_setopt(p->curl, CURLOPT_XFERINFODATA, &p->stop);
 	curl_easy_setopt(p->curl, CURLOPT_NOPROGRESS, 0L);
 	proxy = ch->set.proxy[0] != '\0' ? ch->set.proxy :
 	    cfg_s(CFG_RELAY_PROXY);
@@ -629,9 +626,6 @@ tasks_main(const struct dsn *dsn)
 		goto out;
 	}
 	p->cache.version = -1;
-	sigemptyset(&p->stop);
-	sigaddset(&p->stop, SIGTERM);
-	sigaddset(&p->stop, SIGINT);
 	p->filled_ms = mono_ms();
 	p->bucket = 1;
 	for (;;) {
