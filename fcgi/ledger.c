@@ -58,9 +58,11 @@ static size_t	 settle_owed(const struct dsn *);
 #define LOG_ROW		"(?, ?, 2, ?, ?, ?, ?, ?, 0, 0, ?, 0, ?, ?, ?, ?, ?)"
 #define LOG_ARGS	13
 #define TASK_COLS	"INSERT IGNORE INTO bltcy_tasks (service, task_id," \
-			" channel_id, user_id, token_id, created_at) VALUES "
-#define TASK_ROW	"(?, ?, ?, ?, ?, ?)"
-#define TASK_ARGS	6
+			" channel_id, user_id, token_id, created_at, request_id," \
+			" model, path, key_hash, quota, state, updated_at," \
+			" next_poll) VALUES "
+#define TASK_ROW	"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)"
+#define TASK_ARGS	13
 #define ROWS4(r)	r ", " r ", " r ", " r
 #define ROWS16(r)	ROWS4(r) ", " ROWS4(r) ", " ROWS4(r) ", " ROWS4(r)
 #define ROWS64(r)	ROWS16(r) ", " ROWS16(r) ", " ROWS16(r) ", " ROWS16(r)
@@ -348,6 +350,7 @@ log_rows(struct usage *const *r, size_t n)
 struct task_row {
 	const struct usage	*r;
 	char			 id[TASK_ID_MAX + 1];
+	int			 first;	/* of the ids its answer named */
 };
 
 /* n (on the ladder) rows of bltcy_tasks. */
@@ -365,6 +368,14 @@ task_insert(const struct task_row *t, size_t n)
 		v[3] = DBI(t[i].r->user_id);
 		v[4] = DBI(t[i].r->token_id);
 		v[5] = DBI(t[i].r->at);
+		v[6] = DBS(t[i].r->rid);
+		v[7] = DBS(t[i].r->model);
+		v[8] = DBSN(t[i].r->path, strcspn(t[i].r->path, "?"));
+		v[9] = DBS(t[i].r->key_hash);
+		/* one job, one charge: a refund gives back what it cost once */
+		v[10] = DBI(t[i].first ? t[i].r->quota : 0);
+		v[11] = DBI(t[i].r->at);
+		v[12] = DBI(t[i].r->at + cfg_i(CFG_TASK_POLL_INTERVAL));
 	}
 	return db_run(mdb, rows_stmt(MS_TASK1, n), a, n * TASK_ARGS, NULL, NULL,
 	    NULL);
@@ -379,12 +390,15 @@ task_rows(struct usage *const *r, size_t n)
 	enum db_rc	 rc = DB_OK;
 
 	for (i = 0; rc == DB_OK && i < n; i++) {
-		const char *p = r[i]->task_ids;
+		const char	*p = r[i]->task_ids;
+		int		 first = 1;
 
 		for (; rc == DB_OK && *p != '\0'; p += len + (p[len] == ',')) {
 			if ((len = strcspn(p, ",")) == 0 || len > TASK_ID_MAX)
 				continue;
 			t[k].r = r[i];
+			t[k].first = first;
+			first = 0;
 			memcpy(t[k].id, p, len);
 			t[k].id[len] = '\0';
 			if (++k == FLUSH_ROWS) {

@@ -22,11 +22,13 @@
 #include "meter.h"
 #include "relay.h"
 #include "route.h"
+#include "tasks.h"
 
 /*
  * The master: takes the FastCGI socket (fd 0 from spawn-fcgi, or
- * --listen), forks a fixed pool of workers (and, in strict metering, the
- * charger, which makes their charges) and sleeps in sigsuspend.
+ * --listen), forks a fixed pool of workers and the pool's own processes
+ * (the task poller and, in strict metering, the charger, which makes the
+ * workers' charges) and sleeps in sigsuspend.
  * It re-forks workers that die (settling their in-flight charges first),
  * finishes gracefully on SIGTERM, swaps in a new generation on SIGHUP and
  * passes SIGUSR1 (reopen logs) on.
@@ -48,7 +50,23 @@ static struct {
 } owners[2 * WORKERS_MAX];
 
 static pid_t	 pids[WORKERS_MAX];	/* the current generation */
-static pid_t	 charger;		/* the metering's own process, or 0 */
+
+/*
+ * The pool's own processes, one of each: forked before the workers,
+ * again whenever one dies, stopped after the workers are gone (the
+ * charger commits what they charged; the poller's refunds need nothing
+ * of theirs, but a stop that waits for the workers waits for it too).
+ */
+enum own { OWN_CHARGER, OWN_TASKS, OWN__MAX };
+static struct {
+	const char	*what;		/* for the log */
+	int		(*run)(const struct dsn *);	/* NULL: none */
+	int		 needed;	/* by the workers until they are gone */
+	pid_t		 pid;		/* 0: not running */
+} own[OWN__MAX] = {
+	[OWN_CHARGER] = { "the charger", NULL, 1, 0 },	/* the metering's */
+	[OWN_TASKS] = { "the task poller", tasks_main, 0, 0 },
+};
 static size_t	 nworkers;
 static size_t	 nold;			/* older generations still finishing */
 static int	 listen_fd;
@@ -248,17 +266,13 @@ fail:
 	return -1;
 }
 
-/*
- * The metering's own process, if it has one (strict: the charger, which
- * makes every charge of the pool): forked before the workers, again
- * whenever it dies, stopped after them.
- */
+/* One of the pool's own processes, if it has one: its pid, or 0. */
 static pid_t
-spawn_charger(void)
+spawn_own(enum own o)
 {
 	pid_t	 pid;
 
-	if (meter->process_main == NULL)
+	if (own[o].run == NULL)
 		return 0;
 	if ((pid = fork()) == -1) {
 		log_err("fork: %s", strerror(errno));
@@ -267,9 +281,21 @@ spawn_charger(void)
 	if (pid == 0) {
 		log_forked();
 		close(listen_fd);
-		_exit(meter->process_main(&dsn));
+		_exit(own[o].run(&dsn));
 	}
 	return pid;
+}
+
+/* Which of the pool's own processes pid is, or OWN__MAX. */
+static enum own
+own_of(pid_t pid)
+{
+	int	 o;
+
+	for (o = 0; o < OWN__MAX; o++)
+		if (own[o].pid != 0 && own[o].pid == pid)
+			return (enum own)o;
+	return OWN__MAX;
 }
 
 /* A worker is gone: its lease slot (and any charge in it) is settled. */
@@ -407,14 +433,15 @@ reap(void)
 	size_t		 i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		int abnormal = died_badly(status);
+		int		 abnormal = died_badly(status);
+		enum own	 o;
 
-		if (pid == charger) {
-			log_died("the charger", pid, status);
-			charger = 0;
+		if ((o = own_of(pid)) != OWN__MAX) {
+			log_died(own[o].what, pid, status);
+			own[o].pid = 0;
 			if (!got_term) {
 				crash_pause();
-				charger = spawn_charger();
+				own[o].pid = spawn_own(o);
 			}
 			continue;
 		}
@@ -532,7 +559,9 @@ main(int argc, char *argv[])
 		struct itimerval it = { { 0, 100000 }, { 0, 100000 } };
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
-	charger = spawn_charger();
+	own[OWN_CHARGER].run = meter->process_main;
+	for (int o = 0; o < OWN__MAX; o++)
+		own[o].pid = spawn_own((enum own)o);
 	nworkers = pool_size();
 	for (size_t k = 0; k < nworkers; k++)
 		if ((pids[k] = spawn()) == -1)
@@ -556,9 +585,14 @@ main(int argc, char *argv[])
 				int status, current = 0;
 				if ((pid = wait(&status)) == -1)
 					break;
-				if (pid == charger) {
-					log_err("the charger died while stopping");
-					charger = 0;
+				enum own o;
+
+				if ((o = own_of(pid)) != OWN__MAX) {
+					/* a SIGTERM to the process group */
+					if (own[o].needed || died_badly(status))
+						log_err("%s died while stopping",
+						    own[o].what);
+					own[o].pid = 0;
 					continue;
 				}
 				for (size_t k = 0; k < nworkers; k++)
@@ -574,9 +608,12 @@ main(int argc, char *argv[])
 				release(pid);
 			}
 			/* every charge the workers made is committed by now */
-			if (charger > 0 && kill(charger, SIGTERM) == 0)
-				while (waitpid(charger, NULL, 0) == -1 &&
-				    errno == EINTR)
+			for (int o = 0; o < OWN__MAX; o++)
+				if (own[o].pid > 0 && kill(own[o].pid, SIGTERM) != 0)
+					own[o].pid = 0;
+			for (int o = 0; o < OWN__MAX; o++)
+				while (own[o].pid > 0 && waitpid(own[o].pid, NULL,
+				    0) == -1 && errno == EINTR)
 					;
 			meter_shutdown(&dsn);
 			log_info("stopped");
@@ -614,8 +651,9 @@ main(int argc, char *argv[])
 			for (size_t k = 0; k < nworkers; k++)
 				if (pids[k] > 0)
 					kill(pids[k], SIGUSR1);
-			if (charger > 0)
-				kill(charger, SIGUSR1);
+			for (int o = 0; o < OWN__MAX; o++)
+				if (own[o].pid > 0)
+					kill(own[o].pid, SIGUSR1);
 		}
 	}
 }

@@ -101,6 +101,7 @@ ALTER TABLE bltcy_tasks
   ADD COLUMN IF NOT EXISTS refunded_quota bigint NOT NULL DEFAULT 0,
   ADD COLUMN IF NOT EXISTS refunded_at bigint NOT NULL DEFAULT 0,
   ADD KEY IF NOT EXISTS idx_bltcy_tasks_due (state, next_poll),
+  ADD KEY IF NOT EXISTS idx_bltcy_tasks_open (state, created_at),
   ADD KEY IF NOT EXISTS idx_bltcy_tasks_user (user_id, created_at);
 
 -- The refund of a failed or timed-out task, exactly once: the task row is
@@ -126,11 +127,13 @@ BEGIN
     INTO v_state, v_q, v_user, v_token, v_ch, v_rid, v_reason, v_model
     FROM bltcy_tasks WHERE service = p_service AND task_id = p_task FOR UPDATE;
   IF v_state IN ('failed', 'timeout') AND v_q > 0 THEN
-    UPDATE tokens SET remain_quota = remain_quota + IF(unlimited_quota, 0, v_q),
-        used_quota = used_quota - v_q WHERE id = v_token;
+    -- in the usage writer's order (user, channel, token last), so that
+    -- the two never wait for each other's rows
     UPDATE users SET quota = quota + v_q, used_quota = used_quota - v_q
       WHERE id = v_user;
     UPDATE channels SET used_quota = used_quota - v_q WHERE id = v_ch;
+    UPDATE tokens SET remain_quota = remain_quota + IF(unlimited_quota, 0, v_q),
+        used_quota = used_quota - v_q WHERE id = v_token;
     SELECT IFNULL(MAX(username), '') INTO v_uname FROM users WHERE id = v_user;
     SELECT IFNULL(MAX(name), ''), IFNULL(MAX(`group`), '') INTO v_tname, v_group
       FROM tokens WHERE id = v_token;
@@ -143,7 +146,8 @@ BEGIN
         v_uname, v_tname, CONCAT(p_service, '_passthrough'), v_q, v_ch, v_token,
         v_group, '',
         JSON_OBJECT('task_id', p_task, 'service', p_service,
-                    'request_id', v_rid, 'state', v_state));
+                    'request_id', v_rid, 'state', v_state,
+                    'reason', v_reason));
     UPDATE bltcy_tasks SET state = 'refunded', refunded_quota = v_q,
         refunded_at = p_now, updated_at = p_now
       WHERE service = p_service AND task_id = p_task;

@@ -16,13 +16,20 @@ through a control API on the same port, under /__stub/:
   POST /__stub/script               {"rules":[...], "replace":bool}
   POST /__stub/release?event=NAME   wake replies waiting on NAME
   GET  /__stub/tasks                task ids this stub created
+  GET  /__stub/jobs                 the jobs (modes job_submit, job_poll):
+                                    {id: {service, state, reason, polls,
+                                    auth: [Authorization of each poll],
+                                    paths: [path of each poll]}}
+  POST /__stub/job                  {"id", "state", "reason"}: how a job
+                                    stands from now on; state is one of
+                                    submitted | running | succeeded | failed
 
 A rule is a JSON object:
   "path":   regular expression searched in the raw request target
   "method": optional method to match
   "times":  optional number of uses before the rule is dropped
   "mode":   plain (default) | echo | sse | chunked | download | hang |
-            close | task_create | task_get
+            close | task_create | task_get | job_submit | job_poll
   "status", "headers" ([[name, value], ...]), "body" (text) or "body_b64"
   "hang":   seconds to wait before the headers (mode hang, or any mode);
             "event" names the event that ends the wait early
@@ -38,6 +45,11 @@ A rule is a JSON object:
             names that coding (as a real server does)
   "shape":  suno (mode task_create): the id in the answer's "data" as a
             bare string, {"code":"success","data":"<id>"}
+  "service": kling | runway | suno | pika | jimeng (modes job_submit,
+            job_poll): a job is made (submitted) and answered as that
+            service's API does (JOB_SHAPES); job_poll finds the job's id as
+            task_get does, counts the poll and answers the job's state in
+            the service's words, 404 for an unknown id
   "size", "seed", "chunked": deterministic download (mode download);
             see download_blocks() for the byte pattern
 Requests that match no rule are echoed (mode echo). Mode task_get finds
@@ -146,6 +158,71 @@ def download_sha256(seed, size):
     return h.hexdigest()
 
 
+# Each service's submit answer and poll answer for job id i in state v
+# (the service's own word for it) with failure reason r.
+JOB_SHAPES = {
+    "kling": {
+        "values": {"submitted": "submitted", "running": "processing",
+                   "succeeded": "succeed", "failed": "failed"},
+        "submit": lambda i: {"code": 0, "message": "SUCCEED", "request_id": "rq-" + i,
+                             "data": {"task_id": i, "task_status": "submitted"}},
+        "poll": lambda i, v, r: {"code": 0, "message": "SUCCEED", "request_id": "rq-" + i,
+                                 "data": {"task_id": i, "task_status": v, "task_status_msg": r,
+                                          "task_result": {"videos": []}}},
+    },
+    "runway": {
+        "values": {"submitted": "PENDING", "running": "RUNNING",
+                   "succeeded": "SUCCEEDED", "failed": "FAILED"},
+        "submit": lambda i: {"id": i},
+        "poll": lambda i, v, r: dict({"id": i, "status": v, "createdAt": "2026-01-01T00:00:00Z"},
+                                     **({"failure": r, "failureCode": "INTERNAL"} if v == "FAILED" else {})),
+    },
+    "suno": {
+        "values": {"submitted": "SUBMITTED", "running": "IN_PROGRESS",
+                   "succeeded": "SUCCESS", "failed": "FAILURE"},
+        "submit": lambda i: {"code": "success", "message": "", "data": i},
+        "poll": lambda i, v, r: {"code": "success", "message": "",
+                                 "data": {"task_id": i, "action": "MUSIC", "status": v,
+                                          "fail_reason": r, "progress": "50%", "data": []}},
+    },
+    "pika": {
+        "values": {"submitted": "queued", "running": "processing",
+                   "succeeded": "finished", "failed": "failed"},
+        "submit": lambda i: {"id": i},
+        "poll": lambda i, v, r: {"id": i, "status": v, "error": r},
+    },
+    "jimeng": {
+        "values": {"submitted": "in_queue", "running": "generating",
+                   "succeeded": "done", "failed": "not_found"},
+        "submit": lambda i: {"code": 10000, "message": "Success", "request_id": "rq-" + i,
+                             "data": {"task_id": i}},
+        "poll": lambda i, v, r: {"code": 10000, "message": r or "Success", "request_id": "rq-" + i,
+                                 "data": {"status": v, "video_url": ""}},
+    },
+}
+
+
+def ids_in(rec, body):
+    """Task ids a request names: path segments, query values, and a JSON
+    body's ids / task_id / clip_id / id."""
+    u = urllib.parse.urlsplit(rec["path"])
+    cands = [s for s in u.path.split("/") if s]
+    for _, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True):
+        cands.extend(v.split(","))
+    try:
+        obj = json.loads(bytes(body.kept) or b"null") if body.keep else None
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k.lower() in ("ids", "task_id", "clip_id", "id"):
+                if isinstance(v, str):
+                    cands.extend(x.strip() for x in v.split(","))
+                elif isinstance(v, list):
+                    cands.extend(x for x in v if isinstance(x, str))
+    return cands
+
+
 class State:
     def __init__(self, name):
         self.name = name
@@ -155,6 +232,7 @@ class State:
         self.rules = []
         self.events = {}
         self.tasks = set()
+        self.jobs = {}
         self.conn_seq = 0          # connection ids, never reset
         self.accepted = 0          # since reset
         self.open = 0
@@ -175,6 +253,7 @@ class State:
             self.requests = []
             self.rules = []
             self.tasks = set()
+            self.jobs = {}
             self.accepted = 0
             self.used = set()
             self.cond.notify_all()
@@ -443,22 +522,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 data = json.dumps({"task_id": tid}).encode()
             self.reply(status, *self.encoded(rule, headers + [("Content-Type", "application/json")], data))
+        elif mode == "job_submit":
+            shape = JOB_SHAPES[rule["service"]]
+            tid = "%s-%s" % (S.name, uuid.uuid4().hex[:16])
+            with S.lock:
+                S.jobs[tid] = {"service": rule["service"], "state": "submitted", "reason": "",
+                               "polls": 0, "auth": [], "paths": []}
+            data = json.dumps(shape["submit"](tid)).encode()
+            self.reply(status, headers + [("Content-Type", "application/json")], data)
+        elif mode == "job_poll":
+            shape = JOB_SHAPES[rule["service"]]
+            auth = self.headers.get("Authorization") or ""
+            with S.lock:
+                known = [c for c in ids_in(rec, body) if c in S.jobs]
+                job = dict(S.jobs[known[0]]) if known else None
+                if job:
+                    j = S.jobs[known[0]]
+                    j["polls"] += 1
+                    j["auth"].append(auth)
+                    j["paths"].append(rec["path"])
+            if job is None:
+                return self.reply_json(404, {"error": "task not found", "stub": S.name})
+            self.reply_json(200, shape["poll"](known[0], shape["values"][job["state"]], job["reason"]))
         elif mode == "task_get":
-            u = urllib.parse.urlsplit(rec["path"])
-            cands = [s for s in u.path.split("/") if s]
-            for _, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True):
-                cands.extend(v.split(","))
-            try:
-                obj = json.loads(bytes(body.kept) or b"null") if body.keep else None
-            except ValueError:
-                obj = None
-            if isinstance(obj, dict):
-                for k, v in obj.items():
-                    if k.lower() in ("ids", "task_id", "clip_id", "id"):
-                        if isinstance(v, str):
-                            cands.extend(x.strip() for x in v.split(","))
-                        elif isinstance(v, list):
-                            cands.extend(x for x in v if isinstance(x, str))
+            cands = ids_in(rec, body)
             with S.lock:
                 known = [c for c in cands if c in S.tasks]
             if known:
@@ -518,6 +605,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with S.lock:
                 tasks = sorted(S.tasks)
             return self.reply_json(200, tasks)
+        if what == "jobs":
+            with S.lock:
+                jobs = json.loads(json.dumps(S.jobs))
+            return self.reply_json(200, jobs)
+        if what == "job":
+            obj = json.loads(data or b"{}")
+            with S.lock:
+                j = S.jobs.get(obj.get("id"))
+                if j is None or obj.get("state") not in ("submitted", "running", "succeeded", "failed"):
+                    ok = False
+                else:
+                    j["state"] = obj["state"]
+                    j["reason"] = obj.get("reason", "")
+                    ok = True
+            return self.reply_json(200 if ok else 404, {"ok": ok})
         return self.reply_json(404, {"error": "unknown control call"})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_any

@@ -510,8 +510,11 @@ class Harness:
 
     def charger_pid(self):
         """The main pool's charger (strict metering), or None."""
-        c = set(children_of(self.relay_pid)) - set(self.workers_pids())
-        return c.pop() if len(c) == 1 else None
+        return own_process(self.relay_pid, CHARGER_COMM)
+
+    def tasks_pid(self):
+        """The main pool's task poller, or None."""
+        return own_process(self.relay_pid, TASKS_COMM)
 
     def start_pool(self, name, workers=2, **config):
         """A second relay pool (own config, socket, log file and lighttpd
@@ -701,6 +704,9 @@ class Pool:
     def workers_pids(self):
         return children_of(self.pid, workers_only=True)
 
+    def tasks_pid(self):
+        return own_process(self.pid, TASKS_COMM)
+
     def stop(self):
         self.h.kill(self.name + "-lighttpd", wait=5)
         self.h.kill(self.name, wait=10)
@@ -735,10 +741,19 @@ def socket_accepts(path):
 
 
 CHARGER_COMM = "bltcy-charger"   # strict metering's charger process
+TASKS_COMM = "bltcy-tasks"       # the task poller
+OWN_COMMS = (CHARGER_COMM, TASKS_COMM)   # the pool's processes that are not workers
 
 
-def children_of(pid, workers_only=False):
-    """The child processes of pid; with workers_only, not the charger."""
+def own_process(pid, comm):
+    """The child of pid named comm (one of OWN_COMMS), or None."""
+    c = children_of(pid, comm=comm)
+    return c[0] if len(c) == 1 else None
+
+
+def children_of(pid, workers_only=False, comm=None):
+    """The child processes of pid; with workers_only, not the pool's own
+    processes (charger, task poller); with comm, only those so named."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -749,8 +764,9 @@ def children_of(pid, workers_only=False):
         except OSError:
             continue
         fields = st[st.rindex(")") + 2:].split()
-        comm = st[st.index("(") + 1:st.rindex(")")]
-        if int(fields[1]) == pid and not (workers_only and comm == CHARGER_COMM):
+        name = st[st.index("(") + 1:st.rindex(")")]
+        if int(fields[1]) == pid and not (workers_only and name in OWN_COMMS) and \
+                comm in (None, name):
             out.append(int(d))
     return sorted(out)
 
@@ -818,6 +834,14 @@ class StubClient:
 
     def connections(self):
         return self.call("GET", "connections")[1]
+
+    def jobs(self):
+        """The jobs of modes job_submit / job_poll, by id."""
+        return self.call("GET", "jobs")[1]
+
+    def set_job(self, job_id, state, reason=""):
+        st, _ = self.call("POST", "job", {"id": job_id, "state": state, "reason": reason})
+        return st == 200
 
     def matching(self, path_re):
         return [r for r in self.requests() if re.search(path_re, r["path"])]

@@ -192,10 +192,15 @@ def test_gzip_client_task_recorded(front, port):
     eq(rec_header(recs[0], "Accept-Encoding"), ["identity"], "Accept-Encoding upstream")
     eq([(x["service"], x["channel_id"], x["user_id"], x["token_id"]) for x in wait_task_row(tid)],
        [("kling", chan["id"], user["id"], token["id"])], "bltcy_tasks row")
-    # a query (GET) streams as the client asked: nothing is read from it
+    # a poll of the unfinished task is read for its state: asked as identity
     since = stub_since()
     r = request(port, "GET", path + "/" + tid, auth(token) + [("Accept-Encoding", "gzip")])
     expect_ok(r, "poll")
+    eq(rec_header(stub_new(since)[0], "Accept-Encoding"), ["identity"], "Accept-Encoding of a poll upstream")
+    # any other query (GET) streams as the client asked: nothing is read from it
+    since = stub_since()
+    r = request(port, "GET", path + "/list", auth(token) + [("Accept-Encoding", "gzip")])
+    expect_ok(r, "another GET")
     eq(rec_header(stub_new(since)[0], "Accept-Encoding"), ["gzip"], "Accept-Encoding of a GET upstream")
 
 

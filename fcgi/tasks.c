@@ -1,0 +1,656 @@
+#include <sys/prctl.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "log.h"
+#include "relay.h"
+#include "tasks.h"
+
+/*
+ * The task lifecycle (tasks.h): what a poll answer says of its task, and
+ * the poller process, which asks for tasks nobody polls, times out those
+ * that never finish and refunds failed ones whose refund did not happen.
+ */
+
+static const char *const state_names[TS__MAX] = {
+	[TS_UNKNOWN] = "unknown",
+	[TS_SUBMITTED] = "submitted",
+	[TS_RUNNING] = "running",
+	[TS_SUCCEEDED] = "succeeded",
+	[TS_FAILED] = "failed",
+	[TS_TIMEOUT] = "timeout",
+	[TS_REFUNDED] = "refunded",
+};
+
+const char *
+task_state_name(enum task_state s)
+{
+	return (unsigned)s < TS__MAX ? state_names[s] : "unknown";
+}
+
+enum task_state
+task_state_parse(const char *s)
+{
+	int	 i;
+
+	if (s == NULL)
+		return TS_UNKNOWN;
+	for (i = TS_SUBMITTED; i < TS__MAX; i++)
+		if (strcmp(s, state_names[i]) == 0)
+			return (enum task_state)i;
+	return TS_UNKNOWN;
+}
+
+/* ---- poll answers ---- */
+
+#define ANSWER_DEPTH	32		/* JSON nesting a poll answer may have */
+#define PATH_SEG_MAX	64
+
+/*
+ * The value at a dotted path ("data.task_status", "data.0.status": a
+ * number indexes an array), or NULL. The path is the operator's; the
+ * document is the upstream's.
+ */
+static struct json_object *
+json_at(struct json_object *o, const char *path)
+{
+	char		 seg[PATH_SEG_MAX];
+	const char	*p = path;
+	size_t		 n;
+
+	if (*p == '\0')
+		return NULL;
+	while (o != NULL) {
+		n = strcspn(p, ".");
+		if (n == 0 || n >= sizeof(seg))
+			return NULL;
+		memcpy(seg, p, n);
+		seg[n] = '\0';
+		if (json_object_is_type(o, json_type_object)) {
+			if (!json_object_object_get_ex(o, seg, &o))
+				return NULL;
+		} else if (json_object_is_type(o, json_type_array)) {
+			long long	 i;
+
+			if (parse_ll(seg, 0, 1 << 20, &i) == -1 ||
+			    (size_t)i >= json_object_array_length(o))
+				return NULL;
+			o = json_object_array_get_idx(o, (size_t)i);
+		} else
+			return NULL;
+		if (p[n] == '\0')
+			return o;
+		p += n + 1;
+	}
+	return NULL;
+}
+
+/* A string or number as text (NULL for anything else); valid with o. */
+static const char *
+scalar_text(struct json_object *o, size_t *len)
+{
+	if (o == NULL)
+		return NULL;
+	switch (json_object_get_type(o)) {
+	case json_type_string:
+		*len = (size_t)json_object_get_string_len(o);
+		return json_object_get_string(o);
+	case json_type_int:
+	case json_type_double:
+		*len = strlen(json_object_get_string(o));
+		return json_object_get_string(o);
+	default:
+		return NULL;
+	}
+}
+
+/* Is s (not NUL-terminated) one of the comma list's items, in any case? */
+static int
+list_has_nocase(const char *list, const char *s, size_t len)
+{
+	const char	*p = list;
+	size_t		 n;
+
+	for (;;) {
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			return 0;
+		n = strcspn(p, ",");
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n == len && ascii_casecmp_n(p, s, n) == 0)
+			return 1;
+		p += strcspn(p, ",");
+	}
+}
+
+enum task_state
+task_answer_state(const struct task_kind *k, const char *body, size_t len,
+    char *reason, size_t reasonsz)
+{
+	struct json_tokener	*tok;
+	struct json_object	*doc, *v;
+	enum task_state		 st = TS_UNKNOWN;
+	const char		*s;
+	size_t			 n = 0;
+
+	if (reasonsz > 0)
+		reason[0] = '\0';
+	if (k == NULL || body == NULL || len == 0 || len > 64 * 1024 * 1024)
+		return TS_UNKNOWN;
+	if ((tok = json_tokener_new_ex(ANSWER_DEPTH)) == NULL)
+		return TS_UNKNOWN;
+	doc = json_tokener_parse_ex(tok, body, (int)len);
+	if (doc == NULL || json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(doc);
+		json_tokener_free(tok);
+		return TS_UNKNOWN;
+	}
+	json_tokener_free(tok);
+	if ((s = scalar_text(json_at(doc, k->status_path), &n)) != NULL) {
+		if (list_has_nocase(k->succeeded, s, n))
+			st = TS_SUCCEEDED;
+		else if (list_has_nocase(k->failed, s, n))
+			st = TS_FAILED;
+		else
+			st = TS_RUNNING;
+	}
+	if (st != TS_UNKNOWN && reasonsz > 0 && k->reason_path[0] != '\0') {
+		v = json_at(doc, k->reason_path);
+		if ((s = scalar_text(v, &n)) == NULL && v != NULL &&
+		    !json_object_is_type(v, json_type_null))
+			s = json_object_to_json_string_ext(v,
+			    JSON_C_TO_STRING_PLAIN);
+		if (s != NULL)		/* a NUL inside a string ends it here */
+			utf8_copy(reason, s, reasonsz);
+	}
+	json_object_put(doc);
+	return st;
+}
+
+int
+task_seen(struct db *db, const char *service, const char *task_id,
+    enum task_state st, const char *reason, long long now)
+{
+	struct dbv	 a[6];
+
+	a[0] = DBS(service);
+	a[1] = DBS(task_id);
+	a[2] = DBS(task_state_name(st));
+	a[3] = DBS(reason != NULL ? reason : "");
+	a[4] = DBI(now);
+	a[5] = DBI(now + cfg_i(CFG_TASK_POLL_INTERVAL));
+	if (db_run(db, ST_TASK_SEEN, a, 6, NULL, NULL, NULL) != DB_OK) {
+		log_warn("task %s of %s: recording %s: %s", task_id, service,
+		    task_state_name(st), db_error(db));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the poller ---- */
+
+/*
+ * Its statements: the relay's (the channel cache, bltcy_task_seen) and,
+ * after them, its own. Each is safe to run twice (db.c retries one
+ * whose connection died): the claim is conditional, the routines find a
+ * task already moved on.
+ */
+enum tq {
+	TQ_TO_REFUND = ST__MAX,
+	TQ_TIMED_OUT,
+	TQ_DUE,
+	TQ_CLAIM,
+	TQ_REFUND,
+	TQ__MAX
+};
+
+#define SWEEP_ROWS	100	/* refunds and timeouts per pass */
+#define POLL_ROWS	100	/* due tasks read per pass, at most */
+#define POLL_TIMEOUT	30	/* seconds for one poll, all told */
+#define POLL_BODY_MAX	(64 * 1024)
+
+static const char *const own_sql[TQ__MAX - ST__MAX] = {
+	/* failed, not refunded: the refund after the state change was cut */
+	[TQ_TO_REFUND - ST__MAX] =
+	    "SELECT service, task_id FROM bltcy_tasks"
+	    " WHERE state IN ('failed', 'timeout') AND quota > 0 LIMIT 100",
+	[TQ_TIMED_OUT - ST__MAX] =
+	    "SELECT service, task_id FROM bltcy_tasks"
+	    " WHERE state IN ('submitted', 'running') AND created_at < ?"
+	    " LIMIT 100",
+	[TQ_DUE - ST__MAX] =
+	    "SELECT service, task_id, channel_id, path, key_hash, next_poll,"
+	    " state FROM bltcy_tasks"
+	    " WHERE state IN ('submitted', 'running') AND quota > 0"
+	    " AND next_poll <= ? ORDER BY next_poll LIMIT ?",
+	/* one host polls a task at a time: whoever moves next_poll first */
+	[TQ_CLAIM - ST__MAX] =
+	    "UPDATE bltcy_tasks SET next_poll = ?, polls = polls + 1"
+	    " WHERE service = ? AND task_id = ? AND next_poll = ?"
+	    " AND state IN ('submitted', 'running')",
+	[TQ_REFUND - ST__MAX] = "CALL bltcy_task_refund(?, ?, ?)",
+};
+
+static const char	*poller_sql[TQ__MAX];
+
+struct due {
+	char		 service[32];
+	char		 id[TASK_ID_MAX + 1];
+	long long	 channel;
+	char		 path[160];
+	char		 key_hash[17];
+	long long	 next_poll;
+	enum task_state	 state;
+};
+
+struct due_list {
+	struct due	*d;
+	size_t		 n, max;
+};
+
+static void
+col(char *dst, size_t sz, const struct dbv *v)
+{
+	if (v->t == DBV_STR)
+		strlcpy_(dst, v->s, sz);
+	else
+		dst[0] = '\0';
+}
+
+/* (service, task_id) rows, and for TQ_DUE the rest of the columns. */
+static int
+due_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct due_list	*l = arg;
+	struct due	*d;
+
+	if (l->n == l->max)
+		return 1;
+	d = &l->d[l->n];
+	memset(d, 0, sizeof(*d));
+	col(d->service, sizeof(d->service), &c[0]);
+	col(d->id, sizeof(d->id), &c[1]);
+	if (n >= 7) {
+		d->channel = c[2].t == DBV_INT ? c[2].i : 0;
+		col(d->path, sizeof(d->path), &c[3]);
+		col(d->key_hash, sizeof(d->key_hash), &c[4]);
+		d->next_poll = c[5].t == DBV_INT ? c[5].i : 0;
+		d->state = c[6].t == DBV_STR ? task_state_parse(c[6].s) :
+		    TS_UNKNOWN;
+	}
+	l->n++;
+	return 0;
+}
+
+static int
+version_row(void *arg, const struct dbv *c, size_t n)
+{
+	long long	*v = arg;
+
+	if (c[0].t == DBV_INT)
+		*v = c[0].i;
+	else if (c[0].t == DBV_STR && parse_ll(c[0].s, 0, INT64_MAX, v) == -1)
+		*v = -1;
+	return 1;
+}
+
+struct poller {
+	struct db	*db;
+	struct chcache	 cache;
+	CURL		*curl;
+	double		 bucket;	/* polls it may make now */
+	int64_t		 filled_ms;	/* when the bucket was last filled */
+	struct due	 due[POLL_ROWS > SWEEP_ROWS ? POLL_ROWS : SWEEP_ROWS];
+};
+
+/* The channel cache, reloaded when the 'channels' counter moved. */
+static void
+cache_fresh(struct poller *p)
+{
+	long long	 v = -1;
+
+	if (db_run(p->db, ST_PING, NULL, 0, version_row, &v, NULL) != DB_OK) {
+		log_warn("task poller: reading the channels' counter: %s",
+		    db_error(p->db));
+		return;
+	}
+	if (v != p->cache.version && chcache_load(&p->cache, p->db, v) == -1)
+		log_warn("task poller: loading the channels: %s",
+		    db_error(p->db));
+}
+
+/* Failed and timed-out tasks whose refund was cut off: done now. */
+static void
+sweep_refunds(struct poller *p, long long now)
+{
+	struct due_list	 l = { p->due, 0, SWEEP_ROWS };
+	struct dbv	 a[3];
+	size_t		 i;
+
+	if (db_run(p->db, TQ_TO_REFUND, NULL, 0, due_row, &l, NULL) != DB_OK) {
+		log_warn("task poller: reading refunds owed: %s",
+		    db_error(p->db));
+		return;
+	}
+	for (i = 0; i < l.n; i++) {
+		a[0] = DBS(l.d[i].service);
+		a[1] = DBS(l.d[i].id);
+		a[2] = DBI(now);
+		if (db_run(p->db, TQ_REFUND, a, 3, NULL, NULL, NULL) != DB_OK)
+			log_warn("task %s of %s: refund: %s", l.d[i].id,
+			    l.d[i].service, db_error(p->db));
+		else
+			log_info("task %s of %s: refunded (its refund had not "
+			    "happened)", l.d[i].id, l.d[i].service);
+	}
+}
+
+static void
+sweep_timeouts(struct poller *p, long long now)
+{
+	struct due_list	 l = { p->due, 0, SWEEP_ROWS };
+	struct dbv	 a = DBI(now - cfg_i(CFG_TASK_TIMEOUT));
+	size_t		 i;
+
+	if (db_run(p->db, TQ_TIMED_OUT, &a, 1, due_row, &l, NULL) != DB_OK) {
+		log_warn("task poller: reading timed-out tasks: %s",
+		    db_error(p->db));
+		return;
+	}
+	for (i = 0; i < l.n; i++)
+		if (task_seen(p->db, l.d[i].service, l.d[i].id, TS_TIMEOUT,
+		    "timeout", now) == 0)
+			log_info("task %s of %s: timeout after %lld s, refunded",
+			    l.d[i].id, l.d[i].service,
+			    (long long)cfg_i(CFG_TASK_TIMEOUT));
+}
+
+/*
+ * The poll URL: the channel's base and the kind's poll_path with
+ * {prefix} (the submit path's first segment), {path} (the submit path)
+ * and {id} (the task id, escaped) put in. 0, or -1 when it does not fit.
+ */
+static int
+poll_url(struct poller *p, const struct channel *ch, const struct task_kind *k,
+    const struct due *d, struct buf *out)
+{
+	const char	*t = k->poll_path, *q;
+	size_t		 plen = strcspn(d->path, "?"), prefix;
+	char		*id;
+	int		 rc = 0;
+
+	prefix = d->path[0] == '/' ? 1 + strcspn(d->path + 1, "/?") : 0;
+	if ((id = curl_easy_escape(p->curl, d->id, 0)) == NULL)
+		return -1;
+	rc |= buf_adds(out, ch->base_url);
+	while (rc == 0 && *t != '\0') {
+		if (*t == '{' && (q = strchr(t, '}')) != NULL) {
+			size_t n = (size_t)(q - t + 1);
+
+			if (n == 8 && strncmp(t, "{prefix}", n) == 0)
+				rc |= buf_add(out, d->path, prefix);
+			else if (n == 6 && strncmp(t, "{path}", n) == 0)
+				rc |= buf_add(out, d->path, plen);
+			else if (n == 4 && strncmp(t, "{id}", n) == 0)
+				rc |= buf_adds(out, id);
+			else
+				rc |= buf_add(out, t, n);
+			t += n;
+		} else
+			rc |= buf_add(out, t++, 1);
+	}
+	curl_free(id);
+	return rc == 0 ? 0 : -1;
+}
+
+/* The key the task was made with (its hash), else the channel's first. */
+static const char *
+poll_key(const struct channel *ch, const char *key_hash)
+{
+	char	 h[65];
+	size_t	 i;
+
+	if (ch->nkeys == 0)
+		return NULL;
+	if (key_hash[0] != '\0')
+		for (i = 0; i < ch->nkeys; i++) {
+			sha256_hex(ch->keys[i], strlen(ch->keys[i]), h);
+			if (strncmp(h, key_hash, 16) == 0)
+				return ch->keys[i];
+		}
+	return ch->keys[0];
+}
+
+static size_t
+poll_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct buf	*b = arg;
+
+	/* past the cap the transfer stops: no answer of a task is that big */
+	return buf_add(b, ptr, nmemb) == 0 ? nmemb : 0;
+}
+
+/*
+ * A SIGTERM waiting (the poller blocks every signal and takes them with
+ * sigtimedwait) ends a poll: the pool's stop waits for no upstream.
+ */
+static int
+poll_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+    curl_off_t un)
+{
+	sigset_t	 pending;
+
+	return sigpending(&pending) == 0 &&
+	    (sigismember(&pending, SIGTERM) == 1 ||
+	    sigismember(&pending, SIGINT) == 1);
+}
+
+/* One GET of a task's state with its own channel and key. */
+static void
+poll_one(struct poller *p, const struct due *d, long long now)
+{
+	const struct task_kind	*k;
+	const struct channel	*ch;
+	const char		*key, *proxy;
+	struct curl_slist	*hl = NULL;
+	struct buf		 url, body, auth;
+	char			 errbuf[CURL_ERROR_SIZE] = "", reason[256];
+	long			 status = 0;
+	enum task_state		 st;
+	CURLcode		 rc;
+
+	if ((k = chcache_kind(&p->cache, d->service)) == NULL ||
+	    k->poll_path[0] == '\0') {
+		log_debug("task %s of %s: no poll path for its service",
+		    d->id, d->service);
+		return;
+	}
+	/* a channel gone or disabled: the task waits for its timeout */
+	if ((ch = chcache_by_id(&p->cache, d->channel)) == NULL ||
+	    (key = poll_key(ch, d->key_hash)) == NULL) {
+		log_debug("task %s of %s: channel %lld is gone or disabled",
+		    d->id, d->service, d->channel);
+		return;
+	}
+	buf_init(&url, 8192);
+	buf_init(&body, POLL_BODY_MAX);
+	buf_init(&auth, 8192);
+	if (poll_url(p, ch, k, d, &url) == -1 ||
+	    buf_printf(&auth, "Authorization: Bearer %s", key) == -1 ||
+	    (hl = curl_slist_append(NULL, auth.p)) == NULL ||
+	    (hl = curl_slist_append(hl, "Accept: application/json")) == NULL) {
+		log_warn("task %s of %s: poll URL or header too long",
+		    d->id, d->service);
+		goto done;
+	}
+	curl_easy_reset(p->curl);
+	curl_easy_setopt(p->curl, CURLOPT_URL, url.p);
+	curl_easy_setopt(p->curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(p->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(p->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT,
+	    (long)cfg_i(CFG_RELAY_CONNECT_TIMEOUT));
+	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT, (long)POLL_TIMEOUT);
+	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, poll_body);
+	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, poll_progress);
+	curl_easy_setopt(p->curl, CURLOPT_NOPROGRESS, 0L);
+	proxy = ch->set.proxy[0] != '\0' ? ch->set.proxy :
+	    cfg_s(CFG_RELAY_PROXY);
+	if (*proxy != '\0')	/* else libcurl reads http(s)_proxy itself */
+		curl_easy_setopt(p->curl, CURLOPT_PROXY, proxy);
+	rc = curl_easy_perform(p->curl);
+	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (rc != CURLE_OK) {
+		log_debug("task %s of %s: poll failed: %s", d->id, d->service,
+		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		goto done;
+	}
+	if (status < 200 || status > 299) {
+		log_debug("task %s of %s: poll answered %ld", d->id, d->service,
+		    status);
+		goto done;
+	}
+	st = task_answer_state(k, body.p, body.len, reason, sizeof(reason));
+	log_debug("task %s of %s: polled, %ld, %s", d->id, d->service, status,
+	    task_state_name(st));
+	if (st == TS_UNKNOWN)
+		goto done;
+	if (task_seen(p->db, d->service, d->id, st, reason, now) == 0 &&
+	    st != d->state)
+		log_info("task %s of %s: %s%s", d->id, d->service,
+		    task_state_name(st), st == TS_FAILED ? ", refunded" : "");
+done:
+	if (hl != NULL) {
+		for (struct curl_slist *i = hl; i != NULL; i = i->next)
+			wipe(i->data, strlen(i->data));
+		curl_slist_free_all(hl);
+	}
+	if (auth.p != NULL)
+		wipe(auth.p, auth.len);
+	buf_free(&auth);
+	buf_free(&url);
+	buf_free(&body);
+}
+
+/*
+ * Due tasks, oldest due first, as many as the bucket holds: each claimed
+ * (next_poll moved on) before it is polled, so that of many hosts one
+ * polls it, and a poll that dies half way is not repeated at once.
+ */
+static void
+poll_due(struct poller *p, long long now)
+{
+	long long	 rate = cfg_i(CFG_TASK_POLL_RATE);
+	double		 cap = rate / 60.0 < 1 ? 1 : rate / 60.0;
+	struct due_list	 l = { p->due, 0, POLL_ROWS };
+	struct dbv	 a[4];
+	unsigned long long n;
+	int64_t		 ms = mono_ms();
+	size_t		 i, want;
+
+	if (rate <= 0)
+		return;
+	p->bucket += (double)(ms - p->filled_ms) / 60000.0 * (double)rate;
+	p->filled_ms = ms;
+	if (p->bucket > cap)
+		p->bucket = cap;
+	if (p->bucket < 1)
+		return;
+	want = (size_t)p->bucket < POLL_ROWS ? (size_t)p->bucket : POLL_ROWS;
+	a[0] = DBI(now);
+	a[1] = DBI(want);
+	l.max = want;
+	if (db_run(p->db, TQ_DUE, a, 2, due_row, &l, NULL) != DB_OK) {
+		log_warn("task poller: reading due tasks: %s", db_error(p->db));
+		return;
+	}
+	for (i = 0; i < l.n; i++) {
+		const struct due *d = &l.d[i];
+
+		a[0] = DBI(now + cfg_i(CFG_TASK_POLL_INTERVAL));
+		a[1] = DBS(d->service);
+		a[2] = DBS(d->id);
+		a[3] = DBI(d->next_poll);
+		n = 0;
+		if (db_run(p->db, TQ_CLAIM, a, 4, NULL, NULL, &n) != DB_OK) {
+			log_warn("task %s of %s: claiming its poll: %s", d->id,
+			    d->service, db_error(p->db));
+			return;
+		}
+		if (n != 1)
+			continue;	/* another host has it */
+		p->bucket -= 1;
+		poll_one(p, d, now);
+		now = now_s();
+	}
+}
+
+int
+tasks_main(const struct dsn *dsn)
+{
+	struct poller	*p;
+	sigset_t	 all, want;
+	struct timespec	 second = { 1, 0 };
+	int		 sig, rc = 1;
+
+	prctl(PR_SET_NAME, "bltcy-tasks");	/* for ps and top */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	sigemptyset(&want);
+	sigaddset(&want, SIGTERM);
+	sigaddset(&want, SIGINT);
+	sigaddset(&want, SIGUSR1);
+	memcpy(poller_sql, relay_sql, sizeof(relay_sql));
+	memcpy(poller_sql + ST__MAX, own_sql, sizeof(own_sql));
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->db = db_new(dsn, poller_sql, TQ__MAX, 0)) == NULL ||
+	    (p->curl = curl_easy_init()) == NULL) {
+		log_err("task poller: cannot start: out of memory");
+		goto out;
+	}
+	p->cache.version = -1;
+	p->filled_ms = mono_ms();
+	p->bucket = 1;
+	for (;;) {
+		long long now = now_s();
+
+		cache_fresh(p);
+		sweep_refunds(p, now);
+		sweep_timeouts(p, now);
+		if (p->cache.version != -1)
+			poll_due(p, now_s());
+		log_flush();
+		while ((sig = sigtimedwait(&want, NULL, &second)) == SIGUSR1)
+			log_reopen();
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+	rc = 0;
+out:
+	if (p != NULL) {
+		if (p->curl != NULL)
+			curl_easy_cleanup(p->curl);
+		chcache_free(&p->cache);
+		db_free(p->db);
+		free(p);
+	}
+	log_flush();
+	return rc;
+}
