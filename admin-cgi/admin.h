@@ -154,6 +154,8 @@ void	 post_button(struct req *, const char *action, long long id,
 int	 table_rows(struct req *, int stmt, const struct dbv *, size_t,
 	    db_row_fn, int cols, enum label empty);
 void	 csrf_field(struct req *);
+/* An <option> for each configured service, selected the one named. */
+void	 service_options(struct req *, const char *selected);
 void	 error_page(struct req *, int status, enum label title,
 	    const char *detail);
 void	 msg_box(struct req *, int ok, const char *text);

@@ -271,6 +271,27 @@ csrf_field(struct req *r)
 }
 
 void
+service_options(struct req *r, const char *selected)
+{
+	const char	*p = service_list();
+
+	while (*p != '\0') {
+		size_t	 n = strcspn(p, ",");
+		char	 one[SERVICE_NAME_MAX];
+
+		if (n > 0 && n < sizeof(one)) {
+			memcpy(one, p, n);
+			one[n] = '\0';
+			h(&r->out, selected && strcmp(selected, one) == 0 ?
+			    "<option value=\"%s\" selected>%s</option>" :
+			    "<option value=\"%s\">%s</option>", one, one);
+		}
+		p += n;
+		p += *p == ',';
+	}
+}
+
+void
 msg_box(struct req *r, int ok, const char *text)
 {
 	h(&r->out, "<div class=\"msg %s\" role=\"%s\">%s</div>",

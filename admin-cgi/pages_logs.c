@@ -87,7 +87,6 @@ pager_link(struct req *r, const struct filter *f, long long page,
 static void
 filter_form(struct req *r, const struct filter *f)
 {
-	const char	*svc = service_list(), *p;
 	size_t		 i;
 
 	h(&r->out, "<form method=\"get\" action=\"%s/logs\" class=\"filters\">"
@@ -96,20 +95,7 @@ filter_form(struct req *r, const struct filter *f)
 	    "<label>%s<select name=\"service\"><option value=\"\">%s</option>",
 	    r->base, T(r, L_USERNAME), f->user, T(r, L_TOKEN_NAME), f->token,
 	    T(r, L_SERVICE), T(r, L_ALL));
-	for (p = svc; *p != '\0';) {
-		size_t	 n = strcspn(p, ",");
-		char	 one[SERVICE_NAME_MAX];
-
-		if (n > 0 && n < sizeof(one)) {
-			memcpy(one, p, n);
-			one[n] = '\0';
-			h(&r->out, f->service && strcmp(f->service, one) == 0 ?
-			    "<option value=\"%s\" selected>%s</option>" :
-			    "<option value=\"%s\">%s</option>", one, one);
-		}
-		p += n;
-		p += *p == ',';
-	}
+	service_options(r, f->service);
 	h(&r->out, "</select></label><label>%s<input name=\"channel\" type=\"number\" "
 	    "min=\"0\" value=\"%s\"></label><label>%s<select name=\"type\">",
 	    T(r, L_CHANNEL_ID), f->channel ? fv(r, F_CHANNEL) : "", T(r, L_TYPE));

@@ -218,27 +218,13 @@ rule_row(void *arg, const struct price_rule *pr)
 static void
 rule_form(struct req *r, const struct rule_view *v)
 {
-	const char	*p = service_list();
 
 	h(&r->out, "<h2>%s</h2><form method=\"post\" class=\"card\" id=\"add-rule\" "
 	    "action=\"%s/prices/new\">", T(r, L_ADD_RULE), r->base);
 	csrf_field(r);
 	h(&r->out, "<div class=\"row\"><label>%s<select name=\"service\">",
 	    T(r, L_SERVICE));
-	while (*p != '\0') {
-		size_t	 n = strcspn(p, ",");
-		char	 one[SERVICE_NAME_MAX];
-
-		if (n > 0 && n < sizeof(one)) {
-			memcpy(one, p, n);
-			one[n] = '\0';
-			h(&r->out, v->service && strcmp(v->service, one) == 0 ?
-			    "<option value=\"%s\" selected>%s</option>" :
-			    "<option value=\"%s\">%s</option>", one, one);
-		}
-		p += n;
-		p += *p == ',';
-	}
+	service_options(r, v->service);
 	h(&r->out, "</select></label><label>%s<input name=\"model\" value=\"%s\">"
 	    "<small>%s</small></label></div>", T(r, L_MODEL), v->model,
 	    T(r, L_RULE_MODEL_HELP));

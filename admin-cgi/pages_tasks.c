@@ -121,7 +121,6 @@ pager_link(struct req *r, const struct filter *f, long long page,
 static void
 filter_form(struct req *r, const struct filter *f)
 {
-	const char	*p = service_list();
 	size_t		 i;
 
 	h(&r->out, "<form method=\"get\" action=\"%s/tasks\" class=\"filters\">"
@@ -130,20 +129,7 @@ filter_form(struct req *r, const struct filter *f)
 	    "<label>%s<select name=\"service\"><option value=\"\">%s</option>",
 	    r->base, T(r, L_USER_FILTER), f->user, T(r, L_TOKEN_FILTER),
 	    f->token, T(r, L_SERVICE), T(r, L_ALL));
-	while (*p != '\0') {
-		size_t	 n = strcspn(p, ",");
-		char	 one[SERVICE_NAME_MAX];
-
-		if (n > 0 && n < sizeof(one)) {
-			memcpy(one, p, n);
-			one[n] = '\0';
-			h(&r->out, f->service && strcmp(f->service, one) == 0 ?
-			    "<option value=\"%s\" selected>%s</option>" :
-			    "<option value=\"%s\">%s</option>", one, one);
-		}
-		p += n;
-		p += *p == ',';
-	}
+	service_options(r, f->service);
 	h(&r->out, "</select></label><label>%s<input name=\"channel\" type=\"number\" "
 	    "min=\"0\" value=\"%s\"></label><label>%s<select name=\"state\">"
 	    "<option value=\"\">%s</option>", T(r, L_CHANNEL_ID),

@@ -1041,10 +1041,8 @@ poll_seen(struct worker *w, struct req *r, const struct task_kind *kind,
 	if (st == TS_UNKNOWN || (st == r->task.state &&
 	    now - r->task.updated_at < cfg_i(CFG_TASK_POLL_INTERVAL) / 2))
 		return;
-	if (task_seen(w->p->db, r->service, r->task.id, st, reason, now) == -1)
-		log_err("req=%s task %s: recording its state: %s", r->id,
-		    r->task.id, db_error(w->p->db));
-	else if (st != r->task.state)
+	if (task_seen(w->p->db, r->service, r->task.id, st, reason, now) == 0 &&
+	    st != r->task.state)	/* a failure to record it is logged there */
 		log_info("req=%s task %s of %s: %s", r->id, r->task.id,
 		    r->service, task_state_name(st));
 }

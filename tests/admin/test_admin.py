@@ -1308,7 +1308,8 @@ def seed_tasks():
         ("kling", "T-k2", 8, root_id(), 0, now - 200, "refunded", 1500, 1500, "upstream said no", now - 150,
          now - 150),
         ("runway", "T-r1", 7, uid, tid, now - 3 * 86400, "running", 2000, 0, "", now - 3 * 86400 + 60, 0),
-        ("suno", "T-s1", 9, 99999, 0, now - 10 * 86400, "timeout", 700, 0, "no answer in 3600 s",
+        # free, so the pool's refund sweep leaves it as it is
+        ("suno", "T-s1", 9, 99999, 0, now - 10 * 86400, "timeout", 0, 0, "no answer in 3600 s",
          now - 9 * 86400, now - 9 * 86400),
     ]
     for r in rows:
