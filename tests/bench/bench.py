@@ -39,6 +39,8 @@ Environment (all optional):
   BENCH_SCENARIOS="zero inflight"  what to run: zero = the metering modes
                           and the floor against a stand-in that answers at
                           once; inflight = a stand-in that answers late
+  BENCH_PRICES=0          1: three price rules on the body's fields (one
+                          applies), so every request is priced by them
   BENCH_RELAY_ENV=        more relay config keys, "KEY=VAL KEY=VAL", written
                           to the relay's config file after the bench's own
                           (so they can override them), for every pool
@@ -115,6 +117,7 @@ KEEP = env_int("BENCH_KEEP", 0)
 JSON_OUT = os.environ.get("BENCH_JSON", "")
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "").split() or ["zero", "inflight"]
 RELAY_ENV = os.environ.get("BENCH_RELAY_ENV", "").split()
+PRICES = os.environ.get("BENCH_PRICES", "0") == "1"
 IF_ROUNDS = env_int("BENCH_ROUNDS", 1)
 IF_SECONDS = env_int("BENCH_SECONDS", 5)
 IF_WARMUP = (float(os.environ["BENCH_WARMUP"]) if os.environ.get("BENCH_WARMUP")
@@ -510,6 +513,15 @@ class Bench:
         self.ctl("add-channel", "--name", "bench-upstream", "--base-url",
                  "http://127.0.0.1:%d" % self.up_port, "--key", "sk-upstream-bench-key",
                  "--models", "kling", "--setting", '{"passthrough_quota":1}')
+        if PRICES:
+            # rules on the fields the benchmark's body has: each request
+            # reads them and one of them applies
+            self.ctl("price", "add", "--service", "kling", "--field", "duration", "--value", "10",
+                     "--multiplier", "2")
+            self.ctl("price", "add", "--service", "kling", "--field", "mode", "--value", "std",
+                     "--surcharge", "1")
+            self.ctl("price", "add", "--service", "kling", "--model", "kling-v1", "--field",
+                     "cfg_scale", "--value", "0.9", "--multiplier", "1.5")
         out = self.ctl("add-token", "--user", "bench", "--name", "bench", "--quota", str(10 ** 15))
         m = re.search(r"sk-[0-9A-Za-z]{48}", out)
         if not m:
