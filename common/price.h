@@ -54,6 +54,8 @@ void	 prices_free(struct prices *);
 
 /* ---- the relay's (fcgi/price.c) ---- */
 
+#define PRICE_APPLIED_MAX 32
+
 /* How a price came about, for the quote endpoint and the logs. */
 struct price_out {
 	long long	 quota;
@@ -61,7 +63,8 @@ struct price_out {
 	int		 from_model_price;	/* base from ModelPrice */
 	double		 group_ratio;
 	char		 model[64];
-	char		 applied[512];	/* "duration=10 x2, mode=pro x3.5" */
+	const struct price_rule *applied[PRICE_APPLIED_MAX];	/* in order */
+	size_t		 napplied;
 };
 
 /*
@@ -78,6 +81,12 @@ void	 price_model(const char *body, size_t len, const char *service,
  */
 void	 price_of(const struct prices *, const char *service, const char *group,
 	    long long flat, const char *body, size_t len, struct price_out *);
+
+/*
+ * The rules a price applied, as the quote shows them: "duration=10 x2,
+ * mode=pro x3.5 +30"; cut to outsz.
+ */
+void	 price_applied_text(const struct price_out *, char *out, size_t outsz);
 
 /* ---- the admin's and bltcy-ctl's ---- */
 

@@ -129,24 +129,30 @@ overridden(const struct prices *p, const struct price_rule *r,
 	return 0;
 }
 
-static void
-note_applied(struct price_out *out, const struct price_rule *r)
+void
+price_applied_text(const struct price_out *p, char *out, size_t outsz)
 {
-	size_t	 len = strlen(out->applied);
-	char	 m[32];
+	const struct price_rule	*r;
+	size_t			 i, len;
+	char			 m[32];
 
-	price_mult_text(r->mult_e4, m, sizeof(m));
-	snprintf(out->applied + len, sizeof(out->applied) - len,
-	    "%s%s%s%s", len ? ", " : "", r->field[0] ? r->field : "*",
-	    r->field[0] ? "=" : "", r->field[0] ? r->value : "");
-	len = strlen(out->applied);
-	if (r->mult_e4 != MULT_ONE)
-		snprintf(out->applied + len, sizeof(out->applied) - len,
-		    " x%s", m);
-	len = strlen(out->applied);
-	if (r->surcharge != 0)
-		snprintf(out->applied + len, sizeof(out->applied) - len,
-		    " +%lld", r->surcharge);
+	out[0] = '\0';
+	for (i = 0; i < p->napplied; i++) {
+		r = p->applied[i];
+		len = strlen(out);
+		snprintf(out + len, outsz - len, "%s%s%s%s", i ? ", " : "",
+		    r->field[0] ? r->field : "*", r->field[0] ? "=" : "",
+		    r->field[0] ? r->value : "");
+		if (r->mult_e4 != MULT_ONE) {
+			price_mult_text(r->mult_e4, m, sizeof(m));
+			len = strlen(out);
+			snprintf(out + len, outsz - len, " x%s", m);
+		}
+		if (r->surcharge != 0) {
+			len = strlen(out);
+			snprintf(out + len, outsz - len, " +%lld", r->surcharge);
+		}
+	}
 }
 
 void
@@ -193,7 +199,8 @@ price_of(const struct prices *p, const char *service, const char *group,
 		add += r->surcharge;
 		if (add > QUOTA_CAP)
 			add = QUOTA_CAP;
-		note_applied(out, r);
+		if (out->napplied < PRICE_APPLIED_MAX)
+			out->applied[out->napplied++] = r;
 	}
 	q = q + 0.5L + (long double)add;	/* to the nearest unit */
 	out->quota = q >= (long double)QUOTA_CAP ? QUOTA_CAP : (long long)q;

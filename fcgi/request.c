@@ -1144,7 +1144,9 @@ quote(struct req *r, const char *group)
 {
 	const struct price_out *p = &r->price;
 	struct buf	 o;
+	char		 rules[1024];
 
+	price_applied_text(p, rules, sizeof(rules));
 	buf_init(&o, 4096);
 	if (buf_adds(&o, "{\"service\":\"") == -1 ||
 	    json_escape(&o, r->service) == -1 ||
@@ -1159,7 +1161,7 @@ quote(struct req *r, const char *group)
 	    json_escape(&o, group) == -1 ||
 	    buf_printf(&o, "\",\"group_ratio\":%g,\"rules\":\"",
 	    p->group_ratio) == -1 ||
-	    json_escape(&o, p->applied) == -1 || buf_adds(&o, "\"}") == -1) {
+	    json_escape(&o, rules) == -1 || buf_adds(&o, "\"}") == -1) {
 		buf_free(&o);
 		gw_error(r, GW_INTERNAL);
 		return;

@@ -885,7 +885,12 @@ test_price(void)
 	price_of(&p, "kling", "default", 1000,
 	    BODY("{\"duration\":10,\"mode\":\"pro\"}"), &o);
 	CHECK(o.quota == 7000);
-	CHECK(strcmp(o.applied, "duration=10 x2, mode=pro x3.5") == 0);
+	{
+		char	 text[256];
+
+		price_applied_text(&o, text, sizeof(text));
+		CHECK(strcmp(text, "duration=10 x2, mode=pro x3.5") == 0);
+	}
 	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":\"10\","
 	    "\"mode\":\"pro\",\"model_name\":\"kling-v2\"}"), &o);
 	CHECK(o.quota == 10000 && strcmp(o.model, "kling-v2") == 0);
@@ -906,7 +911,7 @@ test_price(void)
 	price_of(&p, "suno", "default", 0, NULL, 0, &o);
 	CHECK(o.quota == 7);		/* a surcharge on a free base */
 	price_of(&p, "pika", "default", 1000, BODY("{\"duration\":10}"), &o);
-	CHECK(o.quota == 1000 && o.applied[0] == '\0');
+	CHECK(o.quota == 1000 && o.napplied == 0);
 
 	/* new-api: int(0.0213 * 500000 * 1.5) = 15975 */
 	CHECK(price_map_parse(&p.model_price, "{\"kling-v1\":0.0213,\"x\":\"y\"}") == 0);
