@@ -13,6 +13,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "netaddr.h"
 #include "relay.h"
 #include "tasks.h"
 
@@ -500,6 +501,8 @@ poll_one(struct poller *p, const struct due *d, long long now)
 	curl_easy_setopt(p->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(p->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(p->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	/* as the relay's own transfers: never a link-local or metadata address */
+	curl_easy_setopt(p->curl, CURLOPT_OPENSOCKETFUNCTION, netaddr_opensocket);
 	curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, hl);
