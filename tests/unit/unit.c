@@ -13,6 +13,7 @@
 #include "../../fcgi/shared.c"
 #include "../../fcgi/affinity.c"
 #include "../../fcgi/price.c"
+#include "../../fcgi/taskstate.c"
 
 #include "auth.h"
 #include "config.h"
@@ -1012,6 +1013,41 @@ test_price_rule(void)
 	CHECK(strcmp(m, "1000") == 0);
 }
 
+/* What a poll answer says of its task, by its service's kind. */
+static void
+test_task_answer(void)
+{
+	static const struct task_kind kling = { "kling", "data.task_status",
+	    "succeed", "failed", "data.task_status_msg", "{path}/{id}" };
+	static const struct task_kind idx = { "x", "data.0.status",
+	    "SUCCESS, done", "FAILURE,error", "data.0.err", "" };
+	char	 why[8];
+#define A(k, s)	task_answer_state(&(k), s, sizeof(s) - 1, why, sizeof(why))
+
+	CHECK(A(kling, "{\"data\":{\"task_status\":\"succeed\"}}") == TS_SUCCEEDED);
+	CHECK(A(kling, "{\"data\":{\"task_status\":\"SUCCEED\"}}") == TS_SUCCEEDED);
+	CHECK(A(kling, "{\"data\":{\"task_status\":\"processing\"}}") == TS_RUNNING);
+	CHECK(A(kling, "{\"data\":{\"task_status\":\"failed\","
+	    "\"task_status_msg\":\"\u00e9\u00e9\u00e9\u00e9\"}}") == TS_FAILED);
+	/* cut between whole characters: three of two bytes, and the NUL */
+	CHECK(strcmp(why, "\xc3\xa9\xc3\xa9\xc3\xa9") == 0);
+	CHECK(A(kling, "{\"data\":{}}") == TS_UNKNOWN && why[0] == '\0');
+	CHECK(A(kling, "{\"data\":{\"task_status\":null}}") == TS_UNKNOWN);
+	CHECK(A(kling, "{\"data\":{\"task_status\":[\"failed\"]}}") == TS_UNKNOWN);
+	CHECK(A(kling, "<html>502</html>") == TS_UNKNOWN);
+	CHECK(A(kling, "{\"data\":{\"task_status\":\"failed\"}") == TS_UNKNOWN);
+	CHECK(A(idx, "{\"data\":[{\"status\":\"done\"}]}") == TS_SUCCEEDED);
+	CHECK(A(idx, "{\"data\":[{\"status\":\"error\",\"err\":7}]}") ==
+	    TS_FAILED && strcmp(why, "7") == 0);
+	CHECK(A(idx, "{\"data\":[]}") == TS_UNKNOWN);
+	CHECK(A(idx, "{\"data\":[{\"status\":3}]}") == TS_RUNNING);
+	CHECK(task_answer_state(NULL, "{}", 2, why, sizeof(why)) == TS_UNKNOWN);
+	CHECK(task_state_parse("refunded") == TS_REFUNDED);
+	CHECK(task_state_parse("unknown") == TS_UNKNOWN);
+	CHECK(strcmp(task_state_name(TS_TIMEOUT), "timeout") == 0);
+#undef A
+}
+
 int
 main(void)
 {
@@ -1034,6 +1070,7 @@ main(void)
 	test_bad_url();
 	test_price();
 	test_price_rule();
+	test_task_answer();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
