@@ -16,6 +16,7 @@
 #include "log.h"
 #include "relay.h"
 #include "shm.h"
+#include "signals.h"
 
 /*
  * METERING=strict. A request's charge is one statement, made before the
@@ -600,16 +601,11 @@ static int
 charger_main(const struct dsn *dsn)
 {
 	pthread_t	 t[2];
-	sigset_t	 all, want;
-	int		 sig, i, started = 0;
+	sigset_t	 want;
+	int		 i, started = 0;
 
 	prctl(PR_SET_NAME, "bltcy-charger");	/* for ps and top */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, NULL);
-	sigemptyset(&want);
-	sigaddset(&want, SIGTERM);
-	sigaddset(&want, SIGINT);
-	sigaddset(&want, SIGUSR1);
+	signals_block(&want);
 	for (i = 0; i < 2; i++)
 		if ((C.c[i].db = db_new(dsn, relay_sql, ST__MAX,
 		    DB_NO_AUTOCOMMIT)) == NULL ||
@@ -626,13 +622,8 @@ charger_main(const struct dsn *dsn)
 		}
 		started++;
 	}
-	while (started == 2) {
-		if ((sig = sigwaitinfo(&want, NULL)) == -1)
-			continue;
-		if (sig != SIGUSR1)
-			break;
-		log_reopen();
-	}
+	while (started == 2 && !signals_wait(&want, NULL))
+		;
 	STORE(&C.stop, 1);
 	pthread_mutex_lock(&C.mu);
 	pthread_cond_broadcast(&C.cv);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "relay.h"
+#include "signals.h"
 #include "tasks.h"
 
 /*
@@ -452,17 +453,12 @@ int
 tasks_main(const struct dsn *dsn)
 {
 	struct poller	*p;
-	sigset_t	 all, want;
+	sigset_t	 want;
 	struct timespec	 second = { 1, 0 };
-	int		 sig, rc = 1;
+	int		 rc = 1;
 
 	prctl(PR_SET_NAME, "bltcy-tasks");	/* for ps and top */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	sigemptyset(&want);
-	sigaddset(&want, SIGTERM);
-	sigaddset(&want, SIGINT);
-	sigaddset(&want, SIGUSR1);
+	signals_block(&want);
 	memcpy(poller_sql, relay_sql, sizeof(relay_sql));
 	memcpy(poller_sql + ST__MAX, own_sql, sizeof(own_sql));
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
@@ -483,9 +479,7 @@ tasks_main(const struct dsn *dsn)
 		if (p->cache.version != -1)
 			poll_due(p, now_s());
 		log_flush();
-		while ((sig = sigtimedwait(&want, NULL, &second)) == SIGUSR1)
-			log_reopen();
-		if (sig == SIGTERM || sig == SIGINT)
+		if (signals_wait(&want, &second))
 			break;
 	}
 	rc = 0;

@@ -16,6 +16,7 @@
 #include "dsn.h"
 #include "log.h"
 #include "meter.h"
+#include "signals.h"
 #include "worker.h"
 
 /*
@@ -177,9 +178,8 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	struct worker		*ws;
 	struct sigaction	 sa;
 	pthread_attr_t		 attr;
-	sigset_t		 all, want;
+	sigset_t		 want;
 	size_t			 i, started = 0;
-	int			 sig;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
@@ -192,12 +192,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	 * write (libfcgi takes EINTR for a broken stream): this thread waits
 	 * for them instead.
 	 */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, NULL);
-	sigemptyset(&want);
-	sigaddset(&want, SIGTERM);
-	sigaddset(&want, SIGINT);
-	sigaddset(&want, SIGUSR1);
+	signals_block(&want);
 
 	if (proc_init(&p, fd, dsn, host, mslot, nthreads) == -1 ||
 	    (ws = calloc(nthreads, sizeof(*ws))) == NULL) {
@@ -225,13 +220,9 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 	while (started == nthreads) {
 		struct timespec ts = { 1, 0 };
 
-		if ((sig = sigtimedwait(&want, NULL, &ts)) == -1) {
-			meter->retry(p.db, 1);	/* refunds no request came to do */
-			continue;
-		}
-		if (sig != SIGUSR1)
+		if (signals_wait(&want, &ts))
 			break;
-		log_reopen();
+		meter->retry(p.db, 1);	/* refunds no request came to do */
 	}
 	stop_threads(&p);
 	for (i = 0; i < started; i++)
