@@ -154,6 +154,12 @@ void	 post_button(struct req *, const char *action, long long id,
 int	 table_rows(struct req *, int stmt, const struct dbv *, size_t,
 	    db_row_fn, int cols, enum label empty);
 void	 csrf_field(struct req *);
+/*
+ * The links to the page before and after of a paged list at path,
+ * keeping its filter: query is "k=v&k=v" with the values %u-encoded.
+ */
+void	 pager(struct req *, const char *path, const char *query,
+	    long long page, long long last);
 /* An <option> for each configured service, selected the one named. */
 void	 service_options(struct req *, const char *selected);
 void	 error_page(struct req *, int status, enum label title,

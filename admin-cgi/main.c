@@ -271,6 +271,20 @@ csrf_field(struct req *r)
 }
 
 void
+pager(struct req *r, const char *path, const char *query, long long page,
+    long long last)
+{
+	h(&r->out, "<div class=\"pager\">");
+	if (page > 1)
+		h(&r->out, "<a class=\"btn ghost small\" href=\"%s%s?%s&amp;page=%L\">"
+		    "%s</a>", r->base, path, query, page - 1, T(r, L_PREV));
+	if (page < last)
+		h(&r->out, "<a class=\"btn ghost small\" href=\"%s%s?%s&amp;page=%L\">"
+		    "%s</a>", r->base, path, query, page + 1, T(r, L_NEXT));
+	h(&r->out, "</div>");
+}
+
+void
 service_options(struct req *r, const char *selected)
 {
 	const char	*p = service_list();

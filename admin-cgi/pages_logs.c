@@ -75,13 +75,11 @@ log_row(void *arg, const struct dbv *c, size_t n)
 
 /* The filter's query string, for the pager's links. */
 static void
-pager_link(struct req *r, const struct filter *f, long long page,
-    enum label label)
+pager_query(struct html *q, const struct filter *f)
 {
-	h(&r->out, "<a class=\"btn ghost small\" href=\"%s/logs?user=%u&amp;token=%u"
-	    "&amp;service=%u&amp;channel=%L&amp;type=%L&amp;from=%u&amp;to=%u"
-	    "&amp;page=%L\">%s</a>", r->base, f->user, f->token, f->service,
-	    f->channel, f->type, f->from_s, f->to_s, page, T(r, label));
+	h(q, "user=%u&token=%u&service=%u&channel=%L&type=%L&from=%u&to=%u",
+	    f->user, f->token, f->service, f->channel, f->type, f->from_s,
+	    f->to_s);
 }
 
 static void
@@ -115,6 +113,7 @@ pg_logs(struct req *r)
 {
 	struct filter	 f;
 	struct buf	 errs;
+	struct html	 q;
 	struct dbv	 a[14];
 	long long	 tot[2] = { 0, 0 }, pages;
 
@@ -160,12 +159,10 @@ pg_logs(struct req *r)
 	a[13] = DBI((f.page - 1) * LOGS_PER_PAGE);
 	if (table_rows(r, AS_LOGS_PAGE, a, 14, log_row, 10, L_NONE) == -1)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	h(&r->out, "<div class=\"pager\">");
-	if (f.page > 1)
-		pager_link(r, &f, f.page - 1, L_PREV);
-	if (f.page < pages)
-		pager_link(r, &f, f.page + 1, L_NEXT);
-	h(&r->out, "</div>");
+	html_init(&q, 4096);
+	pager_query(&q, &f);
+	pager(r, "/logs", q.b.p ? q.b.p : "", f.page, pages);
+	html_free(&q);
 	page_end(r);
 	return 200;
 }

@@ -107,15 +107,13 @@ task_row(void *arg, const struct dbv *c, size_t n)
 	return 0;
 }
 
+/* The filter's query string, for the pager's links. */
 static void
-pager_link(struct req *r, const struct filter *f, long long page,
-    enum label label)
+pager_query(struct html *q, const struct filter *f)
 {
-	h(&r->out, "<a class=\"btn ghost small\" href=\"%s/tasks?user=%u&amp;token=%u"
-	    "&amp;service=%u&amp;channel=%L&amp;state=%u&amp;created_from=%u"
-	    "&amp;created_to=%u&amp;page=%L\">%s</a>", r->base, f->user, f->token,
-	    f->service, f->channel, f->state, f->from_s, f->to_s, page,
-	    T(r, label));
+	h(q, "user=%u&token=%u&service=%u&channel=%L&state=%u&created_from=%u"
+	    "&created_to=%u", f->user, f->token, f->service, f->channel,
+	    f->state, f->from_s, f->to_s);
 }
 
 static void
@@ -160,6 +158,7 @@ pg_tasks(struct req *r)
 {
 	struct filter	 f;
 	struct buf	 errs;
+	struct html	 q;
 	struct dbv	 a[16];
 	long long	 tot[3] = { 0, 0, 0 }, pages;
 
@@ -214,12 +213,10 @@ pg_tasks(struct req *r)
 	a[15] = DBI((f.page - 1) * TASKS_PER_PAGE);
 	if (table_rows(r, AS_TASKS_PAGE, a, 16, task_row, 12, L_NONE) == -1)
 		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	h(&r->out, "<div class=\"pager\">");
-	if (f.page > 1)
-		pager_link(r, &f, f.page - 1, L_PREV);
-	if (f.page < pages)
-		pager_link(r, &f, f.page + 1, L_NEXT);
-	h(&r->out, "</div>");
+	html_init(&q, 4096);
+	pager_query(&q, &f);
+	pager(r, "/tasks", q.b.p ? q.b.p : "", f.page, pages);
+	html_free(&q);
 	page_end(r);
 	return 200;
 }
