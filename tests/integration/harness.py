@@ -27,6 +27,8 @@ import time
 
 import pymysql
 
+from runner import Fail
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 ROOT = os.path.dirname(TESTS)
@@ -710,6 +712,65 @@ class Pool:
     def stop(self):
         self.h.kill(self.name + "-lighttpd", wait=5)
         self.h.kill(self.name, wait=10)
+
+
+def pool_metrics(port):
+    """The /bltcy/metrics of the pool behind port: {name: value} of the
+    series without labels."""
+    r = request(port, "GET", "/bltcy/metrics", timeout=10)
+    if r.status != 200:
+        raise Fail("GET /bltcy/metrics status: want 200, got %r" % r.status)
+    out = {}
+    for line in r.body.decode().splitlines():
+        m = re.match(r"^(bltcy_[a-z_]+) (-?\d+)$", line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    if "bltcy_usage_backlog" not in out:
+        raise Fail("no bltcy_usage_backlog in /bltcy/metrics")
+    return out
+
+
+def wait_written(port, timeout=15):
+    """Poll the metrics until nothing but the metrics request is in flight
+    and the usage backlog is 0, twice in a row; returns the last."""
+    deadline = time.time() + timeout
+    hits, last = 0, None
+    while time.time() < deadline:
+        last = pool_metrics(port)
+        if last["bltcy_usage_backlog"] == 0 and last.get("bltcy_inflight_requests") == 1:
+            hits += 1
+            if hits == 2:
+                return last
+        else:
+            hits = 0
+        time.sleep(0.02)
+    raise Fail("usage not written within %d s: %r" % (timeout, last))
+
+
+class CommitsHeld:
+    """While entered, MariaDB holds every commit back (BACKUP STAGE
+    BLOCK_COMMIT), as a disk that takes its time over a flush would;
+    release() lets them go before the block ends."""
+
+    def __init__(self, h):
+        self.h = h
+        self.db = None
+
+    def __enter__(self):
+        self.db = pymysql.connect(unix_socket=self.h.db_sock, user="root", password="", autocommit=True)
+        self.db.cursor().execute("BACKUP STAGE START")
+        self.db.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+    def release(self):
+        if self.db is not None:
+            self.db.cursor().execute("BACKUP STAGE END")
+            self.db.close()
+            self.db = None
 
 
 def request_in_thread(out, port, method, path, headers=(), body=None, timeout=60):

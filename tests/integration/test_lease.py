@@ -84,15 +84,7 @@ def host_of(p):
 
 
 def metrics(p):
-    r = request(p.port, "GET", "/bltcy/metrics", timeout=10)
-    eq(r.status, 200, "GET /bltcy/metrics status")
-    out = {}
-    for line in r.body.decode().splitlines():
-        m = re.match(r"^(bltcy_usage_backlog|bltcy_inflight_requests|bltcy_worker_restarts_total) (-?\d+)$", line)
-        if m:
-            out[m.group(1)] = int(m.group(2))
-    check("bltcy_usage_backlog" in out, "no bltcy_usage_backlog in /bltcy/metrics")
-    return out
+    return harness.pool_metrics(p.port)
 
 
 def wait_flushed(p, timeout=15):

@@ -52,33 +52,7 @@ def account(**kw):
     return H.setup_account(quota=10 ** 9, remain_quota=10 ** 9, setting={"passthrough_quota": Q}, **kw)
 
 
-def metrics(port):
-    r = request(port, "GET", "/bltcy/metrics", timeout=10)
-    eq(r.status, 200, "GET /bltcy/metrics status")
-    out = {}
-    for line in r.body.decode().splitlines():
-        m = re.match(r"^(bltcy_[a-z_]+) (-?\d+)$", line)
-        if m:
-            out[m.group(1)] = int(m.group(2))
-    check("bltcy_usage_backlog" in out, "no bltcy_usage_backlog in /bltcy/metrics")
-    return out
-
-
-def wait_written(port, timeout=15):
-    """Poll metrics until nothing but the metrics request is in flight and
-    the usage backlog is 0, twice in a row."""
-    deadline = time.time() + timeout
-    hits, last = 0, None
-    while time.time() < deadline:
-        last = metrics(port)
-        if last["bltcy_usage_backlog"] == 0 and last.get("bltcy_inflight_requests") == 1:
-            hits += 1
-            if hits == 2:
-                return last
-        else:
-            hits = 0
-        time.sleep(0.02)
-    raise Fail("usage not written within %d s: %r" % (timeout, last))
+metrics, wait_written = harness.pool_metrics, harness.wait_written
 
 
 def pool(name, workers=1, **cfg):
@@ -341,28 +315,21 @@ def money(u, t):
             H.sql("SELECT quota FROM users WHERE id=%s", (u["id"],))[0]["quota"])
 
 
-class HeldCommits:
-    """While it is entered MariaDB holds every commit back (BACKUP STAGE
-    BLOCK_COMMIT), as a disk that takes its time over a flush would;
+class HeldCommits(harness.CommitsHeld):
+    """While it is entered MariaDB holds every commit back (CommitsHeld);
     send(i) posts PATH/i with account i's token from a thread of its own,
     its answer into out[i]["r"] (or exception into out[i]["e"]). On
     leaving, commits go on and every request is waited for."""
 
     def __init__(self, accts, prefix):
+        super().__init__(H)
         self.accts = accts
         self.path = "/kling/v1/" + uniq(prefix)
         self.out, self.th = {}, []
         self.before = [money(u, t) for u, t, c in accts]
 
-    def __enter__(self):
-        self.db = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
-        self.db.cursor().execute("BACKUP STAGE START")
-        self.db.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
-        return self
-
     def __exit__(self, *exc):
-        self.db.cursor().execute("BACKUP STAGE END")
-        self.db.close()
+        self.release()
         for t in self.th:
             t.join(60)
         return False

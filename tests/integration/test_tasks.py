@@ -84,32 +84,7 @@ def pool(name, metering="strict", workers=2, **cfg):
         raise Fail("pool %s (%r) did not start: %s" % (name, cfg, e))
 
 
-def metrics(port):
-    r = request(port, "GET", "/bltcy/metrics", timeout=10)
-    eq(r.status, 200, "GET /bltcy/metrics status")
-    out = {}
-    for line in r.body.decode().splitlines():
-        m = re.match(r"^(bltcy_[a-z_]+) (-?\d+)$", line)
-        if m:
-            out[m.group(1)] = int(m.group(2))
-    return out
-
-
-def wait_written(port, timeout=15):
-    """Until nothing but the metrics request is in flight and the usage
-    backlog is 0, twice in a row."""
-    deadline = time.time() + timeout
-    hits, last = 0, None
-    while time.time() < deadline:
-        last = metrics(port)
-        if last.get("bltcy_usage_backlog") == 0 and last.get("bltcy_inflight_requests") == 1:
-            hits += 1
-            if hits == 2:
-                return last
-        else:
-            hits = 0
-        time.sleep(0.02)
-    raise Fail("usage not written within %d s: %r" % (timeout, last))
+wait_written = harness.wait_written
 
 
 def submit(port, token, svc="kling"):
@@ -387,27 +362,6 @@ per_mode(mixed_outcomes)
 # crashes in the middle of a refund
 
 
-class HeldCommits:
-    """While entered, MariaDB holds every commit back (BACKUP STAGE
-    BLOCK_COMMIT)."""
-
-    def __enter__(self):
-        self.db = pymysql.connect(unix_socket=H.db_sock, user="root", password="", autocommit=True)
-        self.db.cursor().execute("BACKUP STAGE START")
-        self.db.cursor().execute("BACKUP STAGE BLOCK_COMMIT")
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-        return False
-
-    def release(self):
-        if self.db is not None:
-            self.db.cursor().execute("BACKUP STAGE END")
-            self.db.close()
-            self.db = None
-
-
 def seen_in_flight():
     """bltcy_task_seen's statements waiting for their commit."""
     return [r for r in H.sql("SELECT ID, STATE, INFO FROM information_schema.PROCESSLIST")
@@ -427,7 +381,7 @@ def refund_in_flight(p, user, token, chan, whole_pool):
     wait_written(p.port)
     check(H.stub.set_job(tid, "failed", "gpu fault"), "stub job state")
     out = {}
-    with HeldCommits() as hc:
+    with harness.CommitsHeld(H) as hc:
         th = harness.request_in_thread(out, p.port, "GET", SERVICES["kling"][1](tid), auth(token), timeout=60)
         harness.wait_for(lambda: H.stub.jobs()[tid]["polls"] == 1, 10, "the client's poll at the stub")
         try:
