@@ -80,7 +80,7 @@ struct req {
 	long long	 quota;		/* the price (price.h) */
 	struct price_out price;
 	int		 reserved;
-	char		 key_hash[17];	/* of the key it went with */
+	const char	*key;		/* the channel key it went with */
 	struct buf	 held;		/* the whole body (see read_body) */
 	int		 held_all;
 	int		 spool_fd;	/* a larger body's file, or -1 */
@@ -878,7 +878,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			return;
 		}
 		ki = r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
-		key_hash(r->ch->keys[ki], r->key_hash);
+		r->key = r->ch->keys[ki];
 		snprintf(quota_hdr, sizeof(quota_hdr), "X-Bltcy-Quota: %lld\r\n",
 		    r->quota);
 		memset(&up, 0, sizeof(up));
@@ -1102,14 +1102,18 @@ static void
 finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 {
 	struct usage_end e;
+	char		 hash[17] = "";
 
 	if (!r->reserved)
 		return;
 	r->reserved = 0;
+	/* which key a task went with, for the relay's own polls of it */
+	if (tasks != NULL && *tasks != '\0' && r->key != NULL)
+		key_hash(r->key, hash);
 	e.channel = r->ch->id;
 	e.use_time = (mono_ms() - r->start_ms + 500) / 1000;
 	e.tasks = tasks;
-	e.key_hash = r->key_hash;
+	e.key_hash = hash;
 	meter->settle(w->p->db, settle, &e);
 	if (settle)
 		metrics_quota(r->quota);
