@@ -35,33 +35,17 @@ struct base_load {
 	struct chan_base	*ch;
 	size_t			 n;
 	struct prices		 p;
-	const char		*bad_option;	/* an option that did not parse */
+	char			 bad_option[32];	/* one that did not parse */
 };
 
 static int
 option_row(void *arg, const struct dbv *c, size_t n)
 {
 	struct base_load	*l = arg;
-	const char		*k = col_s(&c[0]), *v = col_s(&c[1]);
-	struct price_map	*m = NULL;
-	char			*end;
-	double			 d;
+	const char		*k = col_s(&c[0]);
 
-	if (strcmp(k, "ModelPrice") == 0)
-		m = &l->p.model_price;
-	else if (strcmp(k, "GroupRatio") == 0)
-		m = &l->p.group_ratio;
-	else if (strcmp(k, "QuotaPerUnit") == 0) {
-		d = strtod(v, &end);
-		if (end != v && *end == '\0' && d > 0)
-			l->p.quota_per_unit = d;
-		else
-			l->bad_option = "QuotaPerUnit";
-		return 0;
-	}
-	if (m != NULL && price_map_parse(m, v) == -1)
-		l->bad_option = m == &l->p.model_price ? "ModelPrice" :
-		    "GroupRatio";
+	if (price_option(&l->p, k, col_s(&c[1])) == -1)
+		strlcpy_(l->bad_option, k, sizeof(l->bad_option));
 	return 0;
 }
 
@@ -157,7 +141,7 @@ model_price_table(struct req *r, const struct base_load *l)
 	snprintf(qpu, sizeof(qpu), "%.0f", l->p.quota_per_unit);
 	h(&r->out, "<h2>%s</h2><p class=\"help\">QuotaPerUnit = %s</p>",
 	    T(r, L_MODEL_PRICES), qpu);
-	if (l->bad_option != NULL) {
+	if (l->bad_option[0] != '\0') {
 		char	 t[256];
 
 		snprintf(t, sizeof(t), "%s%s", T(r, L_OPTION_BAD), l->bad_option);

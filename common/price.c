@@ -94,6 +94,29 @@ price_map_parse(struct price_map *m, const char *json)
 	return 0;
 }
 
+int
+price_option(struct prices *p, const char *key, const char *value)
+{
+	struct price_map	*m;
+	char			*end;
+	double			 d;
+
+	if (strcmp(key, "QuotaPerUnit") == 0) {
+		d = strtod(value, &end);
+		if (end == value || *end != '\0' || !(d > 0))
+			return -1;
+		p->quota_per_unit = d;
+		return 0;
+	}
+	if (strcmp(key, "ModelPrice") == 0)
+		m = &p->model_price;
+	else if (strcmp(key, "GroupRatio") == 0)
+		m = &p->group_ratio;
+	else
+		return 0;
+	return price_map_parse(m, value);
+}
+
 void
 price_mult_text(long long e4, char *out, size_t outsz)
 {

@@ -50,6 +50,13 @@ struct prices {
 
 /* Fill a map from an option's JSON text ("" or NULL: empty). 0 or -1. */
 int	 price_map_parse(struct price_map *, const char *json);
+/*
+ * One row of the options table into p: ModelPrice, GroupRatio or
+ * QuotaPerUnit, another key ignored. 0, or -1 when the value is not what
+ * the option holds (a JSON object of numbers; a positive number): p keeps
+ * what it had for it.
+ */
+int	 price_option(struct prices *, const char *key, const char *value);
 void	 prices_free(struct prices *);
 
 /* ---- the relay's (fcgi/price.c) ---- */
@@ -66,13 +73,6 @@ struct price_out {
 	const struct price_rule *applied[PRICE_APPLIED_MAX];	/* in order */
 	size_t		 napplied;
 };
-
-/*
- * The model a request names: the body's top-level "model" or
- * "model_name" (a string), else the service. body may be NULL.
- */
-void	 price_model(const char *body, size_t len, const char *service,
-	    char *out, size_t outsz);
 
 /*
  * Price a request to service with this body (JSON, or anything: only a

@@ -143,30 +143,12 @@ static int
 option_row(void *arg, const struct dbv *c, size_t n)
 {
 	struct load	*l = arg;
-	struct prices	*p = &l->c->prices;
 	const char	*v = c[1].t == DBV_STR ? c[1].s : "";
-	struct price_map *m = NULL;
-	double		 d;
-	char		*end;
 
-	if (c[0].t != DBV_STR)
-		return 0;
-	if (strcmp(c[0].s, "ModelPrice") == 0)
-		m = &p->model_price;
-	else if (strcmp(c[0].s, "GroupRatio") == 0)
-		m = &p->group_ratio;
-	else if (strcmp(c[0].s, "QuotaPerUnit") == 0) {
-		d = strtod(v, &end);
-		if (end != v && *end == '\0' && d > 0)
-			p->quota_per_unit = d;
-		else
-			log_warn("option QuotaPerUnit \"%.32s\" is no positive "
-			    "number; %.0f is used", v, QUOTA_PER_UNIT);
-		return 0;
-	}
-	if (m != NULL && price_map_parse(m, v) == -1)
-		log_warn("option %s is no JSON object of numbers; ignored",
-		    c[0].s);
+	if (c[0].t == DBV_STR && price_option(&l->c->prices, c[0].s, v) == -1)
+		log_warn("option %s \"%.32s\" is not what it holds (QuotaPerUnit "
+		    "a positive number, the others a JSON object of numbers); "
+		    "ignored", c[0].s, v);
 	return 0;
 }
 

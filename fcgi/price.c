@@ -85,17 +85,6 @@ model_of(const struct fields *f, const char *service, char *out, size_t outsz)
 	strlcpy_(out, service, outsz);
 }
 
-void
-price_model(const char *body, size_t len, const char *service, char *out,
-    size_t outsz)
-{
-	static const struct prices none;
-	struct fields	 f;
-
-	read_fields(&none, service, body, len, &f);
-	model_of(&f, service, out, outsz);
-}
-
 /* Does rule r (of the request's service) apply to this model and body? */
 static int
 rule_matches(const struct price_rule *r, const char *model,

@@ -925,6 +925,17 @@ test_price(void)
 	p.rules = NULL;
 	p.nrules = 0;
 	prices_free(&p);
+	CHECK(price_option(&p, "QuotaPerUnit", "1e6") == 0 &&
+	    p.quota_per_unit == 1e6);
+	CHECK(price_option(&p, "QuotaPerUnit", "-1") == -1 &&
+	    p.quota_per_unit == 1e6);
+	CHECK(price_option(&p, "QuotaPerUnit", "5x") == -1);
+	CHECK(price_option(&p, "ModelRatio", "{") == 0);	/* not ours */
+	CHECK(price_option(&p, "GroupRatio", "{\"vip\":2}") == 0 &&
+	    p.group_ratio.n == 1 && p.group_ratio.v[0] == 2);
+	CHECK(price_option(&p, "ModelPrice", "[1]") == -1 &&
+	    p.model_price.n == 0);
+	prices_free(&p);
 	CHECK(price_map_parse(&p.model_price, "[1]") == -1);
 	CHECK(price_map_parse(&p.model_price, "{") == -1);
 	prices_free(&p);
