@@ -196,24 +196,37 @@ fmt_time(long long t, char *out, size_t outsz)
 		strlcpy_(out, "-", outsz);
 }
 
-/* "YYYY-MM-DDTHH:MM[:SS]" (server time). 1 empty, 0 ok, -1 bad. */
-int
-parse_datetime(const char *s, long long *out)
+/* n decimal digits at s, a number from lo to hi, into *v: 0, or -1. */
+static int
+digits(const char *s, size_t n, int lo, int hi, int *v)
+{
+	size_t	 i;
+
+	*v = 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return *v < lo || *v > hi ? -1 : 0;
+}
+
+/* "YYYY-MM-DD" at s (at least 10 bytes): 0, or -1. */
+static int
+ymd(const char *s, int *y, int *mo, int *d)
+{
+	return s[4] != '-' || s[7] != '-' || digits(s, 4, 1970, 9999, y) == -1 ||
+	    digits(s + 5, 2, 1, 12, mo) == -1 ||
+	    digits(s + 8, 2, 1, 31, d) == -1 ? -1 : 0;
+}
+
+/* That moment in server time (mktime carries a day past the month's). */
+static int
+local_time(int y, int mo, int d, int hh, int mm, int ss, long long *out)
 {
 	struct tm	 tm;
-	int		 y, mo, d, hh, mm, ss = 0, n = 0;
 	time_t		 t;
 
-	if (s == NULL || *s == '\0')
-		return 1;
-	if (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d%n", &y, &mo, &d, &hh, &mm,
-	    &n) != 5)
-		return -1;
-	if (s[n] == ':' && sscanf(s + n + 1, "%2d", &ss) != 1)
-		return -1;
-	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
-	    hh > 23 || mm > 59 || ss > 59)
-		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;
@@ -228,40 +241,34 @@ parse_datetime(const char *s, long long *out)
 	return 0;
 }
 
+/* "YYYY-MM-DDTHH:MM[:SS]" (server time). 1 empty, 0 ok, -1 bad. */
 int
-parse_date(const char *s, int days, long long *out)
+parse_datetime(const char *s, long long *out)
 {
-	struct tm	 tm;
-	long long	 y, mo, d;
-	char		 part[5];
-	time_t		 t;
+	int	 y, mo, d, hh, mm, ss = 0;
+	size_t	 len;
 
 	if (s == NULL || *s == '\0')
 		return 1;
-	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
-	    strspn(s, "0123456789") != 4 || strspn(s + 5, "0123456789") != 2 ||
-	    strspn(s + 8, "0123456789") != 2)
+	len = strlen(s);
+	if ((len != 16 && len != 19) || ymd(s, &y, &mo, &d) == -1 ||
+	    (s[10] != 'T' && s[10] != ' ') || digits(s + 11, 2, 0, 23, &hh) == -1 ||
+	    s[13] != ':' || digits(s + 14, 2, 0, 59, &mm) == -1 ||
+	    (len == 19 && (s[16] != ':' || digits(s + 17, 2, 0, 59, &ss) == -1)))
 		return -1;
-	memcpy(part, s, 4);
-	part[4] = '\0';
-	if (parse_ll(part, 1970, 9999, &y) == -1)
+	return local_time(y, mo, d, hh, mm, ss, out);
+}
+
+int
+parse_date(const char *s, int days, long long *out)
+{
+	int	 y, mo, d;
+
+	if (s == NULL || *s == '\0')
+		return 1;
+	if (strlen(s) != 10 || ymd(s, &y, &mo, &d) == -1)
 		return -1;
-	memcpy(part, s + 5, 2);
-	part[2] = '\0';
-	if (parse_ll(part, 1, 12, &mo) == -1)
-		return -1;
-	memcpy(part, s + 8, 2);
-	if (parse_ll(part, 1, 31, &d) == -1)
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = (int)y - 1900;
-	tm.tm_mon = (int)mo - 1;
-	tm.tm_mday = (int)d + days;	/* mktime carries into the month */
-	tm.tm_isdst = -1;
-	if ((t = mktime(&tm)) == (time_t)-1)
-		return -1;
-	*out = (long long)t;
-	return 0;
+	return local_time(y, mo, d + days, 0, 0, 0, out);
 }
 
 void
