@@ -55,20 +55,6 @@ field_ok(const char *s)
 	return seg > 0;
 }
 
-/* 1..PRICE_FIELD_MAX printable ASCII characters. */
-static int
-value_ok(const char *s)
-{
-	size_t	 n = strlen(s), i;
-
-	if (n == 0 || n > PRICE_FIELD_MAX)
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-			return 0;
-	return 1;
-}
-
 /*
  * "1", "1.5", "0.0001", "1000": a decimal of at most four places, from 0
  * to 1000, in ten-thousandths. No sign, no exponent, no blank. 0 or -1.
@@ -146,7 +132,7 @@ price_rule_check(const char *service, const char *model, const char *field,
 		    "there is no field）");
 		return -1;
 	}
-	if (*field != '\0' && !value_ok(value)) {
+	if (*field != '\0' && !printable_ascii(value, PRICE_FIELD_MAX)) {
 		snprintf(msg, msgsz, "值必须是 1 到 64 个可打印的 ASCII 字符，如 "
 		    "10 或 pro（Value: 1 to 64 printable ASCII characters, e.g. "
 		    "10 or pro）");

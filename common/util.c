@@ -178,6 +178,18 @@ mono_ms(void)
 }
 
 int
+printable_ascii(const char *s, size_t max)
+{
+	size_t	 i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i == max || (unsigned char)s[i] < 0x20 ||
+		    (unsigned char)s[i] > 0x7e)
+			return 0;
+	return i > 0;
+}
+
+int
 ascii_casecmp_n(const char *a, const char *b, size_t n)
 {
 	size_t	 i;

@@ -44,6 +44,8 @@ int64_t	 mono_ms(void);
 
 /* Case-insensitive ASCII comparison of the first n bytes. */
 int	 ascii_casecmp_n(const char *, const char *, size_t);
+/* Is s 1 to max bytes of printable ASCII (space to '~')? */
+int	 printable_ascii(const char *s, size_t max);
 
 /* Is s one of the comma-separated items of list (items trimmed)? */
 int	 list_has(const char *list, char sep, const char *s, size_t slen);

@@ -60,14 +60,10 @@ got_row(void *arg, const struct dbv *c, size_t n)
 static int
 key_ok(const char *k)
 {
-	size_t	 i, n = strlen(k);
+	size_t	 n = strlen(k);
 
-	if (n == 0 || n > IDEM_KEY_MAX || k[0] == ' ' || k[n - 1] == ' ')
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)k[i] < 0x20 || (unsigned char)k[i] > 0x7e)
-			return 0;
-	return 1;
+	return printable_ascii(k, IDEM_KEY_MAX) && k[0] != ' ' &&
+	    k[n - 1] != ' ';
 }
 
 /* What makes two requests the same: method, path, query, body. */

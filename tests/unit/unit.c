@@ -925,6 +925,9 @@ test_price(void)
 	p.rules = NULL;
 	p.nrules = 0;
 	prices_free(&p);
+	CHECK(printable_ascii("pro", 3) && !printable_ascii("pro", 2) &&
+	    !printable_ascii("", 3) && !printable_ascii("a\tb", 8) &&
+	    !printable_ascii("\xc3\xa9", 8) && printable_ascii(" ~", 2));
 	CHECK(price_option(&p, "QuotaPerUnit", "1e6") == 0 &&
 	    p.quota_per_unit == 1e6);
 	CHECK(price_option(&p, "QuotaPerUnit", "-1") == -1 &&
