@@ -730,14 +730,17 @@ def pool_metrics(port):
     return out
 
 
-def wait_written(port, timeout=15):
-    """Poll the metrics until nothing but the metrics request is in flight
-    and the usage backlog is 0, twice in a row; returns the last."""
+def wait_written(port, timeout=15, inflight=1):
+    """Poll the metrics until no more than inflight requests (the metrics
+    request itself) are in flight and the usage backlog is 0, twice in a
+    row (a request that ended before the first poll pushed its usage
+    before that poll read the in-flight gauge; the second poll's backlog 0
+    then means it is in the database). Returns the last reading."""
     deadline = time.time() + timeout
     hits, last = 0, None
     while time.time() < deadline:
         last = pool_metrics(port)
-        if last["bltcy_usage_backlog"] == 0 and last.get("bltcy_inflight_requests") == 1:
+        if last["bltcy_usage_backlog"] == 0 and last.get("bltcy_inflight_requests") == inflight:
             hits += 1
             if hits == 2:
                 return last

@@ -88,23 +88,9 @@ def metrics(p):
 
 
 def wait_flushed(p, timeout=15):
-    """Poll the pool's metrics until nothing is in flight and the lease
-    backlog is 0, twice in a row (a request that ended before the first
-    poll pushed its usage before that poll read the in-flight gauge; the
-    second poll's backlog 0 then means it is in the database)."""
-    deadline = time.time() + timeout
-    hits = 0
-    last = None
-    while time.time() < deadline:
-        last = metrics(p)
-        if last["bltcy_usage_backlog"] == 0 and last["bltcy_inflight_requests"] == p.inflight_base:
-            hits += 1
-            if hits == 2:
-                return last
-        else:
-            hits = 0
-        time.sleep(0.02)
-    raise Fail("pool %s not flushed within %d s: %r" % (p.name, timeout, last))
+    """Until the pool has nothing in flight but what it started with and
+    its usage is written."""
+    return harness.wait_written(p.port, timeout, inflight=p.inflight_base)
 
 
 def sigterm(p, timeout=20):
