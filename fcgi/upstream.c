@@ -617,6 +617,11 @@ static const char *const drop_request[] = {
 	"TRUE_CLIENT_IP", "CF_CONNECTING_IP", "X_CLUSTER_CLIENT_IP",
 	"FORWARDED_FOR", "X_FORWARDED", "X_ORIGINATING_IP",
 	"X_ORIGINAL_FORWARDED_FOR",
+	/*
+	 * The body goes up as the relay read it: decoded if it came in a
+	 * content coding (request.c's read_body), so in none.
+	 */
+	"CONTENT_ENCODING",
 };
 static const char *const drop_request_prefix[] = { "PROXY_", "X_FORWARDED_" };
 
