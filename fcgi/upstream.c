@@ -622,6 +622,12 @@ static const char *const drop_request[] = {
 	 * content coding (request.c's read_body), so in none.
 	 */
 	"CONTENT_ENCODING",
+	/*
+	 * A method other than the request's, for frameworks that honour one
+	 * (gorilla's and Echo's override middleware, and others that read all
+	 * three): a free GET would become a submit behind the relay's back.
+	 */
+	"X_HTTP_METHOD_OVERRIDE", "X_HTTP_METHOD", "X_METHOD_OVERRIDE",
 };
 static const char *const drop_request_prefix[] = { "PROXY_", "X_FORWARDED_" };
 

@@ -321,8 +321,13 @@ test_request_headers(void)
 	CHECK(!request_header("HTTP_X_PTOKEN=x", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_X_VTOKEN=x", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_X_CTOKEN=x", NULL, o, sizeof(o)));
-	/* the body goes up decoded */
+	/* the body goes up decoded; no method but the request's */
 	CHECK(!request_header("HTTP_CONTENT_ENCODING=gzip", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_HTTP_METHOD_OVERRIDE=POST", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_HTTP_METHOD=POST", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_METHOD_OVERRIDE=POST", NULL, o, sizeof(o)));
+	CHECK(request_header("HTTP_X_HTTP_METHODS=x", NULL, o, sizeof(o)) &&
+	    strcmp(o, "X-Http-Methods: x") == 0);
 	CHECK(!request_header("HTTP_CONNECTION=close", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_KEEP_ALIVE=1", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_PROXY_AUTHORIZATION=x", NULL, o, sizeof(o)));
