@@ -124,8 +124,9 @@ lease_available(long long token_id)
 	return LOAD(&s->avail);
 }
 
+/* Spend q (>= 0) from the slot's lease: 1, or 0 when it holds less. */
 static int
-take(struct lslot *s, long long q)
+avail_take(struct lslot *s, long long q)
 {
 	int64_t	 a = LOAD(&s->avail);
 
@@ -133,6 +134,49 @@ take(struct lslot *s, long long q)
 		if (CAS(&s->avail, &a, a - q))
 			return 1;
 	return 0;
+}
+
+/*
+ * Put q back into (or newly into) the slot's lease. 0, or -1 when the sum
+ * would pass the largest BIGINT: the slot then holds that much, and the
+ * rest stays leased in bltcy_leases until the next start gives it back
+ * (a host cannot hold that much of one token in a lease it sizes itself:
+ * see lease_want).
+ */
+static int
+avail_add(struct lslot *s, long long q)
+{
+	int64_t		 a = LOAD(&s->avail);
+	long long	 sum;
+
+	for (;;) {
+		sum = a;
+		if (quota_add(&sum, q) == -1) {
+			if (CAS(&s->avail, &a, (int64_t)INT64_MAX))
+				return -1;
+			continue;
+		}
+		if (CAS(&s->avail, &a, (int64_t)sum))
+			return 0;
+	}
+}
+
+/*
+ * How much to lease for a charge of q: grow blocks of LEASE_BLOCKS
+ * charges, but never more than LEASE_WANT_MAX, so that a slot's lease and
+ * the charges put back into it stay far from the largest BIGINT.
+ */
+#define LEASE_WANT_MAX	(INT64_MAX / 4)
+
+static long long
+lease_want(long long q, long long grow)
+{
+	long long	 w;
+
+	if (quota_mul(&w, q, LEASE_BLOCKS) == -1 ||
+	    quota_mul(&w, w, grow) == -1 || w > LEASE_WANT_MAX)
+		return q > LEASE_WANT_MAX ? q : LEASE_WANT_MAX;
+	return w;
 }
 
 /*
@@ -160,7 +204,7 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 		if (slot_pin(s, token) == 0)
 			break;
 	}
-	for (tries = 0; !take(s, q); tries++) {
+	for (tries = 0; !avail_take(s, q); tries++) {
 		int64_t dry = LOAD(&s->dry_at);
 
 		/*
@@ -187,7 +231,7 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 			}
 			continue;
 		}
-		if (take(s, q)) {
+		if (avail_take(s, q)) {
 			STORE(&s->lock, 0);
 			break;
 		}
@@ -211,7 +255,7 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 		STORE(&s->grow, grow);
 		STORE(&s->leased_at, now);
 		a[4] = DBI(q);
-		a[5] = DBI(q * LEASE_BLOCKS * grow);
+		a[5] = DBI(lease_want(q, grow));
 		a[6] = DBI(now_s());
 		snprintf(op, sizeof(op), "lease:%s:%d", rec->rid, tries);
 		a[7] = DBS(op);
@@ -223,8 +267,10 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 			log_err("lease for token %lld: %s", token, db_error(db));
 			return METER_DB;
 		}
-		if (grant > 0)
-			ADD(&s->avail, grant);
+		if (grant > 0 && avail_add(s, grant) == -1)
+			log_err("lease of %lld for token %lld: the slot holds "
+			    "all a BIGINT can; the rest goes back at the next "
+			    "start", grant, token);
 		STORE(&s->dry_at, grant < q ? mono_ms() : 0);
 		STORE(&s->lock, 0);
 		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, token);
@@ -252,8 +298,10 @@ lease_settle(struct db *db, int keep, const struct usage_end *e)
 	if (keep)
 		usage_keep(e);
 	s = &L->slots[me->slot];
-	if (!keep)
-		ADD(&s->avail, me->rec.quota);
+	if (!keep && avail_add(s, me->rec.quota) == -1)
+		log_err("req=%s refund of %lld into the lease of token %lld: "
+		    "the slot holds all a BIGINT can; the rest goes back at the "
+		    "next start", me->rec.rid, me->rec.quota, me->rec.token_id);
 	ADD(&s->inflight, -1);
 	STORE(&me->active, CH_IDLE);
 }
@@ -358,7 +406,11 @@ return_idle(const struct dsn *dsn, int all)
 		if (db_run(db, MS_RETURN, a, 5, NULL, NULL, NULL) != DB_OK) {
 			log_err("returning lease of token %lld: %s",
 			    s->token_id, db_error(db));
-			ADD(&s->avail, give);	/* keep it; try again later */
+			/* keep it; try again later */
+			if (avail_add(s, give) == -1)
+				log_err("lease of token %lld: the slot holds "
+				    "all a BIGINT can; the rest goes back at "
+				    "the next start", s->token_id);
 		}
 	}
 }

@@ -93,8 +93,8 @@ static const char *const master_sql[] = {
 	"INSERT INTO bltcy_usage_rejected (request_id, host, created_at,"
 	" rejected_at, user_id, token_id, channel_id, quota, use_time,"
 	" recovered, prepaid, method, path, ip, username, token_name, `group`,"
-	" service, task_ids, error)"
-	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	" service, task_ids, error, counted)"
+	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 };
 
 int
@@ -276,7 +276,8 @@ struct sum {
 	long long	 id, q, n, ts;
 };
 
-static void
+/* q (and one request, at ts) onto id's sum: 0, or -1 if it would wrap. */
+static int
 sum_add(struct sum *a, size_t *na, long long id, long long q, long long ts)
 {
 	size_t	 i;
@@ -288,10 +289,12 @@ sum_add(struct sum *a, size_t *na, long long id, long long q, long long ts)
 		a[i].id = id;
 		(*na)++;
 	}
-	a[i].q += q;
+	if (quota_add(&a[i].q, q) == -1)
+		return -1;
 	a[i].n++;
 	if (ts > a[i].ts)
 		a[i].ts = ts;
+	return 0;
 }
 
 /* The most rows of the ladder 64, 16, 4, 1 not above n. */
@@ -497,11 +500,12 @@ escaped(const char *s, size_t max, char *out)
 /* A buffer for field f of struct usage, escaped */
 #define ESC(f)	char f[4 * sizeof(((struct usage *)0)->f) + 1]
 
-/* The record set aside, with the reason the database gave for it. */
+/* The record set aside, with the reason the database gave for it, and
+ * whether its counters were written. */
 static enum db_rc
-rejected_row(const struct usage *r, const char *why)
+rejected_row(const struct usage *r, const char *why, int counted)
 {
-	struct dbv	 a[20];
+	struct dbv	 a[21];
 	ESC(rid);
 	ESC(method);
 	ESC(path);
@@ -533,17 +537,23 @@ rejected_row(const struct usage *r, const char *why)
 	a[17] = DBS(escaped(r->service, sizeof(r->service), service));
 	a[18] = DBS(escaped(r->task_ids, sizeof(r->task_ids), task_ids));
 	a[19] = DBS(escaped(why, 512, err));
-	return db_run(mdb, MS_REJECTED, a, 20, NULL, NULL, NULL);
+	a[20] = DBI(counted);
+	return db_run(mdb, MS_REJECTED, a, 21, NULL, NULL, NULL);
 }
 
 /*
  * Write the records r[0..n) in one transaction, once under the name op.
  * With why (n is 1 then), the record's text goes into bltcy_usage_rejected
  * instead of a logs row and task ids; its counters are written all the
- * same, so that the charge it stands for is kept.
+ * same if counted, so that the charge it stands for is kept, and are left
+ * as they are if not (the database refused them for range). What lease
+ * metering spent of its lease is taken from it either way: the charge
+ * stands. *wrapped is set, and nothing written, when the batch's sums
+ * would pass the largest BIGINT (a smaller batch fits).
  */
 static enum db_rc
-write_batch(struct usage *const *r, size_t n, const char *op, const char *why)
+write_batch(struct usage *const *r, size_t n, const char *op, const char *why,
+    int counted, int *wrapped)
 {
 	static struct sum	 users[BATCH_MAX], chans[BATCH_MAX];
 	static struct sum	 spent[BATCH_MAX], toks[BATCH_MAX];
@@ -551,19 +561,28 @@ write_batch(struct usage *const *r, size_t n, const char *op, const char *why)
 	unsigned long long	 fresh = 0;
 	struct dbv		 a[2];
 	enum db_rc		 rc;
+	int			 bad = 0;
 
+	*wrapped = 0;
 	for (i = 0; i < n; i++) {
 		/*
 		 * prepaid: a strict charge wrote the token's and user's rows
 		 * already (also accessed_time). They are not locked here:
 		 * the charger holds them in a transaction of its own.
 		 */
-		if (!r[i]->prepaid) {
-			sum_add(users, &nu, r[i]->user_id, r[i]->quota, 0);
-			sum_add(spent, &ns, r[i]->token_id, r[i]->quota, 0);
-			sum_add(toks, &nt, r[i]->token_id, r[i]->quota, r[i]->at);
+		if (!r[i]->prepaid)
+			bad |= sum_add(spent, &ns, r[i]->token_id, r[i]->quota, 0);
+		if (!r[i]->prepaid && counted) {
+			bad |= sum_add(users, &nu, r[i]->user_id, r[i]->quota, 0);
+			bad |= sum_add(toks, &nt, r[i]->token_id, r[i]->quota,
+			    r[i]->at);
 		}
-		sum_add(chans, &nc, r[i]->channel_id, r[i]->quota, 0);
+		if (counted)
+			bad |= sum_add(chans, &nc, r[i]->channel_id, r[i]->quota, 0);
+	}
+	if (bad) {
+		*wrapped = 1;
+		return DB_ERR;
 	}
 	if ((rc = db_begin(mdb)) != DB_OK)
 		return rc;
@@ -575,7 +594,7 @@ write_batch(struct usage *const *r, size_t n, const char *op, const char *why)
 		return DB_OK;
 	}
 	if (why != NULL)
-		rc = rejected_row(r[0], why);
+		rc = rejected_row(r[0], why, counted);
 	for (i = 0; why == NULL && rc == DB_OK && i < n; i += k)
 		rc = log_rows(r + i, k = rows_step(n - i));
 	if (rc == DB_OK && why == NULL)
@@ -623,14 +642,24 @@ refused(enum db_rc rc)
 	return 1;
 }
 
+/* The server refused a value for its range (a counter past a BIGINT). */
+static int
+out_of_range(unsigned int err)
+{
+	return err == 1264 || err == 1690;
+}
+
 /*
  * Write r[0..n), named by its first record and n. A batch the server
  * refuses is split in halves until the records it refuses are found; each
  * of those is set aside (bltcy_usage_rejected), so that one record can
- * never hold up the others. Returns how many records from r[0] are done;
- * fewer than n when the database failed otherwise, and then *again is the
- * size of the batch to try again from there, under the same name, so that
- * one whose reply was lost is recognised and not written twice.
+ * never hold up the others. One whose counters the server refuses for
+ * range is set aside with its counters left as they are. A batch whose
+ * sums would pass the largest BIGINT is split the same way. Returns how
+ * many records from r[0] are done; fewer than n when the database failed
+ * otherwise, and then *again is the size of the batch to try again from
+ * there, under the same name, so that one whose reply was lost is
+ * recognised and not written twice.
  */
 static size_t
 write_split(struct usage *const *r, size_t n, size_t *again)
@@ -638,11 +667,15 @@ write_split(struct usage *const *r, size_t n, size_t *again)
 	char		 op[80], why[512];
 	enum db_rc	 rc;
 	size_t		 k, done;
+	int		 wrapped, counted = 1;
 
 	snprintf(op, sizeof(op), "flush:%s:%zu", r[0]->rid, n);
-	if ((rc = write_batch(r, n, op, NULL)) == DB_OK)
+	if ((rc = write_batch(r, n, op, NULL, 1, &wrapped)) == DB_OK)
 		return n;
-	if (!refused(rc)) {
+	if (wrapped)
+		log_warn("%zu usage records add up to more than a BIGINT holds: "
+		    "written in parts", n);
+	else if (!refused(rc)) {
 		log_err("writing %zu usage records: %s (kept, retrying)",
 		    n, db_error(mdb));
 		*again = n;
@@ -655,8 +688,17 @@ write_split(struct usage *const *r, size_t n, size_t *again)
 		return k + write_split(r + k, n - k, again);
 	}
 	/* the name stays: once set aside, a retry finds it applied */
-	strlcpy_(why, db_error(mdb), sizeof(why));
-	if ((rc = write_batch(r, 1, op, why)) != DB_OK) {
+	if (wrapped)	/* one record's own sums cannot wrap; a belt */
+		strlcpy_(why, "its sums pass the largest BIGINT", sizeof(why));
+	else
+		strlcpy_(why, db_error(mdb), sizeof(why));
+	if (wrapped || (rc = write_batch(r, 1, op, why, 1, &wrapped)) != DB_OK) {
+		if (wrapped || (refused(rc) && out_of_range(db_errno(mdb)))) {
+			counted = 0;	/* the counters cannot take it */
+			rc = write_batch(r, 1, op, why, 0, &wrapped);
+		}
+	}
+	if (rc != DB_OK) {
 		log_err("req=%s usage record refused (%s), and setting it "
 		    "aside failed: %s (kept, retrying)", r[0]->rid, why,
 		    db_error(mdb));
@@ -664,9 +706,16 @@ write_split(struct usage *const *r, size_t n, size_t *again)
 		return 0;
 	}
 	ADD(&L->rejected, 1);
-	log_err("req=%s usage record refused by the database: %s; its "
-	    "charge of %lld is kept, the record set aside in "
-	    "bltcy_usage_rejected", r[0]->rid, why, r[0]->quota);
+	if (counted)
+		log_err("req=%s usage record refused by the database: %s; its "
+		    "charge of %lld is kept, the record set aside in "
+		    "bltcy_usage_rejected", r[0]->rid, why, r[0]->quota);
+	else
+		log_err("req=%s usage record refused by the database: %s; its "
+		    "charge of %lld is kept, but the used counters cannot take "
+		    "it and are left as they are; the record is set aside in "
+		    "bltcy_usage_rejected (counted = 0)", r[0]->rid, why,
+		    r[0]->quota);
 	return 1;
 }
 

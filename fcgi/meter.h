@@ -141,6 +141,35 @@ struct meter {
 };
 
 extern const struct meter	 meter_strict, meter_lease;
+
+/*
+ * Every sum of quota (a group of charges, a batch's counters, a lease)
+ * is made with these: a sum that wrapped would turn a charge into a
+ * credit of the token. *sum + q (quota_add) or a * b (quota_mul) into
+ * *out: 0, or -1 with *out as it was when the result would leave the
+ * range of a BIGINT.
+ */
+static inline int
+quota_add(long long *sum, long long q)
+{
+	long long	 s;
+
+	if (__builtin_add_overflow(*sum, q, &s))
+		return -1;
+	*sum = s;
+	return 0;
+}
+
+static inline int
+quota_mul(long long *out, long long a, long long b)
+{
+	long long	 m;
+
+	if (__builtin_mul_overflow(a, b, &m))
+		return -1;
+	*out = m;
+	return 0;
+}
 extern const struct meter	*meter;		/* the mode in use */
 
 /* ---- ledger.c: what both modes share ---- */

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coding.h"
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
@@ -98,7 +99,7 @@ enum gw_err {
 	GW_EXHAUSTED, GW_EXPIRED, GW_DISABLED, GW_IP, GW_BANNED, GW_MODEL,
 	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
 	GW_TASK, GW_METHOD, GW_TASK_IDS, GW_IDEM_KEY, GW_IDEM_BUSY,
-	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW__MAX
+	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW_CODING, GW_BAD_CODING, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -131,6 +132,10 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "相同 Idempotency-Key 的请求已完成，但其响应过大或不完整，未能保留" },
 	[GW_IDEM_REUSED] = { 422, "idempotency_key_reused",
 	    "该 Idempotency-Key 已用于另一个请求（方法、路径或请求体不同）" },
+	[GW_CODING] =	  { 415, "unsupported_content_encoding",
+	    "不支持的请求体编码（Content-Encoding 仅支持 gzip、br、identity）" },
+	[GW_BAD_CODING] = { 400, "invalid_content_encoding",
+	    "请求体无法按其 Content-Encoding 解压（数据损坏或不完整）" },
 };
 
 static const char *const up_reasons[UPE__MAX] = {
@@ -498,6 +503,39 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	return 1;
 }
 
+/* Where read_body puts the body as it is forwarded (body_put). */
+struct body_out {
+	struct req	*r;
+	size_t		 len;		/* bytes so far */
+	size_t		 max;		/* RELAY_MAX_BODY */
+	int		 too_large;
+};
+
+/*
+ * n more bytes of the body as it is forwarded: into r->held up to
+ * HOLD_MAX, then the spool file. 0, or -1 when it would pass
+ * RELAY_MAX_BODY (too_large) or could not be kept (errno).
+ */
+static int
+body_put(void *arg, const char *p, size_t n)
+{
+	struct body_out	*o = arg;
+	struct req	*r = o->r;
+
+	if (n > o->max - o->len) {
+		o->too_large = 1;
+		return -1;
+	}
+	if (r->spool_fd == -1 && n <= HOLD_MAX - r->held.len) {
+		if (buf_add(&r->held, p, n) == -1)
+			return -1;
+	} else if ((r->spool_fd == -1 && spool_open(r) == -1) ||
+	    write_all(r->spool_fd, p, n) == -1)
+		return -1;
+	o->len += n;
+	return 0;
+}
+
 /*
  * Read the whole body before anything is forwarded, so that the task ids
  * it names are known first; the front server has buffered it by then, so
@@ -505,42 +543,87 @@ auth_row(void *arg, const struct dbv *c, size_t n)
  * an unlinked file in RELAY_SPOOL_DIR, mapped for the task-id scan and
  * sent from the mapping: a 64 MiB upload costs page cache, not heap, and
  * can be sent again to another channel. r->held is the body either way.
- * Returns 0, or -1 with the answer sent (413, 500) or r->status 499 when
- * the client went away.
+ *
+ * A body in a content coding the old gateway decodes (gzip, br) is
+ * decoded as it is read, into the same places, and is that body from here
+ * on: what the task ids, the price and the upstream see (which gets it
+ * without Content-Encoding, with its decoded length). RELAY_MAX_BODY
+ * holds for what is read and for what it decodes to. Any other coding is
+ * refused: read while encoded, a body would be priced and checked for
+ * task ids as noise.
+ *
+ * Returns 0, or -1 with the answer sent (400, 413, 415, 500) or r->status
+ * 499 when the client went away.
  */
 static int
 read_body(struct req *r)
 {
 	char		 tmp[16384];
-	long long	 want = r->content_length;
-	long long	 max = cfg_i(CFG_RELAY_MAX_BODY);
-	size_t		 total = 0;
+	struct body_out	 o;
+	struct body_dec	*dec = NULL;
+	enum body_coding c;
+	enum dec_rc	 drc = DEC_OK;
+	long long	 want = r->content_length, got = 0;
+	size_t		 room;
 	int		 n;
 
+	c = body_coding_of(FCGX_GetParam("HTTP_CONTENT_ENCODING", r->fr->envp));
+	if (c == BC_OTHER) {
+		gw_error(r, GW_CODING);
+		return -1;
+	}
+	memset(&o, 0, sizeof(o));
+	o.r = r;
+	o.max = (size_t)cfg_i(CFG_RELAY_MAX_BODY);
 	buf_init(&r->held, HOLD_MAX);
 	r->held_all = 1;
-	while (want < 0 || (long long)total < want) {
-		if ((n = FCGX_GetStr(tmp, sizeof(tmp), r->fr->in)) <= 0)
-			break;
-		if ((size_t)n > (size_t)max - total) {
-			gw_error(r, GW_TOO_LARGE);
-			return -1;
-		}
-		if (r->spool_fd == -1 && (size_t)n <= HOLD_MAX - r->held.len) {
-			if (buf_add(&r->held, tmp, (size_t)n) == -1)
-				goto fail;
-		} else if ((r->spool_fd == -1 && spool_open(r) == -1) ||
-		    write_all(r->spool_fd, tmp, (size_t)n) == -1)
-			goto fail;
-		total += (size_t)n;
+	if (c != BC_IDENTITY && (dec = body_dec_new(c)) == NULL) {
+		errno = ENOMEM;
+		goto fail;
 	}
-	if (want >= 0 && (long long)total < want) {
+	while (want < 0 || got < want) {
+		room = want < 0 || want - got > (long long)sizeof(tmp) ?
+		    sizeof(tmp) : (size_t)(want - got);
+		if ((n = FCGX_GetStr(tmp, (int)room, r->fr->in)) <= 0)
+			break;
+		got += n;
+		if (dec == NULL) {
+			if (body_put(&o, tmp, (size_t)n) == -1)
+				drc = DEC_SINK;
+		} else if ((size_t)got > o.max) {	/* encoded, and too long */
+			o.too_large = 1;
+			drc = DEC_SINK;
+		} else
+			drc = body_dec_feed(dec, tmp, (size_t)n, body_put, &o);
+		if (drc != DEC_OK)
+			break;
+	}
+	/* an empty body decodes to nothing, whatever it says it is in */
+	if (drc == DEC_OK && dec != NULL && got > 0)
+		drc = body_dec_end(dec);
+	body_dec_free(dec);
+	if (o.too_large) {
+		gw_error(r, GW_TOO_LARGE);
+		return -1;
+	}
+	if (drc == DEC_SINK)
+		goto fail;
+	if (drc == DEC_NOMEM) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	if (want >= 0 && got < want) {
 		r->status = 499;	/* cut short: the client went away */
 		return -1;
 	}
-	if (want >= 0)		/* the front server's length wins */
-		total = (size_t)want;
-	if (r->spool_fd != -1 && spool_map(r, total) == -1)
+	if (drc == DEC_BAD) {
+		log_info("req=%s request body not valid %s", r->id,
+		    c == BC_GZIP ? "gzip" : "br");
+		gw_error(r, GW_BAD_CODING);
+		return -1;
+	}
+	r->content_length = (long long)o.len;	/* as it is forwarded */
+	if (r->spool_fd != -1 && spool_map(r, o.len) == -1)
 		goto fail;
 	return 0;
 fail:

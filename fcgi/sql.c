@@ -38,7 +38,11 @@ const char *const relay_sql[ST__MAX] = {
 	 * not lock its row), and the thread's slot row, which then names
 	 * the request. Run again it changes nothing (s.req <> ?). It
 	 * applies only while the channels and the token rows are as the
-	 * worker saw them (the change counters), so a worker may keep them.
+	 * worker saw them (the change counters), so a worker may keep them,
+	 * and only while the used counters can take it: a counter past the
+	 * largest BIGINT would fail the statement, and with it the other
+	 * charges of the charger's transaction, so the charge is refused
+	 * instead (as one the quota cannot pay).
 	 */
 	[ST_CHARGE] =
 	    "UPDATE tokens t JOIN users u ON u.id = ?"
@@ -52,7 +56,10 @@ const char *const relay_sql[ST__MAX] = {
 	    " WHERE t.id = ? AND s.req <> ? AND (? OR t.remain_quota >= ?)"
 	    " AND u.quota >= ?"
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'channels') = ?"
-	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?",
+	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?"
+	    " AND IFNULL(t.used_quota, 0) <= 9223372036854775807 - ?"
+	    " AND IFNULL(u.used_quota, 0) <= 9223372036854775807 - ?"
+	    " AND IFNULL(u.request_count, 0) < 9223372036854775807",
 	/*
 	 * The same for up to 32 charges to one token at once: the token's and
 	 * user's rows once for their sum, and each charging worker's slot
@@ -86,7 +93,10 @@ const char *const relay_sql[ST__MAX] = {
 	    "?, ?, ?, ?, ?, ?, ?, ?)"
 	    " AND (? OR t.remain_quota >= ?) AND u.quota >= ?"
 	    " AND (SELECT v FROM bltcy_meta WHERE k = 'channels') = ?"
-	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?",
+	    " AND (SELECT v FROM bltcy_meta WHERE k = 'auth') = ?"
+	    " AND IFNULL(t.used_quota, 0) <= 9223372036854775807 - ?"
+	    " AND IFNULL(u.used_quota, 0) <= 9223372036854775807 - ?"
+	    " AND IFNULL(u.request_count, 0) <= 9223372036854775807 - ?",
 	/* its refund: only while the slot names the request, so only once */
 	[ST_UNCHARGE] =
 	    "UPDATE tokens t JOIN users u ON u.id = ?"

@@ -298,7 +298,7 @@ static struct {
 static enum db_rc
 gc_one(struct db *db, struct wslot *w)
 {
-	struct dbv		 a[18];
+	struct dbv		 a[20];
 	const struct usage	*u = &w->rec;
 	unsigned long long	 changed = 0;
 	enum db_rc		 rc;
@@ -316,26 +316,48 @@ gc_one(struct db *db, struct wslot *w)
 	a[14] = a[15] = DBI(u->quota);
 	a[16] = DBI(w->cv);
 	a[17] = DBI(w->av);
-	rc = db_run(db, ST_CHARGE, a, 18, NULL, NULL, &changed);
+	a[18] = a[19] = DBI(u->quota);
+	rc = db_run(db, ST_CHARGE, a, 20, NULL, NULL, &changed);
 	w->result = changed > 0 ? GC_APPLIED : GC_REFUSED;
 	return rc;
+}
+
+/*
+ * The sum of the charges b[0..n) into *sum: 0, or -1 when it would pass
+ * the largest BIGINT (then they are charged one by one, each checked
+ * against the quota on its own).
+ */
+static int
+group_sum(struct wslot *const *b, size_t n, long long *sum)
+{
+	long long	 s = 0;
+	size_t		 i;
+
+	for (i = 0; i < n; i++)
+		if (quota_add(&s, b[i]->rec.quota) == -1)
+			return -1;
+	*sum = s;
+	return 0;
 }
 
 /* Charges b[0..n) of one token together, or one by one if they cannot. */
 static enum db_rc
 gc_many(struct db *db, struct wslot **b, size_t n)
 {
-	struct dbv		 a[16 + 4 * GROUP_STMT];
+	struct dbv		 a[19 + 4 * GROUP_STMT];
 	unsigned long long	 changed = 0;
 	long long		 sum = 0;
-	enum db_rc		 rc;
+	enum db_rc		 rc = DB_OK;
 	size_t			 i, k;
 	const size_t		 G = GROUP_STMT;
 
 	if (n == 1)
 		return gc_one(db, b[0]);
-	for (i = 0; i < n; i++)
-		sum += b[i]->rec.quota;
+	if (group_sum(b, n, &sum) == -1) {
+		log_warn("%zu charges to token %lld add up to more than a "
+		    "BIGINT holds: charged one by one", n, b[0]->rec.token_id);
+		goto alone;
+	}
 	/* the places of ST_CHARGE_GROUP's arguments, for G slots */
 	a[0] = DBI(b[0]->rec.user_id);
 	a[1] = DBS(lhost);
@@ -348,12 +370,14 @@ gc_many(struct db *db, struct wslot **b, size_t n)
 	a[12 + 4 * G] = a[13 + 4 * G] = DBI(sum);
 	a[14 + 4 * G] = DBI(b[0]->cv);
 	a[15 + 4 * G] = DBI(b[0]->av);
+	a[16 + 4 * G] = a[17 + 4 * G] = DBI(sum);
+	a[18 + 4 * G] = DBI(n);
 	for (k = 0; k < G; k++) {	/* short lists repeat the first */
 		struct wslot *w = b[k < n ? k : 0];
 		a[2 + k] = a[8 + G + k] = DBI(w - L->w);
 		a[8 + 2 * G + k] = a[11 + 3 * G + k] = DBS(w->rec.rid);
 	}
-	rc = db_run(db, ST_CHARGE_GROUP, a, 16 + 4 * G, NULL, NULL, &changed);
+	rc = db_run(db, ST_CHARGE_GROUP, a, 19 + 4 * G, NULL, NULL, &changed);
 	/* token, user and n slot rows; anything else would mean the server
 	 * checked the quota again after changing the token's row */
 	if (rc == DB_OK && changed > 0 && changed != n + 2)
@@ -364,6 +388,7 @@ gc_many(struct db *db, struct wslot **b, size_t n)
 		return DB_OK;
 	}
 	/* not all can pay (or the rows changed): each on its own */
+alone:
 	for (i = 0; rc == DB_OK && i < n; i++)
 		rc = gc_one(db, b[i]);
 	return rc;

@@ -617,6 +617,17 @@ static const char *const drop_request[] = {
 	"TRUE_CLIENT_IP", "CF_CONNECTING_IP", "X_CLUSTER_CLIENT_IP",
 	"FORWARDED_FOR", "X_FORWARDED", "X_ORIGINATING_IP",
 	"X_ORIGINAL_FORWARDED_FOR",
+	/*
+	 * The body goes up as the relay read it: decoded if it came in a
+	 * content coding (request.c's read_body), so in none.
+	 */
+	"CONTENT_ENCODING",
+	/*
+	 * A method other than the request's, for frameworks that honour one
+	 * (gorilla's and Echo's override middleware, and others that read all
+	 * three): a free GET would become a submit behind the relay's back.
+	 */
+	"X_HTTP_METHOD_OVERRIDE", "X_HTTP_METHOD", "X_METHOD_OVERRIDE",
 };
 static const char *const drop_request_prefix[] = { "PROXY_", "X_FORWARDED_" };
 

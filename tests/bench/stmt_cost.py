@@ -49,7 +49,7 @@ def main():
 
     def single(i):
         rid = "cost-%d" % i
-        return [uid, HOST, 0, 0, 1, 1, 1, 1, rid, 1, 1, tid, rid, 0, 1, 1, cv, av]
+        return [uid, HOST, 0, 0, 1, 1, 1, 1, rid, 1, 1, tid, rid, 0, 1, 1, cv, av, 1, 1]
 
     def group(i, k=4):
         slots = list(range(k))
@@ -58,7 +58,7 @@ def main():
         def pad(xs):
             return (xs + [xs[0]] * 8)[:8]
         return ([uid, HOST] + pad(slots) + [0, k, k, k, k, k] + pad(slots) + pad(rids) + [1, 1, tid] +
-                pad(rids) + [0, k, k, cv, av])
+                pad(rids) + [0, k, k, cv, av, k, k, k])
 
     cases = [
         ("round trip (SELECT ?)", "SELECT ?", lambda i: [i], 0),

@@ -849,7 +849,7 @@ def test_charge_group_statement():
         def args(q, auth=av):
             s_ = q * n
             return ([user["id"], host] + pad(slots) + [0, s_, s_, s_, s_, n] + pad(slots) + pad(rids) +
-                    [now, now, token["id"]] + pad(rids) + [0, s_, s_, cv, auth])
+                    [now, now, token["id"]] + pad(rids) + [0, s_, s_, cv, auth, s_, s_, n])
 
         def named():
             return [r["req"] for r in H.sql("SELECT req FROM bltcy_slots WHERE host=%s AND slot IN %s "

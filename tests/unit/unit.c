@@ -14,6 +14,12 @@
 #include "../../fcgi/affinity.c"
 #include "../../fcgi/price.c"
 #include "../../fcgi/taskstate.c"
+#include "../../fcgi/coding.c"
+#include "../../fcgi/sql.c"
+#include "../../fcgi/signals.c"
+#include "../../fcgi/ledger.c"
+#include "../../fcgi/strict.c"
+#include "../../fcgi/lease.c"
 
 #include "auth.h"
 #include "config.h"
@@ -320,6 +326,13 @@ test_request_headers(void)
 	CHECK(!request_header("HTTP_X_PTOKEN=x", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_X_VTOKEN=x", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_X_CTOKEN=x", NULL, o, sizeof(o)));
+	/* the body goes up decoded; no method but the request's */
+	CHECK(!request_header("HTTP_CONTENT_ENCODING=gzip", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_HTTP_METHOD_OVERRIDE=POST", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_HTTP_METHOD=POST", NULL, o, sizeof(o)));
+	CHECK(!request_header("HTTP_X_METHOD_OVERRIDE=POST", NULL, o, sizeof(o)));
+	CHECK(request_header("HTTP_X_HTTP_METHODS=x", NULL, o, sizeof(o)) &&
+	    strcmp(o, "X-Http-Methods: x") == 0);
 	CHECK(!request_header("HTTP_CONNECTION=close", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_KEEP_ALIVE=1", NULL, o, sizeof(o)));
 	CHECK(!request_header("HTTP_PROXY_AUTHORIZATION=x", NULL, o, sizeof(o)));
@@ -1062,6 +1075,211 @@ test_task_answer(void)
 #undef A
 }
 
+/* ---- request bodies in a content coding (coding.c) ---- */
+
+struct sinkbuf {
+	char	 b[262144];
+	size_t	 n, max;
+};
+
+static int
+sink_to(void *arg, const char *p, size_t n)
+{
+	struct sinkbuf *s = arg;
+
+	if (n > s->max - s->n)
+		return -1;
+	memcpy(s->b + s->n, p, n);
+	s->n += n;
+	return 0;
+}
+
+/* in[0..n) through a decoder of c, step bytes at a time; the end's verdict
+ * unless a feed failed first. */
+static enum dec_rc
+decode_steps(enum body_coding c, const char *in, size_t n, size_t step,
+    struct sinkbuf *s)
+{
+	struct body_dec	*d = body_dec_new(c);
+	enum dec_rc	 rc = DEC_OK;
+	size_t		 off, k;
+
+	s->n = 0;
+	if (d == NULL)
+		return DEC_NOMEM;
+	for (off = 0; rc == DEC_OK && off < n; off += k) {
+		k = n - off < step ? n - off : step;
+		rc = body_dec_feed(d, in + off, k, sink_to, s);
+	}
+	if (rc == DEC_OK)
+		rc = body_dec_end(d);
+	body_dec_free(d);
+	return rc;
+}
+
+/* data gzipped (one member) into out; its length, or 0. */
+static size_t
+gzip_of(const char *data, size_t n, char *out, size_t cap)
+{
+	z_stream	 z;
+	size_t		 len;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8,
+	    Z_DEFAULT_STRATEGY) != Z_OK)
+		return 0;
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)n;
+	z.next_out = (Bytef *)out;
+	z.avail_out = (uInt)cap;
+	len = deflate(&z, Z_FINISH) == Z_STREAM_END ? cap - z.avail_out : 0;
+	deflateEnd(&z);
+	return len;
+}
+
+static void
+test_body_coding(void)
+{
+	static char	 zeros[200000], gz[4096], two[8192];
+	static struct sinkbuf s;
+	/* brotli of {"a":1} and of 200000 zero bytes (libbrotlienc, q 11) */
+	static const char br1[] = "\x0b\x03\x80\x7b\x22\x61\x22\x3a\x31\x7d\x03";
+	static const char brz[] = "\x5b\x3f\x0d\x83\x7f\x02\x20\x1e\x0b\x04"
+	    "\xf2\x09\x06\x00";
+	const char	*js = "{\"ids\":[\"task-1\"],\"duration\":10}";
+	size_t		 n, n2, step;
+
+	CHECK(body_coding_of(NULL) == BC_IDENTITY);
+	CHECK(body_coding_of("") == BC_IDENTITY);
+	CHECK(body_coding_of(" \t") == BC_IDENTITY);
+	CHECK(body_coding_of("identity") == BC_IDENTITY);
+	CHECK(body_coding_of("gzip") == BC_GZIP);
+	CHECK(body_coding_of(" GZip\t") == BC_GZIP);
+	CHECK(body_coding_of("x-gzip") == BC_GZIP);
+	CHECK(body_coding_of("br") == BC_BR);
+	CHECK(body_coding_of("BR") == BC_BR);
+	CHECK(body_coding_of("compress") == BC_OTHER);
+	CHECK(body_coding_of("deflate") == BC_OTHER);
+	CHECK(body_coding_of("zstd") == BC_OTHER);
+	CHECK(body_coding_of("gzip, br") == BC_OTHER);
+	CHECK(body_coding_of("gzip, identity") == BC_OTHER);
+	CHECK(body_coding_of("gzipx") == BC_OTHER);
+	CHECK(body_dec_new(BC_IDENTITY) == NULL);
+	CHECK(body_dec_new(BC_OTHER) == NULL);
+
+	s.max = sizeof(s.b);
+	n = gzip_of(js, strlen(js), gz, sizeof(gz));
+	CHECK(n > 18);
+	/* whole, and a byte at a time: the same bytes */
+	for (step = 1; step <= n; step = step == 1 ? n : n + 1) {
+		CHECK(decode_steps(BC_GZIP, gz, n, step, &s) == DEC_OK);
+		CHECK(s.n == strlen(js) && memcmp(s.b, js, s.n) == 0);
+	}
+	/* two members, as Go's reader takes them: both, one after the other */
+	memcpy(two, gz, n);
+	memcpy(two + n, gz, n);
+	CHECK(decode_steps(BC_GZIP, two, 2 * n, 7, &s) == DEC_OK);
+	CHECK(s.n == 2 * strlen(js) && memcmp(s.b + s.n / 2, js, s.n / 2) == 0);
+	/* cut short, in the stream or in its trailer */
+	CHECK(decode_steps(BC_GZIP, gz, n - 4, n, &s) == DEC_BAD);
+	CHECK(decode_steps(BC_GZIP, gz, n / 2, 3, &s) == DEC_BAD);
+	/* bytes after the member that are no member, at once or later */
+	memcpy(two + n, "x", 1);
+	CHECK(decode_steps(BC_GZIP, two, n + 1, n + 1, &s) == DEC_BAD);
+	CHECK(decode_steps(BC_GZIP, two, n + 1, 1, &s) == DEC_BAD);
+	memset(two + n, 0, 16);
+	CHECK(decode_steps(BC_GZIP, two, n + 16, 5, &s) == DEC_BAD);
+	/* a bad CRC, and a zlib stream (not gzip), and plain JSON */
+	memcpy(two, gz, n);
+	two[n - 8] ^= 1;
+	CHECK(decode_steps(BC_GZIP, two, n, n, &s) == DEC_BAD);
+	n2 = sizeof(two);
+	CHECK(compress((Bytef *)two, (uLongf *)&n2, (const Bytef *)js,
+	    strlen(js)) == Z_OK);
+	CHECK(decode_steps(BC_GZIP, two, n2, n2, &s) == DEC_BAD);
+	CHECK(decode_steps(BC_GZIP, js, strlen(js), 4, &s) == DEC_BAD);
+	/* a bomb: the sink says stop at its cap, whatever the ratio */
+	n = gzip_of(zeros, sizeof(zeros), gz, sizeof(gz));
+	CHECK(n > 0 && n < 1024);
+	CHECK(decode_steps(BC_GZIP, gz, n, n, &s) == DEC_OK && s.n == sizeof(zeros));
+	s.max = 65536;
+	CHECK(decode_steps(BC_GZIP, gz, n, n, &s) == DEC_SINK && s.n <= 65536);
+	CHECK(decode_steps(BC_GZIP, gz, n, 1, &s) == DEC_SINK && s.n <= 65536);
+	s.max = sizeof(s.b);
+
+	/* br */
+	CHECK(decode_steps(BC_BR, br1, sizeof(br1) - 1, 100, &s) == DEC_OK);
+	CHECK(s.n == 7 && memcmp(s.b, "{\"a\":1}", 7) == 0);
+	CHECK(decode_steps(BC_BR, br1, sizeof(br1) - 1, 1, &s) == DEC_OK &&
+	    s.n == 7);
+	CHECK(decode_steps(BC_BR, br1, sizeof(br1) - 2, 100, &s) == DEC_BAD);
+	memcpy(two, br1, sizeof(br1) - 1);
+	two[sizeof(br1) - 1] = 'x';
+	CHECK(decode_steps(BC_BR, two, sizeof(br1), 100, &s) == DEC_BAD);
+	CHECK(decode_steps(BC_BR, two, sizeof(br1), 1, &s) == DEC_BAD);
+	CHECK(decode_steps(BC_BR, js, strlen(js), 100, &s) == DEC_BAD);
+	CHECK(decode_steps(BC_BR, brz, sizeof(brz) - 1, 100, &s) == DEC_OK &&
+	    s.n == sizeof(zeros) && memcmp(s.b, zeros, s.n) == 0);
+	s.max = 65536;
+	CHECK(decode_steps(BC_BR, brz, sizeof(brz) - 1, 100, &s) == DEC_SINK &&
+	    s.n <= 65536);
+}
+
+/* ---- sums of quota (meter.h, strict.c, lease.c, ledger.c) ---- */
+
+static void
+test_quota_sums(void)
+{
+	static struct wslot	 w[4];
+	struct wslot		*b[4] = { &w[0], &w[1], &w[2], &w[3] };
+	struct sum		 a[4];
+	struct lslot		 sl;
+	long long		 s, cap = 1000000000000000LL;	/* 1e15 */
+	size_t			 na = 0;
+
+	s = INT64_MAX - 5;
+	CHECK(quota_add(&s, 5) == 0 && s == INT64_MAX);
+	CHECK(quota_add(&s, 1) == -1 && s == INT64_MAX);
+	s = INT64_MIN + 1;
+	CHECK(quota_add(&s, -1) == 0 && s == INT64_MIN);
+	CHECK(quota_add(&s, -1) == -1 && s == INT64_MIN);
+	s = 0;
+	CHECK(quota_mul(&s, INT64_MAX / 2, 2) == 0 && s == INT64_MAX - 1);
+	CHECK(quota_mul(&s, INT64_MAX / 2 + 1, 2) == -1 && s == INT64_MAX - 1);
+	CHECK(quota_mul(&s, -3, 4) == 0 && s == -12);
+
+	/* strict: a group whose sum would wrap is charged one by one */
+	w[0].rec.quota = w[1].rec.quota = w[2].rec.quota = INT64_MAX / 3 + 1;
+	w[3].rec.quota = 7;
+	CHECK(group_sum(b, 2, &s) == 0 && s == 2 * (INT64_MAX / 3 + 1));
+	s = 42;
+	CHECK(group_sum(b, 3, &s) == -1 && s == 42);
+	CHECK(group_sum(b + 3, 1, &s) == 0 && s == 7);
+	w[0].rec.quota = w[1].rec.quota = w[2].rec.quota = cap;
+	CHECK(group_sum(b, 3, &s) == 0 && s == 3 * cap);
+
+	/* ledger: a batch whose sum for one row would wrap is split */
+	CHECK(sum_add(a, &na, 9, INT64_MAX - 1, 5) == 0);
+	CHECK(sum_add(a, &na, 8, INT64_MAX, 6) == 0);
+	CHECK(sum_add(a, &na, 9, 1, 7) == 0 && na == 2 && a[0].q == INT64_MAX &&
+	    a[0].n == 2 && a[0].ts == 7);
+	CHECK(sum_add(a, &na, 9, 1, 8) == -1 && a[0].q == INT64_MAX);
+	CHECK(sum_add(a, &na, 8, 1, 8) == -1 && a[1].q == INT64_MAX);
+
+	/* lease: what is asked for, and what a slot holds, never wrap */
+	CHECK(lease_want(1000, 1) == 1000 * LEASE_BLOCKS);
+	CHECK(lease_want(1000, LEASE_GROW) == 1000LL * LEASE_BLOCKS * LEASE_GROW);
+	CHECK(lease_want(cap, LEASE_GROW) == LEASE_WANT_MAX);
+	CHECK(lease_want(INT64_MAX / 50, 1) == LEASE_WANT_MAX);
+	CHECK(lease_want(INT64_MAX - 1, 1) == INT64_MAX - 1);
+	memset(&sl, 0, sizeof(sl));
+	CHECK(avail_add(&sl, INT64_MAX - 10) == 0 && sl.avail == INT64_MAX - 10);
+	CHECK(avail_take(&sl, INT64_MAX - 20) == 1 && sl.avail == 10);
+	CHECK(avail_take(&sl, 11) == 0 && sl.avail == 10);
+	CHECK(avail_add(&sl, INT64_MAX - 10) == 0 && sl.avail == INT64_MAX);
+	CHECK(avail_add(&sl, 1) == -1 && sl.avail == INT64_MAX);
+}
+
 int
 main(void)
 {
@@ -1085,6 +1303,8 @@ main(void)
 	test_price();
 	test_price_rule();
 	test_task_answer();
+	test_body_coding();
+	test_quota_sums();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
