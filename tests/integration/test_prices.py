@@ -430,6 +430,20 @@ def test_rules_past_field_limit_logged(front, port):
     log = open(H.log_file, encoding="utf-8", errors="replace").read()
     check("price rule %d (kling f32=1) never applies: service kling has rules on more than 32 "
           "fields" % rid in log, "the log names rule %d" % rid)
+    # past 4096 rules (by id) nothing is loaded, and the log says from where
+    with H.db().cursor() as c:
+        c.executemany("INSERT INTO bltcy_price_rules (service, field, value, multiplier)"
+                      " VALUES ('runway', 'duration', %s, 2)", [(str(i),) for i in range(4096 - 33)])
+    rule("kling", "", "", "7")
+    last = H.sql("SELECT MAX(id) AS id FROM bltcy_price_rules")[0]["id"]
+    want = "bltcy_price_rules has more than 4096 rules: rule %d and those after it (by id) " \
+        "never apply" % last
+
+    def loaded():
+        q = quote_of(port, token, {"f31": 1})       # a request loads the rules again
+        eq((q["quota"], q["rules"]), (2000, "f31=1 x2"), "rule 4097 is not loaded")
+        return want in open(H.log_file, encoding="utf-8", errors="replace").read()
+    harness.wait_for(loaded, 10, "the log names rule %d" % last)
     drop_rules()
 
 
