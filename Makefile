@@ -8,6 +8,8 @@
 #   make test-tsan    the integration suites against the ThreadSanitizer build
 #   make valgrind     unit tests under valgrind
 #   make fuzz         libFuzzer targets for the parsers of untrusted bytes
+#   make fuzz-price-diff  the price field reader against Go's encoding/json
+#                     on mutated bodies (FUZZ_SECONDS=600; needs golang-go)
 #   make bench        benchmarks against nginx proxy_pass (not part of test;
 #                     BENCH_SCENARIOS=inflight for the late-answer one alone)
 #   make install      PREFIX=/usr/local DESTDIR=
@@ -38,7 +40,8 @@ RELAY_OBJ  = $(RELAY_SRC:%.c=$(B)/%.o)
 ADMIN_OBJ  = $(ADMIN_SRC:%.c=$(B)/%.o)
 CTL_OBJ    = $(CTL_SRC:%.c=$(B)/%.o)
 
-PROGS = $(B)/bltcy-relay $(B)/bltcy-ctl $(B)/bltcy-admin.cgi $(B)/unit-tests
+PROGS = $(B)/bltcy-relay $(B)/bltcy-ctl $(B)/bltcy-admin.cgi $(B)/unit-tests \
+        $(B)/price-scan
 
 all: $(PROGS)
 
@@ -68,6 +71,11 @@ $(B)/bltcy-admin.cgi: $(ADMIN_OBJ) $(B)/libcommon.a
 # Unit tests include the sources they test, to reach static functions.
 $(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.a
 	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/unit/unit.c $(B)/libcommon.a $(LDLIBS_RELAY)
+
+# The relay's price field reader alone, for the differential test against
+# Go's encoding/json (tests/goref/).
+$(B)/price-scan: tests/goref/scan.c fcgi/jsonscan.c fcgi/jsonscan.h
+	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/goref/scan.c fcgi/jsonscan.c -lm
 
 test: all
 	BLTCY_BUILD=$(B) tests/run
@@ -113,6 +121,12 @@ fuzz:
 	        $(LDLIBS_RELAY) || exit 1; \
 	done
 
+# The relay's price field reader against Go's encoding/json on mutated
+# bodies for FUZZ_SECONDS (not part of test; needs golang-go).
+FUZZ_SECONDS ?= 600
+fuzz-price-diff: $(B)/price-scan
+	BLTCY_BUILD=$(B) python3 tests/goref/fuzz.py --seconds $(FUZZ_SECONDS)
+
 # The bench's floor: a FastCGI program that only forwards (tests/bench/floor.c).
 $(B)/bench-floor: tests/bench/floor.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lfcgi $(shell pkg-config --libs libcurl)
@@ -128,4 +142,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all test asan test-asan tsan test-tsan valgrind fuzz bench install clean
+.PHONY: all test asan test-asan tsan test-tsan valgrind fuzz fuzz-price-diff bench install clean

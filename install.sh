@@ -44,6 +44,7 @@ PACKAGES=(
     lighttpd nginx-light spawn-fcgi fcgiwrap supervisor
     curl ca-certificates openssl iproute2 python3 python3-pymysql
     chromium fonts-wqy-zenhei wrk valgrind clang libclang-rt-14-dev
+    golang-go
 )
 
 usage() {

@@ -154,6 +154,7 @@ LABEL(L_MODEL, "模型", "Model") \
 LABEL(L_USD_PER_CALL, "美元/次", "USD per call") \
 LABEL(L_BY_GROUP, "按分组（GroupRatio）", "By group (GroupRatio)") \
 LABEL(L_OPTION_BAD, "选项不是由数字组成的 JSON 对象，已忽略：", "The option is no JSON object of numbers and is ignored: ") \
+LABEL(L_OPTION_ENTRY_BAD, "价格必须是不小于 0 的有限数字，此项已忽略：", "A price must be a finite number of at least 0; this entry is ignored: ") \
 LABEL(L_RULES, "价格规则", "Price rules") \
 LABEL(L_RULES_HELP, "价格 = 基础价格 × 各条适用规则的倍率 + 附加额度。规则在请求体 JSON 的字段等于给定值时适用（字段为以 . 分隔的路径）；字段留空的规则适用于该服务（和模型）的每个请求；同一字段上，指定模型的规则优先于任意模型的规则。", "Price = base x the multiplier of each rule that applies + its surcharge. A rule applies where the request body's JSON field has the value given (a dotted path); one without a field applies to every request of its service (and model); for one field, rules naming the model win over those for any model.") \
 LABEL(L_ADD_RULE, "添加规则", "Add rule") \

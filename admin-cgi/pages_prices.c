@@ -36,6 +36,7 @@ struct base_load {
 	size_t			 n;
 	struct prices		 p;
 	char			 bad_option[32];	/* one that did not parse */
+	char			 bad_entry[128];	/* an entry left out */
 };
 
 static int
@@ -43,9 +44,16 @@ option_row(void *arg, const struct dbv *c, size_t n)
 {
 	struct base_load	*l = arg;
 	const char		*k = col_s(&c[0]);
+	char			 why[64];
 
-	if (price_option(&l->p, k, col_s(&c[1])) == -1)
+	switch (price_option(&l->p, k, col_s(&c[1]), why, sizeof(why))) {
+	case -1:
 		strlcpy_(l->bad_option, k, sizeof(l->bad_option));
+		break;
+	case 1:
+		snprintf(l->bad_entry, sizeof(l->bad_entry), "%s: %s", k, why);
+		break;
+	}
 	return 0;
 }
 
@@ -145,6 +153,13 @@ model_price_table(struct req *r, const struct base_load *l)
 		char	 t[256];
 
 		snprintf(t, sizeof(t), "%s%s", T(r, L_OPTION_BAD), l->bad_option);
+		msg_box(r, 0, t);
+	}
+	if (l->bad_entry[0] != '\0') {
+		char	 t[384];
+
+		snprintf(t, sizeof(t), "%s%s", T(r, L_OPTION_ENTRY_BAD),
+		    l->bad_entry);
 		msg_box(r, 0, t);
 	}
 	h(&r->out, "<table id=\"model-prices\"><thead><tr><th>%s</th>"

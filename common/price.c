@@ -1,5 +1,6 @@
 #include <json-c/json.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,22 +17,29 @@
 
 #define OPTION_DEPTH	16
 
+static void
+map_free(struct price_map *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < m->n; i++)
+		free(m->name[i]);
+	free(m->name);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
 void
 prices_free(struct prices *p)
 {
-	struct price_map	*m[2] = { &p->model_price, &p->group_ratio };
-	size_t			 i, k;
-
-	for (k = 0; k < 2; k++) {
-		for (i = 0; i < m[k]->n; i++)
-			free(m[k]->name[i]);
-		free(m[k]->name);
-		free(m[k]->v);
-		memset(m[k], 0, sizeof(*m[k]));
-	}
+	map_free(&p->model_price);
+	map_free(&p->group_ratio);
 	free(p->rules);
 	p->rules = NULL;
 	p->nrules = 0;
+	free(p->model_fields);
+	p->model_fields = NULL;
+	p->nmodel_fields = 0;
 }
 
 static json_object *
@@ -60,13 +68,24 @@ parse(const char *s, size_t len)
 	return o;
 }
 
+/*
+ * json-c takes NaN and Infinity, and new-api's Go would not have them in
+ * a price: a price is a finite number of at least 0, or it is left out (a
+ * NaN or negative one made a price negative, that is free, and the quote
+ * no JSON).
+ */
 int
-price_map_parse(struct price_map *m, const char *json)
+price_map_parse(struct price_map *m, const char *json, char *why,
+    size_t whysz)
 {
 	json_object	*o;
 	size_t		 n = 0;
+	double		 d;
+	int		 rc = 0;
 
 	memset(m, 0, sizeof(*m));
+	if (whysz > 0)
+		why[0] = '\0';
 	if (json == NULL || *json == '\0')
 		return 0;
 	if ((o = parse(json, strlen(json))) == NULL ||
@@ -83,27 +102,36 @@ price_map_parse(struct price_map *m, const char *json)
 		return -1;
 	}
 	json_object_object_foreach(o, k, v) {
-		if (!json_object_is_type(v, json_type_double) &&
-		    !json_object_is_type(v, json_type_int))
+		if ((!json_object_is_type(v, json_type_double) &&
+		    !json_object_is_type(v, json_type_int)) ||
+		    !isfinite(d = json_object_get_double(v)) || d < 0) {
+			if (rc == 0 && whysz > 0)
+				snprintf(why, whysz, "%s", k);
+			rc = 1;
 			continue;
+		}
 		if ((m->name[m->n] = strdup(k)) == NULL)
 			break;
-		m->v[m->n++] = json_object_get_double(v);
+		m->v[m->n++] = d;
 	}
 	json_object_put(o);
-	return 0;
+	return rc;
 }
 
 int
-price_option(struct prices *p, const char *key, const char *value)
+price_option(struct prices *p, const char *key, const char *value, char *why,
+    size_t whysz)
 {
-	struct price_map	*m;
+	struct price_map	*m, fresh;
 	char			*end;
 	double			 d;
+	int			 rc;
 
+	if (whysz > 0)
+		why[0] = '\0';
 	if (strcmp(key, "QuotaPerUnit") == 0) {
 		d = strtod(value, &end);
-		if (end == value || *end != '\0' || !(d > 0))
+		if (end == value || *end != '\0' || !isfinite(d) || !(d > 0))
 			return -1;
 		p->quota_per_unit = d;
 		return 0;
@@ -114,7 +142,11 @@ price_option(struct prices *p, const char *key, const char *value)
 		m = &p->group_ratio;
 	else
 		return 0;
-	return price_map_parse(m, value);
+	if ((rc = price_map_parse(&fresh, value, why, whysz)) == -1)
+		return -1;
+	map_free(m);
+	*m = fresh;
+	return rc;
 }
 
 void

@@ -5,12 +5,13 @@
 
 /*
  * What a request costs. The base is new-api's: where the ModelPrice
- * option names the request's model (the body's "model" or "model_name",
- * else the service), price x QuotaPerUnit x GroupRatio[group], truncated
- * as new-api does; otherwise the channel's PassthroughQuota. Then our
- * rules (bltcy_price_rules): each rule of the service whose field has the
- * value given multiplies the base and adds its surcharge; for one field,
- * rules naming the model win over those for any model.
+ * option names the request's model (the service's model field, see
+ * bltcy_model_fields, else the service), price x QuotaPerUnit x
+ * GroupRatio[group], truncated as new-api does; otherwise the channel's
+ * PassthroughQuota. Then our rules (bltcy_price_rules): each rule of the
+ * service whose field has the value given multiplies the base and adds its
+ * surcharge; for one field, rules naming the model win over those for any
+ * model. A price above PRICE_MAX is refused, never cut.
  */
 
 #define PRICE_FIELD_MAX	64
@@ -25,7 +26,10 @@ struct price_rule {
 	long long	 mult_e4;	/* 10000 = x1 */
 	long long	 surcharge;	/* quota units */
 	char		 note[256];
+	int		 skipped;	/* its field is past PRICE_FIELDS_MAX */
 };
+
+#define PRICE_MAX	1000000000000000LL	/* 1e15 quota units */
 
 #define MULT_ONE	10000LL
 #define MULT_MAX	(1000 * MULT_ONE)
@@ -38,25 +42,41 @@ struct price_map {
 	size_t		  n;
 };
 
+/* One row of bltcy_model_fields: where a service's body names its model. */
+struct price_model_field {
+	char		 service[32];
+	char		 field[PRICE_FIELD_MAX + 1];
+};
+
 struct prices {
 	struct price_map	 model_price;	/* ModelPrice: USD per call */
 	struct price_map	 group_ratio;	/* GroupRatio */
 	double			 quota_per_unit;	/* QuotaPerUnit, 500000 */
 	struct price_rule	*rules;
 	size_t			 nrules;
+	struct price_model_field *model_fields;	/* bltcy_model_fields */
+	size_t			 nmodel_fields;
 };
 
 #define QUOTA_PER_UNIT	500000.0	/* new-api's default */
 
-/* Fill a map from an option's JSON text ("" or NULL: empty). 0 or -1. */
-int	 price_map_parse(struct price_map *, const char *json);
+/*
+ * Fill a map from an option's JSON text ("" or NULL: empty): its entries
+ * that are finite numbers of at least 0; others are left out, and the
+ * first such name goes to why (whysz bytes, may be 0). 0, 1 when an entry
+ * was left out, or -1 when the text is no JSON object (the map is empty).
+ */
+int	 price_map_parse(struct price_map *, const char *json, char *why,
+	    size_t whysz);
 /*
  * One row of the options table into p: ModelPrice, GroupRatio or
- * QuotaPerUnit, another key ignored. 0, or -1 when the value is not what
- * the option holds (a JSON object of numbers; a positive number): p keeps
- * what it had for it.
+ * QuotaPerUnit, another key ignored. 0; 1 when entries of a map were left
+ * out (not finite, or below 0: why names the first); -1 when the value is
+ * not what the option holds (a JSON object; QuotaPerUnit a finite number
+ * above 0): p keeps what it had for it.
  */
-int	 price_option(struct prices *, const char *key, const char *value);
+int	 price_option(struct prices *, const char *key, const char *value,
+	    char *why, size_t whysz);
 void	 prices_free(struct prices *);
 
 /* ---- the relay's (fcgi/price.c) ---- */
@@ -74,13 +94,36 @@ struct price_out {
 	size_t		 napplied;
 };
 
+enum price_verdict {
+	PRICE_OK,
+	PRICE_BAD_BODY,		/* the price reads the body, and Go would not */
+	PRICE_TOO_HIGH		/* above PRICE_MAX */
+};
+
+#define PRICE_FORM	0x1	/* the body is a form (its Content-Type) */
+
 /*
- * Price a request to service with this body (JSON, or anything: only a
- * JSON object's fields match rules) for a user of group, where the
- * channel asks flat quota. Never negative; saturates at INT64_MAX / 2.
+ * Price a request to service with this body for a user of group, where
+ * the channel asks flat quota. Where the price depends on the body (the
+ * service has a rule on a field or for a model, or ModelPrice has any
+ * entry), a body json.Unmarshal would refuse, or a form (flags), is
+ * PRICE_BAD_BODY; an empty body names nothing. The model is the service's
+ * model field (bltcy_model_fields, else "model"); where "model" or
+ * "model_name" names another, the dearer prices it. PRICE_OK with out
+ * filled (0 to PRICE_MAX), or why not.
  */
-void	 price_of(const struct prices *, const char *service, const char *group,
-	    long long flat, const char *body, size_t len, struct price_out *);
+enum price_verdict price_of(const struct prices *, const char *service,
+	    const char *group, long long flat, const char *body, size_t len,
+	    int flags, struct price_out *);
+
+/*
+ * After a load of the rules: marks (skipped) and logs the rules that can
+ * never apply, those on fields past the first PRICE_FIELDS_MAX distinct
+ * ones of their service; logs model fields that are no dotted names.
+ */
+#define PRICE_FIELDS_MAX 32	/* distinct fields a service's rules read */
+#define PRICE_RULES_MAX	4096	/* rules loaded */
+void	 prices_loaded(struct prices *);
 
 /*
  * The rules a price applied, as the quote shows them: "duration=10 x2,

@@ -174,12 +174,65 @@ price_rule_check(const char *service, const char *model, const char *field,
 
 /* ---- the rows ---- */
 
+struct room {
+	long long	 rules, fields, on_field;
+};
+
+static int
+room_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct room	*r = arg;
+
+	r->rules = c[0].t == DBV_INT ? c[0].i : 0;
+	r->fields = c[1].t == DBV_INT ? c[1].i : 0;
+	r->on_field = c[2].t == DBV_INT ? c[2].i : 0;
+	return 1;
+}
+
+/*
+ * The relay loads PRICE_RULES_MAX rules and reads PRICE_FIELDS_MAX fields
+ * of a service: a rule past either would never apply, so it is refused
+ * here, with what to do instead.
+ */
+static void
+limit_msg(const struct price_rule *r, const struct room *rm, char *msg,
+    size_t msgsz)
+{
+	if (rm->rules >= PRICE_RULES_MAX)
+		snprintf(msg, msgsz, "价格规则已达上限 %d 条，再多的规则不会生效，"
+		    "请先删除不用的规则（at most %d price rules: one more would "
+		    "never apply; delete one first）", PRICE_RULES_MAX,
+		    PRICE_RULES_MAX);
+	else
+		snprintf(msg, msgsz, "服务 %s 的规则已用到 %d 个不同字段，新字段 "
+		    "%s 的规则不会生效，请用已有的字段或先删除规则（service %s "
+		    "has rules on %d fields, the most a price reads: a rule on "
+		    "another field would never apply; use one of its fields or "
+		    "delete rules first）", r->service, PRICE_FIELDS_MAX, r->field,
+		    r->service, PRICE_FIELDS_MAX);
+}
+
 long long
 price_rule_insert(struct db *db, const struct price_rule *r, char *msg,
     size_t msgsz)
 {
-	struct dbv	 a[7];
+	struct dbv		 a[13];
+	struct room		 rm;
+	unsigned long long	 aff = 0;
 
+	memset(&rm, 0, sizeof(rm));
+	a[0] = DBS(r->service);
+	a[1] = DBS(r->service);
+	a[2] = DBS(r->field);
+	if (db_run(db, SS_PRICE_RULE_ROOM, a, 3, room_row, &rm, NULL) != DB_OK) {
+		snprintf(msg, msgsz, "数据库错误：%s", db_error(db));
+		return -1;
+	}
+	if (rm.rules >= PRICE_RULES_MAX || (r->field[0] != '\0' &&
+	    rm.on_field == 0 && rm.fields >= PRICE_FIELDS_MAX)) {
+		limit_msg(r, &rm, msg, msgsz);
+		return -1;
+	}
 	a[0] = DBS(r->service);
 	a[1] = DBS(r->model);
 	a[2] = DBS(r->field);
@@ -187,13 +240,29 @@ price_rule_insert(struct db *db, const struct price_rule *r, char *msg,
 	a[4] = DBI(r->mult_e4);
 	a[5] = DBI(r->surcharge);
 	a[6] = DBS(r->note);
-	if (db_run(db, SS_PRICE_RULE_INSERT, a, 7, NULL, NULL, NULL) != DB_OK) {
+	a[7] = DBI(PRICE_RULES_MAX);
+	a[8] = DBS(r->field);
+	a[9] = DBS(r->service);
+	a[10] = DBS(r->field);
+	a[11] = DBS(r->service);
+	a[12] = DBI(PRICE_FIELDS_MAX);
+	if (db_run(db, SS_PRICE_RULE_INSERT, a, 13, NULL, NULL, &aff) != DB_OK) {
 		if (db_errno(db) == 1062)
 			snprintf(msg, msgsz, "已有同一服务、模型、字段和值的规则，"
 			    "请先删除它（a rule for this service, model, field "
 			    "and value exists: delete it first）");
 		else
 			snprintf(msg, msgsz, "数据库错误：%s", db_error(db));
+		return -1;
+	}
+	if (aff == 0) {		/* another insert took the room meanwhile */
+		a[0] = DBS(r->service);
+		a[1] = DBS(r->service);
+		a[2] = DBS(r->field);
+		if (db_run(db, SS_PRICE_RULE_ROOM, a, 3, room_row, &rm,
+		    NULL) != DB_OK)
+			rm.rules = PRICE_RULES_MAX;
+		limit_msg(r, &rm, msg, msgsz);
 		return -1;
 	}
 	return (long long)db_insert_id(db);

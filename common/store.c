@@ -50,15 +50,33 @@ const char *const store_sql[STORE__MAX] = {
 	    "UPDATE channels SET status = ? WHERE id = ? AND type = 55",
 	[SS_ABILITIES_ENABLE] =
 	    "UPDATE abilities SET enabled = ? WHERE channel_id = ?",
-	/* the multiplier is bound in ten-thousandths: 15000 / 10000 = 1.5000 */
+	/*
+	 * The multiplier is bound in ten-thousandths: 15000 / 10000 = 1.5000.
+	 * Only while there is room: fewer rules than the relay loads, and a
+	 * field the service's rules have, or room for one more (fields compare
+	 * without case, as the column does and the relay reads them).
+	 */
 	[SS_PRICE_RULE_INSERT] =
 	    "INSERT INTO bltcy_price_rules (service, model, field, value,"
-	    " multiplier, surcharge, note) VALUES (?, ?, ?, ?, ? / 10000, ?, ?)",
+	    " multiplier, surcharge, note)"
+	    " SELECT ?, ?, ?, ?, ? / 10000, ?, ? FROM DUAL"
+	    " WHERE (SELECT COUNT(*) FROM bltcy_price_rules) < ?"
+	    " AND (? = '' OR EXISTS (SELECT 1 FROM bltcy_price_rules"
+	    " WHERE service = ? AND field = ?)"
+	    " OR (SELECT COUNT(DISTINCT field) FROM bltcy_price_rules"
+	    " WHERE service = ? AND field <> '') < ?)",
 	[SS_PRICE_RULE_DELETE] = "DELETE FROM bltcy_price_rules WHERE id = ?",
 	[SS_PRICE_RULE_LIST] =
 	    "SELECT id, service, model, field, value,"
 	    " CAST(ROUND(multiplier * 10000) AS SIGNED), surcharge, note"
 	    " FROM bltcy_price_rules ORDER BY service, model, field, value, id",
+	/* what the limits leave for a rule of (service, field) */
+	[SS_PRICE_RULE_ROOM] =
+	    "SELECT (SELECT COUNT(*) FROM bltcy_price_rules),"
+	    " (SELECT COUNT(DISTINCT field) FROM bltcy_price_rules"
+	    " WHERE service = ? AND field <> ''),"
+	    " (SELECT COUNT(*) FROM bltcy_price_rules"
+	    " WHERE service = ? AND field = ?)",
 };
 
 static const char base_url_help[] =

@@ -32,6 +32,7 @@ enum store_stmt {
 	SS_PRICE_RULE_INSERT,
 	SS_PRICE_RULE_DELETE,
 	SS_PRICE_RULE_LIST,
+	SS_PRICE_RULE_ROOM,
 	STORE__MAX
 };
 extern const char *const store_sql[STORE__MAX];

@@ -128,8 +128,8 @@ ability_row(void *arg, const struct dbv *c, size_t n)
 	return 0;
 }
 
-#define RULES_MAX	4096
 #define KINDS_MAX	256
+#define MODEL_FIELDS_MAX 256
 
 static void
 copy_col(char *dst, size_t sz, const struct dbv *v)
@@ -139,17 +139,52 @@ copy_col(char *dst, size_t sz, const struct dbv *v)
 		memcpy(dst, v->s, v->len + 1);
 }
 
+/*
+ * An option that is not what it holds is ignored whole, an entry of a map
+ * that is no finite number of at least 0 alone; either is logged, once
+ * for each load.
+ */
 static int
 option_row(void *arg, const struct dbv *c, size_t n)
 {
 	struct load	*l = arg;
 	const char	*v = c[1].t == DBV_STR ? c[1].s : "";
+	char		 why[64];
 
-	if (c[0].t == DBV_STR && price_option(&l->c->prices, c[0].s, v) == -1)
+	if (c[0].t != DBV_STR)
+		return 0;
+	switch (price_option(&l->c->prices, c[0].s, v, why, sizeof(why))) {
+	case -1:
 		log_warn("option %s \"%.32s\" is not what it holds (QuotaPerUnit "
-		    "a positive number, the others a JSON object of numbers); "
-		    "ignored", c[0].s, v);
+		    "a finite number above 0, the others a JSON object of "
+		    "numbers); ignored", c[0].s, v);
+		break;
+	case 1:
+		log_warn("option %s: entries that are no finite number of at "
+		    "least 0 (the first \"%s\") are ignored", c[0].s, why);
+		break;
+	}
 	return 0;
+}
+
+/* A model field or a rule's field: dotted names of [A-Za-z0-9_]. */
+static int
+dotted_name(const char *s)
+{
+	size_t	 seg = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '.') {
+			if (seg == 0)
+				return 0;
+			seg = 0;
+		} else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_')
+			seg++;
+		else
+			return 0;
+	}
+	return seg > 0;
 }
 
 static int
@@ -159,8 +194,12 @@ rule_row(void *arg, const struct dbv *c, size_t n)
 	struct prices		*p = &l->c->prices;
 	struct price_rule	*r;
 
-	if (p->nrules >= RULES_MAX)
+	if (p->nrules >= PRICE_RULES_MAX) {
+		log_warn("bltcy_price_rules has more than %d rules: rule %lld and "
+		    "those after it (by id) never apply", PRICE_RULES_MAX,
+		    c[0].t == DBV_INT ? c[0].i : 0);
 		return 1;
+	}
 	r = &p->rules[p->nrules];
 	memset(r, 0, sizeof(*r));
 	r->id = c[0].i;
@@ -175,7 +214,36 @@ rule_row(void *arg, const struct dbv *c, size_t n)
 		log_warn("price rule %lld is out of range; ignored", r->id);
 		return 0;
 	}
+	if (r->field[0] != '\0' && !dotted_name(r->field)) {
+		log_warn("price rule %lld: field \"%s\" is no dotted name of "
+		    "letters, digits and _; ignored", r->id, r->field);
+		return 0;
+	}
 	p->nrules++;
+	return 0;
+}
+
+static int
+model_field_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct prices		*p = &((struct load *)arg)->c->prices;
+	struct price_model_field *m;
+
+	if (p->nmodel_fields >= MODEL_FIELDS_MAX)
+		return 1;
+	m = &p->model_fields[p->nmodel_fields];
+	copy_col(m->service, sizeof(m->service), &c[0]);
+	copy_col(m->field, sizeof(m->field), &c[1]);
+	if (m->service[0] == '\0')
+		return 0;
+	if (!dotted_name(m->field)) {
+		log_warn("bltcy_model_fields: field \"%s\" of %s is no dotted "
+		    "name of letters, digits and _ (at most %d bytes); the "
+		    "service's model is read from \"model\"", c[1].t == DBV_STR ?
+		    c[1].s : "", m->service, PRICE_FIELD_MAX);
+		return 0;
+	}
+	p->nmodel_fields++;
 	return 0;
 }
 
@@ -231,11 +299,13 @@ chcache_load(struct chcache *cache, struct db *db, long long version)
 	fresh.ch = calloc(CHANNELS_MAX, sizeof(*fresh.ch));
 	/* calloc'd pages are not resident until written: only rows cost */
 	fresh.ab = calloc(ABILITIES_MAX, sizeof(*fresh.ab));
-	fresh.prices.rules = calloc(RULES_MAX, sizeof(*fresh.prices.rules));
+	fresh.prices.rules = calloc(PRICE_RULES_MAX, sizeof(*fresh.prices.rules));
+	fresh.prices.model_fields = calloc(MODEL_FIELDS_MAX,
+	    sizeof(*fresh.prices.model_fields));
 	fresh.kinds = calloc(KINDS_MAX, sizeof(*fresh.kinds));
 	fresh.prices.quota_per_unit = QUOTA_PER_UNIT;
 	if (fresh.ch == NULL || fresh.ab == NULL || fresh.prices.rules == NULL ||
-	    fresh.kinds == NULL)
+	    fresh.prices.model_fields == NULL || fresh.kinds == NULL)
 		goto fail;
 	if (db_run(db, ST_CHANNELS, NULL, 0, channel_row, &l, NULL) != DB_OK ||
 	    l.failed)
@@ -244,8 +314,11 @@ chcache_load(struct chcache *cache, struct db *db, long long version)
 		goto fail;
 	if (db_run(db, ST_OPTIONS, NULL, 0, option_row, &l, NULL) != DB_OK ||
 	    db_run(db, ST_PRICE_RULES, NULL, 0, rule_row, &l, NULL) != DB_OK ||
-	    db_run(db, ST_TASK_KINDS, NULL, 0, kind_row, &l, NULL) != DB_OK)
+	    db_run(db, ST_TASK_KINDS, NULL, 0, kind_row, &l, NULL) != DB_OK ||
+	    db_run(db, ST_MODEL_FIELDS, NULL, 0, model_field_row, &l,
+	    NULL) != DB_OK)
 		goto fail;
+	prices_loaded(&fresh.prices);
 	qsort(fresh.ab, fresh.nab, sizeof(*fresh.ab), by_priority);
 	chcache_free(cache);
 	*cache = fresh;

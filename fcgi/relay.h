@@ -8,6 +8,7 @@
 #include <fcgiapp.h>
 
 #include "auth.h"
+#include "jsonscan.h"
 #include "db.h"
 #include "price.h"
 #include "setting.h"
@@ -37,6 +38,7 @@ enum stmt {
 	ST_OPTIONS,
 	ST_PRICE_RULES,
 	ST_TASK_KINDS,
+	ST_MODEL_FIELDS,
 	ST_IDEM_TAKE,
 	ST_IDEM_GET,
 	ST_IDEM_DROP,
@@ -244,17 +246,6 @@ void	 task_ids_from_request(struct task_ids *, const char *path,
 	    size_t pathlen, const char *query, const char *body, size_t bodylen,
 	    int unused);
 int	 task_ids_join(const struct task_ids *, char *out, size_t outsz);
-
-/*
- * The scalars at dotted paths (at most JSON_SCALAR_MAX bytes a segment)
- * of a JSON object of any length, as text: a string decoded (a character
- * beyond ASCII as 0x80), a number as an integer where it is one (10.0 is
- * "10"), true or false. Keys compare without case; of a key given twice
- * the last counts. found[i] 0: absent, another kind, or no JSON object.
- */
-#define JSON_SCALAR_MAX	64
-void	 json_scalars(const char *body, size_t len, const char *const *paths,
-	    size_t n, char (*out)[JSON_SCALAR_MAX + 1], int *found);
 
 /* Tasks created moments ago on this host (shared memory, master maps it). */
 #define SERVICE_SLOT	32

@@ -99,7 +99,8 @@ enum gw_err {
 	GW_EXHAUSTED, GW_EXPIRED, GW_DISABLED, GW_IP, GW_BANNED, GW_MODEL,
 	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
 	GW_TASK, GW_METHOD, GW_TASK_IDS, GW_IDEM_KEY, GW_IDEM_BUSY,
-	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW_CODING, GW_BAD_CODING, GW__MAX
+	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW_CODING, GW_BAD_CODING, GW_BAD_BODY,
+	GW_PRICE_MAX, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -136,6 +137,11 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "不支持的请求体编码（Content-Encoding 仅支持 gzip、br、identity）" },
 	[GW_BAD_CODING] = { 400, "invalid_content_encoding",
 	    "请求体无法按其 Content-Encoding 解压（数据损坏或不完整）" },
+	[GW_BAD_BODY] =	  { 400, "invalid_request_body",
+	    "请求体必须是一个合法的 JSON 对象（Content-Type: application/json），"
+	    "才能按其字段计价" },
+	[GW_PRICE_MAX] =  { 403, "price_too_high",
+	    "该请求的价格超过上限 %lld 额度" },
 };
 
 static const char *const up_reasons[UPE__MAX] = {
@@ -175,7 +181,7 @@ static int	 route(struct worker *, struct req *, const struct task_ids *,
 		    const struct auth_out *, const char **, int *);
 static int	 idempotent(struct worker *, struct req *);
 static void	 replay(struct req *);
-static void	 price(struct req *, const char *);
+static int	 price(struct req *, const char *);
 static int	 reserve(struct worker *, struct req *, const char *, int);
 static void	 forward(struct worker *, struct req *, const char *, int);
 static int	 answer_ready(void *);
@@ -799,28 +805,53 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 	} else if ((r->ch = channel_pick(&r->snap->c, *group, r->service, NULL, 0,
 	    &w->rng)) == NULL)
 		REFUSE(GW_NO_CHANNEL, *group, r->service);
-	price(r, *group);
-	return 0;
+	return price(r, *group);
 }
 #undef REFUSE
 
 /*
  * The price of the request on r->ch: a GET (a poll) the channel's flat
  * query amount, free unless it says otherwise; anything else by
- * price_of (ModelPrice, the channel's amount, the rules).
+ * price_of (ModelPrice, the channel's amount, the rules). 0, or -1 with
+ * the refusal sent: a body the price cannot read as the old gateway will
+ * (400), or a price above PRICE_MAX (403). Nothing is forwarded then.
  */
-static void
+static int
 price(struct req *r, const char *group)
 {
+	const char	*ct;
+	int		 flags = 0;
+
 	if (is_query_method(r->method)) {
 		memset(&r->price, 0, sizeof(r->price));
-		r->quota = r->price.quota = r->price.base = r->ch->set.query_quota;
 		strlcpy_(r->price.model, r->service, sizeof(r->price.model));
-		return;
+		if (r->ch->set.query_quota > PRICE_MAX) {
+			gw_error(r, GW_PRICE_MAX, PRICE_MAX);
+			return -1;
+		}
+		r->quota = r->price.quota = r->price.base = r->ch->set.query_quota;
+		return 0;
 	}
-	price_of(&r->snap->c.prices, r->service, group, r->ch->set.quota,
-	    r->held.p, r->held.len, &r->price);
+	/* new-api reads these as forms, whatever the bytes are */
+	if ((ct = FCGX_GetParam("CONTENT_TYPE", r->fr->envp)) != NULL &&
+	    (strcasestr(ct, "multipart/form-data") != NULL ||
+	    strcasestr(ct, "application/x-www-form-urlencoded") != NULL))
+		flags |= PRICE_FORM;
+	switch (price_of(&r->snap->c.prices, r->service, group,
+	    r->ch->set.quota, r->held.p, r->held.len, flags, &r->price)) {
+	case PRICE_OK:
+		break;
+	case PRICE_BAD_BODY:
+		gw_error(r, GW_BAD_BODY);
+		return -1;
+	case PRICE_TOO_HIGH:
+		log_warn("req=%s %s: price above %lld refused", r->id,
+		    r->service, PRICE_MAX);
+		gw_error(r, GW_PRICE_MAX, PRICE_MAX);
+		return -1;
+	}
 	r->quota = r->price.quota;
+	return 0;
 }
 
 static int
@@ -943,8 +974,12 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 
 		tried[ntried++] = r->ch->id;
 		q = r->quota;
-		if (ntried > 1)		/* another channel: its own price */
-			price(r, group);
+		/* another channel: its own price, maybe refused */
+		if (ntried > 1 && price(r, group) == -1) {
+			finish_charge(w, r, 0, NULL);
+			up_result_free(&res);
+			return;
+		}
 		if (q != r->quota) {
 			finish_charge(w, r, 0, NULL);
 			if (reserve(w, r, group, 0) == -1) {

@@ -136,6 +136,7 @@ const char *const relay_sql[ST__MAX] = {
 	[ST_TASK_KINDS] =
 	    "SELECT service, status_path, succeeded, failed, reason_path,"
 	    " poll_path FROM bltcy_task_kinds",
+	[ST_MODEL_FIELDS] = "SELECT service, field FROM bltcy_model_fields",
 	/* Idempotency-Key (idem.c): taken by the first, read by repeats */
 	[ST_IDEM_TAKE] =
 	    "INSERT IGNORE INTO bltcy_idempotency (token_id, idem_key,"

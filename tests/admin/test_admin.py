@@ -1291,6 +1291,60 @@ def test_ctl_price():
     check("price add --service S" in E.ctl("price", check=False).stderr.decode(), "usage text")
 
 
+FIELDS_MSG = ("服务 kling 的规则已用到 32 个不同字段，新字段 %s 的规则不会生效，请用已有的字段或先删除规则"
+              "（service kling has rules on 32 fields, the most a price reads: a rule on another "
+              "field would never apply; use one of its fields or delete rules first）")
+RULES_MSG = ("价格规则已达上限 4096 条，再多的规则不会生效，请先删除不用的规则"
+             "（at most 4096 price rules: one more would never apply; delete one first）")
+
+
+def rule_alert(r):
+    m = re.search(r'<div class="msg err" role="alert">(.*?)</div>', main_of(r.text), re.S)
+    return m.group(1).strip() if m else None
+
+
+@S.test(fronts=False)
+def test_price_rule_limits():
+    """The relay reads 32 distinct fields of a service's rules and loads 4096
+    rules: a rule past either would never apply, so the form and bltcy-ctl
+    refuse it with a message that says so; a field the service has (in any
+    case) and another service's field still go in."""
+    E.sql("DELETE FROM bltcy_price_rules")
+    with E.db().cursor() as c:
+        c.executemany("INSERT INTO bltcy_price_rules (service, field, value, multiplier)"
+                      " VALUES ('kling', %s, '1', 2)", [("f%d" % i,) for i in range(32)])
+    b = root()
+    r = post_rule(b, model="", field="f32", value="1")
+    eq(r.status, 422, "a 33rd field: status")
+    eq(rule_alert(r), FIELDS_MSG % "f32", "a 33rd field: message")
+    p = E.ctl("price", "add", "--service", "kling", "--field", "input.g", "--value", "1",
+              "--multiplier", "2", check=False)
+    eq(p.returncode, 1, "bltcy-ctl, a 33rd field: exit")
+    check((FIELDS_MSG % "input.g") in p.stderr.decode(), "bltcy-ctl message: %r" % p.stderr)
+    eq(count("SELECT COUNT(*) FROM bltcy_price_rules"), 32, "nothing written")
+    r = post_rule(b, model="", field="F5", value="2")
+    eq(r.status, 303, "a field the service has, in another case: %s" % rule_alert(r))
+    r = post_rule(b, model="", field="", value="", multiplier="2")
+    eq(r.status, 303, "a rule without a field: %s" % rule_alert(r))
+    p = E.ctl("price", "add", "--service", "suno", "--field", "f32", "--value", "1",
+              "--multiplier", "2", check=False)
+    eq(p.returncode, 0, "another service's field: %r" % p.stderr)
+    # 4096 rules: no more
+    n = count("SELECT COUNT(*) FROM bltcy_price_rules")
+    with E.db().cursor() as c:
+        c.executemany("INSERT INTO bltcy_price_rules (service, field, value, multiplier)"
+                      " VALUES ('runway', 'duration', %s, 2)", [(str(i),) for i in range(4096 - n)])
+    eq(count("SELECT COUNT(*) FROM bltcy_price_rules"), 4096, "filled")
+    r = post_rule(b, field="mode", value="pro")
+    eq(r.status, 422, "rule 4097: status")
+    eq(rule_alert(r), RULES_MSG, "rule 4097: message")
+    p = E.ctl("price", "add", "--service", "pika", "--multiplier", "2", check=False)
+    eq(p.returncode, 1, "bltcy-ctl, rule 4097: exit")
+    check(RULES_MSG in p.stderr.decode(), "bltcy-ctl message: %r" % p.stderr)
+    eq(count("SELECT COUNT(*) FROM bltcy_price_rules"), 4096, "nothing more written")
+    E.sql("DELETE FROM bltcy_price_rules")
+
+
 # ---------------------------------------------------------------------------
 # tasks
 

@@ -13,9 +13,11 @@
 #include <json-c/json.h>
 
 #include "../../common/util.c"
+#include "../../common/log.c"
 #include "../../common/setting.c"
 #include "../../fcgi/shared.c"
 #include "../../fcgi/affinity.c"
+#include "../../fcgi/jsonscan.c"
 #include "../../common/price.c"
 #include "../../fcgi/price.c"
 
@@ -113,19 +115,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	{
 		static struct price_rule r[] = {
-			{ 1, "kling", "", "duration", "10", 20000, 0, "" },
-			{ 2, "kling", "kling-v2", "mode", "pro", 35000, 5, "" },
-			{ 3, "kling", "", "a.b.c", "x", 15000, 0, "" },
-			{ 4, "kling", "", "", "", 10000, 1, "" },
+			{ 1, "kling", "", "duration", "10", 20000, 0, "", 0 },
+			{ 2, "kling", "kling-v2", "mode", "pro", 35000, 5, "", 0 },
+			{ 3, "kling", "", "a.b.c", "x", 15000, 0, "", 0 },
+			{ 4, "kling", "", "", "", 10000, 1, "", 0 },
+			{ 5, "kling", "", "a.b", "1", MULT_MAX, 0, "", 0 },
+			{ 6, "kling", "", "model", "kling-v9", 0, 3, "", 0 },
 		};
+		static struct price_model_field mf[] = { { "kling", "model_name" } };
 		struct prices	 p;
 		struct price_out o;
+		enum price_verdict v;
 
 		memset(&p, 0, sizeof(p));
 		p.rules = r;
 		p.nrules = sizeof(r) / sizeof(r[0]);
-		price_of(&p, "kling", "default", 1000, str, size, &o);
-		if (o.quota < 0 || strlen(o.model) >= sizeof(o.model))
+		p.model_fields = mf;
+		p.nmodel_fields = 1;
+		v = price_of(&p, "kling", "default", 1000, str, size, 0, &o);
+		if ((v == PRICE_OK && (o.quota < 0 || o.quota > PRICE_MAX)) ||
+		    strlen(o.model) >= sizeof(o.model))
+			abort();
+		/* a body the price refuses is one the reader refuses */
+		{
+			static const char *const path[] = { "x" };
+			char	 out[1][JSON_SCALAR_MAX + 1];
+			int	 found[1];
+
+			if ((v == PRICE_BAD_BODY) != (size > 0 &&
+			    json_fields(str, size, path, 1, out, found) == -1))
+				abort();
+		}
+		v = price_of(&p, "kling", "default", PRICE_MAX / 2, str, size, 0,
+		    &o);
+		if (v == PRICE_OK && (o.quota < 0 || o.quota > PRICE_MAX))
 			abort();
 	}
 	task_ids_from_request(&t, "/kling/v1/x/abc123", 18, str, str, size, 1);

@@ -214,6 +214,239 @@ def test_free_get_stays_free(front, port):
     drop_rules()
 
 
+BAD_BODY_MSG = "请求体必须是一个合法的 JSON 对象（Content-Type: application/json），才能按其字段计价"
+PRICE_MAX_MSG = "该请求的价格超过上限 1000000000000000 额度"
+
+
+def raw_submit(port, token, body, ctype="application/json", path=KLING):
+    return request(port, "POST", path, [("Authorization", "Bearer sk-" + token["key"]),
+                                        ("Content-Type", ctype)], body)
+
+
+def quote_of(port, token, body):
+    r = submit(port, token, body, path="/bltcy/quote" + KLING)
+    eq(r.status, 200, "quote: %s" % short(r))
+    return r.json()
+
+
+@S.test()
+def test_kling_seed_42_is_ruled(front, port):
+    """An honest Kling body with "seed":42 (and the other numbers and
+    literals of a real submit) is priced by its rules: duration 10 x2, mode
+    pro x3.5 on a base of 1000 is 7000, charged exactly, not the base."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    rule("kling", "duration", "10", "2")
+    rule("kling", "mode", "pro", "3.5")
+    H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
+    body = {"model_name": "kling-v1", "prompt": "a cat in the snow", "negative_prompt": "",
+            "seed": 42, "cfg_scale": 0.5, "watermark": False, "x": None,
+            "camera_control": {"type": "simple", "config": {"zoom": -5, "pan": 0}},
+            "duration": 10, "mode": "pro"}
+    before = counters(user, token, chan)
+    r = submit(port, token, body)
+    expect_ok(r, "submit")
+    eq(r.header("X-Bltcy-Quota"), "7000", "X-Bltcy-Quota")
+    charged(user, token, chan, before, 7000, what="seed 42")
+    q = quote_of(port, token, body)
+    eq((q["quota"], q["rules"]), (7000, "duration=10 x2, mode=pro x3.5"), "quote")
+    drop_rules()
+
+
+@S.test()
+def test_fields_read_as_go_reads_them(front, port):
+    """A later null leaves the field as it was; a key "duration\\u0000" is
+    not duration; keys spelt with U+017F or the Kelvin sign, raw or escaped,
+    are the fields Go folds them to; of two keys the later counts."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    rule("kling", "duration", "10", "2")
+    rule("kling", "sound", "on", "3")
+    rule("kling", "kind", "x", "5")
+    H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
+    cases = [(b'{"duration":10,"duration":null}', 2000),
+             (b'{"duration\\u0000":10}', 1000),
+             (b'{"duration":10,"duration\\u0000":5}', 2000),
+             ('{"\u017fOUND":"on"}'.encode(), 3000),
+             (b'{"\\u017found":"on"}', 3000),
+             ('{"\u212aind":"x"}'.encode(), 5000),
+             (b'{"\\u212Aind":"x","DURATION":10}', 10000),
+             (b'{"duration":10,"Duration":5}', 1000)]
+    for body, q in cases:
+        before = counters(user, token, chan)
+        r = raw_submit(port, token, body)
+        expect_ok(r, "submit %r" % body)
+        eq(r.header("X-Bltcy-Quota"), str(q), "submit %r: X-Bltcy-Quota" % body)
+        charged(user, token, chan, before, q, what="submit %r" % body)
+    drop_rules()
+
+
+@S.test()
+def test_model_name_dearer(front, port):
+    """Kling's model field is model_name (bltcy_model_fields); where model
+    names another, the dearer of the two prices the request, and the quote
+    says which. The field is data: another path for a service is read on
+    the next request."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    option("ModelPrice", json.dumps({"kling-v1": 0.01, "kling-v2-master": 0.1}))
+    H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
+    for body in ({"model": "kling-v1", "model_name": "kling-v2-master"},
+                 {"model_name": "kling-v1", "model": "kling-v2-master"}):
+        before = counters(user, token, chan)
+        r = submit(port, token, body)
+        expect_ok(r, "submit %r" % body)
+        eq(r.header("X-Bltcy-Quota"), "50000", "submit %r: X-Bltcy-Quota" % body)
+        charged(user, token, chan, before, 50000, what="submit %r" % body)
+        eq(quote_of(port, token, body)["model"], "kling-v2-master", "quote %r: model" % body)
+    before = counters(user, token, chan)
+    r = submit(port, token, {"model_name": "kling-v1", "model": "nosuch"})
+    expect_ok(r, "a model without a price")
+    eq(r.header("X-Bltcy-Quota"), "5000", "ModelPrice's beats the channel's 1000")
+    charged(user, token, chan, before, 5000, what="a model without a price")
+    try:
+        H.sql("UPDATE bltcy_model_fields SET field = 'input.model' WHERE service = 'kling'")
+        body = {"model_name": "kling-v1", "input": {"model": "kling-v2-master"}}
+        harness.wait_for(lambda: quote_of(port, token, body)["quota"] == 50000, 5,
+                         "the new model field seen")
+        eq(quote_of(port, token, {"input": {"Model": "kling-v1"}})["model"], "kling-v1",
+           "input.model alone")
+    finally:
+        H.sql("UPDATE bltcy_model_fields SET field = 'model_name' WHERE service = 'kling'")
+    drop_rules()
+
+
+@S.test()
+def test_unreadable_bodies_refused(front, port):
+    """Where the price depends on the body, a body json.Unmarshal would
+    refuse (trailing bytes, no JSON, not an object) and form or multipart
+    bodies are refused with 400 in new-api's shape, the quote alike:
+    nothing forwarded, nothing charged. An empty body is the base; where
+    the price does not read the body, such a body goes through at it."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    rule("kling", "duration", "10", "2")
+    H.stub.script({"path": "^/(kling|pika)/", "mode": "task_create"}, replace=True)
+    multipart = (b'--b0undary\r\nContent-Disposition: form-data; name="duration"\r\n\r\n10\r\n'
+                 b'--b0undary--\r\n')
+    cases = [(b'{"duration":10} x', "application/json"),
+             (b'{"duration":10}{"duration":5}', "application/json"),
+             (b'[{"duration":10}]', "application/json"),
+             (b"not json", "application/json"),
+             (b'{"duration":10,}', "application/json"),
+             (b"duration=10", "application/x-www-form-urlencoded"),
+             (b'{"duration":10}', "application/x-www-form-urlencoded"),
+             (multipart, "multipart/form-data; boundary=b0undary"),
+             (b'{"duration":10}', "Multipart/Form-Data; boundary=x")]
+    seen = len(H.stub.requests())
+    before = counters(user, token, chan)
+    for body, ctype in cases:
+        r = raw_submit(port, token, body, ctype)
+        expect_gw_error(r, 400, "invalid_request_body", BAD_BODY_MSG, "submit %r (%s)" % (body, ctype))
+        r = raw_submit(port, token, body, ctype, path="/bltcy/quote" + KLING)
+        expect_gw_error(r, 400, "invalid_request_body", BAD_BODY_MSG, "quote %r (%s)" % (body, ctype))
+    time.sleep(0.3)
+    eq(len(H.stub.requests()), seen, "refused: forwarded")
+    eq(counters(user, token, chan), before, "refused: counters")
+    r = raw_submit(port, token, b"")
+    expect_ok(r, "an empty body")
+    eq(r.header("X-Bltcy-Quota"), "1000", "an empty body: the base")
+    charged(user, token, chan, before, 1000, what="an empty body")
+    before = counters(user, token, chan)
+    r = raw_submit(port, token, b'{"duration":10} x', path="/pika/generate")
+    expect_ok(r, "no rule of pika reads the body")
+    eq(r.header("X-Bltcy-Quota"), "1000", "pika: the base")
+    charged(user, token, chan, before, 1000, what="pika")
+    drop_rules()
+
+
+@S.test()
+def test_price_cap_refused(front, port):
+    """A price above 1e15 quota units is refused with 403, the quote alike;
+    nothing forwarded or charged (it was cut to 2^62 and then refused for
+    quota, or charged)."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 2 * 10 ** 12})
+    rule("kling", "mode", "pro", "1000")
+    option("ModelPrice", json.dumps({"kling-x": 1e12}))
+    H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
+    seen = len(H.stub.requests())
+    before = counters(user, token, chan)
+    for body in ({"mode": "pro"}, {"model_name": "kling-x"}):
+        r = submit(port, token, body)
+        expect_gw_error(r, 403, "price_too_high", PRICE_MAX_MSG, "submit %r" % body)
+        r = submit(port, token, body, path="/bltcy/quote" + KLING)
+        expect_gw_error(r, 403, "price_too_high", PRICE_MAX_MSG, "quote %r" % body)
+    time.sleep(0.3)
+    eq(len(H.stub.requests()), seen, "forwarded")
+    eq(counters(user, token, chan), before, "counters")
+    eq(quote_of(port, token, {"mode": "std"})["quota"], 2 * 10 ** 12, "below the cap: priced")
+    drop_rules()
+
+
+@S.test()
+def test_nan_options_ignored(front, port):
+    """NaN, Infinity and negative entries of ModelPrice and GroupRatio, and a
+    QuotaPerUnit of Infinity, are left out (and logged): the price is never
+    negative or free and the quote stays JSON."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    option("ModelPrice", '{"kling-v1": NaN, "kling-v2": 0.01, "kling-v3": -1}')
+    option("GroupRatio", '{"%s": NaN, "default": Infinity}' % user["group"])
+    option("QuotaPerUnit", "Infinity")
+    H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
+    for body, q in (({"model_name": "kling-v2"}, 5000), ({"model_name": "kling-v1"}, 1000),
+                    ({"model_name": "kling-v3"}, 1000)):
+        r = submit(port, token, body, path="/bltcy/quote" + KLING)
+        eq(r.status, 200, "quote %r: %s" % (body, short(r)))
+        try:
+            qj = json.loads(r.body.decode())
+        except ValueError:
+            raise Fail("quote %r is no JSON: %s" % (body, short(r)))
+        eq((qj["quota"], qj["group_ratio"]), (q, 1), "quote %r" % body)
+        before = counters(user, token, chan)
+        r = submit(port, token, body)
+        expect_ok(r, "submit %r" % body)
+        eq(r.header("X-Bltcy-Quota"), str(q), "submit %r: X-Bltcy-Quota" % body)
+        charged(user, token, chan, before, q, what="submit %r" % body)
+    log = open(H.log_file, encoding="utf-8", errors="replace").read()
+    check("option GroupRatio: entries that are no finite number of at least 0" in log,
+          "GroupRatio's entries logged")
+    check('option QuotaPerUnit "Infinity" is not what it holds' in log, "QuotaPerUnit logged")
+    drop_rules()
+
+
+@S.test(("lighttpd",))
+def test_rules_past_field_limit_logged(front, port):
+    """Rules on more than 32 fields of a service: those past the 32nd field
+    (by id) never apply, and the relay's log names them."""
+    drop_rules()
+    user, token, chan = account({"PassthroughQuota": 1000})
+    for i in range(33):
+        rule("kling", "f%d" % i, "1", "2")
+    rid = H.sql("SELECT id FROM bltcy_price_rules WHERE field = 'f32'")[0]["id"]
+    q = quote_of(port, token, {"f31": 1, "f32": 1})
+    eq((q["quota"], q["rules"]), (2000, "f31=1 x2"), "the 33rd field is not read")
+    log = open(H.log_file, encoding="utf-8", errors="replace").read()
+    check("price rule %d (kling f32=1) never applies: service kling has rules on more than 32 "
+          "fields" % rid in log, "the log names rule %d" % rid)
+    # past 4096 rules (by id) nothing is loaded, and the log says from where
+    with H.db().cursor() as c:
+        c.executemany("INSERT INTO bltcy_price_rules (service, field, value, multiplier)"
+                      " VALUES ('runway', 'duration', %s, 2)", [(str(i),) for i in range(4096 - 33)])
+    rule("kling", "", "", "7")
+    last = H.sql("SELECT MAX(id) AS id FROM bltcy_price_rules")[0]["id"]
+    want = "bltcy_price_rules has more than 4096 rules: rule %d and those after it (by id) " \
+        "never apply" % last
+
+    def loaded():
+        q = quote_of(port, token, {"f31": 1})       # a request loads the rules again
+        eq((q["quota"], q["rules"]), (2000, "f31=1 x2"), "rule 4097 is not loaded")
+        return want in open(H.log_file, encoding="utf-8", errors="replace").read()
+    harness.wait_for(loaded, 10, "the log names rule %d" % last)
+    drop_rules()
+
+
 # ---------------------------------------------------------------------------
 # idempotent submits
 

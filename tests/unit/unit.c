@@ -12,6 +12,7 @@
 #include "../../fcgi/upstream.c"
 #include "../../fcgi/shared.c"
 #include "../../fcgi/affinity.c"
+#include "../../fcgi/jsonscan.c"
 #include "../../fcgi/price.c"
 #include "../../fcgi/taskstate.c"
 #include "../../fcgi/coding.c"
@@ -875,29 +876,158 @@ test_jsonw(void)
 	buf_free(&b);
 }
 
+/*
+ * The reader of the fields a price reads, as Go's encoding/json reads a
+ * body into a struct (tests/goref/ compares the two over many more).
+ */
+static void
+test_json_fields(void)
+{
+	static const char *const paths[] = { "duration", "mode", "steps",
+	    "kind", "a.b", "a.c", "model" };
+	static const struct {
+		const char	*body;
+		int		 rc;
+		const char	*want[7];	/* NULL absent, "~" JF_OTHER */
+		int		 line;
+	} t[] = {
+		/* a top-level number or literal hides nothing */
+		{ "{\"seed\":42,\"duration\":10,\"mode\":\"pro\"}", 0,
+		    { "10", "pro" }, __LINE__ },
+		{ "{\"cfg_scale\":0.5,\"duration\":\"10\"}", 0, { "10" }, __LINE__ },
+		{ "{\"watermark\":false,\"x\":null,\"mode\":\"pro\"}", 0,
+		    { NULL, "pro" }, __LINE__ },
+		{ "{\"duration\":10,\"duration\":null}", 0, { "10" }, __LINE__ },
+		{ "{\"duration\\u0000\":10}", 0, { NULL }, __LINE__ },
+		{ "{\"duration\":5,\"duration\\u0000\":10}", 0, { "5" }, __LINE__ },
+		{ "{\"\xc5\xbfteps\":4,\"\xe2\x84\xaaind\":\"x\"}", 0,
+		    { NULL, NULL, "4", "x" }, __LINE__ },
+		{ "{\"\\u017fTEPS\":4,\"\\u212Aind\":\"x\"}", 0,
+		    { NULL, NULL, "4", "x" }, __LINE__ },
+		{ "{\"\xc5teps\":4,\"s\\u0301teps\":5}", 0, { NULL }, __LINE__ },
+		{ "{\"mode\":\"std\",\"MODE\":\"pro\"}", 0, { NULL, "pro" }, __LINE__ },
+		{ "{\"mode\":\"pro\",\"mode\":{}}", 0, { NULL }, __LINE__ },
+		{ "{\"a\":{\"b\":1},\"A\":{\"c\":2}}", 0,
+		    { NULL, NULL, NULL, NULL, "1", "2" }, __LINE__ },
+		{ "{\"a\":{\"b\":1},\"a\":\"x\",\"a\":[1],\"a\":null}", 0,
+		    { NULL, NULL, NULL, NULL, "1" }, __LINE__ },
+		{ "{\"duration\":10.0,\"mode\":1e1,\"steps\":0.5,\"kind\":-0}", 0,
+		    { "10", "10", "0.5", "0" }, __LINE__ },
+		{ "{\"duration\":1e15,\"mode\":123456789012345678,\"steps\":1e400,"
+		    "\"kind\":1E+2}", 0,
+		    { "1e+15", "1.23456789012346e+17", "inf", "100" }, __LINE__ },
+		{ "{\"mode\":\"\xff\",\"kind\":\"\\ud800x\",\"steps\":"
+		    "\"\\ud83d\\ude00\"}", 0, { NULL, "\xef\xbf\xbd",
+		    "\xf0\x9f\x98\x80", "\xef\xbf\xbdx" }, __LINE__ },
+		{ "{\"mode\":\"pro\\u0000\",\"kind\":\"0123456789012345678901234567"
+		    "8901234567890123456789012345678901234\"}", 0,
+		    { NULL, "~", NULL, "~" }, __LINE__ },
+		{ "{\"model\":true,\"mode\":false}", 0,
+		    { NULL, "false", NULL, NULL, NULL, NULL, "true" }, __LINE__ },
+		{ " null ", 0, { NULL }, __LINE__ },
+		{ "{\"duration\":10}  \r\n", 0, { "10" }, __LINE__ },
+		/* refused as json.Unmarshal refuses */
+		{ "{\"duration\":10} x", -1, { NULL }, __LINE__ },
+		{ "{\"duration\":10}{}", -1, { NULL }, __LINE__ },
+		{ "[{\"duration\":10}]", -1, { NULL }, __LINE__ },
+		{ "\"x\"", -1, { NULL }, __LINE__ },
+		{ "10", -1, { NULL }, __LINE__ },
+		{ "not json", -1, { NULL }, __LINE__ },
+		{ "   ", -1, { NULL }, __LINE__ },
+		{ "{\"duration\":01}", -1, { NULL }, __LINE__ },
+		{ "{\"duration\":0.}", -1, { NULL }, __LINE__ },
+		{ "{\"duration\":1e}", -1, { NULL }, __LINE__ },
+		{ "{\"duration\":-}", -1, { NULL }, __LINE__ },
+		{ "{\"duration\":+1}", -1, { NULL }, __LINE__ },
+		{ "{\"duration\":10,}", -1, { NULL }, __LINE__ },
+		{ "{\"x\":[1,],\"duration\":10}", -1, { NULL }, __LINE__ },
+		{ "{\"mode\":\"a\tb\"}", -1, { NULL }, __LINE__ },
+		{ "{\"mode\":\"\\x\"}", -1, { NULL }, __LINE__ },
+		{ "{\"mode\":\"\\u12\"}", -1, { NULL }, __LINE__ },
+		{ "{\"mode\":tru}", -1, { NULL }, __LINE__ },
+		{ "{\"mode\" \"pro\"}", -1, { NULL }, __LINE__ },
+		{ "{'mode':'pro'}", -1, { NULL }, __LINE__ },
+		{ "\xef\xbb\xbf{\"mode\":\"pro\"}", -1, { NULL }, __LINE__ },
+		{ "{\"mode\":\"pro\"", -1, { NULL }, __LINE__ },
+		{ "duration=10&mode=pro", -1, { NULL }, __LINE__ },
+		{ "--x\r\nContent-Disposition: form-data; name=\"mode\"\r\n\r\npro"
+		    "\r\n--x--\r\n", -1, { NULL }, __LINE__ },
+	};
+	char	 out[7][JSON_SCALAR_MAX + 1], *deep;
+	int	 found[7], rc, ok;
+	size_t	 i, k, n;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		rc = json_fields(t[i].body, strlen(t[i].body), paths, 7, out,
+		    found);
+		ok = rc == t[i].rc;
+		for (k = 0; k < 7; k++) {
+			const char *w = t[i].want[k];
+
+			if (w == NULL)
+				ok &= found[k] == JF_ABSENT;
+			else if (strcmp(w, "~") == 0)
+				ok &= found[k] == JF_OTHER;
+			else
+				ok &= found[k] == JF_VALUE && strcmp(out[k], w) == 0;
+		}
+		check(ok, t[i].body, t[i].line);
+	}
+	/* Go's nesting limit: 10000 brackets open, not one more */
+	n = JSON_DEPTH_MAX + 1;
+	if ((deep = malloc(2 * n + 64)) != NULL) {
+		for (k = 0; k < 2; k++) {
+			size_t	 d = n - 1 + k, o;
+
+			o = (size_t)snprintf(deep, 64, "{\"duration\":10,\"x\":");
+			memset(deep + o, '[', d - 1);
+			memset(deep + o + d - 1, ']', d - 1);
+			memcpy(deep + o + 2 * (d - 1), "}", 2);
+			rc = json_fields(deep, strlen(deep), paths, 7, out, found);
+			CHECK(k == 0 ? rc == 0 && found[0] == JF_VALUE : rc == -1);
+		}
+		free(deep);
+	}
+	/* a path that is no dotted name is never found */
+	{
+		static const char *const bad[] = { "a..b", "", "a-b", "a." };
+
+		const char *b = "{\"a\":{\"\":1,\"b\":1},\"\":1,\"a-b\":1}";
+
+		rc = json_fields(b, strlen(b), bad, 4, out, found);
+		CHECK(rc == 0 && found[0] == JF_ABSENT && found[1] == JF_ABSENT &&
+		    found[2] == JF_ABSENT && found[3] == JF_ABSENT);
+	}
+}
+
 /* Prices: ModelPrice x QuotaPerUnit x GroupRatio, else flat; then rules. */
 static void
 test_price(void)
 {
 	struct price_rule r[] = {
-		{ 1, "kling", "", "duration", "10", 20000, 0, "" },
-		{ 2, "kling", "", "mode", "pro", 35000, 0, "" },
-		{ 3, "kling", "kling-v2", "mode", "pro", 50000, 0, "" },
-		{ 4, "kling", "", "opts.n", "2", 10000, 250, "" },
-		{ 5, "suno", "", "", "", 10000, 7, "" },
+		{ 1, "kling", "", "duration", "10", 20000, 0, "", 0 },
+		{ 2, "kling", "", "mode", "pro", 35000, 0, "", 0 },
+		{ 3, "kling", "kling-v2", "mode", "pro", 50000, 0, "", 0 },
+		{ 4, "kling", "", "opts.n", "2", 10000, 250, "", 0 },
+		{ 5, "suno", "", "", "", 10000, 7, "", 0 },
 	};
+	struct price_model_field mf[] = { { "kling", "model_name" } };
 	struct prices	 p;
 	struct price_out o;
+	char		 why[64];
 #define BODY(s)	s, sizeof(s) - 1
 
 	memset(&p, 0, sizeof(p));
 	p.quota_per_unit = QUOTA_PER_UNIT;
 	p.rules = r;
 	p.nrules = sizeof(r) / sizeof(r[0]);
-	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":5}"), &o);
+	p.model_fields = mf;
+	p.nmodel_fields = 1;
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"duration\":5}"), 0,
+	    &o) == PRICE_OK);
 	CHECK(o.quota == 1000 && strcmp(o.model, "kling") == 0 && !o.from_model_price);
 	price_of(&p, "kling", "default", 1000,
-	    BODY("{\"duration\":10,\"mode\":\"pro\"}"), &o);
+	    BODY("{\"duration\":10,\"mode\":\"pro\"}"), 0, &o);
 	CHECK(o.quota == 7000);
 	{
 		char	 text[256];
@@ -906,56 +1036,227 @@ test_price(void)
 		CHECK(strcmp(text, "duration=10 x2, mode=pro x3.5") == 0);
 	}
 	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":\"10\","
-	    "\"mode\":\"pro\",\"model_name\":\"kling-v2\"}"), &o);
+	    "\"mode\":\"pro\",\"model_name\":\"kling-v2\"}"), 0, &o);
 	CHECK(o.quota == 10000 && strcmp(o.model, "kling-v2") == 0);
 	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10.0,"
-	    "\"opts\":{\"n\":2}}"), &o);
+	    "\"opts\":{\"n\":2}}"), 0, &o);
 	CHECK(o.quota == 2250);
 	price_of(&p, "kling", "default", 1000,
-	    BODY("{\"Duration\":5,\"duration\":10,\"MODE\":\"PRO\"}"), &o);
+	    BODY("{\"Duration\":5,\"duration\":10,\"MODE\":\"PRO\"}"), 0, &o);
 	CHECK(o.quota == 7000);		/* Go's reading: no case, the last */
 	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10,"
 	    "\"deep\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]"
-	    "]]]]]]]]]]]]]]]]]]]]]]],\"mode\":\"pro\"}"), &o);
+	    "]]]]]]]]]]]]]]]]]]]]]]],\"mode\":\"pro\"}"), 0, &o);
 	CHECK(o.quota == 7000);		/* no depth hides a field */
-	price_of(&p, "kling", "default", 1000, BODY("not json"), &o);
-	CHECK(o.quota == 1000);
-	price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10} x"), &o);
-	CHECK(o.quota == 1000);		/* trailing garbage: no fields */
-	price_of(&p, "suno", "default", 0, NULL, 0, &o);
+	/* an honest Kling body: numbers and literals hide nothing */
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"model_name\":"
+	    "\"kling-v1\",\"prompt\":\"a cat\",\"seed\":42,\"cfg_scale\":0.5,"
+	    "\"watermark\":false,\"x\":null,\"duration\":10,\"mode\":\"pro\"}"),
+	    0, &o) == PRICE_OK && o.quota == 7000);
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10,"
+	    "\"duration\":null,\"mode\":\"pro\"}"), 0, &o) == PRICE_OK &&
+	    o.quota == 7000);
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"duration\\u0000\":"
+	    "10}"), 0, &o) == PRICE_OK && o.quota == 1000);
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"\\u004dOD\\u0045\":"
+	    "\"pro\",\"duration\":10}"), 0, &o) == PRICE_OK && o.quota == 7000);
+	/* a body Go would refuse is refused where the price reads it */
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("not json"), 0, &o) ==
+	    PRICE_BAD_BODY);
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10} x"),
+	    0, &o) == PRICE_BAD_BODY);
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("[1]"), 0, &o) ==
+	    PRICE_BAD_BODY);
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"duration\":10}"),
+	    PRICE_FORM, &o) == PRICE_BAD_BODY);
+	CHECK(price_of(&p, "kling", "default", 1000, NULL, 0, 0, &o) ==
+	    PRICE_OK && o.quota == 1000);	/* empty: names nothing */
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("null"), 0, &o) ==
+	    PRICE_OK && o.quota == 1000);
+	/* ... and is priced at the base where it does not */
+	CHECK(price_of(&p, "pika", "default", 1000, BODY("not json"), 0, &o) ==
+	    PRICE_OK && o.quota == 1000);
+	CHECK(price_of(&p, "suno", "default", 0, BODY("a=b"), PRICE_FORM, &o) ==
+	    PRICE_OK && o.quota == 7);
+	price_of(&p, "suno", "default", 0, NULL, 0, 0, &o);
 	CHECK(o.quota == 7);		/* a surcharge on a free base */
-	price_of(&p, "pika", "default", 1000, BODY("{\"duration\":10}"), &o);
+	price_of(&p, "pika", "default", 1000, BODY("{\"duration\":10}"), 0, &o);
 	CHECK(o.quota == 1000 && o.napplied == 0);
 
 	/* new-api: int(0.0213 * 500000 * 1.5) = 15975 */
-	CHECK(price_map_parse(&p.model_price, "{\"kling-v1\":0.0213,\"x\":\"y\"}") == 0);
+	CHECK(price_map_parse(&p.model_price, "{\"kling-v1\":0.0213,\"x\":\"y\"}",
+	    why, sizeof(why)) == 1 && strcmp(why, "x") == 0);
 	CHECK(p.model_price.n == 1);
-	CHECK(price_map_parse(&p.group_ratio, "{\"vip\":1.5}") == 0);
-	price_of(&p, "kling", "vip", 1000, BODY("{\"model\":\"kling-v1\"}"), &o);
+	CHECK(price_map_parse(&p.group_ratio, "{\"vip\":1.5}", NULL, 0) == 0);
+	price_of(&p, "kling", "vip", 1000, BODY("{\"model\":\"kling-v1\"}"), 0, &o);
 	CHECK(o.quota == 15975 && o.base == 15975 && o.from_model_price);
-	price_of(&p, "kling", "other", 1000, BODY("{\"model\":\"kling-v1\"}"), &o);
+	price_of(&p, "kling", "other", 1000, BODY("{\"model\":\"kling-v1\"}"), 0,
+	    &o);
 	CHECK(o.quota == 10650);	/* a group without a ratio: 1 */
+	/* ModelPrice has entries: every model matters, the body is read */
+	CHECK(price_of(&p, "pika", "default", 1000, BODY("{} x"), 0, &o) ==
+	    PRICE_BAD_BODY);
 	p.rules = NULL;
 	p.nrules = 0;
+	p.model_fields = NULL;
+	p.nmodel_fields = 0;
 	prices_free(&p);
+
+	/* model and model_name differ: the dearer, whichever field */
+	CHECK(price_option(&p, "ModelPrice", "{\"kling-v1\":0.1,"
+	    "\"kling-v2-master\":1}", why, sizeof(why)) == 0);
+	p.rules = r;
+	p.nrules = sizeof(r) / sizeof(r[0]);
+	p.model_fields = mf;
+	p.nmodel_fields = 1;
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"model\":"
+	    "\"kling-v1\",\"model_name\":\"kling-v2-master\"}"), 0, &o) ==
+	    PRICE_OK && o.quota == 500000 && strcmp(o.model, "kling-v2-master") == 0);
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"model_name\":"
+	    "\"kling-v1\",\"model\":\"kling-v2-master\"}"), 0, &o) ==
+	    PRICE_OK && o.quota == 500000 && strcmp(o.model, "kling-v2-master") == 0);
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"model_name\":"
+	    "\"kling-v1\",\"model\":\"nosuch\"}"), 0, &o) == PRICE_OK &&
+	    o.quota == 50000 && strcmp(o.model, "kling-v1") == 0);
+	CHECK(price_of(&p, "kling", "default", 100000, BODY("{\"model_name\":"
+	    "\"kling-v1\",\"model\":\"nosuch\"}"), 0, &o) == PRICE_OK &&
+	    o.quota == 100000 && strcmp(o.model, "nosuch") == 0);
+	/* a rule for one model: the dearer with its rules */
+	CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"model_name\":"
+	    "\"kling-v2\",\"model\":\"kling-v1\",\"mode\":\"pro\"}"), 0, &o) ==
+	    PRICE_OK && o.quota == 175000 && strcmp(o.model, "kling-v1") == 0);
+	p.rules = NULL;
+	p.nrules = 0;
+	p.model_fields = NULL;
+	p.nmodel_fields = 0;
+	prices_free(&p);
+
+	/* a price above PRICE_MAX is refused, never cut */
+	{
+		struct price_rule big[] = {
+			{ 1, "x", "", "a", "1", MULT_MAX, 0, "", 0 },
+			{ 2, "x", "", "b", "1", 0, 0, "", 0 },
+			{ 3, "x", "", "c", "1", 10000, SURCHARGE_MAX, "", 0 },
+			{ 4, "x", "", "d", "1", 1, 0, "", 0 },
+		};
+
+		p.quota_per_unit = QUOTA_PER_UNIT;
+		p.rules = big;
+		p.nrules = 4;
+		CHECK(price_of(&p, "x", "default", PRICE_MAX, BODY("{}"), 0, &o) ==
+		    PRICE_OK && o.quota == PRICE_MAX);
+		CHECK(price_of(&p, "x", "default", PRICE_MAX + 1, BODY("{}"), 0,
+		    &o) == PRICE_TOO_HIGH);
+		CHECK(price_of(&p, "x", "default", INT64_MAX, BODY("{}"), 0, &o) ==
+		    PRICE_TOO_HIGH);
+		CHECK(price_of(&p, "x", "default", PRICE_MAX / 1000 + 1,
+		    BODY("{\"a\":1}"), 0, &o) == PRICE_TOO_HIGH);
+		CHECK(price_of(&p, "x", "default", PRICE_MAX / 1000,
+		    BODY("{\"a\":1}"), 0, &o) == PRICE_OK && o.quota == PRICE_MAX);
+		/* x1000 and x0.0001 and x0: exact arithmetic's answer */
+		CHECK(price_of(&p, "x", "default", PRICE_MAX,
+		    BODY("{\"a\":1,\"d\":1}"), 0, &o) == PRICE_OK &&
+		    o.quota == PRICE_MAX / 10);
+		CHECK(price_of(&p, "x", "default", PRICE_MAX,
+		    BODY("{\"a\":1,\"b\":1,\"c\":1}"), 0, &o) == PRICE_OK &&
+		    o.quota == SURCHARGE_MAX);
+		CHECK(price_of(&p, "x", "default", PRICE_MAX - SURCHARGE_MAX + 1,
+		    BODY("{\"c\":1}"), 0, &o) == PRICE_TOO_HIGH);
+		CHECK(price_option(&p, "ModelPrice", "{\"x\":2000000000,"
+		    "\"y\":1e300}", why, sizeof(why)) == 0);
+		CHECK(price_option(&p, "GroupRatio", "{\"g\":1e300}", why,
+		    sizeof(why)) == 0);
+		CHECK(price_of(&p, "x", "default", 0, BODY("{}"), 0, &o) ==
+		    PRICE_OK && o.quota == PRICE_MAX);
+		CHECK(price_of(&p, "x", "g", 0, BODY("{}"), 0, &o) ==
+		    PRICE_TOO_HIGH);
+		CHECK(price_of(&p, "x", "default", 0, BODY("{\"model\":\"y\"}"), 0,
+		    &o) == PRICE_TOO_HIGH);
+		p.rules = NULL;
+		p.nrules = 0;
+		prices_free(&p);
+	}
+
 	CHECK(printable_ascii("pro", 3) && !printable_ascii("pro", 2) &&
 	    !printable_ascii("", 3) && !printable_ascii("a\tb", 8) &&
 	    !printable_ascii("\xc3\xa9", 8) && printable_ascii(" ~", 2));
-	CHECK(price_option(&p, "QuotaPerUnit", "1e6") == 0 &&
+	CHECK(price_option(&p, "QuotaPerUnit", "1e6", why, sizeof(why)) == 0 &&
 	    p.quota_per_unit == 1e6);
-	CHECK(price_option(&p, "QuotaPerUnit", "-1") == -1 &&
+	CHECK(price_option(&p, "QuotaPerUnit", "-1", why, sizeof(why)) == -1 &&
 	    p.quota_per_unit == 1e6);
-	CHECK(price_option(&p, "QuotaPerUnit", "5x") == -1);
-	CHECK(price_option(&p, "ModelRatio", "{") == 0);	/* not ours */
-	CHECK(price_option(&p, "GroupRatio", "{\"vip\":2}") == 0 &&
+	CHECK(price_option(&p, "QuotaPerUnit", "5x", why, sizeof(why)) == -1);
+	/* json-c and strtod take NaN and infinity; a price does not */
+	CHECK(price_option(&p, "QuotaPerUnit", "nan", why, sizeof(why)) == -1 &&
+	    price_option(&p, "QuotaPerUnit", "inf", why, sizeof(why)) == -1 &&
+	    price_option(&p, "QuotaPerUnit", "1e999", why, sizeof(why)) == -1 &&
+	    p.quota_per_unit == 1e6);
+	CHECK(price_option(&p, "ModelRatio", "{", why, sizeof(why)) == 0);
+	CHECK(price_option(&p, "GroupRatio", "{\"vip\":2}", why, sizeof(why)) == 0 &&
 	    p.group_ratio.n == 1 && p.group_ratio.v[0] == 2);
-	CHECK(price_option(&p, "ModelPrice", "[1]") == -1 &&
-	    p.model_price.n == 0);
+	CHECK(price_option(&p, "GroupRatio", "{\"a\":NaN,\"b\":-1,\"c\":"
+	    "Infinity,\"d\":-Infinity,\"vip\":0}", why, sizeof(why)) == 1 &&
+	    strcmp(why, "a") == 0 && p.group_ratio.n == 1 &&
+	    p.group_ratio.v[0] == 0);
+	CHECK(price_option(&p, "ModelPrice", "{\"kling\":NaN,\"k2\":-0.5,"
+	    "\"k3\":0.5}", why, sizeof(why)) == 1 && p.model_price.n == 1 &&
+	    strcmp(p.model_price.name[0], "k3") == 0);
+	CHECK(price_option(&p, "ModelPrice", "[1]", why, sizeof(why)) == -1 &&
+	    p.model_price.n == 1);	/* it keeps what it had */
+	{
+		struct price_rule nr[] = {
+			{ 1, "kling", "", "", "", 20000, 0, "", 0 },
+		};
+
+		p.rules = nr;
+		p.nrules = 1;
+		/* a NaN price is no price: the channel's amount */
+		CHECK(price_of(&p, "kling", "a", 1000, BODY("{}"), 0, &o) ==
+		    PRICE_OK && o.quota == 2000 && !o.from_model_price);
+		p.rules = NULL;
+		p.nrules = 0;
+	}
 	prices_free(&p);
-	CHECK(price_map_parse(&p.model_price, "[1]") == -1);
-	CHECK(price_map_parse(&p.model_price, "{") == -1);
+	CHECK(price_map_parse(&p.model_price, "[1]", why, sizeof(why)) == -1);
+	CHECK(price_map_parse(&p.model_price, "{", why, sizeof(why)) == -1);
 	prices_free(&p);
 
+	/* rules on more than PRICE_FIELDS_MAX fields: those past never apply */
+	{
+		struct price_rule	*many;
+		char			 body[64];
+		size_t			 i;
+
+		if ((many = calloc(PRICE_FIELDS_MAX + 3, sizeof(*many))) == NULL)
+			return;
+		for (i = 0; i < PRICE_FIELDS_MAX + 2; i++) {
+			many[i].id = (long long)i + 1;
+			strlcpy_(many[i].service, "kling", sizeof(many[i].service));
+			snprintf(many[i].field, sizeof(many[i].field), "f%zu", i);
+			strlcpy_(many[i].value, "1", sizeof(many[i].value));
+			many[i].mult_e4 = 20000;
+		}
+		/* the first field again, in another case: no new field */
+		many[i] = many[0];
+		many[i].id = (long long)i + 1;
+		strlcpy_(many[i].field, "F0", sizeof(many[i].field));
+		strlcpy_(many[i].value, "2", sizeof(many[i].value));
+		p.rules = many;
+		p.nrules = PRICE_FIELDS_MAX + 3;
+		prices_loaded(&p);
+		CHECK(!many[PRICE_FIELDS_MAX - 1].skipped &&
+		    many[PRICE_FIELDS_MAX].skipped &&
+		    many[PRICE_FIELDS_MAX + 1].skipped &&
+		    !many[PRICE_FIELDS_MAX + 2].skipped);
+		snprintf(body, sizeof(body), "{\"f%d\":1,\"f%d\":1}",
+		    PRICE_FIELDS_MAX - 1, PRICE_FIELDS_MAX);
+		CHECK(price_of(&p, "kling", "default", 1000, body, strlen(body), 0,
+		    &o) == PRICE_OK && o.quota == 2000);
+		CHECK(price_of(&p, "kling", "default", 1000, BODY("{\"F0\":2}"), 0,
+		    &o) == PRICE_OK && o.quota == 2000);
+		p.rules = NULL;
+		p.nrules = 0;
+		free(many);
+	}
 #undef BODY
 }
 
@@ -1300,6 +1601,7 @@ main(void)
 	test_netaddr();
 	test_answer_decode();
 	test_bad_url();
+	test_json_fields();
 	test_price();
 	test_price_rule();
 	test_task_answer();
