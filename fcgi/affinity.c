@@ -776,7 +776,7 @@ task_id_at(const char *poll_path, const char *path, size_t pathlen,
 	char		 k[KEY_MAX + 1];
 
 	if (at == NULL)
-		return -1;
+		return -2;
 	if (at > poll_path && at[-1] == '=') {
 		/* ?key={id} or &key={id}: that key of the query, once */
 		for (key = at - 1; key > poll_path && key[-1] != '?' &&
@@ -784,7 +784,7 @@ task_id_at(const char *poll_path, const char *path, size_t pathlen,
 			;
 		klen = (size_t)(at - 1 - key);
 		if (key == poll_path || klen == 0 || klen > KEY_MAX)
-			return -1;
+			return -2;
 		for (q = query; q != NULL && *q != '\0';) {
 			const char *kp;
 
@@ -805,8 +805,9 @@ task_id_at(const char *poll_path, const char *path, size_t pathlen,
 		return found == 1 ? 0 : -1;
 	}
 	/* .../{id} at the end: the last path segment */
-	if (strcmp(at, "{id}") != 0 || at == poll_path || at[-1] != '/' ||
-	    pathlen == 0 || path[pathlen - 1] == '/')
+	if (strcmp(at, "{id}") != 0 || at == poll_path || at[-1] != '/')
+		return -2;
+	if (pathlen == 0 || path[pathlen - 1] == '/')
 		return -1;
 	for (n = 0; n < pathlen && path[pathlen - n - 1] != '/'; n++)
 		;

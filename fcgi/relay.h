@@ -268,7 +268,8 @@ int	 task_id_weak(const char *);
 /*
  * The id a client's poll names where its kind's poll_path has {id}: the
  * query key before "={id}", given once with one value, or the last path
- * segment when poll_path ends in "/{id}". 0, or -1 when there is none.
+ * segment when poll_path ends in "/{id}". 0; -1 when the request has no
+ * one id there; -2 when poll_path has {id} at neither place.
  */
 int	 task_id_at(const char *poll_path, const char *path, size_t pathlen,
 	    const char *query, char out[TASK_ID_MAX + 1]);

@@ -90,6 +90,7 @@ struct req {
 	struct task_row	 owned[TASK_IDS_MAX];	/* the caller's tasks it names,
 						   of its service */
 	size_t		 nowned;
+	size_t		 ntasks;	/* ids it names that are anyone's task */
 	struct channel	*ch;
 	long long	 quota;		/* the price (price.h) */
 	struct price_out price;
@@ -870,13 +871,19 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 
 	*fixed = 0;
 	memset(&r->task, 0, sizeof(r->task));
-	r->nowned = 0;
+	r->nowned = r->ntasks = 0;
 	o.n = 0;
 	if (cand->n > 0 && task_owners(w, r, cand, &o) == -1)
 		return -1;
-	for (i = 0; i < cand->n; i++)
+	for (i = 0; i < cand->n; i++) {
 		if (task_foreign(r, &o, cand->id[i]))
 			REFUSE(GW_TASK);
+		for (k = 0; k < o.n; k++)
+			if (strcmp(o.r[k].id, cand->id[i]) == 0) {
+				r->ntasks++;
+				break;
+			}
+	}
 	/* the caller's tasks of this service, in the order the request names them */
 	for (i = 0; i < cand->n && r->nowned < TASK_IDS_MAX; i++)
 		for (k = 0; k < o.n; k++)
@@ -1290,8 +1297,10 @@ poll_kind(const struct req *r)
  * What a client's poll answer says goes to the one task it is about: the
  * task whose id the answer names where its kind's id_path says, or, for
  * a service whose answers name none, the id at the place of {id} in the
- * kind's poll_path in the request (task_id_at) — never another id the
- * request also names. It must be the caller's, unfinished, on the
+ * kind's poll_path in the request (task_id_at), or, for a kind that says
+ * neither, the task when the request names no other id that is anyone's
+ * task: never another id the request also names, since the client chose
+ * them all. It must be the caller's, unfinished, on the
  * channel that answered. A change of state is recorded at once (a
  * failure is refunded there and then), an unchanged one now and then, so
  * that the relay's own polling leaves a task alone while a client polls
@@ -1311,6 +1320,7 @@ poll_seen(struct worker *w, struct req *r, const struct task_kind *kind,
 	struct dbv		 v[6];
 	long long		 now = now_s();
 	size_t			 i;
+	int			 rc;
 
 	task_answer_read(kind, res->capture.p ? res->capture.p : "",
 	    res->capture.len, &a);
@@ -1320,9 +1330,11 @@ poll_seen(struct worker *w, struct req *r, const struct task_kind *kind,
 		if (!a.has_id)
 			return;
 		id = a.id;
-	} else if (task_id_at(kind->poll_path, r->path, r->pathlen, r->query,
-	    at) == 0)
+	} else if ((rc = task_id_at(kind->poll_path, r->path, r->pathlen,
+	    r->query, at)) == 0)
 		id = at;
+	else if (rc == -2 && r->ntasks == 1 && r->nowned == 1)
+		id = r->owned[0].id;
 	else
 		return;
 	for (i = 0; i < r->nowned && t == NULL; i++)

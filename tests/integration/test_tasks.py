@@ -634,6 +634,37 @@ def answer_books_its_own_task(metering):
 per_mode(answer_books_its_own_task)
 
 
+@S.test(fronts=False)
+def test_kind_without_places():
+    """A kind whose answers name no task and whose poll_path has no {id}
+    at an end (an operator's row) books a poll only when it names one
+    task alone: not `/pika/generate/X?id=R` (two of the caller's tasks),
+    but `/pika/generate/X`."""
+    user, token, chan = account()
+    script_jobs("pika")
+    old = H.sql("SELECT id_path, poll_path FROM bltcy_task_kinds WHERE service='pika'")[0]
+    port = H.lighttpd_port
+    try:
+        H.sql("UPDATE bltcy_task_kinds SET id_path='', poll_path='' WHERE service='pika'")
+        _, x = submit(port, token, "pika")
+        _, rr = submit(port, token, "pika")
+        wait_written(port)
+        check(H.stub.set_job(x, "failed", "bad"), "stub job X")
+        check(H.stub.set_job(rr, "succeeded"), "stub job R")
+        # the token is new: its first request read the kinds as changed
+        for i in range(3):
+            r = request(port, "GET", "/pika/generate/%s?id=%s" % (x, rr), auth(token))
+            eq(answered(r, "poll %d of X?id=R" % i, "status"), "failed", "poll %d of X?id=R" % i)
+        eq([task_row("pika", t)["state"] for t in (x, rr)], ["submitted"] * 2, "X and R after them")
+        r = request(port, "GET", "/pika/generate/" + x, auth(token))
+        eq(answered(r, "X's own poll", "status"), "failed", "X's own poll")
+        wait_state("pika", x, "refunded")
+        eq(task_row("pika", rr)["state"], "submitted", "R")
+    finally:
+        H.sql("UPDATE bltcy_task_kinds SET id_path=%s, poll_path=%s WHERE service='pika'",
+              (old["id_path"], old["poll_path"]))
+
+
 def jimeng_steered_poll(metering):
     """Jimeng's answers name no task, so a poll is about the id at its
     kind's place (?task_id=): `?task_id=0&id=R`, answered not_found about

@@ -603,7 +603,7 @@ test_task_id_places(void)
 	static const struct {
 		const char *poll, *path, *query, *want;	/* want NULL: none */
 		int line;
-	} at[] = {
+	} at[] = {	/* a poll path without {id} at an end: "!" */
 		{ "{path}/{id}", "/kling/v1/videos/text2video/X-1", "task_id=R",
 		  "X-1", __LINE__ },
 		{ "{path}/{id}", "/kling/v1/videos/text2video/X%2D1", NULL,
@@ -632,8 +632,9 @@ test_task_id_places(void)
 		{ "{path}?a=1&task_id={id}", "/jimeng/x", "task_id=A", "A",
 		  __LINE__ },
 		{ "{prefix}/ent/v2/tasks/{id}/creations", "/vidu/ent/v2/tasks/V/"
-		  "creations", NULL, NULL, __LINE__ },
-		{ "", "/kling/x", NULL, NULL, __LINE__ },
+		  "creations", NULL, "!", __LINE__ },
+		{ "", "/kling/x", NULL, "!", __LINE__ },
+		{ "{path}?={id}", "/kling/x", "=A", "!", __LINE__ },
 	};
 	char	 out[TASK_ID_MAX + 1];
 	size_t	 i;
@@ -648,6 +649,7 @@ test_task_id_places(void)
 		rc = task_id_at(at[i].poll, at[i].path, strlen(at[i].path),
 		    at[i].query, out);
 		check(at[i].want == NULL ? rc == -1 :
+		    strcmp(at[i].want, "!") == 0 ? rc == -2 :
 		    rc == 0 && strcmp(out, at[i].want) == 0, at[i].path,
 		    at[i].line);
 	}
