@@ -663,24 +663,35 @@ url_pieces(struct task_ids *t, const char *p, size_t n, int split)
 	piece_end(&pc);
 }
 
+/*
+ * Where a task id stands in a path: at the end ("/tasks/{id}") or before
+ * a last word ("/tasks/{id}/cancel", "/v2/tasks/{id}/creations"), as in
+ * every task API the relay serves. The words before (v1, videos, the
+ * service's own) are never ids, and a word that an upstream happened to
+ * answer as a task id does not make them one.
+ */
+#define PATH_ID_SEGMENTS	2
+
 void
 task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
     const char *query, const char *body, size_t bodylen, int unused)
 {
-	size_t		 i, start, n;
+	size_t		 i, start, n, seg = 0;
 
 	memset(t, 0, sizeof(*t));
-	/* every path segment after the service prefix, the last first */
+	/* the last segments after the service prefix, the last first */
 	start = pathlen > 0 ? 1 + strcspn(path + 1, "/") : 0;
 	if (start > pathlen)
 		start = pathlen;
-	for (i = pathlen; i > start;) {
+	for (i = pathlen; i > start && seg < PATH_ID_SEGMENTS;) {
 		while (i > start && path[i - 1] == '/')
 			i--;
 		for (n = 0; i - n > start && path[i - n - 1] != '/'; n++)
 			;
-		if (n > 0)
+		if (n > 0) {
 			url_pieces(t, path + i - n, n, 0);
+			seg++;
+		}
 		i -= n;
 	}
 	/* the id keys of the query, in any case, and their lists */
@@ -710,6 +721,99 @@ task_ids_from_request(struct task_ids *t, const char *path, size_t pathlen,
 		scan_body(t, body, body + bodylen);
 }
 
+/*
+ * Ids an upstream may well answer but that cannot be one task's alone:
+ * shorter than WEAK_SHORT, or a word or words (lower-case letters joined
+ * by '-', '_' or '.', as "status", "text-to-video") shorter than
+ * WEAK_WORD. Random ids (UUIDs, numbers, mixed-case or hex strings) are
+ * neither, short of a chance far below one in a thousand.
+ */
+#define WEAK_SHORT	8
+#define WEAK_WORD	17
+
+int
+task_id_weak(const char *id)
+{
+	size_t	 i, n = strlen(id);
+
+	if (n < WEAK_SHORT)
+		return 1;
+	if (n >= WEAK_WORD)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (id[i] >= 'a' && id[i] <= 'z')
+			continue;
+		if ((id[i] == '-' || id[i] == '_' || id[i] == '.') && i > 0 &&
+		    i + 1 < n && id[i - 1] >= 'a' && id[i - 1] <= 'z')
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+/* A %-decoded value (plus: '+' as space) as one id: 0, or -1. */
+static int
+one_id(const char *p, size_t n, int plus, char out[TASK_ID_MAX + 1])
+{
+	const char	*end = p + n;
+	size_t		 o = 0;
+
+	while (p < end) {
+		if (o == TASK_ID_MAX)
+			return -1;
+		out[o++] = (char)url_char(&p, end, plus);
+	}
+	out[o] = '\0';
+	return id_ok(out, o) && strlen(out) == o ? 0 : -1;
+}
+
+int
+task_id_at(const char *poll_path, const char *path, size_t pathlen,
+    const char *query, char out[TASK_ID_MAX + 1])
+{
+	const char	*at = strstr(poll_path, "{id}"), *key, *q, *eq;
+	size_t		 klen, n, found = 0, i;
+	char		 k[KEY_MAX + 1];
+
+	if (at == NULL)
+		return -2;
+	if (at > poll_path && at[-1] == '=') {
+		/* ?key={id} or &key={id}: that key of the query, once */
+		for (key = at - 1; key > poll_path && key[-1] != '?' &&
+		    key[-1] != '&'; key--)
+			;
+		klen = (size_t)(at - 1 - key);
+		if (key == poll_path || klen == 0 || klen > KEY_MAX)
+			return -2;
+		for (q = query; q != NULL && *q != '\0';) {
+			const char *kp;
+
+			n = strcspn(q, "&;");
+			if ((eq = memchr(q, '=', n)) != NULL) {
+				for (kp = q, i = 0; kp < eq && i <= KEY_MAX; i++)
+					k[i] = (char)url_char(&kp, eq, 1);
+				if (i == klen && memcmp(k, key, klen) == 0) {
+					if (found++ > 0 || one_id(eq + 1,
+					    (size_t)(q + n - eq - 1), 1, out) == -1)
+						return -1;
+				}
+			}
+			q += n;
+			if (*q != '\0')
+				q++;
+		}
+		return found == 1 ? 0 : -1;
+	}
+	/* .../{id} at the end: the last path segment */
+	if (strcmp(at, "{id}") != 0 || at == poll_path || at[-1] != '/')
+		return -2;
+	if (pathlen == 0 || path[pathlen - 1] == '/')
+		return -1;
+	for (n = 0; n < pathlen && path[pathlen - n - 1] != '/'; n++)
+		;
+	return one_id(path + pathlen - n, n, 0, out);
+}
+
 int
 task_ids_join(const struct task_ids *t, char *out, size_t outsz)
 {
@@ -731,8 +835,9 @@ task_ids_join(const struct task_ids *t, char *out, size_t outsz)
 
 /*
  * Recently created tasks, shared by the workers of a host, so a poll that
- * follows a creation at once finds its channel before the database has the
- * batch that records it. Direct-mapped; a slot is written under a
+ * follows a creation at once finds its channel (and its key, and its
+ * owner, whatever service path names it) before the database has the
+ * batch that records it. Direct-mapped by id; a slot is written under a
  * sequence number (odd while written) and read only when it is even and
  * unchanged around the copy. Losing an entry costs nothing but a database
  * lookup.
@@ -744,6 +849,7 @@ struct recent {
 	char		 service[SERVICE_SLOT];
 	char		 id[TASK_ID_MAX + 1];
 	long long	 channel, user;
+	char		 key_hash[17];
 };
 
 static struct recent	*recent;
@@ -755,22 +861,21 @@ tasks_recent_init(void)
 }
 
 static struct recent *
-recent_slot(const char *service, const char *id)
+recent_slot(const char *id)
 {
-	return &recent[fnv1a(fnv1a(fnv1a(FNV1A_INIT, service), "/"), id) %
-	    RECENT];
+	return &recent[fnv1a(FNV1A_INIT, id) % RECENT];
 }
 
 void
 tasks_recent_put(const char *service, const struct task_ids *t,
-    long long channel, long long user)
+    long long channel, long long user, const char *key_hash)
 {
 	size_t	 i;
 
 	if (recent == NULL || strlen(service) >= SERVICE_SLOT)
 		return;
 	for (i = 0; i < t->n; i++) {
-		struct recent	*e = recent_slot(service, t->id[i]);
+		struct recent	*e = recent_slot(t->id[i]);
 		uint32_t	 s = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
 
 		if ((s & 1) || !__atomic_compare_exchange_n(&e->seq, &s, s + 1, 0,
@@ -780,42 +885,37 @@ tasks_recent_put(const char *service, const struct task_ids *t,
 		strlcpy_(e->id, t->id[i], sizeof(e->id));
 		e->channel = channel;
 		e->user = user;
+		strlcpy_(e->key_hash, key_hash != NULL ? key_hash : "",
+		    sizeof(e->key_hash));
 		__atomic_store_n(&e->seq, s + 2, __ATOMIC_RELEASE);
 	}
 }
 
 int
-tasks_recent_get(const char *service, const struct task_ids *t, long long user,
-    long long *channel, long long *owner)
+tasks_recent_find(const char *id, struct recent_task *out)
 {
-	size_t	 i;
-	int	 found = 0;
+	struct recent	*e, copy;
+	uint32_t	 s1;
 
 	if (recent == NULL)
 		return 0;
-	for (i = 0; i < t->n; i++) {
-		struct recent	*e = recent_slot(service, t->id[i]), copy;
-		uint32_t	 s1;
-
-		/*
-		 * An odd seq is a holder's, reader or writer: the copy is
-		 * made under it (a writer meanwhile skips its put, as when
-		 * another writer has the entry).
-		 */
-		s1 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-		if (s1 == 0 || (s1 & 1) || !__atomic_compare_exchange_n(&e->seq,
-		    &s1, s1 + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			continue;
-		memcpy(&copy, e, sizeof(copy));
-		__atomic_store_n(&e->seq, s1, __ATOMIC_RELEASE);
-		if (strcmp(copy.service, service) != 0 ||
-		    strcmp(copy.id, t->id[i]) != 0)
-			continue;
-		*channel = copy.channel;
-		*owner = copy.user;
-		found = 1;
-		if (copy.user != user)	/* another user's task decides */
-			break;
-	}
-	return found;
+	e = recent_slot(id);
+	/*
+	 * An odd seq is a holder's, reader or writer: the copy is made under
+	 * it (a writer meanwhile skips its put, as when another writer has
+	 * the entry).
+	 */
+	s1 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+	if (s1 == 0 || (s1 & 1) || !__atomic_compare_exchange_n(&e->seq,
+	    &s1, s1 + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 0;
+	memcpy(&copy, e, sizeof(copy));
+	__atomic_store_n(&e->seq, s1, __ATOMIC_RELEASE);
+	if (strcmp(copy.id, id) != 0)
+		return 0;
+	memcpy(out->service, copy.service, sizeof(out->service));
+	out->channel = copy.channel;
+	out->user = copy.user;
+	memcpy(out->key_hash, copy.key_hash, sizeof(out->key_hash));
+	return 1;
 }

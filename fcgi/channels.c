@@ -10,6 +10,8 @@
  * The channels and abilities the relay routes on, loaded whole and kept
  * until the 'channels' change counter moves (see schema triggers). A few
  * hundred rows at most: a reload is cheap, a lookup per request is not.
+ * Disabled channels are loaded too, for their tasks alone: no ability
+ * names them, so no new job is sent to one (chcache_task_channel).
  */
 
 #define CHANNELS_MAX	4096
@@ -83,6 +85,7 @@ channel_row(void *arg, const struct dbv *c, size_t n)
 	ch->name = dupn(&c[1]);
 	ch->base_url = dupn(&c[2]);
 	ch->auto_ban = c[5].t == DBV_INT ? (int)c[5].i : 0;
+	ch->disabled = c[6].t != DBV_INT || c[6].i != 1;
 	if (ch->name == NULL || ch->base_url == NULL) {
 		l->failed = 1;
 		return 1;
@@ -117,7 +120,7 @@ ability_row(void *arg, const struct dbv *c, size_t n)
 	for (i = 0; i < l->c->nch; i++)
 		if (l->c->ch[i].id == c[2].i)
 			break;
-	if (i == l->c->nch)
+	if (i == l->c->nch || l->c->ch[i].disabled)
 		return 0;
 	a = &l->c->ab[l->c->nab++];
 	memcpy(a->group, c[0].s, c[0].len + 1);
@@ -262,6 +265,8 @@ kind_row(void *arg, const struct dbv *c, size_t n)
 	copy_col(k->failed, sizeof(k->failed), &c[3]);
 	copy_col(k->reason_path, sizeof(k->reason_path), &c[4]);
 	copy_col(k->poll_path, sizeof(k->poll_path), &c[5]);
+	copy_col(k->id_path, sizeof(k->id_path), &c[6]);
+	copy_col(k->lost, sizeof(k->lost), &c[7]);
 	if (k->service[0] != '\0' && k->status_path[0] != '\0')
 		l->c->nkinds++;
 	return 0;
@@ -353,14 +358,22 @@ chcache_free(struct chcache *c)
 }
 
 struct channel *
-chcache_by_id(struct chcache *c, long long id)
+chcache_task_channel(struct chcache *c, long long id)
 {
 	size_t	 i;
 
 	for (i = 0; i < c->nch; i++)
 		if (c->ch[i].id == id)
-			return c->ch[i].base_url[0] ? &c->ch[i] : NULL;
+			return &c->ch[i];
 	return NULL;
+}
+
+struct channel *
+chcache_by_id(struct chcache *c, long long id)
+{
+	struct channel	*ch = chcache_task_channel(c, id);
+
+	return ch != NULL && !ch->disabled && ch->base_url[0] ? ch : NULL;
 }
 
 static uint64_t
@@ -406,7 +419,8 @@ channel_pick(struct chcache *c, const char *group, const char *service,
 
 			if (n == PICK_MAX || strcmp(a->model, service) != 0 ||
 			    strcmp(a->group, group) != 0 ||
-			    ch->base_url[0] == '\0' || skipped(ch->id, skip, nskip) ||
+			    ch->base_url[0] == '\0' || ch->disabled ||
+			    skipped(ch->id, skip, nskip) ||
 			    (st = breaker_state(ch->id, now)) == BREAKER_OPEN)
 				continue;
 			half[n] = st == BREAKER_HALF_OPEN;

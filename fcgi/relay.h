@@ -44,6 +44,7 @@ enum stmt {
 	ST_IDEM_DROP,
 	ST_IDEM_KEEP,
 	ST_IDEM_EXPIRE,
+	ST_TASK_EARLY,
 	ST__MAX
 };
 extern const char *const relay_sql[ST__MAX];
@@ -57,6 +58,8 @@ struct channel {
 	char			**keys;		/* one or more, unsealed */
 	size_t			 nkeys;
 	int			 auto_ban;
+	int			 disabled;	/* status not 1: no new jobs, but
+					   its tasks are still polled */
 	struct chan_setting	 set;
 };
 
@@ -77,6 +80,8 @@ struct task_kind {
 	char		 failed[256];
 	char		 reason_path[128];
 	char		 poll_path[256];
+	char		 id_path[128];	/* where an answer names its task */
+	char		 lost[256];	/* values: the upstream knows no such task */
 };
 
 struct chcache {
@@ -94,7 +99,15 @@ const struct task_kind *chcache_kind(const struct chcache *, const char *service
 
 int	 chcache_load(struct chcache *, struct db *, long long version);
 void	 chcache_free(struct chcache *);
+/* An enabled channel with a usable key, or NULL. */
 struct channel *chcache_by_id(struct chcache *, long long id);
+/*
+ * The channel a task was made on, whatever its status (a disabled one
+ * takes no new jobs, but its tasks are polled through it until they
+ * finish), or NULL when it was deleted. Its base_url is "" when none of
+ * its keys is usable.
+ */
+struct channel *chcache_task_channel(struct chcache *, long long id);
 
 /*
  * Pick a channel for (group, service) by new-api's rule: highest priority
@@ -237,23 +250,45 @@ struct task_ids {
 
 void	 task_ids_from_answer(struct task_ids *, const char *json, size_t);
 /*
- * Every id-shaped value a request names, for any method: path segments
- * after the service prefix (last first), the id keys of the query and of
- * a body of any length, in any case, at any depth, lists included. The
+ * Every id-shaped value a request names where a task id can stand, for
+ * any method: the last two path segments after the service prefix (last
+ * first: "{id}" and "{id}/action"), the id keys of the query and of a
+ * body of any length, in any case, at any depth, lists included. The
  * last argument is ignored.
  */
 void	 task_ids_from_request(struct task_ids *, const char *path,
 	    size_t pathlen, const char *query, const char *body, size_t bodylen,
 	    int unused);
 int	 task_ids_join(const struct task_ids *, char *out, size_t outsz);
+/*
+ * An id too plain to be one upstream task's alone (a word, or short):
+ * it routes its owner's requests but refuses nobody else's.
+ */
+int	 task_id_weak(const char *);
+/*
+ * The id a client's poll names where its kind's poll_path has {id}: the
+ * query key before "={id}", given once with one value, or the last path
+ * segment when poll_path ends in "/{id}". 0; -1 when the request has no
+ * one id there; -2 when poll_path has {id} at neither place.
+ */
+int	 task_id_at(const char *poll_path, const char *path, size_t pathlen,
+	    const char *query, char out[TASK_ID_MAX + 1]);
 
-/* Tasks created moments ago on this host (shared memory, master maps it). */
+/*
+ * Tasks created moments ago on this host (shared memory, master maps
+ * it), by id whatever their service, with the key their submit went with
+ * (its hash).
+ */
 #define SERVICE_SLOT	32
+struct recent_task {
+	char		 service[SERVICE_SLOT];
+	long long	 channel, user;
+	char		 key_hash[17];
+};
 int	 tasks_recent_init(void);
 void	 tasks_recent_put(const char *service, const struct task_ids *,
-	    long long channel, long long user);
-int	 tasks_recent_get(const char *service, const struct task_ids *,
-	    long long user, long long *channel, long long *owner);
+	    long long channel, long long user, const char *key_hash);
+int	 tasks_recent_find(const char *id, struct recent_task *);
 
 /* ---- metering (the charge, the usage ring): meter.h ---- */
 

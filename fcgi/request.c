@@ -48,10 +48,20 @@
 
 /* A task a request names, as bltcy_tasks has it (route). */
 struct task_row {
-	long long	 channel, user;
+	char		 service[SERVICE_SLOT];
 	char		 id[TASK_ID_MAX + 1];
+	long long	 channel, user;
 	enum task_state	 state;
 	long long	 updated_at;
+	char		 key_hash[17];	/* the key its submit went with */
+	int		 recent;	/* this host's, not in the database yet */
+};
+
+/* The tasks of the ids a request names, in every service (owner_row). */
+#define OWNER_ROWS	32
+struct owner_rows {
+	struct task_row	 r[OWNER_ROWS];
+	size_t		 n;
 };
 
 /* Everything one request owns; made afresh in handle() for each request. */
@@ -76,7 +86,11 @@ struct req {
 	long long	 chan_version;
 	long long	 pin;
 	struct chsnap	*snap;		/* the channel table r->ch is in */
-	struct task_row	 task;		/* the known task it names, if any */
+	struct task_row	 task;		/* the caller's task routing it, if any */
+	struct task_row	 owned[TASK_IDS_MAX];	/* the caller's tasks it names,
+						   of its service */
+	size_t		 nowned;
+	size_t		 ntasks;	/* ids it names that are anyone's task */
 	struct channel	*ch;
 	long long	 quota;		/* the price (price.h) */
 	struct price_out price;
@@ -100,7 +114,7 @@ enum gw_err {
 	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
 	GW_TASK, GW_METHOD, GW_TASK_IDS, GW_IDEM_KEY, GW_IDEM_BUSY,
 	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW_CODING, GW_BAD_CODING, GW_BAD_BODY,
-	GW_PRICE_MAX, GW__MAX
+	GW_PRICE_MAX, GW_TASK_GONE, GW_TASK_DRAINING, GW_TASK_NO_KEY, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -142,6 +156,13 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "才能按其字段计价" },
 	[GW_PRICE_MAX] =  { 403, "price_too_high",
 	    "该请求的价格超过上限 %lld 额度" },
+	/* a task is only ever sent to the channel that made it */
+	[GW_TASK_GONE] =  { 410, "task_channel_deleted",
+	    "任务 %s 所在的渠道已被删除，无法再查询或操作该任务" },
+	[GW_TASK_DRAINING] = { 503, "task_channel_disabled",
+	    "任务 %s 所在的渠道已停用，只能查询该任务，不接受新的请求" },
+	[GW_TASK_NO_KEY] = { 503, "task_channel_unavailable",
+	    "任务 %s 所在的渠道没有可用的密钥" },
 };
 
 static const char *const up_reasons[UPE__MAX] = {
@@ -197,6 +218,11 @@ static int	 is_query_method(const char *);
 static void	 req_free(struct req *);
 static int	 auth_row(void *, const struct dbv *, size_t);
 static int	 owner_row(void *, const struct dbv *, size_t);
+static int	 task_owners(struct worker *, struct req *,
+		    const struct task_ids *, struct owner_rows *);
+static int	 task_foreign(const struct req *, const struct owner_rows *,
+		    const char *);
+static size_t	 task_key(struct req *);
 static void	 usage_record(struct usage *, const struct req *, const char *);
 static int	 connect_failure(const struct up_result *);
 static void	 key_hash(const char *, char[17]);
@@ -742,43 +768,135 @@ idempotent(struct worker *w, struct req *r)
 }
 
 /*
- * The channel of the request: the one that made a task it names, a
- * pinned one, or new-api's pick. A task of another user is as if it did
- * not exist, and nothing is sent. 0, -1 or -2 as admit().
+ * The tasks of the ids a request names, in every service: the database's
+ * rows and this host's newest tasks, not written yet. 0, or -1 with the
+ * answer sent.
+ */
+static int
+task_owners(struct worker *w, struct req *r, const struct task_ids *cand,
+    struct owner_rows *o)
+{
+	struct dbv		 a[1 + TASK_IDS_MAX];
+	struct recent_task	 e;
+	struct task_row		*t;
+	size_t			 i, k;
+
+	o->n = 0;
+	/* ids known to be nobody's task, in any service ("*") */
+	if (!known_no_tasks(w->p, "*", cand)) {
+		for (i = 0; i < TASK_IDS_MAX; i++)
+			a[i] = DBS(i < cand->n ? cand->id[i] : "");
+		a[TASK_IDS_MAX] = DBI(r->tok.user_id);
+		if (db_run(w->p->db, ST_TASK_OWNER, a, 1 + TASK_IDS_MAX,
+		    owner_row, o, NULL) != DB_OK) {
+			log_err("req=%s task lookup: %s", r->id, db_error(w->p->db));
+			gw_error(r, GW_DB);
+			return -1;
+		}
+		if (o->n == 0)
+			remember_no_tasks(w->p, "*", cand);
+	}
+	for (i = 0; i < cand->n && o->n < OWNER_ROWS; i++) {
+		if (!tasks_recent_find(cand->id[i], &e))
+			continue;
+		for (k = 0; k < o->n; k++)
+			if (strcmp(o->r[k].id, cand->id[i]) == 0 &&
+			    strcmp(o->r[k].service, e.service) == 0)
+				break;
+		if (k < o->n)
+			continue;	/* written: its row counts */
+		t = &o->r[o->n++];
+		memset(t, 0, sizeof(*t));
+		strlcpy_(t->service, e.service, sizeof(t->service));
+		strlcpy_(t->id, cand->id[i], sizeof(t->id));
+		t->channel = e.channel;
+		t->user = e.user;
+		t->state = TS_SUBMITTED;
+		strlcpy_(t->key_hash, e.key_hash, sizeof(t->key_hash));
+		t->recent = 1;
+	}
+	return 0;
+}
+
+/*
+ * Does id name another user's task? A task id is its user's whatever
+ * service path names it, as the old gateway finds a task by account and
+ * id: it is another's when the request's service has it for another
+ * user or, where that service has none, when the ids recorded elsewhere
+ * are others' only. A weak id (a word, or short: task_id_weak) is
+ * nobody's to refuse: an upstream that answers one has not made it one
+ * task's alone, and it must not block every request that says it.
+ */
+static int
+task_foreign(const struct req *r, const struct owner_rows *o, const char *id)
+{
+	size_t	 i;
+	int	 here = 0, here_other = 0, own = 0, other = 0;
+
+	for (i = 0; i < o->n; i++) {
+		if (strcmp(o->r[i].id, id) != 0)
+			continue;
+		if (strcmp(o->r[i].service, r->service) == 0) {
+			here = 1;
+			here_other |= o->r[i].user != r->tok.user_id;
+		}
+		if (o->r[i].user == r->tok.user_id)
+			own = 1;
+		else
+			other = 1;
+	}
+	if (task_id_weak(id))
+		return 0;
+	return here ? here_other : other && !own;
+}
+
+/*
+ * The channel of the request: the one that made a task of the caller's
+ * it names, a pinned one, or new-api's pick. A task of another user is
+ * as if it did not exist, and nothing is sent (task_foreign). A task of
+ * the caller's goes to its channel and never to another, as no other
+ * knows it: also to a disabled one, for a query (GET, HEAD, OPTIONS),
+ * since a disabled channel takes no new jobs but its tasks are polled
+ * through it until they finish; a deleted channel's task gets an error
+ * of its own. 0, -1 or -2 as admit().
  */
 static int
 route(struct worker *w, struct req *r, const struct task_ids *cand,
     const struct auth_out *ao, const char **group, int *fixed)
 {
-	long long	 owner[2] = { 0, 0 };	/* channel, user */
-	struct task_row	*t = &r->task;
-	struct dbv	 a[2 + TASK_IDS_MAX];
-	size_t		 i;
+	struct owner_rows	 o;
+	const struct task_row	*t = NULL;
+	struct channel		*ch;
+	size_t			 i, k;
 
 	*fixed = 0;
-	if (cand->n > 0 && !known_no_tasks(w->p, r->service, cand)) {
-		a[0] = DBS(r->service);
-		for (i = 0; i < TASK_IDS_MAX; i++)
-			a[1 + i] = DBS(i < cand->n ? cand->id[i] : "");
-		a[1 + TASK_IDS_MAX] = DBI(r->tok.user_id);
-		memset(t, 0, sizeof(*t));
-		if (db_run(w->p->db, ST_TASK_OWNER, a, 2 + TASK_IDS_MAX, owner_row,
-		    t, NULL) != DB_OK) {
-			log_err("req=%s task lookup: %s", r->id, db_error(w->p->db));
-			gw_error(r, GW_DB);
-			return -1;
-		}
-		owner[0] = t->channel;
-		owner[1] = t->user;
-		if (owner[0] == 0)
-			remember_no_tasks(w->p, r->service, cand);
+	memset(&r->task, 0, sizeof(r->task));
+	r->nowned = r->ntasks = 0;
+	o.n = 0;
+	if (cand->n > 0 && task_owners(w, r, cand, &o) == -1)
+		return -1;
+	for (i = 0; i < cand->n; i++) {
+		if (task_foreign(r, &o, cand->id[i]))
+			REFUSE(GW_TASK);
+		for (k = 0; k < o.n; k++)
+			if (strcmp(o.r[k].id, cand->id[i]) == 0) {
+				r->ntasks++;
+				break;
+			}
 	}
-	/* this host's newest tasks, maybe not written yet */
-	if (cand->n > 0)
-		tasks_recent_get(r->service, cand, r->tok.user_id, &owner[0],
-		    &owner[1]);
-	if (owner[0] > 0 && owner[1] != r->tok.user_id)
-		REFUSE(GW_TASK);
+	/* the caller's tasks of this service, in the order the request names them */
+	for (i = 0; i < cand->n && r->nowned < TASK_IDS_MAX; i++)
+		for (k = 0; k < o.n; k++)
+			if (strcmp(o.r[k].id, cand->id[i]) == 0 &&
+			    strcmp(o.r[k].service, r->service) == 0 &&
+			    o.r[k].user == r->tok.user_id) {
+				r->owned[r->nowned++] = o.r[k];
+				break;
+			}
+	if (r->nowned > 0) {
+		r->task = r->owned[0];
+		t = &r->task;
+	}
 	if (r->snap != NULL && r->snap->c.version < ao->version) {
 		chan_put(w->p, r->snap);	/* read again, newer */
 		r->snap = NULL;
@@ -797,11 +915,17 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 			REFUSE(GW_BAD_CHANNEL, num);
 		}
 		*fixed = 1;
-	} else if (owner[0] > 0 &&
-	    (r->ch = chcache_by_id(&r->snap->c, owner[0])) != NULL) {
+	} else if (t != NULL) {
+		if ((ch = chcache_task_channel(&r->snap->c, t->channel)) == NULL)
+			REFUSE(GW_TASK_GONE, t->id);
+		if (ch->base_url[0] == '\0')
+			REFUSE(GW_TASK_NO_KEY, t->id);
+		if (ch->disabled && !is_query_method(r->method))
+			REFUSE(GW_TASK_DRAINING, t->id);
+		r->ch = ch;
 		*fixed = 1;	/* only the channel that made the task knows it */
-		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld",
-		    r->id, r->ch->id);
+		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld%s",
+		    r->id, r->ch->id, ch->disabled ? " (disabled)" : "");
 	} else if ((r->ch = channel_pick(&r->snap->c, *group, r->service, NULL, 0,
 	    &w->rng)) == NULL)
 		REFUSE(GW_NO_CHANNEL, *group, r->service);
@@ -854,30 +978,29 @@ price(struct req *r, const char *group)
 	return 0;
 }
 
+/* A row of ST_TASK_OWNER into the owner_rows at arg. */
 static int
 owner_row(void *arg, const struct dbv *c, size_t n)
 {
-	struct task_row	*t = arg;
-	const char	*comma;
-	char		 num[24];
-	size_t		 l;
+	struct owner_rows	*o = arg;
+	struct task_row		*t;
 
+	if (o->n == OWNER_ROWS)
+		return 1;
+	if (c[0].t != DBV_STR || c[1].t != DBV_STR || c[2].t != DBV_INT ||
+	    c[3].t != DBV_INT)
+		return 0;
+	t = &o->r[o->n++];
 	memset(t, 0, sizeof(*t));
-	if (c[0].t != DBV_STR || (comma = strchr(c[0].s, ',')) == NULL ||
-	    (l = (size_t)(comma - c[0].s)) >= sizeof(num))
-		return 1;
-	memcpy(num, c[0].s, l);
-	num[l] = '\0';
-	if (parse_ll(num, 1, INT64_MAX, &t->channel) == -1 ||
-	    parse_ll(comma + 1, 1, INT64_MAX, &t->user) == -1) {
-		t->channel = t->user = 0;
-		return 1;
-	}
-	if (c[1].t == DBV_STR)
-		strlcpy_(t->id, c[1].s, sizeof(t->id));
-	t->state = c[2].t == DBV_STR ? task_state_parse(c[2].s) : TS_UNKNOWN;
-	t->updated_at = c[3].t == DBV_INT ? c[3].i : 0;
-	return 1;
+	strlcpy_(t->service, c[0].s, sizeof(t->service));
+	strlcpy_(t->id, c[1].s, sizeof(t->id));
+	t->channel = c[2].i;
+	t->user = c[3].i;
+	t->state = c[4].t == DBV_STR ? task_state_parse(c[4].s) : TS_UNKNOWN;
+	t->updated_at = c[5].t == DBV_INT ? c[5].i : 0;
+	if (c[6].t == DBV_STR)
+		strlcpy_(t->key_hash, c[6].s, sizeof(t->key_hash));
+	return 0;
 }
 
 /*
@@ -995,7 +1118,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			gw_error(r, GW_PATH);
 			return;
 		}
-		ki = r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
+		ki = task_key(r);
 		r->key = r->ch->keys[ki];
 		snprintf(quota_hdr, sizeof(quota_hdr), "X-Bltcy-Quota: %lld\r\n",
 		    r->quota);
@@ -1070,7 +1193,13 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			task_ids_from_answer(&tasks, res.capture.p ? res.capture.p : "",
 			    res.capture.len);
 			task_ids_join(&tasks, joined, sizeof(joined));
-			tasks_recent_put(r->service, &tasks, r->ch->id, r->tok.user_id);
+			if (tasks.n > 0) {
+				char	 kh[17];
+
+				key_hash(r->key, kh);
+				tasks_recent_put(r->service, &tasks, r->ch->id,
+				    r->tok.user_id, kh);
+			}
 		}
 		if (ok && kind != NULL && res.json && !res.capture_overflow)
 			poll_seen(w, r, kind, &res);
@@ -1124,45 +1253,128 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 }
 
 /*
- * A GET of one task of the caller's, unfinished, on the channel that made
- * it, of a service whose answers say how a task stands: its answer is
- * read for the task's state.
+ * The key of r->ch a request goes with: a task's own (the one its submit
+ * went with: the upstream account that knows it), else the channel's
+ * next in turn.
+ */
+static size_t
+task_key(struct req *r)
+{
+	char	 h[17];
+	size_t	 i;
+
+	if (r->task.id[0] != '\0' && r->task.channel == r->ch->id &&
+	    r->task.key_hash[0] != '\0')
+		for (i = 0; i < r->ch->nkeys; i++) {
+			key_hash(r->ch->keys[i], h);
+			if (strcmp(h, r->task.key_hash) == 0)
+				return i;
+		}
+	return r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
+}
+
+/*
+ * A GET naming a task of the caller's, unfinished, on the channel that
+ * made it, of a service whose answers say how a task stands: its answer
+ * is read (poll_seen).
  */
 static const struct task_kind *
 poll_kind(const struct req *r)
 {
-	const struct task_row *t = &r->task;
+	size_t	 i;
 
-	if (!is_query_method(r->method) || t->id[0] == '\0' ||
-	    t->user != r->tok.user_id || t->channel != r->ch->id ||
-	    (t->state != TS_SUBMITTED && t->state != TS_RUNNING))
+	if (!is_query_method(r->method))
 		return NULL;
-	return chcache_kind(&r->snap->c, r->service);
+	for (i = 0; i < r->nowned; i++)
+		if (r->owned[i].channel == r->ch->id &&
+		    (r->owned[i].state == TS_SUBMITTED ||
+		    r->owned[i].state == TS_RUNNING))
+			return chcache_kind(&r->snap->c, r->service);
+	return NULL;
 }
 
 /*
- * What a client's poll answer says of its task goes to bltcy_tasks: a
- * change of state at once (a failure is refunded there and then), an
- * unchanged one now and then, so that the relay's own polling leaves a
- * task alone while a client polls it.
+ * What a client's poll answer says goes to the one task it is about: the
+ * task whose id the answer names where its kind's id_path says, or, for
+ * a service whose answers name none, the id at the place of {id} in the
+ * kind's poll_path in the request (task_id_at), or, for a kind that says
+ * neither, the task when the request names no other id that is anyone's
+ * task: never another id the request also names, since the client chose
+ * them all. It must be the caller's, unfinished, on the
+ * channel that answered. A change of state is recorded at once (a
+ * failure is refunded there and then), an unchanged one now and then, so
+ * that the relay's own polling leaves a task alone while a client polls
+ * it. An answer that the upstream knows no such task (TS_LOST) is never
+ * taken from a client: the client chose what to ask. A failure of a task
+ * not written yet (its submit's usage is on its way) is kept for the
+ * poller, which applies it once the row is there (bltcy_task_early).
  */
 static void
 poll_seen(struct worker *w, struct req *r, const struct task_kind *kind,
     const struct up_result *res)
 {
-	enum task_state	 st;
-	char		 reason[256];
-	long long	 now = now_s();
+	struct task_answer	 a;
+	const struct task_row	*t = NULL;
+	char			 at[TASK_ID_MAX + 1];
+	const char		*id;
+	struct dbv		 v[6];
+	long long		 now = now_s();
+	size_t			 i;
+	int			 rc;
 
-	st = task_answer_state(kind, res->capture.p ? res->capture.p : "",
-	    res->capture.len, reason, sizeof(reason));
-	if (st == TS_UNKNOWN || (st == r->task.state &&
-	    now - r->task.updated_at < cfg_i(CFG_TASK_POLL_INTERVAL) / 2))
+	task_answer_read(kind, res->capture.p ? res->capture.p : "",
+	    res->capture.len, &a);
+	if (a.state == TS_UNKNOWN)
 		return;
-	if (task_seen(w->p->db, r->service, r->task.id, st, reason, now) == 0 &&
-	    st != r->task.state)	/* a failure to record it is logged there */
-		log_info("req=%s task %s of %s: %s", r->id, r->task.id,
-		    r->service, task_state_name(st));
+	if (kind->id_path[0] != '\0') {
+		if (!a.has_id)
+			return;
+		id = a.id;
+	} else if ((rc = task_id_at(kind->poll_path, r->path, r->pathlen,
+	    r->query, at)) == 0)
+		id = at;
+	else if (rc == -2 && r->ntasks == 1 && r->nowned == 1)
+		id = r->owned[0].id;
+	else
+		return;
+	for (i = 0; i < r->nowned && t == NULL; i++)
+		if (strcmp(r->owned[i].id, id) == 0)
+			t = &r->owned[i];
+	if (t == NULL || t->channel != r->ch->id ||
+	    (t->state != TS_SUBMITTED && t->state != TS_RUNNING))
+		return;
+	if (a.state == TS_LOST) {
+		log_debug("req=%s task %s of %s: the upstream answered %s; left "
+		    "to the relay's own polls", r->id, t->id, r->service,
+		    a.reason);
+		return;
+	}
+	if (t->recent) {
+		if (a.state != TS_FAILED)
+			return;		/* the poller asks again */
+		v[0] = DBS(r->service);
+		v[1] = DBS(t->id);
+		v[2] = DBI(t->user);
+		v[3] = DBI(t->channel);
+		v[4] = DBS(a.reason);
+		v[5] = DBI(now);
+		if (db_run(w->p->db, ST_TASK_EARLY, v, 6, NULL, NULL, NULL) !=
+		    DB_OK)
+			log_warn("req=%s task %s of %s: keeping its failure: %s",
+			    r->id, t->id, r->service, db_error(w->p->db));
+		else
+			log_info("req=%s task %s of %s: failed before it was "
+			    "recorded; refunded once it is", r->id, t->id,
+			    r->service);
+		return;
+	}
+	if (a.state == t->state &&
+	    now - t->updated_at < cfg_i(CFG_TASK_POLL_INTERVAL) / 2)
+		return;
+	if (task_seen(w->p->db, r->service, t->id, a.state, a.reason, now) == 0 &&
+	    a.state != t->state)	/* a failure to record it is logged there */
+		log_info("req=%s task %s of %s: %s", r->id, t->id,
+		    r->service, task_state_name(a.state));
 }
 
 static int

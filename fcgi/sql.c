@@ -25,9 +25,13 @@ const char *const relay_sql[ST__MAX] = {
 	[ST_COUNTERS] =
 	    "SELECT (SELECT v FROM bltcy_meta WHERE k = 'channels'),"
 	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')",
+	/*
+	 * Disabled ones too: they take no new jobs (their abilities are not
+	 * read), but their tasks are polled through them until they finish.
+	 */
 	[ST_CHANNELS] =
-	    "SELECT id, name, base_url, `key`, setting, auto_ban FROM channels"
-	    " WHERE type = 55 AND status = 1 ORDER BY id",
+	    "SELECT id, name, base_url, `key`, setting, auto_ban, status"
+	    " FROM channels WHERE type = 55 ORDER BY id",
 	[ST_ABILITIES] =
 	    "SELECT a.`group`, a.model, a.channel_id, a.priority, a.weight"
 	    " FROM abilities a JOIN channels c ON c.id = a.channel_id"
@@ -114,11 +118,16 @@ const char *const relay_sql[ST__MAX] = {
 	[ST_PING] = "SELECT v FROM bltcy_meta WHERE k = 'channels'",
 	[ST_TASKS_ADD] = "CALL bltcy_tasks_add(?, ?, ?, ?, ?, ?)",
 	[ST_AUTO_BAN] = "CALL bltcy_auto_ban(?, ?, ?)",
+	/*
+	 * The tasks of the ids a request names, in every service (a task is
+	 * its user's whatever path names it; task_id compares exactly),
+	 * other users' first (owner_row).
+	 */
 	[ST_TASK_OWNER] =
-	    "SELECT CONCAT(channel_id, ',', user_id), task_id, state, updated_at"
-	    " FROM bltcy_tasks"
-	    " WHERE service = ? AND task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
-	    " ORDER BY user_id = ? LIMIT 1",
+	    "SELECT service, task_id, channel_id, user_id, state, updated_at,"
+	    " key_hash FROM bltcy_tasks"
+	    " WHERE task_id IN (?, ?, ?, ?, ?, ?, ?, ?)"
+	    " ORDER BY user_id = ? LIMIT 32",
 	[ST_LEASE] = "CALL bltcy_lease(?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_TASK_SEEN] = "CALL bltcy_task_seen(?, ?, ?, ?, ?, ?)",
 	/* a poll's task: who owns it and how it stands */
@@ -135,8 +144,12 @@ const char *const relay_sql[ST__MAX] = {
 	    " FROM bltcy_price_rules ORDER BY id",
 	[ST_TASK_KINDS] =
 	    "SELECT service, status_path, succeeded, failed, reason_path,"
-	    " poll_path FROM bltcy_task_kinds",
+	    " poll_path, id_path, lost FROM bltcy_task_kinds",
 	[ST_MODEL_FIELDS] = "SELECT service, field FROM bltcy_model_fields",
+	/* a failure seen before the task's row was written (the poller's) */
+	[ST_TASK_EARLY] =
+	    "INSERT IGNORE INTO bltcy_task_early (service, task_id, user_id,"
+	    " channel_id, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
 	/* Idempotency-Key (idem.c): taken by the first, read by repeats */
 	[ST_IDEM_TAKE] =
 	    "INSERT IGNORE INTO bltcy_idempotency (token_id, idem_key,"

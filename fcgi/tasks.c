@@ -19,9 +19,10 @@
 
 /*
  * The task lifecycle (tasks.h): a state recorded, and the poller process,
- * which asks for tasks nobody polls, times out those that never finish
- * and refunds failed ones whose refund did not happen. What an answer
- * says is taskstate.c's.
+ * which asks for tasks nobody polls, times out those that never finish,
+ * refunds failed ones whose refund did not happen and applies failures
+ * that clients saw before their task was recorded. What an answer says
+ * is taskstate.c's.
  */
 
 int
@@ -58,6 +59,10 @@ enum tq {
 	TQ_DUE,
 	TQ_CLAIM,
 	TQ_REFUND,
+	TQ_LOST,
+	TQ_EARLY,
+	TQ_EARLY_DONE,
+	TQ_EARLY_OLD,
 	TQ__MAX
 };
 
@@ -86,6 +91,19 @@ static const char *const own_sql[TQ__MAX - ST__MAX] = {
 	    " WHERE service = ? AND task_id = ? AND next_poll = ?"
 	    " AND state IN ('submitted', 'running')",
 	[TQ_REFUND - ST__MAX] = "CALL bltcy_task_refund(?, ?, ?)",
+	/* counted once per claim (polls): safe to run twice */
+	[TQ_LOST - ST__MAX] = "CALL bltcy_task_lost(?, ?, ?, ?, ?, ?)",
+	/* failures seen before the row was written, whose row now is */
+	[TQ_EARLY - ST__MAX] =
+	    "SELECT e.service, e.task_id, e.reason FROM bltcy_task_early e"
+	    " JOIN bltcy_tasks t ON t.service = e.service"
+	    " AND t.task_id = e.task_id AND t.user_id = e.user_id"
+	    " AND t.channel_id = e.channel_id LIMIT 100",
+	[TQ_EARLY_DONE - ST__MAX] =
+	    "DELETE FROM bltcy_task_early WHERE service = ? AND task_id = ?",
+	/* a task that never came (its submit's usage was lost) */
+	[TQ_EARLY_OLD - ST__MAX] =
+	    "DELETE FROM bltcy_task_early WHERE created_at < ? LIMIT 1000",
 };
 
 static const char	*poller_sql[TQ__MAX];
@@ -98,6 +116,7 @@ struct due {
 	char		 key_hash[17];
 	long long	 next_poll;
 	enum task_state	 state;
+	char		 reason[256];	/* TQ_EARLY's */
 };
 
 struct due_list {
@@ -127,6 +146,8 @@ due_row(void *arg, const struct dbv *c, size_t n)
 	memset(d, 0, sizeof(*d));
 	col(d->service, sizeof(d->service), &c[0]);
 	col(d->id, sizeof(d->id), &c[1]);
+	if (n == 3)
+		col(d->reason, sizeof(d->reason), &c[2]);
 	if (n >= 7) {
 		d->channel = c[2].t == DBV_INT ? c[2].i : 0;
 		col(d->path, sizeof(d->path), &c[3]);
@@ -202,6 +223,42 @@ sweep_refunds(struct poller *p, long long now)
 	}
 }
 
+/*
+ * Failures that clients' polls saw before the task was recorded (its
+ * submit's usage on its way to the database): applied, and so refunded,
+ * as soon as the row is there. The refund is bltcy_task_seen's, once
+ * however often this runs.
+ */
+static void
+sweep_early(struct poller *p, long long now)
+{
+	struct due_list	 l = { p->due, 0, SWEEP_ROWS };
+	struct dbv	 a[2];
+	size_t		 i;
+
+	if (db_run(p->db, TQ_EARLY, NULL, 0, due_row, &l, NULL) != DB_OK) {
+		log_warn("task poller: reading early failures: %s",
+		    db_error(p->db));
+		return;
+	}
+	for (i = 0; i < l.n; i++) {
+		if (task_seen(p->db, l.d[i].service, l.d[i].id, TS_FAILED,
+		    l.d[i].reason, now) == -1)
+			continue;
+		log_info("task %s of %s: failed (seen before it was recorded), "
+		    "refunded", l.d[i].id, l.d[i].service);
+		a[0] = DBS(l.d[i].service);
+		a[1] = DBS(l.d[i].id);
+		if (db_run(p->db, TQ_EARLY_DONE, a, 2, NULL, NULL, NULL) != DB_OK)
+			log_warn("task %s of %s: dropping its early failure: %s",
+			    l.d[i].id, l.d[i].service, db_error(p->db));
+	}
+	a[0] = DBI(now - 86400);
+	if (db_run(p->db, TQ_EARLY_OLD, a, 1, NULL, NULL, NULL) != DB_OK)
+		log_warn("task poller: pruning early failures: %s",
+		    db_error(p->db));
+}
+
 static void
 sweep_timeouts(struct poller *p, long long now)
 {
@@ -260,20 +317,26 @@ poll_url(struct poller *p, const struct channel *ch, const struct task_kind *k,
 	return rc == 0 ? 0 : -1;
 }
 
-/* The key the task was made with (its hash), else the channel's first. */
+/*
+ * The key the task was made with (its hash; *own set), else the
+ * channel's first.
+ */
 static const char *
-poll_key(const struct channel *ch, const char *key_hash)
+poll_key(const struct channel *ch, const char *key_hash, int *own)
 {
 	char	 h[65];
 	size_t	 i;
 
+	*own = 0;
 	if (ch->nkeys == 0)
 		return NULL;
 	if (key_hash[0] != '\0')
 		for (i = 0; i < ch->nkeys; i++) {
 			sha256_hex(ch->keys[i], strlen(ch->keys[i]), h);
-			if (strncmp(h, key_hash, 16) == 0)
+			if (strncmp(h, key_hash, 16) == 0) {
+				*own = 1;
 				return ch->keys[i];
+			}
 		}
 	return ch->keys[0];
 }
@@ -311,10 +374,12 @@ poll_one(struct poller *p, const struct due *d, long long now)
 	const char		*key, *proxy;
 	struct curl_slist	*hl = NULL;
 	struct buf		 url, body, auth;
-	char			 errbuf[CURL_ERROR_SIZE] = "", reason[256];
+	char			 errbuf[CURL_ERROR_SIZE] = "";
 	long			 status = 0;
-	enum task_state		 st;
+	struct task_answer	 a;
+	struct dbv		 v[6];
 	CURLcode		 rc;
+	int			 own;
 
 	if ((k = chcache_kind(&p->cache, d->service)) == NULL ||
 	    k->poll_path[0] == '\0') {
@@ -322,11 +387,16 @@ poll_one(struct poller *p, const struct due *d, long long now)
 		    d->id, d->service);
 		return;
 	}
-	/* a channel gone or disabled: the task waits for its timeout */
-	if ((ch = chcache_by_id(&p->cache, d->channel)) == NULL ||
-	    (key = poll_key(ch, d->key_hash)) == NULL) {
-		log_debug("task %s of %s: channel %lld is gone or disabled",
-		    d->id, d->service, d->channel);
+	/*
+	 * Through its own channel, disabled or not (a disabled one takes no
+	 * new jobs, its tasks are still polled); a channel deleted, or with
+	 * no usable key, leaves the task to its timeout.
+	 */
+	if ((ch = chcache_task_channel(&p->cache, d->channel)) == NULL ||
+	    ch->base_url[0] == '\0' ||
+	    (key = poll_key(ch, d->key_hash, &own)) == NULL) {
+		log_debug("task %s of %s: channel %lld is gone or has no "
+		    "usable key", d->id, d->service, d->channel);
 		return;
 	}
 	buf_init(&url, 8192);
@@ -374,15 +444,44 @@ poll_one(struct poller *p, const struct due *d, long long now)
 		    status);
 		goto done;
 	}
-	st = task_answer_state(k, body.p, body.len, reason, sizeof(reason));
+	task_answer_read(k, body.p, body.len, &a);
 	log_debug("task %s of %s: polled, %ld, %s", d->id, d->service, status,
-	    task_state_name(st));
-	if (st == TS_UNKNOWN)
+	    task_state_name(a.state));
+	if (a.state == TS_UNKNOWN)
 		goto done;
-	if (task_seen(p->db, d->service, d->id, st, reason, now) == 0 &&
-	    st != d->state)
+	if (a.has_id && strcmp(a.id, d->id) != 0) {
+		log_warn("task %s of %s: its poll was answered about task %s; "
+		    "ignored", d->id, d->service, a.id);
+		goto done;
+	}
+	if (a.state == TS_LOST) {
+		/* another key's account would not know it either */
+		if (!own) {
+			log_debug("task %s of %s: %s with a key not its own; "
+			    "ignored", d->id, d->service, a.reason);
+			goto done;
+		}
+		v[0] = DBS(d->service);
+		v[1] = DBS(d->id);
+		v[2] = DBS(a.reason);
+		v[3] = DBI(now);
+		v[4] = DBI(now + cfg_i(CFG_TASK_POLL_INTERVAL));
+		v[5] = DBI(TASK_LOST_POLLS);
+		if (db_run(p->db, TQ_LOST, v, 6, NULL, NULL, NULL) != DB_OK)
+			log_warn("task %s of %s: recording %s: %s", d->id,
+			    d->service, a.reason, db_error(p->db));
+		else
+			log_info("task %s of %s: the upstream does not know it "
+			    "(%s); failed and refunded once %d polls in a row "
+			    "say so", d->id, d->service, a.reason,
+			    TASK_LOST_POLLS);
+		goto done;
+	}
+	if (task_seen(p->db, d->service, d->id, a.state, a.reason, now) == 0 &&
+	    a.state != d->state)
 		log_info("task %s of %s: %s%s", d->id, d->service,
-		    task_state_name(st), st == TS_FAILED ? ", refunded" : "");
+		    task_state_name(a.state),
+		    a.state == TS_FAILED ? ", refunded" : "");
 done:
 	if (hl != NULL) {
 		for (struct curl_slist *i = hl; i != NULL; i = i->next)
@@ -475,6 +574,7 @@ tasks_main(const struct dsn *dsn)
 
 		cache_fresh(p);
 		sweep_refunds(p, now);
+		sweep_early(p, now);
 		sweep_timeouts(p, now);
 		if (p->cache.version != -1)
 			poll_due(p, now_s());

@@ -20,6 +20,7 @@ static const char *const state_names[TS__MAX] = {
 	[TS_FAILED] = "failed",
 	[TS_TIMEOUT] = "timeout",
 	[TS_REFUNDED] = "refunded",
+	[TS_LOST] = "lost",
 };
 
 const char *
@@ -35,7 +36,7 @@ task_state_parse(const char *s)
 
 	if (s == NULL)
 		return TS_UNKNOWN;
-	for (i = TS_SUBMITTED; i < TS__MAX; i++)
+	for (i = TS_SUBMITTED; i <= TS_REFUNDED; i++)	/* a row's states */
 		if (strcmp(s, state_names[i]) == 0)
 			return (enum task_state)i;
 	return TS_UNKNOWN;
@@ -125,46 +126,81 @@ list_has_nocase(const char *list, const char *s, size_t len)
 	}
 }
 
-enum task_state
-task_answer_state(const struct task_kind *k, const char *body, size_t len,
-    char *reason, size_t reasonsz)
+/* A string or an integer as a task id is written; 0, or -1. */
+static int
+id_text(struct json_object *o, char out[TASK_ID_MAX + 1])
+{
+	const char	*s;
+	size_t		 n = 0;
+
+	if (o == NULL || json_object_is_type(o, json_type_double) ||
+	    (s = scalar_text(o, &n)) == NULL || n == 0 || n > TASK_ID_MAX ||
+	    memchr(s, '\0', n) != NULL)
+		return -1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}
+
+void
+task_answer_read(const struct task_kind *k, const char *body, size_t len,
+    struct task_answer *a)
 {
 	struct json_tokener	*tok;
 	struct json_object	*doc, *v;
-	enum task_state		 st = TS_UNKNOWN;
-	const char		*s;
-	size_t			 n = 0;
+	const char		*s, *status;
+	size_t			 n = 0, sn = 0;
 
-	if (reasonsz > 0)
-		reason[0] = '\0';
+	memset(a, 0, sizeof(*a));
+	a->state = TS_UNKNOWN;
 	if (k == NULL || body == NULL || len == 0 || len > 64 * 1024 * 1024)
-		return TS_UNKNOWN;
+		return;
 	if ((tok = json_tokener_new_ex(ANSWER_DEPTH)) == NULL)
-		return TS_UNKNOWN;
+		return;
 	doc = json_tokener_parse_ex(tok, body, (int)len);
 	if (doc == NULL || json_tokener_get_error(tok) != json_tokener_success) {
 		json_object_put(doc);
 		json_tokener_free(tok);
-		return TS_UNKNOWN;
+		return;
 	}
 	json_tokener_free(tok);
-	if ((s = scalar_text(json_at(doc, k->status_path), &n)) != NULL) {
-		if (list_has_nocase(k->succeeded, s, n))
-			st = TS_SUCCEEDED;
-		else if (list_has_nocase(k->failed, s, n))
-			st = TS_FAILED;
-		else
-			st = TS_RUNNING;
+	if ((status = scalar_text(json_at(doc, k->status_path), &sn)) == NULL) {
+		json_object_put(doc);
+		return;
 	}
-	if (st != TS_UNKNOWN && reasonsz > 0 && k->reason_path[0] != '\0') {
+	if (list_has_nocase(k->succeeded, status, sn))
+		a->state = TS_SUCCEEDED;
+	else if (list_has_nocase(k->lost, status, sn))
+		a->state = TS_LOST;
+	else if (list_has_nocase(k->failed, status, sn))
+		a->state = TS_FAILED;
+	else
+		a->state = TS_RUNNING;
+	/* a task the upstream does not know: its word for that is the reason */
+	if (a->state == TS_LOST)
+		utf8_copy(a->reason, status, sizeof(a->reason));
+	else if (k->reason_path[0] != '\0') {
 		v = json_at(doc, k->reason_path);
 		if ((s = scalar_text(v, &n)) == NULL && v != NULL &&
 		    !json_object_is_type(v, json_type_null))
 			s = json_object_to_json_string_ext(v,
 			    JSON_C_TO_STRING_PLAIN);
 		if (s != NULL)		/* a NUL inside a string ends it here */
-			utf8_copy(reason, s, reasonsz);
+			utf8_copy(a->reason, s, sizeof(a->reason));
 	}
+	if (k->id_path[0] != '\0')
+		a->has_id = id_text(json_at(doc, k->id_path), a->id) == 0;
 	json_object_put(doc);
-	return st;
+}
+
+enum task_state
+task_answer_state(const struct task_kind *k, const char *body, size_t len,
+    char *reason, size_t reasonsz)
+{
+	struct task_answer	 a;
+
+	task_answer_read(k, body, len, &a);
+	if (reasonsz > 0)
+		utf8_copy(reason, a.reason, reasonsz);
+	return a.state;
 }

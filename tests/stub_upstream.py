@@ -50,6 +50,18 @@ A rule is a JSON object:
             service's API does (JOB_SHAPES); job_poll finds the job's id as
             task_get does, counts the poll and answers the job's state in
             the service's words, 404 for an unknown id
+  "ids":    list of job ids (mode job_submit): each submit takes the next
+            (the same id again makes that job afresh); when they are used
+            up, ids are made as usual
+  "bound":  true (mode job_submit): the job knows the submit's
+            Authorization; job_poll answers a poll with any other as it
+            answers an unknown id, and notes it in the job's "refused"
+  "id_key": query key (mode job_poll): the job id is that key's value
+            alone (as Volcengine reads task_id), not any id the request
+            names
+  "lost":   true (mode job_poll): an unknown id (or a bound job polled
+            with another key) is answered 200 in the service's words for
+            a task it does not know (JOB_LOST), where it has them
   "size", "seed", "chunked": deterministic download (mode download);
             see download_blocks() for the byte pattern
 Requests that match no rule are echoed (mode echo). Mode task_get finds
@@ -199,6 +211,13 @@ JOB_SHAPES = {
         "poll": lambda i, v, r: {"code": 10000, "message": r or "Success", "request_id": "rq-" + i,
                                  "data": {"status": v, "video_url": ""}},
     },
+}
+
+
+# A 200 answer for a task the service does not know, where it has one.
+JOB_LOST = {
+    "jimeng": lambda i: {"code": 10000, "message": "Success", "request_id": "rq-" + i,
+                         "data": {"status": "not_found", "video_url": ""}},
 }
 
 
@@ -526,22 +545,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
             shape = JOB_SHAPES[rule["service"]]
             tid = "%s-%s" % (S.name, uuid.uuid4().hex[:16])
             with S.lock:
+                if rule.get("ids"):
+                    tid = rule["ids"].pop(0)    # the stored rule's list
                 S.jobs[tid] = {"service": rule["service"], "state": "submitted", "reason": "",
                                "polls": 0, "auth": [], "paths": []}
+                if rule.get("bound"):
+                    S.jobs[tid]["key"] = self.headers.get("Authorization") or ""
+                    S.jobs[tid]["refused"] = []
             data = json.dumps(shape["submit"](tid)).encode()
             self.reply(status, headers + [("Content-Type", "application/json")], data)
         elif mode == "job_poll":
             shape = JOB_SHAPES[rule["service"]]
             auth = self.headers.get("Authorization") or ""
+            if rule.get("id_key"):
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(rec["path"]).query)
+                cands = q.get(rule["id_key"], [])[:1]
+            else:
+                cands = ids_in(rec, body)
             with S.lock:
-                known = [c for c in ids_in(rec, body) if c in S.jobs]
+                known = [c for c in cands if c in S.jobs]
                 job = dict(S.jobs[known[0]]) if known else None
+                if job and "key" in job and job["key"] != auth:
+                    S.jobs[known[0]]["refused"].append(auth)
+                    job = None
                 if job:
                     j = S.jobs[known[0]]
                     j["polls"] += 1
                     j["auth"].append(auth)
                     j["paths"].append(rec["path"])
             if job is None:
+                lost = JOB_LOST.get(rule["service"]) if rule.get("lost") else None
+                if lost:
+                    return self.reply_json(200, lost(cands[0] if cands else ""))
                 return self.reply_json(404, {"error": "task not found", "stub": S.name})
             self.reply_json(200, shape["poll"](known[0], shape["values"][job["state"]], job["reason"]))
         elif mode == "task_get":

@@ -154,6 +154,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	task_ids_from_request(&t, "/kling/v1/x/abc123", 18, str, str, size, 1);
 	task_ids_from_request(&t, str[0] == '/' ? str : "/k", str[0] == '/' ? size : 2,
 	    NULL, NULL, 0, 1);
+	{	/* the id a poll names: one whole id, or none */
+		char	 id[TASK_ID_MAX + 1];
+
+		if (task_id_at("{path}?task_id={id}", "/j/x", 4, str, id) == 0 &&
+		    !id_ok(id, strlen(id)))
+			abort();
+		if (task_id_at("{path}/{id}", str, size, NULL, id) == 0 &&
+		    (!id_ok(id, strlen(id)) || task_id_weak(id) < 0))
+			abort();
+	}
 	free(str);
 	return 0;
 }

@@ -3,7 +3,8 @@
  * kinds the schema seeds and one with a list index in its paths. The
  * answer is the upstream's, so any bytes. What must hold: one of the
  * states an answer can say, and a reason that is a C string within its
- * buffer, empty when the state is unknown.
+ * buffer, empty when the state is unknown; an id only where the kind
+ * reads one, a C string of 1 to TASK_ID_MAX bytes.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,10 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static const struct task_kind kinds[] = {
 	{ "kling", "data.task_status", "succeed", "failed",
-	    "data.task_status_msg", "{path}/{id}" },
-	{ "runway", "status", "SUCCEEDED", "FAILED,CANCELLED", "failure", "" },
-	{ "suno", "data.status", "SUCCESS", "FAILURE", "data.fail_reason", "" },
-	{ "x", "data.0.items.1.state", "done", "error, failed", "data.0.why", "" },
+	    "data.task_status_msg", "{path}/{id}", "data.task_id", "" },
+	{ "runway", "status", "SUCCEEDED", "FAILED,CANCELLED", "failure", "",
+	    "id", "" },
+	{ "suno", "data.status", "SUCCESS", "FAILURE", "data.fail_reason", "",
+	    "data.task_id", "" },
+	{ "jimeng", "data.status", "done", "failed", "message", "", "",
+	    "not_found,expired" },
+	{ "x", "data.0.items.1.state", "done", "error, failed", "data.0.why", "",
+	    "data.0.id", "" },
 };
 
 /*
@@ -40,6 +46,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char		 reason[16], *doc;
+	struct task_answer a;
 	enum task_state	 st;
 	size_t		 i, w, len;
 
@@ -56,7 +63,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		st = task_answer_state(&kinds[i], doc, len, reason,
 		    sizeof(reason));
 		if (st != TS_UNKNOWN && st != TS_RUNNING && st != TS_SUCCEEDED &&
-		    st != TS_FAILED)
+		    st != TS_FAILED && st != TS_LOST)
+			abort();
+		task_answer_read(&kinds[i], doc, len, &a);
+		if (a.state != st || (a.has_id && (kinds[i].id_path[0] == '\0' ||
+		    a.id[0] == '\0' || strlen(a.id) > TASK_ID_MAX)) ||
+		    (!a.has_id && a.id[0] != '\0') ||
+		    memchr(a.reason, '\0', sizeof(a.reason)) == NULL)
 			abort();
 		if (memchr(reason, '\0', sizeof(reason)) == NULL)
 			abort();

@@ -39,6 +39,7 @@ H = None
 S = runner.Suite("tasks", timeout=150, after_each=lambda: H.stub.reset())
 Q = 1000            # passthrough_quota of every channel here
 MODES = ("strict", "lease")
+LOST_POLLS = 3      # TASK_LOST_POLLS: own polls saying "not found" that fail a task
 
 # Each service's submit and poll as the stub's jobs answer them (and as
 # the seeded bltcy_task_kinds rows expect): (submit path, poll path of id).
@@ -270,10 +271,14 @@ def own_poll_refund(metering):
         seen = set()
         for svc, rid, tid in made:
             row = wait_state(svc, tid, "refunded")
-            eq((row["quota"], row["refunded_quota"], row["reason"]), (Q, Q, "no credits"),
+            # jimeng's failure is not_found: a task its upstream does not
+            # know, failed after TASK_LOST_POLLS of the relay's own polls
+            eq((row["quota"], row["refunded_quota"], row["reason"]),
+               (Q, Q, "not_found" if svc == "jimeng" else "no credits"),
                "%s task row quota, refunded_quota, reason" % svc)
             job = H.stub.jobs()[tid]
-            check(job["polls"] >= 1, "%s: the stub saw no poll" % svc)
+            check(job["polls"] >= (LOST_POLLS if svc == "jimeng" else 1),
+                  "%s: the stub saw %d polls" % (svc, job["polls"]))
             eq(job["paths"][0], SERVICES[svc][1](tid), "%s poll path" % svc)
             key = [k for k in keys if hashlib.sha256(k.encode()).hexdigest()[:16] == row["key_hash"]]
             eq(len(key), 1, "%s: the task's key_hash names one of the channel's keys" % svc)
@@ -556,6 +561,424 @@ def test_poller_stops_with_the_pool():
     finally:
         H.stub.release("never")
         p.stop()
+
+
+# ---------------------------------------------------------------------------
+# which task an answer is about, and with which key it is asked
+
+
+def script_jobs(svc, submit=None, poll=None):
+    """The stub's job rules for svc, with the extra fields given (the
+    stub's "ids", "bound"; "id_key", "lost")."""
+    sub, pl = SERVICES[svc]
+    H.stub.script(dict({"path": "^" + re.escape(sub) + "$", "method": "POST", "mode": "job_submit",
+                        "service": svc}, **(submit or {})),
+                  dict({"path": "^" + re.escape(pl("").split("?")[0]), "method": "GET",
+                        "mode": "job_poll", "service": svc}, **(poll or {})))
+
+
+def stub_count(text="", method=None):
+    """Requests the stub saw (with text in their target, of method)."""
+    return len([x for x in H.stub.requests() if text in x["path"] and method in (None, x["method"])])
+
+
+def answered(r, what, *path):
+    """The value at path in a 200 JSON answer (Fail on any other)."""
+    if r.status != 200:
+        raise Fail("%s: want 200, got %s" % (what, short(r)))
+    v = r.json()
+    for k in path:
+        v = v.get(k) if isinstance(v, dict) else None
+    return v
+
+
+def answer_books_its_own_task(metering):
+    """A kling poll naming two tasks of the caller's, X (failed, refunded)
+    in its path and R (done upstream, unfinished here) in its query, is
+    answered about X, whose id the answer names: nothing of it goes to R,
+    however often it is sent (R's id sorts first, so R was the row the
+    owner lookup gave). R's own poll then books it succeeded: one refund
+    in all, R's charge kept."""
+    user, token, chan = account()
+    tail = harness.rand_key(12)
+    x, rr = "Z9-fail-" + tail, "A1-good-" + tail
+    script_jobs("kling", submit={"ids": [x, rr]})
+    p = pool("own-" + metering, metering, TASK_POLL_RATE=0)
+    try:
+        start = money(user, token, chan)
+        rid_x, tx = submit(p.port, token)
+        rid_r, tr = submit(p.port, token)
+        eq((tx, tr), (x, rr), "the stub's task ids")
+        wait_written(p.port)
+        check(H.stub.set_job(x, "failed", "bad prompt"), "stub job X")
+        check(H.stub.set_job(rr, "succeeded"), "stub job R")
+        r = request(p.port, "GET", SERVICES["kling"][1](x), auth(token))
+        eq(answered(r, "X's own poll", "data", "task_status"), "failed", "X's own poll")
+        check_refunded_once("kling", x, token, rid_x)
+        for i in range(3):
+            r = request(p.port, "GET", SERVICES["kling"][1](x) + "?task_id=" + rr, auth(token))
+            eq((answered(r, "poll %d" % i, "data", "task_id"), r.json()["data"]["task_status"]),
+               (x, "failed"), "poll %d of X?task_id=R" % i)
+        eq(task_row("kling", rr)["state"], "submitted", "R's state after the polls about X")
+        eq(len(refund_logs(token)), 1, "type-6 rows")
+        r = request(p.port, "GET", SERVICES["kling"][1](rr), auth(token))
+        eq(answered(r, "R's own poll", "data", "task_status"), "succeed", "R's own poll")
+        row = wait_state("kling", rr, "succeeded")
+        eq((row["quota"], row["refunded_quota"]), (Q, 0), "R's quota, refunded_quota")
+        wait_written(p.port)
+        eq(money(user, token, chan), less(start, Q), "counters: R charged, X refunded")
+        eq(len(refund_logs(token)), 1, "type-6 rows at the end")
+    finally:
+        p.stop()
+
+
+per_mode(answer_books_its_own_task)
+
+
+@S.test(fronts=False)
+def test_kind_without_places():
+    """A kind whose answers name no task and whose poll_path has no {id}
+    at an end (an operator's row) books a poll only when it names one
+    task alone: not `/pika/generate/X?id=R` (two of the caller's tasks),
+    but `/pika/generate/X`."""
+    user, token, chan = account()
+    script_jobs("pika")
+    old = H.sql("SELECT id_path, poll_path FROM bltcy_task_kinds WHERE service='pika'")[0]
+    port = H.lighttpd_port
+    try:
+        H.sql("UPDATE bltcy_task_kinds SET id_path='', poll_path='' WHERE service='pika'")
+        _, x = submit(port, token, "pika")
+        _, rr = submit(port, token, "pika")
+        wait_written(port)
+        check(H.stub.set_job(x, "failed", "bad"), "stub job X")
+        check(H.stub.set_job(rr, "succeeded"), "stub job R")
+        # the token is new: its first request read the kinds as changed
+        for i in range(3):
+            r = request(port, "GET", "/pika/generate/%s?id=%s" % (x, rr), auth(token))
+            eq(answered(r, "poll %d of X?id=R" % i, "status"), "failed", "poll %d of X?id=R" % i)
+        eq([task_row("pika", t)["state"] for t in (x, rr)], ["submitted"] * 2, "X and R after them")
+        r = request(port, "GET", "/pika/generate/" + x, auth(token))
+        eq(answered(r, "X's own poll", "status"), "failed", "X's own poll")
+        wait_state("pika", x, "refunded")
+        eq(task_row("pika", rr)["state"], "submitted", "R")
+    finally:
+        H.sql("UPDATE bltcy_task_kinds SET id_path=%s, poll_path=%s WHERE service='pika'",
+              (old["id_path"], old["poll_path"]))
+
+
+def jimeng_steered_poll(metering):
+    """Jimeng's answers name no task, so a poll is about the id at its
+    kind's place (?task_id=): `?task_id=0&id=R`, answered not_found about
+    0, leaves R, the caller's running task, alone; and R's own poll
+    answered not_found does not fail it either: a client's poll never
+    fails a task because the upstream says it does not know it."""
+    user, token, chan = account()
+    script_jimeng()
+    p = pool("jm-" + metering, metering, TASK_POLL_RATE=0)
+    try:
+        start = money(user, token, chan)
+        rid, tid = submit(p.port, token, "jimeng")
+        wait_written(p.port)
+        check(H.stub.set_job(tid, "running"), "stub job")
+        for i in range(3):
+            r = request(p.port, "GET", "/jimeng/submit?task_id=0&id=" + tid, auth(token))
+            eq(answered(r, "steered poll %d" % i, "data", "status"), "not_found", "steered poll %d" % i)
+        eq(task_row("jimeng", tid)["state"], "submitted", "the task after the steered polls")
+        r = request(p.port, "GET", SERVICES["jimeng"][1](tid), auth(token))
+        eq(answered(r, "its own poll", "data", "status"), "generating", "its own poll")
+        wait_state("jimeng", tid, "running")
+        check(H.stub.set_job(tid, "failed"), "stub job")     # jimeng says not_found
+        for i in range(3):
+            r = request(p.port, "GET", SERVICES["jimeng"][1](tid), auth(token))
+            eq(answered(r, "its own poll %d" % i, "data", "status"), "not_found", "its own poll %d" % i)
+        row = task_row("jimeng", tid)
+        eq((row["state"], row["lost"]), ("running", 0), "the task after not_found from its client")
+        eq(len(refund_logs(token)), 0, "type-6 rows")
+        wait_written(p.port)
+        eq(money(user, token, chan), less(start, Q), "counters: charged")
+    finally:
+        p.stop()
+
+
+def script_jimeng(**submit):
+    """Jimeng as Volcengine answers: the job is the query's task_id alone,
+    an unknown one is 200 not_found."""
+    script_jobs("jimeng", submit=submit, poll={"id_key": "task_id", "lost": True})
+
+
+per_mode(jimeng_steered_poll)
+
+
+@S.test(fronts=False)
+def test_lost_needs_own_polls():
+    """A jimeng task its upstream answers not_found is failed by the
+    relay's own polls, with the task's key, after LOST_POLLS of them in
+    a row and not before: refunded once, reason not_found. In the
+    database: one count per poll however often its statement runs, and
+    an answer that says how the task stands starts the count again."""
+    keys = ["chan-a-" + harness.rand_key(24), "chan-b-" + harness.rand_key(24)]
+    user, token, chan = account(key="\n".join(keys))
+    script_jimeng(bound=True)
+    p = pool("lost", "strict", TASK_POLL_INTERVAL=2, TASK_POLL_RATE=6000)
+    try:
+        start = money(user, token, chan)
+        rid, tid = submit(p.port, token, "jimeng")
+        check(H.stub.set_job(tid, "failed"), "stub job")
+        wait_written(p.port)
+        row = harness.wait_for(lambda: (lambda x: x if x.get("lost", 0) >= 1 or x["state"] != "submitted"
+                                        else None)(task_row("jimeng", tid)), 15, "a first not_found counted")
+        check(row["state"] == "submitted" and row.get("lost") in (1, 2),
+              "after a first not_found: state %r, lost %r" % (row["state"], row.get("lost")))
+        row = check_refunded_once("jimeng", tid, token, rid)
+        job = H.stub.jobs()[tid]
+        eq((row["reason"], job["polls"], job["refused"]), ("not_found", LOST_POLLS, []),
+           "reason, polls the stub answered, polls with another key")
+        eq(set(job["auth"]), {job["key"]}, "the key of its polls")
+        eq(money(user, token, chan), start, "counters after the refund")
+    finally:
+        p.stop()
+    # the count, statement by statement (the main pool does not poll)
+    rid, tid = submit(H.lighttpd_port, token, "jimeng")
+    wait_written(H.lighttpd_port)
+    now = int(time.time())
+
+    def lost(polls):
+        H.sql("UPDATE bltcy_tasks SET polls=%s WHERE service='jimeng' AND task_id=%s", (polls, tid))
+        H.sql("CALL bltcy_task_lost('jimeng', %s, 'not_found', %s, %s, %s)", (tid, now, now + 60, LOST_POLLS))
+        r = task_row("jimeng", tid)
+        return r["lost"], r["state"]
+    eq(lost(1), (1, "submitted"), "after a first not_found")
+    eq(lost(1), (1, "submitted"), "the same poll's statement again")
+    eq(lost(2), (2, "submitted"), "after a second")
+    H.sql("CALL bltcy_task_seen('jimeng', %s, 'running', '', %s, %s)", (tid, now, now + 60))
+    eq(task_row("jimeng", tid)["lost"], 0, "after an answer that it runs")
+    eq(lost(3), (1, "running"), "a not_found after it")
+    eq(lost(4), (2, "running"), "a second")
+    eq(lost(5), (0, "refunded"), "a third in a row")
+    eq(len(refund_logs(token)), 2, "type-6 rows")
+
+
+def client_poll_with_task_key(metering):
+    """On a channel of two keys, where the upstream knows a task only
+    under the key that made it (another key: kling 404, jimeng
+    not_found), every client poll of a task goes with its own key: all
+    are answered, none refunds the jimeng task that runs, the kling task
+    that succeeded is booked so."""
+    keys = ["chan-a-" + harness.rand_key(24), "chan-b-" + harness.rand_key(24)]
+    user, token, chan = account(key="\n".join(keys))
+    k_sub, k_poll = SERVICES["kling"]
+    j_sub = SERVICES["jimeng"][0]
+    H.stub.script({"path": "^" + re.escape(k_sub) + "$", "method": "POST", "mode": "job_submit",
+                   "service": "kling", "bound": True},
+                  {"path": "^" + re.escape(k_sub) + "/", "method": "GET", "mode": "job_poll",
+                   "service": "kling"},
+                  {"path": "^" + re.escape(j_sub) + "$", "method": "POST", "mode": "job_submit",
+                   "service": "jimeng", "bound": True},
+                  {"path": "^" + re.escape(j_sub) + r"\?", "method": "GET", "mode": "job_poll",
+                   "service": "jimeng", "id_key": "task_id", "lost": True})
+    p = pool("key-" + metering, metering, TASK_POLL_RATE=0)
+    try:
+        start = money(user, token, chan)
+        _, tk = submit(p.port, token, "kling")
+        _, tj = submit(p.port, token, "jimeng")
+        wait_written(p.port)
+        check(H.stub.set_job(tk, "succeeded"), "stub job kling")
+        check(H.stub.set_job(tj, "running"), "stub job jimeng")
+        # each task polled in a row: the channel's keys in turn would
+        # change with every poll
+        for i in range(4):
+            r = request(p.port, "GET", k_poll(tk), auth(token))
+            eq(answered(r, "kling poll %d" % i, "data", "task_status"), "succeed", "kling poll %d" % i)
+        for i in range(4):
+            r = request(p.port, "GET", SERVICES["jimeng"][1](tj), auth(token))
+            eq(answered(r, "jimeng poll %d" % i, "data", "status"), "generating", "jimeng poll %d" % i)
+        jobs = H.stub.jobs()
+        for t in (tk, tj):
+            eq((jobs[t]["polls"], jobs[t]["refused"], set(jobs[t]["auth"])), (4, [], {jobs[t]["key"]}),
+               "%s: polls answered, refused, their keys" % t)
+        eq(wait_state("kling", tk, "succeeded")["refunded_quota"], 0, "kling task refunded_quota")
+        eq(task_row("jimeng", tj)["state"], "running", "jimeng task state")
+        eq(len(refund_logs(token)), 0, "type-6 rows")
+        wait_written(p.port)
+        eq(money(user, token, chan), less(start, 2 * Q), "counters: both charged")
+    finally:
+        p.stop()
+
+
+per_mode(client_poll_with_task_key)
+
+
+def early_failure(metering):
+    """A client polls its task right after the submit and is told it
+    failed while the usage writer has not written the task yet (it waits
+    here for the channel's row, which the test holds): the failure is
+    kept and, once the row is written, refunded within seconds, once,
+    though the relay does not poll (TASK_POLL_RATE=0)."""
+    user, token, chan = account()
+    jobs_scripted("kling")
+    p = pool("early-" + metering, metering, TASK_POLL_RATE=0)
+    try:
+        start = money(user, token, chan)
+        hold = pymysql.connect(unix_socket=H.db_sock, user="root", password="", database="bltcy",
+                               autocommit=False)
+        try:
+            hold.cursor().execute("SELECT used_quota FROM channels WHERE id=%s FOR UPDATE", (chan["id"],))
+            rid, tid = submit(p.port, token)
+            check(H.stub.set_job(tid, "failed", "nsfw"), "stub job")
+            for i in range(3):
+                r = request(p.port, "GET", SERVICES["kling"][1](tid), auth(token))
+                eq(answered(r, "poll %d" % i, "data", "task_status"), "failed", "poll %d" % i)
+            eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_tasks WHERE task_id=%s", (tid,))[0]["n"], 0,
+               "task rows while the writer waits")
+        finally:
+            hold.rollback()
+            hold.close()
+        t0 = time.time()
+        row = check_refunded_once("kling", tid, token, rid)
+        check(time.time() - t0 < 5, "refunded %.1f s after the row could be written" % (time.time() - t0))
+        eq(row["reason"], "nsfw", "task row reason")
+        eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_task_early WHERE task_id=%s", (tid,))[0]["n"], 0,
+           "its early failure, once applied")
+        wait_written(p.port)
+        eq(money(user, token, chan), start, "counters after the refund")
+        eq(len(refund_logs(token)), 1, "type-6 rows")
+    finally:
+        p.stop()
+
+
+per_mode(early_failure)
+
+
+def quote_of(port, token):
+    r = request(port, "POST", "/bltcy/quote" + SERVICES["kling"][0], auth(token) +
+                [("Content-Type", "application/json")], b'{"prompt":"a cat"}')
+    return r.json().get("quota") if r.status == 200 else None
+
+
+@S.test(fronts=False)
+def test_draining_channel():
+    """A disabled channel takes no new jobs, but its task is still polled
+    through it with its own key, by its client and by the relay (the
+    upstream knows the task under that key alone); a request that would
+    make a new job on it is refused (503 task_channel_disabled) and sent
+    nowhere. Once the channel is deleted, its task gets 410
+    task_channel_deleted and nothing is sent to any other channel."""
+    user = H.make_user(quota=10 ** 9)
+    token = H.make_token(user, remain_quota=10 ** 9)
+    ka, kb = "chan-a-" + harness.rand_key(24), "chan-b-" + harness.rand_key(24)
+    a = H.make_channel(user["group"], key=ka, setting={"passthrough_quota": Q})
+    script_jobs("kling", submit={"bound": True})
+    p = pool("drain", "strict", TASK_POLL_INTERVAL=1, TASK_POLL_RATE=6000)
+    try:
+        rid, tid = submit(p.port, token)
+        wait_written(p.port)
+        check(H.stub.set_job(tid, "running"), "stub job")
+        H.make_channel(user["group"], key=kb, setting={"passthrough_quota": 2 * Q})
+        # as new-api's admin disables a channel: the row and its abilities
+        H.sql("UPDATE channels SET status=2 WHERE id=%s", (a["id"],))
+        H.sql("UPDATE abilities SET enabled=0 WHERE channel_id=%s", (a["id"],))
+        harness.wait_for(lambda: all(quote_of(p.port, token) == 2 * Q for _ in range(10)), 15,
+                         "new jobs priced on the other channel only")
+        r = request(p.port, "GET", SERVICES["kling"][1](tid), auth(token))
+        eq(answered(r, "the client's poll", "data", "task_status"), "processing", "the client's poll")
+        n = stub_count(method="POST")      # the poller's GETs go on meanwhile
+        r = request(p.port, "POST", SERVICES["kling"][0], auth(token) + [("Content-Type", "application/json")],
+                    json.dumps({"prompt": "more", "task_id": tid}).encode())
+        runner.expect_gw_error(r, 503, "task_channel_disabled",
+                               "任务 %s 所在的渠道已停用，只能查询该任务，不接受新的请求" % tid, "a submit naming it")
+        eq(stub_count(method="POST"), n, "POSTs the stub saw")
+        _, tid2 = submit(p.port, token)
+        eq(H.stub.jobs()[tid2]["key"], "Bearer " + kb, "the key of a new job")
+        check(H.stub.set_job(tid, "succeeded"), "stub job")
+        wait_state("kling", tid, "succeeded")
+        job = H.stub.jobs()[tid]
+        check(job["polls"] >= 2, "polls of the task: %d" % job["polls"])
+        eq((job["refused"], set(job["auth"])), ([], {"Bearer " + ka}), "polls with another key, keys of its polls")
+        H.sql("DELETE FROM abilities WHERE channel_id=%s", (a["id"],))
+        H.sql("DELETE FROM channels WHERE id=%s", (a["id"],))
+
+        def gone():
+            return all(request(p.port, "GET", SERVICES["kling"][1](tid), auth(token)).status == 410
+                       for _ in range(6))
+        harness.wait_for(gone, 15, "the deleted channel's task answered 410")
+        n = stub_count(tid)     # the poller polls the new job meanwhile
+        for _ in range(3):
+            r = request(p.port, "GET", SERVICES["kling"][1](tid), auth(token))
+            runner.expect_gw_error(r, 410, "task_channel_deleted",
+                                   "任务 %s 所在的渠道已被删除，无法再查询或操作该任务" % tid, "its poll")
+        eq(stub_count(tid), n, "requests for the task the stub saw")
+        eq(task_row("kling", tid)["state"], "succeeded", "the task")
+    finally:
+        p.stop()
+
+
+@S.test(fronts=False)
+def test_ownership_across_services():
+    """User A's kling task id named by user B is refused (404
+    task_not_exist, nothing forwarded) whatever service's path names it
+    (the old gateway finds a task by account and id) and wherever an id
+    stands: /suno/fetch/<id>, a suno batch fetch body, runway's and
+    jimeng's poll shapes, a path with a last word after the id; right
+    after the submit too. A's own request is not refused."""
+    ua, ta, ca = account()
+    ub, tb, cb = account()
+    jobs_scripted("kling")
+    port = H.lighttpd_port
+    _, kid = submit(port, ta)
+    wait_written(port)
+    n = stub_count()
+    for method, path, body in (("GET", "/suno/fetch/" + kid, None),
+                               ("POST", "/suno/fetch", {"ids": ["x-1", kid]}),
+                               ("GET", "/runway/v1/tasks/" + kid, None),
+                               ("GET", "/jimeng/submit?task_id=" + kid, None),
+                               ("GET", "/pika/generate/" + kid + "/status", None),
+                               ("GET", SERVICES["kling"][1](kid), None)):
+        r = request(port, method, path, auth(tb) + [("Content-Type", "application/json")],
+                    json.dumps(body).encode() if body else None)
+        runner.expect_gw_error(r, 404, "task_not_exist", "任务不存在", "B's %s %s" % (method, path))
+    _, kid2 = submit(port, ta)       # in this host's newest tasks first
+    r = request(port, "GET", "/suno/fetch/" + kid2, auth(tb))
+    runner.expect_gw_error(r, 404, "task_not_exist", "任务不存在", "B's fetch of a task just made")
+    eq(stub_count(), n + 1, "requests the stub saw (A's second submit)")
+    r = request(port, "GET", "/suno/fetch/" + kid, auth(ta))
+    eq(r.status, 200, "A's own fetch under suno (%s)" % short(r))
+    eq(stub_count(), n + 2, "requests the stub saw")
+
+
+@S.test(fronts=False)
+def test_ids_refuse_only_where_they_stand():
+    """An upstream that answers a submit with a word or short id ("slow",
+    "generations", "42") has not made it one task's: it refuses no other
+    user's request that says it, in a path, the query or a body; its
+    owner's polls still book it (refunded once). Ids compare exactly: a
+    task "MixedCase-..." refuses no request naming "mixedcase-..."."""
+    ua, ta, ca = account()
+    ub, tb, cb = account()
+    mixed = "MixedCase-" + harness.rand_key(10)
+    script_jobs("kling", submit={"ids": ["slow", "generations", "42", mixed]})
+    port = H.lighttpd_port
+    rid, slow = submit(port, ta)
+    made = [slow] + [submit(port, ta)[1] for _ in range(3)]
+    eq(made, ["slow", "generations", "42", mixed], "the stub's task ids")
+    wait_written(port)
+    check(H.stub.set_job("slow", "failed", "too slow"), "stub job")
+    bm = money(ub, tb, cb)
+    for tid in ("slow", "generations", "42", mixed.lower()):
+        for method, path, body in (("GET", SERVICES["kling"][1](tid), None),
+                                   ("GET", "/suno/fetch/" + tid, None),
+                                   ("GET", "/kling/v1/videos?task_id=" + tid, None),
+                                   ("POST", "/kling/v1/videos/" + tid, {"id": tid, "prompt": "x"})):
+            n = stub_count()
+            r = request(port, method, path, auth(tb) + [("Content-Type", "application/json")],
+                        json.dumps(body).encode() if body else None)
+            check(b"task_not_exist" not in r.body, "B's %s %s refused: %s" % (method, path, short(r)))
+            eq(stub_count(), n + 1, "B's %s %s forwarded" % (method, path))
+    eq(task_row("kling", "slow")["state"], "submitted", "A's task after B's polls of it")
+    r = request(port, "GET", SERVICES["kling"][1]("slow"), auth(ta))
+    eq(answered(r, "A's poll", "data", "task_status"), "failed", "A's poll")
+    check_refunded_once("kling", "slow", ta, rid)
+    wait_written(port)
+    eq(money(ub, tb, cb), less(bm, 4 * Q), "B's counters: its four submits charged")
 
 
 # ---------------------------------------------------------------------------

@@ -506,11 +506,14 @@ test_task_ids_request(void)
 	} t[] = {
 		{ "/kling", NULL, NULL, "", __LINE__ },
 		{ "/kling/", NULL, NULL, "", __LINE__ },
-		{ "/kling/v1/videos/T-9", "ids=a,b", NULL, "T-9,videos,v1,a,b",
+		{ "/kling/v1/videos/T-9", "ids=a,b", NULL, "T-9,videos,a,b",
 		  __LINE__ },
-		/* every segment counts, not only the last few */
-		{ "/kling/F/a/b/c/d", NULL, NULL, "d,c,b,a,F", __LINE__ },
+		/* ids stand last, or before a last word: not further up */
+		{ "/kling/F/a/b/c/d", NULL, NULL, "d,c", __LINE__ },
+		{ "/vidu/ent/v2/tasks/T-1/creations", NULL, NULL, "creations,T-1",
+		  __LINE__ },
 		{ "/kling//x//", NULL, NULL, "x", __LINE__ },
+		{ "/kling//x//y/", NULL, NULL, "y,x", __LINE__ },
 		/* decoded as the old gateway's router has it */
 		{ "/suno/fetch/%46oreign", NULL, NULL, "Foreign,fetch", __LINE__ },
 		{ "/suno/fetch/a,b", NULL, NULL, "fetch", __LINE__ },
@@ -549,7 +552,8 @@ test_task_ids_request(void)
 		  "\"8\",\"1\"]}", "1,2,3,4,5,6,7,8", __LINE__ },
 		{ "/s", NULL, "{\"ids\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\","
 		  "\"8\",\"FOREIGN\"]}", "!", __LINE__ },
-		{ "/s/a/b/c/d/e/f/g/h/i", NULL, NULL, "!", __LINE__ },
+		{ "/s/a/b/c/d/e/f/g/h/i", NULL, NULL, "i,h", __LINE__ },
+		{ "/s/a/b", "ids=1,2,3,4,5,6,7", NULL, "!", __LINE__ },
 	};
 	static const char deep_tail[] = "\"task_id\":\"deep\"}";
 	struct task_ids	 ids;
@@ -577,6 +581,77 @@ test_task_ids_request(void)
 		task_ids_from_request(&ids, "/s", 2, NULL, big, n - 1, 0);
 		CHECK(ids.n == 1 && strcmp(ids.id[0], "deep") == 0);
 		free(big);
+	}
+}
+
+/* Ids that refuse nobody, and the id a poll names where its kind says. */
+static void
+test_task_id_places(void)
+{
+	static const struct { const char *id; int weak; } w[] = {
+		{ "slow", 1 }, { "status", 1 }, { "list", 1 }, { "0", 1 },
+		{ "1234567", 1 }, { "abc-de1", 1 },
+		{ "generations", 1 }, { "text-to-video", 1 },
+		{ "image_to_video", 1 }, { "abcdefghijklmnop", 1 },
+		{ "abcdefghijklmnopq", 0 },	/* 17 letters: not a word */
+		{ "12345678", 0 }, { "text2video", 0 }, { "Generations", 0 },
+		{ "-abcdefgh", 0 }, { "abcdefgh-", 0 }, { "abc--defgh", 0 },
+		{ "7392616336519610409", 0 }, { "CjikY2gHPbcAAAAAAt9BtA", 0 },
+		{ "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d", 0 },
+		{ "stubA-0123456789abcdef", 0 },
+	};
+	static const struct {
+		const char *poll, *path, *query, *want;	/* want NULL: none */
+		int line;
+	} at[] = {	/* a poll path without {id} at an end: "!" */
+		{ "{path}/{id}", "/kling/v1/videos/text2video/X-1", "task_id=R",
+		  "X-1", __LINE__ },
+		{ "{path}/{id}", "/kling/v1/videos/text2video/X%2D1", NULL,
+		  "X-1", __LINE__ },
+		{ "{path}/{id}", "/kling/v1/videos/text2video/", NULL, NULL,
+		  __LINE__ },
+		{ "{path}/{id}", "/kling/v1/videos/a%20b", NULL, NULL, __LINE__ },
+		{ "{prefix}/fetch/{id}", "/suno/fetch/S-1", NULL, "S-1", __LINE__ },
+		{ "{path}?task_id={id}", "/jimeng/submit", "task_id=0&id=R", "0",
+		  __LINE__ },
+		{ "{path}?task_id={id}", "/jimeng/submit", "id=R&task_id=J%2D7",
+		  "J-7", __LINE__ },
+		{ "{path}?task_id={id}", "/jimeng/submit", "id=R", NULL, __LINE__ },
+		/* given twice, a list, or empty: no one task */
+		{ "{path}?task_id={id}", "/jimeng/submit", "task_id=A&task_id=B",
+		  NULL, __LINE__ },
+		{ "{path}?task_id={id}", "/jimeng/submit", "task_id=A,B", NULL,
+		  __LINE__ },
+		{ "{path}?task_id={id}", "/jimeng/submit", "task_id=", NULL,
+		  __LINE__ },
+		/* the key as the old gateway reads it: exactly */
+		{ "{path}?task_id={id}", "/jimeng/submit", "Task_Id=A", NULL,
+		  __LINE__ },
+		{ "{path}?task_id={id}", "/jimeng/submit", "task%5Fid=A", "A",
+		  __LINE__ },
+		{ "{path}?a=1&task_id={id}", "/jimeng/x", "task_id=A", "A",
+		  __LINE__ },
+		{ "{prefix}/ent/v2/tasks/{id}/creations", "/vidu/ent/v2/tasks/V/"
+		  "creations", NULL, "!", __LINE__ },
+		{ "", "/kling/x", NULL, "!", __LINE__ },
+		{ "{path}?={id}", "/kling/x", "=A", "!", __LINE__ },
+	};
+	char	 out[TASK_ID_MAX + 1];
+	size_t	 i;
+	int	 rc;
+
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		if (task_id_weak(w[i].id) != w[i].weak)
+			fprintf(stderr, "  weak(%s) != %d\n", w[i].id, w[i].weak);
+		CHECK(task_id_weak(w[i].id) == w[i].weak);
+	}
+	for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		rc = task_id_at(at[i].poll, at[i].path, strlen(at[i].path),
+		    at[i].query, out);
+		check(at[i].want == NULL ? rc == -1 :
+		    strcmp(at[i].want, "!") == 0 ? rc == -2 :
+		    rc == 0 && strcmp(out, at[i].want) == 0, at[i].path,
+		    at[i].line);
 	}
 }
 
@@ -613,6 +688,7 @@ test_task_ids(void)
 		    strcmp(joined, answers[i][1]) == 0);
 	}
 	test_task_ids_request();
+	test_task_id_places();
 }
 
 /* An address literal's class through addr_class_of, by family. */
@@ -1346,9 +1422,14 @@ static void
 test_task_answer(void)
 {
 	static const struct task_kind kling = { "kling", "data.task_status",
-	    "succeed", "failed", "data.task_status_msg", "{path}/{id}" };
+	    "succeed", "failed", "data.task_status_msg", "{path}/{id}",
+	    "data.task_id", "" };
 	static const struct task_kind idx = { "x", "data.0.status",
-	    "SUCCESS, done", "FAILURE,error", "data.0.err", "" };
+	    "SUCCESS, done", "FAILURE,error", "data.0.err", "", "", "" };
+	static const struct task_kind jimeng = { "jimeng", "data.status",
+	    "done", "failed", "message", "{path}?task_id={id}", "",
+	    "not_found,expired" };
+	struct task_answer	 a;
 	char	 why[8];
 #define A(k, s)	task_answer_state(&(k), s, sizeof(s) - 1, why, sizeof(why))
 
@@ -1370,6 +1451,35 @@ test_task_answer(void)
 	CHECK(A(idx, "{\"data\":[]}") == TS_UNKNOWN);
 	CHECK(A(idx, "{\"data\":[{\"status\":3}]}") == TS_RUNNING);
 	CHECK(task_answer_state(NULL, "{}", 2, why, sizeof(why)) == TS_UNKNOWN);
+
+	/* the task an answer is about, where the kind says */
+#define R(k, s)	task_answer_read(&(k), s, sizeof(s) - 1, &a)
+	R(kling, "{\"data\":{\"task_id\":\"Ab-1\",\"task_status\":\"failed\"}}");
+	CHECK(a.state == TS_FAILED && a.has_id && strcmp(a.id, "Ab-1") == 0);
+	R(kling, "{\"data\":{\"task_id\":781234567890123456,"
+	    "\"task_status\":\"succeed\"}}");
+	CHECK(a.state == TS_SUCCEEDED && a.has_id &&
+	    strcmp(a.id, "781234567890123456") == 0);
+	R(kling, "{\"data\":{\"task_status\":\"failed\"}}");
+	CHECK(a.state == TS_FAILED && !a.has_id);
+	R(kling, "{\"data\":{\"task_id\":1.5,\"task_status\":\"failed\"}}");
+	CHECK(!a.has_id);
+	R(kling, "{\"data\":{\"task_id\":\"a\\u0000b\",\"task_status\":\"x\"}}");
+	CHECK(a.state == TS_RUNNING && !a.has_id);
+	R(kling, "{\"data\":{\"task_id\":\"\",\"task_status\":\"x\"}}");
+	CHECK(!a.has_id);
+	/* the upstream knows no such task: lost, never failed; its word kept */
+	R(jimeng, "{\"code\":10000,\"data\":{\"status\":\"not_found\"}}");
+	CHECK(a.state == TS_LOST && strcmp(a.reason, "not_found") == 0 &&
+	    !a.has_id);
+	R(jimeng, "{\"message\":\"gone\",\"data\":{\"status\":\"EXPIRED\"}}");
+	CHECK(a.state == TS_LOST && strcmp(a.reason, "EXPIRED") == 0);
+	R(jimeng, "{\"data\":{\"status\":\"failed\"}}");
+	CHECK(a.state == TS_FAILED);
+	R(jimeng, "{\"data\":{\"status\":\"generating\"}}");
+	CHECK(a.state == TS_RUNNING && a.reason[0] == '\0');
+#undef R
+	CHECK(task_state_parse("lost") == TS_UNKNOWN);
 	CHECK(task_state_parse("refunded") == TS_REFUNDED);
 	CHECK(task_state_parse("unknown") == TS_UNKNOWN);
 	CHECK(strcmp(task_state_name(TS_TIMEOUT), "timeout") == 0);
