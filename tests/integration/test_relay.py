@@ -1678,8 +1678,12 @@ def test_refund_waits_for_database():
     th.start()
     try:
         check(H.stub.wait(m, timeout=10), "request never reached the stub")
-        charged = H.sql("SELECT remain_quota FROM tokens WHERE id=%s", (token["id"],))[0]
-        eq(before["token"]["remain_quota"] - charged["remain_quota"], 1000, "charged while upstream works")
+        # the charge is made durable while the upstream works (before the
+        # answer), not before the request is forwarded: wait for it
+        harness.wait_for(lambda: H.sql("SELECT remain_quota FROM tokens WHERE id=%s",
+                                       (token["id"],))[0]["remain_quota"]
+                         == before["token"]["remain_quota"] - 1000, 10,
+                         "the charge durable while the upstream works")
         H.stop_db()
     finally:
         H.stub.release(ev)
