@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""Integration tests of the front door: which answers an Idempotency-Key
+keeps, how a repeat waits for the first, the pruning of old keys, and the
+cost of requests with unknown tokens (the refused keys a worker
+remembers, and the throttle of failed token checks per client address).
+
+The real pool behind lighttpd and nginx, a private MariaDB and the stub
+upstream. Requests that must come from other client addresses talk
+FastCGI to the pool directly, with REMOTE_ADDR set as a front server sets
+it.
+
+Prints one line per test and ends with `door: N passed, M failed`.
+
+Usage: test_door.py [-k SUBSTRING]... [--keep]
+"""
+
+import sys
+sys.dont_write_bytecode = True
+import json
+import os
+import re
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import runner  # noqa: E402
+from harness import Harness, request  # noqa: E402
+from test_hardening import FcgiRequest, fcgi_params  # noqa: E402
+
+H = None
+S = runner.Suite("door", timeout=150, after_each=lambda: H.stub.script(replace=True))
+Fail, check, eq = runner.Fail, runner.check, runner.eq
+short, expect_gw_error, expect_ok = runner.short, runner.expect_gw_error, runner.expect_ok
+
+KLING = "/kling/v1/videos/text2video"
+IDEM_WAIT = 4       # seconds a repeat waits for the first (IDEMPOTENCY_WAIT)
+WORKERS = 2
+FAIL_BURST = 100    # RELAY_AUTH_FAIL_BURST, RELAY_AUTH_FAIL_RATE: the defaults
+FAIL_RATE = 10
+
+
+def auth(token, extra=()):
+    return [("Authorization", "Bearer sk-" + token["key"]),
+            ("Content-Type", "application/json")] + list(extra)
+
+
+def idem(key):
+    return [("Idempotency-Key", key)]
+
+
+def db_status(name):
+    """A MariaDB server status counter (SHOW GLOBAL STATUS)."""
+    return int(H.sql("SHOW GLOBAL STATUS LIKE %s", (name,))[0]["Value"])
+
+
+def refusals(port=None):
+    """bltcy_token_refusals_total of the pool behind port, by label."""
+    r = request(port or H.lighttpd_port, "GET", "/bltcy/metrics", timeout=10)
+    eq(r.status, 200, "GET /bltcy/metrics")
+    out = {}
+    for line in r.body.decode().splitlines():
+        m = re.match(r'^bltcy_token_refusals_total\{by="([a-z]+)"\} (\d+)$', line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    check(set(out) == {"lookup", "memory", "throttle"},
+          "bltcy_token_refusals_total in /bltcy/metrics: %r" % out)
+    return out
+
+
+def fcgi(sock, addr, key, method="GET", path=KLING + "/x"):
+    """One request straight to a pool's FastCGI socket, from client
+    address addr (REMOTE_ADDR), with token key: (status, head, body)."""
+    p = fcgi_params(method, path, {"key": key}, extra={"REMOTE_ADDR": addr})
+    rq = FcgiRequest(sock, p)
+    rq.end()
+    return rq.answer(timeout=30)
+
+
+def gw_body_ok(body, code, msg, what):
+    """A gateway error body in new-api's shape, whatever its request id."""
+    try:
+        e = json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        raise Fail("%s: not a gateway error: %r" % (what, body[:300]))
+    eq((e.get("type"), e.get("code")), ("new_api_error", code), what + ": type, code")
+    check(re.fullmatch(re.escape(msg) + r" \(request id: [0-9a-f]{26}\)", e.get("message", "")),
+          "%s: message %r" % (what, e.get("message")))
+
+
+def insert_token(user, key):
+    """A token with the given key, inserted as new-api's admin does."""
+    now = int(time.time())
+    return H.sql("INSERT INTO tokens (user_id, `key`, status, name, created_time, accessed_time,"
+                 " expired_time, remain_quota, unlimited_quota, model_limits_enabled, model_limits,"
+                 " allow_ips, used_quota, `group`) VALUES"
+                 " (%s, %s, 1, %s, %s, %s, -1, %s, 0, 0, '', '', 0, '')",
+                 (user["id"], key, harness.rand_name("t"), now, now, 10 ** 12))
+
+
+# ---------------------------------------------------------------------------
+# Idempotency-Key: what is kept, how a repeat waits, how keys are pruned
+
+
+@S.test(("lighttpd",))
+def test_idem_try_again_not_kept(front, port):
+    """An upstream answer that says "try again" (401 about the channel's
+    key, 408, 425, 429) frees the key as a 5xx does: the retry with the
+    same key is forwarded, and its answer is the one kept. A 4xx about the
+    request itself (400, 404, 409, 422) is kept and replayed."""
+    user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000}, auto_ban=0)
+    body = b'{"prompt":"a cat","duration":5}'
+    for st in (401, 408, 425, 429):
+        key = harness.rand_name("idem")
+        H.stub.script({"path": "^" + KLING + "$", "method": "POST", "status": st, "times": 1,
+                       "headers": [["Content-Type", "application/json"]],
+                       "body": '{"error":"try again %d"}' % st},
+                      {"path": "^" + KLING + "$", "method": "POST", "mode": "task_create"},
+                      replace=True)
+        seen = len(H.stub.matching("^" + KLING + "$"))
+        r = request(port, "POST", KLING, auth(token, idem(key)), body)
+        eq((r.status, r.body), (st, b'{"error":"try again %d"}' % st), "%d: the first" % st)
+        r = request(port, "POST", KLING, auth(token, idem(key)), body)
+        expect_ok(r, "%d: the retry" % st)
+        eq(r.header("Idempotent-Replayed"), None, "%d: the retry was forwarded" % st)
+        eq(len(H.stub.matching("^" + KLING + "$")) - seen, 2, "%d: forwarded" % st)
+        again = request(port, "POST", KLING, auth(token, idem(key)), body)
+        eq((again.status, again.body, again.header("Idempotent-Replayed")),
+           (200, r.body, "true"), "%d: the retry's answer is kept" % st)
+    for st in (400, 404, 409, 422):
+        key = harness.rand_name("idem")
+        H.stub.script({"path": "^" + KLING + "$", "method": "POST", "status": st,
+                       "headers": [["Content-Type", "application/json"]],
+                       "body": '{"error":"bad request %d"}' % st}, replace=True)
+        seen = len(H.stub.matching("^" + KLING + "$"))
+        r = request(port, "POST", KLING, auth(token, idem(key)), body)
+        eq(r.status, st, "%d: the first" % st)
+        again = request(port, "POST", KLING, auth(token, idem(key)), body)
+        eq((again.status, again.body, again.header("Idempotent-Replayed")),
+           (st, r.body, "true"), "%d: replayed" % st)
+        eq(len(H.stub.matching("^" + KLING + "$")) - seen, 1, "%d: forwarded" % st)
+
+
+@S.test(("lighttpd",))
+def test_idem_wait_backs_off(front, port):
+    """A repeat waiting for the first's answer looks at the key's row after
+    50 ms, then ever less often (up to once a second): over a 4 s wait it
+    takes the key (an INSERT IGNORE) about 9 times, not 80. An answer that
+    comes while it waits is still seen within a second."""
+    user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000})
+    key = harness.rand_name("idem")
+    ev = harness.rand_name("ev")
+    H.stub.script({"path": "^" + KLING + "$", "method": "POST", "mode": "task_create",
+                   "hang": 30, "event": ev}, replace=True)
+    body = b'{"duration":5}'
+    first = {}
+    seen = len(H.stub.matching("^" + KLING + "$"))
+    t = harness.request_in_thread(first, port, "POST", KLING, auth(token, idem(key)), body)
+    check(H.stub.wait("^" + KLING + "$", seen + 1), "the first reached the stub")
+    ins0, sel0 = db_status("Com_insert"), db_status("Com_select")
+    t0 = time.time()
+    r = request(port, "POST", KLING, auth(token, idem(key)), body)
+    waited = time.time() - t0
+    inserts, selects = db_status("Com_insert") - ins0, db_status("Com_select") - sel0
+    expect_gw_error(r, 409, "idempotency_key_in_flight",
+                    "相同 Idempotency-Key 的请求仍在处理中，请稍后重试", "repeat in flight")
+    check(IDEM_WAIT - 0.2 <= waited < IDEM_WAIT + 2, "repeat in flight waited %.1f s" % waited)
+    check(inserts <= 12, "a %.1f s wait took the key %d times (INSERT IGNORE); %d selects" % (
+        waited, inserts, selects))
+    H.stub.release(ev)
+    t.join(30)
+    expect_ok(first.get("r"), "the first")
+    # the first answers after 1.5 s: the waiting repeat has it soon after
+    key = harness.rand_name("idem")
+    H.stub.script({"path": "^" + KLING + "$", "method": "POST", "mode": "task_create",
+                   "hang": 1.5}, replace=True)
+    first = {}
+    seen = len(H.stub.matching("^" + KLING + "$"))
+    t = harness.request_in_thread(first, port, "POST", KLING, auth(token, idem(key)), body)
+    check(H.stub.wait("^" + KLING + "$", seen + 1), "the first reached the stub")
+    t0 = time.time()
+    r = request(port, "POST", KLING, auth(token, idem(key)), body)
+    waited = time.time() - t0
+    t.join(30)
+    expect_ok(first.get("r"), "the first")
+    eq((r.status, r.body, r.header("Idempotent-Replayed")), (200, first["r"].body, "true"),
+       "the repeat got the first's answer")
+    check(waited < 1.5 + 1.2, "the repeat of a first answered after 1.5 s took %.2f s" % waited)
+
+
+@S.test(False)
+def test_idem_prune_until_done():
+    """25,000 keys past their day (kept 4xx answers, as free requests leave
+    them) are all deleted by the next pruning, a slice at a time, however
+    many there are; keys younger than a day stay."""
+    old = int(time.time()) - 2 * 86400
+    tid = 900000000 + int(time.time()) % 1000000
+    H.sql("INSERT INTO bltcy_idempotency (token_id, idem_key, body_hash, state, owner,"
+          " created_at, status, headers, body, complete)"
+          " SELECT %s, CONCAT('old-', seq), REPEAT('a', 64), 1, 'gone/1', %s, 404, '',"
+          " '{\"error\":\"not found\"}', 1 FROM seq_1_to_25000", (tid, old))
+    H.sql("INSERT INTO bltcy_idempotency (token_id, idem_key, body_hash, state, owner,"
+          " created_at, status, headers, body, complete)"
+          " SELECT %s, CONCAT('new-', seq), REPEAT('a', 64), 1, 'here/1', %s, 400, '', '{}', 1"
+          " FROM seq_1_to_5", (tid, int(time.time()) - 3600))
+
+    def left(prefix):
+        return H.sql("SELECT COUNT(*) AS n FROM bltcy_idempotency WHERE token_id=%s"
+                     " AND idem_key LIKE %s", (tid, prefix + "%"))[0]["n"]
+    eq(left("old-"), 25000, "rows before")
+    # a pool's master prunes at its first tick, then hourly
+    pool = H.start_pool("prune", workers=1)
+    try:
+        try:
+            harness.wait_for(lambda: left("old-") == 0, 30, "the old keys pruned")
+        except harness.SetupError:
+            raise Fail("old keys left 30 s after a pool started: %d of 25000" % left("old-"))
+        eq(left("new-"), 5, "keys younger than a day")
+    finally:
+        pool.stop()
+
+
+# ---------------------------------------------------------------------------
+# runner
+
+
+def start(keep):
+    global H
+    H = Harness(workers=WORKERS, keep=keep, extra_config={"IDEMPOTENCY_WAIT": str(IDEM_WAIT)})
+    return H.started(None)
+
+
+if __name__ == "__main__":
+    sys.exit(S.main(sys.argv[1:], start))
