@@ -547,6 +547,7 @@ main(int argc, char *argv[])
 	}
 	instance_name(listen_fd);
 	if (metrics_init(service_list()) == -1 || tasks_recent_init() == -1 ||
+	    throttle_init() == -1 ||
 	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "bltcy-relay: cannot initialise\n");
 		return 1;

@@ -28,7 +28,8 @@
  *			queries refused; health and metrics answered
  *   relay		the token from the headers, then in turn:
  *     admit		  the token and its user checked (kept rows or one
- *			  round trip), before a byte of the body is read
+ *			  round trip), before a byte of the body is read;
+ *			  an address that failed too many checks gets 429
  *     read_body	  the whole body (memory, or a spooled file)
  *     route		  the task ids it names checked for their owner,
  *			  and the channel chosen
@@ -87,6 +88,7 @@ struct req {
 	void		*spool_map;	/* and its mapping */
 	size_t		 spool_len;
 	int		 status;
+	int		 retry_after;	/* seconds, for a 429 of the gateway's */
 	enum up_err	 err;
 	int64_t		 start_ms;
 	int64_t		 up_ms;
@@ -98,7 +100,7 @@ enum gw_err {
 	GW_EXHAUSTED, GW_EXPIRED, GW_DISABLED, GW_IP, GW_BANNED, GW_MODEL,
 	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
 	GW_TASK, GW_METHOD, GW_TASK_IDS, GW_IDEM_KEY, GW_IDEM_BUSY,
-	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW__MAX
+	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW_TOKEN_THROTTLED, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -131,6 +133,8 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "相同 Idempotency-Key 的请求已完成，但其响应过大或不完整，未能保留" },
 	[GW_IDEM_REUSED] = { 422, "idempotency_key_reused",
 	    "该 Idempotency-Key 已用于另一个请求（方法、路径或请求体不同）" },
+	[GW_TOKEN_THROTTLED] = { 429, "too_many_invalid_tokens",
+	    "此地址无效令牌请求过多，请稍后重试" },
 };
 
 static const char *const up_reasons[UPE__MAX] = {
@@ -153,6 +157,8 @@ struct auth_out {
 	int			 found;
 	int			 cached;	/* the row came from the cache */
 	int			 too_long;	/* list columns we cannot hold */
+	int			 remembered;	/* not found: a key no token has */
+	int			 throttled;	/* not looked up: 429, retry in s */
 };
 #define TOO_LONG_IPS	0x1
 #define TOO_LONG_MODELS	0x2
@@ -367,7 +373,15 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 		gw_error(r, GW_DB);
 		return -1;
 	}
+	if (ao->throttled > 0) {
+		metrics_token_refused(TR_THROTTLED);
+		r->retry_after = ao->throttled;
+		gw_error(r, GW_TOKEN_THROTTLED);
+		return -1;
+	}
 	if (!ao->found) {
+		metrics_token_refused(ao->remembered ? TR_MEMORY : TR_LOOKUP);
+		throttle_failed(r->ip);
 		gw_error(r, GW_BAD_TOKEN);
 		return -1;
 	}
@@ -403,7 +417,10 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 /*
  * The token, its user and the change counters: one round trip, or none
  * from the cache while the counters are unchanged. fresh: not from the
- * cache.
+ * cache. No round trip either for a key remembered as no token's (found
+ * 0, remembered 1), or when the client's address has failed too many
+ * token checks (throttled: a 429) and this process never saw the key as
+ * a token.
  */
 static enum db_rc
 authenticate(struct worker *w, struct req *r, const char *key,
@@ -412,8 +429,8 @@ authenticate(struct worker *w, struct req *r, const char *key,
 	struct dbv	 a;
 	enum db_rc	 rc;
 	int64_t		 t0 = mono_ms();
-
-	int		 tries, claimed = 0;
+	long long	 before = 0;
+	int		 tries, claimed = 0, counted;
 
 	memset(ao, 0, sizeof(*ao));
 	ao->t = &r->tok;
@@ -424,8 +441,18 @@ authenticate(struct worker *w, struct req *r, const char *key,
 			ao->cached = 1;
 			return DB_OK;
 		}
+		if (tries == 0 && throttle_over(r->ip, &ao->throttled) &&
+		    !tokcache_known(key))
+			return DB_OK;
+		ao->throttled = 0;
+		if (refused_get(w->p, key)) {
+			ao->remembered = 1;
+			return DB_OK;
+		}
 		claimed = tokcache_claim(key);	/* or another thread read it */
 	}
+	/* a key not found is no token's while the counter stays here */
+	counted = counters_auth(w->p, &before) == 0;
 	a = DBS(key);
 	rc = db_run(w->p->db, ST_AUTH, &a, 1, auth_row, ao, NULL);
 	if (rc == DB_OK && ao->found) {
@@ -434,7 +461,9 @@ authenticate(struct worker *w, struct req *r, const char *key,
 		if (!ao->too_long)
 			tokcache_put(key, &r->tok, ao->version, ao->auth_version,
 			    t0);
-	}
+		refused_drop(key);
+	} else if (rc == DB_OK && counted)
+		refused_put(key, before);
 	if (claimed)
 		tokcache_done(key);
 	return rc;
@@ -1214,8 +1243,11 @@ send_body(struct req *r, int status, const char *ctype, const char *body,
     size_t len)
 {
 	FCGX_FPrintF(r->fr->out, "Status: %d %s\r\nContent-Type: %s\r\n"
-	    RELAY_SAFE_HEADERS "X-Request-Id: %s\r\n\r\n", status,
+	    RELAY_SAFE_HEADERS "X-Request-Id: %s\r\n", status,
 	    http_reason(status), ctype, r->id);
+	if (r->retry_after > 0)
+		FCGX_FPrintF(r->fr->out, "Retry-After: %d\r\n", r->retry_after);
+	FCGX_PutStr("\r\n", 2, r->fr->out);
 	FCGX_PutStr(body, (int)len, r->fr->out);
 	r->status = status;
 	r->bytes = (int64_t)len;

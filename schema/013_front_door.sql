@@ -1,4 +1,11 @@
--- The front door: admin logins.
+-- The front door: refused tokens and admin logins.
+
+-- Each relay worker remembers keys no token has, for as long as the 'auth'
+-- counter stands where it stood when the key was looked up. A new token
+-- must move the counter too, or a key refused before its token was made
+-- would stay refused: count inserts as 007 counts updates and deletes.
+CREATE OR REPLACE TRIGGER bltcy_tokens_ai AFTER INSERT ON tokens
+FOR EACH ROW UPDATE bltcy_meta SET v = v + 1 WHERE k = 'auth';
 
 -- Failed admin logins are counted per address ('ip:<address>') and per
 -- user name from an address ('pair:<address>|<name>'; a name is 191
