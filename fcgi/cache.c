@@ -196,30 +196,6 @@ tokcache_put(const char *key, const struct token_row *row, long long chan,
 }
 
 /*
- * Was key a token this process read, however long ago? Such a key may be
- * looked up while its client's address is throttled (request.c): its
- * client proved it holds a token, which no flood of guesses does.
- */
-int
-tokcache_known(const char *key)
-{
-	struct auth_entry	*e;
-	pthread_mutex_t		*mu;
-	size_t			 klen = strlen(key);
-	int			 known;
-
-	if (acache == NULL || klen >= sizeof(e->key))
-		return 0;
-	e = acache_slot(key);
-	mu = &acache_mu[acache_stripe(e)];
-	pthread_mutex_lock(mu);
-	known = e->at != 0 && strlen(e->key) == klen &&
-	    ct_memeq(e->key, key, klen);
-	pthread_mutex_unlock(mu);
-	return known;
-}
-
-/*
  * A miss: when another thread is reading the same token, wait for it
  * (at most LOAD_WAIT_MS) and return 0, to look in the cache again;
  * otherwise 1: this thread reads it, and calls tokcache_done after.

@@ -154,6 +154,8 @@ void	 metrics_token_refused(enum tok_refusal);
 int	 throttle_init(void);	/* master, before fork */
 int	 throttle_over(const char *addr, int *retry_s);
 void	 throttle_failed(const char *addr);
+void	 throttle_found(const char *key);
+int	 throttle_known(const char *key);
 
 /* ---- upstream.c: one transfer to the old gateway ---- */
 

@@ -419,8 +419,8 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
  * from the cache while the counters are unchanged. fresh: not from the
  * cache. No round trip either for a key remembered as no token's (found
  * 0, remembered 1), or when the client's address has failed too many
- * token checks (throttled: a 429) and this process never saw the key as
- * a token.
+ * token checks (throttled: a 429) and no worker of the host has found a
+ * token for the key.
  */
 static enum db_rc
 authenticate(struct worker *w, struct req *r, const char *key,
@@ -442,7 +442,7 @@ authenticate(struct worker *w, struct req *r, const char *key,
 			return DB_OK;
 		}
 		if (tries == 0 && throttle_over(r->ip, &ao->throttled) &&
-		    !tokcache_known(key))
+		    !throttle_known(key))
 			return DB_OK;
 		ao->throttled = 0;
 		if (refused_get(w->p, key)) {
@@ -462,6 +462,7 @@ authenticate(struct worker *w, struct req *r, const char *key,
 			tokcache_put(key, &r->tok, ao->version, ao->auth_version,
 			    t0);
 		refused_drop(key);
+		throttle_found(key);
 	} else if (rc == DB_OK && counted)
 		refused_put(key, before);
 	if (claimed)

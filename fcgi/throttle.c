@@ -14,27 +14,36 @@
  * left. One 64-bit word changes with a compare-and-swap, so no lock is
  * held (and none is left behind by a worker that dies).
  *
- * The table is a fixed shared mapping made by the master before it forks.
- * An address takes a slot near its hash; when the slots there are all
- * taken, the one closest to a full bucket (the least information) gives
- * way. A clash of two addresses' 64-bit hashes shares a bucket.
+ * Past its burst, an address is refused (429) a lookup of any key that no
+ * worker of the host has found a token for: so a client that shares its
+ * address with a flood of guesses (a NAT, a proxy) keeps working with a
+ * token the host has served, while the guesses cost no lookup.
+ *
+ * Both tables are fixed, in one shared mapping made by the master before
+ * it forks, and keyed by a 64-bit hash seeded at start (so that nobody
+ * can choose addresses or keys that land on another's). An address takes
+ * a slot near its hash; when the slots there are all taken, the one
+ * closest to a full bucket (the least information) gives way. A key found
+ * takes the slot of its hash, whatever was there. A clash of two hashes
+ * shares a bucket, or counts a key as found.
  */
 
 #define TH_SLOTS	8192
 #define TH_PROBE	8
+#define TH_FOUND	65536
 
 struct th_slot {
 	uint64_t	 addr;		/* hash of the address; 0: free */
 	int64_t		 tat;		/* mono microseconds */
 };
 
-static struct th_slot	*tab;
+struct th_shm {
+	uint64_t	 seed;
+	struct th_slot	 addrs[TH_SLOTS];
+	uint64_t	 found[TH_FOUND];	/* hashes of keys of tokens */
+};
 
-int
-throttle_init(void)
-{
-	return (tab = shm_map(TH_SLOTS * sizeof(*tab))) == NULL ? -1 : 0;
-}
+static struct th_shm	*th;
 
 static int64_t
 mono_us(void)
@@ -45,10 +54,21 @@ mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static uint64_t
-addr_hash(const char *addr)
+int
+throttle_init(void)
 {
-	uint64_t	 h = fnv1a(FNV1A_INIT, addr);
+	if ((th = shm_map(sizeof(*th))) == NULL)
+		return -1;
+	if (random_bytes(&th->seed, sizeof(th->seed)) == -1)
+		th->seed = (uint64_t)mono_us();
+	return 0;
+}
+
+/* addr or a key, hashed with the seed; never 0 (a free slot). */
+static uint64_t
+hash(const char *what, const char *s)
+{
+	uint64_t	 h = fnv1a(fnv1a(th->seed ^ FNV1A_INIT, what), s);
 
 	return h != 0 ? h : 1;
 }
@@ -76,7 +96,7 @@ find(uint64_t h, int claim)
 
 	for (k = 0; k < TH_PROBE; k++) {
 		i = (size_t)((h + k) % TH_SLOTS);
-		s = &tab[i];
+		s = &th->addrs[i];
 		if ((a = LOAD(&s->addr)) == h)
 			return s;
 		t = a == 0 ? INT64_MIN : LOAD(&s->tat);
@@ -105,7 +125,7 @@ throttle_over(const char *addr, int *retry_s)
 	int64_t		 burst = cfg_i(CFG_RELAY_AUTH_FAIL_BURST), ahead, wait;
 
 	*retry_s = 0;
-	if (tab == NULL || burst == 0 || (s = find(addr_hash(addr), 0)) == NULL)
+	if (th == NULL || burst == 0 || (s = find(hash("a", addr), 0)) == NULL)
 		return 0;
 	ahead = LOAD(&s->tat) - mono_us();
 	if ((wait = ahead - (burst - 1) * interval()) <= 0)
@@ -122,8 +142,8 @@ throttle_failed(const char *addr)
 	int64_t		 burst = cfg_i(CFG_RELAY_AUTH_FAIL_BURST);
 	int64_t		 now, t, next, step;
 
-	if (tab == NULL || burst == 0 ||
-	    (s = find(addr_hash(addr), 1)) == NULL)
+	if (th == NULL || burst == 0 ||
+	    (s = find(hash("a", addr), 1)) == NULL)
 		return;
 	step = interval();
 	now = mono_us();
@@ -134,4 +154,28 @@ throttle_failed(const char *addr)
 		if (next > now + burst * step)
 			next = now + burst * step;
 	} while (!CAS(&s->tat, &t, next));
+}
+
+/* A lookup found a token for key (valid or not: the client holds it). */
+void
+throttle_found(const char *key)
+{
+	uint64_t	 h;
+
+	if (th == NULL)
+		return;
+	h = hash("k", key);
+	STORE(&th->found[h % TH_FOUND], h);
+}
+
+/* Has a worker of this host found a token for key? */
+int
+throttle_known(const char *key)
+{
+	uint64_t	 h;
+
+	if (th == NULL)
+		return 0;
+	h = hash("k", key);
+	return LOAD(&th->found[h % TH_FOUND]) == h;
 }

@@ -97,7 +97,6 @@ int	 tokcache_get(struct proc *, const char *key, struct token_row *,
 	    long long *auth_version, long long *chan_version);
 void	 tokcache_put(const char *key, const struct token_row *,
 	    long long chan_version, long long auth_version, int64_t at);
-int	 tokcache_known(const char *key);
 int	 tokcache_claim(const char *key);
 void	 tokcache_done(const char *key);
 int	 refused_get(struct proc *, const char *key);

@@ -37,6 +37,7 @@ KLING = "/kling/v1/videos/text2video"
 IDEM_WAIT = 4       # seconds a repeat waits for the first (IDEMPOTENCY_WAIT)
 WORKERS = 2
 FAIL_BURST = 100    # RELAY_AUTH_FAIL_BURST: the default
+FAIL_RATE = 1       # RELAY_AUTH_FAIL_RATE
 
 
 def auth(token, extra=()):
@@ -272,7 +273,7 @@ def test_token_created_after_refusal():
     """A key refused (and remembered) works as soon as a token with it is
     created: creating a token moves the auth counter, and a remembered
     refusal holds only while the counter read at most 0.1 s before stands
-    where it stood."""
+    where it stood (so within 0.1 s and a round trip)."""
     user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000})
     key = harness.rand_key(48)
     before = refusals(strict=False)
@@ -285,67 +286,68 @@ def test_token_created_after_refusal():
             before, got))
     insert_token(user, key)
     t0 = time.time()
-    while True:
+    tries = []
+    while True:     # every 20 ms: well inside the address's failed checks
         r = request(H.lighttpd_port, "GET", KLING + "/x", [("Authorization", "Bearer sk-" + key)])
-        if r.status == 200 or time.time() - t0 > 3:
+        tries.append((r.status, round(time.time() - t0, 3)))
+        if r.status == 200 or time.time() - t0 > 1:
             break
+        time.sleep(0.02)
     took = time.time() - t0
-    expect_ok(r, "the new token")
-    check(took < 0.5, "the new token was refused for %.2f s after it was made" % took)
+    expect_ok(r, "the new token (%r)" % tries)
+    check(took < 0.3, "the new token was refused for %.2f s after it was made: %r" % (took, tries))
 
 
 @S.test(False)
 def test_failed_checks_throttled():
-    """An address that failed RELAY_AUTH_FAIL_BURST (100) token checks is
-    answered 429 in new-api's shape with Retry-After, without a lookup,
-    for any token this worker has not seen valid; a token it has seen
-    still works from there, and another address is not throttled. The
-    bucket refills at RELAY_AUTH_FAIL_RATE a second (1 here, so that the
-    test's own pace refills nothing). A pool of one worker, so which
-    tokens the worker has seen is known."""
-    rate = 1
-    pool = H.start_pool("door1", workers=1, RELAY_AUTH_FAIL_RATE=rate)
-    try:
-        user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000})
-        fresh = H.make_token(user)
-        a, b = "10.2.0.1", "10.2.0.2"
-        st, _, body = fcgi(pool.sock, a, token["key"])
-        eq(st, 200, "the valid token from %s first: %r" % (a, body[:200]))
-        base = refusals(pool.port, strict=False)
-        for i in range(FAIL_BURST):
-            st, head, body = fcgi(pool.sock, a, harness.rand_key(48))
-            eq(st, 401, "failed check %d from %s" % (i + 1, a))
-        emptied = time.time()
-        sel0 = db_status("Com_select")
-        for i in range(50):
-            st, head, body = fcgi(pool.sock, a, harness.rand_key(48))
-            eq(st, 429, "unknown token %d past the burst" % (i + 1))
-            gw_body_ok(body, "too_many_invalid_tokens", THROTTLED_MSG, "429 %d" % (i + 1))
-            check(re.search(r"^Retry-After: 1\r?$", head, re.M), "Retry-After: %r" % head)
-        selects = db_status("Com_select") - sel0
-        got = refusals(pool.port)
-        eq({k: got[k] - base[k] for k in got}, {"lookup": FAIL_BURST, "memory": 0, "throttle": 50},
-           "refusals")
-        check(selects <= 5, "50 throttled requests: %d SELECTs" % selects)
-        st, _, body = fcgi(pool.sock, a, token["key"])
-        eq(st, 200, "a token the worker has seen, from the throttled address: %r" % body[:200])
-        st, _, body = fcgi(pool.sock, a, fresh["key"])
-        eq(st, 429, "a token the worker has not seen, from the throttled address")
-        st, _, body = fcgi(pool.sock, b, harness.rand_key(48))
-        eq(st, 401, "an unknown token from another address")
-        gw_body_ok(body, "invalid_token", BAD_TOKEN_MSG, "another address")
-        st, _, body = fcgi(pool.sock, b, fresh["key"])
-        eq(st, 200, "the unseen token from another address")
-        # one failure back every second since the bucket was emptied
-        time.sleep(1.0 / rate)
-        n = 0
-        while fcgi(pool.sock, a, harness.rand_key(48))[0] == 401 and n < FAIL_BURST:
-            n += 1
-        refilled = (time.time() - emptied) * rate
-        check(1 <= n <= refilled + 1, "%d failed checks allowed again after %.1f refilled" % (
-            n, refilled))
-    finally:
-        pool.stop()
+    """An address that failed RELAY_AUTH_FAIL_BURST (100, the default)
+    token checks, counted across the workers of the host, is answered 429
+    in new-api's shape with Retry-After and without a lookup, for any key
+    no worker has found a token for; a token the host has served still
+    works from there, and another address is not throttled. The bucket
+    refills at RELAY_AUTH_FAIL_RATE a second (1 in this suite, so that the
+    test's own pace refills nothing)."""
+    user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000})
+    fresh = H.make_token(user)
+    a, b = "10.2.0.1", "10.2.0.2"
+    st, _, body = fcgi(H.relay_sock, "10.2.0.9", token["key"])
+    eq(st, 200, "the valid token, from elsewhere: %r" % body[:200])
+    base = refusals(strict=False)
+    for i in range(FAIL_BURST):
+        st, head, body = fcgi(H.relay_sock, a, harness.rand_key(48))
+        eq(st, 401, "failed check %d from %s" % (i + 1, a))
+    emptied = time.time()
+    sel0 = db_status("Com_select")
+    for i in range(50):
+        st, head, body = fcgi(H.relay_sock, a, harness.rand_key(48))
+        eq(st, 429, "unknown token %d past the burst" % (i + 1))
+        gw_body_ok(body, "too_many_invalid_tokens", THROTTLED_MSG, "429 %d" % (i + 1))
+        check(re.search(r"^Retry-After: 1\r?$", head, re.M), "Retry-After: %r" % head)
+    selects = db_status("Com_select") - sel0
+    got = refusals()
+    eq({k: got[k] - base[k] for k in got}, {"lookup": FAIL_BURST, "memory": 0, "throttle": 50},
+       "refusals")
+    check(selects <= 5, "50 throttled requests: %d SELECTs" % selects)
+    for i in range(4):      # whichever worker takes it
+        st, _, body = fcgi(H.relay_sock, a, token["key"])
+        eq(st, 200, "a token the host has served, from the throttled address: %r" % body[:200])
+    st, _, body = fcgi(H.relay_sock, a, fresh["key"])
+    eq(st, 429, "a token the host has not served, from the throttled address")
+    st, _, body = fcgi(H.relay_sock, b, harness.rand_key(48))
+    eq(st, 401, "an unknown token from another address")
+    gw_body_ok(body, "invalid_token", BAD_TOKEN_MSG, "another address")
+    st, _, body = fcgi(H.relay_sock, b, fresh["key"])
+    eq(st, 200, "the new token from another address")
+    st, _, body = fcgi(H.relay_sock, a, fresh["key"])
+    eq(st, 200, "and now from the throttled address too")
+    # one failure back every second since the bucket was emptied
+    time.sleep(1.0 / FAIL_RATE)
+    n = 0
+    while fcgi(H.relay_sock, a, harness.rand_key(48))[0] == 401 and n < FAIL_BURST:
+        n += 1
+    refilled = (time.time() - emptied) * FAIL_RATE
+    check(1 <= n <= refilled + 1, "%d failed checks allowed again after %.1f refilled" % (
+        n, refilled))
 
 
 # ---------------------------------------------------------------------------
@@ -354,7 +356,8 @@ def test_failed_checks_throttled():
 
 def start(keep):
     global H
-    H = Harness(workers=WORKERS, keep=keep, extra_config={"IDEMPOTENCY_WAIT": str(IDEM_WAIT)})
+    H = Harness(workers=WORKERS, keep=keep, extra_config={"IDEMPOTENCY_WAIT": str(IDEM_WAIT),
+                                                          "RELAY_AUTH_FAIL_RATE": str(FAIL_RATE)})
     return H.started(None)
 
 

@@ -1104,6 +1104,11 @@ test_throttle(void)
 	CHECK(throttle_over("192.0.2.2", &retry) == 0);
 	throttle_failed("192.0.2.2");
 	CHECK(throttle_over("192.0.2.2", &retry) == 0);
+	/* keys a lookup found a token for */
+	CHECK(throttle_known("sk-unit-key") == 0);
+	throttle_found("sk-unit-key");
+	CHECK(throttle_known("sk-unit-key") == 1);
+	CHECK(throttle_known("sk-unit-kez") == 0);
 	CHECK(cfg_set(CFG_RELAY_AUTH_FAIL_BURST, "0", err, sizeof(err)) == 0);
 	CHECK(throttle_over("192.0.2.1", &retry) == 0 && retry == 0);
 	CHECK(cfg_set(CFG_RELAY_AUTH_FAIL_BURST, "100", err, sizeof(err)) == 0);
