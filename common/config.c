@@ -53,7 +53,7 @@ static const struct cfg_def defs[CFG__MAX] = {
 	/* and then a second, per host */
 	[CFG_RELAY_AUTH_FAIL_RATE] = { "RELAY_AUTH_FAIL_RATE", T_INT, "10", 1,
 	    1000000, NULL },
-	/* how long the 429 past them waits (a quarter of the threads at most) */
+	/* how long the 429 past them waits (RELAY_THREADS / 2 of them at most) */
 	[CFG_RELAY_AUTH_FAIL_DELAY_MS] = { "RELAY_AUTH_FAIL_DELAY_MS", T_INT, "500",
 	    0, 10000, NULL },
 };

@@ -105,7 +105,8 @@ counters_fresh(struct proc *p, int64_t max_ms, long long *chan,
 		fresh = p->meta_at != 0 && now - p->meta_at < max_ms;
 		/*
 		 * Another thread is reading them: its reading is as good,
-		 * and a reading a second older is still good while it comes.
+		 * and a reading up to twice as old is still good while it
+		 * comes.
 		 */
 		if (!fresh && p->meta_reading && p->meta_at != 0 &&
 		    now - p->meta_at < 2 * max_ms)

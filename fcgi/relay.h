@@ -156,6 +156,7 @@ int	 throttle_over(const char *addr, int *retry_s);
 void	 throttle_failed(const char *addr);
 void	 throttle_found(const char *key);
 int	 throttle_known(const char *key);
+void	 throttle_hold_back(void);
 
 /* ---- upstream.c: one transfer to the old gateway ---- */
 

@@ -168,7 +168,6 @@ static int	 admit(struct worker *, struct req *, const char *, int,
 		    struct auth_out *);
 static enum db_rc authenticate(struct worker *, struct req *, const char *,
 		    struct auth_out *, int);
-static void	 slow_down(struct worker *);
 static int	 read_body(struct req *);
 static int	 write_all(int, const char *, size_t);
 static int	 spool_open(struct req *);
@@ -376,7 +375,7 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 	}
 	if (ao->throttled > 0) {
 		metrics_token_refused(TR_THROTTLED);
-		slow_down(w);
+		throttle_hold_back();
 		r->retry_after = ao->throttled;
 		gw_error(r, GW_TOKEN_THROTTLED);
 		return -1;
@@ -414,32 +413,6 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 	r->chan_version = ao->version;
 	r->auth_version = ao->auth_version;
 	return 0;
-}
-
-/*
- * A client past its failed token checks gets its 429 after
- * RELAY_AUTH_FAIL_DELAY_MS: a flood that sends again as soon as it is
- * answered then sends a few requests a second a connection, not
- * thousands, and leaves the front server and the CPU to everyone else.
- * At most a quarter of the process's threads wait so at once; past that
- * the 429 goes at once, so that a flood never holds the threads valid
- * clients need.
- */
-static void
-slow_down(struct worker *w)
-{
-	long long	 ms = cfg_i(CFG_RELAY_AUTH_FAIL_DELAY_MS);
-	long long	 most = cfg_i(CFG_RELAY_THREADS) / 4;
-
-	if (ms <= 0)
-		return;
-	if (__atomic_add_fetch(&w->p->slowed, 1, __ATOMIC_ACQ_REL) <= most) {
-		struct timespec	 ts = { (time_t)(ms / 1000),
-		    (long)(ms % 1000) * 1000000L };
-
-		nanosleep(&ts, NULL);
-	}
-	__atomic_sub_fetch(&w->p->slowed, 1, __ATOMIC_ACQ_REL);
 }
 
 /*

@@ -17,7 +17,8 @@
  * Past its burst, an address is refused (429) a lookup of any key that no
  * worker of the host has found a token for: so a client that shares its
  * address with a flood of guesses (a NAT, a proxy) keeps working with a
- * token the host has served, while the guesses cost no lookup.
+ * token the host has served, while the guesses cost no lookup. The 429
+ * is held back a while (throttle_hold_back).
  *
  * Both tables are fixed, in one shared mapping made by the master before
  * it forks, and keyed by a 64-bit hash seeded at start (so that nobody
@@ -39,6 +40,7 @@ struct th_slot {
 
 struct th_shm {
 	uint64_t	 seed;
+	int		 held;		/* threads holding back a 429 now */
 	struct th_slot	 addrs[TH_SLOTS];
 	uint64_t	 found[TH_FOUND];	/* hashes of keys of tokens */
 };
@@ -178,4 +180,32 @@ throttle_known(const char *key)
 		return 0;
 	h = hash("k", key);
 	return LOAD(&th->found[h % TH_FOUND]) == h;
+}
+
+/*
+ * A 429 past the failed checks waits RELAY_AUTH_FAIL_DELAY_MS: a flood
+ * that sends again as soon as it is answered then sends a few requests a
+ * second a connection, not thousands, and leaves the front server and
+ * the CPU to everyone else. At most RELAY_THREADS / 2 threads of the host
+ * wait so at once (counted across the workers: a flood's connections
+ * tend to land on one worker); past that the 429 goes at once, so that a
+ * flood never holds the threads valid clients need. (A worker killed
+ * while one of its threads waits leaves the count one too high: fewer
+ * 429s wait, none more.)
+ */
+void
+throttle_hold_back(void)
+{
+	long long	 ms = cfg_i(CFG_RELAY_AUTH_FAIL_DELAY_MS);
+	long long	 most = cfg_i(CFG_RELAY_THREADS) / 2;
+
+	if (th == NULL || ms <= 0)
+		return;
+	if (ADD(&th->held, 1) < most) {
+		struct timespec	 ts = { (time_t)(ms / 1000),
+		    (long)(ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	ADD(&th->held, -1);
 }

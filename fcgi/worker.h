@@ -70,7 +70,6 @@ struct proc {
 		int64_t		 until;
 	}		 no_task[NO_TASK];
 
-	int		 slowed;	/* atomic: threads holding back a 429 */
 	int		 stop;		/* atomic */
 	int		 wake[2];	/* readable once stopping */
 	int		 listen_fd;
