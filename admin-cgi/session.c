@@ -405,7 +405,8 @@ throttle_take(struct req *r, const char *user, int *addr_locked,
 	if (db_run(r->db, AS_THROTTLE_READ, a, 2, th_row, &t, NULL) != DB_OK)
 		goto fail;
 	for (i = 0; i < 2; i++) {
-		if (!t.seen[i])		/* forgotten just now: counts from 0 */
+		/* purged since it was seeded (its window was over): allowed */
+		if (!t.seen[i])
 			continue;
 		if (t.locked_until[i] > now)
 			wait = t.locked_until[i] - now;
