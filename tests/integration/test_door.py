@@ -119,7 +119,7 @@ def test_idem_try_again_not_kept(front, port):
     request itself (400, 404, 409, 422) is kept and replayed."""
     user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000}, auto_ban=0)
     body = b'{"prompt":"a cat","duration":5}'
-    for st in (401, 408, 425, 429):
+    for st in (429, 408, 425, 401):
         key = harness.rand_name("idem")
         H.stub.script({"path": "^" + KLING + "$", "method": "POST", "status": st, "times": 1,
                        "headers": [["Content-Type", "application/json"]],
