@@ -201,13 +201,17 @@ int	 session_load(struct req *);
 int	 pre_session(struct req *);
 int	 csrf_ok(struct req *);
 int	 session_revoke(struct req *);
-int	 throttle_take(struct req *, const char *user);
+/* 'pair:', an address of at most 48 bytes, '|' and a user name */
+#define PAIR_KEY_MAX	(5 + 48 + 1 + LIM_BYTES(LIM_USERNAME) + 1)
+int	 throttle_take(struct req *, const char *user, int *addr_locked,
+	    long long *retry_s);
 void	 throttle_clear(struct req *, const char *user);
 
 /* ---- SQL (sql.c) ---- */
 enum admin_stmt {
 	AS_USER_AUTH, AS_USER_SESSION, AS_REVOKE, AS_REVOKED_PURGE,
-	AS_THROTTLE_SEED, AS_THROTTLE_TAKE, AS_THROTTLE_CLEAR,
+	AS_THROTTLE_SEED, AS_THROTTLE_READ, AS_THROTTLE_COUNT,
+	AS_THROTTLE_CLEAR, AS_THROTTLE_GIVE_BACK, AS_THROTTLE_PURGE,
 	AS_COUNTS, AS_RECENT_ERRORS, AS_AUTO_DISABLED, AS_CHART,
 	AS_CHANNEL_LIST, AS_CHANNEL_GET, AS_CHANNEL_TESTED,
 	AS_TOKEN_LIST, AS_TOKEN_GET, AS_TOKEN_UPDATE, AS_TOKEN_STATUS,

@@ -14,6 +14,7 @@ LABEL(L_USERNAME, "用户名", "Username") \
 LABEL(L_PASSWORD, "密码", "Password") \
 LABEL(L_LOGIN_FAILED, "用户名或密码错误", "Wrong username or password") \
 LABEL(L_LOGIN_LOCKED, "登录失败次数过多，请 15 分钟后再试", "Too many failed logins: try again in 15 minutes") \
+LABEL(L_LOGIN_ADDR_LOCKED, "此地址登录失败次数过多，请 15 分钟后再试", "Too many failed logins from this address: try again in 15 minutes") \
 LABEL(L_CSRF_FAILED, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试", "The form expired or came from another site (CSRF check failed): reload the page and try again") \
 LABEL(L_NOT_FOUND, "页面不存在", "Page not found") \
 LABEL(L_METHOD, "不支持的请求方法", "Method not allowed") \

@@ -1,8 +1,10 @@
 /*
  * Login and logout. A login form carries the CSRF token of a pre-login
- * cookie. Every attempt is counted before its password is checked: the
- * fifth attempt in 15 minutes for an address or a username locks it for
- * 15 minutes (429); a successful login clears both counts.
+ * cookie. Every attempt is counted before its password is checked
+ * (session.c): the fifth attempt in 15 minutes for a user name from one
+ * address locks that name from that address, the twentieth from one
+ * address locks the address, each for 15 minutes (429); a successful
+ * login frees its name from its address.
  */
 #include <stdio.h>
 #include <string.h>
@@ -73,19 +75,23 @@ pg_login_post(struct req *r)
 	const char	*user = fv(r, F_USERNAME), *pw = fv(r, F_PASSWORD);
 	struct auth_row	 a;
 	struct dbv	 arg;
-	char		 cookie[512], stamp[STAMP_LEN + 1];
-	int		 ok, allowed;
+	char		 cookie[512], stamp[STAMP_LEN + 1], secs[24];
+	int		 ok, allowed, addr_locked;
+	long long	 retry;
 
 	if (user == NULL || pw == NULL) {
 		login_form(r, T(r, L_LOGIN_FAILED), user ? user : "");
 		return 401;
 	}
-	if ((allowed = throttle_take(r, user)) != 1) {
+	if ((allowed = throttle_take(r, user, &addr_locked, &retry)) != 1) {
 		if (allowed < 0)
 			return error_page(r, 503, L_DB_ERROR, NULL), 503;
-		log_warn("admin: login locked for %s", r->ip);
-		login_form(r, T(r, L_LOGIN_LOCKED), user);
-		add_header(r, "Retry-After", "900");
+		log_warn("admin: login locked for %s%s", r->ip,
+		    addr_locked ? " (every user name)" : " (this user name)");
+		login_form(r, T(r, addr_locked ? L_LOGIN_ADDR_LOCKED :
+		    L_LOGIN_LOCKED), user);
+		snprintf(secs, sizeof(secs), "%lld", retry > 0 ? retry : 1);
+		add_header(r, "Retry-After", secs);
 		return 429;
 	}
 	memset(&a, 0, sizeof(a));

@@ -324,62 +324,141 @@ session_renew(struct req *r)
 
 /* ---- login throttling ---- */
 
-#define THROTTLE_MAX	5	/* attempts inside the window; then locked */
+/*
+ * Two counts per login attempt, each kept for THROTTLE_WINDOW seconds
+ * from its first attempt: the user name from this address (PAIR_MAX
+ * attempts, then that name is locked from that address for
+ * THROTTLE_LOCK seconds) and the address across all names (ADDR_MAX,
+ * then the address is locked). A name is never locked from an address
+ * that has not failed, so nobody can keep an admin out by failing that
+ * admin's name from elsewhere; an address that guesses many names is
+ * stopped all the same. Attempts are counted before the password is
+ * checked; a correct password takes its attempt back.
+ */
+#define PAIR_MAX	5
+#define ADDR_MAX	20
 #define THROTTLE_WINDOW	900
 #define THROTTLE_LOCK	900
 
+/* The keys of the two counts: 'ip:<address>', 'pair:<address>|<name>'. */
 static void
-throttle_keys(const struct req *r, const char *user, char ik[80], char uk[96])
+throttle_keys(const struct req *r, const char *user, char ik[64],
+    char pk[PAIR_KEY_MAX])
 {
-	snprintf(ik, 80, "ip:%s", r->ip);
-	snprintf(uk, 96, "user:%s", user);
+	snprintf(ik, 64, "ip:%.48s", r->ip);
+	snprintf(pk, PAIR_KEY_MAX, "pair:%.48s|%s", r->ip, user);
+}
+
+struct th_row {
+	const char	*ik;
+	int		 seen[2];	/* [0] the address, [1] the pair */
+	long long	 failures[2], first_at[2], locked_until[2];
+};
+
+static int
+th_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct th_row	*t = arg;
+	int		 i = strcmp(col_s(&c[0]), t->ik) == 0 ? 0 : 1;
+
+	t->seen[i] = 1;
+	t->failures[i] = col_i(&c[1]);
+	t->first_at[i] = col_i(&c[2]);
+	t->locked_until[i] = col_i(&c[3]);
+	return 0;
 }
 
 /*
- * Count this login attempt against the address and the username, before
- * any password is checked, in one statement per step so that attempts
- * sent in parallel are counted like attempts sent one by one: at most
- * THROTTLE_MAX passwords are ever checked per key and window, whatever
- * the concurrency. 1 this attempt may check a password, 0 locked, -1
- * database error.
+ * Count this login attempt, before any password is checked: both rows
+ * are locked while they are read and counted, so attempts sent in
+ * parallel are counted like attempts sent one by one, and one refused by
+ * either count is counted by neither. Returns 1: this attempt may check
+ * a password; 0: locked, *addr_locked says whether for the whole address
+ * and *retry_s for how long; -1: database error.
  */
 int
-throttle_take(struct req *r, const char *user)
+throttle_take(struct req *r, const char *user, int *addr_locked,
+    long long *retry_s)
 {
-	char			 ik[80], uk[96];
-	long long		 now = now_s();
-	struct dbv		 a[9];
-	unsigned long long	 aff = 0;
+	static const long long	 max[2] = { ADDR_MAX, PAIR_MAX };
+	char			 ik[64], pk[PAIR_KEY_MAX];
+	long long		 now = now_s(), wait;
+	struct dbv		 a[5];
+	struct th_row		 t;
+	int			 i, ok = 1;
 
-	throttle_keys(r, user, ik, uk);
+	*addr_locked = 0;
+	*retry_s = 0;
+	throttle_keys(r, user, ik, pk);
 	a[0] = DBS(ik);
 	a[1] = DBI(now);
-	a[2] = DBS(uk);
+	a[2] = DBS(pk);
 	a[3] = DBI(now);
 	if (db_run(r->db, AS_THROTTLE_SEED, a, 4, NULL, NULL, NULL) != DB_OK)
 		return -1;
+	memset(&t, 0, sizeof(t));
+	t.ik = ik;
+	if (db_begin(r->db) != DB_OK)
+		return -1;
+	a[0] = DBS(ik);
+	a[1] = DBS(pk);
+	if (db_run(r->db, AS_THROTTLE_READ, a, 2, th_row, &t, NULL) != DB_OK)
+		goto fail;
+	for (i = 0; i < 2; i++) {
+		/* purged since it was seeded (its window was over): allowed */
+		if (!t.seen[i])
+			continue;
+		if (t.locked_until[i] > now)
+			wait = t.locked_until[i] - now;
+		else if (t.first_at[i] >= now - THROTTLE_WINDOW &&
+		    t.failures[i] >= max[i])
+			wait = t.first_at[i] + THROTTLE_WINDOW - now + 1;
+		else
+			continue;
+		ok = 0;
+		if (i == 0)
+			*addr_locked = 1;
+		if (wait > *retry_s)
+			*retry_s = wait;
+	}
+	for (i = 0; ok && i < 2; i++) {
+		a[0] = DBI(now - THROTTLE_WINDOW);
+		a[1] = DBI(now);
+		a[2] = DBI(max[i]);
+		a[3] = DBI(now + THROTTLE_LOCK);
+		a[4] = DBS(i == 0 ? ik : pk);
+		if (db_run(r->db, AS_THROTTLE_COUNT, a, 5, NULL, NULL,
+		    NULL) != DB_OK)
+			goto fail;
+	}
+	if (db_commit(r->db) != DB_OK)
+		return -1;
+	/* rows whose window and lock are over say nothing any more */
 	a[0] = DBI(now - THROTTLE_WINDOW);
 	a[1] = DBI(now);
-	a[2] = DBI(THROTTLE_MAX);
-	a[3] = DBI(now + THROTTLE_LOCK);
-	a[4] = DBS(ik);
-	a[5] = DBS(uk);
-	a[6] = DBI(now);
-	a[7] = DBI(now - THROTTLE_WINDOW);
-	a[8] = DBI(THROTTLE_MAX);
-	if (db_run(r->db, AS_THROTTLE_TAKE, a, 9, NULL, NULL, &aff) != DB_OK)
-		return -1;
-	return aff == 2;
+	db_run(r->db, AS_THROTTLE_PURGE, a, 2, NULL, NULL, NULL);
+	return ok;
+fail:
+	db_rollback(r->db);
+	return -1;
 }
 
+/*
+ * The password was right: the name is free again from this address, and
+ * the address's count takes this attempt back (other names' failures
+ * from it still count).
+ */
 void
 throttle_clear(struct req *r, const char *user)
 {
-	char		 ik[80], uk[96];
+	char		 ik[64], pk[PAIR_KEY_MAX];
 	struct dbv	 a[2];
 
-	throttle_keys(r, user, ik, uk);
-	a[0] = DBS(ik);
-	a[1] = DBS(uk);
+	throttle_keys(r, user, ik, pk);
+	a[0] = DBI(ADDR_MAX);
+	a[1] = DBS(ik);
+	db_run(r->db, AS_THROTTLE_GIVE_BACK, a, 2, NULL, NULL, NULL);
+	a[0] = DBS(pk);
+	a[1] = DBS(ik);
 	db_run(r->db, AS_THROTTLE_CLEAR, a, 2, NULL, NULL, NULL);
 }

@@ -24,27 +24,35 @@ const char *const admin_sql[AS__MAX] = {
 	    " VALUES (?, ?)",
 	[AS_REVOKED_PURGE] =
 	    "DELETE FROM bltcy_admin_revoked WHERE expires_at < ?",
+	/* login throttling (session.c): a row per address and per name there */
 	[AS_THROTTLE_SEED] =
 	    "INSERT IGNORE INTO bltcy_login_throttle (k, failures, first_at,"
 	    " locked_until) VALUES (?, 0, ?, 0), (?, 0, ?, 0)",
+	/* both rows, locked in one order (key order) by every attempt */
+	[AS_THROTTLE_READ] =
+	    "SELECT k, failures, first_at, locked_until FROM bltcy_login_throttle"
+	    " WHERE k IN (?, ?) ORDER BY k FOR UPDATE",
 	/*
-	 * Count one login attempt on both keys, and only where the key still
-	 * allows one: its lock is over and it has fewer than the allowed
-	 * attempts inside the window (or the window is over: start again at
-	 * 1). Each row is locked while it is updated, so concurrent attempts
-	 * are counted one after the other and the affected rows (2: both keys
-	 * allowed it) say whether this one may check a password. MariaDB
+	 * Count one attempt: 1 again once the window is over. MariaDB
 	 * assigns left to right: first_at and locked_until see the new count.
 	 */
-	[AS_THROTTLE_TAKE] =
+	[AS_THROTTLE_COUNT] =
 	    "UPDATE bltcy_login_throttle SET"
 	    " failures = IF(first_at < ?, 1, failures + 1),"
 	    " first_at = IF(failures = 1, ?, first_at),"
 	    " locked_until = IF(failures >= ?, ?, 0)"
-	    " WHERE k IN (?, ?) AND locked_until <= ?"
-	    " AND (first_at < ? OR failures < ?)",
+	    " WHERE k = ?",
+	/* the name's row, and the address's once it counts nothing */
 	[AS_THROTTLE_CLEAR] =
-	    "DELETE FROM bltcy_login_throttle WHERE k IN (?, ?)",
+	    "DELETE FROM bltcy_login_throttle WHERE k = ?"
+	    " OR (k = ? AND failures = 0 AND locked_until = 0)",
+	/* an attempt that was no failure, taken back (and a lock it made) */
+	[AS_THROTTLE_GIVE_BACK] =
+	    "UPDATE bltcy_login_throttle SET failures = GREATEST(failures - 1, 0),"
+	    " locked_until = IF(failures < ?, 0, locked_until) WHERE k = ?",
+	[AS_THROTTLE_PURGE] =
+	    "DELETE FROM bltcy_login_throttle WHERE first_at < ?"
+	    " AND locked_until <= ? LIMIT 100",
 	[AS_COUNTS] =
 	    "SELECT"
 	    " (SELECT COUNT(*) FROM channels WHERE type = 55),"

@@ -47,6 +47,15 @@ static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_TASK_POLL_RATE] =	{ "TASK_POLL_RATE", T_INT, "120", 0, 600000, NULL },
 	/* seconds a repeat waits for the first of its Idempotency-Key */
 	[CFG_IDEMPOTENCY_WAIT] = { "IDEMPOTENCY_WAIT", T_INT, "60", 0, 3600, NULL },
+	/* failed token checks an address may make at once; 0: no limit */
+	[CFG_RELAY_AUTH_FAIL_BURST] = { "RELAY_AUTH_FAIL_BURST", T_INT, "100", 0,
+	    1000000, NULL },
+	/* and then a second, per host */
+	[CFG_RELAY_AUTH_FAIL_RATE] = { "RELAY_AUTH_FAIL_RATE", T_INT, "10", 1,
+	    1000000, NULL },
+	/* how long the 429 past them waits (RELAY_THREADS / 2 of them at most) */
+	[CFG_RELAY_AUTH_FAIL_DELAY_MS] = { "RELAY_AUTH_FAIL_DELAY_MS", T_INT, "500",
+	    0, 10000, NULL },
 };
 
 /* A whole configuration: the one in force, one being read, the last one. */

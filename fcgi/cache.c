@@ -10,8 +10,9 @@
 
 /*
  * What the request threads of a worker process keep between requests and
- * share: token rows, the change counters, the channel table, ids known to
- * be nobody's task, and idle curl handles. Each has its lock (worker.h).
+ * share: token rows, keys no token has, the change counters, the channel
+ * table, ids known to be nobody's task, and idle curl handles. Each has
+ * its lock (worker.h).
  */
 
 /*
@@ -86,11 +87,12 @@ counters_seen(struct proc *p, long long chan, long long auth, int64_t t0)
 
 /*
  * The change counters (channels, auth), read again when the last reading
- * is COUNTERS_MS old. -1 when the database cannot say: kept rows are then
+ * is max_ms old. -1 when the database cannot say: kept rows are then
  * not used.
  */
 static int
-counters_fresh(struct proc *p, long long *chan, long long *auth)
+counters_fresh(struct proc *p, int64_t max_ms, long long *chan,
+    long long *auth)
 {
 	long long	 v[2];
 	int64_t		 now = mono_ms();
@@ -100,13 +102,14 @@ counters_fresh(struct proc *p, long long *chan, long long *auth)
 
 	pthread_mutex_lock(&p->meta_mu);
 	for (;;) {
-		fresh = p->meta_at != 0 && now - p->meta_at < COUNTERS_MS;
+		fresh = p->meta_at != 0 && now - p->meta_at < max_ms;
 		/*
 		 * Another thread is reading them: its reading is as good,
-		 * and a reading a second older is still good while it comes.
+		 * and a reading up to twice as old is still good while it
+		 * comes.
 		 */
 		if (!fresh && p->meta_reading && p->meta_at != 0 &&
-		    now - p->meta_at < 2 * COUNTERS_MS)
+		    now - p->meta_at < 2 * max_ms)
 			fresh = 1;
 		if (fresh || !p->meta_reading)
 			break;
@@ -154,7 +157,7 @@ tokcache_get(struct proc *p, const char *key, struct token_row *row,
 	size_t			 klen = strlen(key);
 	int			 hit = 0;
 
-	if (acache == NULL || counters_fresh(p, chan, &auth) == -1)
+	if (acache == NULL || counters_fresh(p, COUNTERS_MS, chan, &auth) == -1)
 		return 0;
 	e = acache_slot(key);
 	mu = &acache_mu[acache_stripe(e)];
@@ -246,6 +249,100 @@ tokcache_done(const char *key)
 	pthread_mutex_unlock(&acache_mu[st]);
 }
 
+/*
+ * Keys the database did not know, each with the auth counter read before
+ * its lookup. While the counter stands there, nothing that could make
+ * the key a token has happened (creating, restoring or editing a token
+ * moves it: migrations 007 and 013), so a request with the key is
+ * refused again without a lookup: a flood of one unknown token costs a
+ * lookup per worker, not one per request. The counter must have been
+ * read at most REFUSED_FRESH_MS before (one statement for all threads),
+ * so a token created after its key was refused works within that time.
+ */
+#define REFUSED		1024
+#define REFUSED_FRESH_MS 100
+
+struct refused_entry {
+	char		 key[TOKEN_KEY_MAX];	/* "" unused */
+	long long	 auth;
+};
+static struct refused_entry	*rcache;
+static pthread_mutex_t		 rcache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct refused_entry *
+rcache_slot(const char *key)
+{
+	return &rcache[fnv1a(FNV1A_INIT, key) % REFUSED];
+}
+
+/*
+ * The auth counter as this process last read it (with the counters or a
+ * token row), into *auth: 0, or -1 when it has not read it yet.
+ */
+int
+counters_auth(struct proc *p, long long *auth)
+{
+	int	 known;
+
+	pthread_mutex_lock(&p->meta_mu);
+	known = p->meta_at != 0;
+	*auth = p->meta_auth;
+	pthread_mutex_unlock(&p->meta_mu);
+	return known ? 0 : -1;
+}
+
+/* 1: key was refused, and the auth counter is still what it was then. */
+int
+refused_get(struct proc *p, const char *key)
+{
+	struct refused_entry	*e;
+	long long		 was = 0, chan, auth;
+	size_t			 klen = strlen(key);
+	int			 found;
+
+	if (rcache == NULL || klen >= sizeof(e->key) || klen == 0)
+		return 0;
+	e = rcache_slot(key);
+	pthread_mutex_lock(&rcache_mu);
+	found = strlen(e->key) == klen && ct_memeq(e->key, key, klen);
+	was = e->auth;
+	pthread_mutex_unlock(&rcache_mu);
+	return found && counters_fresh(p, REFUSED_FRESH_MS, &chan, &auth) == 0 &&
+	    auth == was;
+}
+
+/* The database did not know key; auth: the counter read before it looked. */
+void
+refused_put(const char *key, long long auth)
+{
+	struct refused_entry	*e;
+	size_t			 klen = strlen(key);
+
+	if (rcache == NULL || klen >= sizeof(e->key) || klen == 0)
+		return;
+	e = rcache_slot(key);
+	pthread_mutex_lock(&rcache_mu);
+	memcpy(e->key, key, klen + 1);
+	e->auth = auth;
+	pthread_mutex_unlock(&rcache_mu);
+}
+
+/* The database knows key now: it is refused no more from memory. */
+void
+refused_drop(const char *key)
+{
+	struct refused_entry	*e;
+	size_t			 klen = strlen(key);
+
+	if (rcache == NULL || klen >= sizeof(e->key) || klen == 0)
+		return;
+	e = rcache_slot(key);
+	pthread_mutex_lock(&rcache_mu);
+	if (strlen(e->key) == klen && ct_memeq(e->key, key, klen))
+		wipe(e->key, sizeof(e->key));
+	pthread_mutex_unlock(&rcache_mu);
+}
+
 int
 tokcache_init(void)
 {
@@ -255,6 +352,8 @@ tokcache_init(void)
 		pthread_mutex_init(&acache_mu[i], NULL);
 		pthread_cond_init(&acache_cv[i], NULL);
 	}
+	if ((rcache = calloc(REFUSED, sizeof(*rcache))) == NULL)
+		return -1;
 	return (acache = calloc(AUTH_CACHE, sizeof(*acache))) == NULL ? -1 : 0;
 }
 

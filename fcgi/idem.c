@@ -20,7 +20,14 @@
  * finds its own row rather than a stranger's.
  */
 
-#define WAIT_STEP_MS	50
+/*
+ * A repeat waiting for the first's answer looks again after WAIT_FIRST_MS,
+ * then after twice as long each time, up to WAIT_MAX_MS: an answer that
+ * comes at once is seen at once, and a repeat that waits the whole
+ * IDEMPOTENCY_WAIT costs a statement or two a second, not twenty.
+ */
+#define WAIT_FIRST_MS	50
+#define WAIT_MAX_MS	1000
 
 struct got {
 	struct idem	*x;
@@ -100,7 +107,7 @@ idem_begin(struct db *db, struct idem *x, long long token_id, const char *key,
 	struct dbv		 a[5];
 	struct got		 g;
 	unsigned long long	 n;
-	int64_t			 until;
+	int64_t			 until, step = WAIT_FIRST_MS, left;
 
 	memset(x, 0, sizeof(*x));
 	buf_init(&x->headers, 64 * 1024);
@@ -146,12 +153,44 @@ idem_begin(struct db *db, struct idem *x, long long token_id, const char *key,
 			return IDEM_MISMATCH;
 		if (g.state == 1)
 			return g.complete ? IDEM_REPLAY : IDEM_UNKEPT;
-		if (mono_ms() >= until)
+		if ((left = until - mono_ms()) <= 0)
 			return IDEM_BUSY;
 		{
-			struct timespec ts = { 0, WAIT_STEP_MS * 1000000L };
+			int64_t		 d = step < left ? step : left;
+			struct timespec	 ts = { (time_t)(d / 1000),
+			    (long)(d % 1000) * 1000000L };
+
 			nanosleep(&ts, NULL);
+			if (step < WAIT_MAX_MS)
+				step = step * 2 < WAIT_MAX_MS ? step * 2 :
+				    WAIT_MAX_MS;
 		}
+	}
+}
+
+/*
+ * Is an answer with this status kept for repeats? A repeat is the same
+ * request, so it gets the same answer where the answer is about the
+ * request: a success, and a 4xx that says the request itself is wrong
+ * (400, 403, 404, 409, 413, 422, ...), as Stripe replays them. Where the
+ * answer says "not now, try again" the key is freed, as for a 5xx, so
+ * that a correct retry is forwarded: 408 (the upstream timed the request
+ * out), 423 (locked), 425 (too early), 429 (too many requests), and 401:
+ * the relay checked the client's token itself, so an upstream 401 is
+ * about the channel's key, which an operator fixes.
+ */
+int
+idem_keeps(int status)
+{
+	switch (status) {
+	case 401:
+	case 408:
+	case 423:
+	case 425:
+	case 429:
+		return 0;
+	default:
+		return status < 500;
 	}
 }
 
@@ -163,7 +202,7 @@ idem_keep(struct db *db, struct idem *x, int status, const char *headers,
 
 	if (!x->held)
 		return;
-	if (status >= 500) {
+	if (!idem_keeps(status)) {
 		idem_release(db, x);
 		return;
 	}

@@ -7,8 +7,9 @@
  * first takes the key (a bltcy_idempotency row, in flight); a repeat
  * waits for its answer and gets that answer again, or 409 while it is
  * still in flight after IDEMPOTENCY_WAIT, or 422 when its method, path,
- * query or body differ. Answers of the gateway's own and upstream 5xx
- * free the key again, so a retry is forwarded anew.
+ * query or body differ. Answers of the gateway's own, upstream 5xx and
+ * the upstream's "try again" 4xx (idem_keeps) free the key again, so a
+ * retry is forwarded anew.
  */
 
 #include <stddef.h>
@@ -53,10 +54,13 @@ enum idem_rc	 idem_begin(struct db *, struct idem *, long long token_id,
 		    const char *path, size_t pathlen, const char *query,
 		    const char *body, size_t bodylen);
 
+/* 1: an upstream answer with this status is kept for repeats. */
+int		 idem_keeps(int status);
+
 /*
  * The upstream answered the request that holds the key: keep status,
  * header lines and body for repeats (complete: the body is whole), or,
- * for a 5xx, give the key up.
+ * for a status idem_keeps refuses, give the key up.
  */
 void		 idem_keep(struct db *, struct idem *, int status,
 		    const char *headers, size_t hlen, const char *body,

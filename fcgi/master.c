@@ -190,34 +190,58 @@ recover(pid_t pid)
 
 /*
  * Task rows are needed while a task runs and for the admin's history:
- * weeks, not years; an Idempotency-Key for a day. Once an hour, forget
- * older ones, a slice at a time.
+ * weeks, not years; an Idempotency-Key for a day. Once an hour the master
+ * forgets older ones: PRUNE_BATCH rows a statement, one statement a tick
+ * (the usage writer runs on the same tick and must not wait long), on
+ * until a statement finds fewer than a batch, so that however many rows
+ * came in an hour, all that are due are gone before the next.
  */
 #define TASK_KEEP_DAYS	30
+#define PRUNE_EVERY_MS	(3600 * 1000)
+#define PRUNE_BATCH	1000
+
+static const struct {
+	const char	*sql;
+	const char	*what;		/* for the log */
+	long long	 keep;		/* seconds a row is kept */
+} prunes[] = {
+	{ "DELETE FROM bltcy_tasks WHERE created_at < ? LIMIT ?",
+	    "old task ids", TASK_KEEP_DAYS * 86400LL },
+	{ "DELETE FROM bltcy_idempotency WHERE created_at < ? LIMIT ?",
+	    "old Idempotency-Keys", IDEM_TTL },
+};
+#define NPRUNES	(sizeof(prunes) / sizeof(prunes[0]))
 
 static void
-prune_tasks(void)
+prune_tick(void)
 {
-	static const char *const sql[] = {
-		"DELETE FROM bltcy_tasks WHERE created_at < ? LIMIT 10000",
-		"DELETE FROM bltcy_idempotency WHERE created_at < ? LIMIT 10000",
-	};
-	static int64_t	 last;
-	struct db	*db;
-	struct dbv	 a;
+	static const char	*sql[NPRUNES];
+	static int64_t		 last;
+	static struct db	*db;
+	static size_t		 at = NPRUNES;	/* the table being pruned */
+	struct dbv		 a[2];
+	unsigned long long	 n = 0;
 
-	if (last != 0 && mono_ms() - last < 3600 * 1000)
-		return;
-	last = mono_ms();
-	if ((db = db_new(&dsn, sql, 2, 0)) == NULL)
-		return;
-	a = DBI(now_s() - TASK_KEEP_DAYS * 86400LL);
-	if (db_run(db, 0, &a, 1, NULL, NULL, NULL) != DB_OK)
-		log_warn("pruning old task ids: %s", db_error(db));
-	a = DBI(now_s() - IDEM_TTL);
-	if (db_run(db, 1, &a, 1, NULL, NULL, NULL) != DB_OK)
-		log_warn("pruning old Idempotency-Keys: %s", db_error(db));
-	db_free(db);
+	if (at == NPRUNES) {
+		if (last != 0 && mono_ms() - last < PRUNE_EVERY_MS)
+			return;
+		last = mono_ms();
+		for (size_t i = 0; i < NPRUNES; i++)
+			sql[i] = prunes[i].sql;
+		if ((db = db_new(&dsn, sql, NPRUNES, 0)) == NULL)
+			return;
+		at = 0;
+	}
+	a[0] = DBI(now_s() - prunes[at].keep);
+	a[1] = DBI(PRUNE_BATCH);
+	if (db_run(db, at, a, 2, NULL, NULL, &n) != DB_OK) {
+		log_warn("pruning %s: %s", prunes[at].what, db_error(db));
+		n = 0;		/* the next table; this one again in an hour */
+	}
+	if (n < PRUNE_BATCH && ++at == NPRUNES) {
+		db_free(db);
+		db = NULL;
+	}
 }
 
 static pid_t
@@ -523,6 +547,7 @@ main(int argc, char *argv[])
 	}
 	instance_name(listen_fd);
 	if (metrics_init(service_list()) == -1 || tasks_recent_init() == -1 ||
+	    throttle_init() == -1 ||
 	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "bltcy-relay: cannot initialise\n");
 		return 1;
@@ -643,7 +668,7 @@ main(int argc, char *argv[])
 		if (got_alrm) {
 			got_alrm = 0;
 			meter_tick(&dsn);
-			prune_tasks();
+			prune_tick();
 		}
 		if (got_usr1) {
 			got_usr1 = 0;

@@ -42,6 +42,7 @@ struct shm {
 	uint32_t	 busy[2048];	/* requests in flight, per worker of the master */
 	uint64_t	 restarts;
 	uint64_t	 breaker_skips;
+	uint64_t	 tok_refused[TR__MAX];
 	uint64_t	 rr[BRK_SLOTS];
 	struct breaker	 brk[BRK_SLOTS];
 };
@@ -99,6 +100,13 @@ metrics_quota(long long q)
 {
 	if (m != NULL && q > 0)
 		ADD(&m->quota, (uint64_t)q);
+}
+
+void
+metrics_token_refused(enum tok_refusal how)
+{
+	if (m != NULL && how < TR__MAX)
+		ADD(&m->tok_refused[how], 1);
 }
 
 void
@@ -238,6 +246,16 @@ metrics_render(struct buf *o)
 	for (i = 1; i < UPE__MAX; i++)
 		rc |= buf_printf(o, "bltcy_upstream_errors_total{kind=\"%s\"} %llu\n",
 		    uperr_names[i], (unsigned long long)LOAD(&m->uperr[i]));
+	rc |= buf_printf(o, "# HELP bltcy_token_refusals_total Requests refused for their token: "
+	    "no such token (found by a lookup, or remembered), or too many failed checks from "
+	    "the address (429).\n"
+	    "# TYPE bltcy_token_refusals_total counter\n"
+	    "bltcy_token_refusals_total{by=\"lookup\"} %llu\n"
+	    "bltcy_token_refusals_total{by=\"memory\"} %llu\n"
+	    "bltcy_token_refusals_total{by=\"throttle\"} %llu\n",
+	    (unsigned long long)LOAD(&m->tok_refused[TR_LOOKUP]),
+	    (unsigned long long)LOAD(&m->tok_refused[TR_MEMORY]),
+	    (unsigned long long)LOAD(&m->tok_refused[TR_THROTTLED]));
 	rc |= buf_adds(o, "# HELP bltcy_request_duration_seconds Time from accept to last byte.\n"
 	    "# TYPE bltcy_request_duration_seconds histogram\n");
 	for (i = 0; i <= LAT_N; i++) {

@@ -156,6 +156,23 @@ int	 breaker_state(long long channel_id, int64_t now_ms);
 int	 breaker_claim(long long channel_id, int64_t now_ms);
 void	 breaker_result(long long channel_id, int connect_failed, int64_t now_ms);
 
+/*
+ * Refused tokens, by how they were refused: a lookup found no such token,
+ * the key was remembered as no token's, or the client's address had
+ * failed too many token checks (429, no lookup).
+ */
+enum tok_refusal { TR_LOOKUP, TR_MEMORY, TR_THROTTLED, TR__MAX };
+void	 metrics_token_refused(enum tok_refusal);
+
+/* ---- throttle.c: failed token checks per client address, per host ---- */
+
+int	 throttle_init(void);	/* master, before fork */
+int	 throttle_over(const char *addr, int *retry_s);
+void	 throttle_failed(const char *addr);
+void	 throttle_found(const char *key);
+int	 throttle_known(const char *key);
+void	 throttle_hold_back(void);
+
 /* ---- upstream.c: one transfer to the old gateway ---- */
 
 /*

@@ -29,7 +29,8 @@
  *			queries refused; health and metrics answered
  *   relay		the token from the headers, then in turn:
  *     admit		  the token and its user checked (kept rows or one
- *			  round trip), before a byte of the body is read
+ *			  round trip), before a byte of the body is read;
+ *			  an address that failed too many checks gets 429
  *     read_body	  the whole body (memory, or a spooled file)
  *     route		  the task ids it names checked for their owner,
  *			  and the channel chosen
@@ -102,6 +103,7 @@ struct req {
 	void		*spool_map;	/* and its mapping */
 	size_t		 spool_len;
 	int		 status;
+	int		 retry_after;	/* seconds, for a 429 of the gateway's */
 	enum up_err	 err;
 	int64_t		 start_ms;
 	int64_t		 up_ms;
@@ -114,7 +116,8 @@ enum gw_err {
 	GW_PIN, GW_BAD_CHANNEL, GW_QUOTA, GW_NO_CHANNEL, GW_DB, GW_INTERNAL,
 	GW_TASK, GW_METHOD, GW_TASK_IDS, GW_IDEM_KEY, GW_IDEM_BUSY,
 	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW_CODING, GW_BAD_CODING, GW_BAD_BODY,
-	GW_PRICE_MAX, GW_TASK_GONE, GW_TASK_DRAINING, GW_TASK_NO_KEY, GW__MAX
+	GW_PRICE_MAX, GW_TASK_GONE, GW_TASK_DRAINING, GW_TASK_NO_KEY,
+	GW_TOKEN_THROTTLED, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -163,6 +166,8 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "任务 %s 所在的渠道已停用，只能查询该任务，不接受新的请求" },
 	[GW_TASK_NO_KEY] = { 503, "task_channel_unavailable",
 	    "任务 %s 所在的渠道没有可用的密钥" },
+	[GW_TOKEN_THROTTLED] = { 429, "too_many_invalid_tokens",
+	    "此地址无效令牌请求过多，请稍后重试" },
 };
 
 static const char *const up_reasons[UPE__MAX] = {
@@ -185,6 +190,8 @@ struct auth_out {
 	int			 found;
 	int			 cached;	/* the row came from the cache */
 	int			 too_long;	/* list columns we cannot hold */
+	int			 remembered;	/* not found: a key no token has */
+	int			 throttled;	/* not looked up: 429, retry in s */
 };
 #define TOO_LONG_IPS	0x1
 #define TOO_LONG_MODELS	0x2
@@ -404,7 +411,16 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 		gw_error(r, GW_DB);
 		return -1;
 	}
+	if (ao->throttled > 0) {
+		metrics_token_refused(TR_THROTTLED);
+		throttle_hold_back();
+		r->retry_after = ao->throttled;
+		gw_error(r, GW_TOKEN_THROTTLED);
+		return -1;
+	}
 	if (!ao->found) {
+		metrics_token_refused(ao->remembered ? TR_MEMORY : TR_LOOKUP);
+		throttle_failed(r->ip);
 		gw_error(r, GW_BAD_TOKEN);
 		return -1;
 	}
@@ -440,7 +456,10 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 /*
  * The token, its user and the change counters: one round trip, or none
  * from the cache while the counters are unchanged. fresh: not from the
- * cache.
+ * cache. No round trip either for a key remembered as no token's (found
+ * 0, remembered 1), or when the client's address has failed too many
+ * token checks (throttled: a 429) and no worker of the host has found a
+ * token for the key.
  */
 static enum db_rc
 authenticate(struct worker *w, struct req *r, const char *key,
@@ -449,8 +468,8 @@ authenticate(struct worker *w, struct req *r, const char *key,
 	struct dbv	 a;
 	enum db_rc	 rc;
 	int64_t		 t0 = mono_ms();
-
-	int		 tries, claimed = 0;
+	long long	 before = 0;
+	int		 tries, claimed = 0, counted;
 
 	memset(ao, 0, sizeof(*ao));
 	ao->t = &r->tok;
@@ -461,8 +480,18 @@ authenticate(struct worker *w, struct req *r, const char *key,
 			ao->cached = 1;
 			return DB_OK;
 		}
+		if (tries == 0 && throttle_over(r->ip, &ao->throttled) &&
+		    !throttle_known(key))
+			return DB_OK;
+		ao->throttled = 0;
+		if (refused_get(w->p, key)) {
+			ao->remembered = 1;
+			return DB_OK;
+		}
 		claimed = tokcache_claim(key);	/* or another thread read it */
 	}
+	/* a key not found is no token's while the counter stays here */
+	counted = counters_auth(w->p, &before) == 0;
 	a = DBS(key);
 	rc = db_run(w->p->db, ST_AUTH, &a, 1, auth_row, ao, NULL);
 	if (rc == DB_OK && ao->found) {
@@ -471,7 +500,10 @@ authenticate(struct worker *w, struct req *r, const char *key,
 		if (!ao->too_long)
 			tokcache_put(key, &r->tok, ao->version, ao->auth_version,
 			    t0);
-	}
+		refused_drop(key);
+		throttle_found(key);
+	} else if (rc == DB_OK && counted)
+		refused_put(key, before);
 	if (claimed)
 		tokcache_done(key);
 	return rc;
@@ -1544,8 +1576,11 @@ send_body(struct req *r, int status, const char *ctype, const char *body,
     size_t len)
 {
 	FCGX_FPrintF(r->fr->out, "Status: %d %s\r\nContent-Type: %s\r\n"
-	    RELAY_SAFE_HEADERS "X-Request-Id: %s\r\n\r\n", status,
+	    RELAY_SAFE_HEADERS "X-Request-Id: %s\r\n", status,
 	    http_reason(status), ctype, r->id);
+	if (r->retry_after > 0)
+		FCGX_FPrintF(r->fr->out, "Retry-After: %d\r\n", r->retry_after);
+	FCGX_PutStr("\r\n", 2, r->fr->out);
 	FCGX_PutStr(body, (int)len, r->fr->out);
 	r->status = status;
 	r->bytes = (int64_t)len;

@@ -25,8 +25,9 @@
  * thread, not a process or a database connection.
  *
  * Lock order: proc.load_mu, then proc.chan_mu; no other lock is held
- * while taking one of the others (acache stripes, meta_mu, no_task_mu,
- * curl_mu), and none is held across a database call but load_mu.
+ * while taking one of the others (acache stripes, rcache_mu, meta_mu,
+ * no_task_mu, curl_mu), and none is held across a database call but
+ * load_mu.
  */
 
 /*
@@ -98,7 +99,11 @@ void	 tokcache_put(const char *key, const struct token_row *,
 	    long long chan_version, long long auth_version, int64_t at);
 int	 tokcache_claim(const char *key);
 void	 tokcache_done(const char *key);
+int	 refused_get(struct proc *, const char *key);
+void	 refused_put(const char *key, long long auth);
+void	 refused_drop(const char *key);
 void	 counters_seen(struct proc *, long long chan, long long auth, int64_t);
+int	 counters_auth(struct proc *, long long *auth);
 struct chsnap *chan_get(struct proc *, long long version);
 void	 chan_put(struct proc *, struct chsnap *);
 void	 chan_stale(struct proc *);

@@ -284,8 +284,53 @@ def test_session_tampered_or_expired():
     eq(b.get("/admin/").status, 303, "demoted user")
 
 
+LOCKED = "登录失败次数过多，请 15 分钟后再试"
+ADDR_LOCKED = "此地址登录失败次数过多，请 15 分钟后再试"
+
+
+def cgi_run(addr, method, path="/login", cookie=None, body=None):
+    """The admin CGI run directly, as a front server runs it, for a client
+    at addr (REMOTE_ADDR): (status, header lines, page text)."""
+    env = dict(os.environ, BLTCY_CONFIG=E.config_path, REQUEST_METHOD=method, PATH_INFO=path,
+               SCRIPT_NAME="/admin", REMOTE_ADDR=addr, QUERY_STRING="",
+               HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    if cookie:
+        env["HTTP_COOKIE"] = cookie
+    if body is not None:
+        env.update(CONTENT_TYPE="application/x-www-form-urlencoded", CONTENT_LENGTH=str(len(body)))
+    p = subprocess.run([os.path.join(BUILD, "bltcy-admin.cgi")], env=env, input=body or b"",
+                       capture_output=True, timeout=30)
+    head, _, text = p.stdout.partition(b"\r\n\r\n")
+    head = head.decode()
+    m = re.search(r"^Status: (\d+)", head, re.M)
+    return (int(m.group(1)) if m else 200), head, text.decode("utf-8", "replace")
+
+
+def login_from(addr, username, password):
+    """A login from addr: the form (its pre-login cookie and CSRF token),
+    then the post. (status, header lines, page text)."""
+    _, head, text = cgi_run(addr, "GET")
+    nonce = re.search(r"Set-Cookie: bltcy_pre=([^;\r\n]*)", head).group(1)
+    body = urllib.parse.urlencode({"csrf": Browser.csrf_of(text), "username": username,
+                                   "password": password}).encode()
+    return cgi_run(addr, "POST", cookie="bltcy_pre=" + nonce, body=body)
+
+
+def retry_after(head):
+    m = re.search(r"^Retry-After: (\d+)", head, re.M)
+    return int(m.group(1)) if m else None
+
+
+def throttle_rows():
+    return {x["k"]: x for x in E.sql("SELECT * FROM bltcy_login_throttle")}
+
+
 @S.test(fronts=False)
 def test_login_throttling():
+    """Five wrong passwords for a name from one address lock that name from
+    that address for 15 minutes (429, Retry-After, even with the right
+    password); the same name from another address logs in, and the
+    address itself stays open for other names."""
     E.sql("DELETE FROM bltcy_login_throttle")
     b = Browser(E.port)
     for i in range(5):
@@ -293,18 +338,57 @@ def test_login_throttling():
         eq(r.status, 401, "failure %d" % (i + 1))
     r = b.login("root", ROOT_PW)
     eq(r.status, 429, "right password while locked")
-    check(r.header("Retry-After") is not None, "Retry-After")
-    check("15 分钟" in r.text, "message")
+    check(LOCKED in r.text and ADDR_LOCKED not in r.text, "message: %r" % main_of(r.text)[:300])
+    check(890 <= int(r.header("Retry-After")) <= 900, "Retry-After %r" % r.header("Retry-After"))
     check("bltcy_session" not in b.cookies, "no session while locked")
-    rows = {x["k"]: x for x in E.sql("SELECT * FROM bltcy_login_throttle")}
-    check("ip:127.0.0.1" in rows and "user:root" in rows, "throttle keys %r" % list(rows))
-    check(rows["user:root"]["locked_until"] > time.time() + 800, "lock length")
-    # the username stays locked from another address too: simulate by
-    # dropping only the address key
-    E.sql("DELETE FROM bltcy_login_throttle WHERE k='ip:127.0.0.1'")
-    eq(b.login("root", ROOT_PW).status, 429, "username still locked")
-    E.sql("DELETE FROM bltcy_login_throttle")
+    # the name from an address that has not failed: not locked out
+    st, head, text = login_from("127.0.0.9", "root", ROOT_PW)
+    eq(st, 303, "root from another address: %s" % main_of(text)[:200])
+    check("bltcy_session=" in head, "a session from another address")
+    rows = throttle_rows()
+    eq(sorted(rows), ["ip:127.0.0.1", "pair:127.0.0.1|root"], "throttle keys")
+    eq((rows["ip:127.0.0.1"]["failures"], rows["pair:127.0.0.1|root"]["failures"]), (5, 5),
+       "attempts counted (the refused one is not)")
+    check(rows["pair:127.0.0.1|root"]["locked_until"] > time.time() + 800, "lock length")
+    eq(rows["ip:127.0.0.1"]["locked_until"], 0, "the address is not locked")
+    # another name from the address that failed
+    E.ctl("add-user", "lockadmin", "--password", "lock-pass-1", "--role", "10")
+    eq(Browser(E.port).login("lockadmin", "lock-pass-1").status, 303, "another name from 127.0.0.1")
+    eq(throttle_rows()["ip:127.0.0.1"]["failures"], 5, "a right password is no failure")
+    E.sql("DELETE FROM bltcy_login_throttle WHERE k='pair:127.0.0.1|root'")
     eq(b.login("root", ROOT_PW).status, 303, "after the lock is gone")
+    check("pair:127.0.0.1|root" not in throttle_rows(), "a login frees its name")
+    E.sql("DELETE FROM bltcy_login_throttle")
+
+
+@S.test(fronts=False)
+def test_login_address_cap():
+    """One address guessing many names: its first 20 wrong attempts (four
+    names, five each) are checked (401), then the address is locked for
+    every name, also the right password of a name it never tried (429,
+    "此地址..."); other addresses are not."""
+    E.sql("DELETE FROM bltcy_login_throttle")
+    addr = "10.20.30.40"
+    for i in range(20):
+        st, _, text = login_from(addr, "guess%d" % (i // 5), "wrong-%d" % i)
+        eq(st, 401, "attempt %d" % (i + 1))
+        check("用户名或密码错误" in text, "attempt %d: message" % (i + 1))
+    st, head, text = login_from(addr, "root", ROOT_PW)
+    eq(st, 429, "the right password from the capped address")
+    check(ADDR_LOCKED in text, "message: %r" % main_of(text)[:300])
+    check(890 <= retry_after(head) <= 900, "Retry-After %r" % retry_after(head))
+    check("bltcy_session=" not in head, "no session from the capped address")
+    rows = throttle_rows()
+    eq(rows["ip:" + addr]["failures"], 20, "the address's count")
+    check(rows["ip:" + addr]["locked_until"] > time.time() + 800, "the address's lock")
+    eq(sorted((k, v["failures"]) for k, v in rows.items() if k.startswith("pair:")),
+       [("pair:%s|guess%d" % (addr, n), 5) for n in range(4)] + [("pair:%s|root" % addr, 0)],
+       "a count per name (the refused attempt counts for none)")
+    check(all(rows["pair:%s|guess%d" % (addr, n)]["locked_until"] > time.time() + 800
+              for n in range(4)), "each guessed name locked from the address")
+    eq(Browser(E.port).login("root", ROOT_PW).status, 303, "root from 127.0.0.1")
+    eq(login_from("10.20.30.41", "root", ROOT_PW)[0], 303, "root from a neighbour address")
+    E.sql("DELETE FROM bltcy_login_throttle")
 
 
 @S.test(fronts=False)
@@ -325,9 +409,11 @@ def test_logout():
 
 @S.test(fronts=False)
 def test_login_lock_parallel():
-    """30 wrong passwords sent at once: every attempt is counted before its
-    password is checked, so exactly 5 are checked (401) and 25 locked
-    (429); then the right password is refused while the lock lasts."""
+    """30 wrong passwords for one name sent at once: every attempt is
+    counted before its password is checked, so exactly 5 are checked (401)
+    and 25 locked (429), and the address counts only the 5; then the
+    right password is refused from that address while the lock lasts, and
+    taken from another."""
     import threading
     E.sql("DELETE FROM bltcy_login_throttle")
     browsers = []
@@ -342,7 +428,7 @@ def test_login_lock_parallel():
         b, token = browsers[i]
         go.wait()
         r = b.post("/admin/login", {"csrf": token, "username": "root", "password": "wrong-%d" % i})
-        results[i] = (r.status, "用户名或密码错误" in r.text, "15 分钟" in r.text)
+        results[i] = (r.status, "用户名或密码错误" in r.text, LOCKED in r.text)
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(30)]
     for t in threads:
@@ -353,11 +439,12 @@ def test_login_lock_parallel():
     eq(sum(1 for x in results if x[0] == 401 and x[1]), 5, "wrong-password answers")
     eq(sum(1 for x in results if x[0] == 429 and x[2]), 25, "locked answers")
     rows = {x["k"]: x["failures"] for x in E.sql("SELECT k, failures FROM bltcy_login_throttle")}
-    eq(rows, {"ip:127.0.0.1": 5, "user:root": 5}, "attempts counted")
+    eq(rows, {"ip:127.0.0.1": 5, "pair:127.0.0.1|root": 5}, "attempts counted")
     b = Browser(E.port)
     r = b.login("root", ROOT_PW)
     eq(r.status, 429, "right password while locked")
     check("bltcy_session" not in b.cookies, "no session while locked")
+    eq(login_from("127.0.0.9", "root", ROOT_PW)[0], 303, "from another address")
     E.sql("DELETE FROM bltcy_login_throttle")
     eq(b.login("root", ROOT_PW).status, 303, "after the lock is gone")
     E.sql("DELETE FROM bltcy_login_throttle")

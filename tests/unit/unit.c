@@ -21,6 +21,8 @@
 #include "../../fcgi/ledger.c"
 #include "../../fcgi/strict.c"
 #include "../../fcgi/lease.c"
+#include "../../fcgi/idem.c"
+#include "../../fcgi/throttle.c"
 
 #include "auth.h"
 #include "config.h"
@@ -1691,6 +1693,65 @@ test_quota_sums(void)
 	CHECK(avail_add(&sl, 1) == -1 && sl.avail == INT64_MAX);
 }
 
+/* Which upstream answers an Idempotency-Key keeps for its repeats. */
+static void
+test_idem_keeps(void)
+{
+	static const int kept[] = { 200, 201, 202, 204, 301, 304, 400, 402, 403,
+	    404, 405, 409, 410, 413, 415, 422, 451 };
+	static const int freed[] = { 401, 408, 423, 425, 429, 500, 502, 503,
+	    504, 599 };
+	size_t	 i;
+
+	for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		check(idem_keeps(kept[i]) == 1, "kept", kept[i]);
+	for (i = 0; i < sizeof(freed) / sizeof(freed[0]); i++)
+		check(idem_keeps(freed[i]) == 0, "freed", freed[i]);
+}
+
+/*
+ * Failed token checks per address: a burst, then over with a second to
+ * wait, another address apart; a burst of 0 never throttles.
+ */
+static void
+test_throttle(void)
+{
+	char	 err[128];
+	int	 retry = -1, i;
+
+	CHECK(throttle_init() == 0);
+	CHECK(cfg_set(CFG_RELAY_AUTH_FAIL_BURST, "3", err, sizeof(err)) == 0);
+	CHECK(cfg_set(CFG_RELAY_AUTH_FAIL_RATE, "1", err, sizeof(err)) == 0);
+	CHECK(throttle_over("192.0.2.1", &retry) == 0 && retry == 0);
+	for (i = 0; i < 3; i++) {
+		CHECK(throttle_over("192.0.2.1", &retry) == 0);
+		throttle_failed("192.0.2.1");
+	}
+	CHECK(throttle_over("192.0.2.1", &retry) == 1 && retry == 1);
+	throttle_failed("192.0.2.1");	/* past the burst: no deeper */
+	CHECK(throttle_over("192.0.2.1", &retry) == 1 && retry == 1);
+	CHECK(throttle_over("192.0.2.2", &retry) == 0);
+	throttle_failed("192.0.2.2");
+	CHECK(throttle_over("192.0.2.2", &retry) == 0);
+	/* keys a lookup found a token for */
+	CHECK(throttle_known("sk-unit-key") == 0);
+	throttle_found("sk-unit-key");
+	CHECK(throttle_known("sk-unit-key") == 1);
+	CHECK(throttle_known("sk-unit-kez") == 0);
+	CHECK(cfg_set(CFG_RELAY_AUTH_FAIL_BURST, "0", err, sizeof(err)) == 0);
+	CHECK(throttle_over("192.0.2.1", &retry) == 0 && retry == 0);
+	CHECK(cfg_set(CFG_RELAY_AUTH_FAIL_BURST, "100", err, sizeof(err)) == 0);
+	CHECK(cfg_set(CFG_RELAY_AUTH_FAIL_RATE, "10", err, sizeof(err)) == 0);
+	/* a hundred addresses in one table, each its own */
+	for (i = 0; i < 100; i++) {
+		char	 a[32];
+
+		snprintf(a, sizeof(a), "198.51.100.%d", i);
+		throttle_failed(a);
+		CHECK(throttle_over(a, &retry) == 0);
+	}
+}
+
 int
 main(void)
 {
@@ -1717,6 +1778,8 @@ main(void)
 	test_task_answer();
 	test_body_coding();
 	test_quota_sums();
+	test_idem_keeps();
+	test_throttle();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
