@@ -130,10 +130,6 @@ const char *const relay_sql[ST__MAX] = {
 	    " ORDER BY user_id = ? LIMIT 32",
 	[ST_LEASE] = "CALL bltcy_lease(?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_TASK_SEEN] = "CALL bltcy_task_seen(?, ?, ?, ?, ?, ?)",
-	/* a poll's task: who owns it and how it stands */
-	[ST_TASK_GET] =
-	    "SELECT channel_id, user_id, state, updated_at, quota"
-	    " FROM bltcy_tasks WHERE service = ? AND task_id = ?",
 	/* what prices are made of, loaded with the channels */
 	[ST_OPTIONS] =
 	    "SELECT `key`, value FROM options"
