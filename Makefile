@@ -74,8 +74,9 @@ $(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.
 
 # The relay's price field reader alone, for the differential test against
 # Go's encoding/json (tests/goref/).
-$(B)/price-scan: tests/goref/scan.c fcgi/jsonscan.c fcgi/jsonscan.h
-	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/goref/scan.c fcgi/jsonscan.c -lm
+$(B)/price-scan: tests/goref/scan.c fcgi/jsonscan.c fcgi/jsonscan.h $(B)/libcommon.a
+	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/goref/scan.c fcgi/jsonscan.c \
+	    $(B)/libcommon.a $(LDLIBS_COMMON)
 
 test: all
 	BLTCY_BUILD=$(B) tests/run

@@ -245,6 +245,19 @@ hex_digit(int c)
 	return -1;
 }
 
+int
+hex4(const char *p)
+{
+	int	 i, d, v = 0;
+
+	for (i = 0; i < 4; i++) {
+		if ((d = hex_digit((unsigned char)p[i])) < 0)
+			return -1;
+		v = v << 4 | d;
+	}
+	return v;
+}
+
 uint64_t
 fnv1a(uint64_t h, const char *s)
 {

@@ -52,6 +52,8 @@ int	 list_has(const char *list, char sep, const char *s, size_t slen);
 
 /* Value of a hexadecimal digit, or -1. */
 int	 hex_digit(int);
+/* Value of the four hexadecimal digits at p (a JSON \u escape), or -1. */
+int	 hex4(const char *p);
 
 /* FNV-1a: h (FNV1A_INIT to begin) carried on over the bytes of s. */
 #define FNV1A_INIT	1469598103934665603ULL

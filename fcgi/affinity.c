@@ -90,19 +90,6 @@ jr_ws(struct jr *j)
 		j->p++;
 }
 
-static int
-jr_hex(const char *p)
-{
-	int	 i, d, v = 0;
-
-	for (i = 0; i < 4; i++) {
-		if ((d = hex_digit((unsigned char)p[i])) < 0)
-			return -1;
-		v = v << 4 | d;
-	}
-	return v;
-}
-
 /*
  * The string at j->p (at its '"'), decoded into out (outsz, which keeps
  * what fits) with *n its whole decoded length, up to a \u0000 as json-c
@@ -135,7 +122,7 @@ jr_string(struct jr *j, char *out, size_t outsz, size_t *n)
 			case 'r': c = '\r'; break;
 			case 't': c = '\t'; break;
 			case 'u':
-				if (end - p < 5 || (u = jr_hex(p + 1)) == -1)
+				if (end - p < 5 || (u = hex4(p + 1)) == -1)
 					return -1;
 				p += 4;
 				c = u < 0x80 ? (unsigned char)u : 0x80;
@@ -520,7 +507,7 @@ scan_string(const char **pp, const char *end, struct pieces *pc, char *key,
 			case 'r': c = '\r'; break;
 			case 't': c = '\t'; break;
 			case 'u':
-				if (end - p < 4 || (u = jr_hex(p)) == -1) {
+				if (end - p < 4 || (u = hex4(p)) == -1) {
 					c = 0x80;
 					break;
 				}

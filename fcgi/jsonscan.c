@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "jsonscan.h"
+#include "util.h"
 
 /*
  * The fields a price reads, read as the old gateway will read them for the
@@ -138,26 +139,6 @@ ws(struct jp *j)
 	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
 	    *j->p == '\n' || *j->p == '\r'))
 		j->p++;
-}
-
-static int
-hex4(const char *p)
-{
-	int	 i, c, v = 0;
-
-	for (i = 0; i < 4; i++) {
-		c = (unsigned char)p[i];
-		if (c >= '0' && c <= '9')
-			c -= '0';
-		else if (c >= 'a' && c <= 'f')
-			c -= 'a' - 10;
-		else if (c >= 'A' && c <= 'F')
-			c -= 'A' - 10;
-		else
-			return -1;
-		v = v << 4 | c;
-	}
-	return v;
 }
 
 /*
