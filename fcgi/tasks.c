@@ -58,6 +58,7 @@ enum tq {
 	TQ_TIMED_OUT,
 	TQ_DUE,
 	TQ_CLAIM,
+	TQ_REFUND_CLAIM,
 	TQ_REFUND,
 	TQ_LOST,
 	TQ_EARLY,
@@ -74,7 +75,7 @@ enum tq {
 static const char *const own_sql[TQ__MAX - ST__MAX] = {
 	/* failed, not refunded: the refund after the state change was cut */
 	[TQ_TO_REFUND - ST__MAX] =
-	    "SELECT service, task_id FROM bltcy_tasks"
+	    "SELECT service, task_id, next_poll, state FROM bltcy_tasks"
 	    " WHERE state IN ('failed', 'timeout') AND quota > 0 LIMIT 100",
 	[TQ_TIMED_OUT - ST__MAX] =
 	    "SELECT service, task_id FROM bltcy_tasks"
@@ -90,6 +91,11 @@ static const char *const own_sql[TQ__MAX - ST__MAX] = {
 	    "UPDATE bltcy_tasks SET next_poll = ?, polls = polls + 1"
 	    " WHERE service = ? AND task_id = ? AND next_poll = ?"
 	    " AND state IN ('submitted', 'running')",
+	/* and one host sweeps a refund that was cut off, as one polls */
+	[TQ_REFUND_CLAIM - ST__MAX] =
+	    "UPDATE bltcy_tasks SET next_poll = next_poll + 1"
+	    " WHERE service = ? AND task_id = ? AND next_poll = ?"
+	    " AND state IN ('failed', 'timeout') AND quota > 0",
 	[TQ_REFUND - ST__MAX] = "CALL bltcy_task_refund(?, ?, ?)",
 	/* counted once per claim (polls): safe to run twice */
 	[TQ_LOST - ST__MAX] = "CALL bltcy_task_lost(?, ?, ?, ?, ?, ?)",
@@ -133,7 +139,10 @@ col(char *dst, size_t sz, const struct dbv *v)
 		dst[0] = '\0';
 }
 
-/* (service, task_id) rows, and for TQ_DUE the rest of the columns. */
+/*
+ * (service, task_id) rows; TQ_EARLY's with the reason, TQ_TO_REFUND's with
+ * next_poll and state, TQ_DUE's with the rest of the columns.
+ */
 static int
 due_row(void *arg, const struct dbv *c, size_t n)
 {
@@ -148,6 +157,11 @@ due_row(void *arg, const struct dbv *c, size_t n)
 	col(d->id, sizeof(d->id), &c[1]);
 	if (n == 3)
 		col(d->reason, sizeof(d->reason), &c[2]);
+	if (n == 4) {
+		d->next_poll = c[2].t == DBV_INT ? c[2].i : 0;
+		d->state = c[3].t == DBV_STR ? task_state_parse(c[3].s) :
+		    TS_UNKNOWN;
+	}
 	if (n >= 7) {
 		d->channel = c[2].t == DBV_INT ? c[2].i : 0;
 		col(d->path, sizeof(d->path), &c[3]);
@@ -197,12 +211,17 @@ cache_fresh(struct poller *p)
 		    db_error(p->db));
 }
 
-/* Failed and timed-out tasks whose refund was cut off: done now. */
+/*
+ * Failed and timed-out tasks whose refund was cut off: done now, each by
+ * the host that claims it (the refund is once anyway; the claim makes the
+ * log line, "refunded", the one host's that did it).
+ */
 static void
 sweep_refunds(struct poller *p, long long now)
 {
 	struct due_list	 l = { p->due, 0, SWEEP_ROWS };
 	struct dbv	 a[3];
+	unsigned long long won;
 	size_t		 i;
 
 	if (db_run(p->db, TQ_TO_REFUND, NULL, 0, due_row, &l, NULL) != DB_OK) {
@@ -213,6 +232,16 @@ sweep_refunds(struct poller *p, long long now)
 	for (i = 0; i < l.n; i++) {
 		a[0] = DBS(l.d[i].service);
 		a[1] = DBS(l.d[i].id);
+		a[2] = DBI(l.d[i].next_poll);
+		won = 0;
+		if (db_run(p->db, TQ_REFUND_CLAIM, a, 3, NULL, NULL, &won) !=
+		    DB_OK) {
+			log_warn("task %s of %s: claiming its refund: %s",
+			    l.d[i].id, l.d[i].service, db_error(p->db));
+			continue;
+		}
+		if (won == 0)		/* another host's sweep has it */
+			continue;
 		a[2] = DBI(now);
 		if (db_run(p->db, TQ_REFUND, a, 3, NULL, NULL, NULL) != DB_OK)
 			log_warn("task %s of %s: refund: %s", l.d[i].id,
