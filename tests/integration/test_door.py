@@ -404,7 +404,8 @@ def test_throttle_holds_few_threads():
 def start(keep):
     global H
     H = Harness(workers=WORKERS, keep=keep, extra_config={
-        "IDEMPOTENCY_WAIT": str(IDEM_WAIT), "RELAY_AUTH_FAIL_RATE": str(FAIL_RATE),
+        "IDEMPOTENCY_WAIT": str(IDEM_WAIT), "RELAY_AUTH_FAIL_BURST": str(FAIL_BURST),
+        "RELAY_AUTH_FAIL_RATE": str(FAIL_RATE),
         "RELAY_AUTH_FAIL_DELAY_MS": str(FAIL_DELAY_MS)})
     return H.started(None)
 
