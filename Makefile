@@ -40,8 +40,11 @@ RELAY_OBJ  = $(RELAY_SRC:%.c=$(B)/%.o)
 ADMIN_OBJ  = $(ADMIN_SRC:%.c=$(B)/%.o)
 CTL_OBJ    = $(CTL_SRC:%.c=$(B)/%.o)
 
+UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+
 PROGS = $(B)/bltcy-relay $(B)/bltcy-ctl $(B)/bltcy-admin.cgi $(B)/unit-tests \
-        $(B)/price-scan
+        $(B)/price-scan $(UNIT_BIN)
 
 all: $(PROGS)
 
@@ -67,6 +70,20 @@ $(B)/bltcy-ctl: $(CTL_OBJ) $(B)/libcommon.a
 
 $(B)/bltcy-admin.cgi: $(ADMIN_OBJ) $(B)/libcommon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl) $(LDLIBS_COMMON)
+
+# The relay but its main(), for the unit tests to link what they do not
+# include.
+$(B)/librelay.a: $(filter-out $(B)/fcgi/master.o,$(RELAY_OBJ))
+	$(AR) rcs $@ $^
+
+# One unit test program per module (tests/unit/test_<module>.c): it
+# includes the source it tests, to reach static functions, and links the
+# rest.
+$(B)/unit/%: tests/unit/%.c tests/unit/unit.h $(wildcard fcgi/*.c fcgi/*.h common/*.h) \
+    $(B)/librelay.a $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/librelay.a \
+	    $(B)/libcommon.a $(LDLIBS_RELAY)
 
 # Unit tests include the sources they test, to reach static functions.
 $(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.a
