@@ -92,7 +92,10 @@ def relay_sql(name, mark="%s"):
 
 
 def rand_name(prefix):
-    return "%s%s" % (prefix, "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(10)))
+    """prefix and ten random characters, the last a digit: as a task id it
+    is never a word (task_id_weak), which the relay would let anyone name."""
+    return "%s%s%s" % (prefix, "".join(random.choice(string.ascii_lowercase + string.digits)
+                                       for _ in range(9)), random.choice(string.digits))
 
 
 # ---------------------------------------------------------------------------
