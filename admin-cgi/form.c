@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
 #include "fieldlimits.h"
-#include "store.h"		/* limits of the columns it writes */
+#include "form.h"
+#include "util.h"
 
 /*
  * The limits are the columns' (fieldlimits.h): a text column's in

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
+#include "i18n.h"
+#include "util.h"
 
 #define LABEL(id, zh, en) [id] = { zh, en },
 static const char *const labels[L__MAX][LANG__MAX] = { LABELS };

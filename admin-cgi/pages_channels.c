@@ -14,8 +14,11 @@
 #include "crypto.h"
 #include "log.h"
 #include "netaddr.h"
+#include "reply.h"
+#include "request.h"
 #include "route.h"
 #include "setting.h"
+#include "sql.h"
 #include "store.h"
 
 #define TEST_CONNECT_TIMEOUT	10L
@@ -179,10 +182,10 @@ pg_channel_form(struct req *r)
 	strlcpy_(v.setting, "{\"PassthroughQuota\": 1000}", sizeof(v.setting));
 	if (strcmp(r->path, "/channels/edit") == 0) {
 		if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)
-			return error_page(r, 404, L_NO_SUCH, NULL), 404;
+			return page_fail(r, 404, L_NO_SUCH, NULL);
 		if ((rc = chan_load(r, id, &v)) <= 0)
-			return rc < 0 ? (error_page(r, 503, L_DB_ERROR, NULL), 503) :
-			    (error_page(r, 404, L_NO_SUCH, NULL), 404);
+			return rc < 0 ? page_fail(r, 503, L_DB_ERROR, NULL) :
+			    page_fail(r, 404, L_NO_SUCH, NULL);
 	}
 	channel_form(r, &v, NULL);
 	return 200;
@@ -265,8 +268,8 @@ pg_channel_save(struct req *r)
 		if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0 ||
 		    (rc = chan_load(r, id, &v)) <= 0) {
 			buf_free(&errs);
-			return rc < 0 ? (error_page(r, 503, L_DB_ERROR, NULL), 503) :
-			    (error_page(r, 404, L_NO_SUCH, NULL), 404);
+			return rc < 0 ? page_fail(r, 503, L_DB_ERROR, NULL) :
+			    page_fail(r, 404, L_NO_SUCH, NULL);
 		}
 	}
 	strlcpy_(old_url, v.base_url, sizeof(old_url));
@@ -418,7 +421,7 @@ channel_list(struct req *r, const char *note, int ok)
 	    T(r, L_MODELS), T(r, L_GROUP), T(r, L_PRIORITY), T(r, L_WEIGHT),
 	    T(r, L_USED_QUOTA), T(r, L_RESPONSE_TIME), T(r, L_ACTIONS));
 	if (table_rows(r, AS_CHANNEL_LIST, NULL, 0, list_row, 11, L_NONE) == -1)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	page_end(r);
 	return 200;
 }
@@ -446,9 +449,9 @@ pg_channel_toggle(struct req *r)
 	char		 msg[MSG_SZ];
 
 	if (id == 0 || fint(r, F_STATUS, 0, 1, 2, &st) == -1 || st == 0)
-		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+		return page_fail(r, 400, L_BAD_REQUEST, NULL);
 	if (channel_set_status(r->store, id, st, msg, sizeof(msg)) == -1)
-		return error_page(r, 503, L_DB_ERROR, msg), 503;
+		return page_fail(r, 503, L_DB_ERROR, msg);
 	redirect(r, "/channels", FL_STATUS);
 	return 303;
 }
@@ -460,9 +463,9 @@ pg_channel_delete(struct req *r)
 	char		 msg[MSG_SZ];
 
 	if (id == 0)
-		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+		return page_fail(r, 400, L_BAD_REQUEST, NULL);
 	if (channel_delete(r->store, id, msg, sizeof(msg)) == -1)
-		return error_page(r, 503, L_DB_ERROR, msg), 503;
+		return page_fail(r, 503, L_DB_ERROR, msg);
 	log_info("admin: user %lld deleted channel %lld", r->me.id, id);
 	redirect(r, "/channels", FL_DELETED);
 	return 303;
@@ -515,11 +518,11 @@ pg_channel_test(struct req *r)
 	memset(&k, 0, sizeof(k));
 	a = DBI(id);
 	if (id == 0)
-		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+		return page_fail(r, 400, L_BAD_REQUEST, NULL);
 	if (db_run(r->db, AS_CHANNEL_GET, &a, 1, key_row, &k, NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	if (k.base_url[0] == '\0' && k.key == NULL)
-		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+		return page_fail(r, 404, L_NO_SUCH, NULL);
 	/*
 	 * Values written by other software were not checked at entry: the
 	 * same checks before the key is sent, and at connect time below.
@@ -537,7 +540,7 @@ pg_channel_test(struct req *r)
 	}
 	if (k.key == NULL || (c = curl_easy_init()) == NULL) {
 		free(k.key);
-		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
+		return page_fail(r, 500, L_SERVER_ERROR, NULL);
 	}
 	k.key[strcspn(k.key, "\r\n")] = '\0';
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k.key);
@@ -573,11 +576,7 @@ pg_channel_test(struct req *r)
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
 
-	a = DBI(id);
-	{
-		struct dbv u[3] = { DBI(now_s()), DBI(ms), DBI(id) };
-		db_run(r->db, AS_CHANNEL_TESTED, u, 3, NULL, NULL, NULL);
-	}
+	channel_tested(r->store, id, now_s(), ms);
 	if (code > 0) {
 		snprintf(note, sizeof(note), "%s #%lld：%s %lld · %s %lld ms",
 		    T(r, L_TEST_RESULT), id, T(r, L_HTTP_STATUS), code,

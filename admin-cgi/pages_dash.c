@@ -8,7 +8,9 @@
 #include <time.h>
 
 #include "admin.h"
+#include "reply.h"
 #include "route.h"
+#include "sql.h"
 
 #define HOURS		24
 #define SVC_MAX		12	/* services drawn; the rest count as "other" */
@@ -246,14 +248,14 @@ pg_dashboard(struct req *r)
 	if (db_run(r->db, AS_COUNTS, a, 4, counts_row, v, NULL) != DB_OK ||
 	    db_run(r->db, AS_TASK_STATES, NULL, 0, state_row, states,
 	    NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	memset(&c, 0, sizeof(c));
 	chart_services(&c);
 	c.origin = (now / 3600 - (HOURS - 1)) * 3600;
 	a[0] = DBI(c.origin);
 	a[1] = DBI(c.origin);
 	if (db_run(r->db, AS_CHART, a, 2, chart_row, &c, NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 
 	page_begin(r, L_DASHBOARD);
 	h(&r->out, "<div class=\"stats\">"
@@ -281,7 +283,7 @@ pg_dashboard(struct req *r)
 	banned.n = 0;
 	if (db_run(r->db, AS_AUTO_DISABLED, NULL, 0, banned_row, &banned,
 	    NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	if (banned.n > 0)
 		h(&r->out, "</p>");
 	h(&r->out, "<table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
@@ -290,7 +292,7 @@ pg_dashboard(struct req *r)
 	    T(r, L_CHANNEL_ID), T(r, L_CONTENT));
 	if (table_rows(r, AS_RECENT_ERRORS, NULL, 0, error_row, 6,
 	    L_NO_ERRORS) == -1)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	page_end(r);
 	return 200;
 }

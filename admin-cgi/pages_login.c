@@ -13,6 +13,10 @@
 #include "config.h"
 #include "crypto.h"
 #include "log.h"
+#include "reply.h"
+#include "request.h"
+#include "session.h"
+#include "sql.h"
 
 /* bcrypt of nothing anyone knows: unknown users cost as much as known. */
 static const char dummy_hash[] =
@@ -44,7 +48,7 @@ pg_login(struct req *r)
 		return 303;
 	}
 	if (pre_session(r) == -1)
-		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
+		return page_fail(r, 500, L_SERVER_ERROR, NULL);
 	login_form(r, NULL, "");
 	return 200;
 }
@@ -85,7 +89,7 @@ pg_login_post(struct req *r)
 	}
 	if ((allowed = throttle_take(r, user, &addr_locked, &retry)) != 1) {
 		if (allowed < 0)
-			return error_page(r, 503, L_DB_ERROR, NULL), 503;
+			return page_fail(r, 503, L_DB_ERROR, NULL);
 		log_warn("admin: login locked for %s%s", r->ip,
 		    addr_locked ? " (every user name)" : " (this user name)");
 		login_form(r, T(r, addr_locked ? L_LOGIN_ADDR_LOCKED :
@@ -97,7 +101,7 @@ pg_login_post(struct req *r)
 	memset(&a, 0, sizeof(a));
 	arg = DBS(user);
 	if (db_run(r->db, AS_USER_AUTH, &arg, 1, auth_row, &a, NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	ok = password_verify(pw, a.found ? a.hash : dummy_hash);
 	if (!ok || !a.found || a.role < 10 || a.status != 1) {
 		wipe(a.hash, sizeof(a.hash));
@@ -109,7 +113,7 @@ pg_login_post(struct req *r)
 	if (user_stamp(a.hash, a.role, a.status, a.gen, stamp) == -1 ||
 	    session_start(r, a.id, stamp) == -1) {
 		wipe(a.hash, sizeof(a.hash));
-		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
+		return page_fail(r, 500, L_SERVER_ERROR, NULL);
 	}
 	wipe(a.hash, sizeof(a.hash));
 	snprintf(cookie, sizeof(cookie), "%s=; Path=%s; Max-Age=0; HttpOnly; "
@@ -126,7 +130,7 @@ pg_logout(struct req *r)
 	char	 cookie[256];
 
 	if (session_revoke(r) == -1)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	snprintf(cookie, sizeof(cookie), "%s=; Path=%s; Max-Age=0; HttpOnly; "
 	    "SameSite=Strict%s", SESSION_COOKIE, COOKIE_PATH(r),
 	    r->https ? "; Secure" : "");

@@ -6,16 +6,12 @@
 #include <string.h>
 
 #include "admin.h"
-#include "route.h"
+#include "list.h"
+#include "reply.h"
+#include "sql.h"
 
-#define LOGS_PER_PAGE	50
-#define TIME_MAX	(1LL << 40)
-
-struct filter {
-	const char	*user, *token, *service, *from_s, *to_s;
-	char		 model[64];
-	long long	 channel, type, from, to, page;
-};
+/* The filters, in the order of the form. */
+enum { LF_USER, LF_TOKEN, LF_SERVICE, LF_CHANNEL, LF_TYPE, LF_FROM, LF_TO };
 
 static const struct {
 	long long	 type;
@@ -28,30 +24,54 @@ static const struct {
 };
 
 static void
-bind_filter(const struct filter *f, struct dbv *a)
+type_options(struct req *r, const char *cur)
 {
-	a[0] = DBS(f->user ? f->user : "");
-	a[1] = a[0];
-	a[2] = DBS(f->token ? f->token : "");
-	a[3] = a[2];
-	a[4] = DBS(f->model);
-	a[5] = a[4];
-	a[6] = DBI(f->channel);
-	a[7] = a[6];
-	a[8] = DBI(f->type);
-	a[9] = a[8];
-	a[10] = DBI(f->from);
-	a[11] = DBI(f->to);
+	char	 v[24];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		snprintf(v, sizeof(v), "%lld", types[i].type);
+		h(&r->out, cur != NULL && strcmp(cur, v) == 0 ?
+		    "<option value=\"%s\" selected>%s</option>" :
+		    "<option value=\"%s\">%s</option>", v, T(r, types[i].label));
+	}
 }
 
-static int
-totals_row(void *arg, const struct dbv *c, size_t n)
-{
-	long long	*t = arg;
+static const struct list_filter filters[] = {
+	[LF_USER] = { F_USER, L_USERNAME, LI_TEXT },
+	[LF_TOKEN] = { F_TOKEN, L_TOKEN_NAME, LI_TEXT },
+	[LF_SERVICE] = { F_SERVICE, L_SERVICE, LI_SELECT, .any = "",
+	    .opts = service_options },
+	[LF_CHANNEL] = { F_CHANNEL, L_CHANNEL_ID, LI_NUMBER, .max = INT64_MAX },
+	[LF_TYPE] = { F_TYPE, L_TYPE, LI_SELECT, .num = 1, .max = 100,
+	    .opts = type_options },
+	[LF_FROM] = { F_FROM, L_FROM, LI_DATETIME },
+	[LF_TO] = { F_TO, L_TO, LI_DATETIME, .end = 1 },
+};
 
-	t[0] = col_i(&c[0]);
-	t[1] = col_i(&c[1]);
-	return 1;
+/* Filters: an empty string or 0 means "any" (sql.c AS_LOGS_*). */
+static size_t
+bind(struct list_vals *v, struct dbv *a)
+{
+	const char	*svc = v->s[LF_SERVICE];
+
+	/* a service's rows are those of its model, "<service>_passthrough" */
+	v->aux[0] = '\0';
+	if (svc != NULL)
+		snprintf(v->aux, sizeof(v->aux), "%s_passthrough", svc);
+	a[0] = DBS(v->s[LF_USER] ? v->s[LF_USER] : "");
+	a[1] = a[0];
+	a[2] = DBS(v->s[LF_TOKEN] ? v->s[LF_TOKEN] : "");
+	a[3] = a[2];
+	a[4] = DBS(v->aux);
+	a[5] = a[4];
+	a[6] = DBI(v->n[LF_CHANNEL]);
+	a[7] = a[6];
+	a[8] = DBI(v->n[LF_TYPE]);
+	a[9] = a[8];
+	a[10] = DBI(v->n[LF_FROM]);
+	a[11] = DBI(v->n[LF_TO]);
+	return 12;
 }
 
 static int
@@ -73,96 +93,42 @@ log_row(void *arg, const struct dbv *c, size_t n)
 	return 0;
 }
 
-/* The filter's query string, for the pager's links. */
-static void
-pager_query(struct html *q, const struct filter *f)
-{
-	h(q, "user=%u&token=%u&service=%u&channel=%L&type=%L&from=%u&to=%u",
-	    f->user, f->token, f->service, f->channel, f->type, f->from_s,
-	    f->to_s);
-}
+static const struct list_total totals[] = {
+	{ L_ROWS, "total-rows" },
+	{ L_QUOTA_TOTAL, "total-quota" },
+};
 
-static void
-filter_form(struct req *r, const struct filter *f)
-{
-	size_t		 i;
+static const struct list_col cols[] = {
+	{ L_TIME, NULL, 0 },
+	{ L_USERNAME, NULL, 0 },
+	{ L_TOKEN_NAME, NULL, 0 },
+	{ L_SERVICE, NULL, 0 },
+	{ L_CHANNEL_ID, NULL, 1 },
+	{ L_TYPE, NULL, 0 },
+	{ L_QUOTA, NULL, 1 },
+	{ L_USE_TIME, NULL, 1 },
+	{ L__MAX, "IP", 0 },
+	{ L_CONTENT, NULL, 0 },
+};
 
-	h(&r->out, "<form method=\"get\" action=\"%s/logs\" class=\"filters\">"
-	    "<label>%s<input name=\"user\" value=\"%s\"></label>"
-	    "<label>%s<input name=\"token\" value=\"%s\"></label>"
-	    "<label>%s<select name=\"service\"><option value=\"\">%s</option>",
-	    r->base, T(r, L_USERNAME), f->user, T(r, L_TOKEN_NAME), f->token,
-	    T(r, L_SERVICE), T(r, L_ALL));
-	service_options(r, f->service);
-	h(&r->out, "</select></label><label>%s<input name=\"channel\" type=\"number\" "
-	    "min=\"0\" value=\"%s\"></label><label>%s<select name=\"type\">",
-	    T(r, L_CHANNEL_ID), f->channel ? fv(r, F_CHANNEL) : "", T(r, L_TYPE));
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		h(&r->out, types[i].type == f->type ?
-		    "<option value=\"%L\" selected>%s</option>" :
-		    "<option value=\"%L\">%s</option>", types[i].type,
-		    T(r, types[i].label));
-	h(&r->out, "</select></label><label>%s<input name=\"from\" type=\"datetime-local\" "
-	    "value=\"%s\"></label><label>%s<input name=\"to\" type=\"datetime-local\" "
-	    "value=\"%s\"></label><div><button type=\"submit\">%s</button></div></form>",
-	    T(r, L_FROM), f->from_s, T(r, L_TO), f->to_s, T(r, L_FILTER));
-}
+static const struct list_page logs = {
+	.path = "/logs",
+	.title = L_LOGS,
+	.filters = filters,
+	.nfilters = sizeof(filters) / sizeof(filters[0]),
+	.totals = totals,
+	.ntotals = sizeof(totals) / sizeof(totals[0]),
+	.cols = cols,
+	.ncols = sizeof(cols) / sizeof(cols[0]),
+	.total_stmt = AS_LOGS_TOTAL,
+	.page_stmt = AS_LOGS_PAGE,
+	.bind = bind,
+	.row = log_row,
+	.per_page = 50,
+};
 
 int
 pg_logs(struct req *r)
 {
-	struct filter	 f;
-	struct buf	 errs;
-	struct html	 q;
-	struct dbv	 a[14];
-	long long	 tot[2] = { 0, 0 }, pages;
-
-	memset(&f, 0, sizeof(f));
-	buf_init(&errs, ERRS_MAX);
-	f.user = field_text(r, &errs, F_USER, L_USERNAME, 0);
-	f.token = field_text(r, &errs, F_TOKEN, L_TOKEN_NAME, 0);
-	f.service = field_text(r, &errs, F_SERVICE, L_SERVICE, 0);
-	if (f.service != NULL)
-		snprintf(f.model, sizeof(f.model), "%s_passthrough", f.service);
-	f.channel = field_int(r, &errs, F_CHANNEL, L_CHANNEL_ID, 0, 0, INT64_MAX);
-	f.type = field_int(r, &errs, F_TYPE, L_TYPE, 0, 0, 100);
-	f.page = field_int(r, &errs, F_PAGE, L_PAGE, 1, 1, 1000000);
-	f.from_s = field_text(r, &errs, F_FROM, L_FROM, 0);
-	f.to_s = field_text(r, &errs, F_TO, L_TO, 0);
-	f.from = 0;
-	f.to = TIME_MAX;
-	if (parse_datetime(f.from_s, &f.from) == -1)
-		buf_printf(&errs, "%s%s\n", T(r, L_FIELD_BAD), T(r, L_FROM));
-	if (parse_datetime(f.to_s, &f.to) == -1)
-		buf_printf(&errs, "%s%s\n", T(r, L_FIELD_BAD), T(r, L_TO));
-
-	page_begin(r, L_LOGS);
-	if (errs.len > 0)
-		msg_box(r, 0, errs.p);
-	buf_free(&errs);
-	filter_form(r, &f);
-	bind_filter(&f, a);
-	if (db_run(r->db, AS_LOGS_TOTAL, a, 12, totals_row, tot, NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	pages = tot[0] == 0 ? 1 : (tot[0] + LOGS_PER_PAGE - 1) / LOGS_PER_PAGE;
-	h(&r->out, "<div class=\"totals\"><span>%s <b id=\"total-rows\">%L</b></span>"
-	    "<span>%s <b id=\"total-quota\">%L</b></span><span>%s <b>%L / %L</b></span>"
-	    "</div>", T(r, L_ROWS), tot[0], T(r, L_QUOTA_TOTAL), tot[1],
-	    T(r, L_PAGE), f.page, pages);
-	h(&r->out, "<table><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th>"
-	    "<th class=\"num\">%s</th><th>%s</th><th class=\"num\">%s</th>"
-	    "<th class=\"num\">%s</th><th>IP</th><th>%s</th></tr></thead><tbody>",
-	    T(r, L_TIME), T(r, L_USERNAME), T(r, L_TOKEN_NAME), T(r, L_SERVICE),
-	    T(r, L_CHANNEL_ID), T(r, L_TYPE), T(r, L_QUOTA), T(r, L_USE_TIME),
-	    T(r, L_CONTENT));
-	a[12] = DBI(LOGS_PER_PAGE);
-	a[13] = DBI((f.page - 1) * LOGS_PER_PAGE);
-	if (table_rows(r, AS_LOGS_PAGE, a, 14, log_row, 10, L_NONE) == -1)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
-	html_init(&q, 4096);
-	pager_query(&q, &f);
-	pager(r, "/logs", q.b.p ? q.b.p : "", f.page, pages);
-	html_free(&q);
-	page_end(r);
-	return 200;
+	return list_show(r, &logs);
 }

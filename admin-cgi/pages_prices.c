@@ -12,8 +12,11 @@
 #include "admin.h"
 #include "log.h"
 #include "price.h"
+#include "reply.h"
+#include "request.h"
 #include "route.h"
 #include "setting.h"
+#include "sql.h"
 #include "store.h"
 
 #define PRICE_CHANNELS_MAX	500	/* channels the base table lists */
@@ -253,7 +256,7 @@ price_page(struct req *r, const struct rule_view *v, const char *err)
 	memset(&l, 0, sizeof(l));
 	l.p.quota_per_unit = QUOTA_PER_UNIT;
 	if ((l.ch = calloc(PRICE_CHANNELS_MAX, sizeof(*l.ch))) == NULL)
-		return error_page(r, 500, L_SERVER_ERROR, NULL), 500;
+		return page_fail(r, 500, L_SERVER_ERROR, NULL);
 	if (db_run(r->db, AS_PRICE_OPTIONS, NULL, 0, option_row, &l,
 	    NULL) != DB_OK ||
 	    db_run(r->db, AS_PRICE_CHANNELS, NULL, 0, channel_row, &l,
@@ -290,8 +293,7 @@ price_page(struct req *r, const struct rule_view *v, const char *err)
 dberr:
 	free(l.ch);
 	prices_free(&l.p);
-	error_page(r, 503, L_DB_ERROR, NULL);
-	return 503;
+	return page_fail(r, 503, L_DB_ERROR, NULL);
 }
 
 int
@@ -353,11 +355,11 @@ pg_price_delete(struct req *r)
 	int		 rc;
 
 	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)
-		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
+		return page_fail(r, 400, L_BAD_REQUEST, NULL);
 	if ((rc = price_rule_delete(r->store, id, msg, sizeof(msg))) == -1)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	if (rc == 1)
-		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+		return page_fail(r, 404, L_NO_SUCH, NULL);
 	log_info("admin: user %lld deleted price rule %lld", r->me.id, id);
 	redirect(r, "/prices", FL_DELETED);
 	return 303;

@@ -9,6 +9,9 @@
 
 #include "admin.h"
 #include "log.h"
+#include "reply.h"
+#include "request.h"
+#include "sql.h"
 #include "store.h"
 
 /* Big enough for any stored value and for any value a form may send. */
@@ -119,11 +122,11 @@ load_or_fail(struct req *r, struct tok_view *v)
 	int		 rc;
 
 	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)
-		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+		return page_fail(r, 404, L_NO_SUCH, NULL);
 	if ((rc = tok_load(r, id, v)) < 0)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	if (rc == 0)
-		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+		return page_fail(r, 404, L_NO_SUCH, NULL);
 	return 0;
 }
 
@@ -170,7 +173,7 @@ pg_token_save(struct req *r)
 			buf_printf(&errs, "%s：%s\n", T(r, L_NO_SUCH_USER), s);
 		else if (uid < 0) {
 			buf_free(&errs);
-			return error_page(r, 503, L_DB_ERROR, NULL), 503;
+			return page_fail(r, 503, L_DB_ERROR, NULL);
 		}
 	}
 	v.remain = quota = field_int(r, &errs, F_QUOTA, L_REMAIN, 0, 0, INT64_MAX / 2);
@@ -195,13 +198,9 @@ pg_token_save(struct req *r)
 	    token_create(r->store, uid, v.name, unlimited ? -1 : quota, expires,
 	    models, ips, key, msg, sizeof(msg)) < 0)
 		buf_printf(&errs, "%s\n", msg);
-	if (errs.len == 0 && id > 0) {
-		struct dbv a[8] = { DBS(v.name), DBI(quota), DBI(unlimited),
-		    DBI(expires), DBI(models[0] != '\0'), DBS(models), DBS(ips),
-		    DBI(id) };
-		if (db_run(r->db, AS_TOKEN_UPDATE, a, 8, NULL, NULL, NULL) != DB_OK)
-			buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
-	}
+	if (errs.len == 0 && id > 0 && token_update(r->store, id, v.name, quota,
+	    unlimited, expires, models, ips) == -1)
+		buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
 	if (errs.len > 0) {
 		token_form(r, &v, errs.p);
 		buf_free(&errs);
@@ -285,7 +284,7 @@ pg_tokens(struct req *r)
 	    T(r, L_REMAIN), T(r, L_USED_QUOTA), T(r, L_EXPIRES),
 	    T(r, L_MODEL_LIMITS), T(r, L_ALLOW_IPS), T(r, L_ACTIONS));
 	if (table_rows(r, AS_TOKEN_LIST, NULL, 0, list_row, 11, L_NONE) == -1)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	page_end(r);
 	return 200;
 }
@@ -294,15 +293,12 @@ int
 pg_token_toggle(struct req *r)
 {
 	long long	 id, st;
-	struct dbv	 a[2];
 
 	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0 ||
 	    fint(r, F_STATUS, 0, 1, 2, &st) == -1 || st == 0)
-		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
-	a[0] = DBI(st);
-	a[1] = DBI(id);
-	if (db_run(r->db, AS_TOKEN_STATUS, a, 2, NULL, NULL, NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 400, L_BAD_REQUEST, NULL);
+	if (token_set_status(r->store, id, st) == -1)
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	redirect(r, "/tokens", FL_STATUS);
 	return 303;
 }
@@ -311,13 +307,11 @@ int
 pg_token_delete(struct req *r)
 {
 	long long	 id;
-	struct dbv	 a;
 
 	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)
-		return error_page(r, 400, L_BAD_REQUEST, NULL), 400;
-	a = DBI(id);
-	if (db_run(r->db, AS_TOKEN_DELETE, &a, 1, NULL, NULL, NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 400, L_BAD_REQUEST, NULL);
+	if (token_delete(r->store, id) == -1)
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	log_info("admin: user %lld deleted token %lld", r->me.id, id);
 	redirect(r, "/tokens", FL_DELETED);
 	return 303;

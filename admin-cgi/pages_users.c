@@ -9,6 +9,10 @@
 #include "admin.h"
 #include "crypto.h"
 #include "log.h"
+#include "reply.h"
+#include "request.h"
+#include "session.h"
+#include "sql.h"
 #include "store.h"
 
 static const struct {
@@ -108,12 +112,12 @@ load_or_fail(struct req *r, struct user_view *v)
 
 	memset(v, 0, sizeof(*v));
 	if (fint(r, F_ID, 0, 1, INT64_MAX, &id) == -1 || id == 0)
-		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+		return page_fail(r, 404, L_NO_SUCH, NULL);
 	a = DBI(id);
 	if (db_run(r->db, AS_USER_GET, &a, 1, user_row, v, NULL) != DB_OK)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	if (v->id == 0)
-		return error_page(r, 404, L_NO_SUCH, NULL), 404;
+		return page_fail(r, 404, L_NO_SUCH, NULL);
 	return 0;
 }
 
@@ -181,23 +185,14 @@ pg_user_save(struct req *r)
 		buf_printf(&errs, "%s\n", "密码至少 8 个字符 (at least 8 characters)");
 	else if (errs.len == 0 && pw != NULL && strlen(pw) > PASSWORD_MAX)
 		too_long(r, &errs, L_PASSWORD, PASSWORD_MAX);
-	if (errs.len == 0) {
-		struct dbv a[6] = { DBS(*v.display ? v.display : v.username),
-		    DBI(v.role), DBI(v.quota), DBS(group), DBI(v.status), DBI(id) };
-		if (db_run(r->db, AS_USER_UPDATE, a, 6, NULL, NULL, NULL) != DB_OK)
-			buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
-	}
+	if (errs.len == 0 && user_update(r->store, id, *v.display ? v.display :
+	    v.username, v.role, v.quota, group, v.status) == -1)
+		buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
 	if (errs.len == 0 && pw != NULL) {
-		struct dbv a[2];
 		if (password_hash(pw, hash, sizeof(hash)) == -1)
 			buf_printf(&errs, "%s\n", T(r, L_SERVER_ERROR));
-		else {
-			a[0] = DBS(hash);
-			a[1] = DBI(id);
-			if (db_run(r->db, AS_USER_PASSWORD, a, 2, NULL, NULL,
-			    NULL) != DB_OK)
-				buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
-		}
+		else if (user_set_password(r->store, id, hash) == -1)
+			buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
 	}
 	if (errs.len > 0) {
 		if (strcmp(r->path, "/users/new") == 0)
@@ -213,7 +208,7 @@ pg_user_save(struct req *r)
 	 * the user's own, goes on with a new cookie.
 	 */
 	if (id == r->me.id && session_renew(r) == -1)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	log_info("admin: user %lld saved user %lld", r->me.id, id);
 	redirect(r, "/users", FL_SAVED);
 	return 303;
@@ -250,7 +245,7 @@ pg_users(struct req *r)
 	    T(r, L_STATUS), T(r, L_GROUP), T(r, L_QUOTA), T(r, L_USED_QUOTA),
 	    T(r, L_REQUESTS), T(r, L_ACTIONS));
 	if (table_rows(r, AS_USER_LIST, NULL, 0, list_row, 10, L_NONE) == -1)
-		return error_page(r, 503, L_DB_ERROR, NULL), 503;
+		return page_fail(r, 503, L_DB_ERROR, NULL);
 	page_end(r);
 	return 200;
 }

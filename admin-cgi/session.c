@@ -24,6 +24,11 @@
 #include "crypto.h"
 #include "fieldlimits.h"
 #include "log.h"
+#include "reply.h"
+#include "request.h"
+#include "session.h"
+#include "sql.h"
+#include "store.h"
 
 #define PAYLOAD_MAX	128
 #define NONCE_LEN	24
@@ -266,20 +271,13 @@ session_revoke(struct req *r)
 	char		 c[320], payload[PAYLOAD_MAX * 2], nonce[NONCE_LEN + 1];
 	char		 stamp[STAMP_LEN + 1];
 	long long	 uid, exp;
-	struct dbv	 a[2];
 
 	if (r->cookie == NULL ||
 	    cookie_get(r->cookie, SESSION_COOKIE, c, sizeof(c)) == -1 ||
 	    session_parse(c, now_s(), &uid, payload, sizeof(payload)) == -1 ||
 	    payload_fields(payload, nonce, stamp, &exp) == -1)
 		return 0;
-	a[0] = DBS(nonce);
-	a[1] = DBI(exp);
-	if (db_run(r->db, AS_REVOKE, a, 2, NULL, NULL, NULL) != DB_OK)
-		return -1;
-	a[0] = DBI(now_s());
-	db_run(r->db, AS_REVOKED_PURGE, a, 1, NULL, NULL, NULL);
-	return 0;
+	return session_nonce_revoke(r->store, nonce, exp, now_s());
 }
 
 /* Set the session cookie of a new session of uid. -1 on failure. */
@@ -383,26 +381,19 @@ throttle_take(struct req *r, const char *user, int *addr_locked,
 	static const long long	 max[2] = { ADDR_MAX, PAIR_MAX };
 	char			 ik[64], pk[PAIR_KEY_MAX];
 	long long		 now = now_s(), wait;
-	struct dbv		 a[5];
 	struct th_row		 t;
 	int			 i, ok = 1;
 
 	*addr_locked = 0;
 	*retry_s = 0;
 	throttle_keys(r, user, ik, pk);
-	a[0] = DBS(ik);
-	a[1] = DBI(now);
-	a[2] = DBS(pk);
-	a[3] = DBI(now);
-	if (db_run(r->db, AS_THROTTLE_SEED, a, 4, NULL, NULL, NULL) != DB_OK)
+	if (login_throttle_seed(r->store, ik, pk, now) == -1)
 		return -1;
 	memset(&t, 0, sizeof(t));
 	t.ik = ik;
-	if (db_begin(r->db) != DB_OK)
+	if (db_begin(r->store) != DB_OK)
 		return -1;
-	a[0] = DBS(ik);
-	a[1] = DBS(pk);
-	if (db_run(r->db, AS_THROTTLE_READ, a, 2, th_row, &t, NULL) != DB_OK)
+	if (login_throttle_read(r->store, ik, pk, th_row, &t) == -1)
 		goto fail;
 	for (i = 0; i < 2; i++) {
 		/* purged since it was seeded (its window was over): allowed */
@@ -421,25 +412,18 @@ throttle_take(struct req *r, const char *user, int *addr_locked,
 		if (wait > *retry_s)
 			*retry_s = wait;
 	}
-	for (i = 0; ok && i < 2; i++) {
-		a[0] = DBI(now - THROTTLE_WINDOW);
-		a[1] = DBI(now);
-		a[2] = DBI(max[i]);
-		a[3] = DBI(now + THROTTLE_LOCK);
-		a[4] = DBS(i == 0 ? ik : pk);
-		if (db_run(r->db, AS_THROTTLE_COUNT, a, 5, NULL, NULL,
-		    NULL) != DB_OK)
+	for (i = 0; ok && i < 2; i++)
+		if (login_throttle_count(r->store, i == 0 ? ik : pk,
+		    now - THROTTLE_WINDOW, now, max[i],
+		    now + THROTTLE_LOCK) == -1)
 			goto fail;
-	}
-	if (db_commit(r->db) != DB_OK)
+	if (db_commit(r->store) != DB_OK)
 		return -1;
 	/* rows whose window and lock are over say nothing any more */
-	a[0] = DBI(now - THROTTLE_WINDOW);
-	a[1] = DBI(now);
-	db_run(r->db, AS_THROTTLE_PURGE, a, 2, NULL, NULL, NULL);
+	login_throttle_purge(r->store, now - THROTTLE_WINDOW, now);
 	return ok;
 fail:
-	db_rollback(r->db);
+	db_rollback(r->store);
 	return -1;
 }
 
@@ -452,13 +436,8 @@ void
 throttle_clear(struct req *r, const char *user)
 {
 	char		 ik[64], pk[PAIR_KEY_MAX];
-	struct dbv	 a[2];
 
 	throttle_keys(r, user, ik, pk);
-	a[0] = DBI(ADDR_MAX);
-	a[1] = DBS(ik);
-	db_run(r->db, AS_THROTTLE_GIVE_BACK, a, 2, NULL, NULL, NULL);
-	a[0] = DBS(pk);
-	a[1] = DBS(ik);
-	db_run(r->db, AS_THROTTLE_CLEAR, a, 2, NULL, NULL, NULL);
+	login_throttle_give_back(r->store, ik, ADDR_MAX);
+	login_throttle_clear(r->store, pk, ik);
 }

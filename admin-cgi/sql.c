@@ -1,11 +1,12 @@
 /*
- * Every statement of the admin pages: constant strings with '?'
- * placeholders, indexed by enum admin_stmt. Writes of channels, users and
- * tokens that bltcy-ctl shares go through common/store.c instead.
+ * What the admin pages read: constant strings with '?' placeholders,
+ * indexed by enum admin_stmt. What they write is common/store.c's,
+ * shared with bltcy-ctl.
  */
 #include <stdlib.h>
 
-#include "admin.h"
+#include "sql.h"
+#include "util.h"
 
 const char *const admin_sql[AS__MAX] = {
 	[AS_USER_AUTH] =
@@ -19,40 +20,6 @@ const char *const admin_sql[AS__MAX] = {
 	    " password, (SELECT CAST(COALESCE(MAX(gen), 0) AS SIGNED)"
 	    "   FROM bltcy_admin_epoch WHERE user_id = users.id)"
 	    " FROM users WHERE id = ? AND deleted_at IS NULL",
-	[AS_REVOKE] =
-	    "INSERT IGNORE INTO bltcy_admin_revoked (nonce, expires_at)"
-	    " VALUES (?, ?)",
-	[AS_REVOKED_PURGE] =
-	    "DELETE FROM bltcy_admin_revoked WHERE expires_at < ?",
-	/* login throttling (session.c): a row per address and per name there */
-	[AS_THROTTLE_SEED] =
-	    "INSERT IGNORE INTO bltcy_login_throttle (k, failures, first_at,"
-	    " locked_until) VALUES (?, 0, ?, 0), (?, 0, ?, 0)",
-	/* both rows, locked in one order (key order) by every attempt */
-	[AS_THROTTLE_READ] =
-	    "SELECT k, failures, first_at, locked_until FROM bltcy_login_throttle"
-	    " WHERE k IN (?, ?) ORDER BY k FOR UPDATE",
-	/*
-	 * Count one attempt: 1 again once the window is over. MariaDB
-	 * assigns left to right: first_at and locked_until see the new count.
-	 */
-	[AS_THROTTLE_COUNT] =
-	    "UPDATE bltcy_login_throttle SET"
-	    " failures = IF(first_at < ?, 1, failures + 1),"
-	    " first_at = IF(failures = 1, ?, first_at),"
-	    " locked_until = IF(failures >= ?, ?, 0)"
-	    " WHERE k = ?",
-	/* the name's row, and the address's once it counts nothing */
-	[AS_THROTTLE_CLEAR] =
-	    "DELETE FROM bltcy_login_throttle WHERE k = ?"
-	    " OR (k = ? AND failures = 0 AND locked_until = 0)",
-	/* an attempt that was no failure, taken back (and a lock it made) */
-	[AS_THROTTLE_GIVE_BACK] =
-	    "UPDATE bltcy_login_throttle SET failures = GREATEST(failures - 1, 0),"
-	    " locked_until = IF(failures < ?, 0, locked_until) WHERE k = ?",
-	[AS_THROTTLE_PURGE] =
-	    "DELETE FROM bltcy_login_throttle WHERE first_at < ?"
-	    " AND locked_until <= ? LIMIT 100",
 	[AS_COUNTS] =
 	    "SELECT"
 	    " (SELECT COUNT(*) FROM channels WHERE type = 55),"
@@ -85,8 +52,6 @@ const char *const admin_sql[AS__MAX] = {
 	    "SELECT id, name, status, base_url, `key`, models, `group`, priority,"
 	    " weight, setting, auto_ban, remark, tag FROM channels"
 	    " WHERE id = ? AND type = 55",
-	[AS_CHANNEL_TESTED] =
-	    "UPDATE channels SET test_time = ?, response_time = ? WHERE id = ?",
 	[AS_TOKEN_LIST] =
 	    "SELECT t.id, t.name, t.`key`, t.status, t.remain_quota, t.used_quota,"
 	    " t.unlimited_quota, t.expired_time, t.model_limits_enabled,"
@@ -99,15 +64,6 @@ const char *const admin_sql[AS__MAX] = {
 	    " t.model_limits, t.allow_ips, u.username FROM tokens t"
 	    " LEFT JOIN users u ON u.id = t.user_id"
 	    " WHERE t.id = ? AND t.deleted_at IS NULL",
-	[AS_TOKEN_UPDATE] =
-	    "UPDATE tokens SET name = ?, remain_quota = ?, unlimited_quota = ?,"
-	    " expired_time = ?, model_limits_enabled = ?, model_limits = ?,"
-	    " allow_ips = ? WHERE id = ? AND deleted_at IS NULL",
-	[AS_TOKEN_STATUS] =
-	    "UPDATE tokens SET status = ? WHERE id = ? AND deleted_at IS NULL",
-	[AS_TOKEN_DELETE] =
-	    "UPDATE tokens SET deleted_at = NOW(3) WHERE id = ?"
-	    " AND deleted_at IS NULL",
 	[AS_USER_LIST] =
 	    "SELECT id, username, display_name, role, status, quota, used_quota,"
 	    " request_count, `group` FROM users WHERE deleted_at IS NULL"
@@ -115,11 +71,6 @@ const char *const admin_sql[AS__MAX] = {
 	[AS_USER_GET] =
 	    "SELECT id, username, display_name, role, status, quota, used_quota,"
 	    " request_count, `group` FROM users WHERE id = ? AND deleted_at IS NULL",
-	[AS_USER_UPDATE] =
-	    "UPDATE users SET display_name = ?, role = ?, quota = ?, `group` = ?,"
-	    " status = ? WHERE id = ? AND deleted_at IS NULL",
-	[AS_USER_PASSWORD] =
-	    "UPDATE users SET password = ? WHERE id = ? AND deleted_at IS NULL",
 	/*
 	 * Filters: an empty string or 0 means "any". The same WHERE in both
 	 * statements; the arguments are bound in the same order.

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "reply.h"
 
 static const char css[] =
 ":root{--fg:#1d2330;--muted:#667085;--line:#e4e7ec;--bg:#f6f7f9;--card:#fff;"

@@ -77,6 +77,56 @@ const char *const store_sql[STORE__MAX] = {
 	    " WHERE service = ? AND field <> ''),"
 	    " (SELECT COUNT(*) FROM bltcy_price_rules"
 	    " WHERE service = ? AND field = ?)",
+	[SS_TOKEN_UPDATE] =
+	    "UPDATE tokens SET name = ?, remain_quota = ?, unlimited_quota = ?,"
+	    " expired_time = ?, model_limits_enabled = ?, model_limits = ?,"
+	    " allow_ips = ? WHERE id = ? AND deleted_at IS NULL",
+	[SS_TOKEN_STATUS] =
+	    "UPDATE tokens SET status = ? WHERE id = ? AND deleted_at IS NULL",
+	[SS_TOKEN_DELETE] =
+	    "UPDATE tokens SET deleted_at = NOW(3) WHERE id = ?"
+	    " AND deleted_at IS NULL",
+	[SS_USER_UPDATE] =
+	    "UPDATE users SET display_name = ?, role = ?, quota = ?, `group` = ?,"
+	    " status = ? WHERE id = ? AND deleted_at IS NULL",
+	[SS_USER_PASSWORD] =
+	    "UPDATE users SET password = ? WHERE id = ? AND deleted_at IS NULL",
+	[SS_CHANNEL_TESTED] =
+	    "UPDATE channels SET test_time = ?, response_time = ? WHERE id = ?",
+	[SS_SESSION_REVOKE] =
+	    "INSERT IGNORE INTO bltcy_admin_revoked (nonce, expires_at)"
+	    " VALUES (?, ?)",
+	[SS_SESSION_REVOKED_PURGE] =
+	    "DELETE FROM bltcy_admin_revoked WHERE expires_at < ?",
+	/* login throttling: a row per address and per name there */
+	[SS_THROTTLE_SEED] =
+	    "INSERT IGNORE INTO bltcy_login_throttle (k, failures, first_at,"
+	    " locked_until) VALUES (?, 0, ?, 0), (?, 0, ?, 0)",
+	/* both rows, locked in one order (key order) by every attempt */
+	[SS_THROTTLE_READ] =
+	    "SELECT k, failures, first_at, locked_until FROM bltcy_login_throttle"
+	    " WHERE k IN (?, ?) ORDER BY k FOR UPDATE",
+	/*
+	 * Count one attempt: 1 again once the window is over. MariaDB
+	 * assigns left to right: first_at and locked_until see the new count.
+	 */
+	[SS_THROTTLE_COUNT] =
+	    "UPDATE bltcy_login_throttle SET"
+	    " failures = IF(first_at < ?, 1, failures + 1),"
+	    " first_at = IF(failures = 1, ?, first_at),"
+	    " locked_until = IF(failures >= ?, ?, 0)"
+	    " WHERE k = ?",
+	/* the name's row, and the address's once it counts nothing */
+	[SS_THROTTLE_CLEAR] =
+	    "DELETE FROM bltcy_login_throttle WHERE k = ?"
+	    " OR (k = ? AND failures = 0 AND locked_until = 0)",
+	/* an attempt that was no failure, taken back (and a lock it made) */
+	[SS_THROTTLE_GIVE_BACK] =
+	    "UPDATE bltcy_login_throttle SET failures = GREATEST(failures - 1, 0),"
+	    " locked_until = IF(failures < ?, 0, locked_until) WHERE k = ?",
+	[SS_THROTTLE_PURGE] =
+	    "DELETE FROM bltcy_login_throttle WHERE first_at < ?"
+	    " AND locked_until <= ? LIMIT 100",
 };
 
 static const char base_url_help[] =
@@ -702,4 +752,133 @@ token_create(struct db *db, long long user_id, const char *name,
 		return -1;
 	}
 	return (long long)db_insert_id(db);
+}
+
+/* Run statement stmt with n arguments and no rows: 0, or -1. */
+static int
+write1(struct db *db, int stmt, const struct dbv *a, size_t n)
+{
+	return db_run(db, (size_t)stmt, a, n, NULL, NULL, NULL) == DB_OK ? 0 : -1;
+}
+
+int
+token_update(struct db *db, long long id, const char *name, long long quota,
+    long long unlimited, long long expires, const char *model_limits,
+    const char *allow_ips)
+{
+	struct dbv	 a[8] = { DBS(name), DBI(quota), DBI(unlimited),
+	    DBI(expires), DBI(model_limits[0] != '\0'), DBS(model_limits),
+	    DBS(allow_ips), DBI(id) };
+
+	return write1(db, SS_TOKEN_UPDATE, a, 8);
+}
+
+int
+token_set_status(struct db *db, long long id, long long status)
+{
+	struct dbv	 a[2] = { DBI(status), DBI(id) };
+
+	return write1(db, SS_TOKEN_STATUS, a, 2);
+}
+
+int
+token_delete(struct db *db, long long id)
+{
+	struct dbv	 a = DBI(id);
+
+	return write1(db, SS_TOKEN_DELETE, &a, 1);
+}
+
+int
+user_update(struct db *db, long long id, const char *display_name,
+    long long role, long long quota, const char *group, long long status)
+{
+	struct dbv	 a[6] = { DBS(display_name), DBI(role), DBI(quota),
+	    DBS(group), DBI(status), DBI(id) };
+
+	return write1(db, SS_USER_UPDATE, a, 6);
+}
+
+int
+user_set_password(struct db *db, long long id, const char *hash)
+{
+	struct dbv	 a[2] = { DBS(hash), DBI(id) };
+
+	return write1(db, SS_USER_PASSWORD, a, 2);
+}
+
+void
+channel_tested(struct db *db, long long id, long long at, long long ms)
+{
+	struct dbv	 a[3] = { DBI(at), DBI(ms), DBI(id) };
+
+	write1(db, SS_CHANNEL_TESTED, a, 3);
+}
+
+int
+session_nonce_revoke(struct db *db, const char *nonce, long long expires,
+    long long now)
+{
+	struct dbv	 a[2] = { DBS(nonce), DBI(expires) };
+
+	if (write1(db, SS_SESSION_REVOKE, a, 2) == -1)
+		return -1;
+	a[0] = DBI(now);
+	write1(db, SS_SESSION_REVOKED_PURGE, a, 1);
+	return 0;
+}
+
+int
+login_throttle_seed(struct db *db, const char *addr_key,
+    const char *pair_key, long long now)
+{
+	struct dbv	 a[4] = { DBS(addr_key), DBI(now), DBS(pair_key),
+	    DBI(now) };
+
+	return write1(db, SS_THROTTLE_SEED, a, 4);
+}
+
+int
+login_throttle_read(struct db *db, const char *addr_key,
+    const char *pair_key, db_row_fn fn, void *arg)
+{
+	struct dbv	 a[2] = { DBS(addr_key), DBS(pair_key) };
+
+	return db_run(db, SS_THROTTLE_READ, a, 2, fn, arg, NULL) == DB_OK ?
+	    0 : -1;
+}
+
+int
+login_throttle_count(struct db *db, const char *key,
+    long long window_start, long long now, long long max, long long lock_until)
+{
+	struct dbv	 a[5] = { DBI(window_start), DBI(now), DBI(max),
+	    DBI(lock_until), DBS(key) };
+
+	return write1(db, SS_THROTTLE_COUNT, a, 5);
+}
+
+int
+login_throttle_give_back(struct db *db, const char *key, long long max)
+{
+	struct dbv	 a[2] = { DBI(max), DBS(key) };
+
+	return write1(db, SS_THROTTLE_GIVE_BACK, a, 2);
+}
+
+int
+login_throttle_clear(struct db *db, const char *pair_key,
+    const char *addr_key)
+{
+	struct dbv	 a[2] = { DBS(pair_key), DBS(addr_key) };
+
+	return write1(db, SS_THROTTLE_CLEAR, a, 2);
+}
+
+int
+login_throttle_purge(struct db *db, long long window_start, long long now)
+{
+	struct dbv	 a[2] = { DBI(window_start), DBI(now) };
+
+	return write1(db, SS_THROTTLE_PURGE, a, 2);
 }

@@ -10,10 +10,11 @@
 #define PASSWORD_MAX	72	/* bytes bcrypt reads */
 
 /*
- * Writes operators make: channels (with their abilities, in one
- * transaction), users, tokens; and the checks the channel form applies at
- * entry (the seed's troubleshooting pitfalls). Used by bltcy-ctl and the
- * admin pages. Open the handle with db_new(dsn, store_sql, STORE__MAX, 0).
+ * Every write of bltcy-ctl and the admin pages: channels (with their
+ * abilities, in one transaction), users, tokens, price rules, and the
+ * admin's session revocations and login counts; and the checks the
+ * channel form applies at entry (the seed's troubleshooting pitfalls).
+ * Open the handle with db_new(dsn, store_sql, STORE__MAX, 0).
  */
 enum store_stmt {
 	SS_CHANNEL_INSERT,
@@ -33,6 +34,20 @@ enum store_stmt {
 	SS_PRICE_RULE_DELETE,
 	SS_PRICE_RULE_LIST,
 	SS_PRICE_RULE_ROOM,
+	SS_TOKEN_UPDATE,
+	SS_TOKEN_STATUS,
+	SS_TOKEN_DELETE,
+	SS_USER_UPDATE,
+	SS_USER_PASSWORD,
+	SS_CHANNEL_TESTED,
+	SS_SESSION_REVOKE,
+	SS_SESSION_REVOKED_PURGE,
+	SS_THROTTLE_SEED,
+	SS_THROTTLE_READ,
+	SS_THROTTLE_COUNT,
+	SS_THROTTLE_CLEAR,
+	SS_THROTTLE_GIVE_BACK,
+	SS_THROTTLE_PURGE,
 	STORE__MAX
 };
 extern const char *const store_sql[STORE__MAX];
@@ -153,6 +168,55 @@ long long user_id_by_name(struct db *, const char *username);
 long long token_create(struct db *, long long user_id, const char *name,
 	    long long quota, long long expires, const char *model_limits,
 	    const char *allow_ips, char key_out[49], char *msg, size_t msgsz);
+
+/*
+ * What the admin pages change of a token or user that exists (not
+ * deleted): 0, or -1 on a database error. The password is stored as
+ * given: a hash of password_hash. A channel's test time and response
+ * time: the result is of no consequence to the page.
+ */
+int	 token_update(struct db *, long long id, const char *name,
+	    long long quota, long long unlimited, long long expires,
+	    const char *model_limits, const char *allow_ips);
+int	 token_set_status(struct db *, long long id, long long status);
+int	 token_delete(struct db *, long long id);
+int	 user_update(struct db *, long long id, const char *display_name,
+	    long long role, long long quota, const char *group,
+	    long long status);
+int	 user_set_password(struct db *, long long id, const char *hash);
+void	 channel_tested(struct db *, long long id, long long at,
+	    long long ms);
+
+/*
+ * A logged-out admin session: its nonce is refused until it expires;
+ * nonces already expired are dropped. 0, or -1 on a database error.
+ */
+int	 session_nonce_revoke(struct db *, const char *nonce,
+	    long long expires, long long now);
+
+/*
+ * The admin's login counts (admin-cgi/session.c holds the rules): a row
+ * per key, each with failures, first_at and locked_until. Seed both keys'
+ * rows; read them locked, in key order (inside a transaction), through
+ * fn with columns k, failures, first_at, locked_until; count one attempt
+ * of a key (1 again when its first is older than window_start, locked
+ * until lock_until from max failures on). Give one attempt of a key back
+ * (its lock too when under max); clear the pair's key and the address's
+ * once it counts nothing; purge rows whose window and lock are over.
+ * 0, or -1 on a database error.
+ */
+int	 login_throttle_seed(struct db *, const char *addr_key,
+	    const char *pair_key, long long now);
+int	 login_throttle_read(struct db *, const char *addr_key,
+	    const char *pair_key, db_row_fn fn, void *arg);
+int	 login_throttle_count(struct db *, const char *key,
+	    long long window_start, long long now, long long max,
+	    long long lock_until);
+int	 login_throttle_give_back(struct db *, const char *key, long long max);
+int	 login_throttle_clear(struct db *, const char *pair_key,
+	    const char *addr_key);
+int	 login_throttle_purge(struct db *, long long window_start,
+	    long long now);
 
 /*
  * Price rules (pricerule.c), checked first with price_rule_check. Insert
