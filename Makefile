@@ -79,7 +79,7 @@ $(B)/librelay.a: $(filter-out $(B)/fcgi/master.o,$(RELAY_OBJ))
 # One unit test program per module (tests/unit/test_<module>.c): it
 # includes the source it tests, to reach static functions, and links the
 # rest.
-$(B)/unit/%: tests/unit/%.c tests/unit/unit.h $(wildcard fcgi/*.c fcgi/*.h common/*.h) \
+$(B)/unit/%: tests/unit/%.c tests/unit/unit.h $(wildcard fcgi/*.[ch] common/*.h admin-cgi/*.[ch]) \
     $(B)/librelay.a $(B)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/librelay.a \
