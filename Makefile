@@ -89,10 +89,10 @@ $(B)/unit/%: tests/unit/%.c tests/unit/unit.h $(wildcard fcgi/*.c fcgi/*.h commo
 $(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.a
 	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/unit/unit.c $(B)/libcommon.a $(LDLIBS_RELAY)
 
-# The relay's price field reader alone, for the differential test against
-# Go's encoding/json (tests/goref/).
-$(B)/price-scan: tests/goref/scan.c fcgi/jsonscan.c fcgi/jsonscan.h $(B)/libcommon.a
-	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/goref/scan.c fcgi/jsonscan.c \
+# The price's field reader (json_fields, common/jsonread.c) alone, for the
+# differential test against Go's encoding/json (tests/goref/).
+$(B)/price-scan: tests/goref/scan.c common/jsonread.h $(B)/libcommon.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ tests/goref/scan.c \
 	    $(B)/libcommon.a $(LDLIBS_COMMON)
 
 test: all
