@@ -58,7 +58,7 @@ $(B)/migrations.h: $(MIGRATIONS) schema/embed.sh
 	sh schema/embed.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(B)/libcommon.a: $(COMMON_OBJ)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(B)/bltcy-relay: $(RELAY_OBJ) $(B)/libcommon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_RELAY)
@@ -74,7 +74,7 @@ $(B)/bltcy-admin.cgi: $(ADMIN_OBJ) $(B)/libcommon.a
 # The relay but its main(), for the unit tests to link what they do not
 # include.
 $(B)/librelay.a: $(filter-out $(B)/fcgi/master.o,$(RELAY_OBJ))
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 # One unit test program per module (tests/unit/test_<module>.c): it
 # includes the source it tests, to reach static functions, and links the
@@ -89,10 +89,10 @@ $(B)/unit/%: tests/unit/%.c tests/unit/unit.h $(wildcard fcgi/*.[ch] common/*.h 
 $(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.a
 	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/unit/unit.c $(B)/libcommon.a $(LDLIBS_RELAY)
 
-# The relay's price field reader alone, for the differential test against
-# Go's encoding/json (tests/goref/).
-$(B)/price-scan: tests/goref/scan.c fcgi/jsonscan.c fcgi/jsonscan.h $(B)/libcommon.a
-	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/goref/scan.c fcgi/jsonscan.c \
+# The price's field reader (json_fields, common/jsonread.c) alone, for the
+# differential test against Go's encoding/json (tests/goref/).
+$(B)/price-scan: tests/goref/scan.c common/jsonread.h $(B)/libcommon.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ tests/goref/scan.c \
 	    $(B)/libcommon.a $(LDLIBS_COMMON)
 
 test: all

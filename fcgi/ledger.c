@@ -14,6 +14,7 @@
 #include "log.h"
 #include "relay.h"
 #include "shm.h"
+#include "taskids.h"
 
 /*
  * What both meterings share (meter.h). Every request thread has a charge

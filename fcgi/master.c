@@ -20,6 +20,7 @@
 #include "idem.h"
 #include "log.h"
 #include "meter.h"
+#include "recent.h"
 #include "relay.h"
 #include "route.h"
 #include "tasks.h"

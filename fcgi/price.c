@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jsonread.h"
 #include "log.h"
 #include "price.h"
 #include "relay.h"
@@ -12,7 +13,7 @@
  * The price of one request, as price.h says: new-api's ModelPrice base or
  * the channel's flat amount, then our rules on the body's fields. The body
  * is read once, for the model and the fields the service's rules name, by
- * json_fields (jsonscan.c), as the old gateway's Go will read it for the
+ * json_fields (jsonread.h), as the old gateway's Go will read it for the
  * job. A body that reader refuses is refused where the price depends on
  * the body: pricing it at the base would let any client choose its price.
  */

@@ -18,6 +18,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "meter.h"
+#include "recent.h"
 #include "route.h"
 #include "tasks.h"
 #include "worker.h"

@@ -4,7 +4,7 @@
 /*
  * The memory the master and every worker process share. Each mapping is
  * made by shm_map() in the master before it forks (metrics and circuit
- * breakers in metrics.c, the newest task ids in affinity.c, the charge
+ * breakers in metrics.c, the newest task ids in recent.c, the charge
  * slots and the usage ring in ledger.c, lease slots in lease.c), and
  * every access to a shared word goes through the atomics below.
  */

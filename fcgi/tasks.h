@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "relay.h"
+#include "taskids.h"
 
 struct db;
 struct dsn;

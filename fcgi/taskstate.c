@@ -1,8 +1,8 @@
 #include <string.h>
 
-#include <json-c/json.h>
-
+#include "jsonread.h"
 #include "relay.h"
+#include "taskids.h"
 #include "tasks.h"
 #include "util.h"
 
@@ -44,65 +44,29 @@ task_state_parse(const char *s)
 
 /* ---- poll answers ---- */
 
-#define ANSWER_DEPTH	32		/* JSON nesting a poll answer may have */
-#define PATH_SEG_MAX	64
-
 /*
- * The value at a dotted path ("data.task_status", "data.0.status": a
- * number indexes an array), or NULL. The path is the operator's; the
- * document is the upstream's.
+ * A poll answer is read by the one reader of JSON (jsonread.h), with
+ * its rules (Go's syntax; a key matches a path's segment without case, of
+ * a key given twice the later counts, a later null leaves the value, an
+ * object given twice is read as one) and JSON_INDEX | JSON_ANYSEG: a
+ * segment of digits also indexes an array ("data.0.status"), and a
+ * segment is any printable ASCII but '.'. The paths are the operator's;
+ * the document is the upstream's.
  */
-static struct json_object *
-json_at(struct json_object *o, const char *path)
+#define POLL_ANSWER_MAX	(64 * 1024 * 1024)
+#define STATUS_MAX	256	/* longer than any of a kind's lists */
+#define TEXT_MAX	512	/* more than a whole reason's bytes */
+
+/* A string or a number as text (0 for anything else): its whole length. */
+static size_t
+scalar_text(const struct json_value *v, char *out, size_t outsz)
 {
-	char		 seg[PATH_SEG_MAX];
-	const char	*p = path;
-	size_t		 n;
-
-	if (*p == '\0')
-		return NULL;
-	while (o != NULL) {
-		n = strcspn(p, ".");
-		if (n == 0 || n >= sizeof(seg))
-			return NULL;
-		memcpy(seg, p, n);
-		seg[n] = '\0';
-		if (json_object_is_type(o, json_type_object)) {
-			if (!json_object_object_get_ex(o, seg, &o))
-				return NULL;
-		} else if (json_object_is_type(o, json_type_array)) {
-			long long	 i;
-
-			if (parse_ll(seg, 0, 1 << 20, &i) == -1 ||
-			    (size_t)i >= json_object_array_length(o))
-				return NULL;
-			o = json_object_array_get_idx(o, (size_t)i);
-		} else
-			return NULL;
-		if (p[n] == '\0')
-			return o;
-		p += n + 1;
-	}
-	return NULL;
-}
-
-/* A string or number as text (NULL for anything else); valid with o. */
-static const char *
-scalar_text(struct json_object *o, size_t *len)
-{
-	if (o == NULL)
-		return NULL;
-	switch (json_object_get_type(o)) {
-	case json_type_string:
-		*len = (size_t)json_object_get_string_len(o);
-		return json_object_get_string(o);
-	case json_type_int:
-	case json_type_double:
-		*len = strlen(json_object_get_string(o));
-		return json_object_get_string(o);
-	default:
-		return NULL;
-	}
+	if (v->kind == JSON_STRING)
+		return json_text(v, out, outsz);
+	if (v->kind == JSON_NUMBER)		/* as written */
+		return json_compact(v, out, outsz);
+	out[0] = '\0';
+	return 0;
 }
 
 /* Is s (not NUL-terminated) one of the comma list's items, in any case? */
@@ -128,17 +92,15 @@ list_has_nocase(const char *list, const char *s, size_t len)
 
 /* A string or an integer as a task id is written; 0, or -1. */
 static int
-id_text(struct json_object *o, char out[TASK_ID_MAX + 1])
+id_text(const struct json_value *v, char out[TASK_ID_MAX + 1])
 {
-	const char	*s;
-	size_t		 n = 0;
+	char	 s[TASK_ID_MAX + 2];
+	size_t	 n;
 
-	if (o == NULL || json_object_is_type(o, json_type_double) ||
-	    (s = scalar_text(o, &n)) == NULL || n == 0 || n > TASK_ID_MAX ||
-	    memchr(s, '\0', n) != NULL)
+	n = task_id_text(v, s, sizeof(s));
+	if (n == 0 || n > TASK_ID_MAX || memchr(s, '\0', n) != NULL)
 		return -1;
-	memcpy(out, s, n);
-	out[n] = '\0';
+	memcpy(out, s, n + 1);
 	return 0;
 }
 
@@ -146,29 +108,26 @@ void
 task_answer_read(const struct task_kind *k, const char *body, size_t len,
     struct task_answer *a)
 {
-	struct json_tokener	*tok;
-	struct json_object	*doc, *v;
-	const char		*s, *status;
-	size_t			 n = 0, sn = 0;
+	const char		*paths[3];
+	struct json_value	 v[3];
+	char			 status[STATUS_MAX + 1], text[TEXT_MAX];
+	size_t			 sn;
 
 	memset(a, 0, sizeof(*a));
 	a->state = TS_UNKNOWN;
-	if (k == NULL || body == NULL || len == 0 || len > 64 * 1024 * 1024)
+	if (k == NULL || body == NULL || len == 0 || len > POLL_ANSWER_MAX)
 		return;
-	if ((tok = json_tokener_new_ex(ANSWER_DEPTH)) == NULL)
+	paths[0] = k->status_path;
+	paths[1] = k->reason_path;
+	paths[2] = k->id_path;
+	if (json_values(body, len, paths, 3, JSON_INDEX | JSON_ANYSEG, v) == -1)
 		return;
-	doc = json_tokener_parse_ex(tok, body, (int)len);
-	if (doc == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(doc);
-		json_tokener_free(tok);
+	if (v[0].kind != JSON_STRING && v[0].kind != JSON_NUMBER)
 		return;
-	}
-	json_tokener_free(tok);
-	if ((status = scalar_text(json_at(doc, k->status_path), &sn)) == NULL) {
-		json_object_put(doc);
-		return;
-	}
-	if (list_has_nocase(k->succeeded, status, sn))
+	sn = scalar_text(&v[0], status, sizeof(status));
+	if (sn > STATUS_MAX)
+		a->state = TS_RUNNING;		/* no list has it */
+	else if (list_has_nocase(k->succeeded, status, sn))
 		a->state = TS_SUCCEEDED;
 	else if (list_has_nocase(k->lost, status, sn))
 		a->state = TS_LOST;
@@ -176,21 +135,22 @@ task_answer_read(const struct task_kind *k, const char *body, size_t len,
 		a->state = TS_FAILED;
 	else
 		a->state = TS_RUNNING;
-	/* a task the upstream does not know: its word for that is the reason */
+	/*
+	 * A task the upstream does not know: its word for that is the
+	 * reason. Else the value at reason_path: a string or a number as
+	 * above, anything else (but null) as its JSON text, compacted. A NUL
+	 * inside a string ends it here.
+	 */
 	if (a->state == TS_LOST)
 		utf8_copy(a->reason, status, sizeof(a->reason));
-	else if (k->reason_path[0] != '\0') {
-		v = json_at(doc, k->reason_path);
-		if ((s = scalar_text(v, &n)) == NULL && v != NULL &&
-		    !json_object_is_type(v, json_type_null))
-			s = json_object_to_json_string_ext(v,
-			    JSON_C_TO_STRING_PLAIN);
-		if (s != NULL)		/* a NUL inside a string ends it here */
-			utf8_copy(a->reason, s, sizeof(a->reason));
+	else if (v[1].kind == JSON_STRING || v[1].kind == JSON_NUMBER) {
+		scalar_text(&v[1], text, sizeof(text));
+		utf8_copy(a->reason, text, sizeof(a->reason));
+	} else if (v[1].kind != JSON_NONE) {
+		json_compact(&v[1], text, sizeof(text));
+		utf8_copy(a->reason, text, sizeof(a->reason));
 	}
-	if (k->id_path[0] != '\0')
-		a->has_id = id_text(json_at(doc, k->id_path), a->id) == 0;
-	json_object_put(doc);
+	a->has_id = id_text(&v[2], a->id) == 0;
 }
 
 enum task_state

@@ -13,6 +13,7 @@
 #include <fcgiapp.h>
 
 #include "relay.h"
+#include "taskids.h"
 
 /*
  * A worker process runs RELAY_THREADS request threads, each answering one

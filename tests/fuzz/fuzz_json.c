@@ -1,8 +1,10 @@
 /*
- * libFuzzer: channel settings and task ids in upstream answers and
- * requests. The task ids of an answer are also read with json-c (strict
- * mode) the way the relay once did; where json-c takes the text as JSON,
- * both must find the same ids in the same order. The fields a price reads
+ * libFuzzer: channel settings, the reader of JSON (jsonread.c) and task
+ * ids in upstream answers and requests. The task ids of an answer are
+ * also read with json-c (strict mode) the way the relay once did; where
+ * json-c and the reader both take the text as JSON, both must find the
+ * same ids in the same order. The reader's entry points must agree on
+ * what is JSON; a walk must reach every value; the fields a price reads
  * come from the same bytes, with rules on nested and repeated fields.
  */
 #include <stdint.h>
@@ -16,8 +18,8 @@
 #include "../../common/log.c"
 #include "../../common/setting.c"
 #include "../../fcgi/shared.c"
-#include "../../fcgi/affinity.c"
-#include "../../fcgi/jsonscan.c"
+#include "../../common/jsonread.c"
+#include "../../fcgi/taskids.c"
 #include "../../common/price.c"
 #include "../../fcgi/price.c"
 
@@ -50,7 +52,8 @@ ref_answer(struct task_ids *t, const char *p, size_t n)
 	size_t		 i, k, end;
 
 	memset(t, 0, sizeof(*t));
-	if (n == 0 || n > JSON_MAX || (tok = json_tokener_new_ex(JSON_DEPTH)) == NULL)
+	if (n == 0 || n > ANSWER_JSON_MAX ||
+	    (tok = json_tokener_new_ex(JSON_DEPTH_MAX)) == NULL)
 		return 0;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, p, (int)n);
@@ -86,11 +89,62 @@ ref_answer(struct task_ids *t, const char *p, size_t n)
 	return 1;
 }
 
+/* Every value a walk gives lies in its parent and is JSON on its own. */
+static int
+walk_each(void *arg, const char *key, size_t kl, const struct json_value *v)
+{
+	const struct json_value	*parent = arg;
+	struct json_value	 again;
+	char			 text[16];
+	size_t			 n;
+
+	if (v->p <= parent->p || v->p + v->n >= parent->p + parent->n ||
+	    json_parse(v->p, v->n, &again) == -1 || again.kind != v->kind ||
+	    again.n != v->n || (key == NULL) != (parent->kind == JSON_ARRAY) ||
+	    (key != NULL && strlen(key) > kl))
+		abort();
+	n = json_text(v, text, sizeof(text));
+	if (v->kind == JSON_STRING ? n > 3 * v->n || strlen(text) > n : n != 0)
+		abort();
+	if (json_compact(v, text, sizeof(text)) > v->n ||
+	    strlen(text) >= sizeof(text))
+		abort();
+	return json_each(v, walk_each, (void *)v);
+}
+
+/* The reader's entry points agree on what is JSON. */
+static void
+reader(const char *str, size_t size)
+{
+	static const char *const paths[] = { "a", "a.b", "0", "0.a", "A.B.c",
+	    "x-y.1", "data.0.status" };
+	struct json_value	 top, v[7];
+	char			 out[7][JSON_SCALAR_MAX + 1];
+	int			 found[7], ok, rc;
+
+	ok = json_parse(str, size, &top) == 0;
+	if (ok && walk_each(&(struct json_value){ JSON_ARRAY, str - 1,
+	    size + 2 }, NULL, 0, &top) == -1)
+		abort();
+	rc = json_values(str, size, paths, 7, JSON_INDEX | JSON_ANYSEG, v);
+	if ((rc == 0) != ok)
+		abort();
+	rc = json_values(str, size, paths, 7, 0, v);
+	if ((rc == 0) != (ok && (top.kind == JSON_OBJECT ||
+	    top.kind == JSON_NULL)))
+		abort();
+	rc = json_fields(str, size, paths, 7, out, found);
+	if ((rc == 0) != (ok && (top.kind == JSON_OBJECT ||
+	    top.kind == JSON_NULL)))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct chan_setting	 s;
 	struct task_ids		 t, ref;
+	struct json_value	 top;
 	char			*str, err[128], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
 	char			 refj[sizeof(joined)];
 	size_t			 i;
@@ -102,8 +156,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setting_parse(str, &s, err, sizeof(err));
 	task_ids_from_answer(&t, str, size);
 	task_ids_join(&t, joined, sizeof(joined));
+	reader(str, size);
 	/* json-c's strings end at a NUL; the relay's answers hold none */
-	if (memchr(str, '\0', size) == NULL && ref_answer(&ref, str, size)) {
+	if (memchr(str, '\0', size) == NULL && json_parse(str, size, &top) == 0 &&
+	    ref_answer(&ref, str, size)) {
 		task_ids_join(&ref, refj, sizeof(refj));
 		if (ref.n != t.n || strcmp(refj, joined) != 0) {
 			fprintf(stderr, "json-c [%s], ours [%s]\n", refj, joined);

@@ -1,5 +1,6 @@
 /*
- * libFuzzer: what a poll answer says of its task (taskstate.c), for the
+ * libFuzzer: what a poll answer says of its task (taskstate.c, through
+ * json_values of jsonread.c with JSON_INDEX | JSON_ANYSEG), for the
  * kinds the schema seeds and one with a list index in its paths. The
  * answer is the upstream's, so any bytes. What must hold: one of the
  * states an answer can say, and a reason that is a C string within its
@@ -12,6 +13,8 @@
 #include <string.h>
 
 #include "../../common/util.c"
+#include "../../common/jsonread.c"
+#include "../../fcgi/taskids.c"
 #include "../../fcgi/taskstate.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);

@@ -30,7 +30,8 @@
 #include "../../common/netaddr.c"
 #include "../../fcgi/upstream.c"
 #include "../../fcgi/shared.c"
-#include "../../fcgi/affinity.c"
+#include "../../common/jsonread.c"
+#include "../../fcgi/taskids.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

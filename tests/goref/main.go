@@ -1,8 +1,8 @@
-// The reference for the relay's price field reader (fcgi/jsonscan.c):
-// bodies decoded the way the old gateway (new-api, Go) decodes them, with
-// encoding/json.Unmarshal into a struct that has a field for each dotted
-// path a price reads. Standard library only; Debian's golang-go (1.19)
-// builds it offline.
+// The reference for the relay's price field reader (json_fields,
+// common/jsonread.c): bodies decoded the way the old gateway (new-api, Go)
+// decodes them, with encoding/json.Unmarshal into a struct that has a
+// field for each dotted path a price reads. Standard library only;
+// Debian's golang-go (1.19) builds it offline.
 //
 // Reads cases from stdin and writes one line for each:
 //

@@ -1,8 +1,8 @@
 """The pair the differential test and its fuzz compare: the Go reference
 (tests/goref/main.go, built here with the distribution's go, offline, in a
 private GOCACHE and HOME) and the relay's reader ($BLTCY_BUILD/price-scan,
-built by make from fcgi/jsonscan.c). Both take the same cases on stdin and
-answer a line each (see main.go)."""
+built by make around json_fields of common/jsonread.c). Both take the same
+cases on stdin and answer a line each (see main.go)."""
 
 import os
 import shutil

@@ -1,5 +1,5 @@
 /*
- * The relay's price field reader (fcgi/jsonscan.c) behind the same
+ * The price's field reader (json_fields, common/jsonread.c) behind the same
  * protocol as the Go reference (tests/goref/main.go), for the
  * differential test and its fuzz: cases on stdin, one answer a line, the
  * answers so far written out at a line "F".
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonscan.h"
+#include "jsonread.h"
 
 #define LINE_MAX_	4096
 

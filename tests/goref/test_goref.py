@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""The differential test of the relay's price field reader (fcgi/jsonscan.c)
-against Go's encoding/json (tests/goref/main.go, json.Unmarshal into a
-struct with a field for each path, as new-api decodes a body): every case
-of a corpus is read by both, and the two answers must be the same, the
-refusals included. Some cases also say the answer both must give.
+"""The differential test of the relay's price field reader (json_fields,
+common/jsonread.c) against Go's encoding/json (tests/goref/main.go,
+json.Unmarshal into a struct with a field for each path, as new-api decodes
+a body): every case of a corpus is read by both, and the two answers must be
+the same, the refusals included. Some cases also say the answer both must
+give.
 
 The corpus: the cases of a price that once read a body unlike Go (numbers
 and literals, null, NUL in a key, folded keys, model and model_name,

@@ -11,8 +11,7 @@
 
 #include "../../fcgi/upstream.c"
 #include "../../fcgi/shared.c"
-#include "../../fcgi/affinity.c"
-#include "../../fcgi/jsonscan.c"
+#include "../../fcgi/taskids.c"
 #include "../../fcgi/price.c"
 #include "../../fcgi/taskstate.c"
 #include "../../fcgi/coding.c"
