@@ -168,26 +168,6 @@ instance_name(int fd)
 		memmove(host, host + strlen(host) - 63, 64);
 }
 
-/* Settle what a dead worker (or, pid 0, a dead pool) left in flight. */
-static void
-recover(pid_t pid)
-{
-	static const char *const sql[] = { "CALL bltcy_recover(?, ?, ?)" };
-	struct db	*db;
-	struct dbv	 a[3];
-
-	if ((db = db_new(&dsn, sql, 1, 0)) == NULL)
-		return;
-	a[0] = DBS(host);
-	a[1] = DBI(pid);
-	a[2] = DBI(now_s());
-	if (db_run(db, 0, a, 3, NULL, NULL, NULL) != DB_OK)
-		log_err("recovering charges of %s: %s (bltcy-ctl recover "
-		    "settles them later)", pid ? "a dead worker" : "the last run",
-		    db_error(db));
-	db_free(db);
-}
-
 /*
  * Task rows are needed while a task runs and for the admin's history:
  * weeks, not years; an Idempotency-Key for a day. Once an hour the master
@@ -415,7 +395,7 @@ raise_nofile(void)
 	}
 }
 
-/* A worker killed by a signal or exiting non-zero left charges open. */
+/* Killed by a signal or exiting non-zero: a crash, logged and counted. */
 static int
 died_badly(int status)
 {
@@ -476,13 +456,10 @@ reap(void)
 		if (i == nworkers) {		/* an old generation's */
 			if (nold > 0)
 				nold--;
-			if (abnormal)
-				recover(pid);
 			continue;
 		}
 		if (abnormal) {
 			log_died("worker", pid, status);
-			recover(pid);
 			metrics_worker_restart();
 		}
 		if (got_term) {
@@ -573,7 +550,6 @@ main(int argc, char *argv[])
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
-	recover(0);
 	if (meter_init(strcmp(cfg_s(CFG_METERING), "lease") == 0 ? &meter_lease :
 	    &meter_strict, host,
 	    2 * (pool_size() + 1) * (size_t)cfg_i(CFG_RELAY_THREADS), &dsn) == -1) {
@@ -628,8 +604,6 @@ main(int argc, char *argv[])
 					}
 				if (!current && nold > 0)
 					nold--;
-				if (died_badly(status))
-					recover(pid);
 				release(pid);
 			}
 			/* every charge the workers made is committed by now */
