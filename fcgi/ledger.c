@@ -107,15 +107,12 @@ charge_slot_gone(int slot, int stands, int prepaid, int refund_waits)
 			    "kept without its logs row" :
 			    "refunded at the next start");
 	}
-	if (refund_waits) {
-		/* its slot row must name the request until the refund is
-		 * done, so the slot waits for the master to do it */
-		log_warn("WARN req=%s a worker is gone with its refund waiting "
-		    "for the database; the master does it", s->rec.rid);
+	/* its slot row must name the request until the refund is done, so
+	 * the slot waits for the master to do it (owed.c) */
+	if (refund_waits)
 		charge_slot_hold(slot);
-		return;
-	}
-	charge_slot_free(slot);
+	else
+		charge_slot_free(slot);
 }
 
 void

@@ -225,8 +225,13 @@ prune_tick(void)
 static void
 slot_gone(int slot)
 {
-	charge_slot_gone(slot, meter->dead_charge(mdb, slot), meter->prepaid,
-	    owed_waiting(slot));
+	struct refund	 r;
+	int		 stands = meter->dead_charge(mdb, slot);
+
+	if (owed_get(slot, &r))
+		log_warn("WARN req=%s a worker is gone with its refund waiting "
+		    "for the database; the master does it", r.rid);
+	charge_slot_gone(slot, stands, meter->prepaid, owed_waiting(slot));
 }
 
 static pid_t
