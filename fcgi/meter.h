@@ -25,8 +25,9 @@
  *		restart
  *
  * Calls go one way: request.c and worker.c call a mode; a mode calls the
- * ledger, owed.c and usage.c; the ledger calls usage.c; the master
- * (master.c) calls all of them, and nothing calls back.
+ * ledger (strict metering also owed.c and the charger); the ledger calls
+ * usage.c, owed.c the ledger; the master (master.c) calls all of them,
+ * and nothing calls back.
  */
 
 #include <stddef.h>
