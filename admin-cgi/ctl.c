@@ -1,7 +1,6 @@
 /*
  * bltcy-ctl: what install.sh and operators do from a shell: schema
- * migrations, the first admin, channels, tokens, quota, recovery, price
- * rules.
+ * migrations, the first admin, channels, tokens, quota, price rules.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +31,6 @@ usage(void)
 	    "  add-token --user NAME [--name N] [--quota N | --unlimited]\n"
 	    "            [--expires UNIX_TS] [--models a,b] [--ips LIST]\n"
 	    "  token-quota sk-KEY              remaining and used quota of a token\n"
-	    "  recover [--older-than SECONDS]  settle charges a crash left (default 600)\n"
 	    "  price list                      the price rules\n"
 	    "  price add --service S [--model M] [--field F --value V]\n"
 	    "            [--multiplier X] [--surcharge N] [--note T]\n"
@@ -254,18 +252,6 @@ cmd_token_quota(int argc, char *argv[])
 }
 
 static int
-cmd_recover(int argc, char *argv[])
-{
-	struct dbv	 a = DBI(now_s() - num(argc, argv, "--older-than", 600, 0,
-			    INT32_MAX));
-
-	if (db_run(db, SS_RECOVER, &a, 1, NULL, NULL, NULL) != DB_OK)
-		die("recover", db_error(db));
-	printf("recovered\n");
-	return 0;
-}
-
-static int
 print_rule(void *arg, const struct price_rule *r)
 {
 	char	 m[32];
@@ -353,8 +339,6 @@ main(int argc, char *argv[])
 		rc = cmd_add_token(argc, argv);
 	else if (strcmp(cmd, "token-quota") == 0)
 		rc = cmd_token_quota(argc, argv);
-	else if (strcmp(cmd, "recover") == 0)
-		rc = cmd_recover(argc, argv);
 	else if (strcmp(cmd, "price") == 0)
 		rc = cmd_price(argc, argv);
 	else

@@ -45,7 +45,6 @@ const char *const store_sql[STORE__MAX] = {
 	[SS_TOKEN_BY_KEY] =
 	    "SELECT id, name, status, remain_quota, used_quota, unlimited_quota,"
 	    " expired_time FROM tokens WHERE `key` = ? AND deleted_at IS NULL",
-	[SS_RECOVER] = "CALL bltcy_recover_stale(?, UNIX_TIMESTAMP())",
 	[SS_CHANNEL_STATUS] =
 	    "UPDATE channels SET status = ? WHERE id = ? AND type = 55",
 	[SS_ABILITIES_ENABLE] =

@@ -5,7 +5,6 @@
 
 #include "db.h"
 #include "log.h"
-#include "meter.h"
 #include "worker.h"
 
 /*
@@ -23,15 +22,11 @@
  * channel or an ability) are as they were when it was read, and the
  * worker reads the counters at least every COUNTERS_MS: a disabled or
  * deleted token, a banned user or a disabled channel is refused within
- * that time, free requests included. Strict metering's charge checks the
- * counters again in its statement, so there rows are kept for
- * AUTH_CHECKED_MS; lease metering spends without a statement and keeps
- * them for AUTH_CACHE_MS. A row that fails the token check is always
- * looked up again first.
+ * that time, free requests included. A row is kept for the lifetime
+ * tokcache_init was given (the metering mode's: meter.h). A row that
+ * fails the token check is always looked up again first.
  */
 #define AUTH_CACHE	1024
-#define AUTH_CACHE_MS	2000
-#define AUTH_CHECKED_MS	60000
 #define COUNTERS_MS	1000
 
 struct auth_entry {
@@ -44,6 +39,7 @@ struct auth_entry {
 	char			 loading_key[TOKEN_KEY_MAX];
 };
 static struct auth_entry	*acache;
+static int64_t			 row_lifetime_ms;	/* a kept row is used this long */
 #define AUTH_STRIPES	64
 static pthread_mutex_t		 acache_mu[AUTH_STRIPES];
 static pthread_cond_t		 acache_cv[AUTH_STRIPES];	/* a load ended */
@@ -143,8 +139,8 @@ counters_fresh(struct proc *p, int64_t max_ms, long long *chan,
 
 /*
  * A kept row for key that may be used now: 1, with *row and the counters
- * it stands at (*auth_version, and the channels counter in *chan).
- * Lease metering keeps rows for AUTH_CACHE_MS, strict for AUTH_CHECKED_MS.
+ * it stands at (*auth_version, and the channels counter in *chan), read
+ * less than row_lifetime_ms ago.
  */
 int
 tokcache_get(struct proc *p, const char *key, struct token_row *row,
@@ -162,8 +158,7 @@ tokcache_get(struct proc *p, const char *key, struct token_row *row,
 	e = acache_slot(key);
 	mu = &acache_mu[acache_stripe(e)];
 	pthread_mutex_lock(mu);
-	if (e->at != 0 && now - e->at <
-	    (meter->checks_rows ? AUTH_CHECKED_MS : AUTH_CACHE_MS) &&
+	if (e->at != 0 && now - e->at < row_lifetime_ms &&
 	    strlen(e->key) == klen && ct_memeq(e->key, key, klen) &&
 	    e->auth_version == auth) {
 		*row = e->row;
@@ -344,10 +339,11 @@ refused_drop(const char *key)
 }
 
 int
-tokcache_init(void)
+tokcache_init(int64_t lifetime_ms)
 {
 	size_t	 i;
 
+	row_lifetime_ms = lifetime_ms;
 	for (i = 0; i < AUTH_STRIPES; i++) {
 		pthread_mutex_init(&acache_mu[i], NULL);
 		pthread_cond_init(&acache_cv[i], NULL);

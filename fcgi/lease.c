@@ -1,3 +1,5 @@
+#include <sys/syscall.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -7,17 +9,19 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
-#include "relay.h"
-#include "shm.h"
+#include "meter.h"
+#include "shared.h"
+#include "sql.h"
+#include "util.h"
 
 /*
  * METERING=lease. Quota is leased from the database in blocks (one CALL,
  * recorded in bltcy_leases) and spent from shared memory with atomic
  * compare-and-swap, so a charge costs no database round trip. A kept
- * charge goes through the usage ring (ledger.c), whose writer also takes
+ * charge goes through the usage ring (usage.c), whose writer also takes
  * the spent part from the lease; the master gives idle leases back. A
- * thread's charge in flight sits in its charge slot, so the master
- * settles it if the worker dies, as in strict mode.
+ * thread's charge in flight sits in its charge slot (ledger.c), so the
+ * master settles it if the worker dies, as in strict mode.
  *
  * What a power loss of the host can lose: the ring not yet written (at
  * most LEASE_FLUSH_MS of settled requests); those charges are refunded
@@ -31,33 +35,75 @@
 #define IDLE_MS		10000		/* an unused lease goes back after this */
 #define DRY_MS		1000		/* a token the DB had too little for is
 					   not asked again for this long */
+#define LEASES		16384		/* tokens with a lease on this host, */
+#define LEASES_MIN	64		/* by default; LEASE_SLOTS in this range */
+#define LEASES_MAX	(1 << 20)
 
 /*
- * The token's lease slot; with claim, a free one becomes its slot: the
+ * A token's lease on this host. token_id 0 is a place never used,
+ * LEASE_GONE one given up (the token's lookups probe on past it, a new
+ * token may take it), LEASE_CLOSING one the master is giving up. A worker
+ * counts itself in inflight before it looks at a lease's avail, and the
+ * master gives a lease up only while none is counted there.
+ */
+#define LEASE_GONE	(-1)
+#define LEASE_CLOSING	(-2)
+
+struct token_lease {
+	long long	 token_id;	/* or 0, LEASE_GONE, LEASE_CLOSING */
+	int		 lock;		/* thread id leasing more, or 0 */
+	int64_t		 avail;
+	int64_t		 inflight;
+	int64_t		 last_use;	/* mono ms */
+	int64_t		 leased_at;	/* mono ms of the last lease */
+	int64_t		 grow;		/* blocks per lease, 1..LEASE_GROW */
+	int64_t		 dry_at;	/* mono ms the database last had too little */
+};
+
+/* What lease metering keeps of a charge slot, for the master. */
+struct lease_hold {
+	int		 charged;	/* the lease its charge was spent from */
+	int		 counted;	/* lease + 1 it counts in, spending */
+};
+
+static struct token_lease *leases;	/* nleases of them; never unmapped */
+static size_t		 nleases;
+static struct lease_hold *holds;	/* one per charge slot */
+static const char	*pool_host;	/* this pool's instance name */
+
+static int
+int_row(void *arg, const struct dbv *c, size_t n)
+{
+	*(long long *)arg = c[0].t == DBV_INT ? c[0].i : 0;
+	return 1;
+}
+
+/*
+ * The token's lease; with claim, a free place becomes its lease: the
  * first given up on its probe path, or else the first never used. NULL
- * when the token has none (or, with claim, every slot is taken).
+ * when the token has none (or, with claim, every place is taken).
  *
  * NOTE: two workers claiming for one token while the master gives up a
- * slot earlier on its path may end up with a slot each. That costs a
- * slot, not quota: each slot's lease is the host's, counted in the
- * database per token, and the later one is given up when idle.
+ * lease earlier on its path may end up with a lease each. That costs a
+ * place, not quota: each is the host's, counted in the database per
+ * token, and the later one is given up when idle.
  */
-static struct lslot *
-find_slot(long long token_id, int claim)
+static struct token_lease *
+find_lease(long long token_id, int claim)
 {
-	size_t		 n = L->nslots, i, tries;
+	size_t		 n = nleases, i, tries;
 	size_t		 h = (size_t)((unsigned long long)token_id * 2654435761ULL) % n;
-	struct lslot	*gone;
+	struct token_lease *gone;
 
 	for (tries = 0; tries < 8; tries++) {
 		gone = NULL;
 		for (i = 0; i < n; i++) {
-			struct lslot	*s = &L->slots[(h + i) % n];
+			struct token_lease *s = &leases[(h + i) % n];
 			long long	 id = LOAD(&s->token_id);
 
 			if (id == token_id)
 				return s;
-			if (id == SLOT_GONE && gone == NULL)
+			if (id == LEASE_GONE && gone == NULL)
 				gone = s;
 			if (id == 0)
 				break;
@@ -67,8 +113,8 @@ find_slot(long long token_id, int claim)
 		if (i == n && gone == NULL)
 			break;		/* all taken */
 		{
-			struct lslot	*s = gone ? gone : &L->slots[(h + i) % n];
-			long long	 old = gone ? SLOT_GONE : 0;
+			struct token_lease *s = gone ? gone : &leases[(h + i) % n];
+			long long	 old = gone ? LEASE_GONE : 0;
 
 			if (CAS(&s->token_id, &old, token_id) || old == token_id)
 				return s;
@@ -79,40 +125,37 @@ find_slot(long long token_id, int claim)
 }
 
 /*
- * Count this worker in s (as spending from it) if s is still the token's:
- * the master gives a slot up only with none counted there, and checks
- * that after it marked it SLOT_CLOSING; both sides use sequentially
- * consistent operations, so one of them sees the other.
+ * Count charge slot slot in s (as spending from it) if s is still the
+ * token's: the master gives a lease up only with none counted there, and
+ * checks that after it marked it LEASE_CLOSING; both sides use
+ * sequentially consistent operations, so one of them sees the other.
  */
 static int
-slot_pin(struct lslot *s, long long token_id)
+lease_pin(struct token_lease *s, long long token_id, int slot)
 {
 	__atomic_fetch_add(&s->inflight, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&s->token_id, __ATOMIC_SEQ_CST) != token_id) {
 		ADD(&s->inflight, -1);
 		return -1;
 	}
-	if (me != NULL)
-		STORE(&me->pin, (int)(s - L->slots) + 1);
+	STORE(&holds[slot].counted, (int)(s - leases) + 1);
 	return 0;
 }
 
 static void
-slot_unpin(struct lslot *s)
+lease_unpin(struct token_lease *s, int slot)
 {
 	ADD(&s->inflight, -1);
-	if (me != NULL)
-		STORE(&me->pin, 0);
+	STORE(&holds[slot].counted, 0);
 }
 
 static int64_t
 lease_available(long long token_id)
 {
-	struct lslot	*s;
-
+	struct token_lease *s;
 	int		 waited;
 
-	if (L == NULL || (s = find_slot(token_id, 0)) == NULL)
+	if (leases == NULL || (s = find_lease(token_id, 0)) == NULL)
 		return 0;
 	/*
 	 * While a lease is being taken, its quota is neither in the token's
@@ -126,7 +169,7 @@ lease_available(long long token_id)
 
 /* Spend q (>= 0) from the slot's lease: 1, or 0 when it holds less. */
 static int
-avail_take(struct lslot *s, long long q)
+avail_take(struct token_lease *s, long long q)
 {
 	int64_t	 a = LOAD(&s->avail);
 
@@ -144,7 +187,7 @@ avail_take(struct lslot *s, long long q)
  * see lease_want).
  */
 static int
-avail_add(struct lslot *s, long long q)
+avail_add(struct token_lease *s, long long q)
 {
 	int64_t		 a = LOAD(&s->avail);
 	long long	 sum;
@@ -180,28 +223,28 @@ lease_want(long long q, long long grow)
 }
 
 /*
- * Spend rec's quota from the token's lease, leasing a new block when it
- * is short. METER_QUOTA when token or user cannot pay.
+ * Spend c's quota from the token's lease, leasing a new block when it is
+ * short. METER_QUOTA when token or user cannot pay.
  */
 static enum meter_rc
-lease_reserve(struct db *db, const struct usage *rec, int unlimited,
-    long long chan_version, long long auth_version)
+lease_reserve(struct db *db, struct charge *c)
 {
+	const struct usage *rec = &c->rec;
 	long long	 q = rec->quota, token = rec->token_id;
-	struct lslot	*s;
+	struct token_lease *s;
 	struct dbv	 a[8];
 	char		 op[64];
 	long long	 grant = 0;
 	int64_t		 now, grow;
-	int		 zero, tries;
+	int		 zero, tries, tid = (int)syscall(SYS_gettid);
 
 	for (tries = 0;; tries++) {
-		if (tries == 8 || (s = find_slot(token, 1)) == NULL) {
+		if (tries == 8 || (s = find_lease(token, 1)) == NULL) {
 			log_err("no lease slot for token %lld: %zu slots, "
-			    "all taken (LEASE_SLOTS)", token, L->nslots);
+			    "all taken (LEASE_SLOTS)", token, nleases);
 			return METER_DB;
 		}
-		if (slot_pin(s, token) == 0)
+		if (lease_pin(s, token, c->slot) == 0)
 			break;
 	}
 	for (tries = 0; !avail_take(s, q); tries++) {
@@ -214,11 +257,11 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 		 */
 		if ((tries > 0 && grant < q) ||
 		    (dry != 0 && mono_ms() - dry < DRY_MS)) {
-			slot_unpin(s);
+			lease_unpin(s, c->slot);
 			return METER_QUOTA;
 		}
 		zero = 0;
-		if (!CAS(&s->lock, &zero, mypid)) {
+		if (!CAS(&s->lock, &zero, tid)) {
 			/* another worker is leasing: wait for it, or take over
 			 * from one that died holding the lock */
 			if (zero != 0 && kill(zero, 0) == -1 && errno == ESRCH)
@@ -226,7 +269,7 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 			usleep(1000);
 			grant = q;
 			if (tries > 30000) {	/* 30 s and more */
-				slot_unpin(s);
+				lease_unpin(s, c->slot);
 				return METER_DB;
 			}
 			continue;
@@ -235,10 +278,10 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 			STORE(&s->lock, 0);
 			break;
 		}
-		a[0] = DBS(lhost);
+		a[0] = DBS(pool_host);
 		a[1] = DBI(token);
 		a[2] = DBI(rec->user_id);
-		a[3] = DBI(unlimited);
+		a[3] = DBI(c->unlimited);
 		/*
 		 * A token spending a lease within a second gets twice as much
 		 * next time, so a busy token leases about once a second; one
@@ -263,7 +306,7 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 		if (db_run(db, ST_LEASE, a, 8, NULL, NULL, NULL) != DB_OK ||
 		    db_run(db, ST_LEASE_GRANT, a, 2, int_row, &grant, NULL) != DB_OK) {
 			STORE(&s->lock, 0);
-			slot_unpin(s);
+			lease_unpin(s, c->slot);
 			log_err("lease for token %lld: %s", token, db_error(db));
 			return METER_DB;
 		}
@@ -275,40 +318,38 @@ lease_reserve(struct db *db, const struct usage *rec, int unlimited,
 		STORE(&s->lock, 0);
 		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, token);
 	}
-	/* counted in inflight since slot_pin, until lease_settle */
+	/* counted in inflight since lease_pin, until lease_settle */
 	STORE(&s->last_use, mono_ms());
-	if (me != NULL) {
-		me->rec = *rec;
-		me->slot = (int)(s - L->slots);
-		STORE(&me->pushed, 0);
-		STORE(&me->active, CH_CHARGED);
-		STORE(&me->pin, 0);
-	}
+	c->lease = (int)(s - leases);
+	holds[c->slot].charged = c->lease;
+	charge_open(c, CH_CHARGED);
+	STORE(&holds[c->slot].counted, 0);
 	return METER_OK;
 }
 
 /* The request is over: usage into the ring (keep) or the lease back. */
 static void
-lease_settle(struct db *db, int keep, const struct usage_end *e)
+lease_settle(struct db *db, struct charge *c, int keep,
+    const struct usage_end *e)
 {
-	struct lslot	*s;
+	struct token_lease *s;
 
-	if (me == NULL || LOAD(&me->active) != CH_CHARGED)
+	if (charge_slot_state(c->slot) != CH_CHARGED)
 		return;
 	if (keep)
-		usage_keep(e);
-	s = &L->slots[me->slot];
-	if (!keep && avail_add(s, me->rec.quota) == -1)
+		charge_keep(c, e, 0);
+	s = &leases[c->lease];
+	if (!keep && avail_add(s, c->rec.quota) == -1)
 		log_err("req=%s refund of %lld into the lease of token %lld: "
 		    "the slot holds all a BIGINT can; the rest goes back at the "
-		    "next start", me->rec.rid, me->rec.quota, me->rec.token_id);
+		    "next start", c->rec.rid, c->rec.quota, c->rec.token_id);
 	ADD(&s->inflight, -1);
-	STORE(&me->active, CH_IDLE);
+	charge_mark(c, CH_IDLE);
 }
 
 /* Lease metering owes the database nothing outside a request. */
 static void
-lease_worker_start(struct db *db, const int *wslots, size_t n)
+lease_worker_start(struct db *db, const int *slots, size_t n)
 {
 }
 
@@ -320,23 +361,23 @@ lease_retry(struct db *db, int force)
 /* ---- master side ---- */
 
 /*
- * The lease slots (LEASE_SLOTS of them), and what an earlier run of this
- * host left leased given back.
+ * The leases (LEASE_SLOTS of them), and what an earlier run of this host
+ * left leased given back.
  */
 static int
-lease_start(const struct dsn *dsn)
+lease_start(const char *host, size_t nslots, struct db *db)
 {
 	long long	 n = cfg_i(CFG_LEASE_SLOTS);
-	struct db	*db;
 	struct dbv	 a[2];
 
-	L->nslots = n >= SLOTS_MIN && n <= SLOTS_MAX ? (size_t)n : SLOTS;
-	/* never unmapped: the pool lives as long as the master */
-	if ((L->slots = shm_map(L->nslots * sizeof(struct lslot))) == NULL)
+	pool_host = host;
+	nleases = n >= LEASES_MIN && n <= LEASES_MAX ? (size_t)n : LEASES;
+	if ((leases = shm_map(nleases * sizeof(*leases))) == NULL ||
+	    (holds = shm_map(nslots * sizeof(*holds))) == NULL)
 		return -1;
-	if ((db = master_db(dsn)) == NULL)
+	if (db == NULL)
 		return 0;
-	a[0] = DBS(lhost);
+	a[0] = DBS(pool_host);
 	a[1] = DBI(now_s());
 	if (db_run(db, MS_RECONCILE, a, 2, NULL, NULL, NULL) != DB_OK)
 		log_err("reconciling leases: %s", db_error(db));
@@ -344,36 +385,36 @@ lease_start(const struct dsn *dsn)
 }
 
 /*
- * A worker died: the slot it was counted in is let go. Its charge stands
- * if it had one; the ledger writes it, and the writer takes it from the
- * lease.
+ * A worker died: the lease it was counted in is let go. Its charge stands
+ * if it had one; the master keeps it, and the usage writer takes it from
+ * the lease.
  */
 static int
-lease_dead_charge(const struct dsn *dsn, int wslot)
+lease_dead_charge(struct db *db, int slot)
 {
-	struct wslot	*w = &L->w[wslot];
-	int		 st = LOAD(&w->active);
-	int		 pin = LOAD(&w->pin);
+	struct lease_hold	*h = &holds[slot];
+	enum charge_state	 st = charge_slot_state(slot);
+	int			 counted = LOAD(&h->counted);
 
-	/* it died in lease_reserve, counted in a slot it had not spent from */
-	if (pin > 0 && st != CH_CHARGED)
-		ADD(&L->slots[pin - 1].inflight, -1);
-	STORE(&w->pin, 0);
+	/* it died in lease_reserve, counted in a lease it had not spent from */
+	if (counted > 0 && st != CH_CHARGED)
+		ADD(&leases[counted - 1].inflight, -1);
+	STORE(&h->counted, 0);
 	if (st != CH_CHARGED)
 		return 0;
-	ADD(&L->slots[w->slot].inflight, -1);
+	ADD(&leases[h->charged].inflight, -1);
 	return 1;
 }
 
+/* Leases not used for IDLE_MS (all: every lease) given back on db. */
 static void
-return_idle(const struct dsn *dsn, int all)
+return_idle(struct db *db, int all)
 {
 	int64_t	 now = mono_ms();
 	size_t	 i;
 
-	for (i = 0; i < L->nslots; i++) {
-		struct lslot	*s = &L->slots[i];
-		struct db	*db;
+	for (i = 0; i < nleases; i++) {
+		struct token_lease *s = &leases[i];
 		struct dbv	 a[5];
 		uint64_t	 nonce[2];
 		char		 op[64];
@@ -392,13 +433,13 @@ return_idle(const struct dsn *dsn, int all)
 			continue;
 		give = __atomic_exchange_n(&s->avail, 0, __ATOMIC_ACQ_REL);
 		STORE(&s->lock, 0);
-		if (give <= 0 || (db = master_db(dsn)) == NULL)
+		if (give <= 0 || db == NULL)
 			continue;
 		if (random_bytes(nonce, sizeof(nonce)) == -1)
 			nonce[0] = nonce[1] = (uint64_t)mono_ms();
 		snprintf(op, sizeof(op), "return:%016llx%016llx",
 		    (unsigned long long)nonce[0], (unsigned long long)nonce[1]);
-		a[0] = DBS(lhost);
+		a[0] = DBS(pool_host);
 		a[1] = DBI(s->token_id);
 		a[2] = DBI(give);
 		a[3] = DBI(now_s());
@@ -416,9 +457,9 @@ return_idle(const struct dsn *dsn, int all)
 }
 
 /*
- * Give up the slots of tokens that hold nothing here (no lease, nothing in
- * flight, no worker leasing) and were not used for IDLE_MS: a host sees
- * more tokens over its life than it has slots. Such a slot costs its token
+ * Give up the places of tokens that hold nothing here (no lease, nothing
+ * in flight, no worker leasing) and were not used for IDLE_MS: a host
+ * sees more tokens over its life than it has places. That costs its token
  * nothing: its next request leases anew, as it would have to anyway.
  */
 static void
@@ -427,8 +468,8 @@ reclaim_idle(void)
 	int64_t	 now = mono_ms();
 	size_t	 i;
 
-	for (i = 0; i < L->nslots; i++) {
-		struct lslot	*s = &L->slots[i];
+	for (i = 0; i < nleases; i++) {
+		struct token_lease *s = &leases[i];
 		long long	 id = LOAD(&s->token_id), old = id;
 		int		 zero = 0;
 
@@ -438,8 +479,8 @@ reclaim_idle(void)
 			continue;
 		if (!CAS(&s->lock, &zero, (int)getpid()))
 			continue;
-		/* see slot_pin: a worker counted there now keeps the slot */
-		if (__atomic_compare_exchange_n(&s->token_id, &old, SLOT_CLOSING,
+		/* see lease_pin: a worker counted there now keeps the lease */
+		if (__atomic_compare_exchange_n(&s->token_id, &old, LEASE_CLOSING,
 		    0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
 			if (__atomic_load_n(&s->inflight, __ATOMIC_SEQ_CST) != 0 ||
 			    LOAD(&s->avail) != 0)
@@ -449,7 +490,7 @@ reclaim_idle(void)
 				STORE(&s->last_use, 0);
 				STORE(&s->leased_at, 0);
 				STORE(&s->dry_at, 0);
-				STORE(&s->token_id, SLOT_GONE);
+				STORE(&s->token_id, LEASE_GONE);
 			}
 		}
 		STORE(&s->lock, 0);
@@ -457,30 +498,31 @@ reclaim_idle(void)
 }
 
 static void
-lease_tick(const struct dsn *dsn)
+lease_tick(struct db *db)
 {
 	static int64_t	 last_idle;
 
 	if (mono_ms() - last_idle > 1000) {
 		last_idle = mono_ms();
-		return_idle(dsn, 0);
+		return_idle(db, 0);
 		reclaim_idle();
 	}
 }
 
 /* At stop: every lease given back. */
 static void
-lease_shutdown(const struct dsn *dsn)
+lease_shutdown(struct db *db)
 {
-	return_idle(dsn, 1);
+	return_idle(db, 1);
 }
 
 const struct meter meter_lease = {
 	.name = "lease",
 	.prepaid = 0,
-	.checks_rows = 0,
+	.token_keep_ms = TOKEN_KEEP_MS,
 	.available = lease_available,
 	.reserve = lease_reserve,
+	.durable = NULL,
 	.settle = lease_settle,
 	.worker_start = lease_worker_start,
 	.retry = lease_retry,

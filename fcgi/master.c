@@ -32,7 +32,9 @@
  * workers' charges) and sleeps in sigsuspend.
  * It re-forks workers that die (settling their in-flight charges first),
  * finishes gracefully on SIGTERM, swaps in a new generation on SIGHUP and
- * passes SIGUSR1 (reopen logs) on.
+ * passes SIGUSR1 (reopen logs) on. It drives metering (meter.h): the
+ * charge slots, the usage writer, refunds owed and the mode's own work,
+ * each called from here on its clock, at a worker's death and at stop.
  */
 
 #define WORKERS_MAX	1024
@@ -46,8 +48,8 @@ static volatile sig_atomic_t	 got_chld, got_term, got_hup, got_usr1, got_alrm;
  */
 static struct {
 	pid_t	 pid;
-	int	*wslots;	/* one charge slot per request thread */
-	size_t	 nwslots;
+	int	*charge_slots;	/* one per request thread */
+	size_t	 ncharge_slots;
 } owners[2 * WORKERS_MAX];
 
 static pid_t	 pids[WORKERS_MAX];	/* the current generation */
@@ -73,6 +75,7 @@ static size_t	 nold;			/* older generations still finishing */
 static int	 listen_fd;
 static char	 host[160];
 static struct dsn dsn;
+static struct db *mdb;			/* the master's connection (master_sql) */
 
 static void
 on_signal(int sig)
@@ -169,26 +172,6 @@ instance_name(int fd)
 		memmove(host, host + strlen(host) - 63, 64);
 }
 
-/* Settle what a dead worker (or, pid 0, a dead pool) left in flight. */
-static void
-recover(pid_t pid)
-{
-	static const char *const sql[] = { "CALL bltcy_recover(?, ?, ?)" };
-	struct db	*db;
-	struct dbv	 a[3];
-
-	if ((db = db_new(&dsn, sql, 1, 0)) == NULL)
-		return;
-	a[0] = DBS(host);
-	a[1] = DBI(pid);
-	a[2] = DBI(now_s());
-	if (db_run(db, 0, a, 3, NULL, NULL, NULL) != DB_OK)
-		log_err("recovering charges of %s: %s (bltcy-ctl recover "
-		    "settles them later)", pid ? "a dead worker" : "the last run",
-		    db_error(db));
-	db_free(db);
-}
-
 /*
  * Task rows are needed while a task runs and for the admin's history:
  * weeks, not years; an Idempotency-Key for a day. Once an hour the master
@@ -202,23 +185,19 @@ recover(pid_t pid)
 #define PRUNE_BATCH	1000
 
 static const struct {
-	const char	*sql;
+	enum mstmt	 st;
 	const char	*what;		/* for the log */
 	long long	 keep;		/* seconds a row is kept */
 } prunes[] = {
-	{ "DELETE FROM bltcy_tasks WHERE created_at < ? LIMIT ?",
-	    "old task ids", TASK_KEEP_DAYS * 86400LL },
-	{ "DELETE FROM bltcy_idempotency WHERE created_at < ? LIMIT ?",
-	    "old Idempotency-Keys", IDEM_TTL },
+	{ MS_PRUNE_TASKS, "old task ids", TASK_KEEP_DAYS * 86400LL },
+	{ MS_PRUNE_IDEM, "old Idempotency-Keys", IDEM_TTL },
 };
 #define NPRUNES	(sizeof(prunes) / sizeof(prunes[0]))
 
 static void
 prune_tick(void)
 {
-	static const char	*sql[NPRUNES];
 	static int64_t		 last;
-	static struct db	*db;
 	static size_t		 at = NPRUNES;	/* the table being pruned */
 	struct dbv		 a[2];
 	unsigned long long	 n = 0;
@@ -227,22 +206,33 @@ prune_tick(void)
 		if (last != 0 && mono_ms() - last < PRUNE_EVERY_MS)
 			return;
 		last = mono_ms();
-		for (size_t i = 0; i < NPRUNES; i++)
-			sql[i] = prunes[i].sql;
-		if ((db = db_new(&dsn, sql, NPRUNES, 0)) == NULL)
-			return;
 		at = 0;
 	}
 	a[0] = DBI(now_s() - prunes[at].keep);
 	a[1] = DBI(PRUNE_BATCH);
-	if (db_run(db, at, a, 2, NULL, NULL, &n) != DB_OK) {
-		log_warn("pruning %s: %s", prunes[at].what, db_error(db));
+	if (db_run(mdb, prunes[at].st, a, 2, NULL, NULL, &n) != DB_OK) {
+		log_warn("pruning %s: %s", prunes[at].what, db_error(mdb));
 		n = 0;		/* the next table; this one again in an hour */
 	}
-	if (n < PRUNE_BATCH && ++at == NPRUNES) {
-		db_free(db);
-		db = NULL;
-	}
+	if (n < PRUNE_BATCH)
+		at++;
+}
+
+/*
+ * The worker of charge slot slot is gone: the mode says whether its
+ * charge stands, the ledger keeps one that does and frees the slot, or
+ * holds it while a refund waits under it.
+ */
+static void
+slot_gone(int slot)
+{
+	struct refund	 r;
+	int		 stands = meter->dead_charge(mdb, slot);
+
+	if (owed_get(slot, &r))
+		log_warn("WARN req=%s a worker is gone with its refund waiting "
+		    "for the database; the master does it", r.rid);
+	charge_slot_gone(slot, stands, meter->prepaid, owed_waiting(slot));
 }
 
 static pid_t
@@ -266,7 +256,7 @@ spawn(void)
 		return -1;
 	}
 	for (k = 0; k < n; k++)
-		if ((ws[k] = meter_worker_slot()) == -1) {
+		if ((ws[k] = charge_slot_take()) == -1) {
 			log_err("no free charge slot for a request thread "
 			    "(RELAY_WORKERS x RELAY_THREADS grew past what the "
 			    "pool mapped at start: restart it)");
@@ -281,12 +271,12 @@ spawn(void)
 		_exit(worker_main(listen_fd, &dsn, host, seed, ws, n, (int)o));
 	}
 	owners[o].pid = pid;
-	owners[o].wslots = ws;
-	owners[o].nwslots = n;
+	owners[o].charge_slots = ws;
+	owners[o].ncharge_slots = n;
 	return pid;
 fail:
 	while (k-- > 0)
-		meter_worker_died(&dsn, ws[k]);
+		charge_slot_free(ws[k]);
 	free(ws);
 	return -1;
 }
@@ -323,7 +313,7 @@ own_of(pid_t pid)
 	return OWN__MAX;
 }
 
-/* A worker is gone: its lease slot (and any charge in it) is settled. */
+/* A worker is gone: its charge slots (and any charge in them) settled. */
 static void
 release(pid_t pid)
 {
@@ -333,11 +323,11 @@ release(pid_t pid)
 		return;
 	for (i = 0; i < sizeof(owners) / sizeof(owners[0]); i++)
 		if (owners[i].pid == pid) {
-			for (size_t k = 0; k < owners[i].nwslots; k++)
-				meter_worker_died(&dsn, owners[i].wslots[k]);
-			free(owners[i].wslots);
-			owners[i].wslots = NULL;
-			owners[i].nwslots = 0;
+			for (size_t k = 0; k < owners[i].ncharge_slots; k++)
+				slot_gone(owners[i].charge_slots[k]);
+			free(owners[i].charge_slots);
+			owners[i].charge_slots = NULL;
+			owners[i].ncharge_slots = 0;
 			metrics_worker_gone(i);
 			owners[i].pid = 0;
 			return;
@@ -416,7 +406,7 @@ raise_nofile(void)
 	}
 }
 
-/* A worker killed by a signal or exiting non-zero left charges open. */
+/* Killed by a signal or exiting non-zero: a crash, logged and counted. */
 static int
 died_badly(int status)
 {
@@ -477,13 +467,10 @@ reap(void)
 		if (i == nworkers) {		/* an old generation's */
 			if (nold > 0)
 				nold--;
-			if (abnormal)
-				recover(pid);
 			continue;
 		}
 		if (abnormal) {
 			log_died("worker", pid, status);
-			recover(pid);
 			metrics_worker_restart();
 		}
 		if (got_term) {
@@ -574,11 +561,15 @@ main(int argc, char *argv[])
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
-	recover(0);
-	if (meter_init(strcmp(cfg_s(CFG_METERING), "lease") == 0 ? &meter_lease :
-	    &meter_strict, host,
-	    2 * (pool_size() + 1) * (size_t)cfg_i(CFG_RELAY_THREADS), &dsn) == -1) {
-		log_err("cannot map the usage ring");
+	/* charge slots for every thread of two generations, before fork */
+	meter = strcmp(cfg_s(CFG_METERING), "lease") == 0 ? &meter_lease :
+	    &meter_strict;
+	if ((mdb = db_new(&dsn, master_sql, MS__MAX, 0)) == NULL ||
+	    ledger_init(2 * (pool_size() + 1) *
+	    (size_t)cfg_i(CFG_RELAY_THREADS)) == -1 || usage_init(host) == -1 ||
+	    owed_init(host, ledger_slots()) == -1 ||
+	    meter->start(host, ledger_slots(), mdb) == -1) {
+		log_err("cannot map the charge slots and the usage ring");
 		return 1;
 	}
 	{	/* the batch writer's clock */
@@ -629,8 +620,6 @@ main(int argc, char *argv[])
 					}
 				if (!current && nold > 0)
 					nold--;
-				if (died_badly(status))
-					recover(pid);
 				release(pid);
 			}
 			/* every charge the workers made is committed by now */
@@ -641,7 +630,12 @@ main(int argc, char *argv[])
 				while (own[o].pid > 0 && waitpid(own[o].pid, NULL,
 				    0) == -1 && errno == EINTR)
 					;
-			meter_shutdown(&dsn);
+			/* everything written, then the mode's, then refunds */
+			usage_drain(mdb);
+			if (meter->shutdown != NULL)
+				meter->shutdown(mdb);
+			owed_shutdown(&dsn);
+			db_free(mdb);
 			log_info("stopped");
 			log_flush();
 			return 0;
@@ -668,7 +662,10 @@ main(int argc, char *argv[])
 		}
 		if (got_alrm) {
 			got_alrm = 0;
-			meter_tick(&dsn);
+			usage_write(mdb);
+			owed_settle(&dsn);
+			if (meter->tick != NULL)
+				meter->tick(mdb);
 			prune_tick();
 		}
 		if (got_usr1) {

@@ -11,41 +11,10 @@
 #include "db.h"
 #include "price.h"
 #include "setting.h"
+#include "sql.h"
 #include "util.h"
 
 struct db;
-
-/* The relay's statements, by index into relay_sql[] (sql.c). */
-enum stmt {
-	ST_AUTH,
-	ST_COUNTERS,
-	ST_CHANNELS,
-	ST_ABILITIES,
-	ST_CHARGE,
-	ST_UNCHARGE,
-	ST_SLOT,
-	ST_SLOT_INIT,
-	ST_PING,
-	ST_TASKS_ADD,
-	ST_AUTO_BAN,
-	ST_TASK_OWNER,
-	ST_LEASE,
-	ST_LEASE_GRANT,
-	ST_CHARGE_GROUP,
-	ST_TASK_SEEN,
-	ST_OPTIONS,
-	ST_PRICE_RULES,
-	ST_TASK_KINDS,
-	ST_MODEL_FIELDS,
-	ST_IDEM_TAKE,
-	ST_IDEM_GET,
-	ST_IDEM_DROP,
-	ST_IDEM_KEEP,
-	ST_IDEM_EXPIRE,
-	ST_TASK_EARLY,
-	ST__MAX
-};
-extern const char *const relay_sql[ST__MAX];
 
 /* ---- channels.c: the per-worker channel cache and selection ---- */
 
@@ -254,8 +223,9 @@ const char *http_reason(int);
 
 /* ---- worker.c ---- */
 struct dsn;
-/* A worker process: one request thread for each of its nthreads wslots. */
+/* A worker process: one request thread for each of its nthreads charge
+ * slots. */
 int	 worker_main(int listen_fd, const struct dsn *, const char *host,
-	    uint64_t seed, const int *wslots, size_t nthreads, int mslot);
+	    uint64_t seed, const int *charge_slots, size_t nthreads, int mslot);
 
 #endif

@@ -96,7 +96,7 @@ struct req {
 	struct channel	*ch;
 	long long	 quota;		/* the price (price.h) */
 	struct price_out price;
-	int		 reserved;
+	struct charge	 charge;	/* held from reserve until settled */
 	const char	*key;		/* the channel key it went with */
 	struct buf	 held;		/* the whole body (see read_body) */
 	int		 held_all;
@@ -306,7 +306,7 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	else
 		relay(w, &r);
 
-	if (r.reserved)		/* every path out of relay() settles; belt */
+	if (r.charge.held)	/* every path out of relay() settles; belt */
 		finish_charge(w, &r, 0, NULL);
 	idem_release(w->p->db, &r.idem);	/* no answer was kept */
 	metrics_busy(w->p->mslot, 0);
@@ -1044,21 +1044,25 @@ owner_row(void *arg, const struct dbv *c, size_t n)
 static int
 reserve(struct worker *w, struct req *r, const char *group, int again)
 {
-	struct usage	 u;
+	struct charge	*c = &r->charge;
 	enum meter_rc	 rc;
 
 	if (r->quota <= 0)
 		return 0;
-	usage_record(&u, r, group);
-	rc = meter->reserve(w->p->db, &u, r->tok.unlimited, r->chan_version,
-	    r->auth_version);
+	memset(c, 0, sizeof(*c));
+	c->slot = w->charge_slot;
+	c->unlimited = r->tok.unlimited;
+	c->chan_version = r->chan_version;
+	c->auth_version = r->auth_version;
+	usage_record(&c->rec, r, group);
+	rc = meter->reserve(w->p->db, c);
 	if (rc == METER_RECHECK && again)
 		return -2;
 	if (rc != METER_OK) {
 		gw_error(r, rc == METER_DB ? GW_DB : GW_QUOTA);
 		return -1;
 	}
-	r->reserved = 1;
+	c->held = 1;
 	return 0;
 }
 
@@ -1243,7 +1247,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			    res.coding == UPC_IDENTITY && (res.content_length >= 0 ?
 			    (long long)res.capture.len == res.content_length :
 			    res.err == UPE_NONE && !res.client_gone));
-		if (r->reserved)
+		if (r->charge.held)
 			finish_charge(w, r, ok, joined);
 		else if (joined[0] != '\0') {
 			struct dbv a[6];
@@ -1448,10 +1452,10 @@ answer_ready(void *arg)
 {
 	struct req	*r = arg;
 
-	if (!r->reserved || meter->durable == NULL ||
-	    meter->durable(r->w->p->db) == METER_OK)
+	if (!r->charge.held || meter->durable == NULL ||
+	    meter->durable(r->w->p->db, &r->charge) == METER_OK)
 		return 0;
-	r->reserved = 0;
+	r->charge.held = 0;
 	return -1;
 }
 
@@ -1467,9 +1471,9 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 	struct usage_end e;
 	char		 hash[17] = "";
 
-	if (!r->reserved)
+	if (!r->charge.held)
 		return;
-	r->reserved = 0;
+	r->charge.held = 0;
 	/* which key a task went with, for the relay's own polls of it */
 	if (tasks != NULL && *tasks != '\0' && r->key != NULL)
 		key_hash(r->key, hash);
@@ -1477,7 +1481,7 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 	e.use_time = (mono_ms() - r->start_ms + 500) / 1000;
 	e.tasks = tasks;
 	e.key_hash = hash;
-	meter->settle(w->p->db, settle, &e);
+	meter->settle(w->p->db, &r->charge, settle, &e);
 	if (settle)
 		metrics_quota(r->quota);
 }

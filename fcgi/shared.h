@@ -5,7 +5,9 @@
  * The memory the master and every worker process share. Each mapping is
  * made by shm_map() in the master before it forks (metrics and circuit
  * breakers in metrics.c, the newest task ids in recent.c, the charge
- * slots and the usage ring in ledger.c, lease slots in lease.c), and
+ * slots in ledger.c, the usage ring in usage.c, refunds owed in owed.c,
+ * strict metering's words in strict.c and charger.c, leases in
+ * lease.c), and
  * every access to a shared word goes through the atomics below.
  */
 

@@ -1,8 +1,8 @@
-#include "relay.h"
+#include "sql.h"
 
 /*
  * The token lookup, with the change counters it was read at (auth_row in
- * worker.c reads the columns by place).
+ * request.c reads the columns by place).
  */
 #define AUTH_SELECT \
 	    "SELECT t.id, t.user_id, t.status, t.name, t.expired_time," \
@@ -16,8 +16,10 @@
 	    " WHERE t.`key` = ? AND t.deleted_at IS NULL"
 
 /*
- * Every statement the relay runs. Reads and routines keyed by request id,
- * so the reconnect-and-retry in db.c is safe for each.
+ * The statements of a worker's connection (sql.h says who else runs
+ * them). Each is a read, a routine keyed by request id, or a write that
+ * applies once (a conditional UPDATE, an INSERT IGNORE), so the
+ * reconnect-and-retry in db.c is safe for each.
  */
 const char *const relay_sql[ST__MAX] = {
 	[ST_AUTH] = AUTH_SELECT,
@@ -65,7 +67,7 @@ const char *const relay_sql[ST__MAX] = {
 	    " AND IFNULL(u.used_quota, 0) <= 9223372036854775807 - ?"
 	    " AND IFNULL(u.request_count, 0) < 9223372036854775807",
 	/*
-	 * The same for up to 32 charges to one token at once: the token's and
+	 * The same for up to GROUP_STMT (32) charges to one token at once: the token's and
 	 * user's rows once for their sum, and each charging worker's slot
 	 * row, which then names that worker's request. The token and the user
 	 * are const tables (primary key), so their conditions are evaluated
@@ -111,7 +113,6 @@ const char *const relay_sql[ST__MAX] = {
 	    " u.request_count = u.request_count - 1,"
 	    " s.req = '', s.updated_at = ?"
 	    " WHERE t.id = ? AND s.req = ?",
-	[ST_SLOT] = "SELECT req FROM bltcy_slots WHERE host = ? AND slot = ?",
 	[ST_SLOT_INIT] =
 	    "INSERT IGNORE INTO bltcy_slots (host, slot, updated_at)"
 	    " VALUES (?, ?, ?)",
@@ -166,4 +167,115 @@ const char *const relay_sql[ST__MAX] = {
 	    " AND created_at < ?",
 	[ST_LEASE_GRANT] =
 	    "SELECT last_grant FROM bltcy_leases WHERE host = ? AND token_id = ?",
+};
+
+/*
+ * The master's statements: lease metering's return and reconciliation,
+ * strict metering's look at a dead worker's charge, the usage writer's,
+ * and the prunes. A batch of usage is written in one transaction: its
+ * name into bltcy_applied (so it is written once), the logs rows and task
+ * ids up to FLUSH_ROWS at a time (statements of 64, 16, 4 and 1 rows),
+ * then one UPDATE per channel and, for what lease metering spent, per
+ * user, lease and token, the token rows last, as every charge waits for
+ * their locks.
+ */
+#define LOG_COLS	"INSERT INTO logs (user_id, created_at, type, content," \
+			" username, token_name, model_name, quota, prompt_tokens," \
+			" completion_tokens, use_time, is_stream, channel_id," \
+			" token_id, `group`, ip, other) VALUES "
+#define LOG_ROW		"(?, ?, 2, ?, ?, ?, ?, ?, 0, 0, ?, 0, ?, ?, ?, ?, ?)"
+#define TASK_COLS	"INSERT IGNORE INTO bltcy_tasks (service, task_id," \
+			" channel_id, user_id, token_id, created_at, request_id," \
+			" model, path, key_hash, quota, state, updated_at," \
+			" next_poll) VALUES "
+#define TASK_ROW	"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)"
+#define ROWS4(r)	r ", " r ", " r ", " r
+#define ROWS16(r)	ROWS4(r) ", " ROWS4(r) ", " ROWS4(r) ", " ROWS4(r)
+#define ROWS64(r)	ROWS16(r) ", " ROWS16(r) ", " ROWS16(r) ", " ROWS16(r)
+
+const char *const master_sql[MS__MAX] = {
+	[MS_RETURN] = "CALL bltcy_lease_return(?, ?, ?, 1, ?, ?)",
+	[MS_RECONCILE] = "CALL bltcy_lease_reconcile(?, ?)",
+	[MS_CONN] =
+	    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+	[MS_SLOT] = "SELECT req FROM bltcy_slots WHERE host = ? AND slot = ?",
+	[MS_APPLIED] =
+	    "INSERT IGNORE INTO bltcy_applied (op, created_at) VALUES (?, ?)",
+	[MS_APPLIED_OLD] =
+	    "DELETE FROM bltcy_applied WHERE created_at < ? LIMIT 1000",
+	[MS_LOG1] = LOG_COLS LOG_ROW,
+	[MS_LOG4] = LOG_COLS ROWS4(LOG_ROW),
+	[MS_LOG16] = LOG_COLS ROWS16(LOG_ROW),
+	[MS_LOG64] = LOG_COLS ROWS64(LOG_ROW),
+	[MS_TASK1] = TASK_COLS TASK_ROW,
+	[MS_TASK4] = TASK_COLS ROWS4(TASK_ROW),
+	[MS_TASK16] = TASK_COLS ROWS16(TASK_ROW),
+	[MS_TASK64] = TASK_COLS ROWS64(TASK_ROW),
+	[MS_USER] =
+	    "UPDATE users SET used_quota = used_quota + ?,"
+	    " request_count = request_count + ? WHERE id = ?",
+	[MS_CHANNEL] = "UPDATE channels SET used_quota = used_quota + ? WHERE id = ?",
+	[MS_SPENT] =
+	    "UPDATE bltcy_leases SET amount = amount - ?"
+	    " WHERE host = ? AND token_id = ?",
+	[MS_SPENT_ALL] = "DELETE FROM bltcy_leases WHERE host = ? AND amount <= 0",
+	[MS_TOKEN] =
+	    "UPDATE tokens SET used_quota = used_quota + ?,"
+	    " accessed_time = GREATEST(IFNULL(accessed_time, 0), ?) WHERE id = ?",
+	[MS_REJECTED] =
+	    "INSERT INTO bltcy_usage_rejected (request_id, host, created_at,"
+	    " rejected_at, user_id, token_id, channel_id, quota, use_time,"
+	    " recovered, prepaid, method, path, ip, username, token_name, `group`,"
+	    " service, task_ids, error, counted)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	/* the hourly prunes (master.c): a batch of rows older than a time */
+	[MS_PRUNE_TASKS] = "DELETE FROM bltcy_tasks WHERE created_at < ? LIMIT ?",
+	[MS_PRUNE_IDEM] =
+	    "DELETE FROM bltcy_idempotency WHERE created_at < ? LIMIT ?",
+};
+
+/*
+ * The task poller's own, after relay_sql's (the channel cache,
+ * bltcy_task_seen). Each is safe to run twice (db.c retries one whose
+ * connection died): the claim is conditional, the routines find a task
+ * already moved on.
+ */
+const char *const poller_own_sql[TQ__MAX - ST__MAX] = {
+	/* failed, not refunded: the refund after the state change was cut */
+	[TQ_TO_REFUND - ST__MAX] =
+	    "SELECT service, task_id, next_poll, state FROM bltcy_tasks"
+	    " WHERE state IN ('failed', 'timeout') AND quota > 0 LIMIT 100",
+	[TQ_TIMED_OUT - ST__MAX] =
+	    "SELECT service, task_id FROM bltcy_tasks"
+	    " WHERE state IN ('submitted', 'running') AND created_at < ?"
+	    " LIMIT 100",
+	[TQ_DUE - ST__MAX] =
+	    "SELECT service, task_id, channel_id, path, key_hash, next_poll,"
+	    " state FROM bltcy_tasks"
+	    " WHERE state IN ('submitted', 'running') AND quota > 0"
+	    " AND next_poll <= ? ORDER BY next_poll LIMIT ?",
+	/* one host polls a task at a time: whoever moves next_poll first */
+	[TQ_CLAIM - ST__MAX] =
+	    "UPDATE bltcy_tasks SET next_poll = ?, polls = polls + 1"
+	    " WHERE service = ? AND task_id = ? AND next_poll = ?"
+	    " AND state IN ('submitted', 'running')",
+	/* and one host sweeps a refund that was cut off, as one polls */
+	[TQ_REFUND_CLAIM - ST__MAX] =
+	    "UPDATE bltcy_tasks SET next_poll = next_poll + 1"
+	    " WHERE service = ? AND task_id = ? AND next_poll = ?"
+	    " AND state IN ('failed', 'timeout') AND quota > 0",
+	[TQ_REFUND - ST__MAX] = "CALL bltcy_task_refund(?, ?, ?)",
+	/* counted once per claim (polls): safe to run twice */
+	[TQ_LOST - ST__MAX] = "CALL bltcy_task_lost(?, ?, ?, ?, ?, ?)",
+	/* failures seen before the row was written, whose row now is */
+	[TQ_EARLY - ST__MAX] =
+	    "SELECT e.service, e.task_id, e.reason FROM bltcy_task_early e"
+	    " JOIN bltcy_tasks t ON t.service = e.service"
+	    " AND t.task_id = e.task_id AND t.user_id = e.user_id"
+	    " AND t.channel_id = e.channel_id LIMIT 100",
+	[TQ_EARLY_DONE - ST__MAX] =
+	    "DELETE FROM bltcy_task_early WHERE service = ? AND task_id = ?",
+	/* a task that never came (its submit's usage was lost) */
+	[TQ_EARLY_OLD - ST__MAX] =
+	    "DELETE FROM bltcy_task_early WHERE created_at < ? LIMIT 1000",
 };

@@ -47,71 +47,12 @@ task_seen(struct db *db, const char *service, const char *task_id,
 
 /* ---- the poller ---- */
 
-/*
- * Its statements: the relay's (the channel cache, bltcy_task_seen) and,
- * after them, its own. Each is safe to run twice (db.c retries one
- * whose connection died): the claim is conditional, the routines find a
- * task already moved on.
- */
-enum tq {
-	TQ_TO_REFUND = ST__MAX,
-	TQ_TIMED_OUT,
-	TQ_DUE,
-	TQ_CLAIM,
-	TQ_REFUND_CLAIM,
-	TQ_REFUND,
-	TQ_LOST,
-	TQ_EARLY,
-	TQ_EARLY_DONE,
-	TQ_EARLY_OLD,
-	TQ__MAX
-};
-
 #define SWEEP_ROWS	100	/* refunds and timeouts per pass */
 #define POLL_ROWS	100	/* due tasks read per pass, at most */
 #define POLL_TIMEOUT	30	/* seconds for one poll, all told */
 #define POLL_BODY_MAX	(64 * 1024)
 
-static const char *const own_sql[TQ__MAX - ST__MAX] = {
-	/* failed, not refunded: the refund after the state change was cut */
-	[TQ_TO_REFUND - ST__MAX] =
-	    "SELECT service, task_id, next_poll, state FROM bltcy_tasks"
-	    " WHERE state IN ('failed', 'timeout') AND quota > 0 LIMIT 100",
-	[TQ_TIMED_OUT - ST__MAX] =
-	    "SELECT service, task_id FROM bltcy_tasks"
-	    " WHERE state IN ('submitted', 'running') AND created_at < ?"
-	    " LIMIT 100",
-	[TQ_DUE - ST__MAX] =
-	    "SELECT service, task_id, channel_id, path, key_hash, next_poll,"
-	    " state FROM bltcy_tasks"
-	    " WHERE state IN ('submitted', 'running') AND quota > 0"
-	    " AND next_poll <= ? ORDER BY next_poll LIMIT ?",
-	/* one host polls a task at a time: whoever moves next_poll first */
-	[TQ_CLAIM - ST__MAX] =
-	    "UPDATE bltcy_tasks SET next_poll = ?, polls = polls + 1"
-	    " WHERE service = ? AND task_id = ? AND next_poll = ?"
-	    " AND state IN ('submitted', 'running')",
-	/* and one host sweeps a refund that was cut off, as one polls */
-	[TQ_REFUND_CLAIM - ST__MAX] =
-	    "UPDATE bltcy_tasks SET next_poll = next_poll + 1"
-	    " WHERE service = ? AND task_id = ? AND next_poll = ?"
-	    " AND state IN ('failed', 'timeout') AND quota > 0",
-	[TQ_REFUND - ST__MAX] = "CALL bltcy_task_refund(?, ?, ?)",
-	/* counted once per claim (polls): safe to run twice */
-	[TQ_LOST - ST__MAX] = "CALL bltcy_task_lost(?, ?, ?, ?, ?, ?)",
-	/* failures seen before the row was written, whose row now is */
-	[TQ_EARLY - ST__MAX] =
-	    "SELECT e.service, e.task_id, e.reason FROM bltcy_task_early e"
-	    " JOIN bltcy_tasks t ON t.service = e.service"
-	    " AND t.task_id = e.task_id AND t.user_id = e.user_id"
-	    " AND t.channel_id = e.channel_id LIMIT 100",
-	[TQ_EARLY_DONE - ST__MAX] =
-	    "DELETE FROM bltcy_task_early WHERE service = ? AND task_id = ?",
-	/* a task that never came (its submit's usage was lost) */
-	[TQ_EARLY_OLD - ST__MAX] =
-	    "DELETE FROM bltcy_task_early WHERE created_at < ? LIMIT 1000",
-};
-
+/* Its statements: relay_sql's, then poller_own_sql's (sql.h). */
 static const char	*poller_sql[TQ__MAX];
 
 struct due {
@@ -588,7 +529,7 @@ tasks_main(const struct dsn *dsn)
 	prctl(PR_SET_NAME, "bltcy-tasks");	/* for ps and top */
 	signals_block(&want);
 	memcpy(poller_sql, relay_sql, sizeof(relay_sql));
-	memcpy(poller_sql + ST__MAX, own_sql, sizeof(own_sql));
+	memcpy(poller_sql + ST__MAX, poller_own_sql, sizeof(poller_own_sql));
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    (p->db = db_new(dsn, poller_sql, TQ__MAX, 0)) == NULL ||
 	    (p->curl = curl_easy_init()) == NULL) {

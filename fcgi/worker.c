@@ -103,7 +103,6 @@ thread_main(void *arg)
 {
 	struct worker	*w = arg;
 
-	meter_attach(w->wslot);
 	while (accept_one(w) == 0) {
 		request_serve(w, &w->fr);
 		/*
@@ -149,7 +148,7 @@ proc_init(struct proc *p, int fd, const struct dsn *dsn, const char *host,
 		pthread_mutex_init(&p->share_mu[i], NULL);
 	if (pipe2(p->wake, O_CLOEXEC) == -1 ||
 	    (p->curls = calloc(nthreads, sizeof(*p->curls))) == NULL ||
-	    tokcache_init() == -1 ||
+	    tokcache_init(meter->token_keep_ms) == -1 ||
 	    (p->db = db_new(dsn, relay_sql, ST__MAX, 0)) == NULL ||
 	    (p->share = curl_share_init()) == NULL)
 		return -1;
@@ -172,7 +171,7 @@ proc_init(struct proc *p, int fd, const struct dsn *dsn, const char *host,
 
 int
 worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
-    const int *wslots, size_t nthreads, int mslot)
+    const int *charge_slots, size_t nthreads, int mslot)
 {
 	struct proc		 p;
 	struct worker		*ws;
@@ -199,14 +198,14 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		log_err("worker: cannot start: %s", strerror(errno));
 		return 1;
 	}
-	meter->worker_start(p.db, wslots, nthreads);
+	meter->worker_start(p.db, charge_slots, nthreads);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
 	for (i = 0; i < nthreads; i++) {
 		struct worker *w = &ws[i];
 
 		w->p = &p;
-		w->wslot = wslots[i];
+		w->charge_slot = charge_slots[i];
 		w->rng = (seed + 0x9e3779b97f4a7c15ULL * (i + 1)) | 1;
 		if (epoll_open(w) == -1 || FCGX_InitRequest(&w->fr, fd, 0) != 0 ||
 		    pthread_create(&w->tid, &attr, thread_main, w) != 0) {

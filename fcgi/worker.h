@@ -87,13 +87,13 @@ struct worker {
 	struct proc	*p;
 	pthread_t	 tid;
 	uint64_t	 rng;
-	int		 wslot;		/* its shared-memory charge slot */
+	int		 charge_slot;	/* its charge slot (ledger.c) */
 	int		 ep;		/* its epoll (accept_one) */
 	FCGX_Request	 fr;
 };
 
 /* cache.c: what the threads share */
-int	 tokcache_init(void);
+int	 tokcache_init(int64_t row_lifetime_ms);
 int	 tokcache_get(struct proc *, const char *key, struct token_row *,
 	    long long *auth_version, long long *chan_version);
 void	 tokcache_put(const char *key, const struct token_row *,

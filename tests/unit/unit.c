@@ -17,9 +17,6 @@
 #include "../../fcgi/coding.c"
 #include "../../fcgi/sql.c"
 #include "../../fcgi/signals.c"
-#include "../../fcgi/ledger.c"
-#include "../../fcgi/strict.c"
-#include "../../fcgi/lease.c"
 #include "../../fcgi/idem.c"
 #include "../../fcgi/throttle.c"
 
@@ -1637,61 +1634,6 @@ test_body_coding(void)
 	    s.n <= 65536);
 }
 
-/* ---- sums of quota (meter.h, strict.c, lease.c, ledger.c) ---- */
-
-static void
-test_quota_sums(void)
-{
-	static struct wslot	 w[4];
-	struct wslot		*b[4] = { &w[0], &w[1], &w[2], &w[3] };
-	struct sum		 a[4];
-	struct lslot		 sl;
-	long long		 s, cap = 1000000000000000LL;	/* 1e15 */
-	size_t			 na = 0;
-
-	s = INT64_MAX - 5;
-	CHECK(quota_add(&s, 5) == 0 && s == INT64_MAX);
-	CHECK(quota_add(&s, 1) == -1 && s == INT64_MAX);
-	s = INT64_MIN + 1;
-	CHECK(quota_add(&s, -1) == 0 && s == INT64_MIN);
-	CHECK(quota_add(&s, -1) == -1 && s == INT64_MIN);
-	s = 0;
-	CHECK(quota_mul(&s, INT64_MAX / 2, 2) == 0 && s == INT64_MAX - 1);
-	CHECK(quota_mul(&s, INT64_MAX / 2 + 1, 2) == -1 && s == INT64_MAX - 1);
-	CHECK(quota_mul(&s, -3, 4) == 0 && s == -12);
-
-	/* strict: a group whose sum would wrap is charged one by one */
-	w[0].rec.quota = w[1].rec.quota = w[2].rec.quota = INT64_MAX / 3 + 1;
-	w[3].rec.quota = 7;
-	CHECK(group_sum(b, 2, &s) == 0 && s == 2 * (INT64_MAX / 3 + 1));
-	s = 42;
-	CHECK(group_sum(b, 3, &s) == -1 && s == 42);
-	CHECK(group_sum(b + 3, 1, &s) == 0 && s == 7);
-	w[0].rec.quota = w[1].rec.quota = w[2].rec.quota = cap;
-	CHECK(group_sum(b, 3, &s) == 0 && s == 3 * cap);
-
-	/* ledger: a batch whose sum for one row would wrap is split */
-	CHECK(sum_add(a, &na, 9, INT64_MAX - 1, 5) == 0);
-	CHECK(sum_add(a, &na, 8, INT64_MAX, 6) == 0);
-	CHECK(sum_add(a, &na, 9, 1, 7) == 0 && na == 2 && a[0].q == INT64_MAX &&
-	    a[0].n == 2 && a[0].ts == 7);
-	CHECK(sum_add(a, &na, 9, 1, 8) == -1 && a[0].q == INT64_MAX);
-	CHECK(sum_add(a, &na, 8, 1, 8) == -1 && a[1].q == INT64_MAX);
-
-	/* lease: what is asked for, and what a slot holds, never wrap */
-	CHECK(lease_want(1000, 1) == 1000 * LEASE_BLOCKS);
-	CHECK(lease_want(1000, LEASE_GROW) == 1000LL * LEASE_BLOCKS * LEASE_GROW);
-	CHECK(lease_want(cap, LEASE_GROW) == LEASE_WANT_MAX);
-	CHECK(lease_want(INT64_MAX / 50, 1) == LEASE_WANT_MAX);
-	CHECK(lease_want(INT64_MAX - 1, 1) == INT64_MAX - 1);
-	memset(&sl, 0, sizeof(sl));
-	CHECK(avail_add(&sl, INT64_MAX - 10) == 0 && sl.avail == INT64_MAX - 10);
-	CHECK(avail_take(&sl, INT64_MAX - 20) == 1 && sl.avail == 10);
-	CHECK(avail_take(&sl, 11) == 0 && sl.avail == 10);
-	CHECK(avail_add(&sl, INT64_MAX - 10) == 0 && sl.avail == INT64_MAX);
-	CHECK(avail_add(&sl, 1) == -1 && sl.avail == INT64_MAX);
-}
-
 /* Which upstream answers an Idempotency-Key keeps for its repeats. */
 static void
 test_idem_keeps(void)
@@ -1776,7 +1718,6 @@ main(void)
 	test_price_rule();
 	test_task_answer();
 	test_body_coding();
-	test_quota_sums();
 	test_idem_keeps();
 	test_throttle();
 	printf("unit: %d passed, %d failed\n", passed, failed);
