@@ -1,4 +1,5 @@
 /* fcgi/price.c: what a request costs. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,4 +268,125 @@ test_price(void)
 #undef BODY
 }
 
-UNIT_MAIN("price", test_price)
+/* a rule on field f (value "1") of service "x" */
+static void
+rule(struct price_rule *r, long long id, const char *f, long long mult_e4,
+    long long surcharge)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = id;
+	strlcpy_(r->service, "x", sizeof(r->service));
+	strlcpy_(r->field, f, sizeof(r->field));
+	strlcpy_(r->value, f[0] ? "1" : "", sizeof(r->value));
+	r->mult_e4 = mult_e4;
+	r->surcharge = surcharge;
+}
+
+/*
+ * At PRICE_MAX: the base, surcharges summed, multipliers in a row and
+ * new-api's float product reach it exactly and not one unit past.
+ */
+static void
+test_price_overflow(void)
+{
+	struct price_rule	*r;
+	struct prices		 p;
+	struct price_out	 o;
+	char			 why[64], m[32];
+	size_t			 i, n = PRICE_MAX / SURCHARGE_MAX;
+#define BODY(s)	s, sizeof(s) - 1
+
+	memset(&p, 0, sizeof(p));
+	p.quota_per_unit = QUOTA_PER_UNIT;
+	if ((r = calloc(n + 1, sizeof(*r))) == NULL) {
+		T_OK(r != NULL);
+		return;
+	}
+	/* 1000 surcharges of SURCHARGE_MAX on every request: PRICE_MAX */
+	for (i = 0; i < n; i++)
+		rule(&r[i], (long long)i + 1, "", MULT_ONE, SURCHARGE_MAX);
+	p.rules = r;
+	p.nrules = n;
+	T_INT(price_of(&p, "x", "default", 0, BODY("{}"), 0, &o), PRICE_OK);
+	T_INT(o.quota, PRICE_MAX);
+	T_INT(price_of(&p, "x", "default", 1, BODY("{}"), 0, &o),
+	    PRICE_TOO_HIGH);
+	rule(&r[n], (long long)n + 1, "", MULT_ONE, 1);
+	p.nrules = n + 1;
+	T_INT(price_of(&p, "x", "default", 0, BODY("{}"), 0, &o),
+	    PRICE_TOO_HIGH);
+	/* a surcharge is added after the multipliers, not multiplied */
+	rule(&r[0], 1, "", MULT_MAX, SURCHARGE_MAX);
+	rule(&r[1], 2, "", MULT_MAX, 0);
+	p.nrules = 2;
+	T_INT(price_of(&p, "x", "default", PRICE_MAX / 1000000 -
+	    SURCHARGE_MAX / 1000000, BODY("{}"), 0, &o), PRICE_OK);
+	T_INT(o.quota, PRICE_MAX);
+	T_INT(price_of(&p, "x", "default", PRICE_MAX / 1000000 -
+	    SURCHARGE_MAX / 1000000 + 1, BODY("{}"), 0, &o), PRICE_TOO_HIGH);
+
+	/* x1000 five times from 1: 1e15 is the last that is priced */
+	for (i = 0; i < 5; i++) {
+		char	 f[2] = { (char)('a' + i), '\0' };
+
+		rule(&r[i], (long long)i + 1, f, MULT_MAX, 0);
+	}
+	p.nrules = 5;
+	T_INT(price_of(&p, "x", "default", 1,
+	    BODY("{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1}"), 0, &o), PRICE_OK);
+	T_INT(o.quota, PRICE_MAX);
+	T_INT(price_of(&p, "x", "default", 2,
+	    BODY("{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1}"), 0, &o),
+	    PRICE_TOO_HIGH);
+	/* shrinking first, whatever the order of the rules: 1e15 / 1e4^2 x 1e6 */
+	rule(&r[5], 6, "f", 1, 0);
+	rule(&r[6], 7, "g", 1, 0);
+	p.nrules = 7;
+	T_INT(price_of(&p, "x", "default", PRICE_MAX,
+	    BODY("{\"a\":1,\"b\":1,\"f\":1,\"g\":1}"), 0, &o), PRICE_OK);
+	T_INT(o.quota, 10000000000000LL);
+	/* a x0 anywhere is 0, even past the bound */
+	rule(&r[5], 6, "f", 0, 0);
+	T_INT(price_of(&p, "x", "default", PRICE_MAX,
+	    BODY("{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1}"), 0, &o),
+	    PRICE_OK);
+	T_INT(o.quota, 0);
+	p.rules = NULL;
+	p.nrules = 0;
+	free(r);
+
+	/* new-api's product in float64: 2e9 x 500000 is PRICE_MAX exactly */
+	T_INT(price_option(&p, "ModelPrice", "{\"m\":2000000000,"
+	    "\"n\":2000000000.001}", why, sizeof(why)), 0);
+	T_INT(price_of(&p, "x", "default", 0, BODY("{\"model\":\"m\"}"), 0, &o),
+	    PRICE_OK);
+	T_INT(o.quota, PRICE_MAX);
+	T_INT(price_of(&p, "x", "default", 0, BODY("{\"model\":\"n\"}"), 0, &o),
+	    PRICE_TOO_HIGH);
+	T_INT(price_option(&p, "GroupRatio", "{\"half\":0.5,\"twice\":2}", why,
+	    sizeof(why)), 0);
+	T_INT(price_of(&p, "x", "twice", 0, BODY("{\"model\":\"m\"}"), 0, &o),
+	    PRICE_TOO_HIGH);
+	T_INT(price_of(&p, "x", "half", 0, BODY("{\"model\":\"n\"}"), 0, &o),
+	    PRICE_OK);
+	T_INT(o.quota, PRICE_MAX / 2 + 250);	/* int() of the product */
+	T_INT(price_option(&p, "QuotaPerUnit", "1e300", why, sizeof(why)), 0);
+	T_INT(price_of(&p, "x", "half", 0, BODY("{\"model\":\"m\"}"), 0, &o),
+	    PRICE_TOO_HIGH);
+	prices_free(&p);
+	/* the flat amount: at the bound, past it, below 0 */
+	T_INT(price_of(&p, "x", "default", PRICE_MAX, NULL, 0, 0, &o), PRICE_OK);
+	T_INT(o.quota, PRICE_MAX);
+	T_INT(price_of(&p, "x", "default", LLONG_MAX, NULL, 0, 0, &o),
+	    PRICE_TOO_HIGH);
+	T_INT(price_of(&p, "x", "default", LLONG_MIN, NULL, 0, 0, &o), PRICE_OK);
+	T_INT(o.quota, 0);
+	/* multipliers as text at the ends of their range */
+	price_mult_text(MULT_MAX - 1, m, sizeof(m));
+	T_STR(m, "999.9999");
+	price_mult_text(MULT_ONE + 1, m, sizeof(m));
+	T_STR(m, "1.0001");
+#undef BODY
+}
+
+UNIT_MAIN("price", test_price, test_price_overflow)
