@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Harness, SetupError, request  # noqa: E402
+from harness import SetupError, request  # noqa: E402
 
 import pymysql  # noqa: E402
 import runner  # noqa: E402
@@ -986,8 +986,8 @@ def test_ids_refuse_only_where_they_stand():
 
 def start(keep):
     global H
-    H = Harness(workers=2, keep=keep, extra_config={"TASK_POLL_RATE": "0"})
-    return H.started()
+    H = harness.start_suite(keep, workers=2, config={"TASK_POLL_RATE": "0"})
+    return H
 
 
 if __name__ == "__main__":
