@@ -1,4 +1,7 @@
-/* fcgi/upstream.c: headers each way, answers in a coding, requests that never leave. */
+/*
+ * fcgi/upstream.c: headers each way, answers in a coding, and requests
+ * that never leave.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
