@@ -6,7 +6,7 @@
 #   make test-asan    the test suite against the sanitizer build
 #   make tsan         the same binaries with ThreadSanitizer in build-tsan/
 #   make test-tsan    the integration suites against the ThreadSanitizer build
-#   make valgrind     unit tests under valgrind
+#   make valgrind     every unit test program under valgrind
 #   make fuzz         libFuzzer targets for the parsers of untrusted bytes
 #   make fuzz-price-diff  the price field reader against Go's encoding/json
 #                     on mutated bodies (FUZZ_SECONDS=600; needs golang-go)
@@ -43,8 +43,8 @@ CTL_OBJ    = $(CTL_SRC:%.c=$(B)/%.o)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 
-PROGS = $(B)/bltcy-relay $(B)/bltcy-ctl $(B)/bltcy-admin.cgi $(B)/unit-tests \
-        $(B)/price-scan $(UNIT_BIN)
+PROGS = $(B)/bltcy-relay $(B)/bltcy-ctl $(B)/bltcy-admin.cgi $(B)/price-scan \
+        $(UNIT_BIN)
 
 all: $(PROGS)
 
@@ -84,10 +84,6 @@ $(B)/unit/%: tests/unit/%.c tests/unit/unit.h $(wildcard fcgi/*.[ch] common/*.h 
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/librelay.a \
 	    $(B)/libcommon.a $(LDLIBS_RELAY)
-
-# Unit tests include the sources they test, to reach static functions.
-$(B)/unit-tests: tests/unit/unit.c $(wildcard fcgi/*.c fcgi/*.h) $(B)/libcommon.a
-	$(CC) $(CPPFLAGS) -Ifcgi $(CFLAGS) $(LDFLAGS) -o $@ tests/unit/unit.c $(B)/libcommon.a $(LDLIBS_RELAY)
 
 # The price's field reader (json_fields, common/jsonread.c) alone, for the
 # differential test against Go's encoding/json (tests/goref/).
@@ -129,7 +125,9 @@ test-tsan: tsan
 	    echo "ThreadSanitizer reports:"; cat build-tsan/reports/*; exit 1; fi
 
 valgrind: all
-	valgrind --error-exitcode=1 --leak-check=full -q $(B)/unit-tests
+	for t in $(UNIT_BIN); do \
+	    valgrind --error-exitcode=1 --leak-check=full -q $$t || exit 1; \
+	done
 
 fuzz:
 	@mkdir -p build-fuzz

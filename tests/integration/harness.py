@@ -27,7 +27,7 @@ import time
 
 import pymysql
 
-from runner import Fail
+from runner import METERING, Fail
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
@@ -307,11 +307,41 @@ def request(port, method, path, headers=(), body=None, chunked=False, timeout=60
 # The environment
 
 
+def start_suite(keep, workers=2, config=None, stubs=(), setup=None):
+    """A suite's start: everything Harness.start brings up, with workers in
+    the main pool and config over the default configuration, more stub
+    upstreams (stubs: their names, in h.stubs with the first, "stubA"),
+    then setup(h) for what the suite alone needs. Returns the harness
+    started; whatever came up is stopped if a step fails."""
+    h = Harness(workers=workers, keep=keep, extra_config=config)
+
+    def up():
+        h.start()
+        for name in stubs:
+            h.stubs[name] = h.start_stub(name, name)
+        if setup is not None:
+            setup(h)
+    return h.started(up)
+
+
+JSON = [("Content-Type", "application/json")]
+
+
+def auth(token, extra=()):
+    """The token's Authorization header, then extra headers."""
+    return [("Authorization", "Bearer sk-" + token["key"])] + list(extra)
+
+
+def idem(key):
+    return [("Idempotency-Key", key)]
+
+
 class Harness:
     def __init__(self, workers=4, keep=False, extra_config=None):
         self.workers = workers
         self.keep = keep or bool(os.environ.get("BLTCY_KEEP"))
         self.extra_config = extra_config or {}
+        self.stubs = {}
         self.procs = {}
         self.dir = None
         self._db = None
@@ -428,6 +458,7 @@ class Harness:
             # and how many unknown tokens earlier tests sent (more on a
             # slower build) must not decide whether a new token passes
             "RELAY_AUTH_FAIL_BURST": "0",
+            "METERING": METERING,
         }
         cfg.update(self.extra_config)
         self.config = cfg
@@ -500,6 +531,7 @@ class Harness:
         if name == "stub":
             self.stub_port = port
             self.stub = client
+            self.stubs[stub_name] = client
         return client
 
     # relay
@@ -665,6 +697,19 @@ class Harness:
              "logs": self.sql("SELECT COUNT(*) AS n FROM logs WHERE token_id=%s", (token["id"],))[0]["n"]}
         if chan:
             s["chan_used"] = self.sql("SELECT used_quota FROM channels WHERE id=%s", (chan["id"],))[0]["used_quota"]
+        return s
+
+    def counters(self, user, token, chan):
+        """The account as the customer sees it (snapshot): in lease
+        metering, what a host holds leased and has not spent still counts
+        as the token's and the user's."""
+        s = self.snapshot(user, token, chan)
+        t = self.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE token_id=%s",
+                     (token["id"],))[0]["a"]
+        u = self.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE user_id=%s",
+                     (user["id"],))[0]["a"]
+        s["token_remain"] += int(t)
+        s["user_quota"] += int(u)
         return s
 
     def logs(self, token):

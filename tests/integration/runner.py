@@ -10,6 +10,11 @@ starting with `#`, and a closing `<suite>: N passed, M failed`.
     @S.test()
     def test_x(front, port): ...
     sys.exit(S.main(sys.argv[1:], start))   # start(keep) -> a started Harness
+
+BLTCY_METERING=lease runs a suite's main pool in lease metering (METERING
+below; the harness writes it into the pool's configuration) and names the
+suite `<name>-lease`. A test about one mode alone says so, and is skipped
+in the other with its reason: @S.test(only=("strict", "why")).
 """
 
 import json
@@ -21,8 +26,16 @@ import traceback
 
 FRONTS = ("lighttpd", "nginx")
 
+# The metering mode of the suite's main pool: strict unless BLTCY_METERING
+# says otherwise. A pool a test starts takes it too, unless given its own.
+METERING = os.environ.get("BLTCY_METERING", "strict")
+
 
 class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
     pass
 
 
@@ -90,18 +103,24 @@ class Suite:
                  watch=("relay", "lighttpd", "nginx", "stub", "mariadbd")):
         """after_each() runs after every test (e.g. to reset stubs); watch
         names the harness processes whose death is reported."""
-        self.name = name
+        self.name = name if METERING == "strict" else name + "-" + METERING
         self.timeout = timeout
         self.after_each = after_each
         self.watch = watch
         self.tests = []
 
-    def test(self, fronts=True):
+    def test(self, fronts=True, only=None):
         """Register a test function named test_<name>. With fronts=True it
         runs once per front server, with a tuple once per front named, and
-        gets (front, port); with fronts=False it takes no argument."""
+        gets (front, port); with fronts=False it takes no argument.
+        only=(mode, why): a test of that metering mode alone, skipped in
+        the other (printed with why, counted neither passed nor failed)."""
         def deco(fn):
-            self.tests.append((fn.__name__[len("test_"):], fn, fronts))
+            run = fn
+            if only is not None and only[0] != METERING:
+                def run(*args):
+                    raise Skip("%s metering only: %s" % only)
+            self.tests.append((fn.__name__[len("test_"):], run, fronts))
             return fn
         return deco
 
@@ -146,7 +165,7 @@ class Suite:
                 h.stop()
             print("%s: 0 passed, %d failed" % (self.name, len(cases) + 1))
             return 1
-        passed = failed = 0
+        passed = failed = skipped = 0
 
         def on_alarm(signum, frame):
             raise Timeout("test took longer than %d s" % self.timeout)
@@ -163,6 +182,10 @@ class Suite:
                     signal.alarm(0)
                     passed += 1
                     print("ok - %s (%.1fs)" % (name, time.time() - t0), flush=True)
+                except Skip as e:
+                    signal.alarm(0)
+                    skipped += 1
+                    print("ok - %s # skip %s" % (name, e), flush=True)
                 except Exception as e:  # noqa: BLE001
                     signal.alarm(0)
                     failed += 1
@@ -192,6 +215,8 @@ class Suite:
                 for line in h.log_tail("relay.out", 10).splitlines():
                     print("#   out: " + line[:300])
             h.stop()
+        if skipped:
+            print("# %d skipped" % skipped)
         print("# %s run took %.0fs" % (self.name, time.time() - t_start))
         print("%s: %d passed, %d failed" % (self.name, passed, failed))
         return 0 if failed == 0 else 1

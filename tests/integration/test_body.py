@@ -36,24 +36,23 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import runner  # noqa: E402
-from harness import Harness, rec_body, rec_header, request  # noqa: E402
+from harness import rec_body, rec_header, request  # noqa: E402
 
-METERING = os.environ.get("BLTCY_METERING", "strict")
-NAME = "body" if METERING == "strict" else "body-" + METERING
+METERING = runner.METERING
 MAX_BODY = 4 * 1024 * 1024          # RELAY_MAX_BODY of this suite
 BIGINT_MAX = 2 ** 63 - 1
 H = None
-S = runner.Suite(NAME, timeout=120, after_each=lambda: H.stub.script(replace=True))
+S = runner.Suite("body", timeout=120, after_each=lambda: H.stub.script(replace=True))
 Fail, check, eq = runner.Fail, runner.check, runner.eq
 short, expect_gw_error, expect_ok = runner.short, runner.expect_gw_error, runner.expect_ok
 
 BOTH = ("lighttpd", "nginx")
 KLING = "/kling/v1/videos/text2video"
-JSON = [("Content-Type", "application/json")]
+JSON = harness.JSON
 
 
 def auth(token, extra=()):
-    return [("Authorization", "Bearer sk-" + token["key"])] + JSON + list(extra)
+    return harness.auth(token, JSON + list(extra))
 
 
 def brotli(data):
@@ -79,19 +78,6 @@ def stub_new(since):
     return H.stub.requests(since)
 
 
-def counters(user, token, chan):
-    """The account as the customer sees it: in lease metering, what a host
-    holds leased and has not spent still counts as the token's and user's."""
-    s = H.snapshot(user, token, chan)
-    t = H.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE token_id=%s",
-              (token["id"],))[0]["a"]
-    u = H.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE user_id=%s",
-              (user["id"],))[0]["a"]
-    s["token_remain"] += int(t)
-    s["user_quota"] += int(u)
-    return s
-
-
 def charged(user, token, chan, before, q, n=1, what=""):
     """Exactly q more on token, user and channel, in n more logs rows."""
     want = dict(before)
@@ -104,7 +90,7 @@ def charged(user, token, chan, before, q, n=1, what=""):
     want["logs"] += n
     deadline = time.time() + 10
     while True:
-        after = counters(user, token, chan)
+        after = H.counters(user, token, chan)
         if after == want or time.time() > deadline:
             break
         time.sleep(0.05)
@@ -113,7 +99,7 @@ def charged(user, token, chan, before, q, n=1, what=""):
 
 def unchanged(user, token, chan, before, what):
     harness.wait_written(H.lighttpd_port)
-    eq(counters(user, token, chan), before, what + ": counters")
+    eq(H.counters(user, token, chan), before, what + ": counters")
 
 
 def rule(service, field="", value="", mult="1", surcharge=0, model=""):
@@ -164,7 +150,7 @@ def test_compressed_fetch_of_another_users_task(front, port):
     other = H.make_user(group=owner["group"])
     token = H.make_token(other)
     plain = json.dumps({"ids": [tid]}).encode()
-    before = counters(other, token, chan)
+    before = H.counters(other, token, chan)
     for coding in ("gzip", "br"):
         since = stub_since()
         r = request(port, "POST", "/suno/fetch", auth(token, [("Content-Encoding", coding)]),
@@ -195,7 +181,7 @@ def test_compressed_body_priced_by_its_fields(front, port):
         plain = json.dumps({"model_name": "kling-v1", "prompt": "a cat on a sofa",
                             "duration": 10, "mode": "std"}).encode()
         for coding in ("gzip", "br"):
-            before = counters(user, token, chan)
+            before = H.counters(user, token, chan)
             since = stub_since()
             r = request(port, "POST", KLING, auth(token, [("Content-Encoding", coding)]),
                         encode(coding, plain))
@@ -230,7 +216,7 @@ def test_compressed_bodies_spooled(front, port):
                 check(len(plain) > 65536 > len(enc), "sizes %d -> %d" % (len(plain), len(enc)))
             else:
                 check(len(enc) > 65536, "gzip of noise: %d bytes" % len(enc))
-            before = counters(user, token, chan)
+            before = H.counters(user, token, chan)
             since = stub_since()
             r = request(port, "POST", KLING, auth(token, [("Content-Encoding", "gzip")]), enc)
             expect_ok(r, what)
@@ -262,7 +248,7 @@ def test_decompression_bomb(front, port):
     head, tail = b'{"prompt":"', b'"}'
     exact = head + b"a" * (MAX_BODY - len(head) - len(tail)) + tail
     eq(len(exact), MAX_BODY, "the exact body's length")
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     for coding in ("gzip", "br"):
         bomb = encode(coding, exact[:-2] + b'a"}')
         check(len(bomb) < 65536, "%s bomb of %d bytes" % (coding, len(bomb)))
@@ -289,7 +275,7 @@ def test_codings_not_decoded_refused(front, port):
     user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000})
     plain = json.dumps({"prompt": "x", "duration": 10}).encode()
     gz = gzip.compress(plain)
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     for coding in ("compress", "deflate", "zstd", "gzip, br", "gzip, identity"):
         since = stub_since()
         r = request(port, "POST", KLING, auth(token, [("Content-Encoding", coding)]), gz)
@@ -331,7 +317,7 @@ def test_method_override_headers_dropped(front, port):
     """X-HTTP-Method-Override, X-HTTP-Method and X-Method-Override never
     reach the upstream: a GET stays a GET (and is priced as one)."""
     user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000})
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     since = stub_since()
     sent = [("X-HTTP-Method-Override", "POST"), ("X-HTTP-Method", "POST"),
             ("X-Method-Override", "POST"), ("X-Custom", "kept")]
@@ -372,7 +358,7 @@ def test_channel_counter_out_of_range(front, port):
     rid = expect_ok(r, "paid request on the full channel")
     eq(r.header("X-Bltcy-Quota"), "1000", "X-Bltcy-Quota")
     user2, token2, chan2 = H.setup_account(setting={"PassthroughQuota": 700})
-    before2 = counters(user2, token2, chan2)
+    before2 = H.counters(user2, token2, chan2)
     rid2 = expect_ok(request(port, "POST", KLING, auth(token2), b'{"prompt":"y"}'), "on another channel")
     harness.wait_written(port)
     rows = rejected(rid)
@@ -410,7 +396,7 @@ def test_user_counter_out_of_range(front, port):
     it spent."""
     user, token, chan = H.setup_account(setting={"PassthroughQuota": 1000})
     H.sql("UPDATE users SET used_quota=%s WHERE id=%s", (BIGINT_MAX - 10, user["id"]))
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     since = stub_since()
     r = request(port, "POST", KLING, auth(token), b'{"prompt":"x"}')
     if METERING == "strict":
@@ -426,9 +412,9 @@ def test_user_counter_out_of_range(front, port):
         want = dict(before)
         want["token_remain"] -= 1000
         want["user_quota"] -= 1000
-        eq(counters(user, token, chan), want, "counters (the quota spent, the used counters as they were)")
+        eq(H.counters(user, token, chan), want, "counters (the quota spent, the used counters as they were)")
     user2, token2, chan2 = H.setup_account(setting={"PassthroughQuota": 700})
-    before2 = counters(user2, token2, chan2)
+    before2 = H.counters(user2, token2, chan2)
     expect_ok(request(port, "POST", KLING, auth(token2), b'{"prompt":"y"}'), "another user")
     charged(user2, token2, chan2, before2, 700, what="another user")
     r = request(port, "GET", "/bltcy/health")
@@ -485,9 +471,8 @@ def test_charge_statements_never_overflow():
 
 def start(keep):
     global H
-    H = Harness(workers=2, keep=keep, extra_config={"METERING": METERING,
-                                                    "RELAY_MAX_BODY": str(MAX_BODY)})
-    return H.started(None)
+    H = harness.start_suite(keep, workers=2, config={"RELAY_MAX_BODY": str(MAX_BODY)})
+    return H
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import runner  # noqa: E402
-from harness import Harness, request  # noqa: E402
+from harness import request  # noqa: E402
 from test_hardening import FcgiRequest, fcgi_params  # noqa: E402
 
 H = None
@@ -42,12 +42,10 @@ FAIL_DELAY_MS = 40  # RELAY_AUTH_FAIL_DELAY_MS
 
 
 def auth(token, extra=()):
-    return [("Authorization", "Bearer sk-" + token["key"]),
-            ("Content-Type", "application/json")] + list(extra)
+    return harness.auth(token, harness.JSON + list(extra))
 
 
-def idem(key):
-    return [("Idempotency-Key", key)]
+idem = harness.idem
 
 
 def db_status(name):
@@ -403,11 +401,11 @@ def test_throttle_holds_few_threads():
 
 def start(keep):
     global H
-    H = Harness(workers=WORKERS, keep=keep, extra_config={
+    H = harness.start_suite(keep, workers=WORKERS, config={
         "IDEMPOTENCY_WAIT": str(IDEM_WAIT), "RELAY_AUTH_FAIL_BURST": str(FAIL_BURST),
         "RELAY_AUTH_FAIL_RATE": str(FAIL_RATE),
         "RELAY_AUTH_FAIL_DELAY_MS": str(FAIL_DELAY_MS)})
-    return H.started(None)
+    return H
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import runner  # noqa: E402
-from harness import BUILD, ROOT, Conn, Harness, SetupError, request, wait_for  # noqa: E402
+from harness import BUILD, ROOT, Conn, SetupError, request, wait_for  # noqa: E402
 
 H = None
 SAMPLES = ("lighttpd", "nginx")                 # the rendered samples
@@ -657,12 +657,13 @@ def start(keep):
     # a thousand clients at once: descriptors for them, here and in the fronts
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    H = Harness(workers=4, keep=keep)
 
-    def setup():
-        H.start()
+    def setup(h):
+        global H
+        H = h       # start_samples is the suite's, on its H
         start_samples()
-    return H.started(setup)
+    H = harness.start_suite(keep, workers=4, setup=setup)
+    return H
 
 
 if __name__ == "__main__":

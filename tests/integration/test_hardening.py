@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Harness, rec_body, rec_header, request  # noqa: E402
+from harness import rec_body, rec_header, request  # noqa: E402
 from runner import Fail, Suite, check, eq, expect_gw_error, short  # noqa: E402
 
 H = None
@@ -454,8 +454,8 @@ def test_multibyte_token_name_settles():
 
 def start(keep):
     global H
-    H = Harness(workers=4, keep=keep)
-    return H.started()
+    H = harness.start_suite(keep, workers=4)
+    return H
 
 
 if __name__ == "__main__":

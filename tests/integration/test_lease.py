@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Conn, Harness, SetupError, request  # noqa: E402
+from harness import Conn, SetupError, request  # noqa: E402
 
 import pymysql  # noqa: E402
 import runner  # noqa: E402
@@ -955,8 +955,8 @@ def test_routines_applied_once():
 
 def start(keep):
     global H
-    H = Harness(workers=2, keep=keep)
-    return H.started()
+    H = harness.start_suite(keep, workers=2)
+    return H
 
 
 if __name__ == "__main__":

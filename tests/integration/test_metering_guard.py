@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Harness, SetupError, request  # noqa: E402
+from harness import SetupError, request  # noqa: E402
 
 import pymysql  # noqa: E402
 import runner  # noqa: E402
@@ -560,8 +560,8 @@ def test_lease_slots_reclaimed():
 
 def start(keep):
     global H
-    H = Harness(workers=2, keep=keep)
-    return H.started()
+    H = harness.start_suite(keep, workers=2)
+    return H
 
 
 if __name__ == "__main__":

@@ -23,12 +23,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import runner  # noqa: E402
-from harness import Harness, request  # noqa: E402
+from harness import request  # noqa: E402
 
-METERING = os.environ.get("BLTCY_METERING", "strict")
-NAME = "prices" if METERING == "strict" else "prices-" + METERING
+METERING = runner.METERING
 H = None
-S = runner.Suite(NAME, timeout=120, after_each=lambda: H.stub.script(replace=True))
+S = runner.Suite("prices", timeout=120, after_each=lambda: H.stub.script(replace=True))
 Fail, check, eq = runner.Fail, runner.check, runner.eq
 short, expect_gw_error, expect_ok = runner.short, runner.expect_gw_error, runner.expect_ok
 
@@ -37,25 +36,11 @@ IDEM_WAIT = 3       # seconds a repeat waits for the first
 
 
 def auth(token, extra=()):
-    return [("Authorization", "Bearer sk-" + token["key"]),
-            ("Content-Type", "application/json")] + list(extra)
+    return harness.auth(token, harness.JSON + list(extra))
 
 
 def account(setting=None):
     return H.setup_account(setting=setting)
-
-
-def counters(user, token, chan):
-    """The account as the customer sees it: in lease metering, what a host
-    holds leased and has not spent still counts as the token's and user's."""
-    s = H.snapshot(user, token, chan)
-    t = H.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE token_id=%s",
-              (token["id"],))[0]["a"]
-    u = H.sql("SELECT COALESCE(SUM(amount), 0) AS a FROM bltcy_leases WHERE user_id=%s",
-              (user["id"],))[0]["a"]
-    s["token_remain"] += int(t)
-    s["user_quota"] += int(u)
-    return s
 
 
 def rule(service, field="", value="", mult="1", surcharge=0, model=""):
@@ -77,7 +62,7 @@ def charged(user, token, chan, before, q, n=1, what=""):
     """Exactly q more on token, user and channel, in n more logs rows."""
     deadline = time.time() + 5
     while True:
-        after = counters(user, token, chan)
+        after = H.counters(user, token, chan)
         want = dict(before)
         want["token_remain"] -= q
         want["token_used"] += q
@@ -118,7 +103,7 @@ def test_rules_duration_and_mode(front, port):
              ({"duration": 10, "mode": "std", "n": 2}, 2250),
              ({"MODE": "PRO", "Duration": 5}, 3500)]
     for body, q in cases:
-        before = counters(user, token, chan)
+        before = H.counters(user, token, chan)
         r = submit(port, token, body)
         expect_ok(r, "submit %r" % body)
         eq(r.header("X-Bltcy-Quota"), str(q), "submit %r: X-Bltcy-Quota" % body)
@@ -143,7 +128,7 @@ def test_model_price_group_ratio(front, port):
     for body, q in [({"model_name": "kling-v1"}, 15975),
                     ({"model": "kling-v1", "mode": "pro"}, 15975),
                     ({"model_name": "kling-v9"}, 1000)]:
-        before = counters(user, token, chan)
+        before = H.counters(user, token, chan)
         r = submit(port, token, body)
         expect_ok(r, "submit %r" % body)
         eq(r.header("X-Bltcy-Quota"), str(q), "submit %r: X-Bltcy-Quota" % body)
@@ -155,7 +140,7 @@ def test_model_price_group_ratio(front, port):
     harness.wait_for(lambda: submit(port, token, {"model": "kling-v1", "mode": "pro"},
                                     path="/bltcy/quote" + KLING).json()["quota"] == 63900,
                      5, "the new prices seen")
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     r = submit(port, token, {"model": "kling-v1", "mode": "pro"})
     expect_ok(r, "QuotaPerUnit 1000000, mode pro")
     # int(0.0213 * 1000000 * 1.5) = 31950, x2
@@ -175,7 +160,7 @@ def test_quote_agrees_and_forwards_nothing(front, port):
     H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
     body = {"duration": 10, "mode": "std", "model_name": "kling-v1"}
     seen = len(H.stub.requests())
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     r = submit(port, token, body, path="/bltcy/quote" + KLING)
     eq(r.status, 200, "quote: status (%s)" % short(r))
     want = {"service": "kling", "method": "POST", "model": "kling-v1", "quota": 2030,
@@ -185,7 +170,7 @@ def test_quote_agrees_and_forwards_nothing(front, port):
     eq(r.header("X-Bltcy-Quota"), "2030", "quote: X-Bltcy-Quota")
     time.sleep(0.3)
     eq(len(H.stub.requests()), seen, "quote: requests at the stub")
-    eq(counters(user, token, chan), before, "quote: counters")
+    eq(H.counters(user, token, chan), before, "quote: counters")
     r = submit(port, token, body)
     expect_ok(r, "the real submit")
     charged(user, token, chan, before, 2030, what="the real submit")
@@ -205,12 +190,12 @@ def test_free_get_stays_free(front, port):
     user, token, chan = account({"PassthroughQuota": 1000})
     rule("kling", "", "", "3", surcharge=7)
     option("ModelPrice", json.dumps({"kling": 1}))
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     r = request(port, "GET", KLING + "/nosuchtask", auth(token))
     expect_ok(r, "GET")
     eq(r.header("X-Bltcy-Quota"), "0", "GET: X-Bltcy-Quota")
     time.sleep(0.3)
-    eq(counters(user, token, chan), before, "GET: counters")
+    eq(H.counters(user, token, chan), before, "GET: counters")
     drop_rules()
 
 
@@ -243,7 +228,7 @@ def test_kling_seed_42_is_ruled(front, port):
             "seed": 42, "cfg_scale": 0.5, "watermark": False, "x": None,
             "camera_control": {"type": "simple", "config": {"zoom": -5, "pan": 0}},
             "duration": 10, "mode": "pro"}
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     r = submit(port, token, body)
     expect_ok(r, "submit")
     eq(r.header("X-Bltcy-Quota"), "7000", "X-Bltcy-Quota")
@@ -273,7 +258,7 @@ def test_fields_read_as_go_reads_them(front, port):
              (b'{"\\u212Aind":"x","DURATION":10}', 10000),
              (b'{"duration":10,"Duration":5}', 1000)]
     for body, q in cases:
-        before = counters(user, token, chan)
+        before = H.counters(user, token, chan)
         r = raw_submit(port, token, body)
         expect_ok(r, "submit %r" % body)
         eq(r.header("X-Bltcy-Quota"), str(q), "submit %r: X-Bltcy-Quota" % body)
@@ -293,13 +278,13 @@ def test_model_name_dearer(front, port):
     H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
     for body in ({"model": "kling-v1", "model_name": "kling-v2-master"},
                  {"model_name": "kling-v1", "model": "kling-v2-master"}):
-        before = counters(user, token, chan)
+        before = H.counters(user, token, chan)
         r = submit(port, token, body)
         expect_ok(r, "submit %r" % body)
         eq(r.header("X-Bltcy-Quota"), "50000", "submit %r: X-Bltcy-Quota" % body)
         charged(user, token, chan, before, 50000, what="submit %r" % body)
         eq(quote_of(port, token, body)["model"], "kling-v2-master", "quote %r: model" % body)
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     r = submit(port, token, {"model_name": "kling-v1", "model": "nosuch"})
     expect_ok(r, "a model without a price")
     eq(r.header("X-Bltcy-Quota"), "5000", "ModelPrice's beats the channel's 1000")
@@ -339,7 +324,7 @@ def test_unreadable_bodies_refused(front, port):
              (multipart, "multipart/form-data; boundary=b0undary"),
              (b'{"duration":10}', "Multipart/Form-Data; boundary=x")]
     seen = len(H.stub.requests())
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     for body, ctype in cases:
         r = raw_submit(port, token, body, ctype)
         expect_gw_error(r, 400, "invalid_request_body", BAD_BODY_MSG, "submit %r (%s)" % (body, ctype))
@@ -347,12 +332,12 @@ def test_unreadable_bodies_refused(front, port):
         expect_gw_error(r, 400, "invalid_request_body", BAD_BODY_MSG, "quote %r (%s)" % (body, ctype))
     time.sleep(0.3)
     eq(len(H.stub.requests()), seen, "refused: forwarded")
-    eq(counters(user, token, chan), before, "refused: counters")
+    eq(H.counters(user, token, chan), before, "refused: counters")
     r = raw_submit(port, token, b"")
     expect_ok(r, "an empty body")
     eq(r.header("X-Bltcy-Quota"), "1000", "an empty body: the base")
     charged(user, token, chan, before, 1000, what="an empty body")
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     r = raw_submit(port, token, b'{"duration":10} x', path="/pika/generate")
     expect_ok(r, "no rule of pika reads the body")
     eq(r.header("X-Bltcy-Quota"), "1000", "pika: the base")
@@ -371,7 +356,7 @@ def test_price_cap_refused(front, port):
     option("ModelPrice", json.dumps({"kling-x": 1e12}))
     H.stub.script({"path": "^" + KLING + "$", "mode": "task_create"}, replace=True)
     seen = len(H.stub.requests())
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     for body in ({"mode": "pro"}, {"model_name": "kling-x"}):
         r = submit(port, token, body)
         expect_gw_error(r, 403, "price_too_high", PRICE_MAX_MSG, "submit %r" % body)
@@ -379,7 +364,7 @@ def test_price_cap_refused(front, port):
         expect_gw_error(r, 403, "price_too_high", PRICE_MAX_MSG, "quote %r" % body)
     time.sleep(0.3)
     eq(len(H.stub.requests()), seen, "forwarded")
-    eq(counters(user, token, chan), before, "counters")
+    eq(H.counters(user, token, chan), before, "counters")
     eq(quote_of(port, token, {"mode": "std"})["quota"], 2 * 10 ** 12, "below the cap: priced")
     drop_rules()
 
@@ -404,7 +389,7 @@ def test_nan_options_ignored(front, port):
         except ValueError:
             raise Fail("quote %r is no JSON: %s" % (body, short(r)))
         eq((qj["quota"], qj["group_ratio"]), (q, 1), "quote %r" % body)
-        before = counters(user, token, chan)
+        before = H.counters(user, token, chan)
         r = submit(port, token, body)
         expect_ok(r, "submit %r" % body)
         eq(r.header("X-Bltcy-Quota"), str(q), "submit %r: X-Bltcy-Quota" % body)
@@ -451,8 +436,7 @@ def test_rules_past_field_limit_logged(front, port):
 # idempotent submits
 
 
-def idem(key):
-    return [("Idempotency-Key", key)]
+idem = harness.idem
 
 
 @S.test(("lighttpd",))
@@ -467,7 +451,7 @@ def test_idempotent_concurrent_submits(front, port):
                    "hang": 1.0}, replace=True)
     body = json.dumps({"prompt": "a cat", "duration": 5}).encode()
     seen = len(H.stub.matching("^" + KLING + "$"))
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     out = [None] * 20
 
     def go(i):
@@ -490,7 +474,7 @@ def test_idempotent_concurrent_submits(front, port):
        "20 submits: replayed")
     charged(user, token, chan, before, 1000, what="20 submits")
     # after completion: the stored answer, nothing forwarded or charged
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     r = request(port, "POST", KLING, auth(token, idem(key)), body)
     expect_ok(r, "repeat")
     eq((r.body, r.header("Idempotent-Replayed"), r.header("X-Bltcy-Quota")),
@@ -498,7 +482,7 @@ def test_idempotent_concurrent_submits(front, port):
     eq(r.header("Content-Type"), "application/json", "repeat: Content-Type")
     time.sleep(0.3)
     eq(len(H.stub.matching("^" + KLING + "$")) - seen, 1, "repeat: forwarded")
-    eq(counters(user, token, chan), before, "repeat: counters")
+    eq(H.counters(user, token, chan), before, "repeat: counters")
     # another token's same key is its own
     user2 = H.make_user(group=user["group"])
     token2 = H.make_token(user2)
@@ -521,7 +505,7 @@ def test_idempotent_across_hosts():
                        "hang": 1.0}, replace=True)
         body = b'{"prompt":"two hosts"}'
         seen = len(H.stub.matching("^" + KLING + "$"))
-        before = counters(user, token, chan)
+        before = H.counters(user, token, chan)
         out = [{} for _ in range(20)]
         th = [harness.request_in_thread(out[i], H.lighttpd_port if i % 2 else pool.port,
                                         "POST", KLING, auth(token, idem(key)), body)
@@ -548,7 +532,7 @@ def test_idempotency_key_misuse(front, port):
     r = request(port, "POST", KLING, auth(token, idem(key)), b'{"duration":5}')
     expect_ok(r, "first")
     seen = len(H.stub.requests())
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     r = request(port, "POST", KLING, auth(token, idem(key)), b'{"duration":10}')
     expect_gw_error(r, 422, "idempotency_key_reused",
                     "该 Idempotency-Key 已用于另一个请求（方法、路径或请求体不同）", "another body")
@@ -559,7 +543,7 @@ def test_idempotency_key_misuse(front, port):
                     "Idempotency-Key 须为 1 到 255 个可打印 ASCII 字符", "a key of 256 bytes")
     time.sleep(0.3)
     eq(len(H.stub.requests()), seen, "misuse: forwarded")
-    eq(counters(user, token, chan), before, "misuse: counters")
+    eq(H.counters(user, token, chan), before, "misuse: counters")
     # a 5xx frees the key
     key = harness.rand_name("idem")
     H.stub.script({"path": "^" + KLING + "$", "method": "POST", "status": 503, "times": 1,
@@ -586,7 +570,7 @@ def test_idempotent_repeat_while_in_flight(front, port):
                    "hang": 30, "event": ev}, replace=True)
     body = b'{"duration":5}'
     first = {}
-    before = counters(user, token, chan)
+    before = H.counters(user, token, chan)
     seen = len(H.stub.matching("^" + KLING + "$"))
     t = harness.request_in_thread(first, port, "POST", KLING, auth(token, idem(key)), body)
     check(H.stub.wait("^" + KLING + "$", seen + 1), "the first reached the stub")
@@ -612,9 +596,8 @@ def test_idempotent_repeat_while_in_flight(front, port):
 
 def start(keep):
     global H
-    H = Harness(workers=4, keep=keep, extra_config={"METERING": METERING,
-                                                    "IDEMPOTENCY_WAIT": str(IDEM_WAIT)})
-    return H.started(None)
+    H = harness.start_suite(keep, workers=4, config={"IDEMPOTENCY_WAIT": str(IDEM_WAIT)})
+    return H
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Conn, Harness, SetupError, rec_body, rec_header, request  # noqa: E402
+from harness import Conn, SetupError, rec_body, rec_header, request  # noqa: E402
 
 from runner import (Fail, Suite, check, eq, expect_gw_error, expect_ok,  # noqa: E402
                     expect_transport_error, gw_error_body, short)
@@ -1712,8 +1712,8 @@ def test_refund_waits_for_database():
 
 def start(keep):
     global H
-    H = Harness(workers=4, keep=keep)
-    return H.started()
+    H = harness.start_suite(keep, workers=4)
+    return H
 
 
 if __name__ == "__main__":

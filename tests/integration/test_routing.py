@@ -31,7 +31,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import runner  # noqa: E402
-from harness import Harness, SetupError, StubClient, rec_body, rec_header, request, wait_for  # noqa: E402
+from harness import SetupError, StubClient, rec_body, rec_header, request, wait_for  # noqa: E402
 
 H = None
 STUB = {}           # stub name -> StubClient
@@ -867,23 +867,11 @@ def test_admin_pin(front, port):
 # runner
 
 
-def start_stub(name):
-    pf = os.path.join(H.dir, name + ".port")
-    H.spawn(name, [harness.PY, os.path.join(harness.TESTS, "stub_upstream.py"), "--port-file", pf, "--name", name])
-    port = int(wait_for(lambda: open(pf).read().strip(), 20, name + " port file"))
-    s = StubClient(port)
-    wait_for(lambda: s.connections() is not None, 10, name)
-    STUB[name] = s
-    STUB_URL[name] = "http://127.0.0.1:%d" % port
-
-
-def setup():
+def setup(h):
     global DEAD_URL
-    H.start()
-    STUB["stubA"] = H.stub
-    STUB_URL["stubA"] = "http://127.0.0.1:%d" % H.stub_port
-    start_stub("stubB")
-    start_stub("stubC")
+    for name, s in h.stubs.items():
+        STUB[name] = s
+        STUB_URL[name] = "http://127.0.0.1:%d" % s.port
     dead = harness.free_port()
     try:
         socket.create_connection(("127.0.0.1", dead), timeout=1).close()
@@ -895,8 +883,9 @@ def setup():
 
 def start(keep):
     global H
-    H = Harness(workers=4, keep=keep, extra_config=CONFIG)
-    return H.started(setup)
+    H = harness.start_suite(keep, workers=4, config=CONFIG, stubs=("stubB", "stubC"),
+                            setup=setup)
+    return H
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Harness, SetupError, request  # noqa: E402
+from harness import SetupError, request  # noqa: E402
 
 import pymysql  # noqa: E402
 import runner  # noqa: E402
@@ -837,8 +837,10 @@ def early_failure(metering):
         row = check_refunded_once("kling", tid, token, rid)
         check(time.time() - t0 < 5, "refunded %.1f s after the row could be written" % (time.time() - t0))
         eq(row["reason"], "nsfw", "task row reason")
-        eq(H.sql("SELECT COUNT(*) AS n FROM bltcy_task_early WHERE task_id=%s", (tid,))[0]["n"], 0,
-           "its early failure, once applied")
+        # the poller drops the early failure after its refund, in a
+        # statement of its own: wait for it
+        harness.wait_for(lambda: H.sql("SELECT COUNT(*) AS n FROM bltcy_task_early WHERE task_id=%s",
+                                       (tid,))[0]["n"] == 0, 5, "its early failure dropped once applied")
         wait_written(p.port)
         eq(money(user, token, chan), start, "counters after the refund")
         eq(len(refund_logs(token)), 1, "type-6 rows")
@@ -986,8 +988,8 @@ def test_ids_refuse_only_where_they_stand():
 
 def start(keep):
     global H
-    H = Harness(workers=2, keep=keep, extra_config={"TASK_POLL_RATE": "0"})
-    return H.started()
+    H = harness.start_suite(keep, workers=2, config={"TASK_POLL_RATE": "0"})
+    return H
 
 
 if __name__ == "__main__":

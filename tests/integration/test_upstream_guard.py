@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 import runner  # noqa: E402
 import stub_upstream  # noqa: E402
-from harness import Harness, rec_body, rec_header, request  # noqa: E402
+from harness import rec_header, request  # noqa: E402
 
 H = None
 BOTH = ("lighttpd", "nginx")
@@ -390,14 +390,10 @@ def test_forbidden_address_never_dialled(front, port):
     eq(rec_header(stub_new(since)[0], "Authorization"), ["Bearer " + good["key"]], "the channel that answered")
 
 
-def setup():
-    H.start()
-
-
 def start(keep):
     global H
-    H = Harness(workers=2, keep=keep, extra_config={"LOG_LEVEL": "debug"})
-    return H.started(setup)
+    H = harness.start_suite(keep, workers=2, config={"LOG_LEVEL": "debug"})
+    return H
 
 
 if __name__ == "__main__":

@@ -36,4 +36,29 @@ test_quota_mul(void)
 	T_INT(m, 9);
 }
 
-UNIT_MAIN("quota", test_quota_add, test_quota_mul)
+/* at the ends of the range: up to the bound, never past it */
+static void
+test_quota_bounds(void)
+{
+	long long	 s;
+
+	s = INT64_MAX - 5;
+	T_INT(quota_add(&s, 5), 0);
+	T_INT(s, INT64_MAX);
+	T_INT(quota_add(&s, 1), -1);
+	T_INT(s, INT64_MAX);
+	s = INT64_MIN + 1;
+	T_INT(quota_add(&s, -1), 0);
+	T_INT(s, INT64_MIN);
+	T_INT(quota_add(&s, -1), -1);
+	T_INT(s, INT64_MIN);
+	s = 0;
+	T_INT(quota_mul(&s, INT64_MAX / 2, 2), 0);
+	T_INT(s, INT64_MAX - 1);
+	T_INT(quota_mul(&s, INT64_MAX / 2 + 1, 2), -1);
+	T_INT(s, INT64_MAX - 1);
+	T_INT(quota_mul(&s, -3, 4), 0);
+	T_INT(s, -12);
+}
+
+UNIT_MAIN("quota", test_quota_add, test_quota_mul, test_quota_bounds)
