@@ -476,14 +476,17 @@ class Harness:
 
     # MariaDB
     def init_db(self):
+        # a private tmpdir: bootstraps running side by side share no /tmp files
+        os.makedirs(os.path.join(self.dir, "dbtmp"), exist_ok=True)
         p = subprocess.run(["mariadb-install-db", "--no-defaults", "--datadir=%s/data" % self.dir,
-                            "--user=root", "--auth-root-authentication-method=normal"],
+                            "--tmpdir=%s/dbtmp" % self.dir, "--user=root", "--auth-root-authentication-method=normal"],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
         if p.returncode != 0:
             raise SetupError("mariadb-install-db failed: %s" % p.stderr.decode("utf-8", "replace")[-2000:])
 
     def start_db(self):
         self.spawn("mariadbd", ["mariadbd", "--no-defaults", "--datadir=%s/data" % self.dir,
+                                "--tmpdir=%s/dbtmp" % self.dir,
                                 "--socket=%s" % self.db_sock, "--port=0", "--skip-networking",
                                 "--user=root", "--innodb-buffer-pool-size=64M",
                                 "--log-error=%s/mariadb.err" % self.dir])
