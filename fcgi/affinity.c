@@ -2,8 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonscan.h"
 #include "relay.h"
 #include "shared.h"
+#include "util.h"
 
 /*
  * Task ids, both ways: found in an upstream answer to remember which

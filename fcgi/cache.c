@@ -6,6 +6,7 @@
 #include "db.h"
 #include "log.h"
 #include "meter.h"
+#include "util.h"
 #include "worker.h"
 
 /*

@@ -4,7 +4,10 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "channels.h"
+#include "metrics.h"
 #include "relay.h"
+#include "util.h"
 
 /*
  * The channels and abilities the relay routes on, loaded whole and kept

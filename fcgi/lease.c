@@ -9,6 +9,7 @@
 #include "log.h"
 #include "relay.h"
 #include "shm.h"
+#include "util.h"
 
 /*
  * METERING=lease. Quota is leased from the database in blocks (one CALL,

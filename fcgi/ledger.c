@@ -14,6 +14,7 @@
 #include "log.h"
 #include "relay.h"
 #include "shm.h"
+#include "util.h"
 
 /*
  * What both meterings share (meter.h). Every request thread has a charge

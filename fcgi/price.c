@@ -6,7 +6,8 @@
 
 #include "log.h"
 #include "price.h"
-#include "relay.h"
+#include "jsonscan.h"
+#include "util.h"
 
 /*
  * The price of one request, as price.h says: new-api's ModelPrice base or

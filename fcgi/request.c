@@ -20,6 +20,9 @@
 #include "meter.h"
 #include "route.h"
 #include "tasks.h"
+#include "metrics.h"
+#include "throttle.h"
+#include "upstream.h"
 #include "worker.h"
 
 /*
@@ -168,19 +171,6 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "任务 %s 所在的渠道没有可用的密钥" },
 	[GW_TOKEN_THROTTLED] = { 429, "too_many_invalid_tokens",
 	    "此地址无效令牌请求过多，请稍后重试" },
-};
-
-static const char *const up_reasons[UPE__MAX] = {
-	[UPE_NONE] = "unknown error",
-	[UPE_REFUSED] = "connection refused",
-	[UPE_DNS] = "could not resolve host",
-	[UPE_TLS] = "TLS handshake failed",
-	[UPE_CONNECT] = "connection failed",
-	[UPE_CONNECT_TIMEOUT] = "connect timeout",
-	[UPE_HEADER_TIMEOUT] = "response header timeout",
-	[UPE_TIMEOUT] = "timeout",
-	[UPE_LOST] = "upstream connection lost",
-	[UPE_BAD_URL] = "request URL refused",
 };
 
 struct auth_out {
@@ -1209,7 +1199,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 			break;
 		log_warn("req=%s channel %lld failed (%s); trying channel %lld",
 		    r->id, r->ch->id, res.status ? http_reason(res.status) :
-		    up_reasons[res.err], next->id);
+		    up_err_reason(res.err), next->id);
 		r->ch = next;
 	}
 	if (res.withheld && upstream_release(&up, &res) == -1)
@@ -1278,7 +1268,7 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 	} else {
 		r->err = res.err;
 		log_err("req=%s upstream channel %lld: %s (%s)", r->id,
-		    r->ch->id, up_reasons[res.err], res.errbuf);
+		    r->ch->id, up_err_reason(res.err), res.errbuf);
 		upstream_error(r, res.err);
 	}
 	up_result_free(&res);
@@ -1619,7 +1609,7 @@ upstream_error(struct req *r, enum up_err e)
 
 	n = snprintf(body, sizeof(body), "{\"code\":\"request_failed\","
 	    "\"message\":\"转发请求到旧网关失败: %s\",\"data\":null}",
-	    up_reasons[e]);
+	    up_err_reason(e));
 	send_body(r, status, "application/json", body, (size_t)n);
 }
 

@@ -17,6 +17,7 @@
 #include "relay.h"
 #include "shm.h"
 #include "signals.h"
+#include "util.h"
 
 /*
  * METERING=strict. A request's charge is one statement, made before the

@@ -16,6 +16,7 @@
 #include "relay.h"
 #include "signals.h"
 #include "tasks.h"
+#include "util.h"
 
 /*
  * The task lifecycle (tasks.h): a state recorded, and the poller process,

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "channels.h"
 #include "relay.h"
 
 struct db;

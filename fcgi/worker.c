@@ -17,6 +17,7 @@
 #include "log.h"
 #include "meter.h"
 #include "signals.h"
+#include "upstream.h"
 #include "worker.h"
 
 /*

@@ -12,6 +12,8 @@
 #include <curl/curl.h>
 #include <fcgiapp.h>
 
+#include "auth.h"
+#include "channels.h"
 #include "relay.h"
 
 /*
