@@ -5,7 +5,7 @@
  * What has no header of its own yet: the relay's statements (sql.c),
  * task ids (affinity.c) and the worker process's entry (worker.c). Each
  * module's interface is in its own header: channels.h, metrics.h,
- * throttle.h, upstream.h, meter.h, idem.h, tasks.h.
+ * throttle.h, upstream.h, body.h, meter.h, idem.h, tasks.h.
  */
 
 #include <stddef.h>

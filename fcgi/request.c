@@ -1,15 +1,12 @@
-#include <sys/mman.h>
-
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "body.h"
 #include "coding.h"
 #include "config.h"
 #include "crypto.h"
@@ -34,7 +31,7 @@
  *     admit		  the token and its user checked (kept rows or one
  *			  round trip), before a byte of the body is read;
  *			  an address that failed too many checks gets 429
- *     read_body	  the whole body (memory, or a spooled file)
+ *     read_body	  the whole body (body.c: memory, or a spooled file)
  *     route		  the task ids it names checked for their owner,
  *			  and the channel chosen
  *     reserve		  the charge, through the metering mode (meter.h)
@@ -46,7 +43,6 @@
  * struct req owns everything one request allocated; req_free frees it.
  */
 
-#define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
 #define QUOTE		"/bltcy/quote"
 #define MSG_MAX		512
 
@@ -100,11 +96,7 @@ struct req {
 	struct price_out price;
 	int		 reserved;
 	const char	*key;		/* the channel key it went with */
-	struct buf	 held;		/* the whole body (see read_body) */
-	int		 held_all;
-	int		 spool_fd;	/* a larger body's file, or -1 */
-	void		*spool_map;	/* and its mapping */
-	size_t		 spool_len;
+	struct body	 body;		/* the whole body (read_body) */
 	int		 status;
 	int		 retry_after;	/* seconds, for a 429 of the gateway's */
 	enum up_err	 err;
@@ -192,9 +184,6 @@ static int	 admit(struct worker *, struct req *, const char *, int,
 static enum db_rc authenticate(struct worker *, struct req *, const char *,
 		    struct auth_out *, int);
 static int	 read_body(struct req *);
-static int	 write_all(int, const char *, size_t);
-static int	 spool_open(struct req *);
-static int	 spool_map(struct req *, size_t);
 static int	 route(struct worker *, struct req *, const struct task_ids *,
 		    const struct auth_out *, const char **, int *);
 static int	 idempotent(struct worker *, struct req *);
@@ -241,9 +230,8 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	long long	 v;
 
 	memset(&r, 0, sizeof(r));
-	buf_init(&r.held, 0);
+	body_init(&r.body);
 	buf_init(&r.kept, 0);
-	r.spool_fd = -1;
 	r.w = w;
 	r.fr = fr;
 	r.start_ms = mono_ms();
@@ -352,7 +340,7 @@ relay(struct worker *w, struct req *r)
 				break;
 			}
 			task_ids_from_request(&cand, r->path, r->pathlen,
-			    r->query, r->held.p, r->held.len, 1);
+			    r->query, r->body.held.p, r->body.held.len, 1);
 			if (cand.overflow) {
 				gw_error(r, GW_TASK_IDS);
 				rr = -1;
@@ -557,193 +545,44 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	return 1;
 }
 
-/* Where read_body puts the body as it is forwarded (body_put). */
-struct body_out {
-	struct req	*r;
-	size_t		 len;		/* bytes so far */
-	size_t		 max;		/* RELAY_MAX_BODY */
-	int		 too_large;
-};
-
 /*
- * n more bytes of the body as it is forwarded: into r->held up to
- * HOLD_MAX, then the spool file. 0, or -1 when it would pass
- * RELAY_MAX_BODY (too_large) or could not be kept (errno).
- */
-static int
-body_put(void *arg, const char *p, size_t n)
-{
-	struct body_out	*o = arg;
-	struct req	*r = o->r;
-
-	if (n > o->max - o->len) {
-		o->too_large = 1;
-		return -1;
-	}
-	if (r->spool_fd == -1 && n <= HOLD_MAX - r->held.len) {
-		if (buf_add(&r->held, p, n) == -1)
-			return -1;
-	} else if ((r->spool_fd == -1 && spool_open(r) == -1) ||
-	    write_all(r->spool_fd, p, n) == -1)
-		return -1;
-	o->len += n;
-	return 0;
-}
-
-/*
- * Read the whole body before anything is forwarded, so that the task ids
- * it names are known first; the front server has buffered it by then, so
- * this is quick. Up to HOLD_MAX it stays in memory. A larger one goes to
- * an unlinked file in RELAY_SPOOL_DIR, mapped for the task-id scan and
- * sent from the mapping: a 64 MiB upload costs page cache, not heap, and
- * can be sent again to another channel. r->held is the body either way.
- *
- * A body in a content coding the old gateway decodes (gzip, br) is
- * decoded as it is read, into the same places, and is that body from here
- * on: what the task ids, the price and the upstream see (which gets it
- * without Content-Encoding, with its decoded length). RELAY_MAX_BODY
- * holds for what is read and for what it decodes to. Any other coding is
- * refused: read while encoded, a body would be priced and checked for
- * task ids as noise.
- *
- * Returns 0, or -1 with the answer sent (400, 413, 415, 500) or r->status
- * 499 when the client went away.
+ * The whole body, before anything is forwarded (body.h), so that the task
+ * ids it names are known first. A content coding other than gzip and br
+ * is refused: read while encoded, a body would be priced and checked for
+ * task ids as noise. Returns 0, or -1 with the answer sent (400, 413,
+ * 415, 500) or r->status 499 when the client went away.
  */
 static int
 read_body(struct req *r)
 {
-	char		 tmp[16384];
-	struct body_out	 o;
-	struct body_dec	*dec = NULL;
 	enum body_coding c;
-	enum dec_rc	 drc = DEC_OK;
-	long long	 want = r->content_length, got = 0;
-	size_t		 room;
-	int		 n;
 
 	c = body_coding_of(FCGX_GetParam("HTTP_CONTENT_ENCODING", r->fr->envp));
 	if (c == BC_OTHER) {
 		gw_error(r, GW_CODING);
 		return -1;
 	}
-	memset(&o, 0, sizeof(o));
-	o.r = r;
-	o.max = (size_t)cfg_i(CFG_RELAY_MAX_BODY);
-	buf_init(&r->held, HOLD_MAX);
-	r->held_all = 1;
-	if (c != BC_IDENTITY && (dec = body_dec_new(c)) == NULL) {
-		errno = ENOMEM;
-		goto fail;
-	}
-	while (want < 0 || got < want) {
-		room = want < 0 || want - got > (long long)sizeof(tmp) ?
-		    sizeof(tmp) : (size_t)(want - got);
-		if ((n = FCGX_GetStr(tmp, (int)room, r->fr->in)) <= 0)
-			break;
-		got += n;
-		if (dec == NULL) {
-			if (body_put(&o, tmp, (size_t)n) == -1)
-				drc = DEC_SINK;
-		} else if ((size_t)got > o.max) {	/* encoded, and too long */
-			o.too_large = 1;
-			drc = DEC_SINK;
-		} else
-			drc = body_dec_feed(dec, tmp, (size_t)n, body_put, &o);
-		if (drc != DEC_OK)
-			break;
-	}
-	/* an empty body decodes to nothing, whatever it says it is in */
-	if (drc == DEC_OK && dec != NULL && got > 0)
-		drc = body_dec_end(dec);
-	body_dec_free(dec);
-	if (o.too_large) {
+	switch (body_read(&r->body, r->fr->in, c, r->content_length)) {
+	case BODY_OK:
+		break;
+	case BODY_TOO_LARGE:
 		gw_error(r, GW_TOO_LARGE);
 		return -1;
-	}
-	if (drc == DEC_SINK)
-		goto fail;
-	if (drc == DEC_NOMEM) {
-		errno = ENOMEM;
-		goto fail;
-	}
-	if (want >= 0 && got < want) {
-		r->status = 499;	/* cut short: the client went away */
+	case BODY_CUT:
+		r->status = 499;	/* the client went away */
 		return -1;
-	}
-	if (drc == DEC_BAD) {
+	case BODY_BAD_CODING:
 		log_info("req=%s request body not valid %s", r->id,
 		    c == BC_GZIP ? "gzip" : "br");
 		gw_error(r, GW_BAD_CODING);
 		return -1;
-	}
-	r->content_length = (long long)o.len;	/* as it is forwarded */
-	if (r->spool_fd != -1 && spool_map(r, o.len) == -1)
-		goto fail;
-	return 0;
-fail:
-	log_err("req=%s spooling the request body: %s", r->id, strerror(errno));
-	gw_error(r, GW_INTERNAL);
-	return -1;
-}
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t	 w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* An unlinked file for a body over HOLD_MAX, starting with what is held. */
-static int
-spool_open(struct req *r)
-{
-	const char	*dir = cfg_s(CFG_RELAY_SPOOL_DIR);
-	char		 path[4096];
-	int		 fd;
-
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
-		/* a file system without O_TMPFILE */
-		if (snprintf(path, sizeof(path), "%s/bltcy-body.XXXXXX", dir) >=
-		    (int)sizeof(path) || (fd = mkostemp(path, O_CLOEXEC)) == -1)
-			return -1;
-		unlink(path);
-	}
-	r->spool_fd = fd;
-	if (r->held.len > 0 && write_all(fd, r->held.p, r->held.len) == -1)
+	case BODY_ERROR:
+		log_err("req=%s spooling the request body: %s", r->id,
+		    strerror(errno));
+		gw_error(r, GW_INTERNAL);
 		return -1;
-	buf_free(&r->held);
-	return 0;
-}
-
-/*
- * Map the spooled body with one NUL after it, so that it reads as the
- * held buffer does.
- */
-static int
-spool_map(struct req *r, size_t len)
-{
-	void	*m;
-
-	if (ftruncate(r->spool_fd, (off_t)len + 1) == -1)
-		return -1;
-	m = mmap(NULL, len + 1, PROT_READ, MAP_SHARED, r->spool_fd, 0);
-	if (m == MAP_FAILED)
-		return -1;
-	r->spool_map = m;
-	r->spool_len = len + 1;
-	r->held.p = m;
-	r->held.len = len;
-	r->held.cap = r->held.max = 0;
+	}
+	r->content_length = (long long)r->body.len;	/* as it is forwarded */
 	return 0;
 }
 
@@ -763,7 +602,8 @@ idempotent(struct worker *w, struct req *r)
 		return 0;
 	snprintf(owner, sizeof(owner), "%s/%s", w->p->host, r->id);
 	switch (idem_begin(w->p->db, &r->idem, r->tok.id, key, owner,
-	    r->method, r->path, r->pathlen, r->query, r->held.p, r->held.len)) {
+	    r->method, r->path, r->pathlen, r->query, r->body.held.p,
+	    r->body.held.len)) {
 	case IDEM_FIRST:
 		return 0;
 	case IDEM_REPLAY:
@@ -984,7 +824,8 @@ price(struct req *r, const char *group)
 	    strcasestr(ct, "application/x-www-form-urlencoded") != NULL))
 		flags |= PRICE_FORM;
 	switch (price_of(&r->snap->c.prices, r->service, group,
-	    r->ch->set.quota, r->held.p, r->held.len, flags, &r->price)) {
+	    r->ch->set.quota, r->body.held.p, r->body.held.len, flags,
+	    &r->price)) {
 	case PRICE_OK:
 		break;
 	case PRICE_BAD_BODY:
@@ -1152,9 +993,9 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		up.key = r->ch->keys[ki];
 		up.proxy = r->ch->set.proxy;
 		up.content_length = r->content_length;
-		up.held = &r->held;
-		up.held_all = r->held_all;
-		up.hold_401 = !fixed && r->held_all;
+		up.held = &r->body.held;
+		up.held_all = r->body.all;
+		up.hold_401 = !fixed && r->body.all;
 		up.hold_5xx = !fixed && query;
 		up.capture = !query || (kind = poll_kind(r)) != NULL;
 		up.extra_headers = quota_hdr;
@@ -1171,8 +1012,8 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		    r->ch->name, ki + 1);
 		if (strcmp(r->service, "kling") == 0)
 			log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
-			    r->method, (int)r->pathlen, r->path, r->held.len,
-			    r->held_all ? "" : "+ (streamed)");
+			    r->method, (int)r->pathlen, r->path, r->body.held.len,
+			    r->body.all ? "" : "+ (streamed)");
 
 		r->up_ms = mono_ms();
 		up_result_free(&res);
@@ -1641,13 +1482,7 @@ is_query_method(const char *m)
 static void
 req_free(struct req *r)
 {
-	if (r->spool_map != NULL) {
-		munmap(r->spool_map, r->spool_len);
-		memset(&r->held, 0, sizeof(r->held));
-	}
-	if (r->spool_fd != -1)
-		close(r->spool_fd);
-	buf_free(&r->held);
+	body_free(&r->body);
 	buf_free(&r->kept);
 	idem_free(&r->idem);
 }
