@@ -178,13 +178,34 @@ struct auth_out {
 #define TOO_LONG_IPS	0x1
 #define TOO_LONG_MODELS	0x2
 
+/* What a step of relay() came to. */
+enum verdict {
+	GO_ON,		/* the next step follows */
+	ANSWERED,	/* the client has its answer, or went away */
+	LOOK_AGAIN,	/* a kept token row led to a refusal, or to a charge
+			   that did not apply: read the token afresh first */
+};
+
+/* What the steps before the transfer found, for the ones after them. */
+struct plan {
+	struct auth_out	 ao;		/* the token, and where its row came from */
+	int		 have_body;	/* read: the task ids are in cand */
+	struct task_ids	 cand;		/* the task ids the request names */
+	const char	*group;		/* the token's group */
+	int		 fixed;		/* the one channel the request can go to */
+};
+
 static void	 relay(struct worker *, struct req *);
-static int	 admit(struct worker *, struct req *, const char *, int,
+static enum verdict prepare(struct worker *, struct req *, const char *, int,
+		    struct plan *);
+static enum verdict admit(struct worker *, struct req *, const char *, int,
 		    struct auth_out *);
+static enum verdict refuse(struct req *, const struct auth_out *,
+		    enum gw_err, ...);
 static enum db_rc authenticate(struct worker *, struct req *, const char *,
 		    struct auth_out *, int);
 static int	 read_body(struct req *);
-static int	 route(struct worker *, struct req *, const struct task_ids *,
+static enum verdict route(struct worker *, struct req *, const struct task_ids *,
 		    const struct auth_out *, const char **, int *);
 static int	 idempotent(struct worker *, struct req *);
 static void	 replay(struct req *);
@@ -198,6 +219,7 @@ static void	 health(struct worker *, struct req *);
 static void	 metrics(struct req *);
 static void	 send_body(struct req *, int, const char *, const char *, size_t);
 static void	 gw_error(struct req *, enum gw_err, ...);
+static void	 gw_verror(struct req *, enum gw_err, va_list);
 static void	 upstream_error(struct req *, enum up_err);
 static void	 make_id(struct worker *, char[40]);
 static int	 is_query_method(const char *);
@@ -304,18 +326,18 @@ request_serve(struct worker *w, FCGX_Request *fr)
 /*
  * One relayed request: the token is checked before a byte of the body is
  * read, then the body (and the task ids it names), the channel, the
- * charge, and the transfer. A kept token row that fails a check, or whose
- * charge did not apply (the rows changed, or quota ran out), is read once
- * more before the client is told no.
+ * charge (prepare), and then the transfer, or for a quote the price
+ * alone. A kept token row that fails a check, or whose charge did not
+ * apply (the rows changed, or quota ran out), is read once more before
+ * the client is told no: prepare's one retry.
  */
 static void
 relay(struct worker *w, struct req *r)
 {
-	struct task_ids		 cand;
-	struct auth_out		 ao;
-	const char		*hdr, *group = NULL;
-	char			 key[TOKEN_KEY_MAX];
-	int			 fixed = 0, again, rr, have_body = 0;
+	struct plan	 pl;
+	const char	*hdr;
+	char		 key[TOKEN_KEY_MAX];
+	enum verdict	 v;
 
 	if ((hdr = FCGX_GetParam("HTTP_AUTHORIZATION", r->fr->envp)) == NULL &&
 	    (hdr = FCGX_GetParam("HTTP_X_PTOKEN", r->fr->envp)) == NULL &&
@@ -330,55 +352,75 @@ relay(struct worker *w, struct req *r)
 		return;
 	}
 	meter->retry(w->p->db, 0);
-	memset(&cand, 0, sizeof(cand));
-	for (again = 1;; again = 0) {
-		rr = admit(w, r, key, !again, &ao);
-		if (rr == 0 && !have_body) {
-			have_body = 1;
-			if (read_body(r) == -1) {
-				rr = -1;
-				break;
-			}
-			task_ids_from_request(&cand, r->path, r->pathlen,
-			    r->query, r->body.held.p, r->body.held.len, 1);
-			if (cand.overflow) {
-				gw_error(r, GW_TASK_IDS);
-				rr = -1;
-				break;
-			}
-			if ((rr = idempotent(w, r)) != 0)
-				break;
-		}
-		if (rr == 0)
-			rr = route(w, r, &cand, &ao, &group, &fixed);
-		if (rr == 0 && r->quote) {
-			quote(r, group);
-			rr = -1;
-		}
-		if (rr == 0)
-			rr = reserve(w, r, group, again);
-		if (rr != -2)
-			break;
-	}
+	memset(&pl, 0, sizeof(pl));
+	if ((v = prepare(w, r, key, 0, &pl)) == LOOK_AGAIN)
+		v = prepare(w, r, key, 1, &pl);
 	wipe(key, sizeof(key));
-	if (rr == 0)
-		forward(w, r, group, fixed);
+	if (v != GO_ON)
+		return;
+	if (r->quote)
+		quote(r, pl.group);
+	else
+		forward(w, r, pl.group, pl.fixed);
 }
 
-/* a refusal; one that came from a kept row is looked at afresh first */
-#define REFUSE(...) do {						\
-	if (ao->cached)							\
-		return -2;						\
-	gw_error(r, __VA_ARGS__);					\
-	return -1;							\
-} while (0)
+/*
+ * Everything before the request is sent: the token admitted, the body
+ * read (once), the channel chosen and priced, and the charge made (not
+ * for a quote). fresh: the token is read from the database, not the
+ * cache, so a refusal is said, never LOOK_AGAIN.
+ */
+static enum verdict
+prepare(struct worker *w, struct req *r, const char *key, int fresh,
+    struct plan *pl)
+{
+	enum verdict	 v;
+	int		 rc;
+
+	if ((v = admit(w, r, key, fresh, &pl->ao)) != GO_ON)
+		return v;
+	if (!pl->have_body) {
+		pl->have_body = 1;
+		if (read_body(r) == -1)
+			return ANSWERED;
+		task_ids_from_request(&pl->cand, r->path, r->pathlen, r->query,
+		    r->body.held.p, r->body.held.len, 1);
+		if (pl->cand.overflow) {
+			gw_error(r, GW_TASK_IDS);
+			return ANSWERED;
+		}
+		if (idempotent(w, r) == -1)
+			return ANSWERED;
+	}
+	if ((v = route(w, r, &pl->cand, &pl->ao, &pl->group, &pl->fixed)) !=
+	    GO_ON || r->quote)
+		return v;
+	rc = reserve(w, r, pl->group, !fresh);
+	return rc == 0 ? GO_ON : rc == -2 ? LOOK_AGAIN : ANSWERED;
+}
 
 /*
- * The token and its user: 0, or -1 with the answer sent, or -2 when a
- * kept token row leads to a refusal: the token is read afresh before
- * saying no.
+ * Say no, unless the token row came from the cache: then nothing is said
+ * yet, and the row is read afresh first (LOOK_AGAIN).
  */
-static int
+static enum verdict
+refuse(struct req *r, const struct auth_out *ao, enum gw_err e, ...)
+{
+	va_list	 ap;
+
+	if (ao->cached)
+		return LOOK_AGAIN;
+	va_start(ap, e);
+	gw_verror(r, e, ap);
+	va_end(ap);
+	return ANSWERED;
+}
+
+/*
+ * The token and its user: GO_ON, ANSWERED, or LOOK_AGAIN when a kept
+ * token row leads to a refusal (refuse).
+ */
+static enum verdict
 admit(struct worker *w, struct req *r, const char *key, int fresh,
     struct auth_out *ao)
 {
@@ -387,20 +429,20 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 	if ((rc = authenticate(w, r, key, ao, fresh)) != DB_OK) {
 		log_err("req=%s token lookup: %s", r->id, db_error(w->p->db));
 		gw_error(r, GW_DB);
-		return -1;
+		return ANSWERED;
 	}
 	if (ao->throttled > 0) {
 		metrics_token_refused(TR_THROTTLED);
 		throttle_hold_back();
 		r->retry_after = ao->throttled;
 		gw_error(r, GW_TOKEN_THROTTLED);
-		return -1;
+		return ANSWERED;
 	}
 	if (!ao->found) {
 		metrics_token_refused(ao->remembered ? TR_MEMORY : TR_LOOKUP);
 		throttle_failed(r->ip);
 		gw_error(r, GW_BAD_TOKEN);
-		return -1;
+		return ANSWERED;
 	}
 	r->have_tok = 1;
 	/* what this host holds counts as the token's */
@@ -414,21 +456,21 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 			gw_error(r, GW_IP);
 		else
 			gw_error(r, GW_MODEL, r->service);
-		return -1;
+		return ANSWERED;
 	}
 	switch (token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s())) {
 	case AUTH_OK: break;
-	case AUTH_EXHAUSTED: REFUSE(GW_EXHAUSTED);
-	case AUTH_EXPIRED: REFUSE(GW_EXPIRED);
-	case AUTH_DISABLED: REFUSE(GW_DISABLED);
-	case AUTH_IP: REFUSE(GW_IP);
-	case AUTH_USER_BANNED: REFUSE(GW_BANNED);
-	case AUTH_MODEL: REFUSE(GW_MODEL, r->service);
-	case AUTH_PIN_FORBIDDEN: REFUSE(GW_PIN);
+	case AUTH_EXHAUSTED: return refuse(r, ao, GW_EXHAUSTED);
+	case AUTH_EXPIRED: return refuse(r, ao, GW_EXPIRED);
+	case AUTH_DISABLED: return refuse(r, ao, GW_DISABLED);
+	case AUTH_IP: return refuse(r, ao, GW_IP);
+	case AUTH_USER_BANNED: return refuse(r, ao, GW_BANNED);
+	case AUTH_MODEL: return refuse(r, ao, GW_MODEL, r->service);
+	case AUTH_PIN_FORBIDDEN: return refuse(r, ao, GW_PIN);
 	}
 	r->chan_version = ao->version;
 	r->auth_version = ao->auth_version;
-	return 0;
+	return GO_ON;
 }
 
 /*
@@ -720,9 +762,9 @@ task_foreign(const struct req *r, const struct owner_rows *o, const char *id)
  * knows it: also to a disabled one, for a query (GET, HEAD, OPTIONS),
  * since a disabled channel takes no new jobs but its tasks are polled
  * through it until they finish; a deleted channel's task gets an error
- * of its own. 0, -1 or -2 as admit().
+ * of its own. GO_ON, ANSWERED or LOOK_AGAIN as admit().
  */
-static int
+static enum verdict
 route(struct worker *w, struct req *r, const struct task_ids *cand,
     const struct auth_out *ao, const char **group, int *fixed)
 {
@@ -736,10 +778,10 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 	r->nowned = r->ntasks = 0;
 	o.n = 0;
 	if (cand->n > 0 && task_owners(w, r, cand, &o) == -1)
-		return -1;
+		return ANSWERED;
 	for (i = 0; i < cand->n; i++) {
 		if (task_foreign(r, &o, cand->id[i]))
-			REFUSE(GW_TASK);
+			return refuse(r, ao, GW_TASK);
 		for (k = 0; k < o.n; k++)
 			if (strcmp(o.r[k].id, cand->id[i]) == 0) {
 				r->ntasks++;
@@ -766,7 +808,7 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 	if (r->snap == NULL && (r->snap = chan_get(w->p, ao->version)) == NULL) {
 		log_err("req=%s channel load: %s", r->id, db_error(w->p->db));
 		gw_error(r, GW_DB);
-		return -1;
+		return ANSWERED;
 	}
 	r->chan_version = r->snap->c.version;
 	*group = token_group(&r->tok);
@@ -774,26 +816,25 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 		char num[24];
 		if ((r->ch = chcache_by_id(&r->snap->c, r->pin)) == NULL) {
 			snprintf(num, sizeof(num), "%lld", r->pin);
-			REFUSE(GW_BAD_CHANNEL, num);
+			return refuse(r, ao, GW_BAD_CHANNEL, num);
 		}
 		*fixed = 1;
 	} else if (t != NULL) {
 		if ((ch = chcache_task_channel(&r->snap->c, t->channel)) == NULL)
-			REFUSE(GW_TASK_GONE, t->id);
+			return refuse(r, ao, GW_TASK_GONE, t->id);
 		if (ch->base_url[0] == '\0')
-			REFUSE(GW_TASK_NO_KEY, t->id);
+			return refuse(r, ao, GW_TASK_NO_KEY, t->id);
 		if (ch->disabled && !is_query_method(r->method))
-			REFUSE(GW_TASK_DRAINING, t->id);
+			return refuse(r, ao, GW_TASK_DRAINING, t->id);
 		r->ch = ch;
 		*fixed = 1;	/* only the channel that made the task knows it */
 		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld%s",
 		    r->id, r->ch->id, ch->disabled ? " (disabled)" : "");
 	} else if ((r->ch = channel_pick(&r->snap->c, *group, r->service, NULL, 0,
 	    &w->rng)) == NULL)
-		REFUSE(GW_NO_CHANNEL, *group, r->service);
-	return price(r, *group);
+		return refuse(r, ao, GW_NO_CHANNEL, *group, r->service);
+	return price(r, *group) == 0 ? GO_ON : ANSWERED;
 }
-#undef REFUSE
 
 /*
  * The price of the request on r->ch: a GET (a poll) the channel's flat
@@ -1421,13 +1462,20 @@ send_body(struct req *r, int status, const char *ctype, const char *body,
 static void
 gw_error(struct req *r, enum gw_err e, ...)
 {
-	char		 msg[MSG_MAX];
-	struct buf	 o;
 	va_list		 ap;
 
 	va_start(ap, e);
-	vsnprintf(msg, sizeof(msg), gw_errs[e].msg, ap);
+	gw_verror(r, e, ap);
 	va_end(ap);
+}
+
+static void
+gw_verror(struct req *r, enum gw_err e, va_list ap)
+{
+	char		 msg[MSG_MAX];
+	struct buf	 o;
+
+	vsnprintf(msg, sizeof(msg), gw_errs[e].msg, ap);
 	buf_init(&o, 4096);
 	if (buf_adds(&o, "{\"error\":{\"message\":\"") == -1 ||
 	    json_escape(&o, msg) == -1 ||
