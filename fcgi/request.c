@@ -27,16 +27,27 @@
  *
  *   request_serve	the FastCGI params; TRACE/CONNECT, bad paths and
  *			queries refused; health and metrics answered
- *   relay		the token from the headers, then in turn:
- *     admit		  the token and its user checked (kept rows or one
- *			  round trip), before a byte of the body is read;
- *			  an address that failed too many checks gets 429
- *     read_body	  the whole body (body.c: memory, or a spooled file)
- *     route		  the task ids it names checked for their owner,
- *			  and the channel chosen
- *     reserve		  the charge, through the metering mode (meter.h)
- *     forward		  the transfer to the old gateway, with failover
- *     finish_charge	  settled (kept) or refunded, by the answer
+ *   relay		the token from the headers, then
+ *     prepare		  in turn (once more, with the token read afresh,
+ *			  when a kept token row led to a refusal):
+ *       admit		    the token and its user checked (kept rows or
+ *			    one round trip), before a byte of the body is
+ *			    read; an address that failed too many checks
+ *			    gets 429
+ *       read_body	    the whole body (body.h: memory, or a spooled
+ *			    file)
+ *       route		    the task ids it names checked for their owner,
+ *			    and the channel chosen and priced
+ *       reserve	    the charge, through the metering mode (meter.h)
+ *     quote		  for /bltcy/quote/...: the price alone, or
+ *     forward		  the transfer to the old gateway:
+ *       send_once	    one transfer to one channel
+ *       fail_over	    the next channel, for a failure that allows one
+ *       answered	    the answer reached the client: task ids, a
+ *			    poll's answer, an Idempotency-Key's answer kept,
+ *			    and book: the charge settled (finish_charge) with
+ *			    the tasks
+ *       no_answer	    none did: the charge refunded, the error told
  *   answers		the gateway's own answers and errors
  *   req_free		what the request owned given back
  *
@@ -192,8 +203,18 @@ struct plan {
 	int		 have_body;	/* read: the task ids are in cand */
 	struct task_ids	 cand;		/* the task ids the request names */
 	const char	*group;		/* the token's group */
-	int		 fixed;		/* the one channel the request can go to */
+	int		 fixed;		/* r->ch is the only one (pinned, a task's) */
 };
+
+/* One transfer of a request, as send_once makes it (upstream.h). */
+struct transfer {
+	struct upstream_req	 up;
+	struct up_result	 res;
+	char			 url[8192];
+	char			 quota_hdr[48];
+};
+
+#define TRIED_MAX	16	/* channels one request is sent to, at most */
 
 static void	 relay(struct worker *, struct req *);
 static enum verdict prepare(struct worker *, struct req *, const char *, int,
@@ -212,6 +233,15 @@ static void	 replay(struct req *);
 static int	 price(struct req *, const char *);
 static int	 reserve(struct worker *, struct req *, const char *, int);
 static void	 forward(struct worker *, struct req *, const char *, int);
+static int	 send_once(struct worker *, struct req *, int, struct transfer *);
+static struct channel *fail_over(struct worker *, struct req *, const char *,
+		    int, const struct up_result *, const long long *, size_t);
+static int	 charge_again(struct worker *, struct req *, const char *);
+static void	 answered(struct worker *, struct req *,
+		    const struct up_result *);
+static void	 book(struct worker *, struct req *, int, const char *);
+static void	 no_answer(struct worker *, struct req *,
+		    const struct up_result *);
 static int	 answer_ready(void *);
 static void	 finish_charge(struct worker *, struct req *, int, const char *);
 static void	 quote(struct req *, const char *);
@@ -975,185 +1005,258 @@ key_hash(const char *key, char out[17])
 
 /*
  * Send the request to r->ch, and on to further candidates while the
- * failure allows it: a connect failure before any byte was sent, a 401
- * (the key; the body is held so it can be sent again) or, for GET, a
- * 502/503/504. Never the same channel twice, at most RELAY_FAILOVER_MAX.
+ * failure allows it (fail_over), each at its own price; then the answer
+ * that reached the client is booked (answered), or the gateway answers
+ * that none did (no_answer).
  */
 static void
 forward(struct worker *w, struct req *r, const char *group, int fixed)
 {
-	struct upstream_req	 up;
-	struct up_result	 res;
-	struct task_ids		 tasks;
-	long long		 tried[16];
-	size_t			 ntried = 0, ki;
-	char			 url[8192], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
-	char			 quota_hdr[48];
-	const struct task_kind	*kind = NULL;
-	int			 n, query = is_query_method(r->method);
-	int			 max = (int)cfg_i(CFG_RELAY_FAILOVER_MAX);
-	CURL			*curl;
+	struct transfer	 t;
+	struct channel	*next;
+	long long	 tried[TRIED_MAX];
+	size_t		 ntried = 0;
 
-	memset(&res, 0, sizeof(res));
+	memset(&t.res, 0, sizeof(t.res));
 	for (;;) {
-		struct channel	*next = NULL;
-		long long	 q;
-
 		tried[ntried++] = r->ch->id;
-		q = r->quota;
-		/* another channel: its own price, maybe refused */
-		if (ntried > 1 && price(r, group) == -1) {
-			finish_charge(w, r, 0, NULL);
-			up_result_free(&res);
-			return;
-		}
-		if (q != r->quota) {
-			finish_charge(w, r, 0, NULL);
-			if (reserve(w, r, group, 0) == -1) {
-				up_result_free(&res);
-				return;
-			}
-		}
-		n = snprintf(url, sizeof(url), "%s%.*s%s%s", r->ch->base_url,
-		    (int)r->pathlen, r->path, r->query ? "?" : "",
-		    r->query ? r->query : "");
-		if (n < 0 || (size_t)n >= sizeof(url)) {
-			up_result_free(&res);
-			gw_error(r, GW_PATH);
-			return;
-		}
-		ki = task_key(r);
-		r->key = r->ch->keys[ki];
-		snprintf(quota_hdr, sizeof(quota_hdr), "X-Bltcy-Quota: %lld\r\n",
-		    r->quota);
-		memset(&up, 0, sizeof(up));
-		up.fr = r->fr;
-		up.request_id = r->id;
-		up.method = r->method;
-		up.url = url;
-		up.key = r->ch->keys[ki];
-		up.proxy = r->ch->set.proxy;
-		up.content_length = r->content_length;
-		up.held = &r->body.held;
-		up.held_all = r->body.all;
-		up.hold_401 = !fixed && r->body.all;
-		up.hold_5xx = !fixed && query;
-		up.capture = !query || (kind = poll_kind(r)) != NULL;
-		up.extra_headers = quota_hdr;
-		if (r->idem.held) {	/* the answer is kept for repeats */
-			buf_free(&r->kept);
-			buf_init(&r->kept, 2 * 64 * 1024);
-			up.keep_headers = &r->kept;
-			up.capture = up.capture_any = 1;
-		}
-		up.before_answer = answer_ready;
-		up.arg = r;
-		log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
-		    r->id, r->method, (int)r->pathlen, r->path, r->ch->id,
-		    r->ch->name, ki + 1);
-		if (strcmp(r->service, "kling") == 0)
-			log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
-			    r->method, (int)r->pathlen, r->path, r->body.held.len,
-			    r->body.all ? "" : "+ (streamed)");
-
-		r->up_ms = mono_ms();
-		up_result_free(&res);
-		if ((curl = curl_get(w->p)) == NULL) {
-			log_err("req=%s curl_easy_init failed", r->id);
-			finish_charge(w, r, 0, NULL);
-			gw_error(r, GW_INTERNAL);
-			return;
-		}
-		upstream_forward(curl, &up, &res);
-		curl_put(w->p, curl);
-		r->up_ms = mono_ms() - r->up_ms;
-		if (res.err != UPE_BAD_URL)
-			breaker_result(r->ch->id, connect_failure(&res), mono_ms());
-		if (res.status == 401 && r->ch->auto_ban)
-			auto_ban(w, r);
-		if (res.err != UPE_NONE && res.status == 0)
-			metrics_upstream_error(res.err);
-		if (!fixed && (int)ntried < max && ntried < 16 &&
-		    (connect_failure(&res) || res.withheld))
-			next = channel_pick(&r->snap->c, group, r->service, tried,
-			    ntried, &w->rng);
-		if (next == NULL)
+		if (send_once(w, r, fixed, &t) == -1)
+			goto done;
+		if ((next = fail_over(w, r, group, fixed, &t.res, tried,
+		    ntried)) == NULL)
 			break;
 		log_warn("req=%s channel %lld failed (%s); trying channel %lld",
-		    r->id, r->ch->id, res.status ? http_reason(res.status) :
-		    up_err_reason(res.err), next->id);
+		    r->id, r->ch->id, t.res.status ? http_reason(t.res.status) :
+		    up_err_reason(t.res.err), next->id);
 		r->ch = next;
+		if (charge_again(w, r, group) == -1)
+			goto done;
 	}
-	if (res.withheld && upstream_release(&up, &res) == -1)
-		res.client_gone = !res.answer_refused;
-	r->bytes = res.bytes_out;
+	if (t.res.withheld && upstream_release(&t.up, &t.res) == -1)
+		t.res.client_gone = !t.res.answer_refused;
+	r->bytes = t.res.bytes_out;
+	if (t.res.status > 0 && t.res.headers_sent)
+		answered(w, r, &t.res);
+	else
+		no_answer(w, r, &t.res);
+done:
+	up_result_free(&t.res);
+}
 
-	if (res.status > 0 && res.headers_sent) {
-		int ok = res.status < 400 && !res.body_too_large;
+/*
+ * One transfer of the request to r->ch, with the key it goes with
+ * (task_key). The answer streams to the client, unless another channel
+ * may yet be tried: then a 401 (when the whole body is held, to be sent
+ * again) and, for a query, a 502/503/504 are held back (upstream.h).
+ * What the transfer says of the channel is recorded: its breaker, its
+ * auto-ban, the error counters. 0, or -1 with the answer sent.
+ */
+static int
+send_once(struct worker *w, struct req *r, int fixed, struct transfer *t)
+{
+	struct upstream_req	*up = &t->up;
+	size_t			 ki;
+	int			 n, query = is_query_method(r->method);
+	CURL			*curl;
 
-		r->status = res.status;
-		joined[0] = '\0';
-		if (ok && !query && res.json && !res.capture_overflow) {
-			task_ids_from_answer(&tasks, res.capture.p ? res.capture.p : "",
-			    res.capture.len);
-			task_ids_join(&tasks, joined, sizeof(joined));
-			if (tasks.n > 0) {
-				char	 kh[17];
+	n = snprintf(t->url, sizeof(t->url), "%s%.*s%s%s", r->ch->base_url,
+	    (int)r->pathlen, r->path, r->query ? "?" : "",
+	    r->query ? r->query : "");
+	if (n < 0 || (size_t)n >= sizeof(t->url)) {
+		gw_error(r, GW_PATH);
+		return -1;
+	}
+	ki = task_key(r);
+	r->key = r->ch->keys[ki];
+	snprintf(t->quota_hdr, sizeof(t->quota_hdr), "X-Bltcy-Quota: %lld\r\n",
+	    r->quota);
+	memset(up, 0, sizeof(*up));
+	up->fr = r->fr;
+	up->request_id = r->id;
+	up->method = r->method;
+	up->url = t->url;
+	up->key = r->ch->keys[ki];
+	up->proxy = r->ch->set.proxy;
+	up->content_length = r->content_length;
+	up->held = &r->body.held;
+	up->held_all = r->body.all;
+	up->hold_401 = !fixed && r->body.all;
+	up->hold_5xx = !fixed && query;
+	up->capture = !query || poll_kind(r) != NULL;
+	up->extra_headers = t->quota_hdr;
+	if (r->idem.held) {	/* the answer is kept for repeats */
+		buf_free(&r->kept);
+		buf_init(&r->kept, 2 * 64 * 1024);
+		up->keep_headers = &r->kept;
+		up->capture = up->capture_any = 1;
+	}
+	up->before_answer = answer_ready;
+	up->arg = r;
+	log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
+	    r->id, r->method, (int)r->pathlen, r->path, r->ch->id,
+	    r->ch->name, ki + 1);
+	if (strcmp(r->service, "kling") == 0)
+		log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
+		    r->method, (int)r->pathlen, r->path, r->body.held.len,
+		    r->body.all ? "" : "+ (streamed)");
 
-				key_hash(r->key, kh);
-				tasks_recent_put(r->service, &tasks, r->ch->id,
-				    r->tok.user_id, kh);
-			}
+	r->up_ms = mono_ms();
+	up_result_free(&t->res);
+	if ((curl = curl_get(w->p)) == NULL) {
+		log_err("req=%s curl_easy_init failed", r->id);
+		finish_charge(w, r, 0, NULL);
+		gw_error(r, GW_INTERNAL);
+		return -1;
+	}
+	upstream_forward(curl, up, &t->res);
+	curl_put(w->p, curl);
+	r->up_ms = mono_ms() - r->up_ms;
+	if (t->res.err != UPE_BAD_URL)
+		breaker_result(r->ch->id, connect_failure(&t->res), mono_ms());
+	if (t->res.status == 401 && r->ch->auto_ban)
+		auto_ban(w, r);
+	if (t->res.err != UPE_NONE && t->res.status == 0)
+		metrics_upstream_error(t->res.err);
+	return 0;
+}
+
+/*
+ * The channel to send to next, after a transfer: only for a connect
+ * failure before any byte was sent or an answer held back (send_once),
+ * and only when the channel is not the only one (a pinned one, or the
+ * one that made the request's task); never one already tried, at most
+ * RELAY_FAILOVER_MAX in all. NULL: the transfer's outcome stands.
+ */
+static struct channel *
+fail_over(struct worker *w, struct req *r, const char *group, int fixed,
+    const struct up_result *res, const long long *tried, size_t ntried)
+{
+	if (fixed || (int)ntried >= (int)cfg_i(CFG_RELAY_FAILOVER_MAX) ||
+	    ntried >= TRIED_MAX || !(connect_failure(res) || res->withheld))
+		return NULL;
+	return channel_pick(&r->snap->c, group, r->service, tried, ntried,
+	    &w->rng);
+}
+
+/*
+ * Another channel, its own price, maybe refused; a price that differs
+ * is charged afresh. 0, or -1 with the answer sent (the charge given
+ * back).
+ */
+static int
+charge_again(struct worker *w, struct req *r, const char *group)
+{
+	long long	 q = r->quota;
+
+	if (price(r, group) == -1) {
+		finish_charge(w, r, 0, NULL);
+		return -1;
+	}
+	if (q != r->quota) {
+		finish_charge(w, r, 0, NULL);
+		if (reserve(w, r, group, 0) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The upstream's answer reached the client: a successful submit's task
+ * ids are this host's newest tasks at once (tasks_recent_put) and
+ * recorded with the charge (book); a client's poll answer says how its
+ * task stands (poll_seen); the answer is kept for its Idempotency-Key.
+ */
+static void
+answered(struct worker *w, struct req *r, const struct up_result *res)
+{
+	struct task_ids		 tasks;
+	const struct task_kind	*kind;
+	char			 joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
+	char			 kh[17];
+	int			 ok = res->status < 400 && !res->body_too_large;
+
+	r->status = res->status;
+	joined[0] = '\0';
+	if (ok && !is_query_method(r->method) && res->json &&
+	    !res->capture_overflow) {
+		task_ids_from_answer(&tasks, res->capture.p ? res->capture.p : "",
+		    res->capture.len);
+		task_ids_join(&tasks, joined, sizeof(joined));
+		if (tasks.n > 0) {
+			key_hash(r->key, kh);
+			tasks_recent_put(r->service, &tasks, r->ch->id,
+			    r->tok.user_id, kh);
 		}
-		if (ok && kind != NULL && res.json && !res.capture_overflow)
-			poll_seen(w, r, kind, &res);
-		if (r->idem.held)
-			idem_keep(w->p->db, &r->idem, res.status, r->kept.p,
-			    r->kept.len,
-			    res.capture.p, res.capture.len, !res.capture_overflow &&
-			    res.coding == UPC_IDENTITY && (res.content_length >= 0 ?
-			    (long long)res.capture.len == res.content_length :
-			    res.err == UPE_NONE && !res.client_gone));
-		if (r->reserved)
-			finish_charge(w, r, ok, joined);
-		else if (joined[0] != '\0') {
-			struct dbv a[6];
-			a[0] = DBS(r->service);
-			a[1] = DBS(joined);
-			a[2] = DBI(r->ch->id);
-			a[3] = DBI(r->tok.user_id);
-			a[4] = DBI(r->tok.id);
-			a[5] = DBI(now_s());
-			if (db_run(w->p->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
-				log_err("req=%s recording tasks: %s", r->id,
-				    db_error(w->p->db));
-		}
-		if (res.client_gone)
-			log_info("req=%s client went away mid-response", r->id);
-		else if (res.err != UPE_NONE)
-			log_warn("req=%s upstream broke off mid-response: %s",
-			    r->id, res.errbuf);
-		up_result_free(&res);
+	}
+	if (ok && (kind = poll_kind(r)) != NULL && res->json &&
+	    !res->capture_overflow)
+		poll_seen(w, r, kind, res);
+	if (r->idem.held)
+		idem_keep(w->p->db, &r->idem, res->status, r->kept.p,
+		    r->kept.len, res->capture.p, res->capture.len,
+		    !res->capture_overflow && res->coding == UPC_IDENTITY &&
+		    (res->content_length >= 0 ?
+		    (long long)res->capture.len == res->content_length :
+		    res->err == UPE_NONE && !res->client_gone));
+	book(w, r, ok, joined);
+	if (res->client_gone)
+		log_info("req=%s client went away mid-response", r->id);
+	else if (res->err != UPE_NONE)
+		log_warn("req=%s upstream broke off mid-response: %s",
+		    r->id, res->errbuf);
+}
+
+/*
+ * The one place an answer's task ids are recorded, with its charge: a
+ * charged request's go with its settlement into the usage ring
+ * (finish_charge, which settles when ok, else refunds), which writes
+ * both; those of a request that cost nothing are written at once.
+ */
+static void
+book(struct worker *w, struct req *r, int ok, const char *tasks)
+{
+	struct dbv	 a[6];
+
+	if (r->reserved) {
+		finish_charge(w, r, ok, tasks);
 		return;
 	}
+	if (tasks[0] == '\0')
+		return;
+	a[0] = DBS(r->service);
+	a[1] = DBS(tasks);
+	a[2] = DBI(r->ch->id);
+	a[3] = DBI(r->tok.user_id);
+	a[4] = DBI(r->tok.id);
+	a[5] = DBI(now_s());
+	if (db_run(w->p->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
+		log_err("req=%s recording tasks: %s", r->id, db_error(w->p->db));
+}
+
+/*
+ * No answer reached the client: the charge is given back, and the client
+ * told why (499 when it went away first).
+ */
+static void
+no_answer(struct worker *w, struct req *r, const struct up_result *res)
+{
 	finish_charge(w, r, 0, NULL);
-	if (res.client_gone)
+	if (res->client_gone)
 		r->status = 499;
-	else if (res.answer_refused)
+	else if (res->answer_refused)
 		gw_error(r, GW_DB);	/* the charge could not be made durable */
-	else if (res.body_too_large)
+	else if (res->body_too_large)
 		gw_error(r, GW_TOO_LARGE);
-	else if (res.err == UPE_BAD_URL) {
+	else if (res->err == UPE_BAD_URL) {
 		/* the request's URL, not the channel: no breaker, no failover */
-		log_warn("req=%s upstream URL refused: %s", r->id, res.errbuf);
+		log_warn("req=%s upstream URL refused: %s", r->id, res->errbuf);
 		gw_error(r, GW_PATH);
 	} else {
-		r->err = res.err;
+		r->err = res->err;
 		log_err("req=%s upstream channel %lld: %s (%s)", r->id,
-		    r->ch->id, up_err_reason(res.err), res.errbuf);
-		upstream_error(r, res.err);
+		    r->ch->id, up_err_reason(res->err), res->errbuf);
+		upstream_error(r, res->err);
 	}
-	up_result_free(&res);
 }
 
 /*

@@ -648,7 +648,7 @@ static const char *const drop_request[] = {
 	"X_ORIGINAL_FORWARDED_FOR",
 	/*
 	 * The body goes up as the relay read it: decoded if it came in a
-	 * content coding (request.c's read_body), so in none.
+	 * content coding (body.c's body_read), so in none.
 	 */
 	"CONTENT_ENCODING",
 	/*
