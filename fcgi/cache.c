@@ -5,6 +5,8 @@
 
 #include "db.h"
 #include "log.h"
+#include "sql.h"
+#include "util.h"
 #include "worker.h"
 
 /*

@@ -1,10 +1,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channels.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
-#include "relay.h"
+#include "metrics.h"
+#include "sql.h"
+#include "util.h"
 
 /*
  * The channels and abilities the relay routes on, loaded whole and kept

@@ -9,7 +9,7 @@
 #include "db.h"
 #include "idem.h"
 #include "log.h"
-#include "relay.h"
+#include "sql.h"
 
 /*
  * Idempotency keys, as idem.h says. The key's row is the lock: INSERT

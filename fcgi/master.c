@@ -14,16 +14,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+#include <fcgiapp.h>
+
 #include "config.h"
 #include "db.h"
 #include "dsn.h"
 #include "idem.h"
 #include "log.h"
 #include "meter.h"
+#include "metrics.h"
 #include "recent.h"
-#include "relay.h"
 #include "route.h"
+#include "sql.h"
 #include "tasks.h"
+#include "throttle.h"
+#include "worker.h"
 
 /*
  * The master: takes the FastCGI socket (fd 0 from spawn-fcgi, or

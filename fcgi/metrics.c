@@ -2,7 +2,7 @@
 
 #include "config.h"
 #include "meter.h"
-#include "relay.h"
+#include "metrics.h"
 #include "shared.h"
 
 /*
@@ -18,11 +18,6 @@
 static const double lat_le[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1, 2.5, 5, 10, 30, 60, 300 };
 #define LAT_N	(sizeof(lat_le) / sizeof(lat_le[0]))
-
-static const char *const uperr_names[UPE__MAX] = {
-	"none", "refused", "dns", "tls", "connect", "connect_timeout",
-	"header_timeout", "timeout", "lost", "bad_url",
-};
 
 struct breaker {
 	long long	 id;
@@ -245,7 +240,7 @@ metrics_render(struct buf *o)
 	    "# TYPE bltcy_upstream_errors_total counter\n");
 	for (i = 1; i < UPE__MAX; i++)
 		rc |= buf_printf(o, "bltcy_upstream_errors_total{kind=\"%s\"} %llu\n",
-		    uperr_names[i], (unsigned long long)LOAD(&m->uperr[i]));
+		    up_err_label((enum up_err)i), (unsigned long long)LOAD(&m->uperr[i]));
 	rc |= buf_printf(o, "# HELP bltcy_token_refusals_total Requests refused for their token: "
 	    "no such token (found by a lookup, or remembered), or too many failed checks from "
 	    "the address (429).\n"

@@ -7,7 +7,7 @@
 #include "jsonread.h"
 #include "log.h"
 #include "price.h"
-#include "relay.h"
+#include "util.h"
 
 /*
  * The price of one request, as price.h says: new-api's ModelPrice base or

@@ -1,15 +1,12 @@
-#include <sys/mman.h>
-
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "body.h"
 #include "coding.h"
 #include "config.h"
 #include "crypto.h"
@@ -18,9 +15,13 @@
 #include "jsonw.h"
 #include "log.h"
 #include "meter.h"
+#include "metrics.h"
 #include "recent.h"
 #include "route.h"
+#include "sql.h"
 #include "tasks.h"
+#include "throttle.h"
+#include "upstream.h"
 #include "worker.h"
 
 /*
@@ -28,23 +29,33 @@
  *
  *   request_serve	the FastCGI params; TRACE/CONNECT, bad paths and
  *			queries refused; health and metrics answered
- *   relay		the token from the headers, then in turn:
- *     admit		  the token and its user checked (kept rows or one
- *			  round trip), before a byte of the body is read;
- *			  an address that failed too many checks gets 429
- *     read_body	  the whole body (memory, or a spooled file)
- *     route		  the task ids it names checked for their owner,
- *			  and the channel chosen
- *     reserve		  the charge, through the metering mode (meter.h)
- *     forward		  the transfer to the old gateway, with failover
- *     finish_charge	  settled (kept) or refunded, by the answer
+ *   relay		the token from the headers, then
+ *     prepare		  in turn (once more, with the token read afresh,
+ *			  when a kept token row led to a refusal):
+ *       admit		    the token and its user checked (kept rows or
+ *			    one round trip), before a byte of the body is
+ *			    read; an address that failed too many checks
+ *			    gets 429
+ *       read_body	    the whole body (body.h: memory, or a spooled
+ *			    file)
+ *       route		    the task ids it names checked for their owner,
+ *			    and the channel chosen and priced
+ *       reserve	    the charge, through the metering mode (meter.h)
+ *     quote		  for /bltcy/quote/...: the price alone, or
+ *     forward		  the transfer to the old gateway:
+ *       send_once	    one transfer to one channel
+ *       fail_over	    the next channel, for a failure that allows one
+ *       answered	    the answer reached the client: task ids, a
+ *			    poll's answer, an Idempotency-Key's answer kept,
+ *			    and book: the charge settled (finish_charge) with
+ *			    the tasks
+ *       no_answer	    none did: the charge refunded, the error told
  *   answers		the gateway's own answers and errors
  *   req_free		what the request owned given back
  *
  * struct req owns everything one request allocated; req_free frees it.
  */
 
-#define HOLD_MAX	(64 * 1024)	/* bodies up to this stay in memory */
 #define QUOTE		"/bltcy/quote"
 #define MSG_MAX		512
 
@@ -98,11 +109,7 @@ struct req {
 	struct price_out price;
 	struct charge	 charge;	/* held from reserve until settled */
 	const char	*key;		/* the channel key it went with */
-	struct buf	 held;		/* the whole body (see read_body) */
-	int		 held_all;
-	int		 spool_fd;	/* a larger body's file, or -1 */
-	void		*spool_map;	/* and its mapping */
-	size_t		 spool_len;
+	struct body	 body;		/* the whole body (read_body) */
 	int		 status;
 	int		 retry_after;	/* seconds, for a 429 of the gateway's */
 	enum up_err	 err;
@@ -171,19 +178,6 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "此地址无效令牌请求过多，请稍后重试" },
 };
 
-static const char *const up_reasons[UPE__MAX] = {
-	[UPE_NONE] = "unknown error",
-	[UPE_REFUSED] = "connection refused",
-	[UPE_DNS] = "could not resolve host",
-	[UPE_TLS] = "TLS handshake failed",
-	[UPE_CONNECT] = "connection failed",
-	[UPE_CONNECT_TIMEOUT] = "connect timeout",
-	[UPE_HEADER_TIMEOUT] = "response header timeout",
-	[UPE_TIMEOUT] = "timeout",
-	[UPE_LOST] = "upstream connection lost",
-	[UPE_BAD_URL] = "request URL refused",
-};
-
 struct auth_out {
 	struct token_row	*t;
 	long long		 version;
@@ -197,22 +191,59 @@ struct auth_out {
 #define TOO_LONG_IPS	0x1
 #define TOO_LONG_MODELS	0x2
 
+/* What a step of relay() came to. */
+enum verdict {
+	GO_ON,		/* the next step follows */
+	ANSWERED,	/* the client has its answer, or went away */
+	LOOK_AGAIN,	/* a kept token row led to a refusal, or to a charge
+			   that did not apply: read the token afresh first */
+};
+
+/* What the steps before the transfer found, for the ones after them. */
+struct plan {
+	struct auth_out	 ao;		/* the token, and where its row came from */
+	int		 have_body;	/* read: the task ids are in cand */
+	struct task_ids	 cand;		/* the task ids the request names */
+	const char	*group;		/* the token's group */
+	int		 fixed;		/* r->ch is the only one (pinned, a task's) */
+};
+
+/* One transfer of a request, as send_once makes it (upstream.h). */
+struct transfer {
+	struct upstream_req	 up;
+	struct up_result	 res;
+	char			 url[8192];
+	char			 quota_hdr[48];
+};
+
+#define TRIED_MAX	16	/* channels one request is sent to, at most */
+
 static void	 relay(struct worker *, struct req *);
-static int	 admit(struct worker *, struct req *, const char *, int,
+static enum verdict prepare(struct worker *, struct req *, const char *, int,
+		    struct plan *);
+static enum verdict admit(struct worker *, struct req *, const char *, int,
 		    struct auth_out *);
+static enum verdict refuse(struct req *, const struct auth_out *,
+		    enum gw_err, ...);
 static enum db_rc authenticate(struct worker *, struct req *, const char *,
 		    struct auth_out *, int);
 static int	 read_body(struct req *);
-static int	 write_all(int, const char *, size_t);
-static int	 spool_open(struct req *);
-static int	 spool_map(struct req *, size_t);
-static int	 route(struct worker *, struct req *, const struct task_ids *,
+static enum verdict route(struct worker *, struct req *, const struct task_ids *,
 		    const struct auth_out *, const char **, int *);
 static int	 idempotent(struct worker *, struct req *);
 static void	 replay(struct req *);
 static int	 price(struct req *, const char *);
 static int	 reserve(struct worker *, struct req *, const char *, int);
 static void	 forward(struct worker *, struct req *, const char *, int);
+static int	 send_once(struct worker *, struct req *, int, struct transfer *);
+static struct channel *fail_over(struct worker *, struct req *, const char *,
+		    int, const struct up_result *, const long long *, size_t);
+static int	 charge_again(struct worker *, struct req *, const char *);
+static void	 answered(struct worker *, struct req *,
+		    const struct up_result *);
+static void	 book(struct worker *, struct req *, int, const char *);
+static void	 no_answer(struct worker *, struct req *,
+		    const struct up_result *);
 static int	 answer_ready(void *);
 static void	 finish_charge(struct worker *, struct req *, int, const char *);
 static void	 quote(struct req *, const char *);
@@ -220,6 +251,7 @@ static void	 health(struct worker *, struct req *);
 static void	 metrics(struct req *);
 static void	 send_body(struct req *, int, const char *, const char *, size_t);
 static void	 gw_error(struct req *, enum gw_err, ...);
+static void	 gw_verror(struct req *, enum gw_err, va_list);
 static void	 upstream_error(struct req *, enum up_err);
 static void	 make_id(struct worker *, char[40]);
 static int	 is_query_method(const char *);
@@ -252,9 +284,8 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	long long	 v;
 
 	memset(&r, 0, sizeof(r));
-	buf_init(&r.held, 0);
+	body_init(&r.body);
 	buf_init(&r.kept, 0);
-	r.spool_fd = -1;
 	r.w = w;
 	r.fr = fr;
 	r.start_ms = mono_ms();
@@ -327,18 +358,18 @@ request_serve(struct worker *w, FCGX_Request *fr)
 /*
  * One relayed request: the token is checked before a byte of the body is
  * read, then the body (and the task ids it names), the channel, the
- * charge, and the transfer. A kept token row that fails a check, or whose
- * charge did not apply (the rows changed, or quota ran out), is read once
- * more before the client is told no.
+ * charge (prepare), and then the transfer, or for a quote the price
+ * alone. A kept token row that fails a check, or whose charge did not
+ * apply (the rows changed, or quota ran out), is read once more before
+ * the client is told no: prepare's one retry.
  */
 static void
 relay(struct worker *w, struct req *r)
 {
-	struct task_ids		 cand;
-	struct auth_out		 ao;
-	const char		*hdr, *group = NULL;
-	char			 key[TOKEN_KEY_MAX];
-	int			 fixed = 0, again, rr, have_body = 0;
+	struct plan	 pl;
+	const char	*hdr;
+	char		 key[TOKEN_KEY_MAX];
+	enum verdict	 v;
 
 	if ((hdr = FCGX_GetParam("HTTP_AUTHORIZATION", r->fr->envp)) == NULL &&
 	    (hdr = FCGX_GetParam("HTTP_X_PTOKEN", r->fr->envp)) == NULL &&
@@ -353,55 +384,75 @@ relay(struct worker *w, struct req *r)
 		return;
 	}
 	meter->retry(w->p->db, 0);
-	memset(&cand, 0, sizeof(cand));
-	for (again = 1;; again = 0) {
-		rr = admit(w, r, key, !again, &ao);
-		if (rr == 0 && !have_body) {
-			have_body = 1;
-			if (read_body(r) == -1) {
-				rr = -1;
-				break;
-			}
-			task_ids_from_request(&cand, r->path, r->pathlen,
-			    r->query, r->held.p, r->held.len, 1);
-			if (cand.overflow) {
-				gw_error(r, GW_TASK_IDS);
-				rr = -1;
-				break;
-			}
-			if ((rr = idempotent(w, r)) != 0)
-				break;
-		}
-		if (rr == 0)
-			rr = route(w, r, &cand, &ao, &group, &fixed);
-		if (rr == 0 && r->quote) {
-			quote(r, group);
-			rr = -1;
-		}
-		if (rr == 0)
-			rr = reserve(w, r, group, again);
-		if (rr != -2)
-			break;
-	}
+	memset(&pl, 0, sizeof(pl));
+	if ((v = prepare(w, r, key, 0, &pl)) == LOOK_AGAIN)
+		v = prepare(w, r, key, 1, &pl);
 	wipe(key, sizeof(key));
-	if (rr == 0)
-		forward(w, r, group, fixed);
+	if (v != GO_ON)
+		return;
+	if (r->quote)
+		quote(r, pl.group);
+	else
+		forward(w, r, pl.group, pl.fixed);
 }
 
-/* a refusal; one that came from a kept row is looked at afresh first */
-#define REFUSE(...) do {						\
-	if (ao->cached)							\
-		return -2;						\
-	gw_error(r, __VA_ARGS__);					\
-	return -1;							\
-} while (0)
+/*
+ * Everything before the request is sent: the token admitted, the body
+ * read (once), the channel chosen and priced, and the charge made (not
+ * for a quote). fresh: the token is read from the database, not the
+ * cache, so a refusal is said, never LOOK_AGAIN.
+ */
+static enum verdict
+prepare(struct worker *w, struct req *r, const char *key, int fresh,
+    struct plan *pl)
+{
+	enum verdict	 v;
+	int		 rc;
+
+	if ((v = admit(w, r, key, fresh, &pl->ao)) != GO_ON)
+		return v;
+	if (!pl->have_body) {
+		pl->have_body = 1;
+		if (read_body(r) == -1)
+			return ANSWERED;
+		task_ids_from_request(&pl->cand, r->path, r->pathlen, r->query,
+		    r->body.held.p, r->body.held.len, 1);
+		if (pl->cand.overflow) {
+			gw_error(r, GW_TASK_IDS);
+			return ANSWERED;
+		}
+		if (idempotent(w, r) == -1)
+			return ANSWERED;
+	}
+	if ((v = route(w, r, &pl->cand, &pl->ao, &pl->group, &pl->fixed)) !=
+	    GO_ON || r->quote)
+		return v;
+	rc = reserve(w, r, pl->group, !fresh);
+	return rc == 0 ? GO_ON : rc == -2 ? LOOK_AGAIN : ANSWERED;
+}
 
 /*
- * The token and its user: 0, or -1 with the answer sent, or -2 when a
- * kept token row leads to a refusal: the token is read afresh before
- * saying no.
+ * Say no, unless the token row came from the cache: then nothing is said
+ * yet, and the row is read afresh first (LOOK_AGAIN).
  */
-static int
+static enum verdict
+refuse(struct req *r, const struct auth_out *ao, enum gw_err e, ...)
+{
+	va_list	 ap;
+
+	if (ao->cached)
+		return LOOK_AGAIN;
+	va_start(ap, e);
+	gw_verror(r, e, ap);
+	va_end(ap);
+	return ANSWERED;
+}
+
+/*
+ * The token and its user: GO_ON, ANSWERED, or LOOK_AGAIN when a kept
+ * token row leads to a refusal (refuse).
+ */
+static enum verdict
 admit(struct worker *w, struct req *r, const char *key, int fresh,
     struct auth_out *ao)
 {
@@ -410,20 +461,20 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 	if ((rc = authenticate(w, r, key, ao, fresh)) != DB_OK) {
 		log_err("req=%s token lookup: %s", r->id, db_error(w->p->db));
 		gw_error(r, GW_DB);
-		return -1;
+		return ANSWERED;
 	}
 	if (ao->throttled > 0) {
 		metrics_token_refused(TR_THROTTLED);
 		throttle_hold_back();
 		r->retry_after = ao->throttled;
 		gw_error(r, GW_TOKEN_THROTTLED);
-		return -1;
+		return ANSWERED;
 	}
 	if (!ao->found) {
 		metrics_token_refused(ao->remembered ? TR_MEMORY : TR_LOOKUP);
 		throttle_failed(r->ip);
 		gw_error(r, GW_BAD_TOKEN);
-		return -1;
+		return ANSWERED;
 	}
 	r->have_tok = 1;
 	/* what this host holds counts as the token's */
@@ -437,21 +488,21 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 			gw_error(r, GW_IP);
 		else
 			gw_error(r, GW_MODEL, r->service);
-		return -1;
+		return ANSWERED;
 	}
 	switch (token_check(&r->tok, r->ip, r->service, r->pin > 0, now_s())) {
 	case AUTH_OK: break;
-	case AUTH_EXHAUSTED: REFUSE(GW_EXHAUSTED);
-	case AUTH_EXPIRED: REFUSE(GW_EXPIRED);
-	case AUTH_DISABLED: REFUSE(GW_DISABLED);
-	case AUTH_IP: REFUSE(GW_IP);
-	case AUTH_USER_BANNED: REFUSE(GW_BANNED);
-	case AUTH_MODEL: REFUSE(GW_MODEL, r->service);
-	case AUTH_PIN_FORBIDDEN: REFUSE(GW_PIN);
+	case AUTH_EXHAUSTED: return refuse(r, ao, GW_EXHAUSTED);
+	case AUTH_EXPIRED: return refuse(r, ao, GW_EXPIRED);
+	case AUTH_DISABLED: return refuse(r, ao, GW_DISABLED);
+	case AUTH_IP: return refuse(r, ao, GW_IP);
+	case AUTH_USER_BANNED: return refuse(r, ao, GW_BANNED);
+	case AUTH_MODEL: return refuse(r, ao, GW_MODEL, r->service);
+	case AUTH_PIN_FORBIDDEN: return refuse(r, ao, GW_PIN);
 	}
 	r->chan_version = ao->version;
 	r->auth_version = ao->auth_version;
-	return 0;
+	return GO_ON;
 }
 
 /*
@@ -568,193 +619,44 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	return 1;
 }
 
-/* Where read_body puts the body as it is forwarded (body_put). */
-struct body_out {
-	struct req	*r;
-	size_t		 len;		/* bytes so far */
-	size_t		 max;		/* RELAY_MAX_BODY */
-	int		 too_large;
-};
-
 /*
- * n more bytes of the body as it is forwarded: into r->held up to
- * HOLD_MAX, then the spool file. 0, or -1 when it would pass
- * RELAY_MAX_BODY (too_large) or could not be kept (errno).
- */
-static int
-body_put(void *arg, const char *p, size_t n)
-{
-	struct body_out	*o = arg;
-	struct req	*r = o->r;
-
-	if (n > o->max - o->len) {
-		o->too_large = 1;
-		return -1;
-	}
-	if (r->spool_fd == -1 && n <= HOLD_MAX - r->held.len) {
-		if (buf_add(&r->held, p, n) == -1)
-			return -1;
-	} else if ((r->spool_fd == -1 && spool_open(r) == -1) ||
-	    write_all(r->spool_fd, p, n) == -1)
-		return -1;
-	o->len += n;
-	return 0;
-}
-
-/*
- * Read the whole body before anything is forwarded, so that the task ids
- * it names are known first; the front server has buffered it by then, so
- * this is quick. Up to HOLD_MAX it stays in memory. A larger one goes to
- * an unlinked file in RELAY_SPOOL_DIR, mapped for the task-id scan and
- * sent from the mapping: a 64 MiB upload costs page cache, not heap, and
- * can be sent again to another channel. r->held is the body either way.
- *
- * A body in a content coding the old gateway decodes (gzip, br) is
- * decoded as it is read, into the same places, and is that body from here
- * on: what the task ids, the price and the upstream see (which gets it
- * without Content-Encoding, with its decoded length). RELAY_MAX_BODY
- * holds for what is read and for what it decodes to. Any other coding is
- * refused: read while encoded, a body would be priced and checked for
- * task ids as noise.
- *
- * Returns 0, or -1 with the answer sent (400, 413, 415, 500) or r->status
- * 499 when the client went away.
+ * The whole body, before anything is forwarded (body.h), so that the task
+ * ids it names are known first. A content coding other than gzip and br
+ * is refused: read while encoded, a body would be priced and checked for
+ * task ids as noise. Returns 0, or -1 with the answer sent (400, 413,
+ * 415, 500) or r->status 499 when the client went away.
  */
 static int
 read_body(struct req *r)
 {
-	char		 tmp[16384];
-	struct body_out	 o;
-	struct body_dec	*dec = NULL;
 	enum body_coding c;
-	enum dec_rc	 drc = DEC_OK;
-	long long	 want = r->content_length, got = 0;
-	size_t		 room;
-	int		 n;
 
 	c = body_coding_of(FCGX_GetParam("HTTP_CONTENT_ENCODING", r->fr->envp));
 	if (c == BC_OTHER) {
 		gw_error(r, GW_CODING);
 		return -1;
 	}
-	memset(&o, 0, sizeof(o));
-	o.r = r;
-	o.max = (size_t)cfg_i(CFG_RELAY_MAX_BODY);
-	buf_init(&r->held, HOLD_MAX);
-	r->held_all = 1;
-	if (c != BC_IDENTITY && (dec = body_dec_new(c)) == NULL) {
-		errno = ENOMEM;
-		goto fail;
-	}
-	while (want < 0 || got < want) {
-		room = want < 0 || want - got > (long long)sizeof(tmp) ?
-		    sizeof(tmp) : (size_t)(want - got);
-		if ((n = FCGX_GetStr(tmp, (int)room, r->fr->in)) <= 0)
-			break;
-		got += n;
-		if (dec == NULL) {
-			if (body_put(&o, tmp, (size_t)n) == -1)
-				drc = DEC_SINK;
-		} else if ((size_t)got > o.max) {	/* encoded, and too long */
-			o.too_large = 1;
-			drc = DEC_SINK;
-		} else
-			drc = body_dec_feed(dec, tmp, (size_t)n, body_put, &o);
-		if (drc != DEC_OK)
-			break;
-	}
-	/* an empty body decodes to nothing, whatever it says it is in */
-	if (drc == DEC_OK && dec != NULL && got > 0)
-		drc = body_dec_end(dec);
-	body_dec_free(dec);
-	if (o.too_large) {
+	switch (body_read(&r->body, r->fr->in, c, r->content_length)) {
+	case BODY_OK:
+		break;
+	case BODY_TOO_LARGE:
 		gw_error(r, GW_TOO_LARGE);
 		return -1;
-	}
-	if (drc == DEC_SINK)
-		goto fail;
-	if (drc == DEC_NOMEM) {
-		errno = ENOMEM;
-		goto fail;
-	}
-	if (want >= 0 && got < want) {
-		r->status = 499;	/* cut short: the client went away */
+	case BODY_CUT:
+		r->status = 499;	/* the client went away */
 		return -1;
-	}
-	if (drc == DEC_BAD) {
+	case BODY_BAD_CODING:
 		log_info("req=%s request body not valid %s", r->id,
 		    c == BC_GZIP ? "gzip" : "br");
 		gw_error(r, GW_BAD_CODING);
 		return -1;
-	}
-	r->content_length = (long long)o.len;	/* as it is forwarded */
-	if (r->spool_fd != -1 && spool_map(r, o.len) == -1)
-		goto fail;
-	return 0;
-fail:
-	log_err("req=%s spooling the request body: %s", r->id, strerror(errno));
-	gw_error(r, GW_INTERNAL);
-	return -1;
-}
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t	 w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* An unlinked file for a body over HOLD_MAX, starting with what is held. */
-static int
-spool_open(struct req *r)
-{
-	const char	*dir = cfg_s(CFG_RELAY_SPOOL_DIR);
-	char		 path[4096];
-	int		 fd;
-
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
-		/* a file system without O_TMPFILE */
-		if (snprintf(path, sizeof(path), "%s/bltcy-body.XXXXXX", dir) >=
-		    (int)sizeof(path) || (fd = mkostemp(path, O_CLOEXEC)) == -1)
-			return -1;
-		unlink(path);
-	}
-	r->spool_fd = fd;
-	if (r->held.len > 0 && write_all(fd, r->held.p, r->held.len) == -1)
+	case BODY_ERROR:
+		log_err("req=%s spooling the request body: %s", r->id,
+		    strerror(errno));
+		gw_error(r, GW_INTERNAL);
 		return -1;
-	buf_free(&r->held);
-	return 0;
-}
-
-/*
- * Map the spooled body with one NUL after it, so that it reads as the
- * held buffer does.
- */
-static int
-spool_map(struct req *r, size_t len)
-{
-	void	*m;
-
-	if (ftruncate(r->spool_fd, (off_t)len + 1) == -1)
-		return -1;
-	m = mmap(NULL, len + 1, PROT_READ, MAP_SHARED, r->spool_fd, 0);
-	if (m == MAP_FAILED)
-		return -1;
-	r->spool_map = m;
-	r->spool_len = len + 1;
-	r->held.p = m;
-	r->held.len = len;
-	r->held.cap = r->held.max = 0;
+	}
+	r->content_length = (long long)r->body.len;	/* as it is forwarded */
 	return 0;
 }
 
@@ -774,7 +676,8 @@ idempotent(struct worker *w, struct req *r)
 		return 0;
 	snprintf(owner, sizeof(owner), "%s/%s", w->p->host, r->id);
 	switch (idem_begin(w->p->db, &r->idem, r->tok.id, key, owner,
-	    r->method, r->path, r->pathlen, r->query, r->held.p, r->held.len)) {
+	    r->method, r->path, r->pathlen, r->query, r->body.held.p,
+	    r->body.held.len)) {
 	case IDEM_FIRST:
 		return 0;
 	case IDEM_REPLAY:
@@ -891,9 +794,9 @@ task_foreign(const struct req *r, const struct owner_rows *o, const char *id)
  * knows it: also to a disabled one, for a query (GET, HEAD, OPTIONS),
  * since a disabled channel takes no new jobs but its tasks are polled
  * through it until they finish; a deleted channel's task gets an error
- * of its own. 0, -1 or -2 as admit().
+ * of its own. GO_ON, ANSWERED or LOOK_AGAIN as admit().
  */
-static int
+static enum verdict
 route(struct worker *w, struct req *r, const struct task_ids *cand,
     const struct auth_out *ao, const char **group, int *fixed)
 {
@@ -907,10 +810,10 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 	r->nowned = r->ntasks = 0;
 	o.n = 0;
 	if (cand->n > 0 && task_owners(w, r, cand, &o) == -1)
-		return -1;
+		return ANSWERED;
 	for (i = 0; i < cand->n; i++) {
 		if (task_foreign(r, &o, cand->id[i]))
-			REFUSE(GW_TASK);
+			return refuse(r, ao, GW_TASK);
 		for (k = 0; k < o.n; k++)
 			if (strcmp(o.r[k].id, cand->id[i]) == 0) {
 				r->ntasks++;
@@ -937,7 +840,7 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 	if (r->snap == NULL && (r->snap = chan_get(w->p, ao->version)) == NULL) {
 		log_err("req=%s channel load: %s", r->id, db_error(w->p->db));
 		gw_error(r, GW_DB);
-		return -1;
+		return ANSWERED;
 	}
 	r->chan_version = r->snap->c.version;
 	*group = token_group(&r->tok);
@@ -945,26 +848,25 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 		char num[24];
 		if ((r->ch = chcache_by_id(&r->snap->c, r->pin)) == NULL) {
 			snprintf(num, sizeof(num), "%lld", r->pin);
-			REFUSE(GW_BAD_CHANNEL, num);
+			return refuse(r, ao, GW_BAD_CHANNEL, num);
 		}
 		*fixed = 1;
 	} else if (t != NULL) {
 		if ((ch = chcache_task_channel(&r->snap->c, t->channel)) == NULL)
-			REFUSE(GW_TASK_GONE, t->id);
+			return refuse(r, ao, GW_TASK_GONE, t->id);
 		if (ch->base_url[0] == '\0')
-			REFUSE(GW_TASK_NO_KEY, t->id);
+			return refuse(r, ao, GW_TASK_NO_KEY, t->id);
 		if (ch->disabled && !is_query_method(r->method))
-			REFUSE(GW_TASK_DRAINING, t->id);
+			return refuse(r, ao, GW_TASK_DRAINING, t->id);
 		r->ch = ch;
 		*fixed = 1;	/* only the channel that made the task knows it */
 		log_debug("DEBUG Bltcy req=%s task affinity -> channel %lld%s",
 		    r->id, r->ch->id, ch->disabled ? " (disabled)" : "");
 	} else if ((r->ch = channel_pick(&r->snap->c, *group, r->service, NULL, 0,
 	    &w->rng)) == NULL)
-		REFUSE(GW_NO_CHANNEL, *group, r->service);
-	return price(r, *group);
+		return refuse(r, ao, GW_NO_CHANNEL, *group, r->service);
+	return price(r, *group) == 0 ? GO_ON : ANSWERED;
 }
-#undef REFUSE
 
 /*
  * The price of the request on r->ch: a GET (a poll) the channel's flat
@@ -995,7 +897,8 @@ price(struct req *r, const char *group)
 	    strcasestr(ct, "application/x-www-form-urlencoded") != NULL))
 		flags |= PRICE_FORM;
 	switch (price_of(&r->snap->c.prices, r->service, group,
-	    r->ch->set.quota, r->held.p, r->held.len, flags, &r->price)) {
+	    r->ch->set.quota, r->body.held.p, r->body.held.len, flags,
+	    &r->price)) {
 	case PRICE_OK:
 		break;
 	case PRICE_BAD_BODY:
@@ -1108,185 +1011,258 @@ key_hash(const char *key, char out[17])
 
 /*
  * Send the request to r->ch, and on to further candidates while the
- * failure allows it: a connect failure before any byte was sent, a 401
- * (the key; the body is held so it can be sent again) or, for GET, a
- * 502/503/504. Never the same channel twice, at most RELAY_FAILOVER_MAX.
+ * failure allows it (fail_over), each at its own price; then the answer
+ * that reached the client is booked (answered), or the gateway answers
+ * that none did (no_answer).
  */
 static void
 forward(struct worker *w, struct req *r, const char *group, int fixed)
 {
-	struct upstream_req	 up;
-	struct up_result	 res;
-	struct task_ids		 tasks;
-	long long		 tried[16];
-	size_t			 ntried = 0, ki;
-	char			 url[8192], joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
-	char			 quota_hdr[48];
-	const struct task_kind	*kind = NULL;
-	int			 n, query = is_query_method(r->method);
-	int			 max = (int)cfg_i(CFG_RELAY_FAILOVER_MAX);
-	CURL			*curl;
+	struct transfer	 t;
+	struct channel	*next;
+	long long	 tried[TRIED_MAX];
+	size_t		 ntried = 0;
 
-	memset(&res, 0, sizeof(res));
+	memset(&t.res, 0, sizeof(t.res));
 	for (;;) {
-		struct channel	*next = NULL;
-		long long	 q;
-
 		tried[ntried++] = r->ch->id;
-		q = r->quota;
-		/* another channel: its own price, maybe refused */
-		if (ntried > 1 && price(r, group) == -1) {
-			finish_charge(w, r, 0, NULL);
-			up_result_free(&res);
-			return;
-		}
-		if (q != r->quota) {
-			finish_charge(w, r, 0, NULL);
-			if (reserve(w, r, group, 0) == -1) {
-				up_result_free(&res);
-				return;
-			}
-		}
-		n = snprintf(url, sizeof(url), "%s%.*s%s%s", r->ch->base_url,
-		    (int)r->pathlen, r->path, r->query ? "?" : "",
-		    r->query ? r->query : "");
-		if (n < 0 || (size_t)n >= sizeof(url)) {
-			up_result_free(&res);
-			gw_error(r, GW_PATH);
-			return;
-		}
-		ki = task_key(r);
-		r->key = r->ch->keys[ki];
-		snprintf(quota_hdr, sizeof(quota_hdr), "X-Bltcy-Quota: %lld\r\n",
-		    r->quota);
-		memset(&up, 0, sizeof(up));
-		up.fr = r->fr;
-		up.request_id = r->id;
-		up.method = r->method;
-		up.url = url;
-		up.key = r->ch->keys[ki];
-		up.proxy = r->ch->set.proxy;
-		up.content_length = r->content_length;
-		up.held = &r->held;
-		up.held_all = r->held_all;
-		up.hold_401 = !fixed && r->held_all;
-		up.hold_5xx = !fixed && query;
-		up.capture = !query || (kind = poll_kind(r)) != NULL;
-		up.extra_headers = quota_hdr;
-		if (r->idem.held) {	/* the answer is kept for repeats */
-			buf_free(&r->kept);
-			buf_init(&r->kept, 2 * 64 * 1024);
-			up.keep_headers = &r->kept;
-			up.capture = up.capture_any = 1;
-		}
-		up.before_answer = answer_ready;
-		up.arg = r;
-		log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
-		    r->id, r->method, (int)r->pathlen, r->path, r->ch->id,
-		    r->ch->name, ki + 1);
-		if (strcmp(r->service, "kling") == 0)
-			log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
-			    r->method, (int)r->pathlen, r->path, r->held.len,
-			    r->held_all ? "" : "+ (streamed)");
-
-		r->up_ms = mono_ms();
-		up_result_free(&res);
-		if ((curl = curl_get(w->p)) == NULL) {
-			log_err("req=%s curl_easy_init failed", r->id);
-			finish_charge(w, r, 0, NULL);
-			gw_error(r, GW_INTERNAL);
-			return;
-		}
-		upstream_forward(curl, &up, &res);
-		curl_put(w->p, curl);
-		r->up_ms = mono_ms() - r->up_ms;
-		if (res.err != UPE_BAD_URL)
-			breaker_result(r->ch->id, connect_failure(&res), mono_ms());
-		if (res.status == 401 && r->ch->auto_ban)
-			auto_ban(w, r);
-		if (res.err != UPE_NONE && res.status == 0)
-			metrics_upstream_error(res.err);
-		if (!fixed && (int)ntried < max && ntried < 16 &&
-		    (connect_failure(&res) || res.withheld))
-			next = channel_pick(&r->snap->c, group, r->service, tried,
-			    ntried, &w->rng);
-		if (next == NULL)
+		if (send_once(w, r, fixed, &t) == -1)
+			goto done;
+		if ((next = fail_over(w, r, group, fixed, &t.res, tried,
+		    ntried)) == NULL)
 			break;
 		log_warn("req=%s channel %lld failed (%s); trying channel %lld",
-		    r->id, r->ch->id, res.status ? http_reason(res.status) :
-		    up_reasons[res.err], next->id);
+		    r->id, r->ch->id, t.res.status ? http_reason(t.res.status) :
+		    up_err_reason(t.res.err), next->id);
 		r->ch = next;
+		if (charge_again(w, r, group) == -1)
+			goto done;
 	}
-	if (res.withheld && upstream_release(&up, &res) == -1)
-		res.client_gone = !res.answer_refused;
-	r->bytes = res.bytes_out;
+	if (t.res.withheld && upstream_release(&t.up, &t.res) == -1)
+		t.res.client_gone = !t.res.answer_refused;
+	r->bytes = t.res.bytes_out;
+	if (t.res.status > 0 && t.res.headers_sent)
+		answered(w, r, &t.res);
+	else
+		no_answer(w, r, &t.res);
+done:
+	up_result_free(&t.res);
+}
 
-	if (res.status > 0 && res.headers_sent) {
-		int ok = res.status < 400 && !res.body_too_large;
+/*
+ * One transfer of the request to r->ch, with the key it goes with
+ * (task_key). The answer streams to the client, unless another channel
+ * may yet be tried: then a 401 (when the whole body is held, to be sent
+ * again) and, for a query, a 502/503/504 are held back (upstream.h).
+ * What the transfer says of the channel is recorded: its breaker, its
+ * auto-ban, the error counters. 0, or -1 with the answer sent.
+ */
+static int
+send_once(struct worker *w, struct req *r, int fixed, struct transfer *t)
+{
+	struct upstream_req	*up = &t->up;
+	size_t			 ki;
+	int			 n, query = is_query_method(r->method);
+	CURL			*curl;
 
-		r->status = res.status;
-		joined[0] = '\0';
-		if (ok && !query && res.json && !res.capture_overflow) {
-			task_ids_from_answer(&tasks, res.capture.p ? res.capture.p : "",
-			    res.capture.len);
-			task_ids_join(&tasks, joined, sizeof(joined));
-			if (tasks.n > 0) {
-				char	 kh[17];
+	n = snprintf(t->url, sizeof(t->url), "%s%.*s%s%s", r->ch->base_url,
+	    (int)r->pathlen, r->path, r->query ? "?" : "",
+	    r->query ? r->query : "");
+	if (n < 0 || (size_t)n >= sizeof(t->url)) {
+		gw_error(r, GW_PATH);
+		return -1;
+	}
+	ki = task_key(r);
+	r->key = r->ch->keys[ki];
+	snprintf(t->quota_hdr, sizeof(t->quota_hdr), "X-Bltcy-Quota: %lld\r\n",
+	    r->quota);
+	memset(up, 0, sizeof(*up));
+	up->fr = r->fr;
+	up->request_id = r->id;
+	up->method = r->method;
+	up->url = t->url;
+	up->key = r->ch->keys[ki];
+	up->proxy = r->ch->set.proxy;
+	up->content_length = r->content_length;
+	up->held = &r->body.held;
+	up->held_all = r->body.all;
+	up->hold_401 = !fixed && r->body.all;
+	up->hold_5xx = !fixed && query;
+	up->capture = !query || poll_kind(r) != NULL;
+	up->extra_headers = t->quota_hdr;
+	if (r->idem.held) {	/* the answer is kept for repeats */
+		buf_free(&r->kept);
+		buf_init(&r->kept, 2 * 64 * 1024);
+		up->keep_headers = &r->kept;
+		up->capture = up->capture_any = 1;
+	}
+	up->before_answer = answer_ready;
+	up->arg = r;
+	log_debug("DEBUG Bltcy req=%s %s %.*s -> channel %lld (%s) key #%zu",
+	    r->id, r->method, (int)r->pathlen, r->path, r->ch->id,
+	    r->ch->name, ki + 1);
+	if (strcmp(r->service, "kling") == 0)
+		log_debug("DEBUG Kling req=%s %s %.*s body=%zu%s", r->id,
+		    r->method, (int)r->pathlen, r->path, r->body.held.len,
+		    r->body.all ? "" : "+ (streamed)");
 
-				key_hash(r->key, kh);
-				tasks_recent_put(r->service, &tasks, r->ch->id,
-				    r->tok.user_id, kh);
-			}
+	r->up_ms = mono_ms();
+	up_result_free(&t->res);
+	if ((curl = curl_get(w->p)) == NULL) {
+		log_err("req=%s curl_easy_init failed", r->id);
+		finish_charge(w, r, 0, NULL);
+		gw_error(r, GW_INTERNAL);
+		return -1;
+	}
+	upstream_forward(curl, up, &t->res);
+	curl_put(w->p, curl);
+	r->up_ms = mono_ms() - r->up_ms;
+	if (t->res.err != UPE_BAD_URL)
+		breaker_result(r->ch->id, connect_failure(&t->res), mono_ms());
+	if (t->res.status == 401 && r->ch->auto_ban)
+		auto_ban(w, r);
+	if (t->res.err != UPE_NONE && t->res.status == 0)
+		metrics_upstream_error(t->res.err);
+	return 0;
+}
+
+/*
+ * The channel to send to next, after a transfer: only for a connect
+ * failure before any byte was sent or an answer held back (send_once),
+ * and only when the channel is not the only one (a pinned one, or the
+ * one that made the request's task); never one already tried, at most
+ * RELAY_FAILOVER_MAX in all. NULL: the transfer's outcome stands.
+ */
+static struct channel *
+fail_over(struct worker *w, struct req *r, const char *group, int fixed,
+    const struct up_result *res, const long long *tried, size_t ntried)
+{
+	if (fixed || (int)ntried >= (int)cfg_i(CFG_RELAY_FAILOVER_MAX) ||
+	    ntried >= TRIED_MAX || !(connect_failure(res) || res->withheld))
+		return NULL;
+	return channel_pick(&r->snap->c, group, r->service, tried, ntried,
+	    &w->rng);
+}
+
+/*
+ * Another channel, its own price, maybe refused; a price that differs
+ * is charged afresh. 0, or -1 with the answer sent (the charge given
+ * back).
+ */
+static int
+charge_again(struct worker *w, struct req *r, const char *group)
+{
+	long long	 q = r->quota;
+
+	if (price(r, group) == -1) {
+		finish_charge(w, r, 0, NULL);
+		return -1;
+	}
+	if (q != r->quota) {
+		finish_charge(w, r, 0, NULL);
+		if (reserve(w, r, group, 0) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The upstream's answer reached the client: a successful submit's task
+ * ids are this host's newest tasks at once (tasks_recent_put) and
+ * recorded with the charge (book); a client's poll answer says how its
+ * task stands (poll_seen); the answer is kept for its Idempotency-Key.
+ */
+static void
+answered(struct worker *w, struct req *r, const struct up_result *res)
+{
+	struct task_ids		 tasks;
+	const struct task_kind	*kind;
+	char			 joined[TASK_IDS_MAX * (TASK_ID_MAX + 1)];
+	char			 kh[17];
+	int			 ok = res->status < 400 && !res->body_too_large;
+
+	r->status = res->status;
+	joined[0] = '\0';
+	if (ok && !is_query_method(r->method) && res->json &&
+	    !res->capture_overflow) {
+		task_ids_from_answer(&tasks, res->capture.p ? res->capture.p : "",
+		    res->capture.len);
+		task_ids_join(&tasks, joined, sizeof(joined));
+		if (tasks.n > 0) {
+			key_hash(r->key, kh);
+			tasks_recent_put(r->service, &tasks, r->ch->id,
+			    r->tok.user_id, kh);
 		}
-		if (ok && kind != NULL && res.json && !res.capture_overflow)
-			poll_seen(w, r, kind, &res);
-		if (r->idem.held)
-			idem_keep(w->p->db, &r->idem, res.status, r->kept.p,
-			    r->kept.len,
-			    res.capture.p, res.capture.len, !res.capture_overflow &&
-			    res.coding == UPC_IDENTITY && (res.content_length >= 0 ?
-			    (long long)res.capture.len == res.content_length :
-			    res.err == UPE_NONE && !res.client_gone));
-		if (r->charge.held)
-			finish_charge(w, r, ok, joined);
-		else if (joined[0] != '\0') {
-			struct dbv a[6];
-			a[0] = DBS(r->service);
-			a[1] = DBS(joined);
-			a[2] = DBI(r->ch->id);
-			a[3] = DBI(r->tok.user_id);
-			a[4] = DBI(r->tok.id);
-			a[5] = DBI(now_s());
-			if (db_run(w->p->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
-				log_err("req=%s recording tasks: %s", r->id,
-				    db_error(w->p->db));
-		}
-		if (res.client_gone)
-			log_info("req=%s client went away mid-response", r->id);
-		else if (res.err != UPE_NONE)
-			log_warn("req=%s upstream broke off mid-response: %s",
-			    r->id, res.errbuf);
-		up_result_free(&res);
+	}
+	if (ok && (kind = poll_kind(r)) != NULL && res->json &&
+	    !res->capture_overflow)
+		poll_seen(w, r, kind, res);
+	if (r->idem.held)
+		idem_keep(w->p->db, &r->idem, res->status, r->kept.p,
+		    r->kept.len, res->capture.p, res->capture.len,
+		    !res->capture_overflow && res->coding == UPC_IDENTITY &&
+		    (res->content_length >= 0 ?
+		    (long long)res->capture.len == res->content_length :
+		    res->err == UPE_NONE && !res->client_gone));
+	book(w, r, ok, joined);
+	if (res->client_gone)
+		log_info("req=%s client went away mid-response", r->id);
+	else if (res->err != UPE_NONE)
+		log_warn("req=%s upstream broke off mid-response: %s",
+		    r->id, res->errbuf);
+}
+
+/*
+ * The one place an answer's task ids are recorded, with its charge: a
+ * charged request's go with its settlement into the usage ring
+ * (finish_charge, which settles when ok, else refunds), which writes
+ * both; those of a request that cost nothing are written at once.
+ */
+static void
+book(struct worker *w, struct req *r, int ok, const char *tasks)
+{
+	struct dbv	 a[6];
+
+	if (r->charge.held) {
+		finish_charge(w, r, ok, tasks);
 		return;
 	}
+	if (tasks[0] == '\0')
+		return;
+	a[0] = DBS(r->service);
+	a[1] = DBS(tasks);
+	a[2] = DBI(r->ch->id);
+	a[3] = DBI(r->tok.user_id);
+	a[4] = DBI(r->tok.id);
+	a[5] = DBI(now_s());
+	if (db_run(w->p->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
+		log_err("req=%s recording tasks: %s", r->id, db_error(w->p->db));
+}
+
+/*
+ * No answer reached the client: the charge is given back, and the client
+ * told why (499 when it went away first).
+ */
+static void
+no_answer(struct worker *w, struct req *r, const struct up_result *res)
+{
 	finish_charge(w, r, 0, NULL);
-	if (res.client_gone)
+	if (res->client_gone)
 		r->status = 499;
-	else if (res.answer_refused)
+	else if (res->answer_refused)
 		gw_error(r, GW_DB);	/* the charge could not be made durable */
-	else if (res.body_too_large)
+	else if (res->body_too_large)
 		gw_error(r, GW_TOO_LARGE);
-	else if (res.err == UPE_BAD_URL) {
+	else if (res->err == UPE_BAD_URL) {
 		/* the request's URL, not the channel: no breaker, no failover */
-		log_warn("req=%s upstream URL refused: %s", r->id, res.errbuf);
+		log_warn("req=%s upstream URL refused: %s", r->id, res->errbuf);
 		gw_error(r, GW_PATH);
 	} else {
-		r->err = res.err;
+		r->err = res->err;
 		log_err("req=%s upstream channel %lld: %s (%s)", r->id,
-		    r->ch->id, up_reasons[res.err], res.errbuf);
-		upstream_error(r, res.err);
+		    r->ch->id, up_err_reason(res->err), res->errbuf);
+		upstream_error(r, res->err);
 	}
-	up_result_free(&res);
 }
 
 /*
@@ -1595,13 +1571,20 @@ send_body(struct req *r, int status, const char *ctype, const char *body,
 static void
 gw_error(struct req *r, enum gw_err e, ...)
 {
-	char		 msg[MSG_MAX];
-	struct buf	 o;
 	va_list		 ap;
 
 	va_start(ap, e);
-	vsnprintf(msg, sizeof(msg), gw_errs[e].msg, ap);
+	gw_verror(r, e, ap);
 	va_end(ap);
+}
+
+static void
+gw_verror(struct req *r, enum gw_err e, va_list ap)
+{
+	char		 msg[MSG_MAX];
+	struct buf	 o;
+
+	vsnprintf(msg, sizeof(msg), gw_errs[e].msg, ap);
 	buf_init(&o, 4096);
 	if (buf_adds(&o, "{\"error\":{\"message\":\"") == -1 ||
 	    json_escape(&o, msg) == -1 ||
@@ -1624,7 +1607,7 @@ upstream_error(struct req *r, enum up_err e)
 
 	n = snprintf(body, sizeof(body), "{\"code\":\"request_failed\","
 	    "\"message\":\"转发请求到旧网关失败: %s\",\"data\":null}",
-	    up_reasons[e]);
+	    up_err_reason(e));
 	send_body(r, status, "application/json", body, (size_t)n);
 }
 
@@ -1656,13 +1639,7 @@ is_query_method(const char *m)
 static void
 req_free(struct req *r)
 {
-	if (r->spool_map != NULL) {
-		munmap(r->spool_map, r->spool_len);
-		memset(&r->held, 0, sizeof(r->held));
-	}
-	if (r->spool_fd != -1)
-		close(r->spool_fd);
-	buf_free(&r->held);
+	body_free(&r->body);
 	buf_free(&r->kept);
 	idem_free(&r->idem);
 }

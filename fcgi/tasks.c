@@ -13,9 +13,10 @@
 #include "db.h"
 #include "log.h"
 #include "netaddr.h"
-#include "relay.h"
 #include "signals.h"
+#include "sql.h"
 #include "tasks.h"
+#include "util.h"
 
 /*
  * The task lifecycle (tasks.h): a state recorded, and the poller process,

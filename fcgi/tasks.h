@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "relay.h"
+#include "channels.h"
 #include "taskids.h"
 
 struct db;

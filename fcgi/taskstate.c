@@ -1,7 +1,6 @@
 #include <string.h>
 
 #include "jsonread.h"
-#include "relay.h"
 #include "taskids.h"
 #include "tasks.h"
 #include "util.h"

@@ -2,8 +2,9 @@
 #include <time.h>
 
 #include "config.h"
-#include "relay.h"
 #include "shared.h"
+#include "throttle.h"
+#include "util.h"
 
 /*
  * Failed token checks per client address, across the workers of a host:

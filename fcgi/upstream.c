@@ -14,7 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "netaddr.h"
-#include "relay.h"
+#include "upstream.h"
 
 /*
  * One request to the old gateway on the worker's persistent easy handle:
@@ -84,6 +84,35 @@ http_reason(int code)
 		if (reasons[i].code == code)
 			return reasons[i].text;
 	return "Status";
+}
+
+/* Each transport error: the words a client and the log get, the metric's label. */
+static const struct {
+	const char	*reason;
+	const char	*label;
+} up_errs[UPE__MAX] = {
+	[UPE_NONE] =		{ "unknown error", "none" },
+	[UPE_REFUSED] =		{ "connection refused", "refused" },
+	[UPE_DNS] =		{ "could not resolve host", "dns" },
+	[UPE_TLS] =		{ "TLS handshake failed", "tls" },
+	[UPE_CONNECT] =		{ "connection failed", "connect" },
+	[UPE_CONNECT_TIMEOUT] =	{ "connect timeout", "connect_timeout" },
+	[UPE_HEADER_TIMEOUT] =	{ "response header timeout", "header_timeout" },
+	[UPE_TIMEOUT] =		{ "timeout", "timeout" },
+	[UPE_LOST] =		{ "upstream connection lost", "lost" },
+	[UPE_BAD_URL] =		{ "request URL refused", "bad_url" },
+};
+
+const char *
+up_err_reason(enum up_err e)
+{
+	return up_errs[e < UPE__MAX ? e : UPE_NONE].reason;
+}
+
+const char *
+up_err_label(enum up_err e)
+{
+	return up_errs[e < UPE__MAX ? e : UPE_NONE].label;
 }
 
 /* Is the token list (a Connection header value) naming name? */
@@ -619,7 +648,7 @@ static const char *const drop_request[] = {
 	"X_ORIGINAL_FORWARDED_FOR",
 	/*
 	 * The body goes up as the relay read it: decoded if it came in a
-	 * content coding (request.c's read_body), so in none.
+	 * content coding (body.c's body_read), so in none.
 	 */
 	"CONTENT_ENCODING",
 	/*

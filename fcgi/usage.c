@@ -10,9 +10,10 @@
 #include "db.h"
 #include "log.h"
 #include "meter.h"
-#include "relay.h"
 #include "shared.h"
+#include "sql.h"
 #include "taskids.h"
+#include "util.h"
 
 /*
  * The usage ring (meter.h): kept charges go into a ring in shared memory,

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "meter.h"
 #include "signals.h"
+#include "sql.h"
+#include "upstream.h"
 #include "worker.h"
 
 /*

@@ -2,9 +2,10 @@
 #define BLTCY_WORKER_H
 
 /*
- * A worker process, private to worker.c (the process and its threads),
- * request.c (one request, start to end) and cache.c (what the threads
- * share). worker.c calls into the other two; request.c into cache.c.
+ * A worker process: worker_main is the master's way in; the rest is
+ * private to worker.c (the process and its threads), request.c (one
+ * request, start to end) and cache.c (what the threads share). worker.c
+ * calls into the other two; request.c into cache.c.
  */
 
 #include <pthread.h>
@@ -12,7 +13,8 @@
 #include <curl/curl.h>
 #include <fcgiapp.h>
 
-#include "relay.h"
+#include "auth.h"
+#include "channels.h"
 #include "taskids.h"
 
 /*
@@ -117,5 +119,11 @@ void	 curl_put(struct proc *, CURL *);
 
 /* request.c */
 void	 request_serve(struct worker *, FCGX_Request *);
+
+/* worker.c: a worker process, one request thread for each of its
+ * nthreads charge slots. */
+struct dsn;
+int	 worker_main(int listen_fd, const struct dsn *, const char *host,
+	    uint64_t seed, const int *charge_slots, size_t nthreads, int mslot);
 
 #endif
