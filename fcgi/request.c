@@ -233,7 +233,7 @@ static enum verdict route(struct worker *, struct req *, const struct task_ids *
 static int	 idempotent(struct worker *, struct req *);
 static void	 replay(struct req *);
 static int	 price(struct req *, const char *);
-static int	 reserve(struct worker *, struct req *, const char *, int);
+static enum verdict reserve(struct worker *, struct req *, const char *, int);
 static void	 forward(struct worker *, struct req *, const char *, int);
 static int	 send_once(struct worker *, struct req *, int, struct transfer *);
 static struct channel *fail_over(struct worker *, struct req *, const char *,
@@ -407,7 +407,6 @@ prepare(struct worker *w, struct req *r, const char *key, int fresh,
     struct plan *pl)
 {
 	enum verdict	 v;
-	int		 rc;
 
 	if ((v = admit(w, r, key, fresh, &pl->ao)) != GO_ON)
 		return v;
@@ -427,8 +426,7 @@ prepare(struct worker *w, struct req *r, const char *key, int fresh,
 	if ((v = route(w, r, &pl->cand, &pl->ao, &pl->group, &pl->fixed)) !=
 	    GO_ON || r->quote)
 		return v;
-	rc = reserve(w, r, pl->group, !fresh);
-	return rc == 0 ? GO_ON : rc == -2 ? LOOK_AGAIN : ANSWERED;
+	return reserve(w, r, pl->group, !fresh);
 }
 
 /*
@@ -940,18 +938,18 @@ owner_row(void *arg, const struct dbv *c, size_t n)
 }
 
 /*
- * Charge the request: 0, or -1 with the answer sent. With again set, a
- * charge that did not apply but may once the token is read afresh
- * (METER_RECHECK) returns -2 instead, for the caller to try once more.
+ * Charge the request: GO_ON, or ANSWERED with the refusal sent. With
+ * again set, a charge that did not apply but may once the token is read
+ * afresh (METER_RECHECK) is LOOK_AGAIN instead.
  */
-static int
+static enum verdict
 reserve(struct worker *w, struct req *r, const char *group, int again)
 {
 	struct charge	*c = &r->charge;
 	enum meter_rc	 rc;
 
 	if (r->quota <= 0)
-		return 0;
+		return GO_ON;
 	memset(c, 0, sizeof(*c));
 	c->slot = w->charge_slot;
 	c->unlimited = r->tok.unlimited;
@@ -960,13 +958,13 @@ reserve(struct worker *w, struct req *r, const char *group, int again)
 	usage_record(&c->rec, r, group);
 	rc = meter->reserve(w->p->db, c);
 	if (rc == METER_RECHECK && again)
-		return -2;
+		return LOOK_AGAIN;
 	if (rc != METER_OK) {
 		gw_error(r, rc == METER_DB ? GW_DB : GW_QUOTA);
-		return -1;
+		return ANSWERED;
 	}
 	c->held = 1;
-	return 0;
+	return GO_ON;
 }
 
 /* What the logs row of this request will say, but for the answer. */
@@ -1160,7 +1158,7 @@ charge_again(struct worker *w, struct req *r, const char *group)
 	}
 	if (q != r->quota) {
 		finish_charge(w, r, 0, NULL);
-		if (reserve(w, r, group, 0) == -1)
+		if (reserve(w, r, group, 0) != GO_ON)
 			return -1;
 	}
 	return 0;
