@@ -266,9 +266,12 @@ struct refused_entry {
 static struct refused_entry	*rcache;
 static pthread_mutex_t		 rcache_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* key's entry, or NULL when there is no table or key cannot be kept */
 static struct refused_entry *
-rcache_slot(const char *key)
+rcache_slot(const char *key, size_t klen)
 {
+	if (rcache == NULL || klen >= sizeof(rcache->key) || klen == 0)
+		return NULL;
 	return &rcache[fnv1a(FNV1A_INIT, key) % REFUSED];
 }
 
@@ -297,9 +300,8 @@ refused_get(struct proc *p, const char *key)
 	size_t			 klen = strlen(key);
 	int			 found;
 
-	if (rcache == NULL || klen >= sizeof(e->key) || klen == 0)
+	if ((e = rcache_slot(key, klen)) == NULL)
 		return 0;
-	e = rcache_slot(key);
 	pthread_mutex_lock(&rcache_mu);
 	found = strlen(e->key) == klen && ct_memeq(e->key, key, klen);
 	was = e->auth;
@@ -315,9 +317,8 @@ refused_put(const char *key, long long auth)
 	struct refused_entry	*e;
 	size_t			 klen = strlen(key);
 
-	if (rcache == NULL || klen >= sizeof(e->key) || klen == 0)
+	if ((e = rcache_slot(key, klen)) == NULL)
 		return;
-	e = rcache_slot(key);
 	pthread_mutex_lock(&rcache_mu);
 	memcpy(e->key, key, klen + 1);
 	e->auth = auth;
@@ -331,9 +332,8 @@ refused_drop(const char *key)
 	struct refused_entry	*e;
 	size_t			 klen = strlen(key);
 
-	if (rcache == NULL || klen >= sizeof(e->key) || klen == 0)
+	if ((e = rcache_slot(key, klen)) == NULL)
 		return;
-	e = rcache_slot(key);
 	pthread_mutex_lock(&rcache_mu);
 	if (strlen(e->key) == klen && ct_memeq(e->key, key, klen))
 		wipe(e->key, sizeof(e->key));
