@@ -557,6 +557,13 @@ db_conn_id(struct db *db)
 	return id;
 }
 
+int
+db_int_row(void *arg, const struct dbv *c, size_t n)
+{
+	*(long long *)arg = n > 0 && c[0].t == DBV_INT ? c[0].i : 0;
+	return 1;
+}
+
 /*
  * Each migration runs once and is recorded. MariaDB commits DDL
  * implicitly, so migrations are written to be safe to run again (IF NOT

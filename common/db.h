@@ -48,6 +48,8 @@ enum db_rc {
  * during the call. Return non-zero to stop reading rows.
  */
 typedef int (*db_row_fn)(void *arg, const struct dbv *cols, size_t ncols);
+/* A db_row_fn for a one-number answer: into *(long long *)arg, 0 for NULL. */
+int	 db_int_row(void *arg, const struct dbv *cols, size_t ncols);
 
 #define DB_MULTI	0x1	/* allow multi-statement text (migrations) */
 /*

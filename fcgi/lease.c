@@ -71,13 +71,6 @@ static size_t		 nleases;
 static struct lease_hold *holds;	/* one per charge slot */
 static const char	*pool_host;	/* this pool's instance name */
 
-static int
-int_row(void *arg, const struct dbv *c, size_t n)
-{
-	*(long long *)arg = c[0].t == DBV_INT ? c[0].i : 0;
-	return 1;
-}
-
 /*
  * The token's lease; with claim, a free place becomes its lease: the
  * first given up on its probe path, or else the first never used. NULL
@@ -304,7 +297,7 @@ lease_reserve(struct db *db, struct charge *c)
 		a[7] = DBS(op);
 		grant = 0;
 		if (db_run(db, ST_LEASE, a, 8, NULL, NULL, NULL) != DB_OK ||
-		    db_run(db, ST_LEASE_GRANT, a, 2, int_row, &grant, NULL) != DB_OK) {
+		    db_run(db, ST_LEASE_GRANT, a, 2, db_int_row, &grant, NULL) != DB_OK) {
 			STORE(&s->lock, 0);
 			lease_unpin(s, c->slot);
 			log_err("lease for token %lld: %s", token, db_error(db));

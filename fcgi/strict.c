@@ -42,13 +42,6 @@ static const int	*proc_slots;	/* this process's charge slots */
 static size_t		 nproc_slots;
 static int64_t		 refunds_at;	/* atomic: the last retry of waiting refunds */
 
-static int
-int_row(void *arg, const struct dbv *c, size_t n)
-{
-	*(long long *)arg = c[0].t == DBV_INT ? c[0].i : 0;
-	return 1;
-}
-
 struct slot_q {
 	const char	*rid;
 	int		 found;
@@ -325,7 +318,7 @@ dead_worker_charged(struct db *db, int slot, unsigned long conn,
 
 	a[0] = DBI(conn);
 	for (tries = 0; tries < 100 && n > 0 && conn != 0; tries++) {
-		if (db_run(db, MS_CONN, a, 1, int_row, &n, NULL) != DB_OK)
+		if (db_run(db, MS_CONN, a, 1, db_int_row, &n, NULL) != DB_OK)
 			return -1;
 		if (n > 0)
 			usleep(50000);
