@@ -17,6 +17,13 @@
 int	 token_parse(const char *header, char key[TOKEN_KEY_MAX], long long *channel);
 
 /* What auth needs of a token and its user (one DB row). */
+/* What bltcy_limits sets on a token or a user; 0 is no limit. */
+struct limits {
+	int		 in_flight;	/* requests at once */
+	int		 tasks;		/* open jobs at once */
+	int		 rpm;		/* requests a minute */
+};
+
 struct token_row {
 	long long	 id, user_id, status, expired_time, remain_quota;
 	int		 unlimited, model_limits_enabled;
@@ -29,6 +36,8 @@ struct token_row {
 	int		 user_deleted;
 	char		 username[LIM_BYTES(LIM_USERNAME)];
 	char		 user_group[LIM_BYTES(LIM_USER_GROUP)];
+	struct limits	 token_limits;
+	struct limits	 user_limits;
 };
 
 enum auth_result {

@@ -159,6 +159,9 @@ option_row(void *arg, const struct dbv *c, size_t n)
 
 	if (c[0].t != DBV_STR)
 		return 0;
+	if (options_set(&l->c->opts, c[0].s, v, why, sizeof(why)) == -1)
+		log_warn("option %s \"%.32s\" is not what it holds (%s); its "
+		    "default stands", c[0].s, v, why);
 	switch (price_option(&l->c->prices, c[0].s, v, why, sizeof(why))) {
 	case -1:
 		log_warn("option %s \"%.32s\" is not what it holds (QuotaPerUnit "
@@ -312,6 +315,7 @@ chcache_load(struct chcache *cache, struct db *db, long long version)
 	    sizeof(*fresh.prices.model_fields));
 	fresh.kinds = calloc(KINDS_MAX, sizeof(*fresh.kinds));
 	fresh.prices.quota_per_unit = QUOTA_PER_UNIT;
+	options_init(&fresh.opts);
 	if (fresh.ch == NULL || fresh.ab == NULL || fresh.prices.rules == NULL ||
 	    fresh.prices.model_fields == NULL || fresh.kinds == NULL)
 		goto fail;
@@ -356,6 +360,7 @@ chcache_free(struct chcache *c)
 	free(c->ab);
 	free(c->kinds);
 	prices_free(&c->prices);
+	options_free(&c->opts);
 	memset(c, 0, sizeof(*c));
 	c->version = -1;
 }

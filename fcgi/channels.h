@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "options.h"
 #include "price.h"
 #include "setting.h"
 
@@ -54,6 +55,7 @@ struct chcache {
 	struct ability	*ab;
 	size_t		 nab;
 	struct prices	 prices;	/* options and bltcy_price_rules */
+	struct relay_options opts;	/* the other options (options.h) */
 	struct task_kind *kinds;	/* bltcy_task_kinds */
 	size_t		 nkinds;
 };

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -584,6 +585,18 @@ copy_name(char *dst, size_t sz, const struct dbv *v)
 		dst[0] = '\0';
 }
 
+/* Three columns of bltcy_limits, NULL where no row is: no limit. */
+static void
+limits_row(struct limits *l, const struct dbv *c)
+{
+	l->in_flight = c[0].t == DBV_INT && c[0].i > 0 && c[0].i <= INT_MAX ?
+	    (int)c[0].i : 0;
+	l->tasks = c[1].t == DBV_INT && c[1].i > 0 && c[1].i <= INT_MAX ?
+	    (int)c[1].i : 0;
+	l->rpm = c[2].t == DBV_INT && c[2].i > 0 && c[2].i <= INT_MAX ?
+	    (int)c[2].i : 0;
+}
+
 static int
 auth_row(void *arg, const struct dbv *c, size_t n)
 {
@@ -613,6 +626,8 @@ auth_row(void *arg, const struct dbv *c, size_t n)
 	t->user_deleted = c[17].i != 0;
 	a->version = c[18].t == DBV_INT ? c[18].i : 0;
 	a->auth_version = c[19].t == DBV_INT ? c[19].i : 0;
+	limits_row(&t->token_limits, &c[20]);
+	limits_row(&t->user_limits, &c[23]);
 	a->found = 1;
 	return 1;
 }

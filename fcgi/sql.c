@@ -11,8 +11,11 @@
 	    " u.id, u.username, u.role, u.status, u.quota, u.`group`," \
 	    " u.deleted_at IS NOT NULL," \
 	    " (SELECT v FROM bltcy_meta WHERE k = 'channels')," \
-	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')" \
+	    " (SELECT v FROM bltcy_meta WHERE k = 'auth')," \
+	    " lt.in_flight, lt.tasks, lt.rpm, lu.in_flight, lu.tasks, lu.rpm" \
 	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id" \
+	    " LEFT JOIN bltcy_limits lt ON lt.scope = 't' AND lt.id = t.id" \
+	    " LEFT JOIN bltcy_limits lu ON lu.scope = 'u' AND lu.id = t.user_id" \
 	    " WHERE t.`key` = ? AND t.deleted_at IS NULL"
 
 /*
@@ -134,7 +137,9 @@ const char *const relay_sql[ST__MAX] = {
 	/* what prices are made of, loaded with the channels */
 	[ST_OPTIONS] =
 	    "SELECT `key`, value FROM options"
-	    " WHERE `key` IN ('ModelPrice', 'GroupRatio', 'QuotaPerUnit')",
+	    " WHERE `key` IN ('ModelPrice', 'GroupRatio', 'QuotaPerUnit')"
+	    " OR `key` LIKE 'ModelRequestRateLimit%'"
+	    " OR `key` LIKE 'Automatic%'",
 	[ST_PRICE_RULES] =
 	    "SELECT id, service, model, field, value,"
 	    " CAST(ROUND(multiplier * 10000) AS SIGNED), surcharge"

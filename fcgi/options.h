@@ -1,0 +1,56 @@
+#ifndef BLTCY_OPTIONS_H
+#define BLTCY_OPTIONS_H
+
+/*
+ * new-api's options the relay acts on besides prices (options.c), read
+ * from the options table with the channels, so an edit is seen on the
+ * next request. An option that is not what it holds keeps its default.
+ */
+
+#include <stddef.h>
+
+#define RATE_GROUPS_MAX	32
+#define BAN_CODES_MAX	32
+
+/* ModelRequestRateLimitGroup: {"group": [total, success]} */
+struct rate_group {
+	char		 name[64];
+	int		 total, success;
+};
+
+/* ModelRequestRateLimit*: per user, every service path. */
+struct rate_options {
+	int		 enabled;	/* ...Enabled */
+	int		 minutes;	/* ...DurationMinutes (1) */
+	int		 total;		/* ...Count: all requests, 0 none */
+	int		 success;	/* ...SuccessCount: answered < 400 (1000) */
+	struct rate_group groups[RATE_GROUPS_MAX];	/* ...Group */
+	size_t		 ngroups;
+};
+
+/* Automatic*: keys the upstream refuses leave rotation, and come back. */
+struct ban_options {
+	int		 disable;	/* AutomaticDisableChannelEnabled */
+	int		 enable;	/* AutomaticEnableChannelEnabled */
+	struct { int lo, hi; } codes[BAN_CODES_MAX];	/* ...StatusCodes */
+	size_t		 ncodes;
+	char		*keywords;	/* ...Keywords: one per line, lower case */
+};
+
+struct relay_options {
+	struct rate_options	 rate;
+	struct ban_options	 ban;
+};
+
+/* new-api's defaults. */
+void	 options_init(struct relay_options *);
+void	 options_free(struct relay_options *);
+
+/*
+ * One row of the options table: 0 (a key it does not know is no error),
+ * or -1 when the value is not what the option holds (why says what).
+ */
+int	 options_set(struct relay_options *, const char *key,
+	    const char *value, char *why, size_t whysz);
+
+#endif
