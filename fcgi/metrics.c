@@ -38,6 +38,7 @@ struct shm {
 	uint64_t	 restarts;
 	uint64_t	 breaker_skips;
 	uint64_t	 tok_refused[TR__MAX];
+	uint64_t	 limit_refused[LR__MAX];
 	uint64_t	 rr[BRK_SLOTS];
 	struct breaker	 brk[BRK_SLOTS];
 };
@@ -95,6 +96,13 @@ metrics_quota(long long q)
 {
 	if (m != NULL && q > 0)
 		ADD(&m->quota, (uint64_t)q);
+}
+
+void
+metrics_limit_refused(enum limit_refusal why)
+{
+	if (m != NULL && why < LR__MAX)
+		ADD(&m->limit_refused[why], 1);
 }
 
 void
@@ -217,6 +225,18 @@ breaker_result(long long id, int connect_failed, int64_t now)
 	STORE(&b->probe_at, 0);
 }
 
+static const char *const lr_label[LR__MAX] = {
+	[LR_RATE_TOTAL] = "rate_total",
+	[LR_RATE_SUCCESS] = "rate_success",
+	[LR_TOKEN_IN_FLIGHT] = "token_in_flight",
+	[LR_USER_IN_FLIGHT] = "user_in_flight",
+	[LR_TOKEN_RPM] = "token_rpm",
+	[LR_USER_RPM] = "user_rpm",
+	[LR_TOKEN_TASKS] = "token_tasks",
+	[LR_USER_TASKS] = "user_tasks",
+	[LR_CAPACITY] = "channel_capacity",
+};
+
 int
 metrics_render(struct buf *o)
 {
@@ -251,6 +271,12 @@ metrics_render(struct buf *o)
 	    (unsigned long long)LOAD(&m->tok_refused[TR_LOOKUP]),
 	    (unsigned long long)LOAD(&m->tok_refused[TR_MEMORY]),
 	    (unsigned long long)LOAD(&m->tok_refused[TR_THROTTLED]));
+	rc |= buf_adds(o, "# HELP bltcy_limit_refusals_total Requests refused by a limit "
+	    "(429), by which.\n"
+	    "# TYPE bltcy_limit_refusals_total counter\n");
+	for (i = 0; i < LR__MAX; i++)
+		rc |= buf_printf(o, "bltcy_limit_refusals_total{reason=\"%s\"} %llu\n",
+		    lr_label[i], (unsigned long long)LOAD(&m->limit_refused[i]));
 	rc |= buf_adds(o, "# HELP bltcy_request_duration_seconds Time from accept to last byte.\n"
 	    "# TYPE bltcy_request_duration_seconds histogram\n");
 	for (i = 0; i <= LAT_N; i++) {

@@ -43,4 +43,16 @@ void	 breaker_result(long long channel_id, int connect_failed, int64_t now_ms);
 enum tok_refusal { TR_LOOKUP, TR_MEMORY, TR_THROTTLED, TR__MAX };
 void	 metrics_token_refused(enum tok_refusal);
 
+/*
+ * Requests refused by a limit (429, nothing forwarded or charged), by
+ * which: new-api's rate options, a token's or a user's caps, and every
+ * key that could serve a submit full.
+ */
+enum limit_refusal {
+	LR_RATE_TOTAL, LR_RATE_SUCCESS, LR_TOKEN_IN_FLIGHT, LR_USER_IN_FLIGHT,
+	LR_TOKEN_RPM, LR_USER_RPM, LR_TOKEN_TASKS, LR_USER_TASKS,
+	LR_CAPACITY, LR__MAX
+};
+void	 metrics_limit_refused(enum limit_refusal);
+
 #endif
