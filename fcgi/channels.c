@@ -384,6 +384,12 @@ chcache_by_id(struct chcache *c, long long id)
 	return ch != NULL && !ch->disabled && ch->base_url[0] ? ch : NULL;
 }
 
+int
+chan_key_usable(const struct channel *ch, size_t i)
+{
+	return i < ch->nkeys;
+}
+
 static uint64_t
 next_rand(uint64_t *s)
 {

@@ -74,6 +74,9 @@ struct channel *chcache_by_id(struct chcache *, long long id);
  */
 struct channel *chcache_task_channel(struct chcache *, long long id);
 
+/* Key i of the channel takes new jobs (it was not disabled). */
+int	 chan_key_usable(const struct channel *, size_t i);
+
 /*
  * Pick a channel for (group, service) by new-api's rule: highest priority
  * first, weighted random (weight + 10) within it, skipping the ids in
