@@ -21,6 +21,7 @@
 #include "db.h"
 #include "dsn.h"
 #include "idem.h"
+#include "reqlimit.h"
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
@@ -239,6 +240,7 @@ slot_gone(int slot)
 		log_warn("WARN req=%s a worker is gone with its refund waiting "
 		    "for the database; the master does it", r.rid);
 	charge_slot_gone(slot, stands, meter->prepaid, owed_waiting(slot));
+	limits_slot_gone(slot);
 }
 
 static pid_t
@@ -574,7 +576,8 @@ main(int argc, char *argv[])
 	    ledger_init(2 * (pool_size() + 1) *
 	    (size_t)cfg_i(CFG_RELAY_THREADS)) == -1 || usage_init(host) == -1 ||
 	    owed_init(host, ledger_slots()) == -1 ||
-	    meter->start(host, ledger_slots(), mdb) == -1) {
+	    meter->start(host, ledger_slots(), mdb) == -1 ||
+	    limits_init(ledger_slots()) == -1) {
 		log_err("cannot map the charge slots and the usage ring");
 		return 1;
 	}
@@ -673,6 +676,7 @@ main(int argc, char *argv[])
 			if (meter->tick != NULL)
 				meter->tick(mdb);
 			prune_tick();
+			limits_tick(mdb, host);
 		}
 		if (got_usr1) {
 			got_usr1 = 0;

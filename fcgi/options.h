@@ -53,4 +53,8 @@ void	 options_free(struct relay_options *);
 int	 options_set(struct relay_options *, const char *key,
 	    const char *value, char *why, size_t whysz);
 
+/* The total and success caps for a user of group (0: none). */
+void	 rate_caps(const struct rate_options *, const char *group,
+	    int *total, int *success);
+
 #endif

@@ -14,6 +14,7 @@
 #include "db.h"
 #include "idem.h"
 #include "jsonw.h"
+#include "reqlimit.h"
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
@@ -37,6 +38,9 @@
  *			    one round trip), before a byte of the body is
  *			    read; an address that failed too many checks
  *			    gets 429
+ *       limit		    the token's and the user's caps and new-api's
+ *			    rate options (reqlimit.h): the request counted
+ *			    (once), or 429; let out in request_serve
  *       read_body	    the whole body (body.h: memory, or a spooled
  *			    file)
  *       route		    the task ids it names checked for their owner,
@@ -113,6 +117,7 @@ struct req {
 	struct body	 body;		/* the whole body (read_body) */
 	int		 status;
 	int		 retry_after;	/* seconds, for a 429 of the gateway's */
+	int		 limited;	/* counted by limit: let out at the end */
 	enum up_err	 err;
 	int64_t		 start_ms;
 	int64_t		 up_ms;
@@ -126,7 +131,8 @@ enum gw_err {
 	GW_TASK, GW_METHOD, GW_TASK_IDS, GW_IDEM_KEY, GW_IDEM_BUSY,
 	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW_CODING, GW_BAD_CODING, GW_BAD_BODY,
 	GW_PRICE_MAX, GW_TASK_GONE, GW_TASK_DRAINING, GW_TASK_NO_KEY,
-	GW_TOKEN_THROTTLED, GW__MAX
+	GW_TOKEN_THROTTLED, GW_RATE_TOTAL, GW_RATE_SUCCESS, GW_IN_FLIGHT, GW_RPM,
+	GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -177,6 +183,17 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "任务 %s 所在的渠道没有可用的密钥" },
 	[GW_TOKEN_THROTTLED] = { 429, "too_many_invalid_tokens",
 	    "此地址无效令牌请求过多，请稍后重试" },
+	/* new-api's ModelRequestRateLimit*: minutes, cap */
+	[GW_RATE_TOTAL] = { 429, "rate_limit_exceeded",
+	    "您已达到总请求数限制：%d分钟内最多请求%d次，包括失败次数，"
+	    "请检查您的请求是否正确" },
+	[GW_RATE_SUCCESS] = { 429, "rate_limit_exceeded",
+	    "您已达到请求数限制：%d分钟内最多请求%d次" },
+	/* a token's or a user's caps (bltcy_limits): whose, cap */
+	[GW_IN_FLIGHT] = { 429, "too_many_requests_in_flight",
+	    "%s同时处理中的请求已达上限（%d 个），请等待已有请求完成后重试" },
+	[GW_RPM] = { 429, "rate_limit_exceeded",
+	    "%s已达到请求频率限制：每分钟最多请求%d次，请稍后重试" },
 };
 
 struct auth_out {
@@ -224,6 +241,8 @@ static enum verdict prepare(struct worker *, struct req *, const char *, int,
 		    struct plan *);
 static enum verdict admit(struct worker *, struct req *, const char *, int,
 		    struct auth_out *);
+static enum verdict limit(struct worker *, struct req *,
+		    const struct auth_out *);
 static enum verdict refuse(struct req *, const struct auth_out *,
 		    enum gw_err, ...);
 static enum db_rc authenticate(struct worker *, struct req *, const char *,
@@ -340,6 +359,8 @@ request_serve(struct worker *w, FCGX_Request *fr)
 
 	if (r.charge.held)	/* every path out of relay() settles; belt */
 		finish_charge(w, &r, 0, NULL);
+	if (r.limited)
+		limits_leave(w->charge_slot, r.status);
 	idem_release(w->p->db, &r.idem);	/* no answer was kept */
 	metrics_busy(w->p->mslot, 0);
 	metrics_request(r.service, r.status, mono_ms() - r.start_ms);
@@ -410,6 +431,8 @@ prepare(struct worker *w, struct req *r, const char *key, int fresh,
 	enum verdict	 v;
 
 	if ((v = admit(w, r, key, fresh, &pl->ao)) != GO_ON)
+		return v;
+	if (!r->quote && !r->limited && (v = limit(w, r, &pl->ao)) != GO_ON)
 		return v;
 	if (!pl->have_body) {
 		pl->have_body = 1;
@@ -502,6 +525,71 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
 	r->chan_version = ao->version;
 	r->auth_version = ao->auth_version;
 	return GO_ON;
+}
+
+/*
+ * The token's and its user's caps (bltcy_limits, with the token row) and
+ * new-api's rate options (with the channels): GO_ON with the request
+ * counted once (r->limited; request_serve lets it out, however it ends),
+ * or ANSWERED with a 429 and Retry-After, counted nowhere. Before the
+ * body is read and the charge made, so a refusal costs neither; quotes
+ * are never counted (nothing is sent).
+ */
+static enum verdict
+limit(struct worker *w, struct req *r, const struct auth_out *ao)
+{
+	struct limit_ask		 a;
+	struct limit_refusal_info	 info;
+	enum limit_verdict		 v;
+
+	if (r->snap != NULL && r->snap->c.version < ao->version) {
+		chan_put(w->p, r->snap);	/* read again, newer */
+		r->snap = NULL;
+	}
+	if (r->snap == NULL && (r->snap = chan_get(w->p, ao->version)) == NULL) {
+		log_err("req=%s channel load: %s", r->id, db_error(w->p->db));
+		gw_error(r, GW_DB);
+		return ANSWERED;
+	}
+	a.token_id = r->tok.id;
+	a.user_id = r->tok.user_id;
+	a.token = &r->tok.token_limits;
+	a.user = &r->tok.user_limits;
+	a.rate = &r->snap->c.opts.rate;
+	a.group = token_group(&r->tok);
+	if ((v = limits_enter(&a, w->charge_slot, &info)) == LIM_OK) {
+		r->limited = 1;
+		return GO_ON;
+	}
+	r->retry_after = info.retry_after;
+	switch (v) {
+	case LIM_TOKEN_IN_FLIGHT:
+		metrics_limit_refused(LR_TOKEN_IN_FLIGHT);
+		gw_error(r, GW_IN_FLIGHT, "该令牌", info.cap);
+		break;
+	case LIM_USER_IN_FLIGHT:
+		metrics_limit_refused(LR_USER_IN_FLIGHT);
+		gw_error(r, GW_IN_FLIGHT, "该用户", info.cap);
+		break;
+	case LIM_TOKEN_RPM:
+		metrics_limit_refused(LR_TOKEN_RPM);
+		gw_error(r, GW_RPM, "该令牌", info.cap);
+		break;
+	case LIM_USER_RPM:
+		metrics_limit_refused(LR_USER_RPM);
+		gw_error(r, GW_RPM, "该用户", info.cap);
+		break;
+	case LIM_RATE_SUCCESS:
+		metrics_limit_refused(LR_RATE_SUCCESS);
+		gw_error(r, GW_RATE_SUCCESS, info.minutes, info.cap);
+		break;
+	case LIM_RATE_TOTAL:
+	default:
+		metrics_limit_refused(LR_RATE_TOTAL);
+		gw_error(r, GW_RATE_TOTAL, info.minutes, info.cap);
+		break;
+	}
+	return ANSWERED;
 }
 
 /*

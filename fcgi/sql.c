@@ -194,6 +194,11 @@ const char *const relay_sql[ST__MAX] = {
 			" model, path, key_hash, quota, state, updated_at," \
 			" next_poll) VALUES "
 #define TASK_ROW	"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)"
+#define RATE_COLS	"INSERT INTO bltcy_rate_counts (kind, id, width, slot, host," \
+			" n, expires, updated_at) VALUES "
+#define RATE_ROW	"(?, ?, ?, ?, ?, ?, ?, ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000))"
+#define RATE_SET	" ON DUPLICATE KEY UPDATE n = VALUES(n)," \
+			" expires = VALUES(expires), updated_at = VALUES(updated_at)"
 #define ROWS4(r)	r ", " r ", " r ", " r
 #define ROWS16(r)	ROWS4(r) ", " ROWS4(r) ", " ROWS4(r) ", " ROWS4(r)
 #define ROWS64(r)	ROWS16(r) ", " ROWS16(r) ", " ROWS16(r) ", " ROWS16(r)
@@ -237,6 +242,31 @@ const char *const master_sql[MS__MAX] = {
 	[MS_PRUNE_TASKS] = "DELETE FROM bltcy_tasks WHERE created_at < ? LIMIT ?",
 	[MS_PRUNE_IDEM] =
 	    "DELETE FROM bltcy_idempotency WHERE created_at < ? LIMIT ?",
+	/*
+	 * The exchange of limits' counts (reqlimit.c): this host's slots and
+	 * requests in flight up; down, the other hosts' sums of each slot
+	 * some host wrote since the last look, and of their requests in
+	 * flight; in the database's clock, so the hosts' clocks never hide
+	 * a row.
+	 */
+	[MS_RATE_PUT1] = RATE_COLS RATE_ROW RATE_SET,
+	[MS_RATE_PUT4] = RATE_COLS ROWS4(RATE_ROW) RATE_SET,
+	[MS_RATE_PUT16] = RATE_COLS ROWS16(RATE_ROW) RATE_SET,
+	[MS_RATE_PUT64] = RATE_COLS ROWS64(RATE_ROW) RATE_SET,
+	[MS_RATE_NOW] = "SELECT ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000)",
+	[MS_RATE_PULL] =
+	    "SELECT c.kind, c.id, c.width, c.slot, SUM(c.n)"
+	    " FROM bltcy_rate_counts c JOIN (SELECT DISTINCT kind, id, width,"
+	    " slot FROM bltcy_rate_counts WHERE updated_at >= ? AND width > 0)"
+	    " d ON d.kind = c.kind AND d.id = c.id AND d.width = c.width"
+	    " AND d.slot = c.slot WHERE c.host <> ?"
+	    " GROUP BY c.kind, c.id, c.width, c.slot",
+	[MS_RATE_GAUGES] =
+	    "SELECT kind, id, 0, 0, SUM(n) FROM bltcy_rate_counts"
+	    " WHERE width = 0 AND host <> ? AND updated_at >= ?"
+	    " GROUP BY kind, id",
+	[MS_RATE_PRUNE] = "DELETE FROM bltcy_rate_counts WHERE expires < ?"
+	    " LIMIT 10000",
 };
 
 /*

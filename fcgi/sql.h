@@ -10,7 +10,8 @@
  *			master's for refunds of gone workers (owed.c)
  *   master_sql		the master's: the usage writer (usage.c), lease
  *			returns (lease.c), a dead worker's charge (strict.c)
- *			and the hourly prunes (master.c)
+ *			the hourly prunes (master.c) and the exchange of
+ *			limits' counts (reqlimit.c)
  *   poller_own_sql	the task poller's, after relay_sql's (tasks.c)
  */
 
@@ -56,12 +57,16 @@ extern const char *const relay_sql[ST__MAX];
 #define FLUSH_ROWS	64
 #define LOG_ARGS	13
 #define TASK_ARGS	13
+/* The exchange of counts (reqlimit.c): statements of 1, 4, 16 and 64 rows. */
+#define RATE_ARGS	7
 enum mstmt {
 	MS_RETURN, MS_RECONCILE, MS_CONN, MS_SLOT, MS_APPLIED, MS_APPLIED_OLD,
 	MS_LOG1, MS_LOG4, MS_LOG16, MS_LOG64,
 	MS_TASK1, MS_TASK4, MS_TASK16, MS_TASK64,
 	MS_USER, MS_CHANNEL, MS_SPENT, MS_SPENT_ALL, MS_TOKEN, MS_REJECTED,
 	MS_PRUNE_TASKS, MS_PRUNE_IDEM,
+	MS_RATE_PUT1, MS_RATE_PUT4, MS_RATE_PUT16, MS_RATE_PUT64,
+	MS_RATE_NOW, MS_RATE_PULL, MS_RATE_GAUGES, MS_RATE_PRUNE,
 	MS__MAX
 };
 extern const char *const master_sql[MS__MAX];
