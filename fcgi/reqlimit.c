@@ -617,6 +617,9 @@ limits_tick(struct db *db, const char *host)
 	lock();
 	apply_windows();
 	unlock();
+	if (nrows > 0)
+		log_debug("limits: %zu slots of the other hosts' counts taken "
+		    "(as of %lld)", nrows, dbnow);
 	since = dbnow - 2 * EXCHANGE_MS;
 	a[0] = DBS(host);
 	a[1] = DBI(dbnow - GAUGE_FRESH_MS);
@@ -626,6 +629,9 @@ limits_tick(struct db *db, const char *host)
 	lock();
 	apply_gauges();
 	unlock();
+	if (nrows > 0)
+		log_debug("limits: %zu counts of the other hosts' requests in "
+		    "flight taken (as of %lld)", nrows, dbnow);
 	if (mono_ms() - last_prune >= PRUNE_MS) {
 		last_prune = mono_ms();
 		a[0] = DBI(now_s());

@@ -196,7 +196,8 @@ const char *const relay_sql[ST__MAX] = {
 #define TASK_ROW	"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)"
 #define RATE_COLS	"INSERT INTO bltcy_rate_counts (kind, id, width, slot, host," \
 			" n, expires, updated_at) VALUES "
-#define RATE_ROW	"(?, ?, ?, ?, ?, ?, ?, ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000))"
+#define RATE_ROW	"(?, ?, ?, ?, ?, ?, ?," \
+			" CAST(ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED))"
 #define RATE_SET	" ON DUPLICATE KEY UPDATE n = VALUES(n)," \
 			" expires = VALUES(expires), updated_at = VALUES(updated_at)"
 #define ROWS4(r)	r ", " r ", " r ", " r
@@ -253,16 +254,17 @@ const char *const master_sql[MS__MAX] = {
 	[MS_RATE_PUT4] = RATE_COLS ROWS4(RATE_ROW) RATE_SET,
 	[MS_RATE_PUT16] = RATE_COLS ROWS16(RATE_ROW) RATE_SET,
 	[MS_RATE_PUT64] = RATE_COLS ROWS64(RATE_ROW) RATE_SET,
-	[MS_RATE_NOW] = "SELECT ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000)",
+	[MS_RATE_NOW] =
+	    "SELECT CAST(ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)",
 	[MS_RATE_PULL] =
-	    "SELECT c.kind, c.id, c.width, c.slot, SUM(c.n)"
+	    "SELECT c.kind, c.id, c.width, c.slot, CAST(SUM(c.n) AS SIGNED)"
 	    " FROM bltcy_rate_counts c JOIN (SELECT DISTINCT kind, id, width,"
 	    " slot FROM bltcy_rate_counts WHERE updated_at >= ? AND width > 0)"
 	    " d ON d.kind = c.kind AND d.id = c.id AND d.width = c.width"
 	    " AND d.slot = c.slot WHERE c.host <> ?"
 	    " GROUP BY c.kind, c.id, c.width, c.slot",
 	[MS_RATE_GAUGES] =
-	    "SELECT kind, id, 0, 0, SUM(n) FROM bltcy_rate_counts"
+	    "SELECT kind, id, 0, 0, CAST(SUM(n) AS SIGNED) FROM bltcy_rate_counts"
 	    " WHERE width = 0 AND host <> ? AND updated_at >= ?"
 	    " GROUP BY kind, id",
 	[MS_RATE_PRUNE] = "DELETE FROM bltcy_rate_counts WHERE expires < ?"
