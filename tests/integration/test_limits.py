@@ -198,6 +198,14 @@ def test_in_flight_every_way_out(front, port):
     # its breaker may be open now: another channel of the group serves
     H.make_channel(user["group"])
     harness.wait_for(lambda: post(port, token).status == 200, 5, "a 200 after every way out")
+    # and the cap is in force: one held, the next refused
+    path = KLING + "?wayheld=%dx" % token["id"]
+    t, out = hold_one(port, token, "wayhold-%d" % token["id"], path)
+    refused(post(port, token), "too_many_requests_in_flight", MSG_IN_FLIGHT % ("该令牌", 1),
+            "one at once", hi=1)
+    H.stub.release("wayhold-%d" % token["id"])
+    t.join(30)
+    expect_ok(out["r"], "the held request")
 
 
 @S.test(False)
