@@ -195,18 +195,33 @@ win_other(struct win *w, int64_t slot, int32_t n)
 	w->on[slot % WIN_SLOTS] = n;
 }
 
+/*
+ * The sum of a ring of slot counts whose newest slot is head (it holds
+ * slots head - WIN_SLOTS + 1 to head only: rolling on empties what it
+ * passes) over the window that ends at slot. The whole ring is summed in
+ * one pass (no division), then what lies outside the window taken off.
+ */
+static int64_t
+ring_sum(const int32_t *n, int64_t head, int64_t slot)
+{
+	int64_t	 c = 0, s, lo = slot - WIN_SLOTS + 1;
+	size_t	 i;
+
+	if (head < lo || head - slot >= WIN_SLOTS)
+		return 0;
+	for (i = 0; i < WIN_SLOTS; i++)
+		c += n[i];
+	for (s = head - WIN_SLOTS + 1; s < lo; s++)
+		c -= n[s % WIN_SLOTS];
+	for (s = slot + 1; s <= head; s++)	/* another host's clock ahead */
+		c -= n[s % WIN_SLOTS];
+	return c;
+}
+
 static int64_t
 win_count(const struct win *w, int64_t slot)
 {
-	int64_t	 c = 0, s, from = slot - WIN_SLOTS + 1;
-
-	for (s = w->head - WIN_SLOTS + 1 > from ? w->head - WIN_SLOTS + 1 :
-	    from; s <= w->head && s <= slot; s++)
-		c += w->n[s % WIN_SLOTS];
-	for (s = w->ohead - WIN_SLOTS + 1 > from ? w->ohead - WIN_SLOTS + 1 :
-	    from; s <= w->ohead && s <= slot; s++)
-		c += w->on[s % WIN_SLOTS];
-	return c;
+	return ring_sum(w->n, w->head, slot) + ring_sum(w->on, w->ohead, slot);
 }
 
 /*
