@@ -85,6 +85,15 @@ def refused(r, code, msg, what, lo=1, hi=60):
     retry_after(r, lo, hi, what)
 
 
+def refusals(port, reason):
+    """bltcy_limit_refusals_total{reason=...} of the pool behind port."""
+    r = request(port, "GET", "/bltcy/metrics", timeout=10)
+    m = re.search(r'^bltcy_limit_refusals_total\{reason="%s"\} (\d+)$' % reason,
+                  r.body.decode(), re.M)
+    check(m, "bltcy_limit_refusals_total{reason=%r} in /bltcy/metrics" % reason)
+    return int(m.group(1))
+
+
 def unchanged(user, token, chan, before, what):
     """Nothing charged: the account and its logs rows as they were."""
     eq(H.counters(user, token, chan), before, what + ": quota and logs rows")
@@ -111,8 +120,10 @@ def test_token_rpm(front, port):
     for i in range(3):
         expect_ok(post(port, token, m), "request %d of 3" % (i + 1))
     before = H.counters(user, token, chan)
+    n = refusals(port, "token_rpm")
     r = post(port, token, m)
     refused(r, "rate_limit_exceeded", MSG_RPM % ("该令牌", 3), "the 4th in a minute")
+    eq(refusals(port, "token_rpm"), n + 1, "refusals counted by reason token_rpm")
     eq(forwarded("rpm=%dx" % token["id"]), 3, "requests the upstream saw")
     unchanged(user, token, chan, before, "after the refusal")
     expect_ok(post(port, other, m), "the user's other token")
@@ -281,8 +292,10 @@ def test_rate_success_count(front, port):
     expect_ok(post(port, token, KLING + "?" + mark), "success 2")
     before = H.counters(user, token, chan)
     seen = forwarded(mark)
+    n = refusals(port, "rate_success")
     r = post(port, token, KLING + "?" + mark)
     refused(r, "rate_limit_exceeded", MSG_SUCCESS % (1, 2), "the 3rd success")
+    eq(refusals(port, "rate_success"), n + 1, "refusals counted by reason rate_success")
     eq(forwarded(mark), seen, "requests forwarded")
     unchanged(user, token, chan, before, "after the refusal")
     # another user is counted apart
