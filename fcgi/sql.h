@@ -41,6 +41,9 @@ enum stmt {
 	ST_IDEM_KEEP,
 	ST_IDEM_EXPIRE,
 	ST_TASK_EARLY,
+	ST_PLACE_TAKE,
+	ST_PLACE_GOT,
+	ST_PLACE_RETURN,
 	ST__MAX
 };
 extern const char *const relay_sql[ST__MAX];
@@ -55,13 +58,14 @@ extern const char *const relay_sql[ST__MAX];
  */
 #define FLUSH_ROWS	64
 #define LOG_ARGS	13
-#define TASK_ARGS	13
+#define TASK_ARGS	14
 enum mstmt {
 	MS_RETURN, MS_RECONCILE, MS_CONN, MS_SLOT, MS_APPLIED, MS_APPLIED_OLD,
 	MS_LOG1, MS_LOG4, MS_LOG16, MS_LOG64,
 	MS_TASK1, MS_TASK4, MS_TASK16, MS_TASK64,
 	MS_USER, MS_CHANNEL, MS_SPENT, MS_SPENT_ALL, MS_TOKEN, MS_REJECTED,
 	MS_PRUNE_TASKS, MS_PRUNE_IDEM,
+	MS_PLACE_RETURN, MS_PLACE_RECONCILE, MS_PLACES_WRITTEN,
 	MS__MAX
 };
 extern const char *const master_sql[MS__MAX];
