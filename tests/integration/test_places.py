@@ -326,6 +326,43 @@ def test_two_pools_exact():
         p.stop()
 
 
+def _statements(token, n):
+    """Statements the database ran for n sequential submits of token."""
+    def questions():
+        return int(H.sql("SHOW GLOBAL STATUS WHERE Variable_name = 'Questions'")[0]["Value"])
+    for i in range(300):        # the batches grown to their steady size
+        expect_ok(submit(token), "warm-up submit %d" % i)
+    written()
+    a = questions()
+    own = questions() - a
+    q0 = questions()
+    for i in range(n):
+        expect_ok(submit(token), "submit %d" % i)
+    written()
+    return questions() - q0 - own
+
+
+@S.test(fronts=False)
+def test_round_trips_per_submit():
+    """The steady-state cost of the caps: statements per submit with a
+    token tasks cap and MaxTasks set, against the same without."""
+    n = 200
+    jobs()
+    user, token, chan = H.setup_account(setting={"passthrough_quota": Q})
+    free = _statements(token, n)
+    user2, token2, chan2 = H.setup_account(setting={"passthrough_quota": Q, "MaxTasks": 10 ** 6})
+    limit("t", token2["id"], 10 ** 6)
+    capped = _statements(token2, n)
+    sys.stdout.write("# database statements per submit over %d sequential submits: no cap %.3f (%d), "
+                     "token tasks cap and MaxTasks %.3f (%d)\n" % (n, free / n, free, capped / n, capped))
+    eq(places_row("t", token2["id"])[0], 500, "open jobs of the capped token")
+    # a take asks for a batch of places (up to 256) and the usage writer
+    # moves a batch's places in one statement per scope: what is left per
+    # submit is largest for slow sequential traffic like this
+    check((capped - free) / n < 0.25, "the caps cost %.3f statements per submit, want < 0.25"
+          % ((capped - free) / n))
+
+
 def start(keep):
     global H
     H = harness.start_suite(keep, config={"TASK_POLL_RATE": "0"})
