@@ -1207,9 +1207,12 @@ done:
 
 /*
  * One transfer of the request to r->ch, with the key it goes with
- * (task_key). The answer streams to the client, unless another channel
- * may yet be tried: then a 401 (when the whole body is held, to be sent
- * again) and, for a query, a 502/503/504 are held back (upstream.h).
+ * (r->kidx, chosen by seat or fail_over, else task_key). The answer
+ * streams to the client, unless another channel may yet be tried: then
+ * a 401 (when the whole body is held, to be sent again) and, for a
+ * query, a 502/503/504 are held back (upstream.h); so is a submit's 429
+ * (the whole body held), for another key or channel, or the gateway's
+ * own 429 when none is left (forward).
  * What the transfer says of the channel is recorded: its breaker, its
  * auto-ban, the error counters. 0, or -1 with the answer sent.
  */
