@@ -61,6 +61,13 @@ setting_parse(const char *json, struct chan_setting *out, char *err,
 	if (get_int(o, "passthrough_query_quota", &q, &has, err, errsz) == -1)
 		goto done;
 	out->query_quota = has && q > 0 ? q : 0;
+	if (get_int(o, "MaxTasks", &v, &has, err, errsz) == -1)
+		goto done;
+	if (has && (v < 0 || v > 1000000)) {
+		snprintf(err, errsz, "MaxTasks must be 0 to 1000000");
+		goto done;
+	}
+	out->max_tasks = has ? (int)v : 0;
 	if (json_object_object_get_ex(o, "proxy", &x) && x != NULL) {
 		const char *p;
 		if (!json_object_is_type(x, json_type_string)) {

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
+#include "places.h"
 #include "recent.h"
 #include "route.h"
 #include "sql.h"
@@ -236,6 +237,7 @@ slot_gone(int slot)
 	struct refund	 r;
 	int		 stands = meter->dead_charge(mdb, slot);
 
+	places_dead(slot);		/* its open-job places back to spare */
 	if (owed_get(slot, &r))
 		log_warn("WARN req=%s a worker is gone with its refund waiting "
 		    "for the database; the master does it", r.rid);
@@ -576,11 +578,13 @@ main(int argc, char *argv[])
 	    ledger_init(2 * (pool_size() + 1) *
 	    (size_t)cfg_i(CFG_RELAY_THREADS)) == -1 || usage_init(host) == -1 ||
 	    owed_init(host, ledger_slots()) == -1 ||
+	    places_init(host, ledger_slots()) == -1 ||
 	    meter->start(host, ledger_slots(), mdb) == -1 ||
 	    limits_init(ledger_slots()) == -1) {
 		log_err("cannot map the charge slots and the usage ring");
 		return 1;
 	}
+	places_reconcile(mdb);
 	{	/* the batch writer's clock */
 		struct itimerval it = { { 0, 100000 }, { 0, 100000 } };
 		setitimer(ITIMER_REAL, &it, NULL);
@@ -641,6 +645,7 @@ main(int argc, char *argv[])
 					;
 			/* everything written, then the mode's, then refunds */
 			usage_drain(mdb);
+			places_shutdown(mdb);
 			if (meter->shutdown != NULL)
 				meter->shutdown(mdb);
 			owed_shutdown(&dsn);
@@ -675,6 +680,7 @@ main(int argc, char *argv[])
 			owed_settle(&dsn);
 			if (meter->tick != NULL)
 				meter->tick(mdb);
+			places_tick(mdb);
 			prune_tick();
 			limits_tick(mdb, host);
 		}

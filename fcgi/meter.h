@@ -68,6 +68,8 @@ struct usage {
 	char		 task_ids[256];	/* comma-separated */
 	char		 model[64];	/* what it was priced as (price.h) */
 	char		 key_hash[17];	/* which key of the channel (tasks) */
+	int		 places;	/* the open-job places its first task
+					   holds (places.h: PLACE_*) */
 };
 
 /* How a kept request ended: what its usage record takes on. */

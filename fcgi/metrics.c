@@ -3,6 +3,7 @@
 #include "config.h"
 #include "meter.h"
 #include "metrics.h"
+#include "places.h"
 #include "shared.h"
 
 /*
@@ -314,5 +315,6 @@ metrics_render(struct buf *o)
 	    (unsigned long long)LOAD(&m->breaker_skips),
 	    (unsigned long long)usage_backlog(),
 	    (unsigned long long)usage_rejected_total());
+	rc |= places_render(o);
 	return rc == 0 ? 0 : -1;
 }

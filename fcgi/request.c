@@ -18,6 +18,7 @@
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
+#include "places.h"
 #include "recent.h"
 #include "route.h"
 #include "sql.h"
@@ -45,6 +46,8 @@
  *			    file)
  *       route		    the task ids it names checked for their owner,
  *			    and the channel chosen and priced
+ *       seat		    a submit's open-job places: its token's, its
+ *			    user's, a key with room (places.h)
  *       reserve	    the charge, through the metering mode (meter.h)
  *     quote		  for /bltcy/quote/...: the price alone, or
  *     forward		  the transfer to the old gateway:
@@ -63,6 +66,8 @@
 
 #define QUOTE		"/bltcy/quote"
 #define MSG_MAX		512
+#define TRIED_MAX	16	/* channels one request is sent to, at most */
+#define PLACE_RETRY_S	5	/* Retry-After of a refusal for open jobs */
 
 /* A task a request names, as bltcy_tasks has it (route). */
 struct task_row {
@@ -114,6 +119,13 @@ struct req {
 	struct price_out price;
 	struct charge	 charge;	/* held from reserve until settled */
 	const char	*key;		/* the channel key it went with */
+	int		 kidx;		/* the key of r->ch to send with, or -1
+					   for task_key's */
+	struct {			/* the keys it was sent with */
+		long long	 ch;
+		size_t		 k;
+	}		 ktried[TRIED_MAX];
+	size_t		 nktried;
 	struct body	 body;		/* the whole body (read_body) */
 	int		 status;
 	int		 retry_after;	/* seconds, for a 429 of the gateway's */
@@ -132,7 +144,7 @@ enum gw_err {
 	GW_IDEM_UNKEPT, GW_IDEM_REUSED, GW_CODING, GW_BAD_CODING, GW_BAD_BODY,
 	GW_PRICE_MAX, GW_TASK_GONE, GW_TASK_DRAINING, GW_TASK_NO_KEY,
 	GW_TOKEN_THROTTLED, GW_RATE_TOTAL, GW_RATE_SUCCESS, GW_IN_FLIGHT, GW_RPM,
-	GW__MAX
+	GW_CAPACITY, GW_TASKS, GW__MAX
 };
 
 /* new-api's statuses and messages; %s takes the detail noted. */
@@ -194,6 +206,10 @@ static const struct { int status; const char *code, *msg; } gw_errs[GW__MAX] = {
 	    "%s同时处理中的请求已达上限（%d 个），请等待已有请求完成后重试" },
 	[GW_RPM] = { 429, "rate_limit_exceeded",
 	    "%s已达到请求频率限制：每分钟最多请求%d次，请稍后重试" },
+	[GW_CAPACITY] =	  { 429, "channel_capacity_exhausted",
+	    "当前分组上游负载已饱和，请稍后再试" },
+	[GW_TASKS] =	  { 429, "too_many_open_tasks",
+	    "未完成的任务数已达上限，请等待任务完成后再提交" },
 };
 
 struct auth_out {
@@ -234,7 +250,6 @@ struct transfer {
 	char			 quota_hdr[48];
 };
 
-#define TRIED_MAX	16	/* channels one request is sent to, at most */
 
 static void	 relay(struct worker *, struct req *);
 static enum verdict prepare(struct worker *, struct req *, const char *, int,
@@ -253,6 +268,9 @@ static enum verdict route(struct worker *, struct req *, const struct task_ids *
 static int	 idempotent(struct worker *, struct req *);
 static void	 replay(struct req *);
 static int	 price(struct req *, const char *);
+static enum verdict seat(struct worker *, struct req *, struct plan *);
+static enum place_rc key_next(struct worker *, struct req *,
+		    const struct channel *);
 static enum verdict reserve(struct worker *, struct req *, const char *, int);
 static void	 forward(struct worker *, struct req *, const char *, int);
 static int	 send_once(struct worker *, struct req *, int, struct transfer *);
@@ -323,6 +341,7 @@ request_serve(struct worker *w, FCGX_Request *fr)
 	r.pathlen = q ? (size_t)(q - r.uri) : strlen(r.uri);
 	r.query = q ? q + 1 : NULL;
 	r.content_length = -1;
+	r.kidx = -1;
 	if ((cl = FCGX_GetParam("CONTENT_LENGTH", fr->envp)) != NULL &&
 	    *cl != '\0' && parse_ll(cl, 0, INT64_MAX, &v) == 0)
 		r.content_length = v;
@@ -361,6 +380,7 @@ request_serve(struct worker *w, FCGX_Request *fr)
 		finish_charge(w, &r, 0, NULL);
 	if (r.limited)
 		limits_leave(w->charge_slot, r.status);
+	places_give_all(w->charge_slot);	/* no task of its holds them */
 	idem_release(w->p->db, &r.idem);	/* no answer was kept */
 	metrics_busy(w->p->mslot, 0);
 	metrics_request(r.service, r.status, mono_ms() - r.start_ms);
@@ -449,6 +469,8 @@ prepare(struct worker *w, struct req *r, const char *key, int fresh,
 	}
 	if ((v = route(w, r, &pl->cand, &pl->ao, &pl->group, &pl->fixed)) !=
 	    GO_ON || r->quote)
+		return v;
+	if ((v = seat(w, r, pl)) != GO_ON)
 		return v;
 	return reserve(w, r, pl->group, !fresh);
 }
@@ -1041,6 +1063,118 @@ owner_row(void *arg, const struct dbv *c, size_t n)
 }
 
 /*
+ * A submit's open-job places (places.h), before it is charged: one of
+ * its token's and one of its user's where they have a tasks cap, and
+ * where its channel has MaxTasks one of a key with room (places_key; a
+ * task's follow-up: its own key's), else the next channel by new-api's
+ * pick, as far as the request may go to another (not pinned, no task's).
+ * A query takes none. GO_ON; or ANSWERED with the 429 sent (nothing
+ * forwarded or charged), or LOOK_AGAIN when a kept token row's cap
+ * refused it (refuse).
+ */
+static enum verdict
+seat(struct worker *w, struct req *r, struct plan *pl)
+{
+	const struct limits *lim[2] = { &r->tok.token_limits,
+			    &r->tok.user_limits };
+	static const enum limit_refusal why[2] = { LR_TOKEN_TASKS,
+			    LR_USER_TASKS };
+	long long	 id[2] = { r->tok.id, r->tok.user_id }, full[TRIED_MAX];
+	size_t		 nfull = 0, i;
+	enum place_rc	 rc = PLACE_OK;
+	enum verdict	 v;
+	char		 h[17];
+
+	places_give_all(w->charge_slot);	/* a look again's */
+	r->kidx = -1;
+	r->nktried = 0;
+	if (is_query_method(r->method))
+		return GO_ON;
+	for (i = 0; i < 2; i++) {
+		if (lim[i]->tasks <= 0)
+			continue;
+		rc = places_take(w->p->db, w->charge_slot, r->id,
+		    i == 0 ? PS_TOKEN : PS_USER, id[i], "", lim[i]->tasks);
+		if (rc == PLACE_DB) {
+			gw_error(r, GW_DB);
+			return ANSWERED;
+		}
+		if (rc == PLACE_FULL) {
+			r->retry_after = PLACE_RETRY_S;
+			if ((v = refuse(r, &pl->ao, GW_TASKS)) == ANSWERED)
+				metrics_limit_refused(why[i]);
+			return v;
+		}
+	}
+	while (r->ch->set.max_tasks > 0) {
+		if (r->task.id[0] != '\0' && r->task.channel == r->ch->id) {
+			i = task_key(r);
+			key_hash(r->ch->keys[i], h);
+			if ((rc = places_take(w->p->db, w->charge_slot, r->id,
+			    PS_KEY, r->ch->id, h, r->ch->set.max_tasks)) ==
+			    PLACE_OK)
+				r->kidx = (int)i;
+		} else
+			rc = key_next(w, r, r->ch);
+		if (rc == PLACE_OK)
+			break;
+		if (rc == PLACE_DB) {
+			gw_error(r, GW_DB);
+			return ANSWERED;
+		}
+		full[nfull++] = r->ch->id;
+		if (pl->fixed || nfull == TRIED_MAX ||
+		    (r->ch = channel_pick(&r->snap->c, pl->group, r->service,
+		    full, nfull, &w->rng)) == NULL) {
+			metrics_limit_refused(LR_CAPACITY);
+			r->retry_after = PLACE_RETRY_S;
+			gw_error(r, GW_CAPACITY);
+			return ANSWERED;
+		}
+		if (price(r, pl->group) == -1)
+			return ANSWERED;
+	}
+	return GO_ON;
+}
+
+/*
+ * The key of ch the request's next transfer goes with (r->kidx), among
+ * those it was not sent with yet: for a submit on a channel with
+ * MaxTasks one with a place (places_key), else the next usable one, or
+ * task_key's when it was sent with none of ch's yet. PLACE_FULL when
+ * none is left.
+ */
+static enum place_rc
+key_next(struct worker *w, struct req *r, const struct channel *ch)
+{
+	unsigned char	 skip[256];
+	size_t		 i, ki;
+	int		 any = 0;
+	enum place_rc	 rc;
+
+	memset(skip, 0, sizeof(skip));
+	for (i = 0; i < r->nktried; i++)
+		if (r->ktried[i].ch == ch->id && r->ktried[i].k < sizeof(skip))
+			skip[r->ktried[i].k] = any = 1;
+	if (ch->set.max_tasks > 0 && !is_query_method(r->method)) {
+		if ((rc = places_key(w->p->db, w->charge_slot, r->id, ch,
+		    ch->set.max_tasks, skip, &ki)) == PLACE_OK)
+			r->kidx = (int)ki;
+		return rc;
+	}
+	places_give(w->charge_slot, PS_KEY);
+	r->kidx = -1;
+	if (!any)
+		return PLACE_OK;
+	for (i = 0; i < ch->nkeys && i < sizeof(skip); i++)
+		if (!skip[i] && chan_key_usable(ch, i)) {
+			r->kidx = (int)i;
+			return PLACE_OK;
+		}
+	return PLACE_FULL;
+}
+
+/*
  * Charge the request: GO_ON, or ANSWERED with the refusal sent. With
  * again set, a charge that did not apply but may once the token is read
  * afresh (METER_RECHECK) is LOOK_AGAIN instead.
@@ -1139,6 +1273,15 @@ forward(struct worker *w, struct req *r, const char *group, int fixed)
 		if (charge_again(w, r, group) == -1)
 			goto done;
 	}
+	if (t.res.withheld && t.res.status == 429) {
+		/* every key and channel it could go to refused the job */
+		log_warn("req=%s every key refused the job (429)", r->id);
+		finish_charge(w, r, 0, NULL);
+		metrics_limit_refused(LR_CAPACITY);
+		r->retry_after = PLACE_RETRY_S;
+		gw_error(r, GW_CAPACITY);
+		goto done;
+	}
 	if (t.res.withheld && upstream_release(&t.up, &t.res) == -1)
 		t.res.client_gone = !t.res.answer_refused;
 	r->bytes = t.res.bytes_out;
@@ -1152,9 +1295,12 @@ done:
 
 /*
  * One transfer of the request to r->ch, with the key it goes with
- * (task_key). The answer streams to the client, unless another channel
- * may yet be tried: then a 401 (when the whole body is held, to be sent
- * again) and, for a query, a 502/503/504 are held back (upstream.h).
+ * (r->kidx, chosen by seat or fail_over, else task_key). The answer
+ * streams to the client, unless another channel may yet be tried: then
+ * a 401 (when the whole body is held, to be sent again) and, for a
+ * query, a 502/503/504 are held back (upstream.h); so is a submit's 429
+ * (the whole body held), for another key or channel, or the gateway's
+ * own 429 when none is left (forward).
  * What the transfer says of the channel is recorded: its breaker, its
  * auto-ban, the error counters. 0, or -1 with the answer sent.
  */
@@ -1173,8 +1319,13 @@ send_once(struct worker *w, struct req *r, int fixed, struct transfer *t)
 		gw_error(r, GW_PATH);
 		return -1;
 	}
-	ki = task_key(r);
+	ki = r->kidx >= 0 && (size_t)r->kidx < r->ch->nkeys ?
+	    (size_t)r->kidx : task_key(r);
 	r->key = r->ch->keys[ki];
+	if (r->nktried < TRIED_MAX) {
+		r->ktried[r->nktried].ch = r->ch->id;
+		r->ktried[r->nktried++].k = ki;
+	}
 	snprintf(t->quota_hdr, sizeof(t->quota_hdr), "X-Bltcy-Quota: %lld\r\n",
 	    r->quota);
 	memset(up, 0, sizeof(*up));
@@ -1189,6 +1340,8 @@ send_once(struct worker *w, struct req *r, int fixed, struct transfer *t)
 	up->held_all = r->body.all;
 	up->hold_401 = !fixed && r->body.all;
 	up->hold_5xx = !fixed && query;
+	/* an account at its limit: the job may go to another key */
+	up->hold_429 = !query && r->body.all;
 	up->capture = !query || poll_kind(r) != NULL;
 	up->extra_headers = t->quota_hdr;
 	if (r->idem.held) {	/* the answer is kept for repeats */
@@ -1232,17 +1385,48 @@ send_once(struct worker *w, struct req *r, int fixed, struct transfer *t)
  * failure before any byte was sent or an answer held back (send_once),
  * and only when the channel is not the only one (a pinned one, or the
  * one that made the request's task); never one already tried, at most
- * RELAY_FAILOVER_MAX in all. NULL: the transfer's outcome stands.
+ * RELAY_FAILOVER_MAX transfers in all. A 429 held back (the account
+ * is at its limit) sends the job first to another key of the same
+ * channel, also a pinned one (not a task's follow-up: its key knows the
+ * task), its place on the refusing key given back. The key it goes with
+ * is chosen here (key_next). NULL: the transfer's outcome stands.
  */
 static struct channel *
 fail_over(struct worker *w, struct req *r, const char *group, int fixed,
     const struct up_result *res, const long long *tried, size_t ntried)
 {
-	if (fixed || (int)ntried >= (int)cfg_i(CFG_RELAY_FAILOVER_MAX) ||
+	long long	 skip[2 * TRIED_MAX];
+	size_t		 nskip;
+	struct channel	*ch;
+
+	if ((int)ntried >= (int)cfg_i(CFG_RELAY_FAILOVER_MAX) ||
 	    ntried >= TRIED_MAX || !(connect_failure(res) || res->withheld))
 		return NULL;
-	return channel_pick(&r->snap->c, group, r->service, tried, ntried,
-	    &w->rng);
+	if (res->withheld && res->status == 429) {
+		/* the account refused the job: its place back, another key */
+		places_give(w->charge_slot, PS_KEY);
+		if ((r->task.id[0] == '\0' || r->task.channel != r->ch->id) &&
+		    key_next(w, r, r->ch) == PLACE_OK)
+			return r->ch;
+	}
+	if (fixed)
+		return NULL;
+	memcpy(skip, tried, ntried * sizeof(skip[0]));
+	for (nskip = ntried; nskip < 2 * TRIED_MAX; skip[nskip++] = ch->id) {
+		if ((ch = channel_pick(&r->snap->c, group, r->service, skip,
+		    nskip, &w->rng)) == NULL)
+			return NULL;
+		/* a submit needs a key with room there */
+		switch (key_next(w, r, ch)) {
+		case PLACE_OK:
+			return ch;
+		case PLACE_DB:
+			return NULL;
+		case PLACE_FULL:
+			break;
+		}
+	}
+	return NULL;
 }
 
 /*
@@ -1322,7 +1506,8 @@ answered(struct worker *w, struct req *r, const struct up_result *res)
 static void
 book(struct worker *w, struct req *r, int ok, const char *tasks)
 {
-	struct dbv	 a[6];
+	struct dbv	 a[9];
+	char		 kh[17];
 
 	if (r->charge.held) {
 		finish_charge(w, r, ok, tasks);
@@ -1330,13 +1515,18 @@ book(struct worker *w, struct req *r, int ok, const char *tasks)
 	}
 	if (tasks[0] == '\0')
 		return;
+	key_hash(r->key, kh);
 	a[0] = DBS(r->service);
 	a[1] = DBS(tasks);
 	a[2] = DBI(r->ch->id);
 	a[3] = DBI(r->tok.user_id);
 	a[4] = DBI(r->tok.id);
 	a[5] = DBI(now_s());
-	if (db_run(w->p->db, ST_TASKS_ADD, a, 6, NULL, NULL, NULL) != DB_OK)
+	a[6] = DBS(kh);
+	/* its places are the task's, moved from this host's grant there */
+	a[7] = DBI(places_hand(w->charge_slot));
+	a[8] = DBS(w->p->host);
+	if (db_run(w->p->db, ST_TASKS_ADD, a, 9, NULL, NULL, NULL) != DB_OK)
 		log_err("req=%s recording tasks: %s", r->id, db_error(w->p->db));
 }
 
@@ -1558,6 +1748,8 @@ finish_charge(struct worker *w, struct req *r, int settle, const char *tasks)
 	e.use_time = (mono_ms() - r->start_ms + 500) / 1000;
 	e.tasks = tasks;
 	e.key_hash = hash;
+	/* the places it holds are its first task's (places.h) */
+	r->charge.rec.places = hash[0] != '\0' ? places_hand(w->charge_slot) : 0;
 	meter->settle(w->p->db, &r->charge, settle, &e);
 	if (settle)
 		metrics_quota(r->quota);

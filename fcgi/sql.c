@@ -120,7 +120,9 @@ const char *const relay_sql[ST__MAX] = {
 	    "INSERT IGNORE INTO bltcy_slots (host, slot, updated_at)"
 	    " VALUES (?, ?, ?)",
 	[ST_PING] = "SELECT v FROM bltcy_meta WHERE k = 'channels'",
-	[ST_TASKS_ADD] = "CALL bltcy_tasks_add(?, ?, ?, ?, ?, ?)",
+	/* an uncharged request's tasks, with the places the first holds */
+	[ST_TASKS_ADD] =
+	    "CALL bltcy_tasks_add_places(?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_AUTO_BAN] = "CALL bltcy_auto_ban(?, ?, ?)",
 	/*
 	 * The tasks of the ids a request names, in every service (a task is
@@ -170,6 +172,15 @@ const char *const relay_sql[ST__MAX] = {
 	[ST_IDEM_EXPIRE] =
 	    "DELETE FROM bltcy_idempotency WHERE token_id = ? AND idem_key = ?"
 	    " AND created_at < ?",
+	/* open-job places (places.c): a take, what it got, a return */
+	[ST_PLACE_TAKE] = "CALL bltcy_place_take(?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_PLACE_GOT] =
+	    "SELECT g.last_n, p.open, p.granted FROM bltcy_place_grants g"
+	    " JOIN bltcy_places p ON p.scope = g.scope AND p.id = g.id"
+	    " AND p.key_hash = g.key_hash"
+	    " WHERE g.host = ? AND g.scope = ? AND g.id = ? AND g.key_hash = ?"
+	    " AND g.last_op = ?",
+	[ST_PLACE_RETURN] = "CALL bltcy_place_return(?, ?, ?, ?, ?, ?)",
 	[ST_LEASE_GRANT] =
 	    "SELECT last_grant FROM bltcy_leases WHERE host = ? AND token_id = ?",
 };
@@ -192,8 +203,8 @@ const char *const relay_sql[ST__MAX] = {
 #define TASK_COLS	"INSERT IGNORE INTO bltcy_tasks (service, task_id," \
 			" channel_id, user_id, token_id, created_at, request_id," \
 			" model, path, key_hash, quota, state, updated_at," \
-			" next_poll) VALUES "
-#define TASK_ROW	"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?)"
+			" next_poll, places) VALUES "
+#define TASK_ROW	"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?)"
 #define RATE_COLS	"INSERT INTO bltcy_rate_counts (kind, id, width, slot, host," \
 			" n, expires, updated_at) VALUES "
 #define RATE_ROW	"(?, ?, ?, ?, ?, ?, ?," \
@@ -269,6 +280,15 @@ const char *const master_sql[MS__MAX] = {
 	    " GROUP BY kind, id",
 	[MS_RATE_PRUNE] = "DELETE FROM bltcy_rate_counts WHERE expires < ?"
 	    " LIMIT 10000",
+	/* open-job places (places.c): spare ones back, an earlier run's */
+	[MS_PLACE_RETURN] = "CALL bltcy_place_return(?, ?, ?, ?, ?, ?)",
+	[MS_PLACE_RECONCILE] = "CALL bltcy_place_reconcile(?, ?)",
+	/* a batch's tasks hold these places now, no longer this host */
+	[MS_PLACES_WRITTEN] =
+	    "UPDATE bltcy_places p JOIN bltcy_place_grants g ON g.host = ?"
+	    " AND g.scope = p.scope AND g.id = p.id AND g.key_hash = p.key_hash"
+	    " SET p.granted = GREATEST(p.granted - ?, 0), g.n = g.n - ?"
+	    " WHERE p.scope = ? AND p.id = ? AND p.key_hash = ?",
 };
 
 /*

@@ -42,6 +42,9 @@ enum stmt {
 	ST_IDEM_KEEP,
 	ST_IDEM_EXPIRE,
 	ST_TASK_EARLY,
+	ST_PLACE_TAKE,
+	ST_PLACE_GOT,
+	ST_PLACE_RETURN,
 	ST__MAX
 };
 extern const char *const relay_sql[ST__MAX];
@@ -56,7 +59,7 @@ extern const char *const relay_sql[ST__MAX];
  */
 #define FLUSH_ROWS	64
 #define LOG_ARGS	13
-#define TASK_ARGS	13
+#define TASK_ARGS	14
 /* The exchange of counts (reqlimit.c): statements of 1, 4, 16 and 64 rows. */
 #define RATE_ARGS	7
 enum mstmt {
@@ -67,6 +70,7 @@ enum mstmt {
 	MS_PRUNE_TASKS, MS_PRUNE_IDEM,
 	MS_RATE_PUT1, MS_RATE_PUT4, MS_RATE_PUT16, MS_RATE_PUT64,
 	MS_RATE_NOW, MS_RATE_PULL, MS_RATE_GAUGES, MS_RATE_PRUNE,
+	MS_PLACE_RETURN, MS_PLACE_RECONCILE, MS_PLACES_WRITTEN,
 	MS__MAX
 };
 extern const char *const master_sql[MS__MAX];

@@ -464,6 +464,7 @@ static int
 withheld(const struct upstream_req *rq, int status)
 {
 	return (status == 401 && rq->hold_401) ||
+	    (status == 429 && rq->hold_429) ||
 	    (rq->hold_5xx && status >= 502 && status <= 504);
 }
 

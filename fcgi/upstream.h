@@ -82,6 +82,7 @@ struct upstream_req {
 	int			 held_all;	/* held is the whole body */
 	int			 hold_401;	/* keep a 401 back (retry elsewhere) */
 	int			 hold_5xx;	/* keep a 502/503/504 back */
+	int			 hold_429;	/* keep a 429 back (another key) */
 	int			 capture;	/* keep a JSON answer for task ids */
 	int			 capture_any;	/* keep any answer (not only JSON) */
 	const char		*extra_headers;	/* lines the relay adds, or NULL */

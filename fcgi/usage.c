@@ -10,6 +10,7 @@
 #include "db.h"
 #include "log.h"
 #include "meter.h"
+#include "places.h"
 #include "shared.h"
 #include "sql.h"
 #include "taskids.h"
@@ -178,6 +179,8 @@ task_insert(struct db *db, const struct task_row *t, size_t n)
 		v[10] = DBI(t[i].first ? t[i].r->quota : 0);
 		v[11] = DBI(t[i].r->at);
 		v[12] = DBI(t[i].r->at + cfg_i(CFG_TASK_POLL_INTERVAL));
+		/* one job, one place of each scope its submit held */
+		v[13] = DBI(t[i].first ? t[i].r->places : 0);
 	}
 	return db_run(db, rows_stmt(MS_TASK1, n), a, n * TASK_ARGS, NULL, NULL,
 	    NULL);
@@ -399,6 +402,9 @@ write_batch(struct db *db, struct usage *const *r, size_t n, const char *op,
 		rc = log_rows(db, r + i, k = rows_step(n - i));
 	if (rc == DB_OK && why == NULL)
 		rc = task_rows(db, r, n);
+	/* a task set aside frees its places: it is no open job */
+	if (rc == DB_OK)
+		rc = places_written(db, r, n);
 	if (rc == DB_OK)
 		rc = sum_update(db, MS_USER, users, nu, 1, 0, 0);
 	if (rc == DB_OK)
