@@ -116,8 +116,9 @@ key_ban_reason(const struct ban_options *b, int status, const char *body,
 	if (codes_match(b->codes, b->ncodes, status)) {
 		body_start(body != NULL ? body : "", body != NULL ? len : 0,
 		    start, sizeof(start));
-		snprintf(why, whysz, "上游返回 %d%s%s", status,
+		snprintf(tmp, sizeof(tmp), "上游返回 %d%s%s", status,
 		    start[0] != '\0' ? "：" : "", start);
+		utf8_copy(why, tmp, whysz);
 		return 1;
 	}
 	return 0;
@@ -236,7 +237,7 @@ keys_probe_free(struct key_probe *kp)
 }
 
 static int
-kind_row(void *arg, const struct dbv *c, size_t n)
+probe_row(void *arg, const struct dbv *c, size_t n)
 {
 	struct kinds		*l = arg;
 	struct probe_kind	*k;
@@ -417,7 +418,7 @@ keys_probe(struct key_probe *kp, const struct chcache *c, long long now)
 	}
 	if (claimed != 1 || (ks = calloc(1, sizeof(*ks))) == NULL)
 		return;	/* another host's turn */
-	if (db_run(kp->db, KS_KINDS, NULL, 0, kind_row, ks, NULL) != DB_OK) {
+	if (db_run(kp->db, KS_KINDS, NULL, 0, probe_row, ks, NULL) != DB_OK) {
 		log_warn("key probe: reading the probes: %s", db_error(kp->db));
 		goto out;
 	}
