@@ -43,7 +43,7 @@ LABEL(L_GROUP, "分组", "Group") \
 LABEL(L_MODELS, "模型映射", "Models") \
 LABEL(L_SETTING, "设置", "Setting") \
 LABEL(L_REMARK, "备注", "Remark") \
-LABEL(L_AUTO_BAN, "按自动禁用设置禁用被上游拒绝的密钥（AutomaticDisable*）", "Disable a key the upstream refuses, by the automatic-disable options (AutomaticDisable*)") \
+LABEL(L_AUTO_BAN, "上游拒绝时自动禁用（AutomaticDisable*）", "Disable automatically when the upstream refuses (by the AutomaticDisable* options)") \
 LABEL(L_KEYS, "密钥（进行中任务 / 上限）", "Keys (open jobs / cap)") \
 LABEL(L_NO_CAP, "不限", "no cap") \
 LABEL(L_MODELS_HELP, "一行一个基础名称（小写，不带版本号）：", "One base name per line (lower case, no version): ") \

@@ -104,7 +104,8 @@ key_ban_reason(const struct ban_options *b, int status, const char *body,
 {
 	char	 kw[KEY_WHY_MAX], start[96], tmp[KEY_WHY_MAX + 64];
 
-	if (!b->disable || status == 429 || status < 100)
+	/* as new-api, only an error answer is read */
+	if (!b->disable || status == 429 || status < 400 || status > 599)
 		return 0;
 	if (key_keyword(b, body, len, kw, sizeof(kw)) != NULL) {
 		/* cut at a whole character */

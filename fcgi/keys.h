@@ -21,11 +21,12 @@ struct up_result;
 #define KEY_WHY_MAX	256	/* bytes of a reason, the NUL included */
 
 /*
- * Whether an upstream's answer (its status, and the first len bytes of
- * its body) disables the key it went with, by new-api's rules: the
- * disabling is on, the status is one of AutomaticDisableStatusCodes or
- * the body holds one of AutomaticDisableKeywords (ASCII letters without
- * case; new-api's list when the option is not set). A 429 never does:
+ * Whether an upstream's error answer (its status, 400 to 599, and the
+ * first len bytes of its body) disables the key it went with, by
+ * new-api's rules: the disabling is on, the status is one of
+ * AutomaticDisableStatusCodes or the body holds one of
+ * AutomaticDisableKeywords (ASCII letters without case; new-api's list
+ * when the option is not set). A 429 never does:
  * an account at its limit is full, not refused. 1 with why (for people:
  * the status, and the keyword or the start of the body), else 0.
  */

@@ -73,22 +73,24 @@ test_ban_reason(void)
 	    sizeof(why)), 0);
 	T_INT(key_ban_reason(&o.ban, 401, NULL, 0, why, sizeof(why)), 1);
 	T_STR(why, "上游返回 401");
-	/* new-api's keywords, without case, in any status but 429 */
-	T_INT(key_ban_reason(&o.ban, 200, "x: PERMISSION Denied", 20, why,
+	/* new-api's keywords, without case, in an error answer but a 429 */
+	T_INT(key_ban_reason(&o.ban, 400, "x: PERMISSION Denied", 20, why,
 	    sizeof(why)), 1);
-	T_STR(why, "上游返回 200，含关键词「permission denied」");
+	T_STR(why, "上游返回 400，含关键词「permission denied」");
+	T_INT(key_ban_reason(&o.ban, 200, "x: PERMISSION Denied", 20, why,
+	    sizeof(why)), 0);
 	T_INT(key_ban_reason(&o.ban, 429, "permission denied", 17, why,
 	    sizeof(why)), 0);
 	o.ban.codes[0].lo = 400;
 	o.ban.codes[0].hi = 499;
 	T_INT(key_ban_reason(&o.ban, 429, "x", 1, why, sizeof(why)), 0);
 	/* only the bytes given are read */
-	T_INT(key_ban_reason(&o.ban, 200, "permission denied", 16, why,
+	T_INT(key_ban_reason(&o.ban, 503, "permission denied", 16, why,
 	    sizeof(why)), 0);
 	/* the option's keywords replace new-api's; an empty list has none */
 	T_INT(options_set(&o, "AutomaticDisableKeywords", "余额不足\nquota",
 	    why, sizeof(why)), 0);
-	T_INT(key_ban_reason(&o.ban, 200, "permission denied", 17, why,
+	T_INT(key_ban_reason(&o.ban, 503, "permission denied", 17, why,
 	    sizeof(why)), 0);
 	T_STR(key_keyword(&o.ban, "账户余额不足", strlen("账户余额不足"), kw,
 	    sizeof(kw)), "余额不足");
