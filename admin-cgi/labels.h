@@ -43,7 +43,9 @@ LABEL(L_GROUP, "分组", "Group") \
 LABEL(L_MODELS, "模型映射", "Models") \
 LABEL(L_SETTING, "设置", "Setting") \
 LABEL(L_REMARK, "备注", "Remark") \
-LABEL(L_AUTO_BAN, "上游返回 401 时自动禁用", "Disable automatically when the upstream answers 401") \
+LABEL(L_AUTO_BAN, "上游拒绝时自动禁用（AutomaticDisable*）", "Disable automatically when the upstream refuses (by the AutomaticDisable* options)") \
+LABEL(L_KEYS, "密钥（进行中任务 / 上限）", "Keys (open jobs / cap)") \
+LABEL(L_NO_CAP, "不限", "no cap") \
 LABEL(L_MODELS_HELP, "一行一个基础名称（小写，不带版本号）：", "One base name per line (lower case, no version): ") \
 LABEL(L_BASE_URL_HELP, "不要包含路径，不要以 / 结尾。✅ https://api.bltcy.ai ❌ https://api.bltcy.ai/kling", "No path and no trailing /. ✅ https://api.bltcy.ai ❌ https://api.bltcy.ai/kling") \
 LABEL(L_KEY_HELP_NEW, "旧网关的 API 密钥（sk-xxx…）；多个密钥一行一个，轮流使用", "The old gateway's API key (sk-xxx…); several keys one per line, used in turn") \

@@ -12,6 +12,7 @@
 
 #include "admin.h"
 #include "crypto.h"
+#include "jsonread.h"
 #include "log.h"
 #include "netaddr.h"
 #include "reply.h"
@@ -360,10 +361,209 @@ addr_label(struct req *r, const char *url)
 	    addr_class_name(c), T(r, l));
 }
 
+/* ---- a channel's keys: open jobs against the cap, disabled and why ---- */
+
+#define PLACES_MAX	65536
+
+/* Open jobs of one key (bltcy_places, scope 'k'). */
+struct place {
+	long long	 id;
+	char		 hash[17];
+	long long	 open;
+};
+
+struct list_ctx {
+	struct req	*r;
+	struct place	*pl;
+	size_t		 npl;
+};
+
+static int
+place_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct list_ctx	*x = arg;
+	struct place	*p;
+
+	if (x->npl == PLACES_MAX)
+		return 1;
+	p = &x->pl[x->npl];
+	p->id = col_i(&c[0]);
+	strlcpy_(p->hash, col_s(&c[1]), sizeof(p->hash));
+	p->open = col_i(&c[2]);
+	x->npl++;
+	return 0;
+}
+
+static long long
+open_jobs(const struct list_ctx *x, long long id, const char *hash)
+{
+	size_t	 i;
+
+	for (i = 0; i < x->npl; i++)
+		if (x->pl[i].id == id && strcmp(x->pl[i].hash, hash) == 0)
+			return x->pl[i].open;
+	return 0;
+}
+
+/* A number or a string at path of a JSON text, as text ("" if none). */
+static void
+json_at(const char *text, const char *path, char *out, size_t outsz)
+{
+	struct json_value	 v;
+	const char		*paths[1] = { path };
+
+	out[0] = '\0';
+	if (text == NULL || *text == '\0' ||
+	    json_values(text, strlen(text), paths, 1, 0, &v) == -1)
+		return;
+	if (v.kind == JSON_STRING)
+		json_text(&v, out, outsz);
+	else if (v.kind == JSON_NUMBER)
+		json_compact(&v, out, outsz);
+}
+
+/*
+ * One line a key, as the relay reads the key column (fcgi/channels.c
+ * split_keys): the lines as new-api counts them (the '\n's around them
+ * trimmed), each trimmed, blank ones skipped. each(arg, line index, key).
+ */
+static size_t
+each_key(char *plain, void (*each)(void *, int, const char *), void *arg)
+{
+	char	*p, *line;
+	size_t	 len, n = 0;
+	int	 idx = 0;
+
+	len = strlen(plain);
+	while (len > 0 && plain[len - 1] == '\n')
+		plain[--len] = '\0';
+	for (p = plain; *p == '\n'; p++)
+		;
+	for (line = p; *line != '\0'; idx++) {
+		len = strcspn(line, "\n");
+		p = line + len;
+		if (*p == '\n')
+			*p++ = '\0';
+		while (*line == ' ' || *line == '\t' || *line == '\r')
+			line++;
+		len = strlen(line);
+		while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' ||
+		    line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len > 0 && strchr(line, '\r') == NULL) {
+			if (each != NULL)
+				each(arg, idx, line);
+			n++;
+		}
+		line = p;
+	}
+	return n;
+}
+
+struct key_view {
+	const struct list_ctx	*x;
+	long long		 id, status, cap;
+	size_t			 nkeys;
+	const char		*info, *other;
+};
+
+static void
+key_line(void *arg, int idx, const char *key)
+{
+	struct key_view	*k = arg;
+	struct req	*r = k->x->r;
+	char		 hash[65], hint[32], path[64], st[16], why[512], at[32];
+	char		 when[32];
+	long long	 state = 1;
+	size_t		 si;
+
+	sha256_hex(key, strlen(key), hash);
+	hash[16] = '\0';
+	mask_key(key, hint);
+	why[0] = at[0] = '\0';
+	if (k->nkeys == 1) {
+		/* a channel of one key is the key */
+		if (k->status == 3) {
+			state = 3;
+			json_at(k->other, "status_reason", why, sizeof(why));
+			json_at(k->other, "status_time", at, sizeof(at));
+		}
+	} else {
+		snprintf(path, sizeof(path), "multi_key_status_list.%d", idx);
+		json_at(k->info, path, st, sizeof(st));
+		if (st[0] != '\0' && strcmp(st, "1") != 0) {
+			state = strcmp(st, "3") == 0 ? 3 : 2;
+			snprintf(path, sizeof(path),
+			    "multi_key_disabled_reason.%d", idx);
+			json_at(k->info, path, why, sizeof(why));
+			snprintf(path, sizeof(path),
+			    "multi_key_disabled_time.%d", idx);
+			json_at(k->info, path, at, sizeof(at));
+		}
+	}
+	si = status_idx(state);
+	h(&r->out, "<div class=\"key\">#%d <span class=\"mono\">%s</span> "
+	    "<span class=\"num\">%L / ", idx + 1, hint,
+	    open_jobs(k->x, k->id, hash));
+	if (k->cap > 0)
+		h(&r->out, "%L", k->cap);
+	else
+		h(&r->out, "%s", T(r, L_NO_CAP));
+	h(&r->out, "</span> <span class=\"badge %s\">%s</span>",
+	    statuses[si].badge, T(r, statuses[si].label));
+	if (state != 1 && (why[0] != '\0' || at[0] != '\0')) {
+		when[0] = '\0';
+		if (strtoll(at, NULL, 10) > 0)
+			fmt_time(strtoll(at, NULL, 10), when, sizeof(when));
+		h(&r->out, " <small class=\"why\">%s%s%s</small>", why,
+		    why[0] != '\0' && when[0] != '\0' ? " · " : "", when);
+	}
+	h(&r->out, "</div>");
+}
+
+/* MaxTasks of a channel's setting: open jobs per key, 0 for none. */
+static long long
+max_tasks(const char *setting)
+{
+	char		 v[32];
+	long long	 n;
+
+	json_at(setting, "MaxTasks", v, sizeof(v));
+	return v[0] != '\0' && parse_ll(v, 0, INT32_MAX, &n) == 0 ? n : 0;
+}
+
+static void
+key_cells(const struct list_ctx *x, const struct dbv *c)
+{
+	struct key_view	 k;
+	char		*plain;
+
+	memset(&k, 0, sizeof(k));
+	k.x = x;
+	k.id = col_i(&c[0]);
+	k.status = col_i(&c[2]);
+	k.cap = max_tasks(col_s(&c[12]));
+	k.info = col_s(&c[13]);
+	k.other = col_s(&c[14]);
+	if ((plain = unseal(col_s(&c[11]))) == NULL) {
+		h(&x->r->out, "-");
+		return;
+	}
+	k.nkeys = each_key(plain, NULL, NULL);
+	wipe(plain, strlen(plain));
+	free(plain);
+	if ((plain = unseal(col_s(&c[11]))) == NULL)
+		return;
+	each_key(plain, key_line, &k);
+	wipe(plain, strlen(plain));
+	free(plain);
+}
+
 static int
 list_row(void *arg, const struct dbv *c, size_t n)
 {
-	struct req	*r = arg;
+	struct list_ctx	*x = arg;
+	struct req	*r = x->r;
 	long long	 id = col_i(&c[0]), st = col_i(&c[2]);
 	size_t		 si = status_idx(st);
 	const char	*m = col_s(&c[4]);
@@ -387,6 +587,8 @@ list_row(void *arg, const struct dbv *c, size_t n)
 		m += l;
 		m += *m == ',';
 	}
+	h(&r->out, "</td><td class=\"keys\">");
+	key_cells(x, c);
 	fmt_time(col_i(&c[9]), t, sizeof(t));
 	h(&r->out, "</td><td>%s</td><td class=\"num\">%L</td><td class=\"num\">%L</td>"
 	    "<td class=\"num\">%L</td><td class=\"num\">",
@@ -408,6 +610,17 @@ list_row(void *arg, const struct dbv *c, size_t n)
 static int
 channel_list(struct req *r, const char *note, int ok)
 {
+	struct list_ctx	 x;
+	size_t		 mark;
+
+	memset(&x, 0, sizeof(x));
+	x.r = r;
+	if ((x.pl = calloc(PLACES_MAX, sizeof(*x.pl))) == NULL)
+		return page_fail(r, 500, L_SERVER_ERROR, NULL);
+	if (db_run(r->db, AS_KEY_PLACES, NULL, 0, place_row, &x, NULL) != DB_OK) {
+		free(x.pl);
+		return page_fail(r, 503, L_DB_ERROR, NULL);
+	}
 	page_begin(r, L_CHANNELS);
 	if (note != NULL)
 		msg_box(r, ok, note);
@@ -415,13 +628,22 @@ channel_list(struct req *r, const char *note, int ok)
 	    "<a class=\"btn\" href=\"%s/channels/new\">%s</a></div>",
 	    T(r, L_TEST_NOTE), r->base, T(r, L_ADD_CHANNEL));
 	h(&r->out, "<table><thead><tr><th class=\"num\">ID</th><th>%s</th><th>%s</th>"
-	    "<th>Base URL</th><th>%s</th><th>%s</th><th class=\"num\">%s</th>"
+	    "<th>Base URL</th><th>%s</th><th>%s</th><th>%s</th><th class=\"num\">%s</th>"
 	    "<th class=\"num\">%s</th><th class=\"num\">%s</th><th class=\"num\">%s</th>"
 	    "<th>%s</th></tr></thead><tbody>", T(r, L_CH_NAME), T(r, L_STATUS),
-	    T(r, L_MODELS), T(r, L_GROUP), T(r, L_PRIORITY), T(r, L_WEIGHT),
-	    T(r, L_USED_QUOTA), T(r, L_RESPONSE_TIME), T(r, L_ACTIONS));
-	if (table_rows(r, AS_CHANNEL_LIST, NULL, 0, list_row, 11, L_NONE) == -1)
+	    T(r, L_MODELS), T(r, L_KEYS), T(r, L_GROUP), T(r, L_PRIORITY),
+	    T(r, L_WEIGHT), T(r, L_USED_QUOTA), T(r, L_RESPONSE_TIME),
+	    T(r, L_ACTIONS));
+	mark = r->out.b.len;
+	if (db_run(r->db, AS_CHANNEL_LIST, NULL, 0, list_row, &x, NULL) != DB_OK) {
+		free(x.pl);
 		return page_fail(r, 503, L_DB_ERROR, NULL);
+	}
+	free(x.pl);
+	if (r->out.b.len == mark)
+		h(&r->out, "<tr><td colspan=\"12\" class=\"muted\">%s</td></tr>",
+		    T(r, L_NONE));
+	h(&r->out, "</tbody></table>");
 	page_end(r);
 	return 200;
 }

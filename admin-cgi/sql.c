@@ -46,8 +46,13 @@ const char *const admin_sql[AS__MAX] = {
 	    " WHERE type = 2 AND created_at >= ? GROUP BY 1, 2",
 	[AS_CHANNEL_LIST] =
 	    "SELECT id, name, status, base_url, models, `group`, priority, weight,"
-	    " used_quota, test_time, response_time FROM channels WHERE type = 55"
+	    " used_quota, test_time, response_time, `key`, setting, channel_info,"
+	    " other_info FROM channels WHERE type = 55"
 	    " ORDER BY priority DESC, id",
+	/* open jobs of each key of a channel (scope 'k'), by its key's hash */
+	[AS_KEY_PLACES] =
+	    "SELECT id, key_hash, open + granted FROM bltcy_places"
+	    " WHERE scope = 'k' ORDER BY id LIMIT 65536",
 	[AS_CHANNEL_GET] =
 	    "SELECT id, name, status, base_url, `key`, models, `group`, priority,"
 	    " weight, setting, auto_ban, remark, tag FROM channels"

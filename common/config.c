@@ -56,6 +56,9 @@ static const struct cfg_def defs[CFG__MAX] = {
 	/* how long the 429 past them waits (RELAY_THREADS / 2 of them at most) */
 	[CFG_RELAY_AUTH_FAIL_DELAY_MS] = { "RELAY_AUTH_FAIL_DELAY_MS", T_INT, "500",
 	    0, 10000, NULL },
+	/* seconds between probes of disabled keys, of all hosts together */
+	[CFG_KEY_PROBE_INTERVAL] = { "KEY_PROBE_INTERVAL", T_INT, "300", 1, 86400,
+	    NULL },
 };
 
 /* A whole configuration: the one in force, one being read, the last one. */

@@ -3,6 +3,7 @@
 
 #include "channels.h"
 #include "crypto.h"
+#include "jsonread.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -31,12 +32,18 @@ dupn(const struct dbv *v)
 	return v->t == DBV_STR ? strndup(v->s, v->len) : strdup("");
 }
 
-/* Split a key column into its lines, unsealing an "enc:v1:" value first. */
+/*
+ * Split a key column into its keys, unsealing an "enc:v1:" value first:
+ * one a line, trimmed, blank lines skipped. Each key keeps the index of
+ * its line as new-api counts lines (the column split at '\n' once the
+ * '\n's around it are trimmed), which channel_info names it by.
+ */
 static int
 split_keys(struct channel *ch, const char *stored)
 {
-	char	*plain, *p, *line, *save = NULL;
-	size_t	 n = 0;
+	char	*plain, *p, *line;
+	size_t	 n = 1, len;
+	int	 idx = 0;
 
 	if ((plain = unseal(stored)) == NULL) {
 		log_err("channel %lld: key does not decrypt (CRYPTO_SECRET or "
@@ -46,22 +53,39 @@ split_keys(struct channel *ch, const char *stored)
 	for (p = plain; *p; p++)
 		if (*p == '\n')
 			n++;
-	if ((ch->keys = calloc(n + 1, sizeof(char *))) == NULL)
+	if ((ch->keys = calloc(n, sizeof(char *))) == NULL ||
+	    (ch->key_line = calloc(n, sizeof(int))) == NULL ||
+	    (ch->key_status = calloc(n, sizeof(int))) == NULL)
 		goto fail;
-	for (line = strtok_r(plain, "\r\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\r\n", &save)) {
-		size_t	 len;
-
-		while (*line == ' ' || *line == '\t')
+	/* the '\n's around the lines are no lines */
+	len = strlen(plain);
+	while (len > 0 && plain[len - 1] == '\n')
+		plain[--len] = '\0';
+	for (p = plain; *p == '\n'; p++)
+		;
+	for (line = p; *line != '\0'; idx++) {
+		len = strcspn(line, "\n");
+		p = line + len;
+		if (*p == '\n')
+			*p++ = '\0';
+		ch->nlines = (size_t)idx + 1;
+		while (*line == ' ' || *line == '\t' || *line == '\r')
 			line++;
 		len = strlen(line);
-		while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' ||
+		    line[len - 1] == '\r'))
 			line[--len] = '\0';
-		if (len == 0)
-			continue;
-		if ((ch->keys[ch->nkeys] = strdup(line)) == NULL)
-			goto fail;
-		ch->nkeys++;
+		if (len > 0 && strchr(line, '\r') != NULL)
+			log_warn("channel %lld: key line %d holds a CR; skipped",
+			    ch->id, idx + 1);
+		else if (len > 0) {
+			if ((ch->keys[ch->nkeys] = strdup(line)) == NULL)
+				goto fail;
+			ch->key_line[ch->nkeys] = idx;
+			ch->key_status[ch->nkeys] = CH_ENABLED;
+			ch->nkeys++;
+		}
+		line = p;
 	}
 	wipe(plain, strlen(plain));
 	free(plain);
@@ -70,6 +94,60 @@ fail:
 	wipe(plain, strlen(plain));
 	free(plain);
 	return -1;
+}
+
+/* One entry of multi_key_status_list: "line index": status. */
+static int
+key_state(void *arg, const char *key, size_t keylen, const struct json_value *v)
+{
+	struct channel	*ch = arg;
+	char		 num[24];
+	long long	 line, st;
+	size_t		 i;
+
+	if (v->kind != JSON_NUMBER || v->n >= sizeof(num) ||
+	    parse_ll(key, 0, INT32_MAX, &line) == -1)
+		return 0;
+	memcpy(num, v->p, v->n);
+	num[v->n] = '\0';
+	if (parse_ll(num, 0, 99, &st) == -1)
+		return 0;
+	for (i = 0; i < ch->nkeys; i++)
+		if (ch->key_line[i] == line)
+			ch->key_status[i] = st == CH_ENABLED ? CH_ENABLED : (int)st;
+	return 0;
+}
+
+static int
+info_member(void *arg, const char *key, size_t keylen,
+    const struct json_value *v)
+{
+	if (keylen == 21 && strcmp(key, "multi_key_status_list") == 0 &&
+	    v->kind == JSON_OBJECT)
+		json_each(v, key_state, arg);
+	return 0;
+}
+
+/*
+ * The keys' states: of a channel of several keys, new-api's
+ * channel_info.multi_key_status_list; of a channel of one, the
+ * channel's status.
+ */
+static void
+key_states(struct channel *ch, const struct dbv *info)
+{
+	struct json_value	 top;
+	size_t			 i;
+
+	if (ch->nkeys == 1 && ch->status == CH_AUTO_DISABLED)
+		ch->key_status[0] = CH_AUTO_DISABLED;
+	else if (ch->nkeys > 1 && info->t == DBV_STR &&
+	    json_parse(info->s, info->len, &top) == 0 &&
+	    top.kind == JSON_OBJECT)
+		json_each(&top, info_member, ch);
+	for (i = 0; i < ch->nkeys; i++)
+		if (ch->key_status[i] == CH_ENABLED)
+			ch->nusable++;
 }
 
 static int
@@ -88,7 +166,8 @@ channel_row(void *arg, const struct dbv *c, size_t n)
 	ch->name = dupn(&c[1]);
 	ch->base_url = dupn(&c[2]);
 	ch->auto_ban = c[5].t == DBV_INT ? (int)c[5].i : 0;
-	ch->disabled = c[6].t != DBV_INT || c[6].i != 1;
+	ch->status = c[6].t == DBV_INT ? (int)c[6].i : 0;
+	ch->disabled = ch->status != CH_ENABLED;
 	if (ch->name == NULL || ch->base_url == NULL) {
 		l->failed = 1;
 		return 1;
@@ -103,7 +182,8 @@ channel_row(void *arg, const struct dbv *c, size_t n)
 	    ch->nkeys == 0) {
 		/* keep it out of rotation but count it loaded */
 		ch->base_url[0] = '\0';
-	}
+	} else
+		key_states(ch, &c[7]);
 	l->c->nch++;
 	return 0;
 }
@@ -331,6 +411,9 @@ chcache_load(struct chcache *cache, struct db *db, long long version)
 	    NULL) != DB_OK)
 		goto fail;
 	prices_loaded(&fresh.prices);
+	for (size_t i = 0; i < fresh.nch; i++)
+		metrics_keys_disabled(fresh.ch[i].id,
+		    chan_keys_disabled(&fresh.ch[i]));
 	qsort(fresh.ab, fresh.nab, sizeof(*fresh.ab), by_priority);
 	chcache_free(cache);
 	*cache = fresh;
@@ -355,6 +438,8 @@ chcache_free(struct chcache *c)
 			free(c->ch[i].keys[k]);
 		}
 		free(c->ch[i].keys);
+		free(c->ch[i].key_line);
+		free(c->ch[i].key_status);
 	}
 	free(c->ch);
 	free(c->ab);
@@ -381,13 +466,26 @@ chcache_by_id(struct chcache *c, long long id)
 {
 	struct channel	*ch = chcache_task_channel(c, id);
 
-	return ch != NULL && !ch->disabled && ch->base_url[0] ? ch : NULL;
+	return ch != NULL && !ch->disabled && ch->base_url[0] &&
+	    (ch->key_status == NULL || ch->nusable > 0) ? ch : NULL;
 }
 
 int
 chan_key_usable(const struct channel *ch, size_t i)
 {
-	return i < ch->nkeys;
+	return i < ch->nkeys &&
+	    (ch->key_status == NULL || ch->key_status[i] == CH_ENABLED);
+}
+
+size_t
+chan_keys_disabled(const struct channel *ch)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; ch->key_status != NULL && i < ch->nkeys; i++)
+		if (ch->key_status[i] != CH_ENABLED)
+			n++;
+	return n;
 }
 
 static uint64_t
@@ -434,6 +532,7 @@ channel_pick(struct chcache *c, const char *group, const char *service,
 			if (n == PICK_MAX || strcmp(a->model, service) != 0 ||
 			    strcmp(a->group, group) != 0 ||
 			    ch->base_url[0] == '\0' || ch->disabled ||
+			    (ch->key_status != NULL && ch->nusable == 0) ||
 			    skipped(ch->id, skip, nskip) ||
 			    (st = breaker_state(ch->id, now)) == BREAKER_OPEN)
 				continue;

@@ -15,6 +15,11 @@
 
 struct db;
 
+/* new-api's statuses of a channel, and of a key of a multi-key one. */
+#define CH_ENABLED		1
+#define CH_MANUALLY_DISABLED	2
+#define CH_AUTO_DISABLED	3
+
 struct channel {
 	long long		 id;
 	char			*name;
@@ -22,8 +27,19 @@ struct channel {
 	char			**keys;		/* one or more, unsealed */
 	size_t			 nkeys;
 	int			 auto_ban;
+	int			 status;	/* new-api's: 1, 2 or 3 */
 	int			 disabled;	/* status not 1: no new jobs, but
 					   its tasks are still polled */
+	/*
+	 * Of each key: its line in the key column, as new-api counts lines
+	 * (the index channel_info names it by), and its status there
+	 * (multi_key_status_list; 1 when it names none). A channel of one
+	 * key is that key: its status is the channel's.
+	 */
+	int			*key_line;
+	int			*key_status;
+	size_t			 nlines;	/* new-api's count of keys */
+	size_t			 nusable;	/* keys that take new jobs */
 	struct chan_setting	 set;
 };
 
@@ -64,7 +80,7 @@ const struct task_kind *chcache_kind(const struct chcache *, const char *service
 
 int	 chcache_load(struct chcache *, struct db *, long long version);
 void	 chcache_free(struct chcache *);
-/* An enabled channel with a usable key, or NULL. */
+/* An enabled channel with a key that takes new jobs, or NULL. */
 struct channel *chcache_by_id(struct chcache *, long long id);
 /*
  * The channel a task was made on, whatever its status (a disabled one
@@ -76,6 +92,8 @@ struct channel *chcache_task_channel(struct chcache *, long long id);
 
 /* Key i of the channel takes new jobs (it was not disabled). */
 int	 chan_key_usable(const struct channel *, size_t i);
+/* Its keys that do not (disabled by hand or automatically). */
+size_t	 chan_keys_disabled(const struct channel *);
 
 /*
  * Pick a channel for (group, service) by new-api's rule: highest priority

@@ -42,6 +42,11 @@ struct shm {
 	uint64_t	 limit_refused[LR__MAX];
 	uint64_t	 rr[BRK_SLOTS];
 	struct breaker	 brk[BRK_SLOTS];
+	struct {
+		long long	 id;
+		uint32_t	 n;
+	}		 kdis[BRK_SLOTS];	/* keys disabled, by channel */
+	uint64_t	 keys_banned;
 };
 
 static struct shm	*m;
@@ -226,6 +231,49 @@ breaker_result(long long id, int connect_failed, int64_t now)
 	STORE(&b->probe_at, 0);
 }
 
+void
+metrics_keys_disabled(long long id, size_t n)
+{
+	size_t	 i = (unsigned long long)id % BRK_SLOTS;
+
+	if (m == NULL || id <= 0)
+		return;
+	/* a channel whose slot another holds shows when the other has none */
+	if (LOAD(&m->kdis[i].id) != id && n == 0)
+		return;
+	STORE(&m->kdis[i].n, (uint32_t)n);
+	STORE(&m->kdis[i].id, id);
+}
+
+void
+metrics_key_banned(void)
+{
+	if (m != NULL)
+		ADD(&m->keys_banned, 1);
+}
+
+static int
+render_keys(struct buf *o)
+{
+	size_t	 i;
+	int	 rc = 0;
+
+	rc |= buf_adds(o, "# HELP bltcy_keys_disabled Keys of a channel that take "
+	    "no new jobs (disabled by hand or automatically), as this host last "
+	    "read the channels.\n"
+	    "# TYPE bltcy_keys_disabled gauge\n");
+	for (i = 0; i < BRK_SLOTS; i++)
+		if (LOAD(&m->kdis[i].id) > 0)
+			rc |= buf_printf(o, "bltcy_keys_disabled{channel=\"%lld\"} "
+			    "%u\n", LOAD(&m->kdis[i].id), LOAD(&m->kdis[i].n));
+	rc |= buf_printf(o, "# HELP bltcy_keys_banned_total Keys this host "
+	    "disabled for an upstream's answer (AutomaticDisable*).\n"
+	    "# TYPE bltcy_keys_banned_total counter\n"
+	    "bltcy_keys_banned_total %llu\n",
+	    (unsigned long long)LOAD(&m->keys_banned));
+	return rc;
+}
+
 static const char *const lr_label[LR__MAX] = {
 	[LR_RATE_TOTAL] = "rate_total",
 	[LR_RATE_SUCCESS] = "rate_success",
@@ -278,6 +326,7 @@ metrics_render(struct buf *o)
 	for (i = 0; i < LR__MAX; i++)
 		rc |= buf_printf(o, "bltcy_limit_refusals_total{reason=\"%s\"} %llu\n",
 		    lr_label[i], (unsigned long long)LOAD(&m->limit_refused[i]));
+	rc |= render_keys(o);
 	rc |= buf_adds(o, "# HELP bltcy_request_duration_seconds Time from accept to last byte.\n"
 	    "# TYPE bltcy_request_duration_seconds histogram\n");
 	for (i = 0; i <= LAT_N; i++) {

@@ -55,4 +55,11 @@ enum limit_refusal {
 };
 void	 metrics_limit_refused(enum limit_refusal);
 
+/*
+ * Keys disabled per channel (a gauge, set whenever the channels are
+ * read), and keys this host disabled for an upstream's answer.
+ */
+void	 metrics_keys_disabled(long long channel_id, size_t n);
+void	 metrics_key_banned(void);
+
 #endif

@@ -28,13 +28,19 @@ struct rate_options {
 	size_t		 ngroups;
 };
 
+/* HTTP statuses lo to hi, both included. */
+struct code_range {
+	int		 lo, hi;
+};
+
 /* Automatic*: keys the upstream refuses leave rotation, and come back. */
 struct ban_options {
 	int		 disable;	/* AutomaticDisableChannelEnabled */
 	int		 enable;	/* AutomaticEnableChannelEnabled */
-	struct { int lo, hi; } codes[BAN_CODES_MAX];	/* ...StatusCodes */
+	struct code_range codes[BAN_CODES_MAX];	/* ...StatusCodes (401) */
 	size_t		 ncodes;
-	char		*keywords;	/* ...Keywords: one per line, lower case */
+	char		*keywords;	/* ...Keywords: one per line, lower
+					   case; NULL new-api's defaults */
 };
 
 struct relay_options {
@@ -56,5 +62,14 @@ int	 options_set(struct relay_options *, const char *key,
 /* The total and success caps for a user of group (0: none). */
 void	 rate_caps(const struct rate_options *, const char *group,
 	    int *total, int *success);
+/*
+ * A list of statuses and ranges as new-api takes it ("401,403,500-599",
+ * spaces and full-width commas allowed; each within 100-599) into at most
+ * max ranges: 0, or -1 with why.
+ */
+int	 codes_parse(const char *, struct code_range *, size_t max, size_t *n,
+	    char *why, size_t whysz);
+/* status is in one of the n ranges. */
+int	 codes_match(const struct code_range *, size_t n, int status);
 
 #endif

@@ -15,6 +15,7 @@
 #include "idem.h"
 #include "jsonw.h"
 #include "reqlimit.h"
+#include "keys.h"
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
@@ -307,7 +308,6 @@ static void	 key_hash(const char *, char[17]);
 static const struct task_kind *poll_kind(const struct req *);
 static void	 poll_seen(struct worker *, struct req *, const struct task_kind *,
 		    const struct up_result *);
-static void	 auto_ban(struct worker *, struct req *);
 
 /*
  * One request from accept to answer: read the FastCGI params, refuse what
@@ -1301,8 +1301,9 @@ done:
  * query, a 502/503/504 are held back (upstream.h); so is a submit's 429
  * (the whole body held), for another key or channel, or the gateway's
  * own 429 when none is left (forward).
- * What the transfer says of the channel is recorded: its breaker, its
- * auto-ban, the error counters. 0, or -1 with the answer sent.
+ * What the transfer says of the channel is recorded: its breaker, the
+ * ban of its key (keys.c), the error counters. 0, or -1 with the answer
+ * sent.
  */
 static int
 send_once(struct worker *w, struct req *r, int fixed, struct transfer *t)
@@ -1373,8 +1374,8 @@ send_once(struct worker *w, struct req *r, int fixed, struct transfer *t)
 	r->up_ms = mono_ms() - r->up_ms;
 	if (t->res.err != UPE_BAD_URL)
 		breaker_result(r->ch->id, connect_failure(&t->res), mono_ms());
-	if (t->res.status == 401 && r->ch->auto_ban)
-		auto_ban(w, r);
+	if (keys_answered(w->p->db, &r->snap->c.opts, r->ch, ki, &t->res, r->id))
+		chan_stale(w->p);	/* read again by the next request */
 	if (t->res.err != UPE_NONE && t->res.status == 0)
 		metrics_upstream_error(t->res.err);
 	return 0;
@@ -1558,14 +1559,15 @@ no_answer(struct worker *w, struct req *r, const struct up_result *res)
 
 /*
  * The key of r->ch a request goes with: a task's own (the one its submit
- * went with: the upstream account that knows it), else the channel's
- * next in turn.
+ * went with: the upstream account that knows it, disabled or not), else
+ * the next in turn of those that take new jobs (chan_key_usable).
  */
 static size_t
 task_key(struct req *r)
 {
 	char	 h[17];
-	size_t	 i;
+	size_t	 i, k, n = r->ch->key_status != NULL ? r->ch->nusable :
+		    r->ch->nkeys;
 
 	if (r->task.id[0] != '\0' && r->task.channel == r->ch->id &&
 	    r->task.key_hash[0] != '\0')
@@ -1574,7 +1576,11 @@ task_key(struct req *r)
 			if (strcmp(h, r->task.key_hash) == 0)
 				return i;
 		}
-	return r->ch->nkeys > 1 ? metrics_next_key(r->ch->id) % r->ch->nkeys : 0;
+	k = n > 1 ? metrics_next_key(r->ch->id) % n : 0;
+	for (i = 0; i < r->ch->nkeys; i++)
+		if (chan_key_usable(r->ch, i) && k-- == 0)
+			return i;
+	return 0;
 }
 
 /*
@@ -1688,24 +1694,6 @@ connect_failure(const struct up_result *res)
 	    (res->err == UPE_REFUSED || res->err == UPE_DNS ||
 	    res->err == UPE_TLS || res->err == UPE_CONNECT ||
 	    res->err == UPE_CONNECT_TIMEOUT);
-}
-
-/* The upstream refused the channel's key: new-api's automatic disabling. */
-static void
-auto_ban(struct worker *w, struct req *r)
-{
-	struct dbv	 a[3];
-
-	a[0] = DBI(r->ch->id);
-	a[1] = DBI(now_s());
-	a[2] = DBS("上游返回 401（密钥无效）");
-	if (db_run(w->p->db, ST_AUTO_BAN, a, 3, NULL, NULL, NULL) != DB_OK)
-		log_err("req=%s auto-ban of channel %lld: %s", r->id, r->ch->id,
-		    db_error(w->p->db));
-	else
-		log_warn("req=%s channel %lld answered 401: disabled (auto_ban)",
-		    r->id, r->ch->id);
-	chan_stale(w->p);		/* read again by the next request */
 }
 
 /*

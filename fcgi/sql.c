@@ -35,8 +35,8 @@ const char *const relay_sql[ST__MAX] = {
 	 * read), but their tasks are polled through them until they finish.
 	 */
 	[ST_CHANNELS] =
-	    "SELECT id, name, base_url, `key`, setting, auto_ban, status"
-	    " FROM channels WHERE type = 55 ORDER BY id",
+	    "SELECT id, name, base_url, `key`, setting, auto_ban, status,"
+	    " channel_info FROM channels WHERE type = 55 ORDER BY id",
 	[ST_ABILITIES] =
 	    "SELECT a.`group`, a.model, a.channel_id, a.priority, a.weight"
 	    " FROM abilities a JOIN channels c ON c.id = a.channel_id"
@@ -123,7 +123,8 @@ const char *const relay_sql[ST__MAX] = {
 	/* an uncharged request's tasks, with the places the first holds */
 	[ST_TASKS_ADD] =
 	    "CALL bltcy_tasks_add_places(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	[ST_AUTO_BAN] = "CALL bltcy_auto_ban(?, ?, ?)",
+	/* a key the upstream refused (keys.c) */
+	[ST_AUTO_BAN] = "CALL bltcy_key_ban(?, ?, ?, ?, ?, ?)",
 	/*
 	 * The tasks of the ids a request names, in every service (a task is
 	 * its user's whatever path names it; task_id compares exactly),

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "keys.h"
 #include "log.h"
 #include "netaddr.h"
 #include "signals.h"
@@ -523,6 +524,7 @@ int
 tasks_main(const struct dsn *dsn)
 {
 	struct poller	*p;
+	struct key_probe *kp = NULL;	/* disabled keys' probes (keys.h) */
 	sigset_t	 want;
 	struct timespec	 second = { 1, 0 };
 	int		 rc = 1;
@@ -537,6 +539,8 @@ tasks_main(const struct dsn *dsn)
 		log_err("task poller: cannot start: out of memory");
 		goto out;
 	}
+	if ((kp = keys_probe_new(dsn)) == NULL)
+		log_err("task poller: no probes of disabled keys: out of memory");
 	p->cache.version = -1;
 	p->filled_ms = mono_ms();
 	p->bucket = 1;
@@ -547,14 +551,17 @@ tasks_main(const struct dsn *dsn)
 		sweep_refunds(p, now);
 		sweep_early(p, now);
 		sweep_timeouts(p, now);
-		if (p->cache.version != -1)
+		if (p->cache.version != -1) {
 			poll_due(p, now_s());
+			keys_probe(kp, &p->cache, now_s());
+		}
 		log_flush();
 		if (signals_wait(&want, &second))
 			break;
 	}
 	rc = 0;
 out:
+	keys_probe_free(kp);
 	if (p != NULL) {
 		if (p->curl != NULL)
 			curl_easy_cleanup(p->curl);

@@ -27,6 +27,7 @@ through a control API on the same port, under /__stub/:
 A rule is a JSON object:
   "path":   regular expression searched in the raw request target
   "method": optional method to match
+  "auth":   optional Authorization header to match, exactly
   "times":  optional number of uses before the rule is dropped
   "mode":   plain (default) | echo | sse | chunked | download | hang |
             close | task_create | task_get | job_submit | job_poll
@@ -277,10 +278,12 @@ class State:
             self.used = set()
             self.cond.notify_all()
 
-    def pick_rule(self, method, path):
+    def pick_rule(self, method, path, auth=None):
         with self.lock:
             for rule in self.rules:
                 if rule.get("method") and rule["method"].upper() != method:
+                    continue
+                if rule.get("auth") is not None and rule["auth"] != auth:
                     continue
                 if rule.get("path") and not re.search(rule["path"], path):
                     continue
@@ -463,7 +466,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             S.requests.append(rec)
             S.used.add(self.conn_id)
             S.cond.notify_all()
-        rule = S.pick_rule(self.command, path) or {"mode": "echo"}
+        rule = S.pick_rule(self.command, path, self.headers.get("Authorization")) or {"mode": "echo"}
         try:
             self.run_rule(rule, rec, body)
         except (BrokenPipeError, ConnectionError, socket.timeout):

@@ -665,6 +665,56 @@ def test_channel_add():
     check("已加密保存" in edit, "sealed note")
 
 
+def key_hash(key):
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@S.test(fronts=False)
+def test_channel_keys_shown():
+    """The channels page shows each key of a channel: its open jobs
+    (bltcy_places, open + granted) against the channel's MaxTasks, and
+    whether it is disabled and why (channel_info as new-api keeps it, by
+    line index: a blank line counts, as new-api counts lines; a channel
+    of one key: its status and other_info's status_reason), the reason
+    escaped."""
+    b = root()
+    ka, kb, kc = "kA-0123456789abcd", "kB-0123456789efgh", "kC-0123456789ijkl"
+    info = {"is_multi_key": True, "multi_key_size": 4,
+            "multi_key_status_list": {"1": 3, "3": 2},
+            "multi_key_disabled_reason": {"1": "上游返回 401：<b>bad</b>", "3": "by hand"},
+            "multi_key_disabled_time": {"1": 1796600000, "3": 1796600001}}
+    cid = E.sql("INSERT INTO channels (type, `key`, status, name, base_url, models, `group`, setting, channel_info)"
+                " VALUES (55, %s, 1, 'keys-shown', 'https://api.bltcy.ai', 'kling', 'default',"
+                " '{\"PassthroughQuota\": 1000, \"MaxTasks\": 10}', %s)",
+                ("\n%s\n%s\n\n%s\n" % (ka, kb, kc), __import__("json").dumps(info)))
+    one_id = E.sql("INSERT INTO channels (type, `key`, status, name, base_url, models, `group`, other_info)"
+                   " VALUES (55, 'kD-0123456789mnop', 3, 'one-key', 'https://api.bltcy.ai', 'kling', 'default',"
+                   " '{\"status_reason\": \"上游返回 403，含关键词「permission denied」\", \"status_time\": 0}')")
+    E.sql("INSERT INTO bltcy_places (scope, id, key_hash, open, granted) VALUES ('k', %s, %s, 2, 1),"
+          " ('k', %s, %s, 4, 0), ('u', %s, %s, 9, 9)",
+          (cid, key_hash(ka), cid, key_hash(kc), cid, key_hash(kb)))
+    try:
+        page = b.get("/admin/channels").text
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1796600000))
+        row = re.search(r'<td class="keys">(.*?)</td>', page[page.find(">%d</td>" % cid):]).group(1)
+        eq(row, '<div class="key">#1 <span class="mono">kA-••••abcd</span> <span class="num">3 / 10</span>'
+                ' <span class="badge on">启用</span></div>'
+                '<div class="key">#2 <span class="mono">kB-••••efgh</span> <span class="num">0 / 10</span>'
+                ' <span class="badge bad">自动禁用</span> <small class="why">上游返回 401：&lt;b&gt;bad&lt;/b&gt; · '
+                + when + '</small></div>'
+                '<div class="key">#4 <span class="mono">kC-••••ijkl</span> <span class="num">4 / 10</span>'
+                ' <span class="badge off">禁用</span> <small class="why">by hand · '
+                + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1796600001)) + '</small></div>',
+           "keys of the channel")
+        row = re.search(r'<td class="keys">(.*?)</td>', page[page.find(">%d</td>" % one_id):]).group(1)
+        eq(row, '<div class="key">#1 <span class="mono">kD-••••mnop</span> <span class="num">0 / 不限</span>'
+                ' <span class="badge bad">自动禁用</span> <small class="why">上游返回 403，含关键词「permission denied」'
+                '</small></div>', "the key of a one-key channel")
+    finally:
+        E.sql("DELETE FROM bltcy_places WHERE id=%s", (cid,))
+        E.sql("DELETE FROM channels WHERE id IN (%s, %s)", (cid, one_id))
+
+
 BAD_CHANNELS = [
     ({"base_url": "https://api.bltcy.ai/kling"}, "不能包含路径"),
     ({"base_url": "https://api.bltcy.ai/runway/v1"}, "不能包含路径"),

@@ -2,7 +2,8 @@
 """Integration tests of channel routing (SPEC 4.3): failover past a dead
 channel and the circuit breaker, task affinity and ownership, round-robin
 of a channel's keys, weighted random within a priority, automatic disabling
-on an upstream 401, and admin channel pinning.
+on an upstream 401 (AutomaticDisableChannelEnabled on), and admin
+channel pinning.
 
 The real pool under spawn-fcgi behind lighttpd and nginx, a private
 MariaDB, three stub upstreams (stubA from the harness, stubB and stubC
@@ -749,7 +750,7 @@ def test_auto_ban_401(front, port):
     expect_charged(before, user, token, y, 1000, rid, "POST", path, "401 then Y", others=[x])
     expect_banned(x, "after 401")
     lines = req_log(rid)
-    check(has_line(lines, "req=%s channel %d answered 401: disabled (auto_ban)" % (rid, x["id"])),
+    check(has_line(lines, "req=%s channel %d key #1 answered 401: disabled" % (rid, x["id"])),
           "no auto-ban log line: %r" % lines)
     check(has_line(lines, "req=%s channel %d failed" % (rid, x["id"]), "trying channel %d" % y["id"]),
           "no failover log line: %r" % lines)
@@ -879,6 +880,8 @@ def setup(h):
     except ConnectionRefusedError:
         pass
     DEAD_URL = "http://127.0.0.1:%d" % dead
+    # new-api's automatic disabling is off unless an operator turns it on
+    h.sql("REPLACE INTO options (`key`, value) VALUES ('AutomaticDisableChannelEnabled', 'true')")
 
 
 def start(keep):
