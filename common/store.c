@@ -17,8 +17,15 @@ const char *const store_sql[STORE__MAX] = {
 	    " created_time, base_url, models, `group`, priority, auto_ban,"
 	    " setting, tag, remark, used_quota, model_mapping)"
 	    " VALUES (55, ?, ?, ?, ?, UNIX_TIMESTAMP(), ?, ?, ?, ?, ?, ?, ?, ?, 0, '')",
+	/*
+	 * Keys entered again: which line was disabled, and why, no longer
+	 * says anything of the keys now there (new-api keeps it by line).
+	 */
 	[SS_CHANNEL_UPDATE] =
-	    "UPDATE channels SET `key` = ?, status = ?, name = ?, weight = ?,"
+	    "UPDATE channels SET channel_info = JSON_REMOVE(JSON_REMOVE("
+	    " JSON_REMOVE(IFNULL(channel_info, '{}'), '$.multi_key_status_list'),"
+	    " '$.multi_key_disabled_reason'), '$.multi_key_disabled_time'),"
+	    " `key` = ?, status = ?, name = ?, weight = ?,"
 	    " base_url = ?, models = ?, `group` = ?, priority = ?, auto_ban = ?,"
 	    " setting = ?, tag = ?, remark = ? WHERE id = ? AND type = 55",
 	[SS_CHANNEL_KEEPKEY_UPDATE] =

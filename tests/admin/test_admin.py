@@ -8,6 +8,7 @@ validation errors, and the rows they write. Ends with
 """
 
 import base64
+import json
 import hashlib
 import hmac
 import os
@@ -776,11 +777,21 @@ def test_channel_edit_keeps_key():
     eq((c2["name"], c2["models"], c2["priority"], c2["weight"]), ("edited", "pika,suno", 5, 3), "edited")
     ab = E.sql("SELECT model, priority, weight FROM abilities WHERE channel_id=%s ORDER BY model", (c["id"],))
     eq([(a["model"], a["priority"], a["weight"]) for a in ab], [("pika", 5, 3), ("suno", 5, 3)], "abilities")
+    # a key disabled by line: entering the keys again clears it, the rest stays
+    E.sql("UPDATE channels SET channel_info=%s WHERE id=%s",
+          ('{"is_multi_key": true, "multi_key_status_list": {"0": 3},'
+           ' "multi_key_disabled_reason": {"0": "401"}, "multi_key_disabled_time": {"0": 1}}', c["id"]))
+    r = b.post("/admin/channels/edit", f)
+    eq(r.status, 303, "edit, key kept")
+    eq(json.loads(one("SELECT channel_info FROM channels WHERE id=%s", (c["id"],))["channel_info"])
+       ["multi_key_status_list"], {"0": 3}, "key kept: its lines' state kept")
     f.update(key="sk-new-key-2222")
     r = b.post("/admin/channels/edit", f)
     eq(r.status, 303, "new key")
     k = one("SELECT `key` FROM channels WHERE id=%s", (c["id"],))["key"]
     check(k.startswith("enc:v1:") and k != c["key"], "new sealed key")
+    eq(json.loads(one("SELECT channel_info FROM channels WHERE id=%s", (c["id"],))["channel_info"]),
+       {"is_multi_key": True}, "keys entered again: no line disabled")
     eq(b.get("/admin/channels/edit?id=999999").status, 404, "missing channel")
 
 
