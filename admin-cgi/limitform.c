@@ -3,6 +3,7 @@
  * written by common/store.c (limits_set); the relay reads it with the
  * token.
  */
+#include <stddef.h>
 #include <stdio.h>
 
 #include "limitform.h"
@@ -10,33 +11,40 @@
 #include "request.h"
 #include "store.h"
 
+/* The three, in the order of the form: field, label, member. */
 static const struct {
 	enum field	 f;
 	enum label	 label;
-} limit_fields_[3] = {
-	{ F_IN_FLIGHT, L_IN_FLIGHT },
-	{ F_TASKS, L_OPEN_TASKS },
-	{ F_RPM, L_RPM },
+	size_t		 off;
+} limit_form[3] = {
+	{ F_IN_FLIGHT, L_IN_FLIGHT, offsetof(struct limit_view, in_flight) },
+	{ F_TASKS, L_OPEN_TASKS, offsetof(struct limit_view, tasks) },
+	{ F_RPM, L_RPM, offsetof(struct limit_view, rpm) },
 };
 
-static long long *
-value_of(struct limit_view *v, size_t i)
+static long long
+limit_get(const struct limit_view *v, size_t i)
 {
-	return i == 0 ? &v->in_flight : i == 1 ? &v->tasks : &v->rpm;
+	return *(const long long *)((const char *)v + limit_form[i].off);
+}
+
+static void
+limit_put(struct limit_view *v, size_t i, long long n)
+{
+	*(long long *)((char *)v + limit_form[i].off) = n;
 }
 
 void
 limit_fields(struct req *r, const struct limit_view *v)
 {
-	struct limit_view	 c = *v;
-	size_t			 i;
+	size_t	 i;
 
 	h(&r->out, "<fieldset class=\"limits\"><legend>%s</legend>"
 	    "<div class=\"row\">", T(r, L_LIMITS));
 	for (i = 0; i < 3; i++)
 		h(&r->out, "<label>%s<input name=\"%s\" type=\"number\" min=\"0\" "
-		    "max=\"%L\" value=\"%L\"></label>", T(r, limit_fields_[i].label),
-		    fields[limit_fields_[i].f].name, LIMIT_MAX, *value_of(&c, i));
+		    "max=\"%L\" value=\"%L\"></label>", T(r, limit_form[i].label),
+		    fields[limit_form[i].f].name, LIMIT_MAX, limit_get(v, i));
 	h(&r->out, "</div><small>%s</small></fieldset>", T(r, L_LIMITS_HELP));
 }
 
@@ -45,34 +53,31 @@ limit_read(const struct req *r, struct buf *errs, struct limit_view *v)
 {
 	const char	*raw;
 	size_t		 i;
-	long long	*p;
 
 	for (i = 0; i < 3; i++) {
-		p = value_of(v, i);
-		raw = r->method == M_POST ? r->f.v[limit_fields_[i].f] : NULL;
-		if (raw != NULL && *raw == '\0' && !fbad(r, limit_fields_[i].f))
-			*p = 0;
+		/* "" is no value to the form reader, but here it says none */
+		raw = r->method == M_POST ? r->f.v[limit_form[i].f] : NULL;
+		if (raw != NULL && *raw == '\0' && !fbad(r, limit_form[i].f))
+			limit_put(v, i, 0);
 		else
-			*p = field_int(r, errs, limit_fields_[i].f,
-			    limit_fields_[i].label, *p, 0, LIMIT_MAX);
+			limit_put(v, i, field_int(r, errs, limit_form[i].f,
+			    limit_form[i].label, limit_get(v, i), 0, LIMIT_MAX));
 	}
 }
 
 void
 limit_cell(struct req *r, const struct limit_view *v)
 {
-	struct limit_view	 c = *v;
-	size_t			 i;
-	int			 any = 0;
+	size_t	 i;
+	int	 any = 0;
 
 	h(&r->out, "<td class=\"limits\">");
 	for (i = 0; i < 3; i++) {
-		if (*value_of(&c, i) <= 0)
+		if (limit_get(v, i) <= 0)
 			continue;
 		if (any)
 			h(&r->out, "<br>");
-		h(&r->out, "%s %L", T(r, limit_fields_[i].label),
-		    *value_of(&c, i));
+		h(&r->out, "%s %L", T(r, limit_form[i].label), limit_get(v, i));
 		any = 1;
 	}
 	if (!any)
