@@ -33,6 +33,8 @@ LIGHTTPD_PID=/run/bltcy-lighttpd.pid
 SUPERVISOR_CONF=/etc/supervisor/supervisord.conf
 SUPERVISOR_PROG=/etc/supervisor/conf.d/bltcy-relay.conf
 PROGRAM=bltcy-relay
+SYSCTL_CONF=/etc/sysctl.d/60-bltcy-relay.conf
+SOMAXCONN=4096
 
 # Debian package names (all in bookworm main). nodejs/npm are added only
 # when `node` and `npm` do not already work (they may come from elsewhere).
@@ -314,7 +316,8 @@ write_config() {
 #
 # Other keys (defaults shown):
 # CRYPTO_SECRET=            key for encrypting channel keys (derived from SESSION_SECRET if unset)
-# RELAY_WORKERS=            pool size (2 x cores)
+# RELAY_WORKERS=            worker processes (2 x cores)
+# RELAY_THREADS=1024        requests each worker holds at once
 # RELAY_MAX_BODY=67108864   largest request body (keep lighttpd's server.max-request-size equal, in KiB)
 # RELAY_TIMEOUT=300         total upstream timeout, seconds
 # RELAY_CONNECT_TIMEOUT=60  connect + TLS handshake, seconds
@@ -548,6 +551,25 @@ start_lighttpd() {
     fi
 }
 
+# The pool holds 4,096 requests at once by default, and the listen queues
+# of the relay socket (spawn-fcgi -b 4096) and of the front
+# (server.listen-backlog, nginx's backlog=) are as long, so a burst waits
+# instead of being refused: the kernel cuts every queue to
+# net.core.somaxconn (4,096 by default since Linux 5.4, 128 before).
+raise_somaxconn() {
+    local cur
+    cur=$(cat /proc/sys/net/core/somaxconn 2>/dev/null) || cur=
+    if [[ $cur =~ ^[0-9]+$ ]] && [ "$cur" -ge "$SOMAXCONN" ]; then
+        return
+    fi
+    say "Raising net.core.somaxconn from ${cur:-?} to $SOMAXCONN ($SYSCTL_CONF)"
+    printf '%s\nnet.core.somaxconn = %s\n' \
+        "# bltcy-relay (install.sh): listen queues as long as the pool's requests" \
+        "$SOMAXCONN" >"$SYSCTL_CONF"
+    sysctl -q -p "$SYSCTL_CONF" >/dev/null 2>&1 ||
+        warn "could not set net.core.somaxconn now (in a container the host sets it); listen queues stay at ${cur:-?}"
+}
+
 install_logrotate() {
     [ -d /etc/logrotate.d ] || return 0
     [ -n "$LOG_FILE_PATH" ] || return 0
@@ -667,6 +689,7 @@ main() {
     write_config
     setup_database
     migrate_and_admin
+    raise_somaxconn
     start_relay
     start_lighttpd
     install_logrotate

@@ -1,6 +1,7 @@
 /*
  * bltcy-ctl: what install.sh and operators do from a shell: schema
- * migrations, the first admin, channels, tokens, quota, price rules.
+ * migrations, the first admin, channels, tokens, quota, price rules,
+ * limits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,13 @@ usage(void)
 	    "  price add --service S [--model M] [--field F --value V]\n"
 	    "            [--multiplier X] [--surcharge N] [--note T]\n"
 	    "                                  a rule: x X and + N quota where F is V\n"
-	    "  price delete ID                 remove a rule\n",
+	    "  price delete ID                 remove a rule\n"
+	    "  limit set (--token sk-KEY | --user NAME) [--in-flight N] [--tasks N]\n"
+	    "            [--rpm N]             limits of a token or user (0: none);\n"
+	    "                                  a limit not given keeps its value\n"
+	    "  limit list                      every token's and user's limits\n"
+	    "  limit delete (--token sk-KEY | --user NAME)\n"
+	    "                                  remove them all\n",
 	    stderr);
 	exit(2);
 }
@@ -75,12 +82,16 @@ num(int argc, char *argv[], const char *name, long long def, long long min,
     long long max)
 {
 	const char	*v = opt(argc, argv, name, NULL);
+	char		 msg[128];
 	long long	 n;
 
 	if (v == NULL)
 		return def;
-	if (parse_ll(v, min, max, &n) == -1)
-		die(name, "expected an integer");
+	if (parse_ll(v, min, max, &n) == -1) {
+		snprintf(msg, sizeof(msg), "expected an integer from %lld to %lld",
+		    min, max);
+		die(name, msg);
+	}
 	return n;
 }
 
@@ -304,6 +315,109 @@ cmd_price(int argc, char *argv[])
 	return 2;
 }
 
+/*
+ * Who a limit command names: --token (by key, never printed back) or
+ * --user (by name), exactly one. Sets *scope and *id, and who to the
+ * words that name it in what is printed.
+ */
+static void
+limit_target(int argc, char *argv[], int *scope, long long *id, char *who,
+    size_t whosz)
+{
+	char		 name[LIM_BYTES(LIM_TOKEN_NAME)], user[LIM_BYTES(LIM_USERNAME)];
+	const char	*k = opt(argc, argv, "--token", NULL);
+	const char	*u = opt(argc, argv, "--user", NULL);
+
+	if ((k == NULL) == (u == NULL))
+		die("limit", "name a token (--token sk-KEY) or a user (--user NAME),"
+		    " one of the two");
+	if (k != NULL) {
+		if ((*id = token_who(db, k, name, sizeof(name), user,
+		    sizeof(user))) < 0)
+			die("database", db_error(db));
+		if (*id == 0)
+			die("--token", "no such token (deleted, or a wrong key)");
+		*scope = LIMIT_TOKEN;
+		snprintf(who, whosz, "token id=%lld name=%s user=%s", *id, name,
+		    user);
+		return;
+	}
+	if ((*id = user_id_by_name(db, u)) < 0)
+		die("database", db_error(db));
+	if (*id == 0)
+		die("--user", "no such user");
+	*scope = LIMIT_USER;
+	snprintf(who, whosz, "user id=%lld name=%s", *id, u);
+}
+
+static int
+print_limit(void *arg, const struct dbv *c, size_t n)
+{
+	const char	*who = arg;
+
+	if (who != NULL)
+		printf("%s", who);
+	else if (c[0].t == DBV_STR && c[0].s[0] == LIMIT_TOKEN)
+		printf("token id=%lld name=%s user=%s", c[1].i,
+		    c[5].t == DBV_STR ? c[5].s : "",
+		    c[6].t == DBV_STR ? c[6].s : "");
+	else
+		printf("user id=%lld name=%s", c[1].i,
+		    c[5].t == DBV_STR ? c[5].s : "");
+	printf(" in_flight=%lld tasks=%lld rpm=%lld%s\n", c[2].i, c[3].i,
+	    c[4].i, c[7].i ? " (deleted)" : "");
+	if (who != NULL)
+		*(char *)arg = '\0';	/* printed */
+	return 0;
+}
+
+static int
+cmd_limit(int argc, char *argv[])
+{
+	static const char *const names[3] = { "--in-flight", "--tasks", "--rpm" };
+	char		 who[2048];
+	long long	 id, v[3];
+	int		 scope, i, given = 0, rc;
+
+	if (argc < 1)
+		usage();
+	if (strcmp(argv[0], "list") == 0) {
+		if (argc != 1)
+			usage();
+		if (limits_list(db, 0, 0, print_limit, NULL) == -1)
+			die("database", db_error(db));
+		return 0;
+	}
+	if (strcmp(argv[0], "set") == 0) {
+		limit_target(argc, argv, &scope, &id, who, sizeof(who));
+		for (i = 0; i < 3; i++) {
+			v[i] = num(argc, argv, names[i], -1, 0, LIMIT_MAX);
+			given += v[i] >= 0;
+		}
+		if (given == 0)
+			die("limit set", "give at least one of --in-flight N,"
+			    " --tasks N, --rpm N (0: no limit)");
+		if (limits_set(db, scope, id, v[0], v[1], v[2]) == -1)
+			die("database", db_error(db));
+		if (limits_list(db, scope, id, print_limit, who) == -1)
+			die("database", db_error(db));
+		if (who[0] != '\0')
+			printf("%s in_flight=0 tasks=0 rpm=0\n", who);
+		return 0;
+	}
+	if (strcmp(argv[0], "delete") == 0) {
+		limit_target(argc, argv, &scope, &id, who, sizeof(who));
+		if ((rc = limits_delete(db, scope, id)) == -1)
+			die("database", db_error(db));
+		if (rc == 1)
+			die("limit delete", "no limits are set there");
+		printf("%s: limits removed\n", who);
+		return 0;
+	}
+	usage();
+	return 2;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -341,6 +455,8 @@ main(int argc, char *argv[])
 		rc = cmd_token_quota(argc, argv);
 	else if (strcmp(cmd, "price") == 0)
 		rc = cmd_price(argc, argv);
+	else if (strcmp(cmd, "limit") == 0)
+		rc = cmd_limit(argc, argv);
 	else
 		usage();
 	db_free(db);

@@ -63,6 +63,10 @@ const struct field_def fields[F__MAX] = {
 	[F_STATE] =		{ "state", V_LINE, 16, 0 },
 	[F_DAY_FROM] =		{ "created_from", V_DATE, 10, 0 },
 	[F_DAY_TO] =		{ "created_to", V_DATE, 10, 0 },
+	/* a token's or user's limits (bltcy_limits) */
+	[F_IN_FLIGHT] =		{ "in_flight", V_INT, 20, 0 },
+	[F_TASKS] =		{ "tasks", V_INT, 20, 0 },
+	[F_RPM] =		{ "rpm", V_INT, 20, 0 },
 };
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */

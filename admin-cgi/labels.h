@@ -103,6 +103,12 @@ LABEL(L_EXPIRED, "已过期", "Expired") \
 LABEL(L_EXHAUSTED, "额度用尽", "Exhausted") \
 LABEL(L_NO_SUCH_USER, "用户不存在", "No such user") \
 LABEL(L_BAD_IP, "IP 白名单格式无效：", "Invalid allowed IP: ") \
+LABEL(L_LIMITS, "限制", "Limits") \
+LABEL(L_IN_FLIGHT, "同时进行的请求", "Requests in flight") \
+LABEL(L_OPEN_TASKS, "未完成的任务", "Open jobs") \
+LABEL(L_RPM, "每分钟请求数", "Requests a minute") \
+LABEL(L_LIMITS_HELP, "超过时返回 429；0 或留空表示不限制", "Past one: 429; 0 or empty: no limit") \
+LABEL(L_NO_LIMIT, "不限", "none") \
 LABEL(L_ADD_USER, "添加用户", "Add user") \
 LABEL(L_EDIT_USER, "编辑用户", "Edit user") \
 LABEL(L_DISPLAY_NAME, "显示名称", "Display name") \

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "limitform.h"
 #include "log.h"
 #include "reply.h"
 #include "request.h"
@@ -22,6 +23,7 @@ struct tok_view {
 	char		 models[2 * LIM_MODEL_LIMITS + 1];	/* one per line */
 	char		 ips[2 * LIM_ALLOW_IPS + 1];
 	char		 expires_s[24];		/* datetime-local value */
+	struct limit_view lim;
 };
 
 static void
@@ -62,6 +64,9 @@ tok_row(void *arg, const struct dbv *c, size_t n)
 	list_lines(col_i(&c[8]) ? col_s(&c[9]) : "", v->models, sizeof(v->models));
 	strlcpy_(v->ips, col_s(&c[10]), sizeof(v->ips));
 	strlcpy_(v->owner, col_s(&c[11]), sizeof(v->owner));
+	v->lim.in_flight = col_i(&c[12]);
+	v->lim.tasks = col_i(&c[13]);
+	v->lim.rpm = col_i(&c[14]);
 	datetime_local(v->expires, v->expires_s);
 	return 1;
 }
@@ -97,6 +102,7 @@ token_form(struct req *r, const struct tok_view *v, const char *err)
 	h(&r->out, "<label>%s<textarea name=\"allow_ips\" rows=\"3\" "
 	    "spellcheck=\"false\">%s</textarea><small>%s</small></label>",
 	    T(r, L_ALLOW_IPS), v->ips, T(r, L_ALLOW_IPS_HELP));
+	limit_fields(r, &v->lim);
 	h(&r->out, "<div class=\"actions\"><button type=\"submit\">%s</button>"
 	    "<a class=\"btn ghost\" href=\"%s/tokens\">%s</a></div></form>",
 	    T(r, L_SAVE), r->base, T(r, L_CANCEL));
@@ -149,6 +155,7 @@ int
 pg_token_save(struct req *r)
 {
 	struct tok_view	 v;
+	struct limit_view was;
 	struct buf	 errs;
 	char		 msg[MSG_SZ], models[LIM_MODEL_LIMITS + 1] = "";
 	char		 ips[LIM_ALLOW_IPS + 1] = "", bad[80];
@@ -193,13 +200,22 @@ pg_token_save(struct req *r)
 		buf_printf(&errs, "%s%s\n", T(r, L_BAD_IP), bad);
 	else if (s != NULL && rc == -2)
 		too_long(r, &errs, L_ALLOW_IPS, LIM_ALLOW_IPS);
+	was = v.lim;
+	limit_read(r, &errs, &v.lim);
 
 	if (errs.len == 0 && id == 0 &&
-	    token_create(r->store, uid, v.name, unlimited ? -1 : quota, expires,
-	    models, ips, key, msg, sizeof(msg)) < 0)
+	    (v.id = token_create(r->store, uid, v.name, unlimited ? -1 : quota,
+	    expires, models, ips, key, msg, sizeof(msg))) < 0) {
 		buf_printf(&errs, "%s\n", msg);
+		v.id = 0;
+	}
 	if (errs.len == 0 && id > 0 && token_update(r->store, id, v.name, quota,
 	    unlimited, expires, models, ips) == -1)
+		buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
+	/* unchanged: no write, which would have every kept token re-read */
+	if (errs.len == 0 && id > 0 && limit_changed(&was, &v.lim) &&
+	    limits_set(r->store, LIMIT_TOKEN, id,
+	    v.lim.in_flight, v.lim.tasks, v.lim.rpm) == -1)
 		buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
 	if (errs.len > 0) {
 		token_form(r, &v, errs.p);
@@ -212,8 +228,14 @@ pg_token_save(struct req *r)
 		return 303;
 	}
 	log_info("admin: user %lld created a token", r->me.id);
-	/* The only time the whole key is shown. */
+	/*
+	 * The only time the whole key is shown: shown even when its limits
+	 * could not be written, which the page says.
+	 */
 	page_begin(r, L_ADD_TOKEN);
+	if (limit_changed(&was, &v.lim) && limits_set(r->store, LIMIT_TOKEN,
+	    v.id, v.lim.in_flight, v.lim.tasks, v.lim.rpm) == -1)
+		msg_box(r, 0, T(r, L_DB_ERROR));
 	msg_box(r, 1, T(r, L_TOKEN_CREATED));
 	h(&r->out, "<div class=\"card\"><p><b>%s</b></p><div class=\"key\" "
 	    "id=\"new-key\">sk-%s</div><p class=\"actions\"><a class=\"btn\" "
@@ -262,6 +284,7 @@ list_row(void *arg, const struct dbv *c, size_t n)
 		fmt_time(v.expires, t, sizeof(t));
 	h(&r->out, "<td class=\"num\">%L</td><td>%s</td><td>%s</td><td class=\"wrap\">%s</td>",
 	    v.used, t, v.models, v.ips);
+	limit_cell(r, &v.lim);
 	h(&r->out, "<td class=\"ops\"><a class=\"btn ghost small\" "
 	    "href=\"%s/tokens/edit?id=%L\">%s</a> ", r->base, v.id, T(r, L_EDIT));
 	post_button(r, "/tokens/toggle", v.id, v.status == 1 ? 2 : 1,
@@ -279,11 +302,12 @@ pg_tokens(struct req *r)
 	    "href=\"%s/tokens/new\">%s</a></div>", r->base, T(r, L_ADD_TOKEN));
 	h(&r->out, "<table><thead><tr><th class=\"num\">ID</th><th>%s</th><th>%s</th>"
 	    "<th>%s</th><th>%s</th><th class=\"num\">%s</th><th class=\"num\">%s</th>"
-	    "<th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr></thead><tbody>",
-	    T(r, L_NAME), T(r, L_OWNER), T(r, L_TOKEN_KEY), T(r, L_STATUS),
-	    T(r, L_REMAIN), T(r, L_USED_QUOTA), T(r, L_EXPIRES),
-	    T(r, L_MODEL_LIMITS), T(r, L_ALLOW_IPS), T(r, L_ACTIONS));
-	if (table_rows(r, AS_TOKEN_LIST, NULL, 0, list_row, 11, L_NONE) == -1)
+	    "<th>%s</th><th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr></thead>"
+	    "<tbody>", T(r, L_NAME), T(r, L_OWNER), T(r, L_TOKEN_KEY),
+	    T(r, L_STATUS), T(r, L_REMAIN), T(r, L_USED_QUOTA), T(r, L_EXPIRES),
+	    T(r, L_MODEL_LIMITS), T(r, L_ALLOW_IPS), T(r, L_LIMITS),
+	    T(r, L_ACTIONS));
+	if (table_rows(r, AS_TOKEN_LIST, NULL, 0, list_row, 12, L_NONE) == -1)
 		return page_fail(r, 503, L_DB_ERROR, NULL);
 	page_end(r);
 	return 200;

@@ -8,6 +8,7 @@
 
 #include "admin.h"
 #include "crypto.h"
+#include "limitform.h"
 #include "log.h"
 #include "reply.h"
 #include "request.h"
@@ -30,6 +31,7 @@ struct user_view {
 	char		 username[LIM_BYTES(LIM_USERNAME)];
 	char		 display[LIM_BYTES(LIM_DISPLAY_NAME)];
 	char		 group[LIM_BYTES(LIM_USER_GROUP)];
+	struct limit_view lim;
 };
 
 static enum label
@@ -58,6 +60,9 @@ user_row(void *arg, const struct dbv *c, size_t n)
 	v->used = col_i(&c[6]);
 	v->requests = col_i(&c[7]);
 	strlcpy_(v->group, col_s(&c[8]), sizeof(v->group));
+	v->lim.in_flight = col_i(&c[9]);
+	v->lim.tasks = col_i(&c[10]);
+	v->lim.rpm = col_i(&c[11]);
 	return 1;
 }
 
@@ -98,6 +103,7 @@ user_form(struct req *r, const struct user_view *v, const char *err)
 	    "</select></label></div>", T(r, L_QUOTA), v->quota, T(r, L_GROUP),
 	    v->group, T(r, L_STATUS), v->status == 1 ? " selected" : "",
 	    T(r, L_ENABLED), v->status != 1 ? " selected" : "", T(r, L_DISABLED));
+	limit_fields(r, &v->lim);
 	h(&r->out, "<div class=\"actions\"><button type=\"submit\">%s</button>"
 	    "<a class=\"btn ghost\" href=\"%s/users\">%s</a></div></form>",
 	    T(r, L_SAVE), r->base, T(r, L_CANCEL));
@@ -141,6 +147,7 @@ int
 pg_user_save(struct req *r)
 {
 	struct user_view	 v;
+	struct limit_view	 was;
 	struct buf		 errs;
 	char			 msg[MSG_SZ], group[LIM_USER_GROUP + 1], hash[128];
 	const char		*s, *pw;
@@ -173,6 +180,8 @@ pg_user_save(struct req *r)
 	if (check_groups(v.group, group, sizeof(group), msg, sizeof(msg)) == -1 ||
 	    strchr(group, ',') != NULL)
 		buf_printf(&errs, "%s%s\n", T(r, L_FIELD_BAD), T(r, L_GROUP));
+	was = v.lim;
+	limit_read(r, &errs, &v.lim);
 	if (id == 0 && errs.len == 0) {
 		if ((id = user_create(r->store, v.username, pw, v.role, v.quota,
 		    group, msg, sizeof(msg))) < 0) {
@@ -187,6 +196,11 @@ pg_user_save(struct req *r)
 		too_long(r, &errs, L_PASSWORD, PASSWORD_MAX);
 	if (errs.len == 0 && user_update(r->store, id, *v.display ? v.display :
 	    v.username, v.role, v.quota, group, v.status) == -1)
+		buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
+	/* unchanged: no write, which would have every kept token re-read */
+	if (errs.len == 0 && limit_changed(&was, &v.lim) &&
+	    limits_set(r->store, LIMIT_USER, id,
+	    v.lim.in_flight, v.lim.tasks, v.lim.rpm) == -1)
 		buf_printf(&errs, "%s\n", T(r, L_DB_ERROR));
 	if (errs.len == 0 && pw != NULL) {
 		if (password_hash(pw, hash, sizeof(hash)) == -1)
@@ -224,11 +238,14 @@ list_row(void *arg, const struct dbv *c, size_t n)
 	user_row(&v, c, n);
 	h(&r->out, "<tr><td class=\"num\">%L</td><td>%s</td><td>%s</td><td>%s</td>"
 	    "<td><span class=\"badge %s\">%s</span></td><td>%s</td>"
-	    "<td class=\"num\">%L</td><td class=\"num\">%L</td><td class=\"num\">%L</td>"
-	    "<td class=\"ops\"><a class=\"btn ghost small\" href=\"%s/users/edit?id=%L\">"
-	    "%s</a></td></tr>", v.id, v.username, v.display, T(r, role_label(v.role)),
+	    "<td class=\"num\">%L</td><td class=\"num\">%L</td><td class=\"num\">%L</td>",
+	    v.id, v.username, v.display, T(r, role_label(v.role)),
 	    v.status == 1 ? "on" : "off", T(r, v.status == 1 ? L_ENABLED : L_DISABLED),
-	    v.group, v.quota, v.used, v.requests, r->base, v.id, T(r, L_EDIT));
+	    v.group, v.quota, v.used, v.requests);
+	limit_cell(r, &v.lim);
+	h(&r->out, "<td class=\"ops\"><a class=\"btn ghost small\" "
+	    "href=\"%s/users/edit?id=%L\">%s</a></td></tr>", r->base, v.id,
+	    T(r, L_EDIT));
 	return 0;
 }
 
@@ -240,11 +257,11 @@ pg_users(struct req *r)
 	    "href=\"%s/users/new\">%s</a></div>", r->base, T(r, L_ADD_USER));
 	h(&r->out, "<table><thead><tr><th class=\"num\">ID</th><th>%s</th><th>%s</th>"
 	    "<th>%s</th><th>%s</th><th>%s</th><th class=\"num\">%s</th>"
-	    "<th class=\"num\">%s</th><th class=\"num\">%s</th><th>%s</th></tr>"
-	    "</thead><tbody>", T(r, L_USERNAME), T(r, L_DISPLAY_NAME), T(r, L_ROLE),
-	    T(r, L_STATUS), T(r, L_GROUP), T(r, L_QUOTA), T(r, L_USED_QUOTA),
-	    T(r, L_REQUESTS), T(r, L_ACTIONS));
-	if (table_rows(r, AS_USER_LIST, NULL, 0, list_row, 10, L_NONE) == -1)
+	    "<th class=\"num\">%s</th><th class=\"num\">%s</th><th>%s</th><th>%s</th>"
+	    "</tr></thead><tbody>", T(r, L_USERNAME), T(r, L_DISPLAY_NAME),
+	    T(r, L_ROLE), T(r, L_STATUS), T(r, L_GROUP), T(r, L_QUOTA),
+	    T(r, L_USED_QUOTA), T(r, L_REQUESTS), T(r, L_LIMITS), T(r, L_ACTIONS));
+	if (table_rows(r, AS_USER_LIST, NULL, 0, list_row, 11, L_NONE) == -1)
 		return page_fail(r, 503, L_DB_ERROR, NULL);
 	page_end(r);
 	return 200;

@@ -60,22 +60,31 @@ const char *const admin_sql[AS__MAX] = {
 	[AS_TOKEN_LIST] =
 	    "SELECT t.id, t.name, t.`key`, t.status, t.remain_quota, t.used_quota,"
 	    " t.unlimited_quota, t.expired_time, t.model_limits_enabled,"
-	    " t.model_limits, t.allow_ips, u.username FROM tokens t"
-	    " LEFT JOIN users u ON u.id = t.user_id WHERE t.deleted_at IS NULL"
-	    " ORDER BY t.id DESC LIMIT 500",
+	    " t.model_limits, t.allow_ips, u.username,"
+	    " COALESCE(l.in_flight, 0), COALESCE(l.tasks, 0), COALESCE(l.rpm, 0)"
+	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
+	    " LEFT JOIN bltcy_limits l ON l.scope = 't' AND l.id = t.id"
+	    " WHERE t.deleted_at IS NULL ORDER BY t.id DESC LIMIT 500",
 	[AS_TOKEN_GET] =
 	    "SELECT t.id, t.name, t.`key`, t.status, t.remain_quota, t.used_quota,"
 	    " t.unlimited_quota, t.expired_time, t.model_limits_enabled,"
-	    " t.model_limits, t.allow_ips, u.username FROM tokens t"
-	    " LEFT JOIN users u ON u.id = t.user_id"
+	    " t.model_limits, t.allow_ips, u.username,"
+	    " COALESCE(l.in_flight, 0), COALESCE(l.tasks, 0), COALESCE(l.rpm, 0)"
+	    " FROM tokens t LEFT JOIN users u ON u.id = t.user_id"
+	    " LEFT JOIN bltcy_limits l ON l.scope = 't' AND l.id = t.id"
 	    " WHERE t.id = ? AND t.deleted_at IS NULL",
 	[AS_USER_LIST] =
-	    "SELECT id, username, display_name, role, status, quota, used_quota,"
-	    " request_count, `group` FROM users WHERE deleted_at IS NULL"
-	    " ORDER BY id LIMIT 500",
+	    "SELECT u.id, u.username, u.display_name, u.role, u.status, u.quota,"
+	    " u.used_quota, u.request_count, u.`group`, COALESCE(l.in_flight, 0),"
+	    " COALESCE(l.tasks, 0), COALESCE(l.rpm, 0) FROM users u"
+	    " LEFT JOIN bltcy_limits l ON l.scope = 'u' AND l.id = u.id"
+	    " WHERE u.deleted_at IS NULL ORDER BY u.id LIMIT 500",
 	[AS_USER_GET] =
-	    "SELECT id, username, display_name, role, status, quota, used_quota,"
-	    " request_count, `group` FROM users WHERE id = ? AND deleted_at IS NULL",
+	    "SELECT u.id, u.username, u.display_name, u.role, u.status, u.quota,"
+	    " u.used_quota, u.request_count, u.`group`, COALESCE(l.in_flight, 0),"
+	    " COALESCE(l.tasks, 0), COALESCE(l.rpm, 0) FROM users u"
+	    " LEFT JOIN bltcy_limits l ON l.scope = 'u' AND l.id = u.id"
+	    " WHERE u.id = ? AND u.deleted_at IS NULL",
 	/*
 	 * Filters: an empty string or 0 means "any". The same WHERE in both
 	 * statements; the arguments are bound in the same order.

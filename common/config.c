@@ -23,7 +23,12 @@ static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_PORT] =		{ "PORT", T_INT, "3000", 1, 65535, NULL },
 	[CFG_REDIS_CONN_STRING] = { "REDIS_CONN_STRING", T_STR, "", 0, 0, NULL },
 	[CFG_RELAY_WORKERS] =	{ "RELAY_WORKERS", T_INT, "0", 0, 1024, NULL },
-	[CFG_RELAY_THREADS] =	{ "RELAY_THREADS", T_INT, "256", 1, 16384, NULL },
+	/*
+	 * Requests a worker holds at once: with the default workers (2 x
+	 * cores), 4,096 on 2 cores. Limits, not the pool's size, protect
+	 * the upstream.
+	 */
+	[CFG_RELAY_THREADS] =	{ "RELAY_THREADS", T_INT, "1024", 1, 16384, NULL },
 	[CFG_RELAY_MAX_BODY] =	{ "RELAY_MAX_BODY", T_INT, "67108864", 0, 1LL << 40, NULL },
 	[CFG_RELAY_TIMEOUT] =	{ "RELAY_TIMEOUT", T_INT, "300", 1, 86400, NULL },
 	[CFG_RELAY_CONNECT_TIMEOUT] = { "RELAY_CONNECT_TIMEOUT", T_INT, "60", 1, 3600, NULL },

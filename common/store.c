@@ -133,6 +133,35 @@ const char *const store_sql[STORE__MAX] = {
 	[SS_THROTTLE_PURGE] =
 	    "DELETE FROM bltcy_login_throttle WHERE first_at < ?"
 	    " AND locked_until <= ? LIMIT 100",
+	/* a value below 0 keeps the row's; a new row has none there */
+	[SS_LIMITS_SET] =
+	    "INSERT INTO bltcy_limits (scope, id, in_flight, tasks, rpm,"
+	    " updated_at) VALUES (?, ?, GREATEST(?, 0), GREATEST(?, 0),"
+	    " GREATEST(?, 0), UNIX_TIMESTAMP()) ON DUPLICATE KEY UPDATE"
+	    " in_flight = IF(? < 0, in_flight, VALUES(in_flight)),"
+	    " tasks = IF(? < 0, tasks, VALUES(tasks)),"
+	    " rpm = IF(? < 0, rpm, VALUES(rpm)), updated_at = UNIX_TIMESTAMP()",
+	[SS_LIMITS_PRUNE] =
+	    "DELETE FROM bltcy_limits WHERE scope = ? AND id = ?"
+	    " AND in_flight = 0 AND tasks = 0 AND rpm = 0",
+	[SS_LIMITS_DELETE] =
+	    "DELETE FROM bltcy_limits WHERE scope = ? AND id = ?",
+	/* users first, then tokens; '' scope: every row */
+	[SS_LIMITS_LIST] =
+	    "SELECT l.scope, l.id, l.in_flight, l.tasks, l.rpm,"
+	    " COALESCE(t.name, u.username, ''), COALESCE(tu.username, ''),"
+	    " t.id IS NULL AND u.id IS NULL FROM bltcy_limits l"
+	    " LEFT JOIN tokens t ON l.scope = 't' AND t.id = l.id"
+	    " AND t.deleted_at IS NULL"
+	    " LEFT JOIN users tu ON tu.id = t.user_id"
+	    " LEFT JOIN users u ON l.scope = 'u' AND u.id = l.id"
+	    " AND u.deleted_at IS NULL"
+	    " WHERE ? = '' OR (l.scope = ? AND l.id = ?)"
+	    " ORDER BY l.scope DESC, l.id",
+	[SS_TOKEN_WHO] =
+	    "SELECT t.id, t.name, COALESCE(u.username, '') FROM tokens t"
+	    " LEFT JOIN users u ON u.id = t.user_id"
+	    " WHERE t.`key` = ? AND t.deleted_at IS NULL",
 };
 
 static const char base_url_help[] =
@@ -887,4 +916,71 @@ login_throttle_purge(struct db *db, long long window_start, long long now)
 	struct dbv	 a[2] = { DBI(window_start), DBI(now) };
 
 	return write1(db, SS_THROTTLE_PURGE, a, 2);
+}
+
+int
+limits_set(struct db *db, int scope, long long id, long long in_flight,
+    long long tasks, long long rpm)
+{
+	char		 sc[2] = { (char)scope, '\0' };
+	struct dbv	 a[8] = { DBS(sc), DBI(id), DBI(in_flight), DBI(tasks),
+	    DBI(rpm), DBI(in_flight), DBI(tasks), DBI(rpm) };
+
+	if (write1(db, SS_LIMITS_SET, a, 8) == -1)
+		return -1;
+	/* none left: the row would only say so */
+	return write1(db, SS_LIMITS_PRUNE, a, 2);
+}
+
+int
+limits_delete(struct db *db, int scope, long long id)
+{
+	char			 sc[2] = { (char)scope, '\0' };
+	struct dbv		 a[2] = { DBS(sc), DBI(id) };
+	unsigned long long	 aff = 0;
+
+	if (db_run(db, SS_LIMITS_DELETE, a, 2, NULL, NULL, &aff) != DB_OK)
+		return -1;
+	return aff == 0;
+}
+
+int
+limits_list(struct db *db, int scope, long long id, db_row_fn fn, void *arg)
+{
+	char		 sc[2] = { (char)scope, '\0' };
+	struct dbv	 a[3] = { DBS(sc), DBS(sc), DBI(id) };
+
+	return db_run(db, SS_LIMITS_LIST, a, 3, fn, arg, NULL) == DB_OK ? 0 : -1;
+}
+
+struct who {
+	long long	 id;
+	char		*name, *user;
+	size_t		 namesz, usersz;
+};
+
+static int
+who_row(void *arg, const struct dbv *c, size_t n)
+{
+	struct who	*w = arg;
+
+	w->id = c[0].i;
+	strlcpy_(w->name, c[1].t == DBV_STR ? c[1].s : "", w->namesz);
+	strlcpy_(w->user, c[2].t == DBV_STR ? c[2].s : "", w->usersz);
+	return 1;
+}
+
+long long
+token_who(struct db *db, const char *key, char *name, size_t namesz,
+    char *user, size_t usersz)
+{
+	struct who	 w = { 0, name, user, namesz, usersz };
+	struct dbv	 a;
+
+	if (strncmp(key, "sk-", 3) == 0)
+		key += 3;
+	a = DBS(key);
+	if (db_run(db, SS_TOKEN_WHO, &a, 1, who_row, &w, NULL) != DB_OK)
+		return -1;
+	return w.id;
 }

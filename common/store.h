@@ -47,6 +47,11 @@ enum store_stmt {
 	SS_THROTTLE_CLEAR,
 	SS_THROTTLE_GIVE_BACK,
 	SS_THROTTLE_PURGE,
+	SS_LIMITS_SET,
+	SS_LIMITS_PRUNE,
+	SS_LIMITS_DELETE,
+	SS_LIMITS_LIST,
+	SS_TOKEN_WHO,
 	STORE__MAX
 };
 extern const char *const store_sql[STORE__MAX];
@@ -229,5 +234,36 @@ long long price_rule_insert(struct db *, const struct price_rule *, char *msg,
 int	 price_rule_delete(struct db *, long long id, char *msg, size_t msgsz);
 typedef int (*price_rule_fn)(void *arg, const struct price_rule *);
 int	 price_rule_list(struct db *, price_rule_fn, void *arg);
+
+/*
+ * Limits of a token (LIMIT_TOKEN, id tokens.id) or a user (LIMIT_USER,
+ * id users.id) in bltcy_limits: requests in flight, open jobs, requests a
+ * minute; 0 is none, at most LIMIT_MAX (the columns are int).
+ *
+ * limits_set writes the three, a value below 0 keeping what the row has
+ * (none for a new row); a row left with no limit is removed, so a row
+ * always limits something. limits_delete: 0, 1 when there was no row.
+ * limits_list calls fn for every row (scope and id 0: all of them) with
+ * columns scope, id, in_flight, tasks, rpm, name (the token's or the
+ * user's), the token's user's name ('' for a user), and 1 when the token
+ * or user is deleted or gone. All: -1 on a database error.
+ */
+#define LIMIT_TOKEN	't'
+#define LIMIT_USER	'u'
+#define LIMIT_MAX	2147483647LL
+
+int	 limits_set(struct db *, int scope, long long id, long long in_flight,
+	    long long tasks, long long rpm);
+int	 limits_delete(struct db *, int scope, long long id);
+int	 limits_list(struct db *, int scope, long long id, db_row_fn fn,
+	    void *arg);
+
+/*
+ * A token named by its key (with or without "sk-"), not deleted: its id
+ * (0 when there is none, -1 on a database error), its name and its
+ * user's name.
+ */
+long long token_who(struct db *, const char *key, char *name, size_t namesz,
+	    char *user, size_t usersz);
 
 #endif

@@ -1179,6 +1179,196 @@ def test_admin_cannot_grant_root():
 
 
 # ---------------------------------------------------------------------------
+# limits (bltcy_limits): bltcy-ctl limit, the token and user pages
+
+def limit_rows():
+    return [(x["scope"], x["id"], x["in_flight"], x["tasks"], x["rpm"])
+            for x in E.sql("SELECT scope, id, in_flight, tasks, rpm FROM bltcy_limits ORDER BY scope, id")]
+
+
+def ctl_out(*args):
+    p = E.ctl(*args, check=False)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+@S.test(fronts=False)
+def test_ctl_limits():
+    E.sql("DELETE FROM bltcy_limits")
+    E.ctl("add-user", "lim-user", "--password", "lim-user-pass")
+    key = E.ctl("add-token", "--user", "lim-user", "--name", "lim tok").stdout.decode().strip()
+    check(re.match(r"^sk-[0-9A-Za-z]{48}$", key), "token key %r" % key)
+    tid = one("SELECT id FROM tokens WHERE `key`=%s", (key[3:],))["id"]
+    uid = one("SELECT id FROM users WHERE username='lim-user'")["id"]
+    tok = "token id=%d name=lim tok user=lim-user" % tid
+    usr = "user id=%d name=lim-user" % uid
+
+    rc, out, err = ctl_out("limit", "set", "--token", key, "--in-flight", "5", "--rpm", "60")
+    eq((rc, out, err), (0, tok + " in_flight=5 tasks=0 rpm=60\n", ""), "set on a token")
+    eq(limit_rows(), [("t", tid, 5, 0, 60)], "row")
+    # a limit not given keeps its value; the key may come without sk-
+    rc, out, err = ctl_out("limit", "set", "--token", key[3:], "--tasks", "7")
+    eq((rc, out), (0, tok + " in_flight=5 tasks=7 rpm=60\n"), "set one more")
+    rc, out, err = ctl_out("limit", "set", "--user", "lim-user", "--tasks", "3", "--in-flight", "0")
+    eq((rc, out), (0, usr + " in_flight=0 tasks=3 rpm=0\n"), "set on a user")
+    eq(limit_rows(), [("t", tid, 5, 7, 60), ("u", uid, 0, 3, 0)], "rows")
+    rc, out, err = ctl_out("limit", "list")
+    eq((rc, out, err), (0, usr + " in_flight=0 tasks=3 rpm=0\n" + tok + " in_flight=5 tasks=7 rpm=60\n", ""),
+       "list: users, then tokens")
+    check(key[3:] not in out, "no key in what is printed")
+
+    bad = [
+        (("limit", "set", "--in-flight", "1"), 1, "bltcy-ctl: limit: name a token (--token sk-KEY) or a user "
+         "(--user NAME), one of the two\n"),
+        (("limit", "set", "--token", key, "--user", "lim-user", "--rpm", "1"), 1, None),
+        (("limit", "set", "--user", "lim-user"), 1, "bltcy-ctl: limit set: give at least one of --in-flight N, "
+         "--tasks N, --rpm N (0: no limit)\n"),
+        (("limit", "set", "--user", "lim-user", "--rpm", "-1"), 1,
+         "bltcy-ctl: --rpm: expected an integer from 0 to 2147483647\n"),
+        (("limit", "set", "--user", "lim-user", "--tasks", "2147483648"), 1,
+         "bltcy-ctl: --tasks: expected an integer from 0 to 2147483647\n"),
+        (("limit", "set", "--user", "lim-user", "--in-flight", "ten"), 1,
+         "bltcy-ctl: --in-flight: expected an integer from 0 to 2147483647\n"),
+        (("limit", "set", "--token", "sk-" + "Z" * 48, "--rpm", "1"), 1,
+         "bltcy-ctl: --token: no such token (deleted, or a wrong key)\n"),
+        (("limit", "set", "--user", "nobody-at-all", "--rpm", "1"), 1, "bltcy-ctl: --user: no such user\n"),
+        (("limit", "set", "--user"), 2, None),
+        (("limit",), 2, None),
+        (("limit", "frobnicate"), 2, None),
+        (("limit", "list", "extra"), 2, None),
+    ]
+    for args, code, msg in bad:
+        rc, out, err = ctl_out(*args)
+        eq(rc, code, "exit status of %r" % (args,))
+        eq(out, "", "nothing on stdout for %r" % (args,))
+        if msg is not None:
+            eq(err, msg, "message for %r" % (args,))
+        check("Z" * 48 not in err and key[3:] not in err, "no key in the message for %r" % (args,))
+    check("limit set (--token sk-KEY | --user NAME)" in ctl_out("limit")[2], "usage names the command")
+    eq(limit_rows(), [("t", tid, 5, 7, 60), ("u", uid, 0, 3, 0)], "refused commands wrote nothing")
+
+    # every limit 0: no row is left
+    rc, out, err = ctl_out("limit", "set", "--user", "lim-user", "--tasks", "0")
+    eq((rc, out), (0, usr + " in_flight=0 tasks=0 rpm=0\n"), "all none")
+    eq(limit_rows(), [("t", tid, 5, 7, 60)], "the user's row removed")
+    rc, out, err = ctl_out("limit", "delete", "--user", "lim-user")
+    eq((rc, out, err), (1, "", "bltcy-ctl: limit delete: no limits are set there\n"), "delete: nothing set")
+    # a deleted token's row is listed as such
+    E.sql("UPDATE tokens SET deleted_at = NOW() WHERE id=%s", (tid,))
+    eq(ctl_out("limit", "list")[1], "token id=%d name= user= in_flight=5 tasks=7 rpm=60 (deleted)\n" % tid,
+       "list: a deleted token")
+    rc, out, err = ctl_out("limit", "delete", "--token", key)
+    eq((rc, err), (1, "bltcy-ctl: --token: no such token (deleted, or a wrong key)\n"), "deleted token")
+    E.sql("UPDATE tokens SET deleted_at = NULL WHERE id=%s", (tid,))
+    rc, out, err = ctl_out("limit", "delete", "--token", key)
+    eq((rc, out, err), (0, tok + ": limits removed\n", ""), "delete")
+    eq(limit_rows(), [], "no rows")
+
+
+def limit_inputs(text):
+    """name -> value of the three limit inputs of a form."""
+    return {n: v for n, v in re.findall(r'<input name="(in_flight|tasks|rpm)" type="number" min="0" '
+                                       r'max="2147483647" value="(-?\d+)">', text)}
+
+
+def limit_cells(text, name):
+    """The limits cell of the list row that names name."""
+    for row in re.findall(r"<tr>.*?</tr>", main_of(text), re.S):
+        if "<td>%s</td>" % name in row:
+            m = re.search(r'<td class="limits">(.*?)</td>', row)
+            return m.group(1) if m else None
+    return None
+
+
+BAD_LIMITS = [
+    ({"in_flight": "-1"}, "格式无效：同时进行的请求 (0 … 2147483647)"),
+    ({"tasks": "many"}, "格式无效：未完成的任务 (0 … 2147483647)"),
+    ({"rpm": "2147483648"}, "格式无效：每分钟请求数 (0 … 2147483647)"),
+]
+
+
+@S.test(fronts=False)
+def test_token_limits_page():
+    b = root()
+    E.sql("DELETE FROM bltcy_limits")
+    eq(limit_inputs(b.get("/admin/tokens/new").text), {"in_flight": "0", "tasks": "0", "rpm": "0"},
+       "new token form: no limits")
+    r = b.post("/admin/tokens/new", {"csrf": b.csrf(), "user": "root", "name": "lim-page", "quota": "5",
+                                     "in_flight": "4", "tasks": "", "rpm": "120"})
+    eq(r.status, 200, "create with limits")
+    tid = one("SELECT id FROM tokens WHERE name='lim-page'")["id"]
+    eq(limit_rows(), [("t", tid, 4, 0, 120)], "row of the new token")
+    r = b.post("/admin/tokens/new", {"csrf": b.csrf(), "user": "root", "name": "lim-none", "quota": "5",
+                                     "in_flight": "0", "tasks": "0", "rpm": ""})
+    eq(r.status, 200, "create without limits")
+    eq(limit_rows(), [("t", tid, 4, 0, 120)], "no row for a token without limits")
+    edit = "/admin/tokens/edit?id=%d" % tid
+    eq(limit_inputs(b.get(edit).text), {"in_flight": "4", "tasks": "0", "rpm": "120"}, "edit form shows them")
+    eq(limit_cells(b.get("/admin/tokens").text, "lim-page"), "同时进行的请求 4<br>每分钟请求数 120",
+       "list shows them")
+    base = {"id": tid, "name": "lim-page", "quota": "5"}
+    r = b.post("/admin/tokens/edit", dict(base, csrf=b.csrf(), in_flight="4", tasks="9", rpm=""))
+    eq(r.status, 303, "edit")
+    eq(limit_rows(), [("t", tid, 4, 9, 0)], "edited: an empty field is none")
+    r = b.post("/admin/tokens/edit", dict(base, csrf=b.csrf()))
+    eq(r.status, 303, "edit without the fields")
+    eq(limit_rows(), [("t", tid, 4, 9, 0)], "fields not sent keep their values")
+    for fields, msg in BAD_LIMITS:
+        r = b.post("/admin/tokens/edit", dict(base, csrf=b.csrf(), **fields))
+        eq(r.status, 422, "status for %r" % fields)
+        check(msg in main_of(r.text), "message %r for %r" % (msg, fields))
+        r = b.post("/admin/tokens/new", dict(base, csrf=b.csrf(), user="root", name="lim-bad", **fields))
+        eq(r.status, 422, "new: status for %r" % fields)
+        check('id="new-key"' not in r.text, "no key shown")
+    eq(count("SELECT COUNT(*) FROM tokens WHERE name='lim-bad'"), 0, "no token written")
+    r = b.post("/admin/tokens/edit", dict(base, in_flight="1", tasks="1", rpm="1"))
+    eq(r.status, 403, "no CSRF token")
+    eq(limit_rows(), [("t", tid, 4, 9, 0)], "refused edits wrote nothing")
+    r = b.post("/admin/tokens/edit", dict(base, csrf=b.csrf(), in_flight="0", tasks="0", rpm="0"))
+    eq(r.status, 303, "clear")
+    eq(limit_rows(), [], "no row left")
+    eq(limit_cells(b.get("/admin/tokens").text, "lim-page"), '<span class="muted">不限</span>', "list: none")
+
+
+@S.test(fronts=False)
+def test_user_limits_page():
+    b = root()
+    E.sql("DELETE FROM bltcy_limits")
+    f = {"username": "lim-u1", "password": "lim-u1-password", "role": "1", "quota": "0",
+         "group": "default", "status": "1"}
+    r = b.post("/admin/users/new", dict(f, csrf=b.csrf(), in_flight="2", tasks="3", rpm="30"))
+    eq(r.status, 303, "create with limits")
+    uid = one("SELECT id FROM users WHERE username='lim-u1'")["id"]
+    eq(limit_rows(), [("u", uid, 2, 3, 30)], "row")
+    edit = "/admin/users/edit?id=%d" % uid
+    eq(limit_inputs(b.get(edit).text), {"in_flight": "2", "tasks": "3", "rpm": "30"}, "edit form shows them")
+    eq(limit_cells(b.get("/admin/users").text, "lim-u1"), "同时进行的请求 2<br>未完成的任务 3<br>每分钟请求数 30",
+       "list shows them")
+    base = {"id": uid, "role": "1", "quota": "0", "group": "default", "status": "1"}
+    r = b.post("/admin/users/edit", dict(base, csrf=b.csrf(), in_flight="", tasks="3", rpm="31"))
+    eq(r.status, 303, "edit")
+    eq(limit_rows(), [("u", uid, 0, 3, 31)], "edited")
+    for fields, msg in BAD_LIMITS:
+        r = b.post("/admin/users/edit", dict(base, csrf=b.csrf(), **fields))
+        eq(r.status, 422, "status for %r" % fields)
+        check(msg in main_of(r.text), "message %r for %r" % (msg, fields))
+    eq(b.post("/admin/users/edit", dict(base, rpm="1")).status, 403, "no CSRF token")
+    eq(limit_rows(), [("u", uid, 0, 3, 31)], "refused edits wrote nothing")
+    # nobody sets the limits of a user of their role or above
+    b.post("/admin/users/new", {"csrf": b.csrf(), "username": "lim-admin", "password": "lim-admin-pass",
+                                "role": "10", "quota": "0", "group": "default", "status": "1"})
+    E.sql("DELETE FROM bltcy_login_throttle")
+    a = Browser(E.port)
+    eq(a.login("lim-admin", "lim-admin-pass").status, 303, "login")
+    r = a.post("/admin/users/edit", {"csrf": a.csrf(), "id": root_id(), "role": "100", "quota": "0",
+                                     "group": "default", "status": "1", "rpm": "1"})
+    eq(r.status, 422, "limits of root")
+    eq(limit_rows(), [("u", uid, 0, 3, 31)], "root has none")
+    r = b.post("/admin/users/edit", dict(base, csrf=b.csrf(), in_flight="0", tasks="0", rpm="0"))
+    eq(r.status, 303, "clear")
+    eq(limit_rows(), [], "no row left")
+
+
+# ---------------------------------------------------------------------------
 # logs and dashboard
 
 def seed_logs():

@@ -44,10 +44,20 @@ Environment (all optional):
   BENCH_RELAY_ENV=        more relay config keys, "KEY=VAL KEY=VAL", written
                           to the relay's config file after the bench's own
                           (so they can override them), for every pool
+  BENCH_LIMITS=0          1: every zero-delay measurement twice, back to back
+                          in the same round: without limits, then with
+                          new-api's request-rate options on (counts that
+                          never refuse) and bltcy_limits rows on the bench
+                          token and its user (in flight, open jobs, a
+                          minute: none ever reached); both printed side by
+                          side ("lighttpd+limits")
 
 The in-flight scenario (see BENCHMARKS.md): for every delay and client
 count, proxy_pass and the gateway through every front, the first of
-BENCH_MODES as metering, the pool started afresh for each run.
+BENCH_MODES as metering, the pool started afresh for each run, sized as
+the default install: the config's default RELAY_THREADS, spawn-fcgi's -b
+and the fronts' connections and listen queues as the samples have them
+(supervisor.conf.sample, lighttpd.conf.sample, nginx.conf.sample).
   BENCH_DELAYS="0.2 1 3"  seconds the stand-in waits before it answers
   BENCH_CLIENTS="256 1024 4096"  concurrent clients (keep-alive, closed loop)
   BENCH_SECONDS, BENCH_ROUNDS  as above; unset, in-flight uses 5 s, 1 round
@@ -118,6 +128,7 @@ JSON_OUT = os.environ.get("BENCH_JSON", "")
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "").split() or ["zero", "inflight"]
 RELAY_ENV = os.environ.get("BENCH_RELAY_ENV", "").split()
 PRICES = os.environ.get("BENCH_PRICES", "0") == "1"
+LIMITS = env_int("BENCH_LIMITS", 0)
 IF_ROUNDS = env_int("BENCH_ROUNDS", 1)
 IF_SECONDS = env_int("BENCH_SECONDS", 5)
 IF_WARMUP = (float(os.environ["BENCH_WARMUP"]) if os.environ.get("BENCH_WARMUP")
@@ -144,10 +155,35 @@ CLIENTS = env_list("BENCH_CLIENTS", [256, 1024, 4096], int)
 # the bench got before anything starts.
 NOFILE = 65536
 ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
-# The relay socket's listen queue in the in-flight scenario: every client
-# may wait there (spawn-fcgi's default is 1024; the kernel caps it at
-# net.core.somaxconn).
-BACKLOG = max(1024, max(CLIENTS))
+
+def sample_value(name, pattern):
+    """An integer the default install sets: the first group of pattern in
+    ROOT/name (a sample) or in common/config.c."""
+    with open(os.path.join(ROOT, name)) as f:
+        m = re.search(pattern, f.read(), re.M)
+    if not m:
+        sys.exit("bench: %s no longer has %r" % (name, pattern))
+    return int(m.group(1))
+
+
+# What the default install holds, from the files it installs: the relay's
+# request threads per worker (the config default, unless BENCH_RELAY_ENV
+# sets it), the relay socket's listen queue (spawn-fcgi -b), the fronts'
+# connections and listen queues.
+INSTALL = {
+    "threads": sample_value("common/config.c", r'"RELAY_THREADS", T_INT, "(\d+)"'),
+    "backlog": sample_value("supervisor.conf.sample", r"^command=.*spawn-fcgi .*-b (\d+)"),
+    "lighttpd_conns": sample_value("lighttpd.conf.sample", r"^server\.max-connections\s*=\s*(\d+)"),
+    "lighttpd_backlog": sample_value("lighttpd.conf.sample", r"^server\.listen-backlog\s*=\s*(\d+)"),
+    "nginx_conns": sample_value("nginx.conf.sample", r"^\s*worker_connections\s+(\d+);"),
+    "nginx_backlog": sample_value("nginx.conf.sample", r"^\s*listen\s+3000\s+backlog=(\d+);"),
+}
+for _kv in os.environ.get("BENCH_RELAY_ENV", "").split():
+    if _kv.startswith("RELAY_THREADS="):
+        INSTALL["threads"] = int(_kv.split("=", 1)[1])
+# The relay socket's listen queue: the default install's (the kernel caps
+# it at net.core.somaxconn).
+BACKLOG = INSTALL["backlog"]
 
 PATH = "/kling/v1/videos/text2video"
 
@@ -155,12 +191,26 @@ PATH = "/kling/v1/videos/text2video"
 RATIO_TARGET = {"strict": 0.12, "lease": 0.35}
 ADDED_P50_MS = 0.5
 ADDED_P99_MS = 2.0
-# a worker process of 256 request threads: 8 MiB, and 64 KiB a thread
-RSS_MAX_MIB = 8.0 + 256 * 64 / 1024
+# a worker process: 8 MiB, and 96 KiB for each of its request threads (a
+# thread that has served keeps the stack pages its requests touched)
+RSS_MAX_MIB = 8.0 + INSTALL["threads"] * 96 / 1024
 RSS_GROWTH_MIB = 1.0
 MEM_GROWTH_MIB = 2.0
 UPSTREAM_CONN_SLACK = 4
 DB_RT_TARGET = {"strict": 3.0, "lease": 0.5}
+# in-flight: the default install against an upstream answering after
+# IF_TARGET_DELAY s, IF_TARGET_CLIENTS clients, answers as many as proxy_pass
+IF_TARGET_DELAY = 3.0
+IF_TARGET_CLIENTS = 4096
+IF_TARGET = 0.95
+
+# BENCH_LIMITS: what is set on the bench's user and token; none is ever
+# reached (the open jobs of the whole run stay below tasks).
+RATE_OPTIONS = (("ModelRequestRateLimitEnabled", "true"),
+                ("ModelRequestRateLimitDurationMinutes", "1"),
+                ("ModelRequestRateLimitCount", "10000000"),
+                ("ModelRequestRateLimitSuccessCount", "10000000"))
+LIMIT_ARGS = ("--in-flight", "100000", "--tasks", "1000000000", "--rpm", "1000000000")
 
 DB_VARS = ("Questions", "Com_stmt_execute", "Com_call_procedure", "Com_select",
            "Com_commit", "Com_stmt_prepare", "Innodb_data_fsyncs",
@@ -386,6 +436,19 @@ class Bench:
         d["Questions"] -= b["_mon"] - a["_mon"]
         return d
 
+    def set_limits(self, on):
+        """BENCH_LIMITS: new-api's rate options and bltcy_limits rows on the
+        bench token and its user (on), or none of them (off)."""
+        if on:
+            for k, v in RATE_OPTIONS:
+                self.mq("INSERT INTO bltcy.options (`key`, value) VALUES (%s, %s)"
+                        " ON DUPLICATE KEY UPDATE value = VALUES(value)", (k, v))
+            self.ctl("limit", "set", "--token", self.token, *LIMIT_ARGS)
+            self.ctl("limit", "set", "--user", "bench", *LIMIT_ARGS)
+        else:
+            self.mq("DELETE FROM bltcy.options WHERE `key` LIKE 'ModelRequestRateLimit%%'")
+            self.mq("DELETE FROM bltcy.bltcy_limits")
+
     def token_used(self):
         rows = self.mq("SELECT used_quota FROM bltcy.tokens WHERE id = %s", (self.token_id,))
         return int(rows[0][0])
@@ -593,14 +656,18 @@ class Bench:
         if "lighttpd" in FRONTS:
             port = free_port()
             conf = self.render("front.lighttpd.conf.in", "front-lighttpd.conf", PORT=port,
-                               DIR=self.dir, SOCK=self.relay_sock, NOFILE=NOFILE)
+                               DIR=self.dir, SOCK=self.relay_sock, NOFILE=NOFILE,
+                               MAX_CONNECTIONS=INSTALL["lighttpd_conns"],
+                               LISTEN_BACKLOG=INSTALL["lighttpd_backlog"])
             self.spawn("lighttpd", ["lighttpd", "-D", "-f", conf])
             self.wait_port("lighttpd", port)
             self.fronts["lighttpd"] = port
         if "nginx" in FRONTS:
             port = free_port()
             self.nginx("front-nginx", "front.nginx.conf.in", PORT=port, SOCK=self.relay_sock,
-                       FASTCGI_PARAMS="/etc/nginx/fastcgi_params")
+                       FASTCGI_PARAMS="/etc/nginx/fastcgi_params",
+                       WORKER_CONNECTIONS=INSTALL["nginx_conns"],
+                       LISTEN_BACKLOG=INSTALL["nginx_backlog"])
             self.wait_port("front-nginx", port)
             self.fronts["nginx"] = port
 
@@ -682,7 +749,11 @@ def fmt(v, f="%.0f"):
 
 
 def run_mode(b, mode):
-    res = {"mode": mode, "rounds": [], "fronts": list(b.fronts)}
+    # BENCH_LIMITS: each front measured again with limits set, as if it
+    # were one more front ("lighttpd+limits")
+    variants = [(f, p, lim) for f, p in b.fronts.items()
+                for lim in ((False, True) if LIMITS else (False,))]
+    res = {"mode": mode, "rounds": [], "fronts": [f + ("+limits" if lim else "") for f, _, lim in variants]}
     log("mode %s: starting the relay pool (%d workers)" % (mode, WORKERS))
     why = b.start_relay(mode)
     if why:
@@ -713,6 +784,16 @@ def run_mode(b, mode):
             r = b.wrk(port, CONNS, 2)
             gw_accepts += b.upstream_accepts() - a - 1
             warm += r["requests"]
+    # Then every request thread at least once: as many clients as the pool
+    # holds. A thread's first request touches its stack and takes a curl
+    # handle with its own upstream connection, so the readings below are
+    # of a pool whose threads have all served, not of how many threads the
+    # 32 connections happened to reach; the connections these open are
+    # not counted against the upstream-connection target.
+    wide = min(WORKERS * INSTALL["threads"], max(CONNS, (NOFILE - 1024) // 4))
+    log("mode %s: every request thread: %d connections for 3 s" % (mode, wide))
+    for port in b.fronts.values():
+        warm += b.wrk(port, wide, 3)["requests"]
     b.wrk(b.base_port, CONNS, 2, gateway=False)
     gw_total += warm
     mem_10k = b.worker_mem()
@@ -723,7 +804,16 @@ def run_mode(b, mode):
         # baseline first, then each front, alternately
         row["base"] = b.wrk(b.base_port, CONNS, SECONDS, gateway=False)
         row["base1"] = b.wrk(b.base_port, 1, LAT_SECONDS, threads=1, gateway=False)
-        for name, port in b.fronts.items():
+        # with limits second in odd rounds, first in even ones: neither
+        # always runs on a machine the other has just warmed
+        for front, port, lim in (variants if rnd % 2 or not LIMITS else
+                                 [(f, p, not l) for f, p, l in variants]):
+            name = front + ("+limits" if lim else "")
+            if LIMITS:
+                # set or cleared, then 1 s of load: what the edit makes the
+                # workers re-read is not in the figures
+                b.set_limits(lim)
+                b.wrk(port, CONNS, 1)
             a = b.upstream_accepts()
             s0, m0 = b.db_status(), b.relayed_ok(port)
             g = b.wrk(port, CONNS, SECONDS)
@@ -743,9 +833,11 @@ def run_mode(b, mode):
             row[name] = g
             row[name + "1"] = g1
             gw_total += g["requests"] + g1["requests"]
+        if LIMITS:
+            b.set_limits(False)
         row["mem_after"] = b.worker_mem()
         res["rounds"].append(row)
-        print_round(mode, row, b.fronts)
+        print_round(mode, row, res["fronts"])
 
     # Top up to BENCH_SOAK gateway requests for the memory-growth reading.
     deadline = time.time() + 300
@@ -1428,6 +1520,41 @@ def summarise_inflight(res):
     return lines
 
 
+def inflight_checks(res):
+    """The default install against a late upstream: the target cell's
+    answers as a share of proxy_pass's, per front."""
+    checks = []
+    for cell in res["cells"]:
+        if cell["delay"] != IF_TARGET_DELAY or cell["clients"] != IF_TARGET_CLIENTS:
+            continue
+        m = cell.get("medians") or {}
+        for t in res["targets"][1:]:
+            r = (m.get(t) or {}).get("ratio")
+            checks.append(("inflight %gs x%d %s answered / proxy_pass >= %.2f" %
+                           (IF_TARGET_DELAY, IF_TARGET_CLIENTS, t, IF_TARGET), r, "%.3f",
+                           None if r is None else r >= IF_TARGET))
+    return checks
+
+
+def limits_summary(res):
+    """BENCH_LIMITS: each front's ratio to proxy_pass without and with
+    limits, every round's and the medians, and the added latency."""
+    out = []
+    for f in res["fronts"]:
+        if f.endswith("+limits") or f + "+limits" not in res["fronts"]:
+            continue
+        off = [r[f]["ratio"] for r in res["rounds"]]
+        on = [r[f + "+limits"]["ratio"] for r in res["rounds"]]
+        m0, m1 = res["medians"][f], res["medians"][f + "+limits"]
+        out.append("%s without limits %.3f of proxy_pass (rounds %s), with %.3f (rounds %s): "
+                   "%+.1f %%; added p50/p99 at 1 conn %+.3f/%+.3f ms without, %+.3f/%+.3f ms "
+                   "with; DB round trips/req %.2f without, %.2f with" %
+                   (f, m0["ratio"], " ".join("%.3f" % x for x in off), m1["ratio"],
+                    " ".join("%.3f" % x for x in on), 100.0 * (m1["ratio"] / m0["ratio"] - 1),
+                    m0["d50"], m0["d99"], m1["d50"], m1["d99"], m0["rt"], m1["rt"]))
+    return out
+
+
 def inflight_summary(res):
     out = []
     for cell in res["cells"]:
@@ -1733,6 +1860,17 @@ def main():
                       "may be refused or retried by the kernel" % max(CLIENTS))
         except ValueError:
             pass
+    if inflight:
+        print("bench: in-flight pool as installed: %d workers x RELAY_THREADS %d = %d at once, "
+              "spawn-fcgi -b %d; lighttpd server.max-connections %d, listen-backlog %d; nginx "
+              "worker_connections %d, backlog %d" %
+              (WORKERS, INSTALL["threads"], WORKERS * INSTALL["threads"], BACKLOG,
+               INSTALL["lighttpd_conns"], INSTALL["lighttpd_backlog"], INSTALL["nginx_conns"],
+               INSTALL["nginx_backlog"]))
+    if LIMITS and zero:
+        print("bench: limits: every front measured again with %s and bltcy-ctl limit set %s on "
+              "the token and its user" % (", ".join("%s=%s" % kv for kv in RATE_OPTIONS),
+                                          " ".join(LIMIT_ARGS)))
     if RELAY_ENV:
         print("bench: relay config added: %s" % " ".join(RELAY_ENV))
     log("setting up in %s" % b.dir)
@@ -1780,6 +1918,7 @@ def main():
     if inflight:
         b.results["inflight"] = run_inflight(b)
         tables.append(summarise_inflight(b.results["inflight"]))
+        all_checks.extend(inflight_checks(b.results["inflight"]))
 
     print()
     for t in tables:
@@ -1799,6 +1938,11 @@ def main():
                     "%s %.0f req/s = %.3f of proxy_pass, +%.3f/+%.3f ms p50/p99 (c1), "
                     "%.2f DB rt/req" % (f, m["rps"], m["ratio"], m["d50"], m["d99"], m["rt"])
                     for f, m in res["medians"].items())))
+    if LIMITS:
+        for mode in b.results["modes"]:
+            res = b.results["modes"][mode]
+            for line in limits_summary(res):
+                print("%-7s %s" % (mode, line))
     for variant, what in (("answer", "answers at once"), ("forward", "only forwards")):
         fl = b.results.get("floor", {}).get(variant)
         if fl:

@@ -84,6 +84,7 @@ async function main() {
     await page.getByLabel('名称').fill('browser-token');
     await page.getByLabel('剩余额度').fill('50000');
     await page.getByLabel('模型限制').pressSequentially('kling');
+    await page.getByLabel('每分钟请求数').fill('600');
     await page.getByRole('button', { name: '保存' }).click();
     const key = (await page.locator('#new-key').innerText()).trim();
     seen.token_key = key;

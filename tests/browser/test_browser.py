@@ -139,6 +139,11 @@ def run(env):
            "token row matches the shown key", t and {k: t[0][k] for k in ("name", "model_limits")})
     result(key[3:] not in (seen.get("token_list") or "") and key[3:7] in (seen.get("token_list") or ""),
            "token masked in the list", "")
+    lim = t and env.sql("SELECT in_flight, tasks, rpm FROM bltcy_limits WHERE scope='t' AND id=%s",
+                        (t[0]["id"],))
+    result(lim == [{"in_flight": 0, "tasks": 0, "rpm": 600}] and
+           "每分钟请求数 600" in (seen.get("token_list") or ""),
+           "token limits typed in the form: the row and the list", lim)
 
     result(seen.get("relay_status") == 200, "request through the relay answered 200",
            "%s %s" % (seen.get("relay_status"), seen.get("relay_body")))

@@ -632,7 +632,7 @@ def start_samples():
         ("/var/log/nginx/bltcy-relay.access.log;", "%s/sample-nginx-access.log;" % d),
         ("\nhttp {\n", "\nhttp {\n" + "".join("    %s_temp_path %s/sample-nginx-tmp/%s;\n" % (k, d, k)
                                                for k in ("client_body", "fastcgi", "proxy", "uwsgi", "scgi"))),
-        ("listen 3000;", "listen 127.0.0.1:%d;" % nport),
+        ("listen 3000 backlog=4096;", "listen 127.0.0.1:%d backlog=4096;" % nport),
         ("unix:/run/bltcy-relay/fcgiwrap.sock;", "unix:%s;" % fsock),
         ("/usr/local/lib/bltcy-relay/bltcy-admin.cgi;", "%s;\n            fastcgi_param BLTCY_CONFIG %s;"
          % (cgi, H.config_path)),
