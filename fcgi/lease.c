@@ -146,7 +146,8 @@ static int64_t
 lease_available(long long token_id)
 {
 	struct token_lease *s;
-	int		 waited;
+	int64_t		 until;
+	int		 held;
 
 	if (leases == NULL || (s = find_lease(token_id, 0)) == NULL)
 		return 0;
@@ -155,8 +156,9 @@ lease_available(long long token_id)
 	 * row nor in the slot yet: wait for it (bounded), or the token would
 	 * look exhausted to the requests that arrive meanwhile.
 	 */
-	for (waited = 0; LOAD(&s->lock) != 0 && waited < 2000; waited++)
-		usleep(1000);
+	until = mono_ms() + 2000;
+	while ((held = LOAD(&s->lock)) != 0 && mono_ms() < until)
+		shm_wait(&s->lock, held, 100);
 	return LOAD(&s->avail);
 }
 
@@ -228,7 +230,7 @@ lease_reserve(struct db *db, struct charge *c)
 	struct dbv	 a[8];
 	char		 op[64];
 	long long	 grant = 0;
-	int64_t		 now, grow;
+	int64_t		 now, grow, start = mono_ms();
 	int		 zero, tries, tid = (int)syscall(SYS_gettid);
 
 	for (tries = 0;; tries++) {
@@ -259,9 +261,10 @@ lease_reserve(struct db *db, struct charge *c)
 			 * from one that died holding the lock */
 			if (zero != 0 && kill(zero, 0) == -1 && errno == ESRCH)
 				CAS(&s->lock, &zero, 0);
-			usleep(1000);
+			else if (zero != 0)
+				shm_wait(&s->lock, zero, 100);
 			grant = q;
-			if (tries > 30000) {	/* 30 s and more */
+			if (mono_ms() - start > 30000) {	/* 30 s and more */
 				lease_unpin(s, c->slot);
 				return METER_DB;
 			}
@@ -269,6 +272,7 @@ lease_reserve(struct db *db, struct charge *c)
 		}
 		if (avail_take(s, q)) {
 			STORE(&s->lock, 0);
+			shm_wake(&s->lock);
 			break;
 		}
 		a[0] = DBS(pool_host);
@@ -299,6 +303,7 @@ lease_reserve(struct db *db, struct charge *c)
 		if (db_run(db, ST_LEASE, a, 8, NULL, NULL, NULL) != DB_OK ||
 		    db_run(db, ST_LEASE_GRANT, a, 2, db_int_row, &grant, NULL) != DB_OK) {
 			STORE(&s->lock, 0);
+			shm_wake(&s->lock);
 			lease_unpin(s, c->slot);
 			log_err("lease for token %lld: %s", token, db_error(db));
 			return METER_DB;
@@ -309,6 +314,7 @@ lease_reserve(struct db *db, struct charge *c)
 			    "start", grant, token);
 		STORE(&s->dry_at, grant < q ? mono_ms() : 0);
 		STORE(&s->lock, 0);
+		shm_wake(&s->lock);
 		log_debug("DEBUG Bltcy leased %lld for token %lld", grant, token);
 	}
 	/* counted in inflight since lease_pin, until lease_settle */
@@ -426,6 +432,7 @@ return_idle(struct db *db, int all)
 			continue;
 		give = __atomic_exchange_n(&s->avail, 0, __ATOMIC_ACQ_REL);
 		STORE(&s->lock, 0);
+		shm_wake(&s->lock);
 		if (give <= 0 || db == NULL)
 			continue;
 		if (random_bytes(nonce, sizeof(nonce)) == -1)
@@ -487,6 +494,7 @@ reclaim_idle(void)
 			}
 		}
 		STORE(&s->lock, 0);
+		shm_wake(&s->lock);
 	}
 }
 

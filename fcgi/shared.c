@@ -1,4 +1,10 @@
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+
+#include <limits.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "shared.h"
 
@@ -10,4 +16,19 @@ shm_map(size_t size)
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 	    -1, 0);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Not FUTEX_PRIVATE_FLAG: the word is in a mapping the processes share. */
+void
+shm_wait(int *word, int seen, int ms)
+{
+	struct timespec	 ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+void
+shm_wake(int *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }

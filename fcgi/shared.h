@@ -16,6 +16,15 @@
 /* A zeroed shared mapping of size bytes, or NULL. Never unmapped. */
 void	*shm_map(size_t size);
 
+/*
+ * A thread that finds a shared word taken sleeps until it changes
+ * (shm_wake, by the thread that changed it), or ms milliseconds at most
+ * so that a holder that died is noticed: the wait of thousands of
+ * threads costs no CPU, where polling would wake each every millisecond.
+ */
+void	 shm_wait(int *word, int seen, int ms);
+void	 shm_wake(int *word);
+
 #define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
