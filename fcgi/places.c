@@ -248,9 +248,10 @@ take(struct db *db, int slot, const char *rid, enum place_scope s,
 {
 	int64_t		 gen0 = LOAD(&p->gen);
 	long long	 got;
+	int64_t		 start = mono_ms();
 	int		 tries, zero, waited = 0, tid = (int)syscall(SYS_gettid);
 
-	for (tries = 0; tries < 30000; tries++) {
+	for (tries = 0; mono_ms() - start < 30000; tries++) {
 		/* a cap lowered: what is spare here was granted under the old */
 		if (cap >= LOAD(&p->cap) && spare_take(p)) {
 			hold(slot, s, p);
@@ -265,14 +266,16 @@ take(struct db *db, int slot, const char *rid, enum place_scope s,
 			if (zero != 0 && zero != tid && kill(zero, 0) == -1 &&
 			    errno == ESRCH)
 				CAS(&p->lock, &zero, 0);
+			else if (zero != 0)
+				shm_wait(&p->lock, zero, 100);
 			waited = 1;
-			usleep(1000);
 			continue;
 		}
 		if (cap < LOAD(&p->cap) && give_back(db, ST_PLACE_RETURN, p) == 0)
 			STORE(&p->cap, cap);
 		if (cap >= LOAD(&p->cap) && spare_take(p)) {
 			STORE(&p->lock, 0);
+			shm_wake(&p->lock);
 			hold(slot, s, p);
 			return PLACE_OK;
 		}
@@ -282,6 +285,7 @@ take(struct db *db, int slot, const char *rid, enum place_scope s,
 		STORE(&p->last_n, got > 0 ? got : 0);
 		ADD(&p->gen, 1);
 		STORE(&p->lock, 0);
+		shm_wake(&p->lock);
 		if (got == -1) {
 			log_err("req=%s places of %c %lld: %s", rid, p->scope,
 			    p->id, db_error(db));
@@ -458,6 +462,7 @@ return_idle(struct db *db, int all)
 			continue;
 		give_back(db, MS_PLACE_RETURN, p);
 		STORE(&p->lock, 0);
+		shm_wake(&p->lock);
 	}
 }
 
@@ -485,13 +490,15 @@ struct moved {
 	long long	 id;
 	const char	*key;
 	long long	 n;
+	long long	 open;		/* of n, their rows inserted */
 };
 
 enum db_rc
-places_written(struct db *db, struct usage *const *r, size_t n)
+places_written(struct db *db, struct usage *const *r, size_t n,
+    const unsigned char *written)
 {
 	static struct moved m[3 * 1024];
-	struct dbv	 a[6];
+	struct dbv	 a[7];
 	char		 sc[2] = { 0, 0 };
 	size_t		 nm = 0, i, k;
 	enum db_rc	 rc = DB_OK;
@@ -519,19 +526,23 @@ places_written(struct db *db, struct usage *const *r, size_t n)
 				m[nm].scope = c;
 				m[nm].id = id;
 				m[nm].key = key;
+				m[nm].open = 0;
 				m[nm++].n = 0;
 			}
 			m[k].n++;
+			if (written != NULL && written[i])
+				m[k].open++;
 		}
 	for (k = 0; rc == DB_OK && k < nm; k++) {
 		sc[0] = m[k].scope;
 		a[0] = DBS(pool_host);
 		a[1] = DBI(m[k].n);
-		a[2] = DBI(m[k].n);
-		a[3] = DBS(sc);
-		a[4] = DBI(m[k].id);
-		a[5] = DBS(m[k].key);
-		rc = db_run(db, MS_PLACES_WRITTEN, a, 6, NULL, NULL, NULL);
+		a[2] = DBI(m[k].open);
+		a[3] = DBI(m[k].n);
+		a[4] = DBS(sc);
+		a[5] = DBI(m[k].id);
+		a[6] = DBS(m[k].key);
+		rc = db_run(db, MS_PLACES_WRITTEN, a, 7, NULL, NULL, NULL);
 	}
 	return rc;
 }

@@ -70,11 +70,12 @@ void	 places_tick(struct db *);
 void	 places_shutdown(struct db *);
 /*
  * The usage writer, in its batch's transaction: the places the tasks of
- * r[0..n) hold leave this host's grant (the tasks' rows, written in the
- * same transaction, count them as open). One statement per scope, id
- * and key of the batch.
+ * r[0..n) hold leave this host's grant, and are open where written[i]
+ * says the record's task row was inserted (its first; NULL: none was).
+ * One statement per scope, id and key of the batch.
  */
-enum db_rc places_written(struct db *, struct usage *const *r, size_t n);
+enum db_rc places_written(struct db *, struct usage *const *r, size_t n,
+	    const unsigned char *written);
 /* bltcy_key_open_jobs{channel,key}: open jobs per key, as last seen. */
 int	 places_render(struct buf *);
 

@@ -284,11 +284,19 @@ const char *const master_sql[MS__MAX] = {
 	/* open-job places (places.c): spare ones back, an earlier run's */
 	[MS_PLACE_RETURN] = "CALL bltcy_place_return(?, ?, ?, ?, ?, ?)",
 	[MS_PLACE_RECONCILE] = "CALL bltcy_place_reconcile(?, ?)",
-	/* a batch's tasks hold these places now, no longer this host */
+	/*
+	 * A batch's tasks hold these places now, no longer this host: those
+	 * whose rows it inserted are open.
+	 */
+	/* a task row the batch may not have inserted (INSERT IGNORE) */
+	[MS_TASK_MINE] =
+	    "SELECT COUNT(*) FROM bltcy_tasks"
+	    " WHERE service = ? AND task_id = ? AND request_id = ?",
 	[MS_PLACES_WRITTEN] =
 	    "UPDATE bltcy_places p JOIN bltcy_place_grants g ON g.host = ?"
 	    " AND g.scope = p.scope AND g.id = p.id AND g.key_hash = p.key_hash"
-	    " SET p.granted = GREATEST(p.granted - ?, 0), g.n = g.n - ?"
+	    " SET p.granted = GREATEST(p.granted - ?, 0), p.open = p.open + ?,"
+	    " g.n = g.n - ?"
 	    " WHERE p.scope = ? AND p.id = ? AND p.key_hash = ?",
 };
 

@@ -152,17 +152,26 @@ log_rows(struct db *db, struct usage *const *r, size_t n)
 
 struct task_row {
 	const struct usage	*r;
+	size_t			 rec;	/* r's index in the batch */
 	char			 id[TASK_ID_MAX + 1];
 	int			 first;	/* of the ids its answer named */
 };
 
-/* n (on the ladder) rows of bltcy_tasks. */
+/*
+ * n (on the ladder) rows of bltcy_tasks; written[rec] set where the first
+ * row of a record holding places went in (INSERT IGNORE: an id already
+ * there was not this request's, and holds no place of it).
+ */
 static enum db_rc
-task_insert(struct db *db, const struct task_row *t, size_t n)
+task_insert(struct db *db, const struct task_row *t, size_t n,
+    unsigned char *written)
 {
 	static struct dbv a[FLUSH_ROWS * TASK_ARGS];
-	struct dbv	*v;
+	struct dbv	*v, q[3];
+	unsigned long long aff = 0;
+	long long	 mine;
 	size_t		 i;
+	enum db_rc	 rc;
 
 	for (i = 0, v = a; i < n; i++, v += TASK_ARGS) {
 		v[0] = DBS(t[i].r->service);
@@ -182,13 +191,29 @@ task_insert(struct db *db, const struct task_row *t, size_t n)
 		/* one job, one place of each scope its submit held */
 		v[13] = DBI(t[i].first ? t[i].r->places : 0);
 	}
-	return db_run(db, rows_stmt(MS_TASK1, n), a, n * TASK_ARGS, NULL, NULL,
-	    NULL);
+	rc = db_run(db, rows_stmt(MS_TASK1, n), a, n * TASK_ARGS, NULL, NULL,
+	    &aff);
+	for (i = 0; rc == DB_OK && i < n; i++) {
+		if (!t[i].first || t[i].r->places == 0)
+			continue;
+		if (aff == n) {		/* every row went in */
+			written[t[i].rec] = 1;
+			continue;
+		}
+		q[0] = DBS(t[i].r->service);
+		q[1] = DBS(t[i].id);
+		q[2] = DBS(t[i].r->rid);
+		mine = 0;
+		rc = db_run(db, MS_TASK_MINE, q, 3, db_int_row, &mine, NULL);
+		written[t[i].rec] = mine > 0;
+	}
+	return rc;
 }
 
-/* The task ids the answers of r[0..n) named. */
+/* The task ids the answers of r[0..n) named (written: task_insert). */
 static enum db_rc
-task_rows(struct db *db, struct usage *const *r, size_t n)
+task_rows(struct db *db, struct usage *const *r, size_t n,
+    unsigned char *written)
 {
 	static struct task_row t[FLUSH_ROWS];
 	size_t		 i, k = 0, len, step;
@@ -202,18 +227,20 @@ task_rows(struct db *db, struct usage *const *r, size_t n)
 			if ((len = strcspn(p, ",")) == 0 || len > TASK_ID_MAX)
 				continue;
 			t[k].r = r[i];
+			t[k].rec = i;
 			t[k].first = first;
 			first = 0;
 			memcpy(t[k].id, p, len);
 			t[k].id[len] = '\0';
 			if (++k == FLUSH_ROWS) {
-				rc = task_insert(db, t, k);
+				rc = task_insert(db, t, k, written);
 				k = 0;
 			}
 		}
 	}
 	for (i = 0; rc == DB_OK && i < k; i += step)
-		rc = task_insert(db, &t[i], step = rows_step(k - i));
+		rc = task_insert(db, &t[i], step = rows_step(k - i),
+		    written);
 	return rc;
 }
 
@@ -360,6 +387,7 @@ write_batch(struct db *db, struct usage *const *r, size_t n, const char *op,
 {
 	static struct sum	 users[BATCH_MAX], chans[BATCH_MAX];
 	static struct sum	 spent[BATCH_MAX], toks[BATCH_MAX];
+	static unsigned char	 written[BATCH_MAX];
 	size_t			 nu = 0, nc = 0, ns = 0, nt = 0, i, k;
 	unsigned long long	 fresh = 0;
 	struct dbv		 a[2];
@@ -400,11 +428,12 @@ write_batch(struct db *db, struct usage *const *r, size_t n, const char *op,
 		rc = rejected_row(db, r[0], why, counted);
 	for (i = 0; why == NULL && rc == DB_OK && i < n; i += k)
 		rc = log_rows(db, r + i, k = rows_step(n - i));
+	memset(written, 0, n);
 	if (rc == DB_OK && why == NULL)
-		rc = task_rows(db, r, n);
+		rc = task_rows(db, r, n, written);
 	/* a task set aside frees its places: it is no open job */
 	if (rc == DB_OK)
-		rc = places_written(db, r, n);
+		rc = places_written(db, r, n, written);
 	if (rc == DB_OK)
 		rc = sum_update(db, MS_USER, users, nu, 1, 0, 0);
 	if (rc == DB_OK)

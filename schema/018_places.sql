@@ -35,29 +35,11 @@ CREATE TABLE IF NOT EXISTS bltcy_place_grants (
 ALTER TABLE bltcy_tasks
   ADD COLUMN IF NOT EXISTS places tinyint NOT NULL DEFAULT 0;
 
--- A task written holding places is open in them (the host's grant moves
--- to open: the usage writer takes it from granted in the same
--- transaction, bltcy_tasks_add below likewise). A task that leaves
+-- A task written holding places is open in them: the usage writer moves
+-- them from the host's grant to open for the rows its batch inserted, in
+-- the batch's transaction, one statement a scope (not a trigger a row);
+-- bltcy_tasks_add_places below likewise. A task that leaves
 -- submitted/running, or is deleted unfinished, frees them at once.
-CREATE OR REPLACE TRIGGER bltcy_tasks_places_ai AFTER INSERT ON bltcy_tasks
-FOR EACH ROW
-BEGIN
-  IF NEW.places <> 0 AND NEW.state IN ('submitted', 'running') THEN
-    IF NEW.places & 1 THEN
-      UPDATE bltcy_places SET open = open + 1
-        WHERE scope = 't' AND id = NEW.token_id AND key_hash = '';
-    END IF;
-    IF NEW.places & 2 THEN
-      UPDATE bltcy_places SET open = open + 1
-        WHERE scope = 'u' AND id = NEW.user_id AND key_hash = '';
-    END IF;
-    IF NEW.places & 4 THEN
-      UPDATE bltcy_places SET open = open + 1
-        WHERE scope = 'k' AND id = NEW.channel_id AND key_hash = NEW.key_hash;
-    END IF;
-  END IF;
-END;
-
 CREATE OR REPLACE TRIGGER bltcy_tasks_places_bu BEFORE UPDATE ON bltcy_tasks
 FOR EACH ROW
 BEGIN
@@ -193,6 +175,7 @@ BEGIN
   DECLARE v_rest text CHARSET utf8mb4 DEFAULT p_tasks;
   DECLARE v_id varchar(191) CHARSET utf8mb4;
   DECLARE v_places int DEFAULT p_places;
+  DECLARE v_open int DEFAULT 0;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
   START TRANSACTION;
   WHILE v_rest IS NOT NULL AND v_rest <> '' DO
@@ -204,25 +187,31 @@ BEGIN
           token_id, created_at, key_hash, places, updated_at)
         VALUES (p_service, v_id, p_channel, p_user, p_token, p_now, p_key,
                 v_places, p_now);
+      IF v_places <> 0 THEN
+        SET v_open = ROW_COUNT();	-- 0: the id was there, holds none
+      END IF;
       SET v_places = 0;
     END IF;
   END WHILE;
   IF p_places & 1 THEN
     UPDATE bltcy_places p JOIN bltcy_place_grants g ON g.host = p_host
         AND g.scope = p.scope AND g.id = p.id AND g.key_hash = p.key_hash
-      SET p.granted = GREATEST(p.granted - 1, 0), g.n = g.n - 1
+      SET p.granted = GREATEST(p.granted - 1, 0), p.open = p.open + v_open,
+          g.n = g.n - 1
       WHERE p.scope = 't' AND p.id = p_token AND p.key_hash = '';
   END IF;
   IF p_places & 2 THEN
     UPDATE bltcy_places p JOIN bltcy_place_grants g ON g.host = p_host
         AND g.scope = p.scope AND g.id = p.id AND g.key_hash = p.key_hash
-      SET p.granted = GREATEST(p.granted - 1, 0), g.n = g.n - 1
+      SET p.granted = GREATEST(p.granted - 1, 0), p.open = p.open + v_open,
+          g.n = g.n - 1
       WHERE p.scope = 'u' AND p.id = p_user AND p.key_hash = '';
   END IF;
   IF p_places & 4 THEN
     UPDATE bltcy_places p JOIN bltcy_place_grants g ON g.host = p_host
         AND g.scope = p.scope AND g.id = p.id AND g.key_hash = p.key_hash
-      SET p.granted = GREATEST(p.granted - 1, 0), g.n = g.n - 1
+      SET p.granted = GREATEST(p.granted - 1, 0), p.open = p.open + v_open,
+          g.n = g.n - 1
       WHERE p.scope = 'k' AND p.id = p_channel AND p.key_hash = p_key;
   END IF;
   COMMIT;
