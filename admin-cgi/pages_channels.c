@@ -422,42 +422,14 @@ json_at(const char *text, const char *path, char *out, size_t outsz)
 		json_compact(&v, out, outsz);
 }
 
-/*
- * One line a key, as the relay reads the key column (fcgi/channels.c
- * split_keys): the lines as new-api counts them (the '\n's around them
- * trimmed), each trimmed, blank ones skipped. each(arg, line index, key).
- */
-static size_t
-each_key(char *plain, void (*each)(void *, int, const char *), void *arg)
+/* A line of a key column (key_lines) that is a key: no CR inside. */
+static int
+key_count(void *arg, int idx, char *key)
 {
-	char	*p, *line;
-	size_t	 len, n = 0;
-	int	 idx = 0;
-
-	len = strlen(plain);
-	while (len > 0 && plain[len - 1] == '\n')
-		plain[--len] = '\0';
-	for (p = plain; *p == '\n'; p++)
-		;
-	for (line = p; *line != '\0'; idx++) {
-		len = strcspn(line, "\n");
-		p = line + len;
-		if (*p == '\n')
-			*p++ = '\0';
-		while (*line == ' ' || *line == '\t' || *line == '\r')
-			line++;
-		len = strlen(line);
-		while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' ||
-		    line[len - 1] == '\r'))
-			line[--len] = '\0';
-		if (len > 0 && strchr(line, '\r') == NULL) {
-			if (each != NULL)
-				each(arg, idx, line);
-			n++;
-		}
-		line = p;
-	}
-	return n;
+	(void)idx;
+	if (strchr(key, '\r') == NULL)
+		(*(size_t *)arg)++;
+	return 0;
 }
 
 struct key_view {
@@ -467,8 +439,8 @@ struct key_view {
 	const char		*info, *other;
 };
 
-static void
-key_line(void *arg, int idx, const char *key)
+static int
+key_line(void *arg, int idx, char *key)
 {
 	struct key_view	*k = arg;
 	struct req	*r = k->x->r;
@@ -477,6 +449,8 @@ key_line(void *arg, int idx, const char *key)
 	long long	 state = 1;
 	size_t		 si;
 
+	if (strchr(key, '\r') != NULL)
+		return 0;		/* the relay skips it (fcgi/channels.c) */
 	sha256_hex(key, strlen(key), hash);
 	hash[16] = '\0';
 	mask_key(key, hint);
@@ -519,6 +493,7 @@ key_line(void *arg, int idx, const char *key)
 		    why[0] != '\0' && when[0] != '\0' ? " · " : "", when);
 	}
 	h(&r->out, "</div>");
+	return 0;
 }
 
 /* MaxTasks of a channel's setting: open jobs per key, 0 for none. */
@@ -549,12 +524,12 @@ key_cells(const struct list_ctx *x, const struct dbv *c)
 		h(&x->r->out, "-");
 		return;
 	}
-	k.nkeys = each_key(plain, NULL, NULL);
+	key_lines(plain, key_count, &k.nkeys);
 	wipe(plain, strlen(plain));
 	free(plain);
 	if ((plain = unseal(col_s(&c[11]))) == NULL)
 		return;
-	each_key(plain, key_line, &k);
+	key_lines(plain, key_line, &k);
 	wipe(plain, strlen(plain));
 	free(plain);
 }

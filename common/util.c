@@ -283,3 +283,33 @@ random_bytes(void *p, size_t n)
 	}
 	return 0;
 }
+
+int
+key_lines(char *col, int (*each)(void *, int, char *), void *arg)
+{
+	char	*p, *line;
+	size_t	 len;
+	int	 idx = 0;
+
+	len = strlen(col);
+	while (len > 0 && col[len - 1] == '\n')
+		col[--len] = '\0';
+	for (p = col; *p == '\n'; p++)
+		;
+	for (line = p; *line != '\0'; idx++) {
+		len = strcspn(line, "\n");
+		p = line + len;
+		if (*p == '\n')
+			*p++ = '\0';
+		while (*line == ' ' || *line == '\t' || *line == '\r')
+			line++;
+		len = strlen(line);
+		while (len > 0 && (line[len - 1] == ' ' ||
+		    line[len - 1] == '\t' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len > 0 && each != NULL && each(arg, idx, line) == -1)
+			return -1;
+		line = p;
+	}
+	return idx;
+}

@@ -59,6 +59,15 @@ int	 hex4(const char *p);
 #define FNV1A_INIT	1469598103934665603ULL
 uint64_t fnv1a(uint64_t h, const char *s);
 
+/*
+ * The lines of a channel's key column as new-api counts them (the column
+ * split at '\n' once the '\n's around it are trimmed), in place: each
+ * line trimmed of blanks and CRs at its ends, and each(arg, its index,
+ * it) for every line not blank (a CR may remain inside one). The number
+ * of lines, or -1 as soon as each returns -1.
+ */
+int	 key_lines(char *col, int (*each)(void *, int, char *), void *arg);
+
 /* Fill out with n cryptographically random bytes. 0 ok, -1 error. */
 int	 random_bytes(void *, size_t);
 

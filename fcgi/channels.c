@@ -32,18 +32,37 @@ dupn(const struct dbv *v)
 	return v->t == DBV_STR ? strndup(v->s, v->len) : strdup("");
 }
 
+/* A line of a key column (key_lines): a key of ch, unless it holds a CR. */
+static int
+key_add(void *arg, int idx, char *line)
+{
+	struct channel	*ch = arg;
+
+	if (strchr(line, '\r') != NULL) {
+		log_warn("channel %lld: key line %d holds a CR; skipped",
+		    ch->id, idx + 1);
+		return 0;
+	}
+	if ((ch->keys[ch->nkeys] = strdup(line)) == NULL)
+		return -1;
+	ch->key_line[ch->nkeys] = idx;
+	ch->key_status[ch->nkeys] = CH_ENABLED;
+	ch->nkeys++;
+	return 0;
+}
+
 /*
  * Split a key column into its keys, unsealing an "enc:v1:" value first:
  * one a line, trimmed, blank lines skipped. Each key keeps the index of
- * its line as new-api counts lines (the column split at '\n' once the
- * '\n's around it are trimmed), which channel_info names it by.
+ * its line as new-api counts lines (key_lines), which channel_info names
+ * it by.
  */
 static int
 split_keys(struct channel *ch, const char *stored)
 {
-	char	*plain, *p, *line;
-	size_t	 n = 1, len;
-	int	 idx = 0;
+	char	*plain, *p;
+	size_t	 n = 1;
+	int	 lines;
 
 	if ((plain = unseal(stored)) == NULL) {
 		log_err("channel %lld: key does not decrypt (CRYPTO_SECRET or "
@@ -55,45 +74,16 @@ split_keys(struct channel *ch, const char *stored)
 			n++;
 	if ((ch->keys = calloc(n, sizeof(char *))) == NULL ||
 	    (ch->key_line = calloc(n, sizeof(int))) == NULL ||
-	    (ch->key_status = calloc(n, sizeof(int))) == NULL)
-		goto fail;
-	/* the '\n's around the lines are no lines */
-	len = strlen(plain);
-	while (len > 0 && plain[len - 1] == '\n')
-		plain[--len] = '\0';
-	for (p = plain; *p == '\n'; p++)
-		;
-	for (line = p; *line != '\0'; idx++) {
-		len = strcspn(line, "\n");
-		p = line + len;
-		if (*p == '\n')
-			*p++ = '\0';
-		ch->nlines = (size_t)idx + 1;
-		while (*line == ' ' || *line == '\t' || *line == '\r')
-			line++;
-		len = strlen(line);
-		while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' ||
-		    line[len - 1] == '\r'))
-			line[--len] = '\0';
-		if (len > 0 && strchr(line, '\r') != NULL)
-			log_warn("channel %lld: key line %d holds a CR; skipped",
-			    ch->id, idx + 1);
-		else if (len > 0) {
-			if ((ch->keys[ch->nkeys] = strdup(line)) == NULL)
-				goto fail;
-			ch->key_line[ch->nkeys] = idx;
-			ch->key_status[ch->nkeys] = CH_ENABLED;
-			ch->nkeys++;
-		}
-		line = p;
+	    (ch->key_status = calloc(n, sizeof(int))) == NULL ||
+	    (lines = key_lines(plain, key_add, ch)) == -1) {
+		wipe(plain, strlen(plain));
+		free(plain);
+		return -1;
 	}
+	ch->nlines = (size_t)lines;
 	wipe(plain, strlen(plain));
 	free(plain);
 	return 0;
-fail:
-	wipe(plain, strlen(plain));
-	free(plain);
-	return -1;
 }
 
 /* One entry of multi_key_status_list: "line index": status. */
