@@ -9,7 +9,6 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
-#include "netaddr.h"
 #include "sql.h"
 #include "upstream.h"
 #include "util.h"
@@ -326,57 +325,24 @@ probe_one(struct key_probe *kp, const struct channel *ch, const char *key,
     const struct probe_kind *k, struct buf *body)
 {
 	struct curl_slist	*hl = NULL;
-	struct buf		 url, auth;
+	struct buf		 url;
 	char			 errbuf[CURL_ERROR_SIZE] = "";
-	const char		*proxy;
 	long			 status = 0;
 	CURLcode		 rc;
 
 	buf_init(&url, 8192);
-	buf_init(&auth, 8192);
 	if (buf_printf(&url, "%s%s", ch->base_url, k->path) == -1 ||
-	    buf_printf(&auth, "Authorization: Bearer %s", key) == -1 ||
-	    (hl = curl_slist_append(NULL, auth.p)) == NULL)
+	    own_request(kp->curl, k->method, url.p, key, NULL, ch->set.proxy,
+	    PROBE_TIMEOUT, probe_body, body, errbuf, &hl) == -1)
 		goto done;
-	curl_easy_reset(kp->curl);
-	curl_easy_setopt(kp->curl, CURLOPT_URL, url.p);
-	if (strcmp(k->method, "HEAD") == 0)
-		curl_easy_setopt(kp->curl, CURLOPT_NOBODY, 1L);
-	else if (strcmp(k->method, "POST") == 0)
-		curl_easy_setopt(kp->curl, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(kp->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(kp->curl, CURLOPT_FOLLOWLOCATION, 0L);
-	/* as the relay's own transfers: never a link-local or metadata address */
-	curl_easy_setopt(kp->curl, CURLOPT_OPENSOCKETFUNCTION,
-	    netaddr_opensocket);
-	curl_easy_setopt(kp->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(kp->curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(kp->curl, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(kp->curl, CURLOPT_CONNECTTIMEOUT,
-	    (long)cfg_i(CFG_RELAY_CONNECT_TIMEOUT));
-	curl_easy_setopt(kp->curl, CURLOPT_TIMEOUT, PROBE_TIMEOUT);
-	curl_easy_setopt(kp->curl, CURLOPT_WRITEFUNCTION, probe_body);
-	curl_easy_setopt(kp->curl, CURLOPT_WRITEDATA, body);
-	proxy = ch->set.proxy[0] != '\0' ? ch->set.proxy :
-	    cfg_s(CFG_RELAY_PROXY);
-	if (*proxy != '\0')	/* else libcurl reads http(s)_proxy itself */
-		curl_easy_setopt(kp->curl, CURLOPT_PROXY, proxy);
 	rc = curl_easy_perform(kp->curl);
-	curl_easy_setopt(kp->curl, CURLOPT_HTTPHEADER, NULL);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(kp->curl, CURLINFO_RESPONSE_CODE, &status);
 	else
 		log_info("channel %lld: probe of a key failed: %s", ch->id,
 		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
 done:
-	if (hl != NULL) {
-		for (struct curl_slist *i = hl; i != NULL; i = i->next)
-			wipe(i->data, strlen(i->data));
-		curl_slist_free_all(hl);
-	}
-	if (auth.p != NULL)
-		wipe(auth.p, auth.len);
-	buf_free(&auth);
+	own_request_done(kp->curl, hl);
 	buf_free(&url);
 	return status;
 }

@@ -13,10 +13,10 @@
 #include "db.h"
 #include "keys.h"
 #include "log.h"
-#include "netaddr.h"
 #include "signals.h"
 #include "sql.h"
 #include "tasks.h"
+#include "upstream.h"
 #include "util.h"
 
 /*
@@ -343,9 +343,9 @@ poll_one(struct poller *p, const struct due *d, long long now)
 {
 	const struct task_kind	*k;
 	const struct channel	*ch;
-	const char		*key, *proxy;
+	const char		*key;
 	struct curl_slist	*hl = NULL;
-	struct buf		 url, body, auth;
+	struct buf		 url, body;
 	char			 errbuf[CURL_ERROR_SIZE] = "";
 	long			 status = 0;
 	struct task_answer	 a;
@@ -373,38 +373,17 @@ poll_one(struct poller *p, const struct due *d, long long now)
 	}
 	buf_init(&url, 8192);
 	buf_init(&body, POLL_BODY_MAX);
-	buf_init(&auth, 8192);
 	if (poll_url(p, ch, k, d, &url) == -1 ||
-	    buf_printf(&auth, "Authorization: Bearer %s", key) == -1 ||
-	    (hl = curl_slist_append(NULL, auth.p)) == NULL ||
-	    (hl = curl_slist_append(hl, "Accept: application/json")) == NULL) {
+	    own_request(p->curl, "GET", url.p, key, "Accept: application/json",
+	    ch->set.proxy, (long)POLL_TIMEOUT, poll_body, &body, errbuf,
+	    &hl) == -1) {
 		log_warn("task %s of %s: poll URL or header too long",
 		    d->id, d->service);
 		goto done;
 	}
-	curl_easy_reset(p->curl);
-	curl_easy_setopt(p->curl, CURLOPT_URL, url.p);
-	curl_easy_setopt(p->curl, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(p->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(p->curl, CURLOPT_FOLLOWLOCATION, 0L);
-	/* as the relay's own transfers: never a link-local or metadata address */
-	curl_easy_setopt(p->curl, CURLOPT_OPENSOCKETFUNCTION, netaddr_opensocket);
-	curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT,
-	    (long)cfg_i(CFG_RELAY_CONNECT_TIMEOUT));
-	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT, (long)POLL_TIMEOUT);
-	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, poll_body);
-	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &body);
 	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, poll_progress);
 	curl_easy_setopt(p->curl, CURLOPT_NOPROGRESS, 0L);
-	proxy = ch->set.proxy[0] != '\0' ? ch->set.proxy :
-	    cfg_s(CFG_RELAY_PROXY);
-	if (*proxy != '\0')	/* else libcurl reads http(s)_proxy itself */
-		curl_easy_setopt(p->curl, CURLOPT_PROXY, proxy);
 	rc = curl_easy_perform(p->curl);
-	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (rc != CURLE_OK) {
 		log_debug("task %s of %s: poll failed: %s", d->id, d->service,
@@ -455,14 +434,7 @@ poll_one(struct poller *p, const struct due *d, long long now)
 		    task_state_name(a.state),
 		    a.state == TS_FAILED ? ", refunded" : "");
 done:
-	if (hl != NULL) {
-		for (struct curl_slist *i = hl; i != NULL; i = i->next)
-			wipe(i->data, strlen(i->data));
-		curl_slist_free_all(hl);
-	}
-	if (auth.p != NULL)
-		wipe(auth.p, auth.len);
-	buf_free(&auth);
+	own_request_done(p->curl, hl);
 	buf_free(&url);
 	buf_free(&body);
 }

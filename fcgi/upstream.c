@@ -1011,3 +1011,70 @@ upstream_forward(CURL *c, const struct upstream_req *rq, struct up_result *res)
 			wipe(i->data, strlen(i->data));
 	curl_slist_free_all(hl);
 }
+
+int
+own_request(CURL *c, const char *method, const char *url, const char *key,
+    const char *extra, const char *proxy, long timeout,
+    curl_write_callback write, void *data, char *errbuf,
+    struct curl_slist **hl)
+{
+	struct curl_slist	*more;
+	struct buf		 auth;
+	int			 rc = -1;
+
+	*hl = NULL;
+	buf_init(&auth, 8192);
+	if (buf_printf(&auth, "Authorization: Bearer %s", key) == -1 ||
+	    (*hl = curl_slist_append(NULL, auth.p)) == NULL)
+		goto done;
+	if (extra != NULL) {
+		if ((more = curl_slist_append(*hl, extra)) == NULL) {
+			own_request_done(NULL, *hl);	/* still ours */
+			*hl = NULL;
+			goto done;
+		}
+		*hl = more;
+	}
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	else if (strcmp(method, "POST") == 0)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	else
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	/* as the relay's own transfers: never a link-local or metadata address */
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, netaddr_opensocket);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hl);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
+	    (long)cfg_i(CFG_RELAY_CONNECT_TIMEOUT));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, data);
+	if (*proxy == '\0')
+		proxy = cfg_s(CFG_RELAY_PROXY);
+	if (*proxy != '\0')	/* else libcurl reads http(s)_proxy itself */
+		curl_easy_setopt(c, CURLOPT_PROXY, proxy);
+	rc = 0;
+done:
+	if (auth.p != NULL)
+		wipe(auth.p, auth.len);
+	buf_free(&auth);
+	return rc;
+}
+
+void
+own_request_done(CURL *c, struct curl_slist *hl)
+{
+	struct curl_slist	*i;
+
+	if (c != NULL)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	for (i = hl; i != NULL; i = i->next)
+		wipe(i->data, strlen(i->data));
+	curl_slist_free_all(hl);
+}

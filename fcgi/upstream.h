@@ -109,4 +109,21 @@ void	 up_result_free(struct up_result *);
 
 const char *http_reason(int);
 
+/*
+ * A request of the relay's own (a task's poll, a key's probe) made ready
+ * on curl, reset first: method ("GET", "HEAD" or "POST" with no body) of
+ * url, with key as its bearer and extra (a header line) if not NULL,
+ * through proxy (a channel's; "" for RELAY_PROXY), never redirected nor
+ * sent to a link-local or metadata address, for at most timeout seconds;
+ * the answer's body to write(data), an error's words to errbuf. *hl
+ * holds the headers until own_request_done, after the transfer. 0, or
+ * -1 when memory ran out (nothing is held).
+ */
+int	 own_request(CURL *, const char *method, const char *url,
+	    const char *key, const char *extra, const char *proxy, long timeout,
+	    curl_write_callback write, void *data, char *errbuf,
+	    struct curl_slist **hl);
+/* The headers of own_request wiped (the key is one) and freed. */
+void	 own_request_done(CURL *, struct curl_slist *);
+
 #endif
