@@ -794,6 +794,8 @@ def run_mode(b, mode):
     log("mode %s: every request thread: %d connections for 3 s" % (mode, wide))
     for port in b.fronts.values():
         warm += b.wrk(port, wide, 3)["requests"]
+        # what the front still queued is served before anything is timed
+        b.quiesce(port, timeout=120)
     b.wrk(b.base_port, CONNS, 2, gateway=False)
     gw_total += warm
     mem_10k = b.worker_mem()
