@@ -7,8 +7,9 @@
  * breakers in metrics.c, the newest task ids in recent.c, the charge
  * slots in ledger.c, the usage ring in usage.c, refunds owed in owed.c,
  * strict metering's words in strict.c and charger.c, leases in
- * lease.c), and
- * every access to a shared word goes through the atomics below.
+ * lease.c, open-job places in places.c, limits' counts in reqlimit.c,
+ * failed token checks in throttle.c), and every access to a shared word
+ * goes through the atomics below.
  */
 
 #include <stddef.h>
