@@ -147,8 +147,8 @@ charge_keep(struct charge *c, const struct usage_end *e, int prepaid)
 	/* the master is behind (a slow or absent DB): wait for room */
 	for (int waited = 0; usage_push(&s->rec, &s->ring_pos) == -1;
 	    waited++) {
-		if (waited % 500 == 0)
+		if (waited % 50 == 0)
 			log_warn("usage ring full; waiting for the database");
-		usleep(2000);
+		usage_wait_room();
 	}
 }

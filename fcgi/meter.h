@@ -250,7 +250,11 @@ void	 charge_keep(struct charge *c, const struct usage_end *, int prepaid);
 
 /* ---- usage.c: the usage ring and its writer ---- */
 
-#define RING		1024		/* settled requests waiting for the DB */
+/*
+ * Settled requests waiting for the DB: room for every request thread of
+ * the default pool (4 x 1,024) to finish at once.
+ */
+#define RING		4096
 
 /* Master, before fork: the ring of the pool named host. 0, or -1. */
 int	 usage_init(const char *host);
@@ -260,6 +264,9 @@ int	 usage_init(const char *host);
  * that the master finishes the write if the worker dies in it.
  */
 int	 usage_push(const struct usage *rec, uint64_t *ring_pos);
+/* The ring was full: sleep until the master writes some of it (100 ms at
+ * most), without a turn on the CPU meanwhile. */
+void	 usage_wait_room(void);
 /* Master: the write of rec at ring_pos a dead worker began, finished. */
 void	 usage_push_finish(const struct usage *rec, uint64_t ring_pos);
 /* Master, on its clock and when the ring is half full: what the ring

@@ -29,6 +29,7 @@ struct usage_ring {
 	struct usage	 rec[RING];
 	int64_t		 at[RING];	/* mono ms each record was pushed */
 	uint64_t	 rejected;	/* records the DB refused, set aside */
+	int		 freed;		/* moves on when the tail does */
 };
 
 static struct usage_ring	*ring;		/* never unmapped */
@@ -59,6 +60,15 @@ usage_push(const struct usage *rec, uint64_t *ring_pos)
 	if (ring_pos != NULL && h - LOAD(&ring->tail) == RING / 2)
 		kill(getppid(), SIGALRM);
 	return 0;
+}
+
+void
+usage_wait_room(void)
+{
+	int	 seen = LOAD(&ring->freed);
+
+	if (LOAD(&ring->head) - LOAD(&ring->tail) >= RING)
+		shm_wait(&ring->freed, seen, 100);
 }
 
 void
@@ -578,6 +588,8 @@ flush_ring(struct db *db)
 	again = 0;
 	done = write_split(db, r, n, &again);
 	STORE(&ring->tail, t + done);
+	ADD(&ring->freed, 1);
+	shm_wake(&ring->freed);
 	return done == n ? n : 0;
 }
 
