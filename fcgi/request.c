@@ -259,6 +259,7 @@ static enum verdict admit(struct worker *, struct req *, const char *, int,
 		    struct auth_out *);
 static enum verdict limit(struct worker *, struct req *,
 		    const struct auth_out *);
+static int	 snapshot(struct worker *, struct req *, long long);
 static enum verdict refuse(struct req *, const struct auth_out *,
 		    enum gw_err, ...);
 static enum db_rc authenticate(struct worker *, struct req *, const char *,
@@ -557,6 +558,40 @@ admit(struct worker *w, struct req *r, const char *key, int fresh,
  * body is read and the charge made, so a refusal costs neither; quotes
  * are never counted (nothing is sent).
  */
+/*
+ * The channel table (with prices and options) of at least version, kept
+ * in r->snap: 0, or -1 with the gateway's 503 sent.
+ */
+static int
+snapshot(struct worker *w, struct req *r, long long version)
+{
+	if (r->snap != NULL && r->snap->c.version < version) {
+		chan_put(w->p, r->snap);	/* read again, newer */
+		r->snap = NULL;
+	}
+	if (r->snap == NULL && (r->snap = chan_get(w->p, version)) == NULL) {
+		log_err("req=%s channel load: %s", r->id, db_error(w->p->db));
+		gw_error(r, GW_DB);
+		return -1;
+	}
+	return 0;
+}
+
+/* A refusal of limits_enter: its metric, its error, and whose cap it is
+ * (new-api's rate options name their window instead). */
+static const struct {
+	enum limit_refusal	 why;
+	enum gw_err		 e;
+	const char		*whose;
+} limit_errs[] = {
+	[LIM_TOKEN_IN_FLIGHT] = { LR_TOKEN_IN_FLIGHT, GW_IN_FLIGHT, "该令牌" },
+	[LIM_USER_IN_FLIGHT] = { LR_USER_IN_FLIGHT, GW_IN_FLIGHT, "该用户" },
+	[LIM_TOKEN_RPM] = { LR_TOKEN_RPM, GW_RPM, "该令牌" },
+	[LIM_USER_RPM] = { LR_USER_RPM, GW_RPM, "该用户" },
+	[LIM_RATE_SUCCESS] = { LR_RATE_SUCCESS, GW_RATE_SUCCESS, NULL },
+	[LIM_RATE_TOTAL] = { LR_RATE_TOTAL, GW_RATE_TOTAL, NULL },
+};
+
 static enum verdict
 limit(struct worker *w, struct req *r, const struct auth_out *ao)
 {
@@ -564,15 +599,8 @@ limit(struct worker *w, struct req *r, const struct auth_out *ao)
 	struct limit_refusal_info	 info;
 	enum limit_verdict		 v;
 
-	if (r->snap != NULL && r->snap->c.version < ao->version) {
-		chan_put(w->p, r->snap);	/* read again, newer */
-		r->snap = NULL;
-	}
-	if (r->snap == NULL && (r->snap = chan_get(w->p, ao->version)) == NULL) {
-		log_err("req=%s channel load: %s", r->id, db_error(w->p->db));
-		gw_error(r, GW_DB);
+	if (snapshot(w, r, ao->version) == -1)
 		return ANSWERED;
-	}
 	a.token_id = r->tok.id;
 	a.user_id = r->tok.user_id;
 	a.token = &r->tok.token_limits;
@@ -584,33 +612,13 @@ limit(struct worker *w, struct req *r, const struct auth_out *ao)
 		return GO_ON;
 	}
 	r->retry_after = info.retry_after;
-	switch (v) {
-	case LIM_TOKEN_IN_FLIGHT:
-		metrics_limit_refused(LR_TOKEN_IN_FLIGHT);
-		gw_error(r, GW_IN_FLIGHT, "该令牌", info.cap);
-		break;
-	case LIM_USER_IN_FLIGHT:
-		metrics_limit_refused(LR_USER_IN_FLIGHT);
-		gw_error(r, GW_IN_FLIGHT, "该用户", info.cap);
-		break;
-	case LIM_TOKEN_RPM:
-		metrics_limit_refused(LR_TOKEN_RPM);
-		gw_error(r, GW_RPM, "该令牌", info.cap);
-		break;
-	case LIM_USER_RPM:
-		metrics_limit_refused(LR_USER_RPM);
-		gw_error(r, GW_RPM, "该用户", info.cap);
-		break;
-	case LIM_RATE_SUCCESS:
-		metrics_limit_refused(LR_RATE_SUCCESS);
-		gw_error(r, GW_RATE_SUCCESS, info.minutes, info.cap);
-		break;
-	case LIM_RATE_TOTAL:
-	default:
-		metrics_limit_refused(LR_RATE_TOTAL);
-		gw_error(r, GW_RATE_TOTAL, info.minutes, info.cap);
-		break;
-	}
+	if (v > LIM_RATE_TOTAL)
+		v = LIM_RATE_TOTAL;
+	metrics_limit_refused(limit_errs[v].why);
+	if (limit_errs[v].whose != NULL)
+		gw_error(r, limit_errs[v].e, limit_errs[v].whose, info.cap);
+	else
+		gw_error(r, limit_errs[v].e, info.minutes, info.cap);
 	return ANSWERED;
 }
 
@@ -956,15 +964,8 @@ route(struct worker *w, struct req *r, const struct task_ids *cand,
 		r->task = r->owned[0];
 		t = &r->task;
 	}
-	if (r->snap != NULL && r->snap->c.version < ao->version) {
-		chan_put(w->p, r->snap);	/* read again, newer */
-		r->snap = NULL;
-	}
-	if (r->snap == NULL && (r->snap = chan_get(w->p, ao->version)) == NULL) {
-		log_err("req=%s channel load: %s", r->id, db_error(w->p->db));
-		gw_error(r, GW_DB);
+	if (snapshot(w, r, ao->version) == -1)
 		return ANSWERED;
-	}
 	r->chan_version = r->snap->c.version;
 	*group = token_group(&r->tok);
 	if (r->pin > 0) {
