@@ -230,7 +230,7 @@ lease_reserve(struct db *db, struct charge *c)
 	struct dbv	 a[8];
 	char		 op[64];
 	long long	 grant = 0;
-	int64_t		 now, grow, start = mono_ms();
+	int64_t		 grow, start = mono_ms();
 	int		 zero, tries, tid = (int)syscall(SYS_gettid);
 
 	for (tries = 0;; tries++) {
@@ -284,16 +284,8 @@ lease_reserve(struct db *db, struct charge *c)
 		 * next time, so a busy token leases about once a second; one
 		 * that slows down gets back to a single block.
 		 */
-		now = mono_ms();
-		grow = LOAD(&s->grow);
-		if (grow < 1)
-			grow = 1;
-		else if (now - LOAD(&s->leased_at) < LEASE_FAST_MS)
-			grow = grow * 2 > LEASE_GROW ? LEASE_GROW : grow * 2;
-		else if (now - LOAD(&s->leased_at) > 5 * LEASE_FAST_MS)
-			grow = grow / 2 > 1 ? grow / 2 : 1;
-		STORE(&s->grow, grow);
-		STORE(&s->leased_at, now);
+		grow = shm_batch_grow(&s->grow, &s->leased_at, mono_ms(),
+		    LEASE_FAST_MS, LEASE_GROW);
 		a[4] = DBI(q);
 		a[5] = DBI(lease_want(q, grow));
 		a[6] = DBI(now_s());

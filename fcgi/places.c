@@ -174,17 +174,11 @@ take_more(struct db *db, struct place *p, const char *rid, int tries, int cap)
 	struct dbv	 a[8];
 	long long	 got[3] = { 0, 0, 0 };
 	char		 op[80], sc[2] = { p->scope, '\0' };
-	int64_t		 now = mono_ms(), grow = LOAD(&p->grow);
+	int64_t		 grow;
 
 	/* a busy scope takes a batch about once a second */
-	if (grow < 1)
-		grow = 1;
-	else if (now - LOAD(&p->taken_at) < FAST_MS)
-		grow = grow * 2 > GROW_MAX ? GROW_MAX : grow * 2;
-	else if (now - LOAD(&p->taken_at) > 5 * FAST_MS)
-		grow = grow / 2 > 1 ? grow / 2 : 1;
-	STORE(&p->grow, grow);
-	STORE(&p->taken_at, now);
+	grow = shm_batch_grow(&p->grow, &p->taken_at, mono_ms(), FAST_MS,
+	    GROW_MAX);
 	/* one name per request, scope and try: a request may ask for several */
 	snprintf(op, sizeof(op), "place:%s:%zu:%d", rid, (size_t)(p - places),
 	    tries);

@@ -32,3 +32,20 @@ shm_wake(int *word)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
+
+int64_t
+shm_batch_grow(int64_t *grow, int64_t *at, int64_t now, int64_t fast_ms,
+    int64_t max)
+{
+	int64_t	 g = LOAD(grow), last = LOAD(at);
+
+	if (g < 1)
+		g = 1;
+	else if (now - last < fast_ms)
+		g = g * 2 > max ? max : g * 2;
+	else if (now - last > 5 * fast_ms)
+		g = g / 2 > 1 ? g / 2 : 1;
+	STORE(grow, g);
+	STORE(at, now);
+	return g;
+}

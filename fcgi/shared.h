@@ -13,6 +13,7 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A zeroed shared mapping of size bytes, or NULL. Never unmapped. */
 void	*shm_map(size_t size);
@@ -25,6 +26,16 @@ void	*shm_map(size_t size);
  */
 void	 shm_wait(int *word, int seen, int ms);
 void	 shm_wake(int *word);
+
+/*
+ * How much a batch taken from the database (a lease, open-job places)
+ * asks for: twice the last when the last was taken less than fast_ms
+ * ago (at most max), half when more than five times that; so a busy
+ * taker goes to the database about once every fast_ms. *grow and *at
+ * (mono ms of the last take) are shared words, updated here.
+ */
+int64_t	 shm_batch_grow(int64_t *grow, int64_t *at, int64_t now,
+	    int64_t fast_ms, int64_t max);
 
 #define LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
