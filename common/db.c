@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mysql.h>
 #include <errmsg.h>
@@ -40,6 +41,7 @@ struct db {
 	struct stmt		*stmts;
 	int			 flags;
 	int			 in_tx;
+	int			 patience_ms;	/* db_set_patience */
 	unsigned long long	 insert_id;
 	unsigned int		 err_no;
 	char			 err[256];
@@ -59,6 +61,14 @@ set_err(struct db *db, unsigned int no, const char *msg)
 	strlcpy_(t_err, db->err, sizeof(t_err));
 }
 
+/* A conflict another transaction won (db.h: DB_CONFLICT). */
+static int
+is_conflict(unsigned int e)
+{
+	return e == 1213 /* ER_LOCK_DEADLOCK, also Galera's certification */ ||
+	    e == 1205 /* ER_LOCK_WAIT_TIMEOUT */;
+}
+
 static int
 is_conn_error(unsigned int e)
 {
@@ -66,7 +76,17 @@ is_conn_error(unsigned int e)
 	    e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
 	    e == CR_SERVER_LOST_EXTENDED || e == 1927 /* ER_CONNECTION_KILLED */ ||
 	    e == 4031 /* ER_CLIENT_INTERACTION_TIMEOUT */ ||
-	    e == 1053 /* ER_SERVER_SHUTDOWN */ || e == CR_COMMANDS_OUT_OF_SYNC;
+	    e == 1053 /* ER_SERVER_SHUTDOWN */ || e == CR_COMMANDS_OUT_OF_SYNC ||
+	    e == 1047 /* ER_UNKNOWN_COM_ERROR: a Galera node not ready */;
+}
+
+/* The rc of a failed call whose error set_err recorded. */
+static enum db_rc
+rc_of(const struct db *db)
+{
+	if (is_conn_error(db->err_no))
+		return DB_DOWN;
+	return is_conflict(db->err_no) ? DB_CONFLICT : DB_ERR;
 }
 
 struct db *
@@ -89,6 +109,7 @@ db_new(const struct dsn *dsn, const char *const *sqls, size_t nsqls, int flags)
 	db->sqls = sqls;
 	db->nsqls = nsqls;
 	db->flags = flags;
+	db->patience_ms = DB_PATIENCE_MS;
 	return db;
 }
 
@@ -230,12 +251,12 @@ prepare(struct db *db, size_t idx)
 		return DB_OK;
 	if ((s->st = mysql_stmt_init(db->my)) == NULL) {
 		set_err(db, mysql_errno(db->my), mysql_error(db->my));
-		return is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+		return rc_of(db);
 	}
 	if (mysql_stmt_prepare(s->st, sql, strlen(sql)) != 0) {
 		enum db_rc rc;
 		set_err(db, mysql_stmt_errno(s->st), mysql_stmt_error(s->st));
-		rc = is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+		rc = rc_of(db);
 		stmt_close(s);
 		return rc;
 	}
@@ -317,7 +338,7 @@ drain:
 	return DB_ERR;
 err:
 	set_err(db, mysql_stmt_errno(s->st), mysql_stmt_error(s->st));
-	return is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+	return rc_of(db);
 }
 
 static enum db_rc
@@ -361,7 +382,7 @@ run_once(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 		if (strcmp(mysql_stmt_sqlstate(s->st), "45000") == 0)
 			rc = DB_SIGNAL;
 		else
-			rc = is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+			rc = rc_of(db);
 		/* a routine's failure can leave results pending */
 		while (mysql_stmt_next_result(s->st) == 0)
 			;
@@ -380,8 +401,7 @@ run_once(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 			set_err(db, mysql_stmt_errno(s->st),
 			    mysql_stmt_error(s->st));
 			rc = strcmp(mysql_stmt_sqlstate(s->st), "45000") == 0 ?
-			    DB_SIGNAL : is_conn_error(db->err_no) ?
-			    DB_DOWN : DB_ERR;
+			    DB_SIGNAL : rc_of(db);
 		}
 		break;
 	}
@@ -401,10 +421,22 @@ db_run(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 	}
 	pthread_mutex_lock(&db->mu);
 	rc = run_once(db, idx, args, nargs, fn, arg, affected);
-	/* a deadlock victim was rolled back whole: run it again, once */
-	if (rc == DB_ERR && !db->in_tx &&
-	    (db->err_no == 1213 || db->err_no == 1205))
-		rc = run_once(db, idx, args, nargs, fn, arg, affected);
+	/*
+	 * A statement that lost a conflict was undone whole: run it again,
+	 * after a pause that grows, for as long as the handle's patience.
+	 * The mutex is let go meanwhile, for the other threads' statements.
+	 */
+	if (rc == DB_CONFLICT && !db->in_tx && db->patience_ms > 0) {
+		int64_t	 until = mono_ms() + db->patience_ms;
+		int	 attempt = 0;
+
+		do {
+			pthread_mutex_unlock(&db->mu);
+			db_backoff(attempt++);
+			pthread_mutex_lock(&db->mu);
+			rc = run_once(db, idx, args, nargs, fn, arg, affected);
+		} while (rc == DB_CONFLICT && mono_ms() < until);
+	}
 	if (rc == DB_DOWN && !db->in_tx) {
 		disconnect(db);
 		rc = run_once(db, idx, args, nargs, fn, arg, affected);
@@ -414,6 +446,25 @@ db_run(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 		disconnect(db);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
+}
+
+void
+db_set_patience(struct db *db, int ms)
+{
+	db->patience_ms = ms;
+}
+
+void
+db_backoff(int attempt)
+{
+	unsigned int	 ms = 1u << (attempt < 8 ? attempt : 8);
+	struct timespec	 ts;
+
+	/* from half the step to the step: two losers part */
+	ms = ms / 2 + (unsigned int)random() % (ms / 2 + 1);
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
 }
 
 unsigned long long
@@ -444,7 +495,7 @@ text_once(struct db *db, const char *sql)
 	return DB_OK;
 err:
 	set_err(db, mysql_errno(db->my), mysql_error(db->my));
-	return is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+	return rc_of(db);
 }
 
 enum db_rc
@@ -502,7 +553,7 @@ db_commit(struct db *db)
 		rc = DB_DOWN;
 	else if (mysql_commit(db->my) != 0) {
 		set_err(db, mysql_errno(db->my), mysql_error(db->my));
-		rc = is_conn_error(db->err_no) ? DB_DOWN : DB_ERR;
+		rc = rc_of(db);
 	}
 	if (rc == DB_DOWN)
 		disconnect(db);

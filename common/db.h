@@ -41,7 +41,17 @@ enum db_rc {
 	DB_DOWN = -1,	/* cannot reach the server (after one reconnect) */
 	DB_ERR = -2,	/* the statement failed */
 	DB_SIGNAL = -3,	/* a routine signalled SQLSTATE 45000; see db_error */
+	/*
+	 * The transaction lost to another: a deadlock, a lock wait timeout,
+	 * or a Galera certification conflict (also at COMMIT). Nothing of it
+	 * applied; run it again. Outside a transaction db_run has already
+	 * done so, with backoff, until the handle's patience ran out.
+	 */
+	DB_CONFLICT = -4,
 };
+
+/* How long db_run tries a statement that lost a conflict, by default. */
+#define DB_PATIENCE_MS	10000
 
 /*
  * Called once per result row; cols (strings NUL-terminated) are valid only
@@ -73,6 +83,15 @@ unsigned long long db_insert_id(struct db *);
 
 /* Constant multi-statement text (migrations only; never built SQL). */
 enum db_rc	 db_exec_text(struct db *, const char *sql);
+
+/* How long db_run tries a conflicting statement again (ms; 0: not). */
+void		 db_set_patience(struct db *, int ms);
+/*
+ * Sleep before try number attempt (0, 1, ...) of something that lost a
+ * conflict: 1 ms doubling to 256 ms, with jitter so that two losers do
+ * not meet again.
+ */
+void		 db_backoff(int attempt);
 
 enum db_rc	 db_begin(struct db *);
 enum db_rc	 db_commit(struct db *);

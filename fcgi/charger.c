@@ -476,17 +476,16 @@ apply(struct conn *c, struct gc_slot **b, size_t n)
 	struct gc_slot	**all = c->again;
 	enum db_rc	 rc;
 	size_t		 i, held = 0;
-	int		 err, fresh = !c->in_tx;
+	int		 fresh = !c->in_tx;
 
 	if ((rc = run_charges(c, b, n)) == DB_OK)
 		goto done;
-	err = db_errno(c->db);
 	log_err("%zu charges, %zu before them in the transaction: %s",
 	    n, c->n, db_error(c->db));
 	if (c->in_tx)
 		db_rollback(c->db);
 	c->in_tx = 0;
-	if (!((rc == DB_ERR && (err == 1213 || err == 1205)) ||
+	if (!(rc == DB_CONFLICT ||
 	    (rc == DB_DOWN && fresh))) {
 		settle_all(c, GC_FAILED, 0);
 		goto done;
