@@ -39,6 +39,16 @@
  * nothing while the upstream works, and a disk that takes its time over
  * one (a durable commit waits for the disk) does not hold charges up.
  *
+ * On a Galera cluster a transaction can lose at its COMMIT, to one of
+ * another node (certification): there the charger tells a thread its
+ * charge applied only once it is committed, so that no request goes
+ * upstream on a charge that may yet be undone. A transaction that lost a
+ * conflict, at a statement or at its COMMIT, applied nothing: its charges
+ * go back in the queue and are applied again in the next transaction,
+ * until each thread's patience (CHARGE_PATIENCE_MS) runs out. A charge
+ * whose COMMIT reply was lost may or may not have applied; the thread
+ * gives it back under its fenced slot row (strict.c), which decides.
+ *
  * InnoDB releases a transaction's row locks when its commit begins,
  * before the log is flushed, so the next transaction does not wait for
  * the flush. Row locks are taken in one order within a statement, and in
@@ -48,7 +58,8 @@
  */
 
 #define GROUP_MAX	256		/* strict charges per batch */
-#define NO_CHARGER_MS	5000		/* a charge waits this long to be taken */
+/* a charge waits this long to be applied, taken again after conflicts */
+#define CHARGE_PATIENCE_MS	5000
 
 /* Where a thread's charge is (struct gc_slot's state). */
 enum {
@@ -58,6 +69,7 @@ enum {
 	GC_APPLIED,	/* applied in a transaction not yet committed */
 	GC_REFUSED,	/* did not apply (quota, or changed rows) */
 	GC_PAID,	/* applied and committed */
+	GC_UNDONE,	/* the database failed: it did not apply */
 	GC_FAILED,	/* the database failed: it may or may not apply */
 };
 
@@ -67,7 +79,7 @@ struct gc_slot {
 	int		 wake;		/* futex word: +1 to wake the thread */
 	int		 result;	/* GC_APPLIED or GC_REFUSED, in a batch */
 	int		 leader;	/* thread of the charger that took it */
-	unsigned long	 leader_conn;	/* and that thread's connection */
+	int64_t		 since;		/* mono_ms when the thread queued it */
 	char		 rid[40];
 	long long	 user, token, quota;
 	long long	 at;		/* epoch seconds */
@@ -152,14 +164,56 @@ before(const struct gc_slot *a, const struct gc_slot *b)
 
 /* ---- a request thread's side ---- */
 
+/*
+ * While w is queued (also again, after a conflict) past the charge's
+ * patience, take it back: 1 if this call did, and nothing applied.
+ */
+static int
+give_up(struct gc_slot *w, const char *rid)
+{
+	int	 q = GC_QUEUED;
+
+	if (mono_ms() - w->since < CHARGE_PATIENCE_MS ||
+	    !CAS(&w->state, &q, GC_NONE))
+		return 0;
+	log_err("req=%s: the charger did not apply the charge in %d s",
+	    rid, CHARGE_PATIENCE_MS / 1000);
+	return 1;
+}
+
+/*
+ * Sleep on w while it is in one of the states in mask (bits of GC_*),
+ * until the charger moves it on; the state it ends in, or GC_NONE when
+ * it was given up before anything applied.
+ */
+static int
+gc_wait(struct gc_slot *w, unsigned int mask, const char *rid)
+{
+	int	 st, seq;
+
+	for (;;) {
+		seq = LOAD(&w->wake);
+		st = LOAD(&w->state);
+		if (!(mask & (1u << st)))
+			return st;
+		if (!gc_sleep(&w->wake, seq, 100))
+			continue;
+		if (st == GC_QUEUED && give_up(w, rid))
+			return GC_NONE;
+		if ((st == GC_TAKEN || st == GC_APPLIED) && gone(w->leader))
+			CAS(&w->state, &st, GC_FAILED);
+	}
+}
+
+#define IN(s)	(1u << (s))
+
 enum db_rc
-charger_charge(const struct charge *c, int *paid, unsigned long *conn)
+charger_charge(const struct charge *c, int *paid)
 {
 	struct gc_slot	*w = &gc_slots[c->slot];
-	int		 hi, st, seq, waited = 0;
+	int		 hi, st;
 
 	*paid = 0;
-	*conn = 0;
 	strlcpy_(w->rid, c->rec.rid, sizeof(w->rid));
 	w->user = c->rec.user_id;
 	w->token = c->rec.token_id;
@@ -168,94 +222,60 @@ charger_charge(const struct charge *c, int *paid, unsigned long *conn)
 	w->unlimited = c->unlimited;
 	w->chan_version = c->chan_version;
 	w->auth_version = c->auth_version;
+	w->since = mono_ms();
 	for (hi = LOAD(&board->hi); hi < c->slot &&
 	    !CAS(&board->hi, &hi, c->slot);)
 		;
 	STORE(&w->state, GC_QUEUED);
 	ADD(&board->seq, 1);
 	futex_wake(&board->seq);
-	for (;;) {
-		seq = LOAD(&w->wake);
-		st = LOAD(&w->state);
-		if (st >= GC_APPLIED)
-			break;
-		if (!gc_sleep(&w->wake, seq, 100))
-			continue;
-		waited += 100;
-		if (st == GC_QUEUED && waited >= NO_CHARGER_MS) {
-			int q = GC_QUEUED;
-
-			if (CAS(&w->state, &q, GC_NONE)) {
-				log_err("req=%s: no charger took the charge in "
-				    "%d s", c->rec.rid, NO_CHARGER_MS / 1000);
-				return DB_ERR;
-			}
-		} else if (st == GC_TAKEN && gone(w->leader)) {
-			int taken = GC_TAKEN;
-
-			CAS(&w->state, &taken, GC_FAILED);
-		}
-	}
-	*conn = w->leader_conn;
+	st = gc_wait(w, IN(GC_QUEUED) | IN(GC_TAKEN), c->rec.rid);
 	if (st != GC_APPLIED && st != GC_PAID)
 		STORE(&w->state, GC_NONE);
 	*paid = st == GC_APPLIED || st == GC_PAID;
-	return st == GC_FAILED ? DB_DOWN : DB_OK;
+	return st == GC_FAILED ? DB_DOWN : st == GC_NONE || st == GC_UNDONE ?
+	    DB_ERR : DB_OK;
 }
 
 enum db_rc
-charger_durable(int slot, unsigned long *conn)
+charger_durable(int slot)
 {
 	struct gc_slot	*w = &gc_slots[slot];
-	int		 st, seq;
+	int		 st;
 
-	for (;;) {
-		seq = LOAD(&w->wake);
-		st = LOAD(&w->state);
-		if (st != GC_APPLIED)
-			break;
-		if (gc_sleep(&w->wake, seq, 100) && gone(w->leader)) {
-			int applied = GC_APPLIED;
-
-			if (CAS(&w->state, &applied, GC_FAILED))
-				st = GC_FAILED;
-			break;
-		}
-	}
-	*conn = w->leader_conn;
+	/* applied, or taken again after its transaction lost a conflict */
+	st = gc_wait(w, IN(GC_APPLIED) | IN(GC_QUEUED) | IN(GC_TAKEN), w->rid);
 	STORE(&w->state, GC_NONE);
-	return st == GC_FAILED ? DB_DOWN : DB_OK;
+	return st == GC_PAID ? DB_OK : DB_DOWN;
 }
 
 /* ---- the master's side ---- */
 
 /*
- * Withdraw a dead worker's charge while still queued; otherwise wait (at
- * most 5 s) for its commit. *conn is set only with CH_CHARGING after a
- * charge the charger had.
+ * Withdraw a dead worker's charge while queued; otherwise wait (at most
+ * 5 s) for its commit.
  */
 enum charge_state
-charger_outcome(int slot, unsigned long *conn)
+charger_outcome(int slot)
 {
 	struct gc_slot	*w = &gc_slots[slot];
-	int		 q = GC_QUEUED, st, tries;
+	int		 q, st, tries;
 
-	if (CAS(&w->state, &q, GC_NONE))
-		return CH_IDLE;
-	if (q == GC_NONE)
-		return CH_CHARGING;
 	for (tries = 0; tries < 5000; tries++) {
-		st = LOAD(&w->state);
-		if ((st != GC_TAKEN && st != GC_APPLIED) || gone(w->leader))
+		q = GC_QUEUED;
+		if (CAS(&w->state, &q, GC_NONE))
+			return CH_IDLE;		/* nothing applied */
+		if (q == GC_NONE)
+			return CH_CHARGING;
+		if ((q != GC_TAKEN && q != GC_APPLIED) || gone(w->leader))
 			break;
 		usleep(1000);
 	}
 	st = __atomic_exchange_n(&w->state, GC_NONE, __ATOMIC_ACQ_REL);
 	if (st == GC_PAID)
 		return CH_CHARGED;
-	if (st == GC_REFUSED)
+	if (st == GC_REFUSED || st == GC_UNDONE || st == GC_QUEUED)
 		return CH_IDLE;
-	*conn = w->leader_conn;
 	return CH_CHARGING;
 }
 
@@ -268,7 +288,7 @@ struct conn {
 	int		 committing;	/* atomic */
 	size_t		 n;		/* charges applied in it */
 	struct gc_slot	**w;		/* and their slots: room for all */
-	struct gc_slot	**again;	/* room for them and a batch more */
+	int		 lost;		/* transactions lost in a row */
 };
 
 static struct charger {
@@ -277,8 +297,11 @@ static struct charger {
 	struct conn	 c[2];
 	int		 open;		/* the connection that takes charges */
 	int		 stop;		/* atomic */
+	int		 galera;	/* atomic: 1 on a Galera cluster (a
+					   charge is told only once committed),
+					   0 not, -1 not known yet */
 } charger = { .mu = PTHREAD_MUTEX_INITIALIZER,
-    .cv = PTHREAD_COND_INITIALIZER };
+    .cv = PTHREAD_COND_INITIALIZER, .galera = -1 };
 
 /* One charge alone: ST_CHARGE. */
 static enum db_rc
@@ -408,7 +431,6 @@ take(struct gc_slot **b, int tid)
 		if (LOAD(&w->state) != GC_QUEUED)
 			continue;
 		w->leader = tid;
-		w->leader_conn = 0;
 		if (CAS(&w->state, &q, GC_TAKEN))
 			b[n++] = w;
 	}
@@ -423,20 +445,52 @@ settle_one(struct gc_slot *w, int st)
 	gc_wake(w);
 }
 
-/*
- * The transaction of c is over: committed (GC_PAID), or undone or unknown
- * (GC_FAILED; conn is then the connection whose commit may still apply,
- * 0 if nothing can).
- */
+/* The transaction of c is over: every charge it held ends at st. */
 static void
-settle_all(struct conn *c, int st, unsigned long conn)
+settle_all(struct conn *c, int st)
 {
-	for (size_t i = 0; i < c->n; i++) {
-		c->w[i]->leader_conn = conn;
+	for (size_t i = 0; i < c->n; i++)
 		settle_one(c->w[i], st);
-	}
 	c->n = 0;
 	c->in_tx = 0;
+}
+
+/*
+ * The transaction of c applied nothing (it lost a conflict, or its
+ * connection broke before COMMIT): what it held, and b[0..n), go back in
+ * the queue for the next transaction. The threads keep waiting.
+ */
+static void
+requeue(struct conn *c, struct gc_slot **b, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->n; i++)
+		STORE(&c->w[i]->state, GC_QUEUED);
+	for (i = 0; i < n; i++)
+		STORE(&b[i]->state, GC_QUEUED);
+	c->n = 0;
+	c->in_tx = 0;
+	c->lost++;
+	ADD(&board->seq, 1);
+}
+
+/* Is the server a Galera node? Asked once, in c's first transaction. */
+static void
+ask_galera(struct conn *c)
+{
+	long long	 on = 0;
+
+	if (LOAD(&charger.galera) != -1)
+		return;
+	/* a server without the variable is no Galera node */
+	if (db_run(c->db, ST_WSREP_ON, NULL, 0, db_int_row, &on, NULL) ==
+	    DB_DOWN)
+		return;
+	STORE(&charger.galera, on != 0);
+	if (on)
+		log_info("charger: a Galera cluster: a charge is committed "
+		    "before its request is forwarded");
 }
 
 /* The charges b[0..n) in c's transaction, begun if need be. */
@@ -448,8 +502,8 @@ run_charges(struct conn *c, struct gc_slot **b, size_t n)
 
 	rc = c->in_tx ? DB_OK : db_begin(c->db);
 	c->in_tx = rc == DB_OK;
-	for (i = 0; rc == DB_OK && i < n; i++)
-		b[i]->leader_conn = db_conn_id(c->db);
+	if (rc == DB_OK)
+		ask_galera(c);
 	for (i = 0; rc == DB_OK && i < n; i = j) {
 		for (j = i + 1; j < n && j - i < GROUP_STMT &&
 		    same_charge(b[j], b[i]); j++)
@@ -461,76 +515,75 @@ run_charges(struct conn *c, struct gc_slot **b, size_t n)
 
 /*
  * Apply b[0..n) in c's open transaction. A statement that fails undoes
- * the transaction whole (we roll back what a lock wait timeout left),
- * also the charges it held, whose requests are at the upstream. If the
- * server chose the transaction as a deadlock's victim, or it waited too
- * long for a lock, all of them are applied once more in a new one (the
- * rows another host held are free by then); those that no longer apply
- * fail (their requests answer 503, charged nothing). After a connection
- * that broke before the transaction held anything (the server was
- * restarted: nothing can have applied), b is tried once more.
+ * the transaction whole (we roll back what a lock wait timeout left).
+ * After a conflict or a broken connection nothing of it applied: its
+ * charges and b are queued again. Another error ends them all undone
+ * (their requests answer 503, charged nothing; in forward-on-apply
+ * metering those already told have been forwarded).
  */
 static void
 apply(struct conn *c, struct gc_slot **b, size_t n)
 {
-	struct gc_slot	**all = c->again;
 	enum db_rc	 rc;
-	size_t		 i, held = 0;
-	int		 fresh = !c->in_tx;
+	size_t		 i;
 
-	if ((rc = run_charges(c, b, n)) == DB_OK)
-		goto done;
-	log_err("%zu charges, %zu before them in the transaction: %s",
-	    n, c->n, db_error(c->db));
-	if (c->in_tx)
-		db_rollback(c->db);
-	c->in_tx = 0;
-	if (!(rc == DB_CONFLICT ||
-	    (rc == DB_DOWN && fresh))) {
-		settle_all(c, GC_FAILED, 0);
-		goto done;
-	}
-	/* again: what the transaction held, then b, in one order */
-	held = c->n;
-	log_warn("applying those %zu charges again", held + n);
-	memcpy(all, c->w, held * sizeof(*all));
-	memcpy(all + held, b, n * sizeof(*all));
-	c->n = 0;
-	sort_charges(all, held + n);
-	if ((rc = run_charges(c, all, held + n)) != DB_OK) {
-		log_err("%zu charges tried again: %s", held + n,
-		    db_error(c->db));
+	if ((rc = run_charges(c, b, n)) != DB_OK) {
+		log_err("%zu charges, %zu before them in the transaction: %s",
+		    n, c->n, db_error(c->db));
 		if (c->in_tx)
 			db_rollback(c->db);
-		c->in_tx = 0;
+		if (rc == DB_CONFLICT || rc == DB_DOWN) {
+			requeue(c, b, n);
+			return;
+		}
+		settle_all(c, GC_UNDONE);
+		for (i = 0; i < n; i++)
+			settle_one(b[i], GC_UNDONE);
+		return;
 	}
-	for (i = 0; i < held + n; i++) {
-		struct gc_slot *w = all[i];
-
-		if (LOAD(&w->state) != GC_APPLIED)
-			continue;	/* one of b: below */
-		if (rc == DB_OK && w->result == GC_APPLIED) {
-			c->w[c->n++] = w;	/* as before */
+	for (i = 0; i < n; i++) {
+		if (b[i]->result != GC_APPLIED) {
+			settle_one(b[i], GC_REFUSED);
 			continue;
 		}
-		w->leader_conn = 0;
-		settle_one(w, GC_FAILED);
+		c->w[c->n++] = b[i];
+		/* on Galera it stays GC_TAKEN until its commit */
+		if (LOAD(&charger.galera) != 1)
+			settle_one(b[i], GC_APPLIED);
 	}
-done:
-	for (i = 0; i < n; i++) {
-		int st = rc == DB_OK ? b[i]->result : GC_FAILED;
-
-		if (rc != DB_OK)
-			b[i]->leader_conn = 0;
-		if (st == GC_APPLIED)
-			c->w[c->n++] = b[i];
-		settle_one(b[i], st);
-	}
+	c->lost = 0;
 	/* a charge refused still locked the rows it looked at */
 	if (c->in_tx && c->n == 0) {
 		db_rollback(c->db);
 		c->in_tx = 0;
 	}
+}
+
+/*
+ * Commit c's transaction. A COMMIT that lost a conflict applied nothing:
+ * its charges are queued again. One whose reply was lost may or may not
+ * have applied: its threads learn so, and each gives its charge back
+ * under its fenced slot row.
+ */
+static void
+commit(struct conn *c)
+{
+	size_t		 held = c->n;
+	enum db_rc	 rc = db_commit(c->db);
+
+	if (rc == DB_OK) {
+		c->lost = 0;
+		settle_all(c, GC_PAID);
+		return;
+	}
+	if (rc == DB_CONFLICT) {
+		log_warn("committing %zu charges lost a conflict: applying "
+		    "them again", held);
+		requeue(c, NULL, 0);
+		return;
+	}
+	log_err("committing %zu charges: %s", held, db_error(c->db));
+	settle_all(c, GC_FAILED);
 }
 
 /*
@@ -563,6 +616,9 @@ conn_main(void *arg)
 			seq = LOAD(&board->seq);
 			if ((n = take(b, tid)) > 0) {
 				apply(c, b, n);
+				/* lost again: let the winner finish first */
+				if (c->lost > 0)
+					db_backoff(c->lost - 1);
 				continue;
 			}
 			if (LOAD(&charger.stop) && !LOAD(&other->committing))
@@ -575,18 +631,8 @@ conn_main(void *arg)
 		charger.open = !i;
 		pthread_cond_broadcast(&charger.cv);
 		pthread_mutex_unlock(&charger.mu);
-		if (c->in_tx) {
-			unsigned long	 id = db_conn_id(c->db);
-			size_t		 held = c->n;
-			enum db_rc	 rc = db_commit(c->db);
-
-			if (rc != DB_OK)
-				log_err("committing %zu charges: %s", held,
-				    db_error(c->db));
-			/* a lost reply: the commit may still apply, on id */
-			settle_all(c, rc == DB_OK ? GC_PAID : GC_FAILED,
-			    rc == DB_DOWN ? id : 0);
-		}
+		if (c->in_tx)
+			commit(c);
 		STORE(&c->committing, 0);
 		ADD(&board->seq, 1);
 		futex_wake(&board->seq);
@@ -619,9 +665,7 @@ charger_main(const struct dsn *dsn)
 		if ((charger.c[i].db = db_new(dsn, relay_sql, ST__MAX,
 		    DB_NO_AUTOCOMMIT)) == NULL ||
 		    (charger.c[i].w = calloc(ngc_slots, sizeof(*charger.c[i].w))) ==
-		    NULL ||
-		    (charger.c[i].again = calloc(ngc_slots + GROUP_MAX,
-		    sizeof(*charger.c[i].again))) == NULL) {
+		    NULL) {
 			log_err("charger: cannot start: out of memory");
 			return 1;
 		}

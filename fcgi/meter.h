@@ -300,9 +300,23 @@ struct refund {
 /* Master, before fork: a place per charge slot, and the refunds an
  * earlier run of the pool named host left (their slots held). 0, or -1. */
 int	 owed_init(const char *host, size_t nslots);
-/* The refund statement (relay_sql's ST_UNCHARGE) of r under charge slot
- * slot: it applies only while the slot's row names the request. */
-enum db_rc refund_run(struct db *, int slot, const struct refund *r);
+/*
+ * The refund statement (relay_sql's ST_UNCHARGE) of r under charge slot
+ * slot: it applies only while the slot's row names the request. unsure:
+ * whether the charge applied is not known (a lost reply, a dead
+ * process): the slot row is fenced first, so that the charge cannot
+ * apply after the refund found nothing to give back.
+ */
+enum db_rc refund_run(struct db *, int slot, const struct refund *r,
+	    int unsure);
+/*
+ * Fence charge slot slot's row for request rid with statement stmt
+ * (relay_sql's ST_SLOT_FENCE or master_sql's MS_SLOT_FENCE; see
+ * schema/020_fence.sql): once it returns DB_OK, a charge of rid in flight
+ * anywhere can no longer apply, and the row names rid unfenced if and only
+ * if it did.
+ */
+enum db_rc slot_fence(struct db *, size_t stmt, int slot, const char *rid);
 /* A request thread: r waits under slot until it is done. */
 void	 owed_put(int slot, const struct refund *r);
 /* The refund waiting under slot, if one does (1), into *r (not NULL). */
@@ -324,20 +338,18 @@ int	 charger_init(const char *host, size_t nslots);
  * A request thread: charge c through the charger. DB_OK with *paid 1
  * (applied: the answer waits for charger_durable) or 0 (it did not
  * apply: quota, or changed rows); DB_DOWN when it may or may not have
- * applied, as after a lost reply; DB_ERR when no charger took it
- * (nothing applied). *conn: the connection it is on.
+ * applied, as after a lost reply; DB_ERR when it did not apply and
+ * cannot (no charger took it in time, or the database refused it).
  */
-enum db_rc charger_charge(const struct charge *c, int *paid,
-	    unsigned long *conn);
+enum db_rc charger_charge(const struct charge *c, int *paid);
 /* Wait until the charge charger_charge applied is committed: DB_OK, or
- * DB_DOWN when it may or may not be. *conn as above. */
-enum db_rc charger_durable(int slot, unsigned long *conn);
+ * DB_DOWN when it may or may not be. */
+enum db_rc charger_durable(int slot);
 /*
  * Master: a worker died with a charge with the charger: CH_CHARGED,
- * CH_IDLE, or CH_CHARGING when only the database can tell, with *conn
- * the connection that had it (0: none was left in flight).
+ * CH_IDLE, or CH_CHARGING when only the database can tell.
  */
-enum charge_state charger_outcome(int slot, unsigned long *conn);
+enum charge_state charger_outcome(int slot);
 int	 charger_main(const struct dsn *);
 
 #endif

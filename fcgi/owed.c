@@ -50,10 +50,26 @@ owed_init(const char *host, size_t nslots)
 }
 
 enum db_rc
-refund_run(struct db *db, int slot, const struct refund *r)
+slot_fence(struct db *db, size_t stmt, int slot, const char *rid)
+{
+	struct dbv	 a[5];
+
+	a[0] = DBS(rid);
+	a[1] = DBI(now_s());
+	a[2] = DBS(pool_host);
+	a[3] = DBI(slot);
+	a[4] = DBS(rid);
+	return db_run(db, stmt, a, 5, NULL, NULL, NULL);
+}
+
+enum db_rc
+refund_run(struct db *db, int slot, const struct refund *r, int unsure)
 {
 	struct dbv	 a[11];
+	enum db_rc	 rc;
 
+	if (unsure && (rc = slot_fence(db, ST_SLOT_FENCE, slot, r->rid)) != DB_OK)
+		return rc;
 	a[0] = DBI(r->user);
 	a[1] = DBS(pool_host);
 	a[2] = DBI(slot);
@@ -138,13 +154,15 @@ owed_settle(const struct dsn *dsn)
 			left++;
 			continue;
 		}
-		if ((rc = refund_run(refund_db, (int)i, r)) == DB_DOWN) {
+		rc = refund_run(refund_db, (int)i, r, 1);
+		if (rc == DB_DOWN || rc == DB_CONFLICT) {
 			left++;
 			continue;
 		}
 		if (rc != DB_OK)
-			log_err("req=%s refund failed for good: %s", r->rid,
-			    db_error(refund_db));
+			log_err("req=%s refund failed for good: %s; its charge "
+			    "of %lld to token %lld stands", r->rid,
+			    db_error(refund_db), r->quota, r->token);
 		else
 			log_info("req=%s delayed refund done (its worker is "
 			    "gone)", r->rid);

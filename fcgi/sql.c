@@ -19,6 +19,15 @@
 	    " WHERE t.`key` = ? AND t.deleted_at IS NULL"
 
 /*
+ * A charge whose outcome is unknown can no longer apply once this is
+ * committed (schema/020_fence.sql); its slot row then tells whether it
+ * did. Arguments: request id, time, host, slot, request id.
+ */
+#define SLOT_FENCE \
+	    "UPDATE bltcy_slots SET req = ?, fenced = 1, updated_at = ?" \
+	    " WHERE host = ? AND slot = ? AND req <> ?"
+
+/*
  * The statements of a worker's connection (sql.h says who else runs
  * them). Each is a read, a routine keyed by request id, or a write that
  * applies once (a conditional UPDATE, an INSERT IGNORE), so the
@@ -60,7 +69,7 @@ const char *const relay_sql[ST__MAX] = {
 	    " t.used_quota = t.used_quota + ?,"
 	    " u.quota = u.quota - ?, u.used_quota = u.used_quota + ?,"
 	    " u.request_count = u.request_count + 1,"
-	    " s.req = ?, s.updated_at = ?,"
+	    " s.req = ?, s.fenced = 0, s.updated_at = ?,"
 	    " t.accessed_time = GREATEST(IFNULL(t.accessed_time, 0), ?)"
 	    " WHERE t.id = ? AND s.req <> ? AND (? OR t.remain_quota >= ?)"
 	    " AND u.quota >= ?"
@@ -94,7 +103,7 @@ const char *const relay_sql[ST__MAX] = {
 	    "  ?, ?, ?, ?, ?, ?, ?, ?, "
 	    "?, ?, ?, ?, ?, ?, ?, ?, "
 	    "?, ?, ?, ?, ?, ?, ?, ?, "
-	    "?, ?, ?, ?, ?, ?, ?, ?), s.updated_at = ?,"
+	    "?, ?, ?, ?, ?, ?, ?, ?), s.fenced = 0, s.updated_at = ?,"
 	    " t.accessed_time = GREATEST(IFNULL(t.accessed_time, 0), ?)"
 	    " WHERE t.id = ? AND s.req NOT IN (?, ?, ?, ?, ?, ?, ?, ?, "
 	    "?, ?, ?, ?, ?, ?, ?, ?, "
@@ -106,7 +115,10 @@ const char *const relay_sql[ST__MAX] = {
 	    " AND IFNULL(t.used_quota, 0) <= 9223372036854775807 - ?"
 	    " AND IFNULL(u.used_quota, 0) <= 9223372036854775807 - ?"
 	    " AND IFNULL(u.request_count, 0) <= 9223372036854775807 - ?",
-	/* its refund: only while the slot names the request, so only once */
+	/*
+	 * its refund: only while the slot names the request, so only once,
+	 * and not when a fence (ST_SLOT_FENCE) named it
+	 */
 	[ST_UNCHARGE] =
 	    "UPDATE tokens t JOIN users u ON u.id = ?"
 	    " JOIN bltcy_slots s ON s.host = ? AND s.slot = ?"
@@ -115,11 +127,14 @@ const char *const relay_sql[ST__MAX] = {
 	    " u.quota = u.quota + ?, u.used_quota = u.used_quota - ?,"
 	    " u.request_count = u.request_count - 1,"
 	    " s.req = '', s.updated_at = ?"
-	    " WHERE t.id = ? AND s.req = ?",
+	    " WHERE t.id = ? AND s.req = ? AND s.fenced = 0",
+	[ST_SLOT_FENCE] = SLOT_FENCE,
 	[ST_SLOT_INIT] =
 	    "INSERT IGNORE INTO bltcy_slots (host, slot, updated_at)"
 	    " VALUES (?, ?, ?)",
 	[ST_PING] = "SELECT v FROM bltcy_meta WHERE k = 'channels'",
+	/* a Galera node (charger.c); 0 on a server without wsrep */
+	[ST_WSREP_ON] = "SELECT @@GLOBAL.wsrep_on",
 	/* an uncharged request's tasks, with the places the first holds */
 	[ST_TASKS_ADD] =
 	    "CALL bltcy_tasks_add_places(?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -219,9 +234,9 @@ const char *const relay_sql[ST__MAX] = {
 const char *const master_sql[MS__MAX] = {
 	[MS_RETURN] = "CALL bltcy_lease_return(?, ?, ?, 1, ?, ?)",
 	[MS_RECONCILE] = "CALL bltcy_lease_reconcile(?, ?)",
-	[MS_CONN] =
-	    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
-	[MS_SLOT] = "SELECT req FROM bltcy_slots WHERE host = ? AND slot = ?",
+	[MS_SLOT_FENCE] = SLOT_FENCE,
+	[MS_SLOT] =
+	    "SELECT req, fenced FROM bltcy_slots WHERE host = ? AND slot = ?",
 	[MS_APPLIED] =
 	    "INSERT IGNORE INTO bltcy_applied (op, created_at) VALUES (?, ?)",
 	[MS_APPLIED_OLD] =

@@ -30,8 +30,6 @@
 
 /* What strict metering keeps of a charge slot, in shared memory. */
 struct strict_slot {
-	unsigned long	 conn;		/* the connection a statement of its
-					   may be in flight on (0: none) */
 	int		 row_made;	/* its bltcy_slots row is */
 };
 
@@ -52,14 +50,15 @@ slot_row(void *arg, const struct dbv *c, size_t n)
 {
 	struct slot_q	*q = arg;
 
-	q->found = c[0].t == DBV_STR && strcmp(c[0].s, q->rid) == 0;
+	q->found = c[0].t == DBV_STR && strcmp(c[0].s, q->rid) == 0 &&
+	    c[1].t == DBV_INT && c[1].i == 0;
 	return 1;
 }
 
 /*
- * Does the bltcy_slots row of charge slot slot name request rid, i.e.
- * was its charge applied and not refunded? db is the master's. 1, 0, or
- * -1.
+ * Does the bltcy_slots row of charge slot slot name request rid, not
+ * fenced, i.e. was its charge applied and not refunded? db is the
+ * master's. 1, 0, or -1.
  */
 static int
 slot_names(struct db *db, int slot, const char *rid)
@@ -102,9 +101,8 @@ charge(struct db *db, struct charge *c, int *paid)
 			return rc;
 		ss->row_made = 1;
 	}
-	ss->conn = 0;
 	charge_open(c, CH_CHARGING);
-	rc = charger_charge(c, paid, &ss->conn);
+	rc = charger_charge(c, paid);
 	/* an applied charge stays CH_CHARGING until it is durable */
 	if (rc != DB_OK || !*paid)
 		charge_mark(c, CH_IDLE);
@@ -130,9 +128,10 @@ refund_of(struct refund *r, const struct charge *c)
  * master once the process is gone, does it.
  */
 static void
-uncharge_later(struct db *db, int slot, const struct refund *r)
+uncharge_later(int slot, const struct refund *r, const char *why)
 {
-	log_err("req=%s refund failed: %s; will retry", r->rid, db_error(db));
+	log_err("req=%s %s: its charge of %lld to token %lld is given back "
+	    "once the database takes it", r->rid, why, r->quota, r->token);
 	owed_put(slot, r);
 }
 
@@ -149,13 +148,15 @@ retry_refund(struct db *db, int slot)
 
 	if (owed_get(slot, &r) == 0)
 		return DB_OK;
-	if ((rc = refund_run(db, slot, &r)) == DB_DOWN)
-		return rc;
+	rc = refund_run(db, slot, &r, 1);
+	if (rc == DB_DOWN || rc == DB_CONFLICT)
+		return DB_DOWN;		/* it waits on */
 	/* it applies once, whichever thread tries it: one says so */
 	if (owed_done(slot, r.rid)) {
 		if (rc != DB_OK)
-			log_err("req=%s refund failed for good: %s", r.rid,
-			    db_error(db));
+			log_err("req=%s refund failed for good: %s; its charge "
+			    "of %lld to token %lld stands", r.rid, db_error(db),
+			    r.quota, r.token);
 		else
 			log_info("req=%s delayed refund done", r.rid);
 	}
@@ -177,11 +178,15 @@ strict_reserve(struct db *db, struct charge *c)
 	if (retry_refund(db, c->slot) != DB_OK)
 		return METER_DB;
 	if ((rc = charge(db, c, &paid)) != DB_OK) {
-		log_err("req=%s charge: %s", c->rec.rid, db_error(db));
 		/* it may have applied before the connection broke */
 		refund_of(&r, c);
 		if (rc == DB_DOWN)
-			uncharge_later(db, c->slot, &r);
+			uncharge_later(c->slot, &r, "the charge's outcome is "
+			    "unknown");
+		else
+			log_err("req=%s not charged: %s", c->rec.rid,
+			    rc == DB_ERR ? "the charger did not take it" :
+			    db_error(db));
 		return METER_DB;
 	}
 	return paid ? METER_OK : METER_RECHECK;
@@ -199,14 +204,12 @@ strict_durable(struct db *db, struct charge *c)
 
 	if (charge_slot_state(c->slot) != CH_CHARGING)
 		return METER_OK;
-	if (charger_durable(c->slot, &strict_slots[c->slot].conn) == DB_OK) {
+	if (charger_durable(c->slot) == DB_OK) {
 		charge_mark(c, CH_CHARGED);
 		return METER_OK;
 	}
-	log_err("req=%s: the charge's commit failed; it is given back if it "
-	    "applied", c->rec.rid);
 	refund_of(&r, c);
-	owed_put(c->slot, &r);
+	uncharge_later(c->slot, &r, "the charge's commit failed");
 	charge_mark(c, CH_IDLE);
 	return METER_DB;
 }
@@ -232,10 +235,9 @@ strict_settle(struct db *db, struct charge *c, int keep,
 	}
 	refund_of(&r, c);
 	/* the master looks at this request if we die now */
-	strict_slots[c->slot].conn = db_conn_id(db);
 	charge_mark(c, CH_REFUNDING);
-	if (refund_run(db, c->slot, &r) != DB_OK)
-		uncharge_later(db, c->slot, &r);
+	if (refund_run(db, c->slot, &r, 0) != DB_OK)
+		uncharge_later(c->slot, &r, "the refund failed");
 	charge_mark(c, CH_IDLE);
 }
 
@@ -302,30 +304,17 @@ strict_start(const char *host, size_t nslots, struct db *db)
 }
 
 /*
- * A worker died with its charge or refund statement perhaps in flight on
- * connection conn. Once that connection is gone from the server nothing
- * more can apply, and the slot's row tells whether it is charged. db is
- * the master's. Returns 1 charged, 0 not, -1 unknown (database
- * unreachable).
+ * A worker died with a charge or its refund perhaps in flight, or the
+ * charger lost a commit's reply: the slot row is fenced, so that nothing
+ * in flight can apply any more on any node, and then tells whether the
+ * request is charged. db is the master's. 1 charged, 0 not, -1 unknown
+ * (the database is unreachable).
  */
 static int
-dead_worker_charged(struct db *db, int slot, unsigned long conn,
-    const char *rid)
+fenced_charged(struct db *db, int slot, const char *rid)
 {
-	struct dbv	 a[1];
-	long long	 n = 1;
-	int		 tries;
-
-	a[0] = DBI(conn);
-	for (tries = 0; tries < 100 && n > 0 && conn != 0; tries++) {
-		if (db_run(db, MS_CONN, a, 1, db_int_row, &n, NULL) != DB_OK)
-			return -1;
-		if (n > 0)
-			usleep(50000);
-	}
-	if (n > 0)
-		log_warn("WARN req=%s: the dead worker's connection %lu is still "
-		    "open after 5 s", rid, conn);
+	if (slot_fence(db, MS_SLOT_FENCE, slot, rid) != DB_OK)
+		return -1;
 	return slot_names(db, slot, rid);
 }
 
@@ -337,15 +326,14 @@ dead_worker_charged(struct db *db, int slot, unsigned long conn,
 static int
 strict_dead_charge(struct db *db, int slot)
 {
-	struct strict_slot	*ss = &strict_slots[slot];
 	const char		*rid = charge_slot_rec(slot)->rid;
 	enum charge_state	 st = charge_slot_state(slot);
 
 	if (st == CH_CHARGING)
-		st = charger_outcome(slot, &ss->conn);
+		st = charger_outcome(slot);
 	if (st != CH_CHARGING && st != CH_REFUNDING)
 		return st == CH_CHARGED;
-	switch (db != NULL ? dead_worker_charged(db, slot, ss->conn, rid) : -1) {
+	switch (db != NULL ? fenced_charged(db, slot, rid) : -1) {
 	case 1:
 		return 1;
 	case 0:

@@ -521,8 +521,13 @@ write_split(struct db *db, struct usage *const *r, size_t n, size_t *again)
 		log_warn("%zu usage records add up to more than a BIGINT holds: "
 		    "written in parts", n);
 	else if (!refused(db, rc)) {
-		log_err("writing %zu usage records: %s (kept, retrying)",
-		    n, db_error(db));
+		/* lost to another host's transaction, or the database away */
+		if (rc == DB_CONFLICT)
+			log_warn("writing %zu usage records lost a conflict "
+			    "(kept, retrying)", n);
+		else
+			log_err("writing %zu usage records: %s (kept, retrying)",
+			    n, db_error(db));
 		*again = n;
 		return 0;
 	}

@@ -270,7 +270,7 @@ def refund_waits(p, user, token, chan):
         H.stub.release(ev)
         th.join(30)
     eq((out[0].status, out[0].body), (500, b"upstream failed"), "upstream's 500 relayed")
-    harness.wait_for(lambda: any("will retry" in x for x in log_lines(p.log_file)), 10,
+    harness.wait_for(lambda: any("is given back once the database takes it" in x for x in log_lines(p.log_file)), 10,
                      "the worker's refund waiting for the database")
     return before
 
