@@ -804,6 +804,17 @@ def wait_written(port, timeout=15, inflight=1):
     raise Fail("usage not written within %d s: %r" % (timeout, last))
 
 
+def commits_answered(h, timeout=10):
+    """Wait until no COMMIT is running on the server. A charge is visible
+    to other connections while its COMMIT is still under way, before the
+    charger has its answer; stopping the server in between loses that
+    answer, and the charge's outcome is then unknown to the relay (it is
+    given back). After this, a charge seen is one the relay knows of."""
+    wait_for(lambda: h.sql("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST"
+                           " WHERE INFO LIKE 'COMMIT%'")[0]["n"] == 0,
+             timeout, "the COMMITs under way answered")
+
+
 class CommitsHeld:
     """While entered, MariaDB holds every commit back (BACKUP STAGE
     BLOCK_COMMIT), as a disk that takes its time over a flush would;

@@ -1683,6 +1683,7 @@ def test_refund_waits_for_database():
                                        (token["id"],))[0]["remain_quota"]
                          == before["token"]["remain_quota"] - 1000, 10,
                          "the charge durable while the upstream works")
+        harness.commits_answered(H)
         H.stop_db()
     finally:
         H.stub.release(ev)
