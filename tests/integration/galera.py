@@ -373,16 +373,16 @@ class GaleraHarness(harness.Harness):
             self._db = None
 
     # HAProxy, configured by the shipped sample
-    def start_haproxy(self, check_command):
+    def start_haproxy(self, check_command, check_path):
         """HAProxy from haproxy.cfg.sample with the addresses and paths of
         this run: its listener on a free port, its servers the cluster's
         nodes in order, its stats socket in the cluster's folder, its
-        health check check_command (an executable the user haproxy can
-        run). Returns the port."""
+        health check check_command run with PATH check_path (what the
+        user haproxy can run). Returns the port."""
         port = free_port()
         text = render_haproxy(open(os.path.join(harness.ROOT, "haproxy.cfg.sample")).read(),
                               port, [self.cluster.node(i).port for i in sorted(self.cluster.nodes)],
-                              check_command, os.path.join(self.cluster.dir, "haproxy.sock"))
+                              check_command, check_path, os.path.join(self.cluster.dir, "haproxy.sock"))
         conf = os.path.join(self.cluster.dir, "haproxy.cfg")
         with open(conf, "w") as f:
             f.write(text)
@@ -421,13 +421,13 @@ class GaleraHarness(harness.Harness):
         return out
 
 
-def render_haproxy(text, port, node_ports, check_command, stats_sock):
+def render_haproxy(text, port, node_ports, check_command, check_path, stats_sock):
     """haproxy.cfg.sample with this run's addresses: the listener's bind
     on 127.0.0.1:port, the k-th server line on node_ports[k], the stats
-    socket and the external check's command. Every other line as shipped;
-    a line the pattern misses is an error (the sample and the test went
-    apart)."""
-    seen = {"bind": 0, "server": 0, "command": 0, "stats": 0}
+    socket, the external check's command and path. Every other line as
+    shipped; a line the pattern misses is an error (the sample and the
+    test went apart)."""
+    seen = {"bind": 0, "server": 0, "command": 0, "path": 0, "stats": 0}
 
     def sub(m, what, new):
         seen[what] += 1
@@ -445,12 +445,14 @@ def render_haproxy(text, port, node_ports, check_command, stats_sock):
             k += 1
         elif s.startswith("external-check command "):
             line = re.sub(r"command\s+\S+", lambda m: sub(m, "command", "command " + check_command), line)
+        elif s.startswith("external-check path "):
+            line = re.sub(r"path\s+\S+", lambda m: sub(m, "path", 'path "%s"' % check_path), line)
         elif s.startswith("stats socket "):
             line = re.sub(r"socket\s+\S+", lambda m: sub(m, "stats", "socket " + stats_sock), line)
         out.append(line)
-    if seen != {"bind": 1, "server": len(node_ports), "command": 1, "stats": 1}:
+    if seen != {"bind": 1, "server": len(node_ports), "command": 1, "path": 1, "stats": 1}:
         raise SetupError("haproxy.cfg.sample: want one bind, %d servers, one external-check command"
-                         " and one stats socket, found %r" % (len(node_ports), seen))
+                         " and path, and one stats socket, found %r" % (len(node_ports), seen))
     return "\n".join(out) + "\n"
 
 

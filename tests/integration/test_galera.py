@@ -20,7 +20,7 @@ The figures (503s, seconds to recover) are printed as `# figure:` lines.
 
 BLTCY_GALERA_LAYOUTS and BLTCY_GALERA_MODES (comma lists) run a subset;
 BLTCY_GALERA_CHECK names a health check command for HAProxy in place of
-bltcy-ctl run as bltcy-node-check.
+the shipped bltcy-node-check.
 
 Prints one line per test and ends with `galera: N passed, M failed`.
 
@@ -83,6 +83,7 @@ def visible(token):
 
 class Hosts:
     current = None       # (layout, mode, [pool A, pool B])
+    failed = {}          # (layout, mode): why its hosts did not start
 
 
 def dsns(layout):
@@ -97,23 +98,23 @@ def dsns(layout):
 
 
 def start_haproxy():
-    """HAProxy from the sample; its check is bltcy-ctl under the name
-    bltcy-node-check, reading SQL_DSN from a config of its own (HAProxy
-    runs the check as user haproxy with an empty environment, so the
-    folder of this run is readable to that user)."""
+    """HAProxy from the sample, its check the shipped bltcy-node-check.
+    HAProxy runs the check as user haproxy with PATH alone: the check
+    finds, first on that PATH, a bltcy-ctl that runs the build's with
+    this run's config (the installed one reads /etc/bltcy-relay)."""
     d = H.cluster.dir
     conf = os.path.join(d, "node-check.env")
     with open(conf, "w") as f:
         f.write("SQL_DSN=%s\n" % H.cluster.dsn([1]))
     os.chmod(conf, 0o644)
-    cmd = os.environ.get("BLTCY_GALERA_CHECK")
-    if not cmd:
-        cmd = os.path.join(d, "bltcy-node-check")
-        with open(cmd, "w") as f:
-            f.write("#!/bin/bash\nexport BLTCY_CONFIG=%s\nexec -a bltcy-node-check %s \"$@\"\n" % (
-                conf, os.path.join(harness.BUILD, "bltcy-ctl")))
-        os.chmod(cmd, 0o755)
-    port = H.start_haproxy(cmd)
+    shim = os.path.join(d, "bin")
+    os.makedirs(shim, exist_ok=True)
+    os.chmod(shim, 0o755)
+    with open(os.path.join(shim, "bltcy-ctl"), "w") as f:
+        f.write("#!/bin/sh\nexec %s -c %s \"$@\"\n" % (os.path.join(harness.BUILD, "bltcy-ctl"), conf))
+    os.chmod(os.path.join(shim, "bltcy-ctl"), 0o755)
+    cmd = os.environ.get("BLTCY_GALERA_CHECK") or os.path.join(harness.ROOT, "bltcy-node-check")
+    port = H.start_haproxy(cmd, shim + ":/usr/bin:/bin")
     wait_haproxy("n1")
     return port
 
@@ -135,6 +136,8 @@ def hosts(layout, mode):
     cur = Hosts.current
     if cur is not None and cur[:2] == (layout, mode):
         return cur[2]
+    if (layout, mode) in Hosts.failed:
+        raise Fail(Hosts.failed[layout, mode])
     if cur is not None:
         for p in cur[2]:
             p.stop()
@@ -149,7 +152,8 @@ def hosts(layout, mode):
     except SetupError as e:
         for p in pools:
             p.stop()
-        raise Fail("hosts of %s/%s did not start: %s" % (layout, mode, e))
+        Hosts.failed[layout, mode] = "hosts of %s/%s did not start: %s" % (layout, mode, e)
+        raise Fail(Hosts.failed[layout, mode])
     Hosts.current = (layout, mode, pools)
     return pools
 
