@@ -90,6 +90,7 @@ def dsns(layout):
     c = H.cluster
     if layout == "haproxy":
         port = getattr(H, "haproxy_port", None) or start_haproxy()
+        wait_haproxy("n1")
         one = "mysql://%s:%s@127.0.0.1:%d/bltcy" % (galera.USER, c.password, port)
         return one, one
     if layout == "list":
@@ -105,7 +106,7 @@ def start_haproxy():
     d = H.cluster.dir
     conf = os.path.join(d, "node-check.env")
     with open(conf, "w") as f:
-        f.write("SQL_DSN=%s\n" % H.cluster.dsn([1]))
+        f.write("SQL_DSN=%s\nSESSION_SECRET=%s\n" % (H.cluster.dsn([1]), H.config["SESSION_SECRET"]))
     os.chmod(conf, 0o644)
     shim = os.path.join(d, "bin")
     os.makedirs(shim, exist_ok=True)
@@ -114,9 +115,7 @@ def start_haproxy():
         f.write("#!/bin/sh\nexec %s -c %s \"$@\"\n" % (os.path.join(harness.BUILD, "bltcy-ctl"), conf))
     os.chmod(os.path.join(shim, "bltcy-ctl"), 0o755)
     cmd = os.environ.get("BLTCY_GALERA_CHECK") or os.path.join(harness.ROOT, "bltcy-node-check")
-    port = H.start_haproxy(cmd, shim + ":/usr/bin:/bin")
-    wait_haproxy("n1")
-    return port
+    return H.start_haproxy(cmd, shim + ":/usr/bin:/bin")
 
 
 def wait_haproxy(active, timeout=30):
@@ -143,13 +142,13 @@ def hosts(layout, mode):
             p.stop()
         Hosts.current = None
     ensure_cluster()
-    a, b = dsns(layout)
     pools = []
     try:
+        a, b = dsns(layout)
         for name, dsn in (("A", a), ("B", b)):
             pools.append(H.start_pool("%s-%s-%s" % (layout, mode, name), workers=2, SQL_DSN=dsn,
                                       METERING=mode))
-    except SetupError as e:
+    except (SetupError, Fail) as e:
         for p in pools:
             p.stop()
         Hosts.failed[layout, mode] = "hosts of %s/%s did not start: %s" % (layout, mode, e)
