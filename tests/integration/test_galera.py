@@ -350,7 +350,7 @@ def t_quota(layout, mode):
     other = [r for r in res if r.status != 200 and not is_denial(r)]
     figure(layout, mode, test="quota", answers=kinds(res))
     check(not other, "answers neither 200 nor a quota refusal: %d, e.g. %s" % (
-        len(other), ["%d %r" % (r.status, r.body[:200]) for r in other[:3]]))
+        len(other), ["%d %s" % (r.status, r.body[:200].decode("utf-8", "replace")) for r in other[:3]]))
     eq(count(res, 200), 100, "answered 200 of 400 at once on a token worth 100")
     books(token, user, 100, (100 * Q, 10 ** 13), mode, "/kling/v1/%s/" % tag, "quota")
 
