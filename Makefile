@@ -153,6 +153,7 @@ bench: all $(B)/bench-floor
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/bltcy-relay
 	install -m 0755 $(B)/bltcy-relay $(B)/bltcy-ctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 bltcy-node-check $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(B)/bltcy-admin.cgi $(DESTDIR)$(PREFIX)/lib/bltcy-relay/
 
 clean:

@@ -47,6 +47,8 @@ PACKAGES=(
     curl ca-certificates openssl iproute2 python3 python3-pymysql
     chromium fonts-wqy-zenhei wrk valgrind clang libclang-rt-14-dev
     golang-go
+    # a Galera cluster behind HAProxy: the galera suite, and relay hosts on a cluster
+    galera-4 rsync haproxy
 )
 
 usage() {
