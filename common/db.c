@@ -236,9 +236,9 @@ wsrep_var(void *arg, const char *name, const char *val)
 
 /*
  * Whether the server my is connected to may be used: a Galera node only
- * when it is ready and synced with its cluster (a joining or desynced
- * node answers with old data or not at all); a server without Galera
- * always. SHOW works on a node that refuses everything else.
+ * when it is ready and synced with its cluster (a joining node refuses
+ * queries, a desynced one may lag behind the cluster); a server without
+ * Galera always. SHOW works on a node that refuses everything else.
  * 1 ready; 0 not, why says so; -1 the server did not answer.
  */
 static int
@@ -258,12 +258,8 @@ node_ready(MYSQL *my, char *why, size_t whysz)
 		return -1;
 	if (w.ready && w.state == 4)
 		return 1;
-	if (!w.ready)
-		snprintf(why, whysz, "not ready: %s", w.comment[0] ?
-		    w.comment : "wsrep_ready is OFF");
-	else
-		snprintf(why, whysz, "not synced: %s", w.comment[0] ?
-		    w.comment : "wsrep_local_state is not 4");
+	snprintf(why, whysz, "not synced: %s", w.comment[0] ? w.comment :
+	    "wsrep_ready is OFF");
 	return 0;
 }
 
