@@ -3,6 +3,9 @@
 #
 #   ./install.sh           packages, build, database, config, first admin,
 #                          relay pool (supervisor) and lighttpd on PORT
+#   SQL_DSN=... ./install.sh
+#                          the same on an existing database or cluster:
+#                          no local MariaDB server, database or user
 #   ./install.sh --deps    only the packages needed to build and test
 #   ./install.sh --help
 #
@@ -71,6 +74,20 @@ Sets up bltcy-relay on Debian 12. Run as root from the source folder.
 Environment:
   PORT=N       port lighttpd listens on when the config is first written
                (default 3000; afterwards the config's PORT is used).
+  SQL_DSN=DSN  set up a relay host on an existing database or Galera
+               cluster, e.g.
+                 SQL_DSN=mysql://bltcy:PASS@db1:3306,db2:3306,db3:3306/bltcy
+               (or new-api's bltcy:PASS@tcp(db1:3306,db2:3306)/bltcy):
+               no local MariaDB server is installed or started and no
+               database or user is created (create them on the cluster
+               first, with ALL PRIVILEGES on the database); DSN is written
+               to the config as SQL_DSN (replacing one there) and the
+               schema is migrated on it. Servers that write a binary log,
+               as every Galera node does, must allow the schema's triggers:
+               log_bin_trust_function_creators = 1 in the [mysqld] section
+               of each server's config (e.g.
+               /etc/mysql/mariadb.conf.d/60-bltcy.cnf), or at once with
+               SET GLOBAL log_bin_trust_function_creators = 1.
 
 Running it again is safe: it keeps the config, the database password and
 the admin user, and restarts the relay pool and lighttpd.
@@ -132,7 +149,15 @@ install_file() {
 # ---------------------------------------------------------------- packages
 
 deps() {
-    local want=("${PACKAGES[@]}") need=() p fresh_web=()
+    local want=() need=() p fresh_web=()
+
+    # a relay host on an existing database runs no MariaDB server of its own
+    for p in "${PACKAGES[@]}"; do
+        if [ -n "$EXT_DSN" ] && [ "$1" = full ] && [ "$p" = mariadb-server ]; then
+            continue
+        fi
+        want+=("$p")
+    done
 
     if command -v node >/dev/null 2>&1 && node --version >/dev/null 2>&1 &&
         command -v npm >/dev/null 2>&1 && npm --version >/dev/null 2>&1; then
@@ -305,9 +330,19 @@ conf_has() {
 }
 
 LOCAL_DB_PASS=     # set when SQL_DSN is the local database this script manages
+EXT_DSN=${SQL_DSN:-}   # given: an existing database or cluster (usage)
+
+# set_conf_dsn DSN: the config's SQL_DSN lines replaced by one with DSN.
+set_conf_dsn() {
+    local tmp
+    tmp=$(mktemp "$CONF.XXXXXX")
+    grep -Ev "^[[:space:]]*SQL_DSN[[:space:]]*=" "$CONF" >"$tmp" || true
+    printf 'SQL_DSN=%s\n' "$1" >>"$tmp"
+    mv "$tmp" "$CONF"
+}
 
 write_config() {
-    local created=0 added=()
+    local created=0 added=() replaced=0
     umask 027
     if [ ! -f "$CONF" ]; then
         created=1
@@ -334,7 +369,18 @@ EOF
     fi
 
     local dsn pass
-    if conf_has SQL_DSN; then
+    if [ -n "$EXT_DSN" ]; then
+        if ! conf_has SQL_DSN; then
+            added+=(SQL_DSN)
+            set_conf_dsn "$EXT_DSN"
+        elif [ "$(conf_get SQL_DSN)" != "$EXT_DSN" ]; then
+            cp -p "$CONF" "$CONF.old"
+            set_conf_dsn "$EXT_DSN"
+            replaced=1
+            note "SQL_DSN in $CONF replaced by the one given (previous config kept as $CONF.old)"
+        fi
+        dsn=$EXT_DSN
+    elif conf_has SQL_DSN; then
         dsn=$(conf_get SQL_DSN)
     else
         pass=$(openssl rand -hex 24)
@@ -344,7 +390,7 @@ EOF
     fi
     # The DSN this script writes: user:pass@unix(/run/mysqld/mysqld.sock)/bltcy
     local re="^$DB_USER:(.*)@unix\\($DB_SOCK\\)/$DB_NAME\$"
-    if [[ $dsn =~ $re ]]; then
+    if [ -z "$EXT_DSN" ] && [[ $dsn =~ $re ]]; then
         LOCAL_DB_PASS=${BASH_REMATCH[1]}
         [ -n "$LOCAL_DB_PASS" ] || die "SQL_DSN in $CONF has an empty password"
     fi
@@ -371,6 +417,8 @@ EOF
         say "Wrote $CONF"
     elif [ ${#added[@]} -gt 0 ]; then
         say "Added to $CONF: ${added[*]}"
+    elif [ "$replaced" = 1 ]; then
+        say "Set SQL_DSN in $CONF"
     else
         say "Config $CONF exists (left unchanged)"
     fi
@@ -410,6 +458,7 @@ ctl() {
 
 migrate_and_admin() {
     say "Migrating the schema (bltcy-ctl migrate)"
+    # on a server with a binary log it says what to set (usage: SQL_DSN)
     ctl migrate || die "bltcy-ctl migrate failed"
 
     # Did the admin exist before? Ask the database directly when it is the
@@ -679,7 +728,7 @@ main() {
             die "PORT must be a port number, got '$PORT'"
     fi
 
-    deps
+    deps "$mode"
     if [ "$mode" = deps ]; then
         say "Dependencies installed. Next: make test"
         return 0
@@ -687,7 +736,11 @@ main() {
 
     build_and_install
     system_user_and_dirs
-    start_mariadb
+    if [ -n "$EXT_DSN" ]; then
+        say "SQL_DSN given: using that database, no local MariaDB server"
+    else
+        start_mariadb
+    fi
     write_config
     setup_database
     migrate_and_admin

@@ -24,6 +24,10 @@ usage(void)
 {
 	fputs("usage: bltcy-ctl [-c config] command [options]\n"
 	    "  migrate                         create or upgrade the schema\n"
+	    "  node-check [PROXY_ADDR PROXY_PORT] SERVER_ADDR SERVER_PORT\n"
+	    "                                  exit 0 when that database server may\n"
+	    "                                  be used (a Galera node: synced);\n"
+	    "                                  HAProxy's external-check\n"
 	    "  add-admin NAME [PASSWORD]       root user; prints a generated password\n"
 	    "  add-user NAME [--password P] [--role N] [--quota N] [--group G]\n"
 	    "  add-channel --name N --base-url URL --key KEY [--models a,b]\n"
@@ -95,16 +99,82 @@ num(int argc, char *argv[], const char *name, long long def, long long min,
 	return n;
 }
 
+/*
+ * What to do about a migration's error, or NULL. A server that writes a
+ * binary log (every Galera node does) refuses triggers and routines from
+ * a user without SUPER unless told to trust their creators.
+ */
+static const char *
+migrate_hint(unsigned int err)
+{
+	if (err == 1419)	/* ER_BINLOG_CREATE_ROUTINE_NEED_SUPER */
+		return "the server writes a binary log (as every Galera node "
+		    "does): set log_bin_trust_function_creators = 1 on every "
+		    "database server, in the [mysqld] section of its config "
+		    "(e.g. /etc/mysql/mariadb.conf.d/60-bltcy.cnf) or at once "
+		    "with SET GLOBAL log_bin_trust_function_creators = 1, "
+		    "then run bltcy-ctl migrate again";
+	return NULL;
+}
+
 static int
 cmd_migrate(void)
 {
 	struct db	*m = db_new(&dsn, NULL, 0, DB_MULTI);
+	const char	*hint;
 
-	if (m == NULL || db_migrate(m, 1) != DB_OK)
-		die("migrate", m ? db_error(m) : "out of memory");
+	if (m == NULL)
+		die("migrate", "out of memory");
+	if (db_migrate(m, 1) != DB_OK) {
+		if ((hint = migrate_hint(db_errno(m))) != NULL)
+			fprintf(stderr, "bltcy-ctl: migrate: %s\n"
+			    "bltcy-ctl: %s\n", db_error(m), hint);
+		else
+			fprintf(stderr, "bltcy-ctl: migrate: %s\n",
+			    db_error(m));
+		exit(1);
+	}
 	db_free(m);
 	printf("schema up to date\n");
 	return 0;
+}
+
+/*
+ * As HAProxy's external-check calls it: proxy address and port (unused),
+ * then the server's address and port (a path and NOT_USED for a
+ * socket). The user and password are SQL_DSN's.
+ */
+static int
+cmd_node_check(int argc, char *argv[])
+{
+	struct dsn	 d = dsn;
+	const char	*addr, *port;
+	char		 why[512];
+	long long	 p;
+	int		 ok;
+
+	if (argc != 2 && argc != 4)
+		usage();
+	addr = argv[argc - 2];
+	port = argv[argc - 1];
+	memset(d.node, 0, sizeof(d.node));
+	d.socket[0] = '\0';
+	d.nnodes = 1;
+	if (addr[0] == '/') {
+		if (strlcpy_(d.socket, addr, sizeof(d.socket)) >= sizeof(d.socket))
+			die("node-check", "socket path too long");
+	} else {
+		if (strlcpy_(d.node[0].host, addr, sizeof(d.node[0].host)) >=
+		    sizeof(d.node[0].host) || addr[0] == '\0')
+			die("node-check", "bad server address");
+		if (parse_ll(port, 1, 65535, &p) == -1)
+			die("node-check", "bad server port");
+		d.node[0].port = (unsigned int)p;
+	}
+	ok = db_node_check(&d, 0, why, sizeof(why)) == DB_OK;
+	wipe(&d, sizeof(d));
+	printf("%s\n", why);
+	return ok ? 0 : 1;
 }
 
 static int
@@ -441,6 +511,8 @@ main(int argc, char *argv[])
 		die("config", err);
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate();
+	if (strcmp(cmd, "node-check") == 0)
+		return cmd_node_check(argc, argv);
 	if ((db = db_new(&dsn, store_sql, STORE__MAX, 0)) == NULL)
 		die("database", "out of memory");
 	if (strcmp(cmd, "add-admin") == 0)

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <mysql.h>
@@ -36,6 +37,8 @@ struct stmt {
 struct db {
 	struct dsn		 dsn;
 	MYSQL			*my;
+	size_t			 node;	/* of dsn, while my is set */
+	uint64_t		 seen;	/* the host's word when my was made */
 	const char *const	*sqls;
 	size_t			 nsqls;
 	struct stmt		*stmts;
@@ -47,6 +50,24 @@ struct db {
 	char			 err[256];
 	pthread_mutex_t		 mu;	/* recursive; see db.h */
 };
+
+/*
+ * Which of the DSN's nodes the host uses (db_nodes_share): one word in
+ * memory all processes of the host share, the node's index in the low
+ * byte and above it a generation that every move counts up, so a handle
+ * made on the node before a move and back sees the word changed too.
+ */
+struct nodes_shm {
+	uint64_t	 word;
+	uint64_t	 changes;
+};
+static struct nodes_shm	*nodes;		/* NULL: each handle for itself */
+
+#define WORD_NODE(w)		((size_t)((w) & 0xff))
+#define WORD_NEXT(w, k)		(((((w) >> 8) + 1) << 8) | (uint64_t)(k))
+#define NODES_LOAD()		__atomic_load_n(&nodes->word, __ATOMIC_ACQUIRE)
+#define CAS_WORD(p, o, n)	__atomic_compare_exchange_n((p), (o), (n), 0, \
+				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 
 /* The last error of this thread's last call, whichever db it was on. */
 static __thread char		 t_err[256];
@@ -152,43 +173,283 @@ db_free(struct db *db)
 	free(db);
 }
 
-static enum db_rc
-connect_db(struct db *db)
+/* A fresh handle with timeouts (seconds); NULL when out of memory. */
+static MYSQL *
+my_new(unsigned int ct, unsigned int rt)
 {
-	unsigned int	 ct = 5, rt = 60, wt = 60;
+	MYSQL	*my;
+
+	if ((my = mysql_init(NULL)) == NULL)
+		return NULL;
+	mysql_options(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_options(my, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+	mysql_options(my, MYSQL_OPT_READ_TIMEOUT, &rt);
+	mysql_options(my, MYSQL_OPT_WRITE_TIMEOUT, &rt);
+	return my;
+}
+
+static MYSQL *
+my_connect(MYSQL *my, const struct dsn *d, size_t k, unsigned long cflags)
+{
+	return mysql_real_connect(my, d->socket[0] ? NULL : d->node[k].host,
+	    d->user, d->pass, d->db, d->node[k].port,
+	    d->socket[0] ? d->socket : NULL, cflags);
+}
+
+/* Each (name, value) row of a SHOW to fn. */
+static int
+show_rows(MYSQL *my, const char *q, void (*fn)(void *, const char *,
+    const char *), void *arg)
+{
+	MYSQL_RES	*res;
+	MYSQL_ROW	 row;
+
+	if (mysql_query(my, q) != 0 || (res = mysql_store_result(my)) == NULL)
+		return -1;
+	while ((row = mysql_fetch_row(res)) != NULL)
+		if (row[0] != NULL && row[1] != NULL)
+			fn(arg, row[0], row[1]);
+	mysql_free_result(res);
+	return 0;
+}
+
+struct wsrep {
+	int	 on, ready, state;
+	char	 comment[64];
+};
+
+static void
+wsrep_var(void *arg, const char *name, const char *val)
+{
+	struct wsrep	*w = arg;
+	long long	 n;
+
+	if (strcasecmp(name, "wsrep_on") == 0)
+		w->on = strcasecmp(val, "ON") == 0;
+	else if (strcasecmp(name, "wsrep_ready") == 0)
+		w->ready = strcasecmp(val, "ON") == 0;
+	else if (strcasecmp(name, "wsrep_local_state") == 0)
+		w->state = parse_ll(val, 0, 99, &n) == 0 ? (int)n : 0;
+	else if (strcasecmp(name, "wsrep_local_state_comment") == 0)
+		strlcpy_(w->comment, val, sizeof(w->comment));
+}
+
+/*
+ * Whether the server my is connected to may be used: a Galera node only
+ * when it is ready and synced with its cluster (a joining node refuses
+ * queries, a desynced one may lag behind the cluster); a server without
+ * Galera always. SHOW works on a node that refuses everything else.
+ * 1 ready; 0 not, why says so; -1 the server did not answer.
+ */
+static int
+node_ready(MYSQL *my, char *why, size_t whysz)
+{
+	struct wsrep	 w;
+
+	memset(&w, 0, sizeof(w));
+	if (show_rows(my, "SHOW GLOBAL VARIABLES LIKE 'wsrep\\_on'",
+	    wsrep_var, &w) == -1)
+		return -1;
+	if (!w.on)
+		return 1;
+	if (show_rows(my, "SHOW GLOBAL STATUS WHERE Variable_name IN "
+	    "('wsrep_ready', 'wsrep_local_state', 'wsrep_local_state_comment')",
+	    wsrep_var, &w) == -1)
+		return -1;
+	if (w.ready && w.state == 4)
+		return 1;
+	snprintf(why, whysz, "not synced: %s", w.comment[0] ? w.comment :
+	    "wsrep_ready is OFF");
+	return 0;
+}
+
+/*
+ * Connect to node k of the handle's DSN; with several nodes, one that is
+ * not ready counts as down.
+ */
+static enum db_rc
+connect_node(struct db *db, size_t k)
+{
+	char		 why[128];
 	unsigned long	 cflags = CLIENT_MULTI_RESULTS;
 
-	if (db->my != NULL)
-		return DB_OK;
-	if ((db->my = mysql_init(NULL)) == NULL) {
+	if ((db->my = my_new(5, 60)) == NULL) {
 		set_err(db, 0, "mysql_init: out of memory");
 		return DB_DOWN;
 	}
-	mysql_options(db->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-	mysql_options(db->my, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
-	mysql_options(db->my, MYSQL_OPT_READ_TIMEOUT, &rt);
-	mysql_options(db->my, MYSQL_OPT_WRITE_TIMEOUT, &wt);
 	/* no gap locks: the relay's inserts and deletes never wait on them */
 	mysql_options(db->my, MYSQL_INIT_COMMAND,
 	    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
 	if (db->flags & DB_MULTI)
 		cflags |= CLIENT_MULTI_STATEMENTS;
-	if (mysql_real_connect(db->my,
-	    db->dsn.socket[0] ? NULL : db->dsn.host,
-	    db->dsn.user, db->dsn.pass, db->dsn.db, db->dsn.port,
-	    db->dsn.socket[0] ? db->dsn.socket : NULL, cflags) == NULL) {
-		set_err(db, mysql_errno(db->my), mysql_error(db->my));
-		mysql_close(db->my);
-		db->my = NULL;
-		return DB_DOWN;
+	if (my_connect(db->my, &db->dsn, k, cflags) == NULL)
+		goto err;
+	if (db->dsn.nnodes > 1) {
+		switch (node_ready(db->my, why, sizeof(why))) {
+		case -1:
+			goto err;
+		case 0:
+			set_err(db, 1047, why);
+			goto down;
+		}
 	}
-	if ((db->flags & DB_NO_AUTOCOMMIT) && mysql_autocommit(db->my, 0) != 0) {
-		set_err(db, mysql_errno(db->my), mysql_error(db->my));
-		mysql_close(db->my);
-		db->my = NULL;
-		return DB_DOWN;
-	}
+	if ((db->flags & DB_NO_AUTOCOMMIT) && mysql_autocommit(db->my, 0) != 0)
+		goto err;
+	db->node = k;
 	return DB_OK;
+err:
+	set_err(db, mysql_errno(db->my), mysql_error(db->my));
+down:
+	mysql_close(db->my);
+	db->my = NULL;
+	return DB_DOWN;
+}
+
+static void
+log_move(const struct dsn *d, size_t from, size_t to, const char *why)
+{
+	char	 a[300], b[300];
+
+	dsn_node_name(d, from, a, sizeof(a));
+	dsn_node_name(d, to, b, sizeof(b));
+	log_warn("database node %s -> %s: %s", a, b, why);
+}
+
+/*
+ * Connect to the node the host uses, or the next one after it (in the
+ * DSN's order, round) that is ready, and move the host there: the first
+ * process to find its node down moves the word, and the others follow
+ * (follow_host) rather than each choosing for itself. Without a shared
+ * word the nodes are tried from the first.
+ */
+static enum db_rc
+connect_db(struct db *db)
+{
+	size_t		 n = db->dsn.nnodes, start, i, k;
+	uint64_t	 w = 0;
+	char		 why[256] = "";
+	int		 round;
+
+	if (db->my != NULL)
+		return DB_OK;
+	for (round = 0; round < 4; round++) {
+		start = 0;
+		if (nodes != NULL && WORD_NODE(w = NODES_LOAD()) < n)
+			start = WORD_NODE(w);
+		for (i = 0; i < n; i++) {
+			k = (start + i) % n;
+			if (connect_node(db, k) != DB_OK) {
+				if (i == 0)
+					strlcpy_(why, db->err, sizeof(why));
+				continue;
+			}
+			if (nodes == NULL || k == start) {
+				db->seen = w;
+				return DB_OK;
+			}
+			if (CAS_WORD(&nodes->word, &w, WORD_NEXT(w, k))) {
+				db->seen = WORD_NEXT(w, k);
+				__atomic_fetch_add(&nodes->changes, 1,
+				    __ATOMIC_ACQ_REL);
+				log_move(&db->dsn, start, k, why);
+				return DB_OK;
+			}
+			/* another process moved the host first: go there */
+			mysql_close(db->my);
+			db->my = NULL;
+			break;
+		}
+		if (i == n)
+			return DB_DOWN;
+	}
+	set_err(db, 0, "the database node keeps changing");
+	return DB_DOWN;
+}
+
+/*
+ * Before a statement outside a transaction: the host moved to another
+ * node since this handle connected, so it reconnects, to that node.
+ */
+static void
+follow_host(struct db *db)
+{
+	if (nodes != NULL && db->my != NULL && !db->in_tx &&
+	    NODES_LOAD() != db->seen)
+		disconnect(db);
+}
+
+void
+db_nodes_share(void *shm)
+{
+	nodes = shm;
+}
+
+enum db_rc
+db_node_check(const struct dsn *d, size_t k, char *why, size_t whysz)
+{
+	MYSQL		*my;
+	enum db_rc	 rc = DB_DOWN;
+
+	if (k >= d->nnodes || (my = my_new(2, 5)) == NULL) {
+		snprintf(why, whysz, "unreachable: out of memory");
+		return DB_DOWN;
+	}
+	if (my_connect(my, d, k, 0) == NULL)
+		snprintf(why, whysz, "unreachable: %s", mysql_error(my));
+	else {
+		switch (node_ready(my, why, whysz)) {
+		case -1:
+			snprintf(why, whysz, "unreachable: %s", mysql_error(my));
+			break;
+		case 1:
+			snprintf(why, whysz, "synced");
+			rc = DB_OK;
+			break;
+		}
+	}
+	mysql_close(my);
+	return rc;
+}
+
+void
+db_nodes_tick(const struct dsn *d)
+{
+	uint64_t	 w;
+	size_t		 cur, k;
+	char		 why[256];
+
+	if (nodes == NULL || d->nnodes < 2)
+		return;
+	w = NODES_LOAD();
+	cur = WORD_NODE(w) < d->nnodes ? WORD_NODE(w) : d->nnodes;
+	for (k = 0; k < cur; k++) {
+		if (db_node_check(d, k, why, sizeof(why)) != DB_OK)
+			continue;
+		if (CAS_WORD(&nodes->word, &w, WORD_NEXT(w, k))) {
+			__atomic_fetch_add(&nodes->changes, 1, __ATOMIC_ACQ_REL);
+			if (cur < d->nnodes)
+				log_move(d, cur, k, "an earlier node is ready again");
+		}
+		return;
+	}
+}
+
+unsigned long long
+db_node_changes(void)
+{
+	return nodes != NULL ? __atomic_load_n(&nodes->changes,
+	    __ATOMIC_ACQUIRE) : 0;
+}
+
+const char *
+db_node_name(const struct db *db)
+{
+	static __thread char	 name[300];
+
+	name[0] = '\0';
+	if (db->my != NULL)
+		dsn_node_name(&db->dsn, db->node, name, sizeof(name));
+	return name;
 }
 
 /* Bind result columns from the statement's metadata. */
@@ -420,6 +681,7 @@ db_run(struct db *db, size_t idx, const struct dbv *args, size_t nargs,
 		return DB_ERR;
 	}
 	pthread_mutex_lock(&db->mu);
+	follow_host(db);
 	rc = run_once(db, idx, args, nargs, fn, arg, affected);
 	/*
 	 * A statement that lost a conflict was undone whole: run it again,
@@ -504,6 +766,7 @@ db_exec_text(struct db *db, const char *sql)
 	enum db_rc	 rc;
 
 	pthread_mutex_lock(&db->mu);
+	follow_host(db);
 	rc = text_once(db, sql);
 	if (rc == DB_DOWN)
 		disconnect(db);
@@ -523,6 +786,7 @@ db_begin(struct db *db)
 	enum db_rc	 rc;
 
 	pthread_mutex_lock(&db->mu);
+	follow_host(db);
 	if (db->flags & DB_NO_AUTOCOMMIT) {
 		/* the first statement opens it */
 		rc = connect_db(db);
@@ -576,6 +840,7 @@ db_ping(struct db *db)
 	enum db_rc	 rc = DB_OK;
 
 	pthread_mutex_lock(&db->mu);
+	follow_host(db);
 	if (db->my == NULL || mysql_ping(db->my) != 0) {
 		disconnect(db);
 		rc = connect_db(db);

@@ -103,6 +103,34 @@ unsigned int	 db_errno(const struct db *);
 /* The server's id of the connection (connecting first); 0 if none. */
 unsigned long	 db_conn_id(struct db *);
 
+/*
+ * A DSN may name several nodes of one cluster (dsn.h). A handle connects
+ * to the node its host uses, or, when that one is down or not ready (a
+ * Galera node must be ready and synced), to the next one that is, in the
+ * DSN's order and round, and moves the host there. The host's processes
+ * share which node that is through DB_NODES_SHM bytes of shared memory
+ * given to db_nodes_share before they fork (without it each handle tries
+ * the nodes from the first); every handle, before its next statement
+ * outside a transaction, finds the host moved and reconnects.
+ * db_nodes_tick, called every few seconds by one process of the host,
+ * moves the host back to the earliest node that is ready again, so hosts
+ * that list the nodes in the same order end on the same one.
+ */
+#define DB_NODES_SHM	64
+void		 db_nodes_share(void *shm);
+void		 db_nodes_tick(const struct dsn *);
+/* How many times the host moved to another node (shared: all processes). */
+unsigned long long db_node_changes(void);
+/* The node the handle is connected to ("host:port"), "" if none. */
+const char	*db_node_name(const struct db *);
+/*
+ * Connect to node k of the DSN and tell whether it may be used: DB_OK
+ * with why "synced", or DB_DOWN with why "unreachable: ..." or "not
+ * synced: <state>" (never the password).
+ */
+enum db_rc	 db_node_check(const struct dsn *, size_t k, char *why,
+		    size_t whysz);
+
 /* Apply the compiled-in schema migrations that are not recorded yet. */
 enum db_rc	 db_migrate(struct db *, int verbose);
 

@@ -31,7 +31,7 @@ put(char *dst, size_t dstsz, const char *s, size_t n, int decode)
 }
 
 static int
-hostport(struct dsn *d, const char *s, size_t n)
+hostport(struct dsn_node *d, const char *s, size_t n)
 {
 	const char	*colon;
 	long long	 port;
@@ -61,6 +61,24 @@ hostport(struct dsn *d, const char *s, size_t n)
 		d->port = (unsigned int)port;
 	}
 	return d->host[0] == '\0' ? -1 : 0;
+}
+
+/* host[:port] nodes separated by commas, at most DSN_NODES_MAX. */
+static int
+hostports(struct dsn *d, const char *s, size_t n)
+{
+	const char	*end = s + n, *comma;
+
+	do {
+		if (d->nnodes == DSN_NODES_MAX)
+			return -1;
+		if ((comma = memchr(s, ',', (size_t)(end - s))) == NULL)
+			comma = end;
+		if (hostport(&d->node[d->nnodes++], s, (size_t)(comma - s)) == -1)
+			return -1;
+		s = comma + 1;
+	} while (comma < end);
+	return 0;
 }
 
 int
@@ -108,17 +126,19 @@ dsn_parse(const char *in, struct dsn *out, char *err, size_t errsz)
 	n = (size_t)(slash - addr);
 	if (!url && n >= 5 && strncmp(addr, "tcp(", 4) == 0 &&
 	    addr[n - 1] == ')') {
-		if (hostport(&d, addr + 4, n - 5) == -1)
+		if (hostports(&d, addr + 4, n - 5) == -1)
 			goto badaddr;
 	} else if (!url && n >= 6 && strncmp(addr, "unix(", 5) == 0 &&
 	    addr[n - 1] == ')') {
 		if (put(d.socket, sizeof(d.socket), addr + 5, n - 6, 0) == -1 ||
 		    d.socket[0] != '/')
 			goto badaddr;
+		d.nnodes = 1;
 	} else if (!url && n == 0) {
-		strlcpy_(d.host, "127.0.0.1", sizeof(d.host));
+		strlcpy_(d.node[0].host, "127.0.0.1", sizeof(d.node[0].host));
+		d.nnodes = 1;
 	} else if (url) {
-		if (hostport(&d, addr, n) == -1)
+		if (hostports(&d, addr, n) == -1)
 			goto badaddr;
 	} else
 		goto badaddr;
@@ -129,6 +149,21 @@ badaddr:
 	wipe(&d, sizeof(d));
 	snprintf(err, errsz, "SQL_DSN: bad address (want mysql://user:pass@"
 	    "host:port/db, user:pass@tcp(host:port)/db or "
-	    "user:pass@unix(/path)/db)");
+	    "user:pass@unix(/path)/db; several hosts separated by commas, "
+	    "at most %d)", DSN_NODES_MAX);
 	return -1;
+}
+
+void
+dsn_node_name(const struct dsn *d, size_t k, char *buf, size_t bufsz)
+{
+	const struct dsn_node	*n = &d->node[k];
+	unsigned int		 port = n->port ? n->port : 3306;
+
+	if (d->socket[0] != '\0')
+		snprintf(buf, bufsz, "%s", d->socket);
+	else if (strchr(n->host, ':') != NULL)
+		snprintf(buf, bufsz, "[%s]:%u", n->host, port);
+	else
+		snprintf(buf, bufsz, "%s:%u", n->host, port);
 }

@@ -28,6 +28,7 @@
 #include "places.h"
 #include "recent.h"
 #include "route.h"
+#include "shared.h"
 #include "sql.h"
 #include "tasks.h"
 #include "throttle.h"
@@ -224,6 +225,23 @@ prune_tick(void)
 	}
 	if (n < PRUNE_BATCH)
 		at++;
+}
+
+/*
+ * Every few seconds: back to the earliest node of the DSN that is ready
+ * again (db.h), one process deciding for the host.
+ */
+#define NODES_EVERY_MS	5000
+
+static void
+nodes_tick(void)
+{
+	static int64_t	 last;
+
+	if (mono_ms() - last < NODES_EVERY_MS)
+		return;
+	last = mono_ms();
+	db_nodes_tick(&dsn);
 }
 
 /*
@@ -503,6 +521,7 @@ main(int argc, char *argv[])
 	long long		 forced = 0;
 	int			 i, check = 0;
 	struct stat		 st;
+	void			*nodes_shm;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
@@ -544,7 +563,10 @@ main(int argc, char *argv[])
 		listen_fd = 0;
 	}
 	instance_name(listen_fd);
-	if (metrics_init(service_list()) == -1 || tasks_recent_init() == -1 ||
+	if ((nodes_shm = shm_map(DB_NODES_SHM)) != NULL)
+		db_nodes_share(nodes_shm);
+	if (nodes_shm == NULL ||
+	    metrics_init(service_list()) == -1 || tasks_recent_init() == -1 ||
 	    throttle_init() == -1 ||
 	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "bltcy-relay: cannot initialise\n");
@@ -683,6 +705,7 @@ main(int argc, char *argv[])
 			places_tick(mdb);
 			prune_tick();
 			limits_tick(mdb, host);
+			nodes_tick();
 		}
 		if (got_usr1) {
 			got_usr1 = 0;

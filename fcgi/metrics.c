@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "db.h"
 #include "meter.h"
 #include "metrics.h"
 #include "places.h"
@@ -364,6 +365,10 @@ metrics_render(struct buf *o)
 	    (unsigned long long)LOAD(&m->breaker_skips),
 	    (unsigned long long)usage_backlog(),
 	    (unsigned long long)usage_rejected_total());
+	rc |= buf_printf(o, "# HELP bltcy_db_node_changes_total Moves of this host "
+	    "to another database node of SQL_DSN.\n"
+	    "# TYPE bltcy_db_node_changes_total counter\n"
+	    "bltcy_db_node_changes_total %llu\n", db_node_changes());
 	rc |= places_render(o);
 	return rc == 0 ? 0 : -1;
 }

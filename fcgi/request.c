@@ -1808,16 +1808,24 @@ quote(struct req *r, const char *group)
 static void
 health(struct worker *w, struct req *r)
 {
-	static const char ok[] = "{\"status\":\"ok\"}";
 	static const char down[] = "{\"status\":\"database_unavailable\"}";
 	static const char stuck[] = "{\"status\":\"usage_writer_stuck\"}";
 
 	/* answering while settled requests cannot reach the database is no health */
 	if (usage_writer_stuck(mono_ms()))
 		send_body(r, 503, "application/json", stuck, sizeof(stuck) - 1);
-	else if (db_run(w->p->db, ST_PING, NULL, 0, NULL, NULL, NULL) == DB_OK)
-		send_body(r, 200, "application/json", ok, sizeof(ok) - 1);
-	else
+	else if (db_run(w->p->db, ST_PING, NULL, 0, NULL, NULL, NULL) == DB_OK) {
+		struct buf	 o;	/* and which database node the host uses */
+
+		buf_init(&o, 1024);
+		if (buf_adds(&o, "{\"status\":\"ok\",\"db_node\":") == 0 &&
+		    json_string(&o, db_node_name(w->p->db)) == 0 &&
+		    buf_adds(&o, "}") == 0)
+			send_body(r, 200, "application/json", o.p, o.len);
+		else
+			gw_error(r, GW_INTERNAL);
+		buf_free(&o);
+	} else
 		send_body(r, 503, "application/json", down, sizeof(down) - 1);
 }
 

@@ -719,6 +719,11 @@ class Harness:
         s["user_quota"] += int(u)
         return s
 
+    def health_ok(self):
+        """The body of /bltcy/health when the database answers: it names
+        the node the pool uses, here the one server's socket."""
+        return b'{"status":"ok","db_node":"%s"}' % self.db_sock.encode()
+
     def logs(self, token):
         return self.sql("SELECT * FROM logs WHERE token_id=%s ORDER BY id", (token["id"],))
 

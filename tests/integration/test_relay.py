@@ -171,7 +171,7 @@ def shared_account():
 @test()
 def test_health(front, port):
     r = request(port, "GET", "/bltcy/health")
-    eq((r.status, r.body), (200, b'{"status":"ok"}'), "GET /bltcy/health")
+    eq((r.status, r.body), (200, H.health_ok()), "GET /bltcy/health")
     check(r.header("X-Request-Id"), "no X-Request-Id on /bltcy/health")
 
 
