@@ -102,17 +102,20 @@ def start_haproxy():
     """HAProxy from the sample, its check the shipped bltcy-node-check.
     HAProxy runs the check as user haproxy with PATH alone: the check
     finds, first on that PATH, a bltcy-ctl that runs the build's with
-    this run's config (the installed one reads /etc/bltcy-relay)."""
+    this run's config in place of /etc/bltcy-relay/node-check.env, which
+    holds SQL_DSN alone, as the installed one does."""
     d = H.cluster.dir
     conf = os.path.join(d, "node-check.env")
     with open(conf, "w") as f:
-        f.write("SQL_DSN=%s\nSESSION_SECRET=%s\n" % (H.cluster.dsn([1]), H.config["SESSION_SECRET"]))
+        f.write("SQL_DSN=%s\n" % H.cluster.dsn([1]))
     os.chmod(conf, 0o644)
     shim = os.path.join(d, "bin")
     os.makedirs(shim, exist_ok=True)
     os.chmod(shim, 0o755)
     with open(os.path.join(shim, "bltcy-ctl"), "w") as f:
-        f.write("#!/bin/sh\nexec %s -c %s \"$@\"\n" % (os.path.join(harness.BUILD, "bltcy-ctl"), conf))
+        # the check passes -c /etc/bltcy-relay/node-check.env first
+        f.write("#!/bin/sh\n[ \"$1\" = -c ] || exit 3\nshift 2\nexec %s -c %s \"$@\"\n"
+                % (os.path.join(harness.BUILD, "bltcy-ctl"), conf))
     os.chmod(os.path.join(shim, "bltcy-ctl"), 0o755)
     cmd = os.environ.get("BLTCY_GALERA_CHECK") or os.path.join(harness.ROOT, "bltcy-node-check")
     return H.start_haproxy(cmd, shim + ":/usr/bin:/bin")
