@@ -188,11 +188,13 @@ my_new(unsigned int ct, unsigned int rt)
 	return my;
 }
 
+/* Connect my to node k of d, to its database unless nodb. */
 static MYSQL *
-my_connect(MYSQL *my, const struct dsn *d, size_t k, unsigned long cflags)
+my_connect(MYSQL *my, const struct dsn *d, size_t k, unsigned long cflags,
+    int nodb)
 {
 	return mysql_real_connect(my, d->socket[0] ? NULL : d->node[k].host,
-	    d->user, d->pass, d->db, d->node[k].port,
+	    d->user, d->pass, nodb ? NULL : d->db, d->node[k].port,
 	    d->socket[0] ? d->socket : NULL, cflags);
 }
 
@@ -282,7 +284,7 @@ connect_node(struct db *db, size_t k)
 	    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
 	if (db->flags & DB_MULTI)
 		cflags |= CLIENT_MULTI_STATEMENTS;
-	if (my_connect(db->my, &db->dsn, k, cflags) == NULL)
+	if (my_connect(db->my, &db->dsn, k, cflags, 0) == NULL)
 		goto err;
 	if (db->dsn.nnodes > 1) {
 		switch (node_ready(db->my, why, sizeof(why))) {
@@ -394,7 +396,8 @@ db_node_check(const struct dsn *d, size_t k, char *why, size_t whysz)
 		snprintf(why, whysz, "unreachable: out of memory");
 		return DB_DOWN;
 	}
-	if (my_connect(my, d, k, 0) == NULL)
+	/* the node's state needs no database: a user without grants will do */
+	if (my_connect(my, d, k, 0, 1) == NULL)
 		snprintf(why, whysz, "unreachable: %s", mysql_error(my));
 	else {
 		switch (node_ready(my, why, whysz)) {
@@ -859,18 +862,6 @@ unsigned int
 db_errno(const struct db *db)
 {
 	return t_errno;
-}
-
-unsigned long
-db_conn_id(struct db *db)
-{
-	unsigned long	 id = 0;
-
-	pthread_mutex_lock(&db->mu);
-	if (db->my != NULL || connect_db(db) == DB_OK)
-		id = mysql_thread_id(db->my);
-	pthread_mutex_unlock(&db->mu);
-	return id;
 }
 
 int

@@ -100,8 +100,6 @@ void		 db_rollback(struct db *);
 enum db_rc	 db_ping(struct db *);
 const char	*db_error(const struct db *);	/* last error, for logs */
 unsigned int	 db_errno(const struct db *);
-/* The server's id of the connection (connecting first); 0 if none. */
-unsigned long	 db_conn_id(struct db *);
 
 /*
  * A DSN may name several nodes of one cluster (dsn.h). A handle connects

@@ -38,6 +38,7 @@ from harness import SetupError, free_port, wait_for  # noqa: E402
 
 PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 USER = "bltcy"               # the relay's SQL user on the cluster
+CHECK_USER = "bltcy_check"   # HAProxy's node check's, without grants
 NODES = 3
 SYNCED = 4                   # wsrep_local_state of a node that serves
 
@@ -89,12 +90,12 @@ class Cluster:
     def address(self):
         return "gcomm://" + ",".join("127.0.0.1:%d" % n.gport for n in self.nodes.values())
 
-    def dsn(self, order=None, db="bltcy"):
+    def dsn(self, order=None, db="bltcy", user=USER):
         """SQL_DSN naming the nodes in order (node numbers; all of them in
         their order when None); one node gives the one-host form."""
         order = order or list(self.nodes)
         hosts = ",".join("127.0.0.1:%d" % self.nodes[i].port for i in order)
-        return "mysql://%s:%s@%s/%s" % (USER, self.password, hosts, db)
+        return "mysql://%s:%s@%s/%s" % (user, self.password, hosts, db)
 
     # -- start / stop -----------------------------------------------------------
     def start(self):
@@ -174,14 +175,18 @@ class Cluster:
         log.close()
 
     def grant(self):
-        """The relay's user, for TCP from anywhere (created on node 1, it
-        reaches the others with the state transfer or by replication)."""
+        """The relay's user, for TCP from anywhere, with every grant on its
+        database and no other, and the node check's, with none (created
+        on node 1, they reach the others with the state transfer or by
+        replication)."""
         c = self.root(1)
         try:
             cur = c.cursor()
             cur.execute("CREATE DATABASE IF NOT EXISTS bltcy CHARACTER SET utf8mb4")
             cur.execute("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'" % (USER, self.password))
-            cur.execute("GRANT ALL ON *.* TO '%s'@'%%' WITH GRANT OPTION" % USER)
+            cur.execute("GRANT ALL ON bltcy.* TO '%s'@'%%'" % USER)
+            # HAProxy's node check: a user with no grants at all
+            cur.execute("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'" % (CHECK_USER, self.password))
         finally:
             c.close()
 

@@ -107,7 +107,7 @@ def start_haproxy():
     d = H.cluster.dir
     conf = os.path.join(d, "node-check.env")
     with open(conf, "w") as f:
-        f.write("SQL_DSN=%s\n" % H.cluster.dsn([1]))
+        f.write("SQL_DSN=%s\n" % H.cluster.dsn([1], user=galera.CHECK_USER))
     os.chmod(conf, 0o644)
     shim = os.path.join(d, "bin")
     os.makedirs(shim, exist_ok=True)
