@@ -329,16 +329,7 @@ class GaleraHarness(harness.Harness):
         self.admin_node = 1
 
     def start(self):
-        self.dir = tempfile.mkdtemp(prefix="bltcy-it-")
-        atexit.register(self.stop)
-        for d in ("www", "tmp", "nginx-tmp"):
-            os.makedirs(os.path.join(self.dir, d))
-        self.config_path = os.path.join(self.dir, "bltcy.env")
-        self.relay_sock = os.path.join(self.dir, "relay.sock")
-        self.log_file = os.path.join(self.dir, "relay.log")
-        for exe in ("bltcy-relay", "bltcy-ctl"):
-            if not os.access(os.path.join(harness.BUILD, exe), os.X_OK):
-                raise SetupError("%s/%s is missing: run make first" % (harness.BUILD, exe))
+        self.make_dir()
         self.cluster.start()
         self.write_config()
         self.ctl("migrate")

@@ -393,7 +393,8 @@ class Harness:
             return ""
 
     # -- start/stop ----------------------------------------------------------
-    def start(self):
+    def make_dir(self):
+        """The run's directory and the paths in it; the build checked."""
         self.dir = tempfile.mkdtemp(prefix="bltcy-it-")
         atexit.register(self.stop)
         for d in ("www", "tmp", "nginx-tmp"):
@@ -402,10 +403,13 @@ class Harness:
         self.db_sock = os.path.join(self.dir, "mysql.sock")
         self.relay_sock = os.path.join(self.dir, "relay.sock")
         self.log_file = os.path.join(self.dir, "relay.log")
-        self.write_config()
         for exe in ("bltcy-relay", "bltcy-ctl"):
             if not os.access(os.path.join(BUILD, exe), os.X_OK):
                 raise SetupError("%s/%s is missing: run make first" % (BUILD, exe))
+
+    def start(self):
+        self.make_dir()
+        self.write_config()
         self.init_db()
         self.start_db()
         self.ctl("migrate")
