@@ -49,7 +49,12 @@ struct db {
 	unsigned int		 err_no;
 	char			 err[256];
 	pthread_mutex_t		 mu;	/* recursive; see db.h */
+	struct db		*next;	/* the process's handles (all_dbs) */
 };
+
+/* Every handle of the process, for db_follow_idle. */
+static pthread_mutex_t	 all_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct db	*all_dbs;
 
 /*
  * Which of the DSN's nodes the host uses (db_nodes_share): one word in
@@ -131,6 +136,10 @@ db_new(const struct dsn *dsn, const char *const *sqls, size_t nsqls, int flags)
 	db->nsqls = nsqls;
 	db->flags = flags;
 	db->patience_ms = DB_PATIENCE_MS;
+	pthread_mutex_lock(&all_mu);
+	db->next = all_dbs;
+	all_dbs = db;
+	pthread_mutex_unlock(&all_mu);
 	return db;
 }
 
@@ -164,8 +173,17 @@ disconnect(struct db *db)
 void
 db_free(struct db *db)
 {
+	struct db	**pp;
+
 	if (db == NULL)
 		return;
+	pthread_mutex_lock(&all_mu);
+	for (pp = &all_dbs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == db) {
+			*pp = db->next;
+			break;
+		}
+	pthread_mutex_unlock(&all_mu);
 	disconnect(db);
 	wipe(&db->dsn, sizeof(db->dsn));
 	pthread_mutex_destroy(&db->mu);
@@ -378,6 +396,22 @@ follow_host(struct db *db)
 	if (nodes != NULL && db->my != NULL && !db->in_tx &&
 	    NODES_LOAD() != db->seen)
 		disconnect(db);
+}
+
+void
+db_follow_idle(void)
+{
+	struct db	*db;
+
+	if (nodes == NULL)
+		return;
+	pthread_mutex_lock(&all_mu);
+	for (db = all_dbs; db != NULL; db = db->next)
+		if (pthread_mutex_trylock(&db->mu) == 0) {
+			follow_host(db);
+			pthread_mutex_unlock(&db->mu);
+		}
+	pthread_mutex_unlock(&all_mu);
 }
 
 void

@@ -117,6 +117,13 @@ unsigned int	 db_errno(const struct db *);
 #define DB_NODES_SHM	64
 void		 db_nodes_share(void *shm);
 void		 db_nodes_tick(const struct dsn *);
+/*
+ * Every handle of this process that is idle and on a node the host has
+ * left lets its connection go (it reconnects, to the host's node, when
+ * next used): a process calls it on its own clock, so that a connection
+ * used seldom does not stay on the old node.
+ */
+void		 db_follow_idle(void);
 /* How many times the host moved to another node (shared: all processes). */
 unsigned long long db_node_changes(void);
 /* The node the handle is connected to ("host:port"), "" if none. */

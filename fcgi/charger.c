@@ -676,8 +676,13 @@ charger_main(const struct dsn *dsn)
 		}
 		started++;
 	}
-	while (started == 2 && !signals_wait(&want, NULL))
-		;
+	while (started == 2) {
+		struct timespec	 second = { 1, 0 };
+
+		if (signals_wait(&want, &second))
+			break;
+		db_follow_idle();
+	}
 	STORE(&charger.stop, 1);
 	pthread_mutex_lock(&charger.mu);
 	pthread_cond_broadcast(&charger.cv);

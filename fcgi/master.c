@@ -229,7 +229,8 @@ prune_tick(void)
 
 /*
  * Every few seconds: back to the earliest node of the DSN that is ready
- * again (db.h), one process deciding for the host.
+ * again (db.h), one process deciding for the host. Every tick: the
+ * master's idle connections leave a node the host has left.
  */
 #define NODES_EVERY_MS	5000
 
@@ -238,6 +239,7 @@ nodes_tick(void)
 {
 	static int64_t	 last;
 
+	db_follow_idle();
 	if (mono_ms() - last < NODES_EVERY_MS)
 		return;
 	last = mono_ms();

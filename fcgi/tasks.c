@@ -528,6 +528,7 @@ tasks_main(const struct dsn *dsn)
 			keys_probe(kp, &p->cache, now_s());
 		}
 		log_flush();
+		db_follow_idle();
 		if (signals_wait(&want, &second))
 			break;
 	}

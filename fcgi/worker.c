@@ -224,6 +224,7 @@ worker_main(int fd, const struct dsn *dsn, const char *host, uint64_t seed,
 		if (signals_wait(&want, &ts))
 			break;
 		meter->retry(p.db, 1);	/* refunds no request came to do */
+		db_follow_idle();
 	}
 	stop_threads(&p);
 	for (i = 0; i < started; i++)
