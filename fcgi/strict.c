@@ -179,14 +179,13 @@ strict_reserve(struct db *db, struct charge *c)
 		return METER_DB;
 	if ((rc = charge(db, c, &paid)) != DB_OK) {
 		/* it may have applied before the connection broke */
-		refund_of(&r, c);
-		if (rc == DB_DOWN)
+		if (rc == DB_DOWN) {
+			refund_of(&r, c);
 			uncharge_later(c->slot, &r, "the charge's outcome is "
 			    "unknown");
-		else
-			log_err("req=%s not charged: %s", c->rec.rid,
-			    rc == DB_ERR ? "the charger did not take it" :
-			    db_error(db));
+		} else
+			log_err("req=%s not charged: the charger did not apply "
+			    "it", c->rec.rid);
 		return METER_DB;
 	}
 	return paid ? METER_OK : METER_RECHECK;
