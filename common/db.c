@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,6 +50,8 @@ struct db {
 	unsigned int		 err_no;
 	char			 err[256];
 	pthread_mutex_t		 mu;	/* recursive; see db.h */
+	uintptr_t		 tx_owner;	/* atomic: the thread whose
+						   transaction holds mu, or 0 */
 	struct db		*next;	/* the process's handles (all_dbs) */
 };
 
@@ -817,6 +820,20 @@ db_exec_text(struct db *db, const char *sql)
  * ROLLBACK. Inside the transaction no statement is retried. The thread
  * that began it holds the connection until its COMMIT or ROLLBACK.
  */
+/* db_begin's end: the transaction holds the handle, or nothing does. */
+static enum db_rc
+tx_held(struct db *db, enum db_rc rc)
+{
+	db->in_tx = rc == DB_OK;
+	if (rc != DB_OK) {
+		pthread_mutex_unlock(&db->mu);
+		return rc;
+	}
+	__atomic_store_n(&db->tx_owner, (uintptr_t)pthread_self(),
+	    __ATOMIC_RELAXED);
+	return rc;
+}
+
 enum db_rc
 db_begin(struct db *db)
 {
@@ -827,10 +844,7 @@ db_begin(struct db *db)
 	if (db->flags & DB_NO_AUTOCOMMIT) {
 		/* the first statement opens it */
 		rc = connect_db(db);
-		db->in_tx = rc == DB_OK;
-		if (rc != DB_OK)
-			pthread_mutex_unlock(&db->mu);
-		return rc;
+		return tx_held(db, rc);
 	}
 	if ((rc = text_once(db, "START TRANSACTION")) == DB_DOWN) {
 		disconnect(db);
@@ -838,10 +852,7 @@ db_begin(struct db *db)
 	}
 	if (rc == DB_DOWN)
 		disconnect(db);
-	db->in_tx = rc == DB_OK;
-	if (rc != DB_OK)
-		pthread_mutex_unlock(&db->mu);
-	return rc;
+	return tx_held(db, rc);
 }
 
 enum db_rc
@@ -858,13 +869,22 @@ db_commit(struct db *db)
 	}
 	if (rc == DB_DOWN)
 		disconnect(db);
+	__atomic_store_n(&db->tx_owner, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
 
+/*
+ * Also after a db_begin or db_commit that failed, which ended the
+ * transaction already: then it does nothing.
+ */
 void
 db_rollback(struct db *db)
 {
+	if (__atomic_load_n(&db->tx_owner, __ATOMIC_RELAXED) !=
+	    (uintptr_t)pthread_self())
+		return;
+	__atomic_store_n(&db->tx_owner, 0, __ATOMIC_RELAXED);
 	db->in_tx = 0;
 	if (db->my != NULL && mysql_rollback(db->my) != 0)
 		disconnect(db);

@@ -93,6 +93,11 @@ void		 db_set_patience(struct db *, int ms);
  */
 void		 db_backoff(int attempt);
 
+/*
+ * db_commit ends the transaction whether it succeeds or not; db_rollback
+ * ends one still open, and does nothing after a db_begin or db_commit
+ * that failed, so "roll back on any failure" is always right.
+ */
 enum db_rc	 db_begin(struct db *);
 enum db_rc	 db_commit(struct db *);
 void		 db_rollback(struct db *);
