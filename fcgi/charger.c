@@ -181,8 +181,10 @@ give_up(struct gc_slot *w, const char *rid)
 	return 1;
 }
 
+#define IN(s)	(1u << (s))	/* a state's bit in gc_wait's mask */
+
 /*
- * Sleep on w while it is in one of the states in mask (bits of GC_*),
+ * Sleep on w while it is in one of the states in mask (IN(GC_*) | ...),
  * until the charger moves it on; the state it ends in, or GC_NONE when
  * it was given up before anything applied.
  */
@@ -194,7 +196,7 @@ gc_wait(struct gc_slot *w, unsigned int mask, const char *rid)
 	for (;;) {
 		seq = LOAD(&w->wake);
 		st = LOAD(&w->state);
-		if (!(mask & (1u << st)))
+		if (!(mask & IN(st)))
 			return st;
 		if (!gc_sleep(&w->wake, seq, 100))
 			continue;
@@ -204,8 +206,6 @@ gc_wait(struct gc_slot *w, unsigned int mask, const char *rid)
 			CAS(&w->state, &st, GC_FAILED);
 	}
 }
-
-#define IN(s)	(1u << (s))
 
 enum db_rc
 charger_charge(const struct charge *c, int *paid)
